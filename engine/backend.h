@@ -1,0 +1,118 @@
+/* backend.h — the compute runtime behind every numerical step of training.
+ * Model and training code hold buffers that belong to a backend ("device" buffers) and
+ * call these ops; they never do arithmetic on layer data themselves, so a CUDA backend
+ * can sit beside the CPU one. Not a tensor library: only the ops an MLP trainer needs.
+ *
+ * Conventions (after llm.c): outputs first, then const inputs, then sizes. Matrices are
+ * row-major. A weight matrix W of a layer with C inputs and OC outputs is (OC, C).
+ * Gradients of parameters accumulate (+=); gradients of activations are overwritten. */
+#ifndef NS_BACKEND_H
+#define NS_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "err.h"
+
+typedef struct ns_backend ns_backend;
+
+typedef enum ns_act {
+    NS_ACT_IDENTITY = 0,
+    NS_ACT_RELU,
+    NS_ACT_LEAKY_RELU, /* slope 0.01 for x < 0 */
+    NS_ACT_GELU,       /* exact: x * Phi(x) */
+    NS_ACT_TANH,
+    NS_ACT_SIGMOID,
+} ns_act;
+
+#define NS_LEAKY_SLOPE 0.01f
+
+/* ---- lifetime and memory ---------------------------------------------------------- */
+
+/* CPU backend on OpenBLAS; threads = BLAS threads for this backend's GEMMs (>= 1).
+ * Returns NULL and sets *err on failure; caller frees with ns_backend_free. */
+ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err);
+void ns_backend_free(ns_backend *be);
+const char *ns_backend_name(const ns_backend *be);
+/* Nonzero when device buffers are ordinary host memory (the CPU backend). */
+int ns_backend_is_host(const ns_backend *be);
+
+void *ns_buf_alloc(ns_backend *be, size_t bytes); /* zeroed; NULL on failure */
+void ns_buf_free(ns_backend *be, void *p);
+void ns_buf_upload(ns_backend *be, void *dst_dev, const void *src_host, size_t bytes);
+void ns_buf_download(ns_backend *be, void *dst_host, const void *src_dev, size_t bytes);
+void ns_buf_copy(ns_backend *be, void *dst_dev, const void *src_dev, size_t bytes);
+
+/* ---- elementwise and reductions --------------------------------------------------- */
+
+void ns_op_zero(ns_backend *be, float *x, size_t n);                 /* x = 0 */
+void ns_op_scale(ns_backend *be, float *x, float s, size_t n);       /* x *= s */
+double ns_op_sumsq(ns_backend *be, const float *x, size_t n);        /* sum x^2, in double */
+int ns_op_all_finite(ns_backend *be, const float *x, size_t n);      /* 1 if no inf/nan */
+
+/* ---- dense layer ------------------------------------------------------------------ */
+
+/* out (B, OC) = inp (B, C) @ w^T, w (OC, C). Overwrites out. */
+void ns_op_matmul_forward(ns_backend *be, float *out, const float *inp, const float *w,
+                          int B, int C, int OC);
+/* dw (OC, C) += dout^T @ inp; dinp (B, C) = dout @ w unless dinp is NULL. */
+void ns_op_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
+                           const float *inp, const float *w, int B, int C, int OC);
+
+/* In one pass over (B, OC): pre += b (broadcast over rows), then
+ * out = act(pre) * keep / (1 - p) where keep is a Bernoulli(1 - p) draw that depends only
+ * on (seed, element index). p = 0 disables dropout (seed unused). */
+void ns_op_bias_act_forward(ns_backend *be, float *out, float *pre, const float *b,
+                            ns_act act, float p, uint64_t seed, int B, int OC);
+/* Inverse of the above: dpre = dout * keep / (1 - p) * act'(pre); db += column sums of
+ * dpre. dpre may alias dout. */
+void ns_op_bias_act_backward(ns_backend *be, float *dpre, float *db, const float *dout,
+                             const float *pre, ns_act act, float p, uint64_t seed,
+                             int B, int OC);
+
+/* ---- losses ----------------------------------------------------------------------- */
+
+/* Softmax cross-entropy over B rows of C logits, labels in [0, C).
+ * Targets t = (1 - eps) * onehot(y) + eps / C; per-row loss l_i = -sum_c t_c log p_ic,
+ * weighted by w_i = class_w[y_i] (1 when class_w is NULL).
+ * Returns sum_i w_i l_i and sets *wsum = sum_i w_i (the mean loss is their ratio).
+ * If dlogits is not NULL, writes d(mean loss)/dlogits = w_i (p_i - t_i) / wsum.
+ * If correct is not NULL, adds the number of rows whose argmax equals the label. */
+double ns_op_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
+                          const float *logits, const int32_t *labels, const float *class_w,
+                          float eps, int B, int C);
+/* probs (B, C) = softmax(logits) row-wise; may alias. */
+void ns_op_softmax(ns_backend *be, float *probs, const float *logits, int B, int C);
+/* Mean squared error over B*K values. Returns sum of squared errors; if dpred is not
+ * NULL writes d(mean)/dpred = 2 (pred - target) / (B K). */
+double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *target,
+                 int B, int K);
+
+/* ---- optimizer updates over a flat parameter buffer ------------------------------- */
+/* Each is one fused pass over n parameters; the formulas follow torch.optim exactly. */
+
+/* g' = g + wd p; buf = mu buf + g' (when mu > 0); step = nesterov ? g' + mu buf : buf;
+ * p -= lr * step. With mu = 0, buf is unused and step = g'. */
+void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n,
+                      float lr, float mu, float wd, int nesterov);
+/* Adam (decoupled = 0: g' = g + wd p) or AdamW (decoupled = 1: p *= 1 - lr wd first).
+ * m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
+ * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc_k = 1 - b_k^t. */
+void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g,
+                       size_t n, float lr, float b1, float b2, float eps, float wd,
+                       float bc1, float bc2, int decoupled);
+/* RMSprop: g' = g + wd p; v = alpha v + (1 - alpha) g'^2; d = g' / (sqrt(v) + eps);
+ * with mu > 0: buf = mu buf + d, p -= lr buf; else p -= lr d. */
+void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
+                          size_t n, float lr, float alpha, float eps, float wd, float mu);
+
+/* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */
+void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC);
+void ns_ref_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,
+                            const float *w, int B, int C, int OC);
+float ns_act_eval(ns_act act, float x);  /* act(x) */
+float ns_act_deriv(ns_act act, float x); /* act'(x) */
+/* The dropout keep decision for element i of a mask seeded with seed. */
+int ns_dropout_keep(uint64_t seed, size_t i, float p);
+
+#endif

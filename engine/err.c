@@ -1,0 +1,17 @@
+/* err.c — formatting of ns_err. */
+#include "err.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+
+int ns_err_set(ns_err *err, int code, const char *fmt, ...)
+{
+    if (err) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+        va_end(ap);
+        err->code = code;
+    }
+    return code;
+}

@@ -1,0 +1,135 @@
+/* train.h — the training loop: batching, optimizer and schedule steps, clipping,
+ * validation, early stopping, per-epoch records and exact checkpoints.
+ * It knows nothing of what is trained: a network is a parameter buffer plus one callback
+ * (ns_net) that computes the loss of a batch and accumulates its gradients. */
+#ifndef NS_TRAIN_H
+#define NS_TRAIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend.h"
+#include "data.h"
+#include "optim.h"
+#include "rng.h"
+#include "sched.h"
+
+/* What one batch produced; sums so that batches combine exactly. */
+typedef struct ns_batch_out {
+    double loss_sum;   /* sum of per-row losses (weighted for weighted cross-entropy) */
+    double weight_sum; /* sum of row weights (B when unweighted) */
+    long correct;      /* classification: rows whose argmax is the label */
+    double sq_err;     /* regression: sum of squared errors in standardised units */
+} ns_batch_out;
+
+typedef struct ns_net {
+    void *ctx;
+    float *params;      /* device (n_params), one contiguous buffer */
+    float *grads;       /* device (n_params), same layout */
+    size_t n_params;
+    int n_groups;       /* parameter groups (layers) for per-layer gradient norms */
+    const size_t *group_off; /* (n_groups + 1) offsets into params */
+    int max_batch;      /* largest B that batch() accepts */
+    /* Loss of B rows x (device, (B, d)) with labels y (device int32) or targets t
+     * (device float). training != 0: dropout on (mask seeded by noise_seed) and the
+     * gradient of the mean loss is ACCUMULATED into grads. Returns NS_OK or sets *err. */
+    int (*batch)(void *ctx, const float *x, const int32_t *y, const float *t, int B,
+                 int training, uint64_t noise_seed, ns_batch_out *out, ns_err *err);
+} ns_net;
+
+typedef enum ns_budget_kind { NS_BUDGET_EPOCHS = 0, NS_BUDGET_STEPS, NS_BUDGET_SECONDS } ns_budget_kind;
+
+typedef struct ns_train_spec {
+    ns_budget_kind budget;
+    long epochs;          /* NS_BUDGET_EPOCHS */
+    long steps;           /* NS_BUDGET_STEPS */
+    double seconds;       /* NS_BUDGET_SECONDS (also caps epochs when max_epochs > 0) */
+    long max_epochs;      /* hard cap on epochs for steps/seconds budgets [0 = none] */
+    int batch_size;       /* [128] */
+    int eval_batch;       /* rows per evaluation batch [1024] */
+    double lr;            /* base learning rate [1e-3] */
+    ns_optim_spec opt;
+    ns_sched_spec sched;
+    double clip_norm;     /* global gradient-norm clip; 0 = off */
+    int patience;         /* early stopping on the validation metric; 0 = off */
+    double min_delta;     /* improvement that resets patience [0] */
+    uint64_t seed;        /* the run's stream: shuffling and dropout */
+    int drop_last;        /* drop a final partial batch [0] */
+} ns_train_spec;
+
+void ns_train_spec_default(ns_train_spec *s);
+
+#define NS_MAX_GROUPS 64
+
+typedef struct ns_epoch_record {
+    int epoch;            /* 1-based */
+    long step;            /* optimizer steps done after this epoch */
+    double train_loss;    /* mean over the epoch's batches (weighted) */
+    double val_loss;      /* NaN when there is no validation set */
+    double val_acc;       /* classification: accuracy; NaN otherwise */
+    double val_rmse;      /* regression: RMSE in target units; NaN otherwise */
+    double lr;            /* LR of the epoch's last step */
+    double grad_norm;     /* global L2 norm of the gradient, mean over the epoch's steps */
+    int n_groups;
+    double group_grad_norm[NS_MAX_GROUPS]; /* the same per layer */
+    double seconds;       /* wall time of the epoch (training + validation) */
+    double samples_per_s; /* training rows per second of training time */
+    int improved;         /* this epoch set a new best validation metric */
+} ns_epoch_record;
+
+/* Called after every epoch; return nonzero to stop training (e.g. on a signal). */
+typedef int (*ns_epoch_fn)(void *user, const ns_epoch_record *rec);
+
+/* The state of one run; everything needed to continue it bit for bit. */
+typedef struct ns_trainer {
+    ns_train_spec spec;
+    ns_backend *be;
+    ns_net *net;
+    const ns_dataset *train, *val; /* already standardised; val may be NULL */
+    float t_std;          /* regression: target scale for RMSE in original units [1] */
+    ns_optim opt;
+    ns_sched sched;
+    ns_rng rng;
+    long steps_per_epoch;
+    long total_steps;     /* horizon for progress-based schedules (0 for seconds budgets) */
+    int epoch;            /* epochs completed */
+    long step;            /* optimizer steps completed */
+    double elapsed;       /* training seconds so far (for seconds budgets) */
+    double best_metric;   /* best validation metric so far (lower is better internally) */
+    int best_epoch;
+    int bad_epochs;
+    int stopped_early;
+    float *best_params;   /* device (n_params): weights at best_epoch (early stopping) */
+    /* scratch */
+    int32_t *order;       /* (train->n) row order of the current epoch */
+    float *xb;            /* device (max_batch, d) */
+    int32_t *yb;          /* device (max_batch) */
+    float *tb;            /* device (max_batch) */
+    float *host_x;        /* host staging (max_batch, d) when the backend is not host */
+    int32_t *host_y;
+    float *host_t;
+} ns_trainer;
+
+/* Prepares a run: optimizer state, schedule, RNG from spec->seed. net->params must
+ * already hold the initial weights. Returns NS_OK or sets *err. */
+int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, ns_net *net,
+                    const ns_dataset *train, const ns_dataset *val, ns_err *err);
+/* Trains until the budget is spent, early stopping fires, or fn returns nonzero.
+ * max_epochs_now > 0 stops after that many more epochs (used to split a run for
+ * checkpoints); the run can then be continued by calling ns_trainer_run again.
+ * On early stopping the best weights are restored into net->params. */
+int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err);
+/* Nonzero when the budget is spent or early stopping fired. */
+int ns_trainer_done(const ns_trainer *tr);
+/* Evaluates net on ds (no dropout): loss, accuracy or RMSE. */
+int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, double *acc,
+                        double *rmse, ns_err *err);
+void ns_trainer_free(ns_trainer *tr);
+
+/* Checkpoint: parameters, best parameters, optimizer moments, schedule, RNG, counters.
+ * Written atomically (temporary file, fsync, rename) with a CRC-32 over the contents.
+ * Loading checks the magic, version, shapes and checksum; NS_EINPUT on any mismatch. */
+int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err);
+int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err);
+
+#endif
