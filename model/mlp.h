@@ -63,6 +63,9 @@ void ns_mlp_init_params(ns_mlp *m, ns_rng *rng);
 /* Class weights (n_out floats, host) for cross-entropy; NULL removes them. */
 int ns_mlp_set_class_weights(ns_mlp *m, const float *w, ns_err *err);
 
+/* The dropout mask seed of hidden layer `layer` for a batch drawn with noise_seed. */
+uint64_t ns_mlp_dropout_seed(uint64_t noise_seed, int layer);
+
 /* Forward pass of B rows of x (device); returns the device pointer to the (B, n_out)
  * outputs (logits or predictions), valid until the next call. */
 const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint64_t noise_seed);

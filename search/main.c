@@ -1,3 +1,302 @@
-/* main.c — the nnsearch command line (placeholder until the CLI lands). */
+/* main.c — the nnsearch command line: argument parsing, progress and result output,
+ * exit codes (0 ok, 1 runtime failure, 2 usage/config/data error). The only place that
+ * exits; everything it calls returns errors. */
+#include <math.h>
 #include <stdio.h>
-int main(void) { fputs("nnsearch: not built yet\n", stderr); return 1; }
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../model/modelfile.h"
+#include "config.h"
+#include "pipeline.h"
+#include "predict.h"
+
+static const char usage[] =
+    "usage: nnsearch COMMAND [options]\n"
+    "\n"
+    "commands:\n"
+    "  nnsearch CONFIG.yaml              run the config (without a search: section, one training)\n"
+    "  nnsearch train CONFIG [-o MODEL]  train one fixed config to a model file\n"
+    "  nnsearch predict MODEL DATA       predictions as CSV, with the model's preprocessing\n"
+    "\n"
+    "train options:\n"
+    "  -o, --output FILE     model file [results/<config name>/model.nsm]\n"
+    "  --json                one JSON object per epoch on stdout, then a final one\n"
+    "  --checkpoint FILE     write the full training state after every epoch; if FILE\n"
+    "                        exists, continue from it (bit-identical to an unbroken run)\n"
+    "  --seed N              override train.seed\n"
+    "  --threads N           BLAS threads (overrides the config's threads) [1]\n"
+    "  --quiet               no progress lines on stderr\n"
+    "\n"
+    "predict options:\n"
+    "  -o, --output FILE     write the CSV there instead of stdout\n"
+    "  --labels FILE         IDX labels for DATA: also report accuracy on stderr\n"
+    "\n"
+    "common: -h, --help    this text;  --version  print the version\n"
+    "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error\n"
+    "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fputs("nnsearch: ", stderr);
+    fprintf(stderr, fmt, arg);
+    fputs(" (see nnsearch --help)\n", stderr);
+    return 2;
+}
+
+static int report(const ns_err *err)
+{
+    fprintf(stderr, "nnsearch: %s\n", err->msg);
+    return err->code ? err->code : 1;
+}
+
+/* JSON numbers cannot be NaN or infinite: those become null. */
+static void jnum(FILE *f, const char *key, double v, int comma)
+{
+    if (isfinite(v))
+        fprintf(f, "\"%s\":%.9g", key, v);
+    else
+        fprintf(f, "\"%s\":null", key);
+    if (comma)
+        fputc(',', f);
+}
+
+typedef struct train_out {
+    int json, quiet;
+    long total_epochs;
+    ns_task task;
+} train_out;
+
+static int print_epoch(void *user, const ns_epoch_record *r)
+{
+    train_out *o = user;
+    if (o->json) {
+        printf("{\"epoch\":%d,\"step\":%ld,", r->epoch, r->step);
+        jnum(stdout, "train_loss", r->train_loss, 1);
+        jnum(stdout, "val_loss", r->val_loss, 1);
+        if (o->task == NS_TASK_CLASSIFY)
+            jnum(stdout, "val_acc", r->val_acc, 1);
+        else
+            jnum(stdout, "val_rmse", r->val_rmse, 1);
+        jnum(stdout, "lr", r->lr, 1);
+        jnum(stdout, "grad_norm", r->grad_norm, 1);
+        printf("\"layer_grad_norm\":[");
+        for (int g = 0; g < r->n_groups; g++) {
+            if (isfinite(r->group_grad_norm[g]))
+                printf("%s%.6g", g ? "," : "", r->group_grad_norm[g]);
+            else
+                printf("%snull", g ? "," : "");
+        }
+        printf("],");
+        jnum(stdout, "seconds", r->seconds, 1);
+        jnum(stdout, "samples_per_s", r->samples_per_s, 0);
+        printf("}\n");
+        fflush(stdout);
+    }
+    if (!o->quiet) {
+        char metric[64] = "";
+        if (o->task == NS_TASK_CLASSIFY && isfinite(r->val_acc))
+            snprintf(metric, sizeof metric, "  val_acc %.4f", r->val_acc);
+        else if (isfinite(r->val_rmse))
+            snprintf(metric, sizeof metric, "  val_rmse %.4g", r->val_rmse);
+        char total[32] = "";
+        if (o->total_epochs > 0)
+            snprintf(total, sizeof total, "/%ld", o->total_epochs);
+        fprintf(stderr, "epoch %d%s  train_loss %.4f  val_loss %.4f%s  lr %.3g  %.0f samples/s  %.1fs\n",
+                r->epoch, total, r->train_loss, r->val_loss, metric, r->lr, r->samples_per_s, r->seconds);
+    }
+    return 0;
+}
+
+/* results/<config file name without extension>/model.nsm */
+static char *default_model_path(const char *config)
+{
+    const char *base = strrchr(config, '/');
+    base = base ? base + 1 : config;
+    size_t len = strcspn(base, ".");
+    char *dir = malloc(len + 16), *path = malloc(len + 32);
+    if (!dir || !path) {
+        free(dir);
+        free(path);
+        return NULL;
+    }
+    snprintf(dir, len + 16, "results/%.*s", (int)len, base);
+    mkdir("results", 0777);
+    mkdir(dir, 0777);
+    snprintf(path, len + 32, "%s/model.nsm", dir);
+    free(dir);
+    return path;
+}
+
+static int parse_long(const char *s, long *out)
+{
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv)
+{
+    const char *config = NULL, *out = NULL, *ckpt = NULL;
+    train_out o = {0};
+    long seed = -1, threads = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json"))
+            o.json = 1;
+        else if (!strcmp(a, "--quiet"))
+            o.quiet = 1;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--checkpoint") ||
+                 !strcmp(a, "--seed") || !strcmp(a, "--threads")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            const char *v = argv[++i];
+            if (a[1] == 'o' || !strcmp(a, "--output"))
+                out = v;
+            else if (!strcmp(a, "--checkpoint"))
+                ckpt = v;
+            else if (!strcmp(a, "--seed") ? parse_long(v, &seed) || seed < 0
+                                          : parse_long(v, &threads) || threads < 1 || threads > 256)
+                return usage_error("bad value for %s: expected a non-negative integer", a);
+        } else if (a[0] == '-' && a[1])
+            return usage_error("unknown option '%s'", a);
+        else if (!config)
+            config = a;
+        else
+            return usage_error("unexpected argument '%s'", a);
+    }
+    if (!config)
+        return usage_error("%s", "train needs a CONFIG file");
+
+    ns_err err = {0};
+    ns_config c;
+    if (ns_config_load(&c, config, &err))
+        return report(&err);
+    if (seed >= 0)
+        c.train.seed = (uint64_t)seed;
+    if (threads > 0)
+        c.threads = (int)threads;
+    ns_prepared p;
+    if (ns_prepare_data(&p, &c, &err)) {
+        ns_config_free(&c);
+        return report(&err);
+    }
+    char *model_path = out ? strdup(out) : default_model_path(config);
+    o.task = p.task;
+    o.total_epochs = c.train.budget == NS_BUDGET_EPOCHS ? c.train.epochs : 0;
+    if (!o.quiet)
+        fprintf(stderr, "nnsearch: %s: %ld training, %ld validation, %ld test rows, %d features\n",
+                config, p.train.n, p.val.n, p.test.n, p.train.d);
+    ns_run_result res;
+    int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &res, &err);
+    if (rc) {
+        rc = report(&err);
+    } else {
+        if (o.json) {
+            printf("{\"final\":true,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s,",
+                   res.epochs, res.best_epoch, res.stopped_early ? "true" : "false",
+                   res.diverged ? "true" : "false");
+            jnum(stdout, "val_loss", res.val_loss, 1);
+            if (p.task == NS_TASK_CLASSIFY) {
+                jnum(stdout, "val_acc", res.val_acc, 1);
+                jnum(stdout, "test_loss", res.test_loss, 1);
+                jnum(stdout, "test_acc", res.test_acc, 1);
+            } else {
+                jnum(stdout, "val_rmse", res.val_rmse, 1);
+                jnum(stdout, "test_loss", res.test_loss, 1);
+                jnum(stdout, "test_rmse", res.test_rmse, 1);
+            }
+            printf("\"model\":\"%s\"}\n", model_path ? model_path : "");
+        } else {
+            printf("epochs %d (best %d)%s%s\n", res.epochs, res.best_epoch,
+                   res.stopped_early && !res.diverged ? ", stopped early" : "",
+                   res.diverged ? ", DIVERGED (non-finite loss)" : "");
+            if (p.task == NS_TASK_CLASSIFY) {
+                printf("val_loss %.4f  val_acc %.4f\n", res.val_loss, res.val_acc);
+                if (p.test.n)
+                    printf("test_loss %.4f  test_acc %.4f\n", res.test_loss, res.test_acc);
+            } else {
+                printf("val_loss %.4f  val_rmse %.4g\n", res.val_loss, res.val_rmse);
+                if (p.test.n)
+                    printf("test_loss %.4f  test_rmse %.4g\n", res.test_loss, res.test_rmse);
+            }
+            printf("model %s\n", model_path);
+        }
+    }
+    free(model_path);
+    ns_prepared_free(&p);
+    ns_config_free(&c);
+    return rc;
+}
+
+static int cmd_predict(int argc, char **argv)
+{
+    const char *model = NULL, *data = NULL, *out = NULL, *labels = NULL;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--labels")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            if (!strcmp(a, "--labels"))
+                labels = argv[++i];
+            else
+                out = argv[++i];
+        } else if (a[0] == '-' && a[1])
+            return usage_error("unknown option '%s'", a);
+        else if (!model)
+            model = a;
+        else if (!data)
+            data = a;
+        else
+            return usage_error("unexpected argument '%s'", a);
+    }
+    if (!model || !data)
+        return usage_error("%s", "predict needs MODEL and DATA");
+    ns_err err = {0};
+    ns_predict_summary sum;
+    int rc = ns_predict_file(model, data, labels, out, &sum, &err);
+    if (rc)
+        return report(&err);
+    if (sum.has_accuracy)
+        fprintf(stderr, "nnsearch: %ld rows, accuracy %.4f\n", sum.rows, sum.accuracy);
+    else if (sum.has_rmse)
+        fprintf(stderr, "nnsearch: %ld rows, rmse %.6g\n", sum.rows, sum.rmse);
+    else
+        fprintf(stderr, "nnsearch: %ld rows predicted\n", sum.rows);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("nnsearch %s\n", NS_VERSION);
+        return 0;
+    }
+    for (int i = 2; i < argc; i++)
+        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            fputs(usage, stdout);
+            return 0;
+        }
+    if (!strcmp(cmd, "train"))
+        return cmd_train(argc - 2, argv + 2);
+    if (!strcmp(cmd, "predict"))
+        return cmd_predict(argc - 2, argv + 2);
+    if (cmd[0] == '-')
+        return usage_error("unknown option '%s'", cmd);
+    /* nnsearch CONFIG.yaml: a config without a search section is one training run. */
+    return cmd_train(argc - 1, argv + 1);
+}

@@ -1,0 +1,91 @@
+/* backend.c — dispatch of every ns_op_* / ns_buf_* call through the backend's op table.
+ * Deliberately thin: no checks on the hot path beyond what the ops themselves need. */
+#include "backend_impl.h"
+
+void ns_backend_free(ns_backend *be)
+{
+    if (be)
+        be->ops->destroy(be);
+}
+const char *ns_backend_name(const ns_backend *be) { return be->ops->name; }
+int ns_backend_is_host(const ns_backend *be) { return be->ops->is_host; }
+
+void *ns_buf_alloc(ns_backend *be, size_t bytes) { return be->ops->alloc(be, bytes); }
+void ns_buf_free(ns_backend *be, void *p)
+{
+    if (p)
+        be->ops->free(be, p);
+}
+void ns_buf_upload(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    be->ops->upload(be, dst, src, bytes);
+}
+void ns_buf_download(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    be->ops->download(be, dst, src, bytes);
+}
+void ns_buf_copy(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    be->ops->copy(be, dst, src, bytes);
+}
+
+void ns_op_zero(ns_backend *be, float *x, size_t n) { be->ops->zero(be, x, n); }
+void ns_op_scale(ns_backend *be, float *x, float s, size_t n) { be->ops->scale(be, x, s, n); }
+double ns_op_sumsq(ns_backend *be, const float *x, size_t n) { return be->ops->sumsq(be, x, n); }
+int ns_op_all_finite(ns_backend *be, const float *x, size_t n)
+{
+    return be->ops->all_finite(be, x, n);
+}
+
+void ns_op_matmul_forward(ns_backend *be, float *out, const float *inp, const float *w, int B,
+                          int C, int OC)
+{
+    be->ops->matmul_forward(be, out, inp, w, B, C, OC);
+}
+void ns_op_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
+                           const float *inp, const float *w, int B, int C, int OC)
+{
+    be->ops->matmul_backward(be, dinp, dw, dout, inp, w, B, C, OC);
+}
+void ns_op_bias_act_forward(ns_backend *be, float *out, float *pre, const float *b, ns_act act,
+                            float p, uint64_t seed, int B, int OC)
+{
+    be->ops->bias_act_forward(be, out, pre, b, act, p, seed, B, OC);
+}
+void ns_op_bias_act_backward(ns_backend *be, float *dpre, float *db, const float *dout,
+                             const float *pre, ns_act act, float p, uint64_t seed, int B,
+                             int OC)
+{
+    be->ops->bias_act_backward(be, dpre, db, dout, pre, act, p, seed, B, OC);
+}
+double ns_op_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
+                          const float *logits, const int32_t *labels, const float *class_w,
+                          float eps, int B, int C)
+{
+    return be->ops->softmax_xent(be, dlogits, correct, wsum, logits, labels, class_w, eps, B, C);
+}
+void ns_op_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
+{
+    be->ops->softmax(be, probs, logits, B, C);
+}
+double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
+                 int K)
+{
+    return be->ops->mse(be, dpred, pred, target, B, K);
+}
+void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+                      float mu, float wd, int nesterov)
+{
+    be->ops->sgd_update(be, p, buf, g, n, lr, mu, wd, nesterov);
+}
+void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+                       float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                       int decoupled)
+{
+    be->ops->adam_update(be, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+}
+void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
+                          size_t n, float lr, float alpha, float eps, float wd, float mu)
+{
+    be->ops->rmsprop_update(be, p, v, buf, g, n, lr, alpha, eps, wd, mu);
+}

@@ -1,0 +1,388 @@
+/* backend_cpu.c — the CPU backend: GEMMs on OpenBLAS, everything else as fused,
+ * vectorisable loops (one pass for bias + activation + dropout, one for each optimizer
+ * update). Device buffers are ordinary host memory. Reduction orders are fixed, so a run
+ * gives the same bits every time on the same machine. */
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend_impl.h"
+#include "cpu_ops.h"
+#include "rng.h"
+
+/* OpenBLAS exports this; cblas.h of other BLAS builds does not declare it. */
+void openblas_set_num_threads(int num_threads);
+
+#define NS_CLONES __attribute__((target_clones("avx2", "default")))
+
+/* ---- activations (the scalar definitions double as the reference) ----------------- */
+
+float ns_act_eval(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? x : NS_LEAKY_SLOPE * x;
+    case NS_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
+    case NS_ACT_TANH: return tanhf(x);
+    case NS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case NS_ACT_IDENTITY: break;
+    }
+    return x;
+}
+
+float ns_act_deriv(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : NS_LEAKY_SLOPE;
+    case NS_ACT_GELU: {
+        const float inv_sqrt_2pi = 0.3989422804014327f;
+        return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * inv_sqrt_2pi * expf(-0.5f * x * x);
+    }
+    case NS_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case NS_ACT_SIGMOID: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    case NS_ACT_IDENTITY: break;
+    }
+    return 1.0f;
+}
+
+/* An odd multiplier makes (seed, i) -> hash input injective for a fixed seed; the top
+ * 24 bits of the hash are a uniform draw in [0, 1). */
+static inline float dropout_u(uint64_t seed, size_t i)
+{
+    return (float)(ns_hash64(seed + (uint64_t)i * 0xD1342543DE82EF95ULL) >> 40) * 0x1.0p-24f;
+}
+
+int ns_dropout_keep(uint64_t seed, size_t i, float p) { return dropout_u(seed, i) >= p; }
+
+/* ---- memory ---------------------------------------------------------------------- */
+
+static void cpu_destroy(ns_backend *be) { free(be); }
+
+static void *cpu_alloc(ns_backend *be, size_t bytes)
+{
+    (void)be;
+    /* 64-byte alignment: whole cache lines and aligned AVX loads for every buffer. */
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    void *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (p)
+        memset(p, 0, rounded ? rounded : 64);
+    return p;
+}
+
+static void cpu_free(ns_backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
+static void cpu_memcpy(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    (void)be;
+    if (dst != src && bytes)
+        memcpy(dst, src, bytes);
+}
+
+/* ---- elementwise and reductions --------------------------------------------------- */
+
+static void cpu_zero(ns_backend *be, float *x, size_t n)
+{
+    (void)be;
+    memset(x, 0, n * sizeof *x);
+}
+
+NS_CLONES static void cpu_scale(ns_backend *be, float *x, float s, size_t n)
+{
+    (void)be;
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+NS_CLONES static double cpu_sumsq(ns_backend *be, const float *x, size_t n)
+{
+    (void)be;
+    double s = 0.0;
+#pragma omp simd reduction(+ : s)
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * (double)x[i];
+    return s;
+}
+
+static int cpu_all_finite(ns_backend *be, const float *x, size_t n)
+{
+    (void)be;
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return 0;
+    return 1;
+}
+
+/* ---- dense layer ------------------------------------------------------------------ */
+
+static void cpu_matmul_forward(ns_backend *be, float *out, const float *inp, const float *w,
+                               int B, int C, int OC)
+{
+    (void)be;
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, B, OC, C, 1.0f, inp, C, w, C, 0.0f,
+                out, OC);
+}
+
+static void cpu_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
+                                const float *inp, const float *w, int B, int C, int OC)
+{
+    (void)be;
+    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, C, B, 1.0f, dout, OC, inp, C,
+                1.0f, dw, C);
+    if (dinp)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, B, C, OC, 1.0f, dout, OC, w, C,
+                    0.0f, dinp, C);
+}
+
+/* The activation is chosen outside the loops so that each inner loop is branch-free and
+ * vectorises; transcendental activations call libm per element. */
+NS_CLONES static void cpu_bias_act_forward(ns_backend *be, float *out, float *pre,
+                                           const float *b, ns_act act, float p, uint64_t seed,
+                                           int B, int OC)
+{
+    (void)be;
+    const float inv_keep = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+    for (int i = 0; i < B; i++) {
+        float *z = pre + (size_t)i * OC;
+        float *a = out + (size_t)i * OC;
+        switch (act) {
+        case NS_ACT_IDENTITY:
+#pragma omp simd
+            for (int j = 0; j < OC; j++) {
+                z[j] += b[j];
+                a[j] = z[j];
+            }
+            break;
+        case NS_ACT_RELU:
+#pragma omp simd
+            for (int j = 0; j < OC; j++) {
+                z[j] += b[j];
+                a[j] = z[j] > 0.0f ? z[j] : 0.0f;
+            }
+            break;
+        case NS_ACT_LEAKY_RELU:
+#pragma omp simd
+            for (int j = 0; j < OC; j++) {
+                z[j] += b[j];
+                a[j] = z[j] > 0.0f ? z[j] : NS_LEAKY_SLOPE * z[j];
+            }
+            break;
+        default:
+            for (int j = 0; j < OC; j++) {
+                z[j] += b[j];
+                a[j] = ns_act_eval(act, z[j]);
+            }
+            break;
+        }
+        if (p > 0.0f) {
+            size_t base = (size_t)i * OC;
+            for (int j = 0; j < OC; j++)
+                a[j] = dropout_u(seed, base + j) >= p ? a[j] * inv_keep : 0.0f;
+        }
+    }
+}
+
+NS_CLONES static void cpu_bias_act_backward(ns_backend *be, float *dpre, float *db,
+                                            const float *dout, const float *pre, ns_act act,
+                                            float p, uint64_t seed, int B, int OC)
+{
+    (void)be;
+    const float inv_keep = p > 0.0f ? 1.0f / (1.0f - p) : 1.0f;
+    for (int i = 0; i < B; i++) {
+        const float *z = pre + (size_t)i * OC;
+        const float *g = dout + (size_t)i * OC;
+        float *d = dpre + (size_t)i * OC;
+        if (p > 0.0f) {
+            size_t base = (size_t)i * OC;
+            for (int j = 0; j < OC; j++)
+                d[j] = dropout_u(seed, base + j) >= p ? g[j] * inv_keep : 0.0f;
+            g = d;
+        }
+        switch (act) {
+        case NS_ACT_IDENTITY:
+            if (d != g)
+                memcpy(d, g, (size_t)OC * sizeof *d);
+            break;
+        case NS_ACT_RELU:
+#pragma omp simd
+            for (int j = 0; j < OC; j++)
+                d[j] = z[j] > 0.0f ? g[j] : 0.0f;
+            break;
+        case NS_ACT_LEAKY_RELU:
+#pragma omp simd
+            for (int j = 0; j < OC; j++)
+                d[j] = z[j] > 0.0f ? g[j] : NS_LEAKY_SLOPE * g[j];
+            break;
+        default:
+            for (int j = 0; j < OC; j++)
+                d[j] = g[j] * ns_act_deriv(act, z[j]);
+            break;
+        }
+#pragma omp simd
+        for (int j = 0; j < OC; j++)
+            db[j] += d[j];
+    }
+}
+
+/* ---- losses ----------------------------------------------------------------------- */
+
+static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
+                               const float *logits, const int32_t *labels, const float *class_w,
+                               float eps, int B, int C)
+{
+    (void)be;
+    double W = 0.0;
+    for (int i = 0; i < B; i++)
+        W += class_w ? (double)class_w[labels[i]] : 1.0;
+    const float inv_W = W > 0.0 ? (float)(1.0 / W) : 0.0f;
+    const float off = eps / (float)C, on = 1.0f - eps + off;
+    double loss = 0.0;
+    long hits = 0;
+    for (int i = 0; i < B; i++) {
+        const float *z = logits + (size_t)i * C;
+        const int y = labels[i];
+        const float wi = class_w ? class_w[y] : 1.0f;
+        float zmax = z[0];
+        int arg = 0;
+        for (int c = 1; c < C; c++)
+            if (z[c] > zmax) {
+                zmax = z[c];
+                arg = c;
+            }
+        double se = 0.0, zsum = 0.0;
+        for (int c = 0; c < C; c++) {
+            se += exp((double)(z[c] - zmax));
+            zsum += (double)(z[c] - zmax);
+        }
+        const double lse = log(se);
+        /* -sum_c t_c log p_c with log p_c = z_c - zmax - lse */
+        double li = -(double)(on - off) * ((double)(z[y] - zmax) - lse) - (double)off * (zsum - C * lse);
+        loss += (double)wi * li;
+        hits += arg == y;
+        if (dlogits) {
+            float *d = dlogits + (size_t)i * C;
+            const float s = wi * inv_W;
+            for (int c = 0; c < C; c++) {
+                float pc = (float)(exp((double)(z[c] - zmax) - lse));
+                d[c] = s * (pc - (c == y ? on : off));
+            }
+        }
+    }
+    if (correct)
+        *correct += hits;
+    if (wsum)
+        *wsum = W;
+    return loss;
+}
+
+static void cpu_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
+{
+    (void)be;
+    for (int i = 0; i < B; i++) {
+        const float *z = logits + (size_t)i * C;
+        float *p = probs + (size_t)i * C;
+        float zmax = z[0];
+        for (int c = 1; c < C; c++)
+            zmax = z[c] > zmax ? z[c] : zmax;
+        double se = 0.0;
+        for (int c = 0; c < C; c++)
+            se += exp((double)(z[c] - zmax));
+        for (int c = 0; c < C; c++)
+            p[c] = (float)(exp((double)(z[c] - zmax)) / se);
+    }
+}
+
+static double cpu_mse(ns_backend *be, float *dpred, const float *pred, const float *target,
+                      int B, int K)
+{
+    (void)be;
+    const size_t n = (size_t)B * K;
+    const float g = 2.0f / (float)n;
+    double s = 0.0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)pred[i] - (double)target[i];
+        s += e * e;
+        if (dpred)
+            dpred[i] = g * (pred[i] - target[i]);
+    }
+    return s;
+}
+
+/* ---- optimizer updates: the kernels are in cpu_optim.c ---------------------------- */
+
+static void cpu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+                    float mu, float wd, int nesterov)
+{
+    (void)be;
+    ns_cpu_sgd_update(p, buf, g, n, lr, mu, wd, nesterov);
+}
+
+static void cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+                     float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                     int decoupled)
+{
+    (void)be;
+    ns_cpu_adam_update(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+}
+
+static void cpu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g,
+                        size_t n, float lr, float alpha, float eps, float wd, float mu)
+{
+    (void)be;
+    ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);
+}
+
+static const ns_backend_ops cpu_ops = {
+    .name = "cpu",
+    .is_host = 1,
+    .destroy = cpu_destroy,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .upload = cpu_memcpy,
+    .download = cpu_memcpy,
+    .copy = cpu_memcpy,
+    .zero = cpu_zero,
+    .scale = cpu_scale,
+    .sumsq = cpu_sumsq,
+    .all_finite = cpu_all_finite,
+    .matmul_forward = cpu_matmul_forward,
+    .matmul_backward = cpu_matmul_backward,
+    .bias_act_forward = cpu_bias_act_forward,
+    .bias_act_backward = cpu_bias_act_backward,
+    .softmax_xent = cpu_softmax_xent,
+    .softmax = cpu_softmax,
+    .mse = cpu_mse,
+    .sgd_update = cpu_sgd,
+    .adam_update = cpu_adam,
+    .rmsprop_update = cpu_rmsprop,
+};
+
+ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err)
+{
+    if (threads < 1) {
+        ns_err_set(err, NS_EINPUT, "threads must be >= 1 (got %d)", threads);
+        return NULL;
+    }
+    ns_backend *be = calloc(1, sizeof *be);
+    if (!be) {
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating the CPU backend");
+        return NULL;
+    }
+    be->ops = &cpu_ops;
+    be->threads = threads;
+    /* OpenBLAS's thread count is process-wide; the trial pool sets it once for all. */
+    openblas_set_num_threads(threads);
+    return be;
+}

@@ -1,0 +1,50 @@
+/* backend_impl.h — what a backend implementation provides: its op table.
+ * Only backend_*.c files include this; everyone else sees the opaque ns_backend. */
+#ifndef NS_BACKEND_IMPL_H
+#define NS_BACKEND_IMPL_H
+
+#include "backend.h"
+
+typedef struct ns_backend_ops {
+    const char *name;
+    int is_host;
+    void (*destroy)(ns_backend *be);
+    void *(*alloc)(ns_backend *be, size_t bytes);
+    void (*free)(ns_backend *be, void *p);
+    void (*upload)(ns_backend *be, void *dst, const void *src, size_t bytes);
+    void (*download)(ns_backend *be, void *dst, const void *src, size_t bytes);
+    void (*copy)(ns_backend *be, void *dst, const void *src, size_t bytes);
+    void (*zero)(ns_backend *be, float *x, size_t n);
+    void (*scale)(ns_backend *be, float *x, float s, size_t n);
+    double (*sumsq)(ns_backend *be, const float *x, size_t n);
+    int (*all_finite)(ns_backend *be, const float *x, size_t n);
+    void (*matmul_forward)(ns_backend *be, float *out, const float *inp, const float *w,
+                           int B, int C, int OC);
+    void (*matmul_backward)(ns_backend *be, float *dinp, float *dw, const float *dout,
+                            const float *inp, const float *w, int B, int C, int OC);
+    void (*bias_act_forward)(ns_backend *be, float *out, float *pre, const float *b,
+                             ns_act act, float p, uint64_t seed, int B, int OC);
+    void (*bias_act_backward)(ns_backend *be, float *dpre, float *db, const float *dout,
+                              const float *pre, ns_act act, float p, uint64_t seed, int B,
+                              int OC);
+    double (*softmax_xent)(ns_backend *be, float *dlogits, long *correct, double *wsum,
+                           const float *logits, const int32_t *labels, const float *class_w,
+                           float eps, int B, int C);
+    void (*softmax)(ns_backend *be, float *probs, const float *logits, int B, int C);
+    double (*mse)(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
+                  int K);
+    void (*sgd_update)(ns_backend *be, float *p, float *buf, const float *g, size_t n,
+                       float lr, float mu, float wd, int nesterov);
+    void (*adam_update)(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+                        float lr, float b1, float b2, float eps, float wd, float bc1,
+                        float bc2, int decoupled);
+    void (*rmsprop_update)(ns_backend *be, float *p, float *v, float *buf, const float *g,
+                           size_t n, float lr, float alpha, float eps, float wd, float mu);
+} ns_backend_ops;
+
+struct ns_backend {
+    const ns_backend_ops *ops;
+    int threads;
+};
+
+#endif

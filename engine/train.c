@@ -1,0 +1,488 @@
+/* train.c — the training loop and its exact checkpoints. One run is a pure function of
+ * (data, network, spec): the order of rows, dropout masks and every reduction are fixed,
+ * and a checkpoint captures everything the loop reads, so a split run gives the same bits.
+ * Not responsible for detecting pathologies beyond stopping on a non-finite loss. */
+#include "train.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+void ns_train_spec_default(ns_train_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->budget = NS_BUDGET_EPOCHS;
+    s->epochs = 10;
+    s->batch_size = 128;
+    s->eval_batch = 1024;
+    s->lr = 1e-3;
+    ns_optim_spec_default(&s->opt, NS_OPT_ADAM);
+    ns_sched_spec_default(&s->sched, NS_SCHED_CONSTANT);
+    s->seed = 1;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Internally every metric is "lower is better". */
+static double metric_of(const ns_trainer *tr, double acc, double rmse)
+{
+    return tr->train->task == NS_TASK_CLASSIFY ? -acc : rmse;
+}
+
+int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, ns_net *net,
+                    const ns_dataset *train, const ns_dataset *val, ns_err *err)
+{
+    memset(tr, 0, sizeof *tr);
+    if (spec->batch_size < 1 || spec->eval_batch < 1)
+        return ns_err_set(err, NS_EINPUT, "batch_size and eval_batch must be >= 1");
+    if (train->n < 1)
+        return ns_err_set(err, NS_EINPUT, "the training set is empty");
+    if (net->max_batch < spec->batch_size || net->max_batch < spec->eval_batch)
+        return ns_err_set(err, NS_ERUNTIME, "network allocated for batch %d, run needs %d",
+                          net->max_batch,
+                          spec->batch_size > spec->eval_batch ? spec->batch_size : spec->eval_batch);
+    if (net->n_groups > NS_MAX_GROUPS)
+        return ns_err_set(err, NS_EINPUT, "too many layers (%d > %d)", net->n_groups, NS_MAX_GROUPS);
+    tr->spec = *spec;
+    tr->be = be;
+    tr->net = net;
+    tr->train = train;
+    tr->val = val && val->n > 0 ? val : NULL;
+    tr->t_std = 1.0f;
+    long B = spec->batch_size;
+    tr->steps_per_epoch = spec->drop_last ? train->n / B : (train->n + B - 1) / B;
+    if (tr->steps_per_epoch < 1)
+        return ns_err_set(err, NS_EINPUT,
+                          "batch_size %ld exceeds the %ld training rows with drop_last on; "
+                          "lower batch_size or turn drop_last off", B, train->n);
+    switch (spec->budget) {
+    case NS_BUDGET_EPOCHS:
+        if (spec->epochs < 1)
+            return ns_err_set(err, NS_EINPUT, "epochs must be >= 1");
+        tr->total_steps = spec->epochs * tr->steps_per_epoch;
+        break;
+    case NS_BUDGET_STEPS:
+        if (spec->steps < 1)
+            return ns_err_set(err, NS_EINPUT, "steps must be >= 1");
+        tr->total_steps = spec->steps;
+        break;
+    case NS_BUDGET_SECONDS:
+        if (!(spec->seconds > 0))
+            return ns_err_set(err, NS_EINPUT, "seconds must be > 0");
+        tr->total_steps = 0;
+        break;
+    }
+    tr->best_metric = INFINITY;
+    ns_rng_seed(&tr->rng, spec->seed);
+    ns_sched_init(&tr->sched, &spec->sched, spec->lr);
+    int rc = ns_optim_init(&tr->opt, &spec->opt, be, net->n_params, err);
+    if (rc)
+        return rc;
+
+    int mb = net->max_batch;
+    int d = train->d;
+    tr->order = malloc((size_t)train->n * sizeof *tr->order);
+    tr->xb = ns_buf_alloc(be, (size_t)mb * d * sizeof(float));
+    tr->yb = ns_buf_alloc(be, (size_t)mb * sizeof(int32_t));
+    tr->tb = ns_buf_alloc(be, (size_t)mb * sizeof(float));
+    if (!tr->order || !tr->xb || !tr->yb || !tr->tb)
+        goto oom;
+    if (!ns_backend_is_host(be)) {
+        tr->host_x = malloc((size_t)mb * d * sizeof(float));
+        tr->host_y = malloc((size_t)mb * sizeof(int32_t));
+        tr->host_t = malloc((size_t)mb * sizeof(float));
+        if (!tr->host_x || !tr->host_y || !tr->host_t)
+            goto oom;
+    }
+    if (spec->patience > 0) {
+        tr->best_params = ns_buf_alloc(be, net->n_params * sizeof(float));
+        if (!tr->best_params)
+            goto oom;
+        ns_buf_copy(be, tr->best_params, net->params, net->n_params * sizeof(float));
+    }
+    return NS_OK;
+oom:
+    ns_trainer_free(tr);
+    return ns_err_set(err, NS_ERUNTIME, "out of memory preparing the training run");
+}
+
+void ns_trainer_free(ns_trainer *tr)
+{
+    if (!tr->be)
+        return;
+    ns_optim_free(&tr->opt);
+    free(tr->order);
+    ns_buf_free(tr->be, tr->xb);
+    ns_buf_free(tr->be, tr->yb);
+    ns_buf_free(tr->be, tr->tb);
+    ns_buf_free(tr->be, tr->best_params);
+    free(tr->host_x);
+    free(tr->host_y);
+    free(tr->host_t);
+    memset(tr, 0, sizeof *tr);
+}
+
+/* Copies rows idx[0..B) of ds into the device batch buffers. */
+static void gather(ns_trainer *tr, const ns_dataset *ds, const int32_t *idx, int B)
+{
+    int d = ds->d;
+    int host = ns_backend_is_host(tr->be);
+    float *x = host ? tr->xb : tr->host_x;
+    int32_t *y = host ? tr->yb : tr->host_y;
+    float *t = host ? tr->tb : tr->host_t;
+    for (int i = 0; i < B; i++)
+        memcpy(x + (size_t)i * d, ds->x + (size_t)idx[i] * d, (size_t)d * sizeof *x);
+    if (ds->y)
+        for (int i = 0; i < B; i++)
+            y[i] = ds->y[idx[i]];
+    if (ds->t)
+        for (int i = 0; i < B; i++)
+            t[i] = ds->t[idx[i]];
+    if (!host) {
+        ns_buf_upload(tr->be, tr->xb, x, (size_t)B * d * sizeof *x);
+        if (ds->y)
+            ns_buf_upload(tr->be, tr->yb, y, (size_t)B * sizeof *y);
+        if (ds->t)
+            ns_buf_upload(tr->be, tr->tb, t, (size_t)B * sizeof *t);
+    }
+}
+
+int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, double *acc,
+                        double *rmse, ns_err *err)
+{
+    ns_net *net = tr->net;
+    double ls = 0, ws = 0, sq = 0;
+    long hits = 0;
+    int EB = tr->spec.eval_batch;
+    int host = ns_backend_is_host(tr->be);
+    int32_t *idx = host ? NULL : malloc((size_t)EB * sizeof *idx);
+    if (!host && !idx)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory for evaluation");
+    for (long i0 = 0; i0 < ds->n; i0 += EB) {
+        int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
+        const float *x;
+        const int32_t *y;
+        const float *t;
+        if (host) { /* rows are contiguous: no copy needed */
+            x = ds->x + (size_t)i0 * ds->d;
+            y = ds->y ? ds->y + i0 : NULL;
+            t = ds->t ? ds->t + i0 : NULL;
+        } else {
+            for (int i = 0; i < B; i++)
+                idx[i] = (int32_t)(i0 + i);
+            gather(tr, ds, idx, B);
+            x = tr->xb;
+            y = ds->y ? tr->yb : NULL;
+            t = ds->t ? tr->tb : NULL;
+        }
+        ns_batch_out o;
+        int rc = net->batch(net->ctx, x, y, t, B, 0, 0, &o, err);
+        if (rc) {
+            free(idx);
+            return rc;
+        }
+        ls += o.loss_sum;
+        ws += o.weight_sum;
+        hits += o.correct;
+        sq += o.sq_err;
+    }
+    free(idx);
+    *loss = ws > 0 ? ls / ws : NAN;
+    *acc = ds->task == NS_TASK_CLASSIFY ? (double)hits / (double)ds->n : NAN;
+    *rmse = ds->task == NS_TASK_REGRESS ? sqrt(sq / (double)ds->n) * tr->t_std : NAN;
+    return NS_OK;
+}
+
+int ns_trainer_done(const ns_trainer *tr)
+{
+    if (tr->stopped_early)
+        return 1;
+    if (tr->spec.max_epochs > 0 && tr->epoch >= tr->spec.max_epochs)
+        return 1;
+    switch (tr->spec.budget) {
+    case NS_BUDGET_EPOCHS: return tr->epoch >= tr->spec.epochs;
+    case NS_BUDGET_STEPS: return tr->step >= tr->spec.steps;
+    case NS_BUDGET_SECONDS: return tr->elapsed >= tr->spec.seconds;
+    }
+    return 1;
+}
+
+static double progress_of(const ns_trainer *tr)
+{
+    if (tr->spec.budget == NS_BUDGET_SECONDS)
+        return fmin(1.0, tr->elapsed / tr->spec.seconds);
+    return fmin(1.0, (double)tr->step / (double)tr->total_steps);
+}
+
+/* Sum of squares of each parameter group; returns the global norm. */
+static double grad_norms(ns_trainer *tr, double *group_sq)
+{
+    ns_net *net = tr->net;
+    double total = 0;
+    for (int g = 0; g < net->n_groups; g++) {
+        size_t a = net->group_off[g], b = net->group_off[g + 1];
+        group_sq[g] = ns_op_sumsq(tr->be, net->grads + a, b - a);
+        total += group_sq[g];
+    }
+    return sqrt(total);
+}
+
+static void finish(ns_trainer *tr)
+{
+    if (tr->best_params && tr->best_epoch > 0)
+        ns_buf_copy(tr->be, tr->net->params, tr->best_params, tr->net->n_params * sizeof(float));
+}
+
+int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err)
+{
+    ns_net *net = tr->net;
+    const ns_dataset *ds = tr->train;
+    const long n = ds->n;
+    const int Bmax = tr->spec.batch_size;
+    int epochs_run = 0;
+    while (!ns_trainer_done(tr) && (max_epochs_now <= 0 || epochs_run < max_epochs_now)) {
+        ns_epoch_record rec;
+        memset(&rec, 0, sizeof rec);
+        rec.n_groups = net->n_groups;
+        double t_epoch = now_s(), t_train = 0;
+        double ls = 0, ws = 0, norm_sum = 0, group_sq[NS_MAX_GROUPS], lr = 0;
+        long rows = 0, steps = 0;
+        int diverged = 0;
+
+        for (long i = 0; i < n; i++)
+            tr->order[i] = (int32_t)i;
+        ns_rng_shuffle_i32(&tr->rng, tr->order, n);
+
+        double t0 = now_s();
+        for (long s = 0; s < tr->steps_per_epoch; s++) {
+            if (tr->spec.budget == NS_BUDGET_STEPS && tr->step >= tr->spec.steps)
+                break;
+            if (tr->spec.budget == NS_BUDGET_SECONDS && tr->elapsed + (now_s() - t0) >= tr->spec.seconds)
+                break;
+            int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
+            gather(tr, ds, tr->order + s * Bmax, B);
+            ns_op_zero(tr->be, net->grads, net->n_params);
+            ns_batch_out o;
+            int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL, B, 1,
+                                ns_rng_next(&tr->rng), &o, err);
+            if (rc)
+                return rc;
+            double norm = grad_norms(tr, group_sq);
+            if (!isfinite(o.loss_sum) || !isfinite(norm)) {
+                diverged = 1; /* a diverged run stops; the search above it goes on */
+                ls = NAN;
+                break;
+            }
+            for (int g = 0; g < net->n_groups; g++)
+                rec.group_grad_norm[g] += sqrt(group_sq[g]);
+            norm_sum += norm;
+            if (tr->spec.clip_norm > 0 && norm > tr->spec.clip_norm)
+                ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)), net->n_params);
+            lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
+            ns_optim_step(&tr->opt, net->params, net->grads, lr);
+            tr->step++;
+            steps++;
+            rows += B;
+            ls += o.loss_sum;
+            ws += o.weight_sum;
+        }
+        t_train = now_s() - t0;
+        tr->elapsed += t_train;
+
+        rec.epoch = tr->epoch + 1;
+        rec.step = tr->step;
+        rec.train_loss = ws > 0 && !diverged ? ls / ws : NAN;
+        rec.lr = lr;
+        rec.grad_norm = steps ? norm_sum / steps : NAN;
+        for (int g = 0; g < net->n_groups; g++)
+            rec.group_grad_norm[g] = steps ? rec.group_grad_norm[g] / steps : NAN;
+        rec.samples_per_s = t_train > 0 ? rows / t_train : 0;
+        rec.val_loss = rec.val_acc = rec.val_rmse = NAN;
+        if (tr->val && !diverged) {
+            int rc = ns_trainer_evaluate(tr, tr->val, &rec.val_loss, &rec.val_acc, &rec.val_rmse, err);
+            if (rc)
+                return rc;
+            double mtr = metric_of(tr, rec.val_acc, rec.val_rmse);
+            if (mtr < tr->best_metric - tr->spec.min_delta) {
+                tr->best_metric = mtr;
+                tr->best_epoch = rec.epoch;
+                tr->bad_epochs = 0;
+                rec.improved = 1;
+                if (tr->best_params)
+                    ns_buf_copy(tr->be, tr->best_params, net->params, net->n_params * sizeof(float));
+            } else if (++tr->bad_epochs >= tr->spec.patience && tr->spec.patience > 0) {
+                tr->stopped_early = 1;
+            }
+            ns_sched_epoch_end(&tr->sched, rec.val_loss);
+        }
+        if (diverged)
+            tr->stopped_early = 1;
+        tr->epoch++;
+        epochs_run++;
+        rec.seconds = now_s() - t_epoch;
+        if (ns_trainer_done(tr))
+            finish(tr);
+        if (fn && fn(user, &rec))
+            break;
+    }
+    return NS_OK;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------- */
+
+#define CKPT_MAGIC "NSCKPT\0\0"
+#define CKPT_VERSION 1u
+
+static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
+static int get(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n ? 0 : -1; }
+
+/* Writes the float buffer of n_params on the device through a host copy. */
+static int put_params(const ns_trainer *tr, FILE *f, const float *dev)
+{
+    size_t n = tr->net->n_params;
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return -1;
+    ns_buf_download(tr->be, h, dev, n * sizeof *h);
+    int rc = put(f, h, n * sizeof *h);
+    free(h);
+    return rc;
+}
+
+static int get_params(ns_trainer *tr, FILE *f, float *dev)
+{
+    size_t n = tr->net->n_params;
+    float *h = malloc(n * sizeof *h);
+    if (!h)
+        return -1;
+    int rc = get(f, h, n * sizeof *h);
+    if (!rc)
+        ns_buf_upload(tr->be, dev, h, n * sizeof *h);
+    free(h);
+    return rc;
+}
+
+int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot build checkpoint: %s", path, strerror(errno));
+    uint32_t ver = CKPT_VERSION;
+    uint64_t np = tr->net->n_params;
+    int32_t epoch = tr->epoch, best_epoch = tr->best_epoch, bad = tr->bad_epochs,
+            stopped = tr->stopped_early, sbad = tr->sched.bad_epochs,
+            has_best = tr->best_params != NULL;
+    int64_t step = tr->step;
+    int fail = put(f, CKPT_MAGIC, 8) || put(f, &ver, 4) || put(f, &np, 8) || put(f, &epoch, 4) ||
+               put(f, &step, 8) || put(f, &tr->elapsed, 8) || put(f, &tr->best_metric, 8) ||
+               put(f, &best_epoch, 4) || put(f, &bad, 4) || put(f, &stopped, 4) ||
+               put(f, tr->rng.s, sizeof tr->rng.s) || put(f, &tr->sched.plateau_mult, 8) ||
+               put(f, &tr->sched.best, 8) || put(f, &sbad, 4) || put(f, &has_best, 4) ||
+               put_params(tr, f, tr->net->params) ||
+               (has_best && put_params(tr, f, tr->best_params)) || ns_optim_save(&tr->opt, f);
+    if (fclose(f) || fail) {
+        free(buf);
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot build checkpoint (out of memory)", path);
+    }
+    uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)len);
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 16);
+    if (!tmp) {
+        free(buf);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
+    int fd = mkstemp(tmp);
+    int rc = NS_OK;
+    if (fd < 0) {
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write checkpoint: %s", path, strerror(errno));
+    } else {
+        FILE *out = fdopen(fd, "wb");
+        int bad_io = !out || put(out, buf, len) || put(out, &crc, 4) || fflush(out) || fsync(fd);
+        if (out ? fclose(out) : close(fd))
+            bad_io = 1;
+        if (bad_io || rename(tmp, path)) {
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write checkpoint: %s", path, strerror(errno));
+            unlink(tmp);
+        }
+    }
+    free(tmp);
+    free(buf);
+    return rc;
+}
+
+int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
+{
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        return ns_err_set(err, NS_EINPUT, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    fseek(in, 0, SEEK_END);
+    long size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    if (size < 12) {
+        fclose(in);
+        return ns_err_set(err, NS_EINPUT, "%s: byte 0: checkpoint is truncated (%ld bytes)", path, size);
+    }
+    unsigned char *buf = malloc((size_t)size);
+    if (!buf) {
+        fclose(in);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory reading %s", path);
+    }
+    int rd = get(in, buf, (size_t)size);
+    fclose(in);
+    uint32_t crc;
+    memcpy(&crc, buf + size - 4, 4);
+    if (rd || crc != (uint32_t)crc32(0L, buf, (uInt)(size - 4))) {
+        free(buf);
+        return ns_err_set(err, NS_EINPUT, "%s: checksum mismatch: the checkpoint is corrupt; "
+                          "delete it to restart the run", path);
+    }
+    FILE *f = fmemopen(buf, (size_t)size - 4, "rb");
+    char magic[8];
+    uint32_t ver = 0;
+    uint64_t np = 0;
+    int32_t epoch, best_epoch, bad, stopped, sbad, has_best;
+    int64_t step;
+    int rc = NS_OK;
+    if (!f || get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
+        ver != CKPT_VERSION || get(f, &np, 8) || np != tr->net->n_params) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this run (magic, version %u or "
+                        "parameter count %llu differs)", path, ver, (unsigned long long)np);
+        goto done;
+    }
+    if (get(f, &epoch, 4) || get(f, &step, 8) || get(f, &tr->elapsed, 8) ||
+        get(f, &tr->best_metric, 8) || get(f, &best_epoch, 4) || get(f, &bad, 4) ||
+        get(f, &stopped, 4) || get(f, tr->rng.s, sizeof tr->rng.s) ||
+        get(f, &tr->sched.plateau_mult, 8) || get(f, &tr->sched.best, 8) || get(f, &sbad, 4) ||
+        get(f, &has_best, 4) || get_params(tr, f, tr->net->params) ||
+        (has_best != (tr->best_params != NULL)) ||
+        (has_best && get_params(tr, f, tr->best_params)) || ns_optim_load(&tr->opt, f)) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: checkpoint does not match this run's settings", path);
+        goto done;
+    }
+    tr->epoch = epoch;
+    tr->step = step;
+    tr->best_epoch = best_epoch;
+    tr->bad_epochs = bad;
+    tr->stopped_early = stopped;
+    tr->sched.bad_epochs = sbad;
+done:
+    if (f)
+        fclose(f);
+    free(buf);
+    return rc;
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# setup.sh — installs what nnsearch needs from Debian's archive (only what is missing)
+# and builds it in Release into build/. Run as root on Debian 12. Idempotent.
+#   --bench   also install the benchmark references (python3-torch, python3-optuna)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs=(build-essential cmake pkgconf libgsl-dev libopenblas-dev libopenblas0-pthread
+      libyaml-dev libsqlite3-dev zlib1g-dev libcriterion-dev dataset-fashion-mnist)
+if [[ "${1:-}" == "--bench" ]]; then
+  pkgs+=(python3-torch python3-optuna)
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DNS_WERROR=ON >/dev/null
+cmake --build build -j "$(nproc)"
+test -x build/nnsearch

@@ -1,0 +1,268 @@
+/* pipeline.c — data preparation and one training run of a fixed config. */
+#include "pipeline.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../engine/rng.h"
+#include "../model/modelfile.h"
+
+void ns_prepared_free(ns_prepared *p)
+{
+    ns_dataset_free(&p->train);
+    ns_dataset_free(&p->val);
+    ns_dataset_free(&p->test);
+    ns_standardizer_free(&p->stdz);
+    free(p->class_weights);
+    memset(p, 0, sizeof *p);
+}
+
+static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const char *labels,
+                    const ns_dataset *vocab, ns_err *err)
+{
+    ns_csv_opts o = {.label = c->data.label, .task = c->data.task};
+    if (vocab) {
+        o.class_names = vocab->class_names;
+        o.n_classes = vocab->n_classes;
+    }
+    int rc = ns_dataset_load(ds, path, labels, &o, err);
+    if (rc)
+        return rc;
+    if (ds->task != c->data.task)
+        return ns_err_set(err, NS_EINPUT, "%s: data.task is %s but the file holds %s data", path,
+                          c->data.task == NS_TASK_CLASSIFY ? "classification" : "regression",
+                          ds->task == NS_TASK_CLASSIFY ? "classification" : "regression");
+    return NS_OK;
+}
+
+int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
+{
+    memset(p, 0, sizeof *p);
+    ns_dataset full = {0};
+    int32_t *itr = NULL, *iva = NULL;
+    int rc = load_one(&full, c, c->data.train, c->data.train_labels, NULL, err);
+    if (rc)
+        goto fail;
+    if (full.n < 2) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: only %ld rows; training needs at least 2",
+                        c->data.train, full.n);
+        goto fail;
+    }
+    if (c->data.test) {
+        rc = load_one(&p->test, c, c->data.test, c->data.test_labels, &full, err);
+        if (rc)
+            goto fail;
+        if (p->test.d != full.d) {
+            rc = ns_err_set(err, NS_EINPUT, "%s: %d features per row, but the training file %s has %d; "
+                            "use a test set with the same columns", c->data.test, p->test.d,
+                            c->data.train, full.d);
+            goto fail;
+        }
+        if (full.task == NS_TASK_CLASSIFY && p->test.n_classes > full.n_classes) {
+            rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the training file has only "
+                            "%d classes", c->data.test, p->test.n_classes - 1, full.n_classes);
+            goto fail;
+        }
+    }
+    itr = malloc((size_t)full.n * sizeof *itr);
+    iva = malloc((size_t)full.n * sizeof *iva);
+    if (!itr || !iva) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory splitting the data");
+        goto fail;
+    }
+    long ntr = 0, nva = 0;
+    rc = ns_split_stratified(&full, c->data.val_fraction, c->data.split_seed, itr, &ntr, iva, &nva, err);
+    if (rc)
+        goto fail;
+    if (ntr < 1) {
+        rc = ns_err_set(err, NS_EINPUT, "data.val_fraction %g leaves no training rows; lower it",
+                        c->data.val_fraction);
+        goto fail;
+    }
+    rc = ns_dataset_subset(&p->train, &full, itr, ntr, err);
+    if (!rc && nva > 0)
+        rc = ns_dataset_subset(&p->val, &full, iva, nva, err);
+    if (rc)
+        goto fail;
+    /* Classes come from the whole training file, so a class missing from the training
+     * part still has an output. */
+    p->train.n_classes = p->val.n_classes = full.n_classes;
+    if (p->test.n)
+        p->test.n_classes = full.n_classes;
+    rc = ns_standardizer_fit(&p->stdz, &p->train, err);
+    if (rc)
+        goto fail;
+    if (!c->data.standardize) { /* keep the statistics' shape, make them the identity */
+        for (int j = 0; j < p->stdz.d; j++) {
+            p->stdz.mean[j] = 0.0f;
+            p->stdz.scale[j] = 1.0f;
+        }
+        p->stdz.t_mean = 0.0f;
+        p->stdz.t_std = 1.0f;
+    }
+    ns_dataset *parts[3] = {&p->train, &p->val, &p->test};
+    for (int i = 0; i < 3; i++) {
+        if (!parts[i]->n)
+            continue;
+        ns_standardizer_apply(&p->stdz, parts[i]->x, parts[i]->n);
+        if (parts[i]->t)
+            ns_standardizer_apply_targets(&p->stdz, parts[i]->t, parts[i]->n);
+    }
+    p->task = full.task;
+    p->n_classes = full.n_classes;
+    p->class_names = p->train.class_names;
+
+    if (p->task == NS_TASK_CLASSIFY && c->class_weights != NS_CW_NONE) {
+        int K = p->n_classes;
+        p->class_weights = malloc((size_t)K * sizeof(float));
+        long *counts = calloc((size_t)K, sizeof *counts);
+        if (!p->class_weights || !counts) {
+            free(counts);
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory for class weights");
+            goto fail;
+        }
+        if (c->class_weights == NS_CW_BALANCED) {
+            /* w_c = n / (K n_c), as scikit-learn's "balanced"; absent classes get 1. */
+            ns_dataset_class_counts(&p->train, counts);
+            for (int k = 0; k < K; k++)
+                p->class_weights[k] = counts[k] ? (float)((double)p->train.n / ((double)K * counts[k])) : 1.0f;
+        } else if (c->n_class_weights != K) {
+            free(counts);
+            rc = ns_err_set(err, NS_EINPUT, "%s: model.class_weights lists %d weights but the data has "
+                            "%d classes; give one weight per class", c->path, c->n_class_weights, K);
+            goto fail;
+        } else {
+            memcpy(p->class_weights, c->class_weight_list, (size_t)K * sizeof(float));
+        }
+        free(counts);
+    }
+    free(itr);
+    free(iva);
+    ns_dataset_free(&full);
+    return NS_OK;
+fail:
+    free(itr);
+    free(iva);
+    ns_dataset_free(&full);
+    ns_prepared_free(p);
+    return rc;
+}
+
+void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p)
+{
+    *spec = c->model;
+    spec->n_in = p->train.d;
+    spec->n_out = p->task == NS_TASK_CLASSIFY ? p->n_classes : 1;
+}
+
+typedef struct epoch_hook {
+    ns_trainer *tr;
+    const char *checkpoint;
+    ns_epoch_fn fn;
+    void *user;
+    ns_epoch_record last;
+    int save_failed;
+    ns_err save_err;
+} epoch_hook;
+
+static int on_epoch(void *user, const ns_epoch_record *rec)
+{
+    epoch_hook *h = user;
+    h->last = *rec;
+    if (h->checkpoint && ns_trainer_save(h->tr, h->checkpoint, &h->save_err)) {
+        h->save_failed = 1;
+        return 1;
+    }
+    return h->fn ? h->fn(h->user, rec) : 0;
+}
+
+static int file_exists(const char *path) { return access(path, F_OK) == 0; }
+
+static int write_model(const char *path, const ns_config *c, const ns_prepared *p, ns_mlp *m,
+                       ns_err *err)
+{
+    ns_model_file mf;
+    memset(&mf, 0, sizeof mf);
+    mf.spec = m->spec;
+    mf.task = p->task;
+    mf.stdz = p->stdz;
+    mf.n_classes = p->task == NS_TASK_CLASSIFY ? p->n_classes : 0;
+    mf.class_names = p->class_names;
+    mf.feature_names = p->train.feature_names;
+    mf.config_hash = c->hash;
+    mf.seed = c->train.seed;
+    snprintf(mf.tool_version, sizeof mf.tool_version, "nnsearch %s", NS_VERSION);
+    mf.n_params = m->n_params;
+    mf.params = malloc(m->n_params * sizeof(float));
+    if (!mf.params)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory writing the model");
+    ns_buf_download(m->be, mf.params, m->params, m->n_params * sizeof(float));
+    int rc = ns_model_save(path, &mf, err);
+    free(mf.params);
+    return rc;
+}
+
+int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
+                    const char *checkpoint, const char *model_path, ns_run_result *res,
+                    ns_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->val_loss = res->val_acc = res->val_rmse = NAN;
+    res->test_loss = res->test_acc = res->test_rmse = NAN;
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    int max_batch = c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
+    ns_trainer tr;
+    memset(&tr, 0, sizeof tr);
+    ns_mlp *m = NULL;
+    int rc;
+    ns_backend *be = ns_backend_cpu_alloc(c->threads, err);
+    if (!be)
+        return err ? err->code : NS_ERUNTIME;
+    m = ns_mlp_alloc(&spec, be, max_batch, err);
+    if (!m) {
+        rc = err ? err->code : NS_ERUNTIME;
+        goto done;
+    }
+    /* Initialisation and the training stream are separate streams of the run's seed, so
+     * changing e.g. the batch size does not change the initial weights. */
+    ns_rng init_rng;
+    ns_rng_seed(&init_rng, ns_seed_derive(c->train.seed, 0x696e6974, 0));
+    ns_mlp_init_params(m, &init_rng);
+    if ((rc = ns_mlp_set_class_weights(m, p->class_weights, err)))
+        goto done;
+    ns_train_spec ts = c->train;
+    ts.seed = ns_seed_derive(c->train.seed, 0x7472616e, 0);
+    if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)))
+        goto done;
+    tr.t_std = p->stdz.t_std;
+    if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
+        goto done;
+    epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user};
+    if ((rc = ns_trainer_run(&tr, 0, on_epoch, &h, err)))
+        goto done;
+    if (h.save_failed) {
+        rc = h.save_err.code;
+        if (err)
+            *err = h.save_err;
+        goto done;
+    }
+    res->epochs = tr.epoch;
+    res->stopped_early = tr.stopped_early;
+    res->diverged = !isfinite(h.last.train_loss) && h.last.epoch > 0;
+    res->best_epoch = tr.best_epoch > 0 && tr.best_params ? tr.best_epoch : tr.epoch;
+    res->last = h.last;
+    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse, err)))
+        goto done;
+    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse, err)))
+        goto done;
+    if (model_path)
+        rc = write_model(model_path, c, p, m, err);
+done:
+    ns_trainer_free(&tr);
+    ns_mlp_free(m);
+    ns_backend_free(be);
+    return rc;
+}

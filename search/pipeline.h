@@ -1,0 +1,45 @@
+/* pipeline.h — from a validated config to trained weights: prepare the data once
+ * (load, split, standardise, class weights), then run one training of a fixed spec on it.
+ * The search stages will call ns_run_training once per trial on a shared ns_prepared. */
+#ifndef NS_PIPELINE_H
+#define NS_PIPELINE_H
+
+#include "../engine/data.h"
+#include "../engine/train.h"
+#include "../model/mlp.h"
+#include "config.h"
+
+typedef struct ns_prepared {
+    ns_dataset train, val, test; /* standardised copies; val.n or test.n may be 0 */
+    ns_standardizer stdz;        /* fitted on train */
+    ns_task task;
+    int n_classes;               /* classification */
+    char **class_names;          /* borrowed from train (may be NULL) */
+    float *class_weights;        /* (n_classes) host, or NULL */
+} ns_prepared;
+
+/* Loads and prepares the data the config names. Errors are NS_EINPUT with a location. */
+int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err);
+void ns_prepared_free(ns_prepared *p);
+
+typedef struct ns_run_result {
+    int epochs;           /* epochs run */
+    int best_epoch;       /* epoch whose weights were kept (early stopping) or the last */
+    int stopped_early;
+    int diverged;         /* a non-finite loss or gradient stopped the run */
+    ns_epoch_record last; /* the last epoch's record */
+    double val_loss, val_acc, val_rmse;    /* of the final weights; NaN without validation */
+    double test_loss, test_acc, test_rmse; /* NaN without a test set */
+} ns_run_result;
+
+/* The model spec of c completed from the data (n_in, n_out). */
+void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
+
+/* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
+ * rewritten after every epoch when not NULL). fn sees every epoch record. When
+ * model_path is not NULL, the final model file is written there. */
+int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
+                    const char *checkpoint, const char *model_path, ns_run_result *res,
+                    ns_err *err);
+
+#endif

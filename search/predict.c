@@ -1,0 +1,252 @@
+/* predict.c — model file + new data -> predictions CSV. Columns of a CSV are matched to
+ * the model's features by name, so column order and extra columns do not matter. */
+#include "predict.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../engine/data.h"
+#include "../model/mlp.h"
+#include "../model/modelfile.h"
+
+/* 1 if the first line of a text file has a comma-separated field equal to name. */
+static int header_has(const char *path, const char *name)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    char line[65536];
+    int found = 0;
+    if (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = 0;
+        for (char *tok = strtok(line, ","); tok && !found; tok = strtok(NULL, ",")) {
+            while (*tok == ' ' || *tok == '"')
+                tok++;
+            size_t n = strlen(tok);
+            while (n && (tok[n - 1] == ' ' || tok[n - 1] == '"'))
+                tok[--n] = 0;
+            found = !strcmp(tok, name);
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+static int is_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return 0;
+    unsigned char b[2] = {0, 0};
+    size_t n = fread(b, 1, 2, f);
+    fclose(f);
+    return n >= 1 && !(b[0] == 0x1f && b[1] == 0x8b) && b[0] != 0;
+}
+
+/* Reorders ds's columns to the model's feature order (by name). */
+static int match_columns(ns_dataset *ds, const ns_model_file *mf, const char *data_path, ns_err *err)
+{
+    int d = mf->spec.n_in;
+    if (!mf->feature_names || !ds->feature_names) {
+        if (ds->d != d)
+            return ns_err_set(err, NS_EINPUT, "%s: rows have %d features, the model expects %d; "
+                              "use data with the training set's layout", data_path, ds->d, d);
+        return NS_OK;
+    }
+    int *col = malloc((size_t)d * sizeof *col);
+    if (!col)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    for (int j = 0; j < d; j++) {
+        col[j] = -1;
+        for (int k = 0; k < ds->d; k++)
+            if (!strcmp(mf->feature_names[j], ds->feature_names[k])) {
+                col[j] = k;
+                break;
+            }
+        if (col[j] < 0) {
+            int rc = ns_err_set(err, NS_EINPUT, "%s:1: column '%s' is missing; the model was trained "
+                                "with it, add it to the data", data_path, mf->feature_names[j]);
+            free(col);
+            return rc;
+        }
+    }
+    int same = ds->d == d;
+    for (int j = 0; j < d && same; j++)
+        same = col[j] == j;
+    if (!same) {
+        float *x = malloc((size_t)ds->n * d * sizeof *x);
+        if (!x) {
+            free(col);
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        }
+        for (long i = 0; i < ds->n; i++)
+            for (int j = 0; j < d; j++)
+                x[(size_t)i * d + j] = ds->x[(size_t)i * ds->d + col[j]];
+        free(ds->x);
+        ds->x = x;
+        ds->d = d;
+    }
+    free(col);
+    return NS_OK;
+}
+
+static void write_field(FILE *f, const char *s)
+{
+    if (strpbrk(s, ",\"\n\r")) {
+        fputc('"', f);
+        for (; *s; s++) {
+            if (*s == '"')
+                fputc('"', f);
+            fputc(*s, f);
+        }
+        fputc('"', f);
+    } else {
+        fputs(s, f);
+    }
+}
+
+int ns_predict_file(const char *model_path, const char *data_path, const char *labels_path,
+                    const char *out_path, ns_predict_summary *sum, ns_err *err)
+{
+    memset(sum, 0, sizeof *sum);
+    ns_model_file mf;
+    ns_dataset ds = {0};
+    ns_backend *be = NULL;
+    ns_mlp *m = NULL;
+    FILE *out = stdout;
+    char *tmp = NULL;
+    float *probs = NULL;
+    int rc = ns_model_load(model_path, &mf, err);
+    if (rc)
+        return rc;
+
+    ns_csv_opts o = {.label = NULL, .task = mf.task};
+    int text = is_text(data_path);
+    if (text && mf.label_name && header_has(data_path, mf.label_name)) {
+        o.label = mf.label_name;
+        o.class_names = mf.class_names;
+        o.n_classes = mf.n_classes;
+    }
+    if ((rc = ns_dataset_load(&ds, data_path, text ? NULL : labels_path, &o, err)))
+        goto done;
+    if ((rc = match_columns(&ds, &mf, data_path, err)))
+        goto done;
+    if (ds.y && mf.task == NS_TASK_CLASSIFY && ds.n_classes > mf.n_classes) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the model knows %d classes",
+                        labels_path ? labels_path : data_path, ds.n_classes - 1, mf.n_classes);
+        goto done;
+    }
+    ns_standardizer_apply(&mf.stdz, ds.x, ds.n);
+
+    const int EB = 1024, K = mf.spec.n_out;
+    if (!(be = ns_backend_cpu_alloc(1, err)) || !(m = ns_mlp_alloc(&mf.spec, be, EB, err))) {
+        rc = err ? err->code : NS_ERUNTIME;
+        goto done;
+    }
+    ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
+    probs = malloc((size_t)EB * K * sizeof *probs);
+    float *pdev = ns_buf_alloc(be, (size_t)EB * K * sizeof(float));
+    float *xdev = ns_buf_alloc(be, (size_t)EB * mf.spec.n_in * sizeof(float));
+    if (!probs || !pdev || !xdev) {
+        ns_buf_free(be, pdev);
+        ns_buf_free(be, xdev);
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    if (out_path) {
+        size_t n = strlen(out_path) + 16;
+        tmp = malloc(n);
+        snprintf(tmp, n, "%s.tmp.XXXXXX", out_path);
+        int fd = mkstemp(tmp);
+        if (fd < 0 || !(out = fdopen(fd, "w"))) {
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", out_path, strerror(errno));
+            out = NULL;
+            ns_buf_free(be, pdev);
+            ns_buf_free(be, xdev);
+            goto done;
+        }
+    }
+    fputs("row,prediction", out);
+    if (mf.task == NS_TASK_CLASSIFY)
+        for (int c = 0; c < K; c++) {
+            fputs(",p_", out);
+            if (mf.class_names)
+                write_field(out, mf.class_names[c]);
+            else
+                fprintf(out, "%d", c);
+        }
+    fputc('\n', out);
+    long hits = 0;
+    double sq = 0;
+    for (long i0 = 0; i0 < ds.n; i0 += EB) {
+        int B = (int)(ds.n - i0 < EB ? ds.n - i0 : EB);
+        ns_buf_upload(be, xdev, ds.x + (size_t)i0 * ds.d, (size_t)B * ds.d * sizeof(float));
+        const float *z = ns_mlp_forward(m, xdev, B, 0, 0);
+        if (mf.task == NS_TASK_CLASSIFY)
+            ns_op_softmax(be, pdev, z, B, K);
+        else
+            ns_buf_copy(be, pdev, z, (size_t)B * K * sizeof(float));
+        ns_buf_download(be, probs, pdev, (size_t)B * K * sizeof(float));
+        for (int i = 0; i < B; i++) {
+            const float *p = probs + (size_t)i * K;
+            fprintf(out, "%ld,", i0 + i);
+            if (mf.task == NS_TASK_CLASSIFY) {
+                int arg = 0;
+                for (int c = 1; c < K; c++)
+                    if (p[c] > p[arg])
+                        arg = c;
+                if (mf.class_names)
+                    write_field(out, mf.class_names[arg]);
+                else
+                    fprintf(out, "%d", arg);
+                for (int c = 0; c < K; c++)
+                    fprintf(out, ",%.6g", p[c]);
+                if (ds.y)
+                    hits += ds.y[i0 + i] == arg;
+            } else {
+                double v = (double)p[0] * mf.stdz.t_std + mf.stdz.t_mean;
+                fprintf(out, "%.9g", v);
+                if (ds.t)
+                    sq += (v - ds.t[i0 + i]) * (v - ds.t[i0 + i]);
+            }
+            fputc('\n', out);
+        }
+    }
+    ns_buf_free(be, pdev);
+    ns_buf_free(be, xdev);
+    sum->rows = ds.n;
+    if (ds.y && ds.n) {
+        sum->has_accuracy = 1;
+        sum->accuracy = (double)hits / ds.n;
+    }
+    if (ds.t && ds.n) {
+        sum->has_rmse = 1;
+        sum->rmse = sqrt(sq / ds.n);
+    }
+    if (out_path) {
+        int bad = fflush(out) || fsync(fileno(out));
+        bad |= fclose(out);
+        out = NULL;
+        if (bad || rename(tmp, out_path))
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", out_path, strerror(errno));
+    } else if (fflush(stdout)) {
+        rc = ns_err_set(err, NS_ERUNTIME, "cannot write predictions: %s", strerror(errno));
+    }
+done:
+    if (out && out != stdout)
+        fclose(out);
+    if (tmp) {
+        unlink(tmp); /* no-op after a successful rename */
+        free(tmp);
+    }
+    free(probs);
+    ns_mlp_free(m);
+    ns_backend_free(be);
+    ns_dataset_free(&ds);
+    ns_model_file_free(&mf);
+    return rc;
+}

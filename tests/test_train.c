@@ -1,0 +1,322 @@
+/* test_train.c — the training loop: determinism (same seed, same bits), exact checkpoint
+ * round trips (N epochs straight = k epochs, checkpoint, restore, N - k epochs), budgets,
+ * early stopping keeping the best weights, clipping, and that training actually learns. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/backend.h"
+#include "engine/rng.h"
+#include "engine/train.h"
+#include "model/mlp.h"
+#include "testutil.h"
+
+/* Three Gaussian blobs in d dimensions, rows in random order. */
+static void make_blobs(ns_dataset *ds, long n, int d, uint64_t seed, double spread)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->d = d;
+    ds->task = NS_TASK_CLASSIFY;
+    ds->n_classes = 3;
+    ds->x = malloc((size_t)n * d * sizeof(float));
+    ds->y = malloc((size_t)n * sizeof(int32_t));
+    ns_rng r;
+    ns_rng_seed(&r, seed);
+    for (long i = 0; i < n; i++) {
+        int c = (int)ns_rng_below(&r, 3);
+        ds->y[i] = c;
+        for (int j = 0; j < d; j++)
+            ds->x[i * d + j] = (float)((j % 3 == c ? 1.5 : 0.0) + spread * ns_rng_normal(&r));
+    }
+}
+
+typedef struct run {
+    ns_backend *be;
+    ns_mlp *m;
+    ns_trainer tr;
+    ns_epoch_record recs[64];
+    int n_recs;
+} run;
+
+static int keep_record(void *user, const ns_epoch_record *rec)
+{
+    run *r = user;
+    if (r->n_recs < 64)
+        r->recs[r->n_recs++] = *rec;
+    return 0;
+}
+
+static void run_start(run *r, const ns_train_spec *ts, const ns_dataset *tr, const ns_dataset *va,
+                      float dropout, ns_opt_kind opt)
+{
+    memset(r, 0, sizeof *r);
+    ns_err err = {0};
+    r->be = ns_backend_cpu_alloc(1, &err);
+    ns_mlp_spec spec = {.n_in = tr->d, .n_out = 3, .n_hidden = 2, .hidden = {16, 8},
+                        .act = NS_ACT_RELU, .dropout = dropout};
+    r->m = ns_mlp_alloc(&spec, r->be, ts->batch_size > ts->eval_batch ? ts->batch_size : ts->eval_batch, &err);
+    cr_assert(r->m, "%s", err.msg);
+    ns_rng rng;
+    ns_rng_seed(&rng, 99);
+    ns_mlp_init_params(r->m, &rng);
+    ns_train_spec s = *ts;
+    ns_optim_spec_default(&s.opt, opt);
+    cr_assert_eq(ns_trainer_init(&r->tr, &s, r->be, &r->m->net, tr, va, &err), NS_OK, "%s", err.msg);
+}
+
+static void run_free(run *r)
+{
+    ns_trainer_free(&r->tr);
+    ns_mlp_free(r->m);
+    ns_backend_free(r->be);
+}
+
+static ns_train_spec base_spec(void)
+{
+    ns_train_spec s;
+    ns_train_spec_default(&s);
+    s.epochs = 6;
+    s.batch_size = 32;
+    s.eval_batch = 64;
+    s.lr = 0.01;
+    s.seed = 5;
+    s.sched.kind = NS_SCHED_COSINE;
+    return s;
+}
+
+static int same_bits(const run *a, const run *b)
+{
+    return a->m->n_params == b->m->n_params &&
+           !memcmp(a->m->params, b->m->params, a->m->n_params * sizeof(float));
+}
+
+Test(train, learns_separable_blobs)
+{
+    ns_dataset tr, va;
+    make_blobs(&tr, 600, 6, 1, 0.5);
+    make_blobs(&va, 300, 6, 2, 0.5);
+    ns_train_spec s = base_spec();
+    run r;
+    run_start(&r, &s, &tr, &va, 0.0f, NS_OPT_ADAM);
+    ns_err err = {0};
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, keep_record, &r, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(r.n_recs, 6);
+    cr_assert(r.recs[5].val_acc > 0.95, "val_acc %g", r.recs[5].val_acc);
+    cr_assert(r.recs[5].train_loss < r.recs[0].train_loss);
+    cr_assert(r.recs[0].grad_norm > 0 && isfinite(r.recs[0].grad_norm));
+    cr_assert_eq(r.recs[0].n_groups, 3);
+    for (int g = 0; g < 3; g++)
+        cr_assert(r.recs[0].group_grad_norm[g] > 0);
+    cr_assert(r.recs[0].samples_per_s > 0);
+    cr_assert_eq(r.recs[5].step, 6 * ((600 + 31) / 32));
+    run_free(&r);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+}
+
+static void check_deterministic(ns_opt_kind opt, float dropout)
+{
+    ns_dataset tr, va;
+    make_blobs(&tr, 500, 6, 1, 1.0);
+    make_blobs(&va, 100, 6, 2, 1.0);
+    ns_train_spec s = base_spec();
+    run a, b;
+    ns_err err = {0};
+    run_start(&a, &s, &tr, &va, dropout, opt);
+    run_start(&b, &s, &tr, &va, dropout, opt);
+    cr_assert_eq(ns_trainer_run(&a.tr, 0, keep_record, &a, &err), NS_OK);
+    cr_assert_eq(ns_trainer_run(&b.tr, 0, keep_record, &b, &err), NS_OK);
+    cr_assert(same_bits(&a, &b), "two runs with the same seed differ (%s)", ns_opt_kind_name(opt));
+    for (int e = 0; e < a.n_recs; e++)
+        cr_assert_eq(memcmp(&a.recs[e].train_loss, &b.recs[e].train_loss, sizeof(double)), 0);
+    run_free(&a);
+    run_free(&b);
+    /* a different seed gives a different run */
+    ns_train_spec s2 = s;
+    s2.seed = 6;
+    run_start(&a, &s2, &tr, &va, dropout, opt);
+    run_start(&b, &s, &tr, &va, dropout, opt);
+    ns_trainer_run(&a.tr, 0, NULL, NULL, &err);
+    ns_trainer_run(&b.tr, 0, NULL, NULL, &err);
+    cr_assert(!same_bits(&a, &b));
+    run_free(&a);
+    run_free(&b);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+}
+
+Test(train, deterministic_every_optimizer)
+{
+    check_deterministic(NS_OPT_SGD, 0.0f);
+    check_deterministic(NS_OPT_ADAM, 0.2f);
+    check_deterministic(NS_OPT_ADAMW, 0.0f);
+    check_deterministic(NS_OPT_RMSPROP, 0.1f);
+}
+
+/* N epochs straight versus k epochs, save, a fresh process state, load, N - k epochs. */
+static void check_roundtrip(ns_sched_kind sched, int patience, ns_opt_kind opt, int k)
+{
+    ns_dataset tr, va;
+    make_blobs(&tr, 400, 6, 3, 1.2);
+    make_blobs(&va, 120, 6, 4, 1.2);
+    ns_train_spec s = base_spec();
+    s.sched.kind = sched;
+    ns_sched_spec_default(&s.sched, sched);
+    s.patience = patience;
+    s.epochs = 7;
+    s.clip_norm = 0.5;
+    ns_err err = {0};
+    run straight, first, second;
+    run_start(&straight, &s, &tr, &va, 0.1f, opt);
+    cr_assert_eq(ns_trainer_run(&straight.tr, 0, keep_record, &straight, &err), NS_OK);
+
+    run_start(&first, &s, &tr, &va, 0.1f, opt);
+    cr_assert_eq(ns_trainer_run(&first.tr, k, keep_record, &first, &err), NS_OK);
+    char *dir = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/ckpt.bin", dir);
+    cr_assert_eq(ns_trainer_save(&first.tr, path, &err), NS_OK, "%s", err.msg);
+    run_free(&first);
+
+    /* A fresh run with different initial weights: everything must come from the file. */
+    run_start(&second, &s, &tr, &va, 0.1f, opt);
+    ns_rng other;
+    ns_rng_seed(&other, 12345);
+    ns_mlp_init_params(second.m, &other);
+    cr_assert_eq(ns_trainer_load(&second.tr, path, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_trainer_run(&second.tr, 0, keep_record, &second, &err), NS_OK);
+    cr_assert(same_bits(&straight, &second), "resumed run differs (sched %s, patience %d, k %d)",
+              ns_sched_kind_name(sched), patience, k);
+    cr_assert_eq(straight.tr.epoch, second.tr.epoch);
+    cr_assert_eq(straight.tr.step, second.tr.step);
+    ns_epoch_record *last_a = &straight.recs[straight.n_recs - 1], *last_b = &second.recs[second.n_recs - 1];
+    cr_assert_eq(last_a->epoch, last_b->epoch);
+    cr_assert_eq(memcmp(&last_a->val_loss, &last_b->val_loss, sizeof(double)), 0);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    run_free(&straight);
+    run_free(&second);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+}
+
+Test(train, checkpoint_roundtrip_is_exact)
+{
+    check_roundtrip(NS_SCHED_COSINE, 0, NS_OPT_ADAM, 3);
+    check_roundtrip(NS_SCHED_PLATEAU, 2, NS_OPT_SGD, 2);
+    check_roundtrip(NS_SCHED_ONECYCLE, 0, NS_OPT_RMSPROP, 5);
+    check_roundtrip(NS_SCHED_STEP, 3, NS_OPT_ADAMW, 1);
+}
+
+Test(train, corrupt_checkpoint_is_refused)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 100, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_ADAM);
+    ns_trainer_run(&r.tr, 1, NULL, NULL, &err);
+    char *dir = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/ckpt.bin", dir);
+    cr_assert_eq(ns_trainer_save(&r.tr, path, &err), NS_OK);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, 100, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, 100, SEEK_SET);
+    fputc(c ^ 0x55, f);
+    fclose(f);
+    cr_assert_eq(ns_trainer_load(&r.tr, path, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "checksum"), "%s", err.msg);
+    truncate(path, 10);
+    cr_assert_eq(ns_trainer_load(&r.tr, path, &err), NS_EINPUT);
+    unlink(path);
+    cr_assert_eq(ns_trainer_load(&r.tr, path, &err), NS_EINPUT);
+    rmdir(dir);
+    free(dir);
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
+
+Test(train, step_budget_and_partial_epoch)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 100, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    s.budget = NS_BUDGET_STEPS;
+    s.steps = 10; /* 4 steps per epoch: 2.5 epochs */
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_SGD);
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, keep_record, &r, &err), NS_OK);
+    cr_assert_eq(r.tr.step, 10);
+    cr_assert_eq(r.n_recs, 3);
+    cr_assert(isnan(r.recs[0].val_loss));
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
+
+Test(train, seconds_budget_stops)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 2000, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    s.budget = NS_BUDGET_SECONDS;
+    s.seconds = 0.3;
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_ADAM);
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, NULL, NULL, &err), NS_OK);
+    cr_assert(r.tr.elapsed >= 0.3 && r.tr.elapsed < 2.0, "elapsed %g", r.tr.elapsed);
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
+
+Test(train, early_stopping_keeps_best_weights)
+{
+    /* Noisy labels and a high LR: validation accuracy peaks early, then patience ends it. */
+    ns_dataset tr, va;
+    make_blobs(&tr, 300, 6, 7, 2.5);
+    make_blobs(&va, 200, 6, 8, 2.5);
+    ns_train_spec s = base_spec();
+    s.epochs = 40;
+    s.patience = 2;
+    s.lr = 0.05;
+    s.sched.kind = NS_SCHED_CONSTANT;
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, &va, 0.0f, NS_OPT_ADAM);
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, keep_record, &r, &err), NS_OK);
+    cr_assert(r.tr.stopped_early, "did not stop early in %d epochs", r.tr.epoch);
+    cr_assert_eq(r.tr.epoch, r.tr.best_epoch + 2);
+    double loss, acc, rmse;
+    cr_assert_eq(ns_trainer_evaluate(&r.tr, &va, &loss, &acc, &rmse, &err), NS_OK);
+    double best = r.recs[r.tr.best_epoch - 1].val_acc;
+    cr_assert_eq(acc, best, "restored weights give %g, best epoch had %g", acc, best);
+    run_free(&r);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+}
+
+Test(train, divergence_stops_the_run_not_the_program)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 200, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    s.lr = 1e30;
+    s.opt.kind = NS_OPT_SGD;
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_SGD);
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, keep_record, &r, &err), NS_OK);
+    cr_assert(r.tr.stopped_early);
+    cr_assert(isnan(r.recs[r.n_recs - 1].train_loss));
+    cr_assert(r.n_recs < 6);
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
