@@ -191,6 +191,7 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     mf.n_classes = p->task == NS_TASK_CLASSIFY ? p->n_classes : 0;
     mf.class_names = p->class_names;
     mf.feature_names = p->train.feature_names;
+    mf.label_name = p->train.feature_names ? c->data.label : NULL;
     mf.config_hash = c->hash;
     mf.seed = c->train.seed;
     snprintf(mf.tool_version, sizeof mf.tool_version, "nnsearch %s", NS_VERSION);

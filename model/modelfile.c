@@ -1,0 +1,776 @@
+/* modelfile.c — writes and reads the trained-model file (layout: docs/model-format.md).
+ * Every field is encoded one by one in little-endian order, so a file is the same on any
+ * host and never depends on struct padding. Not a general serialiser: it knows one format. */
+#include "modelfile.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+static const unsigned char MAGIC[8] = {'N', 'S', 'M', 'O', 'D', 'E', 'L', '\0'};
+enum {
+    HEADER_BYTES = 20, /* magic, version, file size */
+    CRC_BYTES = 4,
+    TOOL_VERSION_MAX = (int)sizeof(((ns_model_file *)0)->tool_version) - 1,
+};
+#define FIX_CORRUPT "fix: copy the file again or re-create it with `nnsearch train`"
+
+/* ---- shared rules ----------------------------------------------------------------- */
+
+/* n_params = sum over layers l of dims[l+1] * dims[l] + dims[l+1], with
+ * dims = n_in, hidden..., n_out. Only for a validated spec: with every width at most
+ * NS_MODEL_MAX_DIM and at most NS_MAX_HIDDEN + 1 layers the sum fits 64 bits easily. */
+static uint64_t spec_param_count(const ns_mlp_spec *s)
+{
+    uint64_t n = 0, in = (uint64_t)s->n_in;
+    for (int l = 0; l <= s->n_hidden; l++) {
+        uint64_t out = (uint64_t)(l < s->n_hidden ? s->hidden[l] : s->n_out);
+        n += out * in + out;
+        in = out;
+    }
+    return n;
+}
+
+static int dim_ok(uint64_t v) { return v >= 1 && v <= NS_MODEL_MAX_DIM; }
+static int prob_ok(float p) { return p >= 0.0f && p < 1.0f; } /* false for NaN */
+
+/* "784-256-128-10" for messages. */
+static const char *arch_str(const ns_mlp_spec *s, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "%d", s->n_in);
+    for (int l = 0; l < s->n_hidden && k < cap; l++)
+        k += (size_t)snprintf(buf + k, cap - k, "-%d", s->hidden[l]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "-%d", s->n_out);
+    return buf;
+}
+
+static void put_u32(unsigned char *b, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+static void put_u64(unsigned char *b, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+static uint32_t get_u32(const unsigned char *b)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+static uint64_t get_u64(const unsigned char *b)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = v << 8 | b[i];
+    return v;
+}
+
+/* ---- saving ----------------------------------------------------------------------- */
+
+/* Checks everything load would check, so a file that saves also loads. Returns 0, or
+ * nonzero with "what; fix" in why. */
+static int check_model(const ns_model_file *mf, char *why, size_t cap)
+{
+    const char *bug = "fix: this is a bug in the code that built the model";
+#define WHY(...) return (snprintf(why, cap, __VA_ARGS__), 1)
+    if (!mf)
+        WHY("no model given; %s", bug);
+    const ns_mlp_spec *s = &mf->spec;
+    if (!dim_ok((uint64_t)(int64_t)s->n_in) || !dim_ok((uint64_t)(int64_t)s->n_out))
+        WHY("n_in = %d, n_out = %d; both must be in [1, %d]; %s", s->n_in, s->n_out,
+            NS_MODEL_MAX_DIM, bug);
+    if (s->n_hidden < 0 || s->n_hidden > NS_MAX_HIDDEN)
+        WHY("n_hidden = %d is outside [0, %d]; %s", s->n_hidden, NS_MAX_HIDDEN, bug);
+    for (int l = 0; l < s->n_hidden; l++)
+        if (!dim_ok((uint64_t)(int64_t)s->hidden[l]))
+            WHY("hidden layer %d has width %d, outside [1, %d]; %s", l + 1, s->hidden[l],
+                NS_MODEL_MAX_DIM, bug);
+    if ((unsigned)s->act > NS_ACT_SIGMOID || (unsigned)s->init > NS_INIT_XAVIER ||
+        (unsigned)s->loss > NS_LOSS_MSE || (unsigned)mf->task > NS_TASK_REGRESS)
+        WHY("act %d, init %d, loss %d or task %d is not a known value; %s", (int)s->act,
+            (int)s->init, (int)s->loss, (int)mf->task, bug);
+    if (!prob_ok(s->dropout) || !prob_ok(s->label_smoothing))
+        WHY("dropout %g and label_smoothing %g must be in [0, 1); %s", (double)s->dropout,
+            (double)s->label_smoothing, bug);
+    if (mf->task == NS_TASK_CLASSIFY && mf->n_classes != s->n_out)
+        WHY("classification with n_classes = %d but n_out = %d; they must be equal; %s",
+            mf->n_classes, s->n_out, bug);
+    if (mf->task == NS_TASK_REGRESS && (mf->n_classes != 0 || mf->class_names))
+        WHY("regression with n_classes = %d or class names; both must be absent; %s",
+            mf->n_classes, bug);
+    if (mf->task == NS_TASK_REGRESS && s->loss != NS_LOSS_MSE)
+        WHY("regression needs the MSE loss; %s", bug);
+    const ns_standardizer *z = &mf->stdz;
+    if (z->d != s->n_in || !z->mean || !z->scale)
+        WHY("standardizer has d = %d (or no statistics) but n_in = %d; store identity "
+            "statistics (mean 0, scale 1) when standardisation is off", z->d, s->n_in);
+    for (int j = 0; j < z->d; j++)
+        if (!isfinite(z->mean[j]) || !isfinite(z->scale[j]))
+            WHY("standardizer statistics of feature %d are not finite; %s", j, bug);
+    if (!isfinite(z->t_mean) || !isfinite(z->t_std) || !(z->t_std > 0))
+        WHY("target statistics t_mean %g, t_std %g: need finite values and t_std > 0 "
+            "(0 and 1 when unused)", (double)z->t_mean, (double)z->t_std);
+    for (int i = 0; mf->class_names && i < mf->n_classes; i++)
+        if (!mf->class_names[i] || strlen(mf->class_names[i]) > NS_MODEL_MAX_NAME)
+            WHY("class name %d is missing or longer than %d bytes; %s", i, NS_MODEL_MAX_NAME,
+                bug);
+    for (int i = 0; mf->feature_names && i < s->n_in; i++)
+        if (!mf->feature_names[i] || strlen(mf->feature_names[i]) > NS_MODEL_MAX_NAME)
+            WHY("feature name %d is missing or longer than %d bytes; %s", i,
+                NS_MODEL_MAX_NAME, bug);
+    if (mf->label_name && strlen(mf->label_name) > NS_MODEL_MAX_NAME)
+        WHY("label name longer than %d bytes; %s", NS_MODEL_MAX_NAME, bug);
+    if (!memchr(mf->tool_version, '\0', sizeof mf->tool_version))
+        WHY("tool_version is not a terminated string of at most %d bytes; %s",
+            TOOL_VERSION_MAX, bug);
+    uint64_t want = spec_param_count(s);
+    if ((uint64_t)mf->n_params != want || !mf->params) {
+        char a[512];
+        WHY("n_params is %zu but the %s architecture has %llu parameters (or params is "
+            "NULL); pass this architecture's parameter buffer", mf->n_params,
+            arch_str(s, a, sizeof a), (unsigned long long)want);
+    }
+#undef WHY
+    return 0;
+}
+
+/* Byte sink: with f == NULL it only counts, which gives the file size up front. */
+typedef struct wr {
+    FILE *f;
+    uint64_t off;  /* bytes emitted so far */
+    uLong crc;     /* zlib crc32 of those bytes */
+    int failed;    /* errno of the first failed write, 0 if none */
+} wr;
+
+static void wr_bytes(wr *w, const void *p, size_t n)
+{
+    if (w->f && !w->failed && n) {
+        if (fwrite(p, 1, n, w->f) != n)
+            w->failed = errno ? errno : EIO;
+        w->crc = crc32(w->crc, p, (uInt)n); /* n is at most a few KiB here */
+    }
+    w->off += n;
+}
+
+static void wr_u32(wr *w, uint32_t v)
+{
+    unsigned char b[4];
+    put_u32(b, v);
+    wr_bytes(w, b, 4);
+}
+
+static void wr_u64(wr *w, uint64_t v)
+{
+    unsigned char b[8];
+    put_u64(b, v);
+    wr_bytes(w, b, 8);
+}
+
+/* Floats travel as their IEEE-754 bits, so every value (NaN payloads too) round-trips. */
+static void wr_f32s(wr *w, const float *x, size_t n)
+{
+    unsigned char buf[4096];
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &x[i], 4);
+        put_u32(buf + k, u);
+        k += 4;
+        if (k == sizeof buf) {
+            wr_bytes(w, buf, k);
+            k = 0;
+        }
+    }
+    wr_bytes(w, buf, k);
+}
+
+static void wr_f32(wr *w, float x) { wr_f32s(w, &x, 1); }
+
+static void wr_str(wr *w, const char *s, size_t n)
+{
+    wr_u32(w, (uint32_t)n);
+    wr_bytes(w, s, n);
+}
+
+/* Everything but the trailing checksum, in the order of docs/model-format.md. */
+static void serialize(wr *w, const ns_model_file *mf, uint64_t file_size)
+{
+    const ns_mlp_spec *s = &mf->spec;
+    wr_bytes(w, MAGIC, sizeof MAGIC);
+    wr_u32(w, NS_MODEL_VERSION);
+    wr_u64(w, file_size);
+
+    wr_u32(w, (uint32_t)s->n_in);
+    wr_u32(w, (uint32_t)s->n_out);
+    wr_u32(w, (uint32_t)s->n_hidden);
+    for (int l = 0; l < s->n_hidden; l++)
+        wr_u32(w, (uint32_t)s->hidden[l]);
+    wr_u32(w, (uint32_t)s->act);
+    wr_f32(w, s->dropout);
+    wr_u32(w, (uint32_t)s->init);
+    wr_u32(w, (uint32_t)s->loss);
+    wr_f32(w, s->label_smoothing);
+    wr_u32(w, (uint32_t)mf->task);
+    wr_u32(w, (uint32_t)mf->n_classes);
+
+    wr_u32(w, (uint32_t)mf->stdz.d);
+    wr_f32s(w, mf->stdz.mean, (size_t)mf->stdz.d);
+    wr_f32s(w, mf->stdz.scale, (size_t)mf->stdz.d);
+    wr_f32(w, mf->stdz.t_mean);
+    wr_f32(w, mf->stdz.t_std);
+
+    int nc = mf->class_names ? mf->n_classes : 0;
+    wr_u32(w, (uint32_t)nc);
+    for (int i = 0; i < nc; i++)
+        wr_str(w, mf->class_names[i], strlen(mf->class_names[i]));
+    int nf = mf->feature_names ? s->n_in : 0;
+    wr_u32(w, (uint32_t)nf);
+    for (int i = 0; i < nf; i++)
+        wr_str(w, mf->feature_names[i], strlen(mf->feature_names[i]));
+    wr_str(w, mf->label_name ? mf->label_name : "", mf->label_name ? strlen(mf->label_name) : 0);
+
+    wr_u64(w, mf->config_hash);
+    wr_u64(w, mf->seed);
+    wr_str(w, mf->tool_version, strlen(mf->tool_version));
+
+    wr_u64(w, (uint64_t)mf->n_params);
+    wr_f32s(w, mf->params, mf->n_params);
+}
+
+/* Creates PATH.tmp.XXXXXX exclusively with mode 0666 less the umask (mkstemp would give
+ * 0600, and a deployed model should be as readable as any other output). Returns the fd
+ * and the name in tmp, or -1 with errno set. */
+static int open_temp(const char *path, char *tmp, size_t cap)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static atomic_ullong counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+                     (uint64_t)getpid() << 40 ^ atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
+        x ^= x >> 31; /* splitmix64 finaliser: spread the bits over the suffix */
+        x *= 0xBF58476D1CE4E5B9u;
+        x ^= x >> 27;
+        char suf[7];
+        for (int i = 0; i < 6; i++, x /= 62)
+            suf[i] = al[x % 62];
+        suf[6] = '\0';
+        snprintf(tmp, cap, "%s.tmp.%s", path, suf);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Makes the rename itself durable; best effort (some file systems refuse fsync on a
+ * folder, and the data is already safe either way). */
+static void sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+int ns_model_save(const char *path, const ns_model_file *mf, ns_err *err)
+{
+    char why[768];
+    if (check_model(mf, why, sizeof why))
+        return ns_err_set(err, NS_EINPUT, "%s: cannot save the model: %s", path, why);
+
+    wr count = {0};
+    serialize(&count, mf, 0);
+    uint64_t total = count.off + CRC_BYTES;
+
+    size_t cap = strlen(path) + 16;
+    char *tmp = malloc(cap);
+    if (!tmp)
+        return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", path);
+    int fd = open_temp(path, tmp, cap);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return ns_err_set(err, NS_ERUNTIME,
+                          "%s: cannot create a temporary file next to it: %s; fix: check "
+                          "that the folder exists and is writable", path, strerror(e));
+    }
+    FILE *f = fdopen(fd, "wb");
+    if (!f) {
+        int e = errno;
+        close(fd);
+        unlink(tmp);
+        free(tmp);
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write the model: %s", path,
+                          strerror(e));
+    }
+
+    wr w = {.f = f, .crc = crc32(0L, Z_NULL, 0)};
+    serialize(&w, mf, total);
+    wr_u32(&w, (uint32_t)w.crc);
+    int e = w.failed;
+    const char *step = "write";
+    if (!e && fflush(f) != 0)
+        e = errno;
+    if (!e && fsync(fileno(f)) != 0) {
+        e = errno;
+        step = "sync";
+    }
+    if (fclose(f) != 0 && !e)
+        e = errno;
+    if (!e && w.off != total)
+        e = EIO; /* cannot happen: both passes run the same code */
+    if (!e && rename(tmp, path) != 0) {
+        e = errno;
+        step = "rename the temporary file over";
+    }
+    if (e) {
+        unlink(tmp);
+        free(tmp);
+        return ns_err_set(err, NS_ERUNTIME,
+                          "%s: cannot %s the model file: %s; fix: check free space and "
+                          "permissions of the folder", path, step, strerror(e));
+    }
+    free(tmp);
+    sync_parent(path);
+    return NS_OK;
+}
+
+/* ---- loading ---------------------------------------------------------------------- */
+
+typedef struct rd {
+    FILE *f;
+    const char *path;
+    ns_err *err;
+    uint64_t off; /* next byte to read */
+    uint64_t end; /* where the payload ends: the checksum's offset */
+} rd;
+
+/* NS_EINPUT "PATH: byte AT: <what>; fix: ..." for a file that passed the checksum but
+ * does not make sense (written by a buggy or foreign writer). */
+static int bad(rd *r, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int bad(rd *r, uint64_t at, const char *fmt, ...)
+{
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    return ns_err_set(r->err, NS_EINPUT, "%s: byte %llu: %s; " FIX_CORRUPT, r->path,
+                      (unsigned long long)at, what);
+}
+
+static int read_failed(FILE *f, const char *path, uint64_t at, uint64_t want, ns_err *err)
+{
+    if (ferror(f))
+        return ns_err_set(err, NS_ERUNTIME, "%s: byte %llu: read error: %s", path,
+                          (unsigned long long)at, strerror(errno ? errno : EIO));
+    return ns_err_set(err, NS_EINPUT,
+                      "%s: byte %llu: file ends at byte %llu, expected %llu (it changed "
+                      "while being read); fix: read it again once it is complete", path,
+                      (unsigned long long)at, (unsigned long long)at, (unsigned long long)want);
+}
+
+/* Checks that n more bytes of `what` fit before the checksum, before anyone allocates;
+ * the error points at `at`, the count that asked for them. */
+static int rd_need_at(rd *r, uint64_t at, uint64_t n, const char *what)
+{
+    if (n > r->end - r->off)
+        return bad(r, at, "%s needs %llu bytes but only %llu remain before the checksum",
+                   what, (unsigned long long)n, (unsigned long long)(r->end - r->off));
+    return 0;
+}
+
+static int rd_need(rd *r, uint64_t n, const char *what) { return rd_need_at(r, r->off, n, what); }
+
+static int rd_bytes(rd *r, void *p, size_t n, const char *what)
+{
+    int rc = rd_need(r, n, what);
+    if (rc)
+        return rc;
+    if (n && fread(p, 1, n, r->f) != n)
+        return read_failed(r->f, r->path, r->off, r->off + n, r->err);
+    r->off += n;
+    return 0;
+}
+
+static int rd_u32(rd *r, uint32_t *v, const char *what)
+{
+    unsigned char b[4];
+    int rc = rd_bytes(r, b, 4, what);
+    if (!rc)
+        *v = get_u32(b);
+    return rc;
+}
+
+static int rd_u64(rd *r, uint64_t *v, const char *what)
+{
+    unsigned char b[8];
+    int rc = rd_bytes(r, b, 8, what);
+    if (!rc)
+        *v = get_u64(b);
+    return rc;
+}
+
+static int rd_f32s(rd *r, float *x, size_t n, const char *what)
+{
+    unsigned char buf[4096];
+    int rc = rd_need(r, (uint64_t)n * 4, what);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n;) {
+        size_t k = n - i < sizeof buf / 4 ? n - i : sizeof buf / 4;
+        if ((rc = rd_bytes(r, buf, 4 * k, what)))
+            return rc;
+        for (size_t j = 0; j < k; j++) {
+            uint32_t u = get_u32(buf + 4 * j);
+            memcpy(&x[i + j], &u, 4);
+        }
+        i += k;
+    }
+    return 0;
+}
+
+static int rd_f32(rd *r, float *x, const char *what) { return rd_f32s(r, x, 1, what); }
+
+/* A u32 that must lie in [lo, hi]. */
+static int rd_range(rd *r, uint32_t *v, uint32_t lo, uint32_t hi, const char *what)
+{
+    uint64_t at = r->off;
+    int rc = rd_u32(r, v, what);
+    if (!rc && (*v < lo || *v > hi))
+        rc = bad(r, at, "%s is %u, outside [%u, %u]", what, *v, lo, hi);
+    return rc;
+}
+
+/* A length-prefixed string of at most max bytes with no NUL inside, into a new string. */
+static int rd_string(rd *r, char **out, uint32_t max, const char *what)
+{
+    uint32_t n;
+    uint64_t at = r->off;
+    int rc = rd_range(r, &n, 0, max, what);
+    if (rc || (rc = rd_need_at(r, at, n, what)))
+        return rc;
+    char *s = malloc((size_t)n + 1);
+    if (!s)
+        return ns_err_set(r->err, NS_ERUNTIME, "%s: out of memory", r->path);
+    rc = rd_bytes(r, s, n, what);
+    s[rc ? 0 : n] = '\0';
+    *out = s;
+    if (!rc && memchr(s, '\0', n))
+        rc = bad(r, at, "%s contains a NUL byte", what);
+    return rc;
+}
+
+/* A names list: count 0 or want, then the strings. *names stays NULL for count 0. */
+static int rd_names(rd *r, char ***names, uint32_t want, const char *what)
+{
+    uint32_t n;
+    uint64_t at = r->off;
+    int rc = rd_u32(r, &n, what);
+    if (rc)
+        return rc;
+    if (n == 0)
+        return 0;
+    if (n != want && want == 0)
+        return bad(r, at, "%s count is %u in a model without classes; it must be 0", what, n);
+    if (n != want)
+        return bad(r, at, "%s count is %u; it must be 0 or %u", what, n, want);
+    if ((rc = rd_need_at(r, at, (uint64_t)n * 4, what))) /* each name has its length */
+        return rc;
+    *names = calloc(n, sizeof **names);
+    if (!*names)
+        return ns_err_set(r->err, NS_ERUNTIME, "%s: out of memory", r->path);
+    for (uint32_t i = 0; i < n; i++)
+        if ((rc = rd_string(r, &(*names)[i], NS_MODEL_MAX_NAME, what)))
+            return rc;
+    return 0;
+}
+
+static int rd_arch(rd *r, ns_model_file *mf)
+{
+    ns_mlp_spec *s = &mf->spec;
+    uint32_t v;
+    int rc;
+    if ((rc = rd_range(r, &v, 1, NS_MODEL_MAX_DIM, "input count n_in")))
+        return rc;
+    s->n_in = (int)v;
+    if ((rc = rd_range(r, &v, 1, NS_MODEL_MAX_DIM, "output count n_out")))
+        return rc;
+    s->n_out = (int)v;
+    if ((rc = rd_range(r, &v, 0, NS_MAX_HIDDEN, "hidden layer count")))
+        return rc;
+    s->n_hidden = (int)v;
+    for (int l = 0; l < s->n_hidden; l++) {
+        if ((rc = rd_range(r, &v, 1, NS_MODEL_MAX_DIM, "hidden layer width")))
+            return rc;
+        s->hidden[l] = (int)v;
+    }
+    if ((rc = rd_range(r, &v, 0, NS_ACT_SIGMOID, "activation code")))
+        return rc;
+    s->act = (ns_act)v;
+    uint64_t at = r->off;
+    if ((rc = rd_f32(r, &s->dropout, "dropout")))
+        return rc;
+    if (!prob_ok(s->dropout))
+        return bad(r, at, "dropout %g is outside [0, 1)", (double)s->dropout);
+    if ((rc = rd_range(r, &v, 0, NS_INIT_XAVIER, "init code")))
+        return rc;
+    s->init = (ns_init)v;
+    if ((rc = rd_range(r, &v, 0, NS_LOSS_MSE, "loss code")))
+        return rc;
+    s->loss = (ns_loss)v;
+    at = r->off;
+    if ((rc = rd_f32(r, &s->label_smoothing, "label smoothing")))
+        return rc;
+    if (!prob_ok(s->label_smoothing))
+        return bad(r, at, "label smoothing %g is outside [0, 1)", (double)s->label_smoothing);
+    at = r->off;
+    if ((rc = rd_range(r, &v, 0, NS_TASK_REGRESS, "task code")))
+        return rc;
+    mf->task = (ns_task)v;
+    if (mf->task == NS_TASK_REGRESS && s->loss != NS_LOSS_MSE)
+        return bad(r, at, "a regression model with the cross-entropy loss");
+    at = r->off;
+    if ((rc = rd_u32(r, &v, "class count")))
+        return rc;
+    uint32_t want = mf->task == NS_TASK_CLASSIFY ? (uint32_t)s->n_out : 0;
+    if (v != want)
+        return bad(r, at, "class count is %u but a %s model with %d outputs needs %u", v,
+                   mf->task == NS_TASK_CLASSIFY ? "classification" : "regression", s->n_out,
+                   want);
+    mf->n_classes = (int)v;
+    return 0;
+}
+
+static int rd_preprocessing(rd *r, ns_model_file *mf)
+{
+    ns_standardizer *z = &mf->stdz;
+    uint32_t d;
+    uint64_t at = r->off;
+    int rc = rd_u32(r, &d, "standardizer size");
+    if (rc)
+        return rc;
+    if (d != (uint32_t)mf->spec.n_in)
+        return bad(r, at, "standardizer size is %u but the model has %d inputs", d,
+                   mf->spec.n_in);
+    if ((rc = rd_need_at(r, at, (uint64_t)d * 8 + 8, "standardizer statistics")))
+        return rc;
+    z->mean = malloc((size_t)d * sizeof *z->mean);
+    z->scale = malloc((size_t)d * sizeof *z->scale);
+    if (!z->mean || !z->scale)
+        return ns_err_set(r->err, NS_ERUNTIME, "%s: out of memory", r->path);
+    z->d = (int)d;
+    at = r->off;
+    if ((rc = rd_f32s(r, z->mean, d, "feature means")) ||
+        (rc = rd_f32s(r, z->scale, d, "feature scales")))
+        return rc;
+    for (uint32_t j = 0; j < d; j++) {
+        if (!isfinite(z->mean[j]))
+            return bad(r, at + 4 * j, "mean of feature %u is not finite", j);
+        if (!isfinite(z->scale[j]))
+            return bad(r, at + 4 * ((uint64_t)d + j), "scale of feature %u is not finite", j);
+    }
+    at = r->off;
+    if ((rc = rd_f32(r, &z->t_mean, "target mean")))
+        return rc;
+    if (!isfinite(z->t_mean))
+        return bad(r, at, "target mean %g is not finite", (double)z->t_mean);
+    at = r->off;
+    if ((rc = rd_f32(r, &z->t_std, "target std")))
+        return rc;
+    if (!isfinite(z->t_std) || !(z->t_std > 0))
+        return bad(r, at, "target std %g must be finite and > 0", (double)z->t_std);
+    return 0;
+}
+
+/* An empty label name means "none" (IDX-trained models). */
+static int rd_label_name(rd *r, ns_model_file *mf)
+{
+    int rc = rd_string(r, &mf->label_name, NS_MODEL_MAX_NAME, "label column name");
+    if (!rc && mf->label_name && !mf->label_name[0]) {
+        free(mf->label_name);
+        mf->label_name = NULL;
+    }
+    return rc;
+}
+
+static int rd_provenance_params(rd *r, ns_model_file *mf)
+{
+    int rc;
+    if ((rc = rd_u64(r, &mf->config_hash, "config hash")) ||
+        (rc = rd_u64(r, &mf->seed, "seed")))
+        return rc;
+    char *tv = NULL;
+    rc = rd_string(r, &tv, TOOL_VERSION_MAX, "tool version");
+    if (tv)
+        memcpy(mf->tool_version, tv, strlen(tv) + 1);
+    free(tv);
+    if (rc)
+        return rc;
+
+    uint64_t n, at = r->off;
+    if ((rc = rd_u64(r, &n, "parameter count")))
+        return rc;
+    uint64_t want = spec_param_count(&mf->spec);
+    if (n != want) {
+        char a[512];
+        return bad(r, at, "parameter count is %llu but the %s architecture has %llu",
+                   (unsigned long long)n, arch_str(&mf->spec, a, sizeof a),
+                   (unsigned long long)want);
+    }
+    if ((rc = rd_need_at(r, at, n * 4, "parameters")))
+        return rc;
+    mf->params = malloc((size_t)n * sizeof *mf->params);
+    if (!mf->params)
+        return ns_err_set(r->err, NS_ERUNTIME, "%s: out of memory for %llu parameters",
+                          r->path, (unsigned long long)n);
+    mf->n_params = (size_t)n;
+    return rd_f32s(r, mf->params, (size_t)n, "parameters");
+}
+
+/* Magic, version, file size and checksum: everything that does not need the sections.
+ * Verifying the checksum before parsing means damage anywhere after the header is
+ * reported as what it is, not as whichever field it happened to hit. */
+static int check_envelope(FILE *f, const char *path, uint64_t size, uint64_t *file_size,
+                          ns_err *err)
+{
+    unsigned char h[HEADER_BYTES];
+    size_t want = size < HEADER_BYTES ? (size_t)size : HEADER_BYTES;
+    if (want && fread(h, 1, want, f) != want)
+        return read_failed(f, path, 0, want, err);
+    if (memcmp(h, MAGIC, want < 8 ? want : 8) != 0)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte 0: not an nnsearch model file (it does not start with "
+                          "\"NSMODEL\"); fix: pass a model written by `nnsearch train`", path);
+    if (want >= 12) {
+        uint32_t v = get_u32(h + 8);
+        if (v != NS_MODEL_VERSION)
+            return ns_err_set(err, NS_EINPUT,
+                              "%s: byte 8: model format version %u, but this build of "
+                              "nnsearch reads version %d; fix: %s", path, v, NS_MODEL_VERSION,
+                              v > NS_MODEL_VERSION
+                                  ? "use the newer nnsearch that wrote it, or re-train with this one"
+                                  : "the file is corrupt; re-create it with `nnsearch train`");
+    }
+    if (want < HEADER_BYTES)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte %llu: file ends at byte %llu, expected at least %d (the "
+                          "header); the file is truncated; " FIX_CORRUPT, path,
+                          (unsigned long long)size, (unsigned long long)size, HEADER_BYTES);
+    uint64_t fs = get_u64(h + 12);
+    if (fs < HEADER_BYTES + CRC_BYTES)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte 12: the file size field says %llu bytes, less than a "
+                          "header and a checksum; the file is corrupt; " FIX_CORRUPT, path,
+                          (unsigned long long)fs);
+    if (size < fs)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte %llu: file ends at byte %llu, expected %llu; the file is "
+                          "truncated; " FIX_CORRUPT, path, (unsigned long long)size,
+                          (unsigned long long)size, (unsigned long long)fs);
+    if (size > fs)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte %llu: %llu unexpected bytes after the end of the model "
+                          "(trailing garbage); fix: cut the file at %llu bytes or copy it "
+                          "again", path, (unsigned long long)fs,
+                          (unsigned long long)(size - fs), (unsigned long long)fs);
+
+    uLong crc = crc32(0L, Z_NULL, 0);
+    crc = crc32(crc, h, HEADER_BYTES);
+    unsigned char buf[16384];
+    for (uint64_t off = HEADER_BYTES; off < fs - CRC_BYTES;) {
+        size_t k = fs - CRC_BYTES - off < sizeof buf ? (size_t)(fs - CRC_BYTES - off) : sizeof buf;
+        if (fread(buf, 1, k, f) != k)
+            return read_failed(f, path, off, fs, err);
+        crc = crc32(crc, buf, (uInt)k);
+        off += k;
+    }
+    unsigned char c[CRC_BYTES];
+    if (fread(c, 1, CRC_BYTES, f) != CRC_BYTES)
+        return read_failed(f, path, fs - CRC_BYTES, fs, err);
+    if (get_u32(c) != (uint32_t)crc)
+        return ns_err_set(err, NS_EINPUT,
+                          "%s: byte %llu: checksum mismatch: the file is corrupt (stored "
+                          "%08x, computed %08x); " FIX_CORRUPT, path,
+                          (unsigned long long)(fs - CRC_BYTES), get_u32(c), (uint32_t)crc);
+    *file_size = fs;
+    return 0;
+}
+
+int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
+{
+    memset(mf, 0, sizeof *mf);
+    FILE *f = fopen(path, "rb");
+    if (!f) /* a wrong path is the user's to fix: exit code 2 */
+        return ns_err_set(err, errno == ENOENT || errno == EACCES ? NS_EINPUT : NS_ERUNTIME,
+                          "%s: cannot open the model file: %s; fix: check the path", path,
+                          strerror(errno));
+    struct stat st;
+    int rc;
+    uint64_t fs = 0;
+    if (fstat(fileno(f), &st) != 0)
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot stat the model file: %s", path,
+                        strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = ns_err_set(err, NS_EINPUT, "%s: not a regular file; fix: pass the model file "
+                        "itself", path);
+    else
+        rc = check_envelope(f, path, (uint64_t)st.st_size, &fs, err);
+    if (!rc && fseek(f, HEADER_BYTES, SEEK_SET) != 0)
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot seek: %s", path, strerror(errno));
+    if (!rc) {
+        rd r = {.f = f, .path = path, .err = err, .off = HEADER_BYTES, .end = fs - CRC_BYTES};
+        if (!(rc = rd_arch(&r, mf)) && !(rc = rd_preprocessing(&r, mf)) &&
+            !(rc = rd_names(&r, &mf->class_names, (uint32_t)mf->n_classes, "class names")) &&
+            !(rc = rd_names(&r, &mf->feature_names, (uint32_t)mf->spec.n_in,
+                            "feature names")) &&
+            !(rc = rd_label_name(&r, mf)) &&
+            !(rc = rd_provenance_params(&r, mf)) && r.off != r.end)
+            rc = bad(&r, r.off, "%llu unexpected bytes between the parameters and the checksum",
+                     (unsigned long long)(r.end - r.off));
+    }
+    fclose(f);
+    if (rc)
+        ns_model_file_free(mf);
+    return rc;
+}
+
+void ns_model_file_free(ns_model_file *mf)
+{
+    if (!mf)
+        return;
+    for (int i = 0; mf->class_names && i < mf->n_classes; i++)
+        free(mf->class_names[i]);
+    free(mf->class_names);
+    for (int i = 0; mf->feature_names && i < mf->spec.n_in; i++)
+        free(mf->feature_names[i]);
+    free(mf->feature_names);
+    free(mf->label_name);
+    free(mf->stdz.mean);
+    free(mf->stdz.scale);
+    free(mf->params);
+    memset(mf, 0, sizeof *mf);
+}

@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# e2e_cli.sh — end-to-end checks of the nnsearch program as a user runs it: train on the
+# tiny CSV and on a generated regression CSV, JSON records, predict, determinism across
+# runs, and one-line errors with exit code 2 for bad configs, data and models.
+# usage: tests/e2e_cli.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_cli.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-e2e-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+check() { local what=$1; shift; if "$@"; then ok; else bad "$what"; fi; }
+
+# expect_error NAME EXPECTED_SUBSTRING CMD... : exit code 2, one stderr line with the substring
+expect_error() {
+  local name=$1 want=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [[ $rc -ne 2 ]]; then bad "$name: exit $rc, expected 2 ($(head -c 300 "$T/err"))"; return; fi
+  if [[ $(wc -l <"$T/err") -ne 1 ]]; then bad "$name: expected one stderr line, got: $(cat "$T/err")"; return; fi
+  if ! grep -qF -- "$want" "$T/err"; then bad "$name: '$want' not in: $(cat "$T/err")"; return; fi
+  ok
+}
+
+# --- help and version
+check "help" bash -c "'$NS' --help | grep -q 'nnsearch train CONFIG'"
+check "version" bash -c "'$NS' --version | grep -Eq '^nnsearch [0-9]+\.[0-9]+'"
+expect_error "no args is usage" "unknown option" "$NS" --bogus
+
+# --- train the tiny CSV config, JSON records
+"$NS" train configs/tiny-train.yaml --json --quiet -o "$T/tiny.nsm" >"$T/run1.json" 2>"$T/run1.err"
+check "train exit 0" test $? -eq 0
+check "30 epoch records + final" test "$(wc -l <"$T/run1.json")" -eq 31
+check "epoch record keys" grep -q '"epoch":1,.*"train_loss":.*"val_loss":.*"val_acc":.*"lr":.*"seconds":.*"samples_per_s":' "$T/run1.json"
+check "final record" bash -c "tail -1 '$T/run1.json' | grep -q '\"final\":true'"
+acc=$(tail -1 "$T/run1.json" | sed -E 's/.*"val_acc":([0-9.]+).*/\1/')
+check "tiny val_acc >= 0.8 (got $acc)" awk -v a="$acc" 'BEGIN { exit !(a >= 0.8) }'
+check "model written" test -s "$T/tiny.nsm"
+
+# --- same seed, same numbers (everything but timings)
+"$NS" train configs/tiny-train.yaml --json --quiet -o "$T/tiny2.nsm" >"$T/run2.json" 2>/dev/null
+strip() { sed -E 's/"(seconds|samples_per_s)":[^,}]*//g; s/"model":"[^"]*"//' "$1"; }
+check "deterministic JSON" cmp -s <(strip "$T/run1.json") <(strip "$T/run2.json")
+check "deterministic model file" cmp -s "$T/tiny.nsm" "$T/tiny2.nsm"
+
+# --- predict on the training CSV (label column present: accuracy reported)
+"$NS" predict "$T/tiny.nsm" configs/data/tiny.csv -o "$T/pred.csv" 2>"$T/pred.err"
+check "predict exit 0" test $? -eq 0
+check "predict rows" test "$(wc -l <"$T/pred.csv")" -eq 601
+check "predict header" bash -c "head -1 '$T/pred.csv' | grep -q '^row,prediction,p_alpha,p_beta,p_gamma$'"
+check "predict accuracy line" grep -q 'accuracy' "$T/pred.err"
+# columns in another order, label dropped: same predictions
+awk -F, 'BEGIN{OFS=","} {print $8,$7,$6,$5,$4,$3,$2,$1}' configs/data/tiny.csv >"$T/shuffled.csv"
+"$NS" predict "$T/tiny.nsm" "$T/shuffled.csv" 2>/dev/null >"$T/pred2.csv"
+check "predict by column name" cmp -s "$T/pred.csv" "$T/pred2.csv"
+
+# --- regression end to end
+awk 'BEGIN { srand(3); print "a,b,c,y"; for (i = 0; i < 400; i++) { a = rand(); b = rand(); c = rand();
+  printf "%.5f,%.5f,%.5f,%.5f\n", a, b, c, 3 * a - 2 * b + c * c + 10 } }' >"$T/reg.csv"
+cat >"$T/reg.yaml" <<YAML
+data:
+  train: reg.csv
+  label: y
+  task: regression
+model:
+  hidden: [16]
+  activation: tanh
+train:
+  epochs: 40
+  batch_size: 16
+  lr: 0.01
+YAML
+"$NS" train "$T/reg.yaml" --json --quiet -o "$T/reg.nsm" >"$T/reg.json" 2>"$T/reg.err"
+check "regression train exit 0 ($(cat "$T/reg.err"))" test $? -eq 0
+rmse=$(tail -1 "$T/reg.json" | sed -E 's/.*"val_rmse":([0-9.e-]+).*/\1/')
+check "regression val_rmse < 0.25 (got $rmse)" awk -v a="$rmse" 'BEGIN { exit !(a < 0.25) }'
+"$NS" predict "$T/reg.nsm" "$T/reg.csv" >"$T/reg_pred.csv" 2>"$T/reg_pred.err"
+check "regression predictions in target units" awk -F, 'NR == 2 { exit !($2 > 8 && $2 < 14) }' "$T/reg_pred.csv"
+
+# --- bad input: one line, exit 2, location
+printf 'data:\n  train: data/tiny.csv\nmodel:\n  hiden: [4]\n' >"$T/typo.yaml"
+cp -r configs/data "$T/"
+expect_error "unknown key" "typo.yaml:4:3" "$NS" train "$T/typo.yaml"
+printf 'data:\n  train: data/tiny.csv\ntrain:\n  lr: fast\n' >"$T/type.yaml"
+expect_error "wrong type" "type.yaml:4:7" "$NS" train "$T/type.yaml"
+printf 'data:\n  train: nowhere.csv\n' >"$T/missing.yaml"
+expect_error "missing data file" "nowhere.csv" "$NS" train "$T/missing.yaml"
+expect_error "missing config" "nope.yaml" "$NS" train "$T/nope.yaml"
+{ head -5 configs/data/tiny.csv; echo "1,2,x,4,5,6,7,8,alpha"; } >"$T/data/bad.csv"
+printf 'data:\n  train: data/bad.csv\n' >"$T/badcsv.yaml"
+expect_error "non-numeric cell" "bad.csv:7:3" "$NS" train "$T/badcsv.yaml"
+cut -d, -f2- configs/data/tiny.csv >"$T/narrow.csv"
+expect_error "predict missing column" "f1" "$NS" predict "$T/tiny.nsm" "$T/narrow.csv"
+head -c 200 "$T/tiny.nsm" >"$T/trunc.nsm"
+expect_error "truncated model" "trunc.nsm" "$NS" predict "$T/trunc.nsm" configs/data/tiny.csv
+expect_error "predict needs args" "predict needs" "$NS" predict "$T/tiny.nsm"
+expect_error "unknown option" "--frobnicate" "$NS" train configs/tiny-train.yaml --frobnicate
+check "no partial output after a failed predict" test ! -e "$T/never.csv"
+"$NS" predict "$T/trunc.nsm" configs/data/tiny.csv -o "$T/never.csv" 2>/dev/null
+check "no partial output file" bash -c "! ls '$T' | grep -q never"
+
+echo "e2e_cli: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
