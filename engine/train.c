@@ -386,7 +386,8 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
             stopped = tr->stopped_early, sbad = tr->sched.bad_epochs,
             has_best = tr->best_params != NULL;
     int64_t step = tr->step;
-    int fail = put(f, CKPT_MAGIC, 8) || put(f, &ver, 4) || put(f, &np, 8) || put(f, &epoch, 4) ||
+    int fail = put(f, CKPT_MAGIC, 8) || put(f, &ver, 4) || put(f, &np, 8) || put(f, &tr->tag, 8) ||
+               put(f, &epoch, 4) ||
                put(f, &step, 8) || put(f, &tr->elapsed, 8) || put(f, &tr->best_metric, 8) ||
                put(f, &best_epoch, 4) || put(f, &bad, 4) || put(f, &stopped, 4) ||
                put(f, tr->rng.s, sizeof tr->rng.s) || put(f, &tr->sched.plateau_mult, 8) ||
@@ -454,14 +455,15 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     FILE *f = fmemopen(buf, (size_t)size - 4, "rb");
     char magic[8];
     uint32_t ver = 0;
-    uint64_t np = 0;
+    uint64_t np = 0, tag = 0;
     int32_t epoch, best_epoch, bad, stopped, sbad, has_best;
     int64_t step;
     int rc = NS_OK;
     if (!f || get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
-        ver != CKPT_VERSION || get(f, &np, 8) || np != tr->net->n_params) {
-        rc = ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this run (magic, version %u or "
-                        "parameter count %llu differs)", path, ver, (unsigned long long)np);
+        ver != CKPT_VERSION || get(f, &np, 8) || np != tr->net->n_params || get(f, &tag, 8) ||
+        tag != tr->tag) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this run (it was written by "
+                        "another config or version); delete it or pass another path", path);
         goto done;
     }
     if (get(f, &epoch, 4) || get(f, &step, 8) || get(f, &tr->elapsed, 8) ||

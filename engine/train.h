@@ -87,6 +87,8 @@ typedef struct ns_trainer {
     ns_net *net;
     const ns_dataset *train, *val; /* already standardised; val may be NULL */
     float t_std;          /* regression: target scale for RMSE in original units [1] */
+    uint64_t tag;         /* caller's identity of the run (e.g. config hash); a checkpoint
+                             with another tag is refused [0] */
     ns_optim opt;
     ns_sched sched;
     ns_rng rng;

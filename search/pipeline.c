@@ -239,6 +239,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)))
         goto done;
     tr.t_std = p->stdz.t_std;
+    tr.tag = c->hash ^ ns_hash64(c->train.seed); /* --seed changes the run too */
     if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
         goto done;
     epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user};
