@@ -1,16 +1,49 @@
 /* testutil.c — see testutil.h. */
+#define _XOPEN_SOURCE 700 /* nftw */
 #include "testutil.h"
 
+#include <ftw.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+/* Folders made by this process; removed with their contents when it exits (Criterion runs
+ * each test in its own process, so every test cleans up after itself). */
+static char *made[256];
+static int n_made;
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_made(void)
+{
+    for (int i = 0; i < n_made; i++) {
+        nftw(made[i], rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(made[i]);
+    }
+    n_made = 0;
+}
 
 char *tu_temp_dir(void)
 {
     char tmpl[] = "/tmp/nnsearch-test-XXXXXX";
     char *d = mkdtemp(tmpl);
-    return d ? strdup(d) : NULL;
+    if (!d)
+        return NULL;
+    if (n_made < (int)(sizeof made / sizeof *made)) {
+        if (n_made == 0)
+            atexit(rm_made);
+        made[n_made++] = strdup(d);
+    }
+    return strdup(d);
 }
 
 char *tu_write_temp(const char *name, const void *data, size_t len)
