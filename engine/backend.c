@@ -79,13 +79,13 @@ void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size
     be->ops->sgd_update(be, p, buf, g, n, lr, mu, wd, nesterov);
 }
 void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                       float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                       float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
                        int decoupled)
 {
     be->ops->adam_update(be, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
 }
 void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                          size_t n, float lr, float alpha, float eps, float wd, float mu)
+                          size_t n, float lr, double alpha, float eps, float wd, float mu)
 {
     be->ops->rmsprop_update(be, p, v, buf, g, n, lr, alpha, eps, wd, mu);
 }

@@ -89,7 +89,9 @@ double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *t
                  int B, int K);
 
 /* ---- optimizer updates over a flat parameter buffer ------------------------------- */
-/* Each is one fused pass over n parameters; the formulas follow torch.optim exactly. */
+/* Each is one fused pass over n parameters; the formulas follow torch.optim exactly.
+ * Betas, alpha and bias corrections come in double so that 1 - beta and lr / bc are
+ * formed in double as torch forms them; 0.999f is not 0.999. */
 
 /* g' = g + wd p; buf = mu buf + g' (when mu > 0); step = nesterov ? g' + mu buf : buf;
  * p -= lr * step. With mu = 0, buf is unused and step = g'. */
@@ -99,12 +101,12 @@ void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size
  * m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
  * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc_k = 1 - b_k^t. */
 void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g,
-                       size_t n, float lr, float b1, float b2, float eps, float wd,
-                       float bc1, float bc2, int decoupled);
+                       size_t n, float lr, double b1, double b2, float eps, float wd,
+                       double bc1, double bc2, int decoupled);
 /* RMSprop: g' = g + wd p; v = alpha v + (1 - alpha) g'^2; d = g' / (sqrt(v) + eps);
  * with mu > 0: buf = mu buf + d, p -= lr buf; else p -= lr d. */
 void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                          size_t n, float lr, float alpha, float eps, float wd, float mu);
+                          size_t n, float lr, double alpha, float eps, float wd, float mu);
 
 /* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */
 void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC);

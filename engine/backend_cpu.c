@@ -330,7 +330,7 @@ static void cpu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t
 }
 
 static void cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                     float lr, float b1, float b2, float eps, float wd, float bc1, float bc2,
+                     float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
                      int decoupled)
 {
     (void)be;
@@ -338,7 +338,7 @@ static void cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *
 }
 
 static void cpu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                        size_t n, float lr, float alpha, float eps, float wd, float mu)
+                        size_t n, float lr, double alpha, float eps, float wd, float mu)
 {
     (void)be;
     ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);

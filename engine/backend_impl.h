@@ -36,10 +36,10 @@ typedef struct ns_backend_ops {
     void (*sgd_update)(ns_backend *be, float *p, float *buf, const float *g, size_t n,
                        float lr, float mu, float wd, int nesterov);
     void (*adam_update)(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                        float lr, float b1, float b2, float eps, float wd, float bc1,
-                        float bc2, int decoupled);
+                        float lr, double b1, double b2, float eps, float wd, double bc1,
+                        double bc2, int decoupled);
     void (*rmsprop_update)(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                           size_t n, float lr, float alpha, float eps, float wd, float mu);
+                           size_t n, float lr, double alpha, float eps, float wd, float mu);
 } ns_backend_ops;
 
 struct ns_backend {

@@ -83,18 +83,18 @@ NS_INLINE void adam_loop(float *restrict p, float *restrict m, float *restrict v
 
 NS_CLONES
 void ns_cpu_adam_update(float *p, float *m, float *v, const float *g, size_t n, float lr,
-                        float b1, float b2, float eps, float wd, float bc1, float bc2,
+                        double b1, double b2, float eps, float wd, double bc1, double bc2,
                         int decoupled)
 {
-    const float c1 = (float)(1.0 - (double)b1);
-    const float c2 = (float)(1.0 - (double)b2);
-    const float step = (float)((double)lr / (double)bc1);
-    const float bc2s = (float)sqrt((double)bc2);
+    const float c1 = (float)(1.0 - b1);
+    const float c2 = (float)(1.0 - b2);
+    const float step = (float)((double)lr / bc1);
+    const float bc2s = (float)sqrt(bc2);
     const float decay = decoupled ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
     if (!decoupled && wd != 0.0f)
-        adam_loop(p, m, v, g, n, b1, c1, b2, c2, eps, wd, 1.0f, step, bc2s, 1);
+        adam_loop(p, m, v, g, n, (float)b1, c1, (float)b2, c2, eps, wd, 1.0f, step, bc2s, 1);
     else
-        adam_loop(p, m, v, g, n, b1, c1, b2, c2, eps, wd, decay, step, bc2s, 0);
+        adam_loop(p, m, v, g, n, (float)b1, c1, (float)b2, c2, eps, wd, decay, step, bc2s, 0);
 }
 
 /* ---- RMSprop ----------------------------------------------------------------------- */
@@ -122,19 +122,19 @@ NS_INLINE void rmsprop_loop(float *restrict p, float *restrict v, float *restric
 
 NS_CLONES
 void ns_cpu_rmsprop_update(float *p, float *v, float *buf, const float *g, size_t n,
-                           float lr, float alpha, float eps, float wd, float mu)
+                           float lr, double alpha, float eps, float wd, float mu)
 {
-    const float c = (float)(1.0 - (double)alpha);
+    const float c = (float)(1.0 - alpha);
     const int has_wd = wd != 0.0f;
     if (mu > 0.0f) {
         if (has_wd)
-            rmsprop_loop(p, v, buf, g, n, lr, alpha, c, eps, wd, mu, 1, 1);
+            rmsprop_loop(p, v, buf, g, n, lr, (float)alpha, c, eps, wd, mu, 1, 1);
         else
-            rmsprop_loop(p, v, buf, g, n, lr, alpha, c, eps, wd, mu, 0, 1);
+            rmsprop_loop(p, v, buf, g, n, lr, (float)alpha, c, eps, wd, mu, 0, 1);
     } else {
         if (has_wd)
-            rmsprop_loop(p, v, buf, g, n, lr, alpha, c, eps, wd, mu, 1, 0);
+            rmsprop_loop(p, v, buf, g, n, lr, (float)alpha, c, eps, wd, mu, 1, 0);
         else
-            rmsprop_loop(p, v, buf, g, n, lr, alpha, c, eps, wd, mu, 0, 0);
+            rmsprop_loop(p, v, buf, g, n, lr, (float)alpha, c, eps, wd, mu, 0, 0);
     }
 }

@@ -363,9 +363,9 @@ static int data_idx_read(data_idx *f, const char *path, int labels, ns_err *err)
     }
     if (total > len - hdr) {
         rc = ns_err_set(err, NS_EINPUT, "%s: byte %zu: file%s ends at byte %zu but the header "
-                        "announces %llu bytes of data (%zu + %llu); the file is truncated, "
-                        "download/copy it again", path, len, dec, len,
-                        (unsigned long long)total, hdr, (unsigned long long)total);
+                        "announces %llu bytes of data after its %zu (%llu in all); the file is "
+                        "truncated, download/copy it again", path, len, dec, len,
+                        (unsigned long long)total, hdr, (unsigned long long)(hdr + total));
         goto fail;
     }
     if (total < len - hdr) {

@@ -30,42 +30,70 @@ typedef struct ns_csv_opts {
     /* Classification with an existing label vocabulary (e.g. a test file read after the
      * training file): labels must be one of these names; NULL: build the vocabulary. */
     char **class_names;
+    /* With class_names: their count. Without: > 0 fixes a numeric vocabulary (labels must
+     * be integers 0..n_classes-1, as a training file with integer labels gives); 0 builds
+     * the vocabulary. The loaded dataset then has exactly this n_classes. */
     int n_classes;
 } ns_csv_opts;
 
 /* IDX files (raw or gzip'd, detected by magic bytes): images as unsigned bytes of any
- * rank >= 1 (each item flattened to d = product of the trailing dimensions), labels as a
- * rank-1 ubyte file. labels_path may be NULL (prediction input). Fills *ds.
- * Errors (NS_EINPUT): bad magic, unsupported type code, truncated data (byte offset),
- * item count mismatch between images and labels. Caller frees with ns_dataset_free. */
+ * rank >= 1 (each item flattened to d = product of the trailing dimensions; rank 1: d = 1),
+ * labels as a rank-1 ubyte file. labels_path may be NULL (prediction input: y NULL,
+ * n_classes 0). Pixels become floats 0..255 unscaled; n_classes = 1 + largest label;
+ * class_names NULL. Fills *ds.
+ * Errors (NS_EINPUT), one line "PATH: byte OFFSET: what; fix": bad magic, unsupported type
+ * code, truncated data or header, bytes after the data, labels not rank 1, item count
+ * mismatch between images and labels; a missing file is "PATH: cannot open: strerror; fix".
+ * All loaders: *ds is overwritten (free it first); on any error *ds is left zeroed with
+ * nothing allocated. Out of memory is NS_ERUNTIME. Caller frees with ns_dataset_free. */
 int ns_dataset_load_idx(ns_dataset *ds, const char *images_path, const char *labels_path,
                         ns_err *err);
 
 /* CSV with a header row; comma-separated; numbers in every feature column. For
  * classification, integer labels 0..K-1 or strings (mapped in order of first appearance,
  * unless opts->class_names fixes the vocabulary); for regression, a finite number.
- * Errors name file:row:column (1-based, the header is row 1). */
+ * Errors name file:row:column (1-based, the header is row 1).
+ * Details: fields may be "quoted" with "" for a quote, and surrounded by spaces/tabs; LF,
+ * CRLF or CR line ends; blank lines are skipped; a UTF-8 BOM is ignored; .csv.gz works.
+ * ROW is the line number in the file (blank lines and newlines inside quotes count).
+ * Feature cells: a finite number as strtod reads it (C locale), within float range; no
+ * empty cells, nan or inf. Built vocabulary: if every label is an integer, the labels
+ * are the class indices (n_classes = max + 1, class_names NULL; negative or > 65535 is an
+ * error); otherwise every distinct label text is a class name (class_names set), in order
+ * of first appearance. opts NULL or opts->label NULL: no label column, y and t NULL.
+ * Regression: n_classes 0, class_names NULL. feature_names: the header minus the label. */
 int ns_dataset_load_csv(ns_dataset *ds, const char *path, const ns_csv_opts *opts,
                         ns_err *err);
 
-/* Reads IDX or CSV by looking at the file (gzip/IDX magic vs text). */
+/* Reads IDX or CSV by looking at the file (gzip/IDX magic vs text): after gunzip, IDX
+ * starts with two zero bytes, so .csv.gz is read as CSV. For IDX, opts may fix the label
+ * vocabulary (n_classes > 0: labels must be below it; class_names copied); a regression
+ * task with IDX labels, or labels_path with a CSV file, is NS_EINPUT. */
 int ns_dataset_load(ns_dataset *ds, const char *path, const char *labels_path,
                     const ns_csv_opts *opts, ns_err *err);
 
 void ns_dataset_free(ns_dataset *ds);
 
-/* New dataset holding rows idx[0..n) of src (deep copy, names included). */
+/* New dataset holding rows idx[0..n) of src (deep copy, names included). n may be 0;
+ * dst must not be src. An index outside src is NS_EINPUT and leaves *dst zeroed. */
 int ns_dataset_subset(ns_dataset *dst, const ns_dataset *src, const int32_t *idx, long n,
                       ns_err *err);
 
 /* Deterministic split of rows 0..n-1 into train and validation. Classification: per class,
  * round(frac * count) rows go to validation (stratified); regression: round(frac * n).
  * The rows are chosen by a stream seeded with seed. Writes ascending row numbers;
- * *n_train + *n_val = ds->n. idx_train and idx_val must each hold ds->n entries. */
+ * *n_train + *n_val = ds->n. idx_train and idx_val must each hold ds->n entries.
+ * Rounding is half away from zero, capped at count - 1 so that every class with rows (and
+ * a regression set) keeps at least one training row; a class of one row stays in training.
+ * Without labels (y NULL) the split is plain random like regression. frac outside [0, 1)
+ * is NS_EINPUT. Same (ds, frac, seed), same split. */
 int ns_split_stratified(const ns_dataset *ds, double frac, uint64_t seed, int32_t *idx_train,
                         long *n_train, int32_t *idx_val, long *n_val, ns_err *err);
 
-/* Per-feature standardisation statistics, fitted on training rows only. */
+/* Per-feature standardisation statistics, fitted on training rows only: mean and population
+ * std computed in double (two passes). A feature is constant, scale 1, when its std is at
+ * most 1e-12 |mean| (rounding noise) or 1 / std would overflow a float. Regression targets
+ * likewise (t_std 1 if constant). NS_EINPUT on an empty dataset. */
 typedef struct ns_standardizer {
     int d;
     float *mean;  /* (d) */

@@ -122,14 +122,14 @@ void ns_optim_step(ns_optim *o, float *params, const float *grads, double lr)
     case NS_OPT_ADAMW: {
         double bc1 = 1.0 - pow(s->beta1, (double)o->t);
         double bc2 = 1.0 - pow(s->beta2, (double)o->t);
-        ns_op_adam_update(o->be, params, o->m, o->v, grads, o->n, (float)lr, (float)s->beta1,
-                          (float)s->beta2, (float)s->eps, (float)s->weight_decay, (float)bc1,
-                          (float)bc2, s->kind == NS_OPT_ADAMW);
+        ns_op_adam_update(o->be, params, o->m, o->v, grads, o->n, (float)lr, s->beta1, s->beta2,
+                          (float)s->eps, (float)s->weight_decay, bc1, bc2,
+                          s->kind == NS_OPT_ADAMW);
         break;
     }
     case NS_OPT_RMSPROP:
         ns_op_rmsprop_update(o->be, params, o->v, o->m, grads, o->n, (float)lr,
-                             (float)s->alpha, (float)s->eps, (float)s->weight_decay,
+                             s->alpha, (float)s->eps, (float)s->weight_decay,
                              o->m ? (float)s->momentum : 0.0f);
         break;
     }
