@@ -72,12 +72,12 @@ void ns_op_bias_act_backward(ns_backend *be, float *dpre, float *db, const float
 
 /* ---- losses ----------------------------------------------------------------------- */
 
-/* Softmax cross-entropy over B rows of C logits, labels in [0, C).
- * Targets t = (1 - eps) * onehot(y) + eps / C; per-row loss l_i = -sum_c t_c log p_ic,
- * weighted by w_i = class_w[y_i] (1 when class_w is NULL).
- * Returns sum_i w_i l_i and sets *wsum = sum_i w_i (the mean loss is their ratio).
- * If dlogits is not NULL, writes d(mean loss)/dlogits = w_i (p_i - t_i) / wsum.
- * If correct is not NULL, adds the number of rows whose argmax equals the label. */
+/* Softmax cross-entropy over B rows of C logits, labels in [0, C), as torch's
+ * CrossEntropyLoss(weight=w, label_smoothing=eps): per row
+ * l_i = (1 - eps) w_{y_i} (-log p_{i,y_i}) + (eps / C) sum_c w_c (-log p_ic), with w = 1 when
+ * class_w is NULL. Returns sum_i l_i and sets *wsum = sum_i w_{y_i}; the mean loss is their
+ * ratio. If dlogits is not NULL, writes d(mean loss)/dlogits. If correct is not NULL, adds
+ * the number of rows whose argmax equals the label. */
 double ns_op_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
                           const float *logits, const int32_t *labels, const float *class_w,
                           float eps, int B, int C);

@@ -243,17 +243,19 @@ static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, do
                                float eps, int B, int C)
 {
     (void)be;
-    double W = 0.0;
+    double W = 0.0, Wc = 0.0; /* sum of the rows' weights; sum of all class weights */
     for (int i = 0; i < B; i++)
         W += class_w ? (double)class_w[labels[i]] : 1.0;
-    const float inv_W = W > 0.0 ? (float)(1.0 / W) : 0.0f;
-    const float off = eps / (float)C, on = 1.0f - eps + off;
+    for (int c = 0; c < C; c++)
+        Wc += class_w ? (double)class_w[c] : 1.0;
+    const double inv_W = W > 0.0 ? 1.0 / W : 0.0;
+    const double hard = 1.0 - (double)eps, soft = (double)eps / C;
     double loss = 0.0;
     long hits = 0;
     for (int i = 0; i < B; i++) {
         const float *z = logits + (size_t)i * C;
         const int y = labels[i];
-        const float wi = class_w ? class_w[y] : 1.0f;
+        const double wy = class_w ? class_w[y] : 1.0;
         float zmax = z[0];
         int arg = 0;
         for (int c = 1; c < C; c++)
@@ -261,22 +263,21 @@ static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, do
                 zmax = z[c];
                 arg = c;
             }
-        double se = 0.0, zsum = 0.0;
-        for (int c = 0; c < C; c++) {
+        double se = 0.0, wlogp = 0.0; /* wlogp = sum_c w_c log p_c */
+        for (int c = 0; c < C; c++)
             se += exp((double)(z[c] - zmax));
-            zsum += (double)(z[c] - zmax);
-        }
         const double lse = log(se);
-        /* -sum_c t_c log p_c with log p_c = z_c - zmax - lse */
-        double li = -(double)(on - off) * ((double)(z[y] - zmax) - lse) - (double)off * (zsum - C * lse);
-        loss += (double)wi * li;
+        for (int c = 0; c < C; c++)
+            wlogp += (class_w ? (double)class_w[c] : 1.0) * ((double)(z[c] - zmax) - lse);
+        loss += -hard * wy * ((double)(z[y] - zmax) - lse) - soft * wlogp;
         hits += arg == y;
         if (dlogits) {
             float *d = dlogits + (size_t)i * C;
-            const float s = wi * inv_W;
             for (int c = 0; c < C; c++) {
-                float pc = (float)(exp((double)(z[c] - zmax) - lse));
-                d[c] = s * (pc - (c == y ? on : off));
+                double pc = exp((double)(z[c] - zmax) - lse);
+                double wc = class_w ? (double)class_w[c] : 1.0;
+                double g = hard * wy * (pc - (c == y)) + soft * (Wc * pc - wc);
+                d[c] = (float)(g * inv_W);
             }
         }
     }

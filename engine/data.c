@@ -748,7 +748,7 @@ static int data_csv_classes(ns_dataset *t, data_csv_rows *r, int col, const char
         t->n_classes = o->n_classes;
         goto done;
     }
-    long v, max = 0, i;
+    long v = 0, max = 0, i;
     for (i = 0; i < n && data_label_int(r->lab[i], &v); i++)
         ;
     if (i == n) { /* all integers: they are the class indices */

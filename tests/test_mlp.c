@@ -78,13 +78,12 @@ static double ref_loss(const ns_mlp *m, const double *theta, const double *x, co
             mx = o[k] > mx ? o[k] : mx;
         for (int k = 0; k < K; k++)
             se += exp(o[k] - mx);
-        double eps = m->spec.label_smoothing, li = 0;
+        /* torch's weighted, smoothed cross-entropy: (1 - eps) w_y nll + eps / K sum_k w_k nll_k */
+        double eps = m->spec.label_smoothing, wi = cw ? cw[y[i]] : 1;
         for (int k = 0; k < K; k++) {
-            double tk = (k == y[i] ? 1 - eps : 0) + eps / K;
-            li -= tk * (o[k] - mx - log(se));
+            double wk = cw ? cw[k] : 1;
+            loss -= ((k == y[i] ? (1 - eps) * wi : 0) + eps / K * wk) * (o[k] - mx - log(se));
         }
-        double wi = cw ? cw[y[i]] : 1;
-        loss += wi * li;
         wsum += wi;
     }
     free(a);

@@ -153,6 +153,9 @@ Test(ops, softmax_xent_matches_double_reference)
     float *ref_d = malloc((size_t)B * C * 4);
     for (int i = 0; i < B; i++)
         W += cw[y[i]];
+    double Wc = 0;
+    for (int c = 0; c < C; c++)
+        Wc += cw[c];
     for (int i = 0; i < B; i++) {
         double mx = -INFINITY, se = 0;
         int arg = 0;
@@ -163,11 +166,12 @@ Test(ops, softmax_xent_matches_double_reference)
             }
         for (int c = 0; c < C; c++)
             se += exp(z[i * C + c] - mx);
+        /* torch: (1 - eps) w_y nll + eps / C sum_c w_c (-log p_c), mean over sum w_y */
         for (int c = 0; c < C; c++) {
             double pc = exp(z[i * C + c] - mx) / se;
-            double tc = (c == y[i] ? 1 - eps : 0) + eps / C;
-            loss -= cw[y[i]] * tc * log(pc);
-            ref_d[i * C + c] = (float)(cw[y[i]] * (pc - tc) / W);
+            double hard = c == y[i] ? (1 - eps) * cw[y[i]] : 0;
+            loss -= (hard + eps / C * cw[c]) * log(pc);
+            ref_d[i * C + c] = (float)(((1 - eps) * cw[y[i]] * (pc - (c == y[i])) + eps / C * (Wc * pc - cw[c])) / W);
         }
         hits += arg == y[i];
     }
