@@ -73,19 +73,19 @@ double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *t
 {
     return be->ops->mse(be, dpred, pred, target, B, K);
 }
-void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+double ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
                       float mu, float wd, int nesterov)
 {
-    be->ops->sgd_update(be, p, buf, g, n, lr, mu, wd, nesterov);
+    return be->ops->sgd_update(be, p, buf, g, n, lr, mu, wd, nesterov);
 }
-void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+double ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
                        float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
                        int decoupled)
 {
-    be->ops->adam_update(be, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    return be->ops->adam_update(be, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
 }
-void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
+double ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
                           size_t n, float lr, double alpha, float eps, float wd, float mu)
 {
-    be->ops->rmsprop_update(be, p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    return be->ops->rmsprop_update(be, p, v, buf, g, n, lr, alpha, eps, wd, mu);
 }

@@ -91,21 +91,22 @@ double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *t
 /* ---- optimizer updates over a flat parameter buffer ------------------------------- */
 /* Each is one fused pass over n parameters; the formulas follow torch.optim exactly.
  * Betas, alpha and bias corrections come in double so that 1 - beta and lr / bc are
- * formed in double as torch forms them; 0.999f is not 0.999. */
+ * formed in double as torch forms them; 0.999f is not 0.999. Each returns the sum of
+ * squares of g (read in the same pass), so gradient norms need no extra pass. */
 
 /* g' = g + wd p; buf = mu buf + g' (when mu > 0); step = nesterov ? g' + mu buf : buf;
  * p -= lr * step. With mu = 0, buf is unused and step = g'. */
-void ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n,
+double ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n,
                       float lr, float mu, float wd, int nesterov);
 /* Adam (decoupled = 0: g' = g + wd p) or AdamW (decoupled = 1: p *= 1 - lr wd first).
  * m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
  * p -= (lr / bc1) * m / (sqrt(v) / sqrt(bc2) + eps), bc_k = 1 - b_k^t. */
-void ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g,
+double ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g,
                        size_t n, float lr, double b1, double b2, float eps, float wd,
                        double bc1, double bc2, int decoupled);
 /* RMSprop: g' = g + wd p; v = alpha v + (1 - alpha) g'^2; d = g' / (sqrt(v) + eps);
  * with mu > 0: buf = mu buf + d, p -= lr buf; else p -= lr d. */
-void ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
+double ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
                           size_t n, float lr, double alpha, float eps, float wd, float mu);
 
 /* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */

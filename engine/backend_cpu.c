@@ -323,26 +323,26 @@ static double cpu_mse(ns_backend *be, float *dpred, const float *pred, const flo
 
 /* ---- optimizer updates: the kernels are in cpu_optim.c ---------------------------- */
 
-static void cpu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+static double cpu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
                     float mu, float wd, int nesterov)
 {
     (void)be;
-    ns_cpu_sgd_update(p, buf, g, n, lr, mu, wd, nesterov);
+    return ns_cpu_sgd_update(p, buf, g, n, lr, mu, wd, nesterov);
 }
 
-static void cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+static double cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
                      float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
                      int decoupled)
 {
     (void)be;
-    ns_cpu_adam_update(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    return ns_cpu_adam_update(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
 }
 
-static void cpu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g,
+static double cpu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g,
                         size_t n, float lr, double alpha, float eps, float wd, float mu)
 {
     (void)be;
-    ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    return ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);
 }
 
 static const ns_backend_ops cpu_ops = {

@@ -33,12 +33,12 @@ typedef struct ns_backend_ops {
     void (*softmax)(ns_backend *be, float *probs, const float *logits, int B, int C);
     double (*mse)(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
                   int K);
-    void (*sgd_update)(ns_backend *be, float *p, float *buf, const float *g, size_t n,
+    double (*sgd_update)(ns_backend *be, float *p, float *buf, const float *g, size_t n,
                        float lr, float mu, float wd, int nesterov);
-    void (*adam_update)(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+    double (*adam_update)(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
                         float lr, double b1, double b2, float eps, float wd, double bc1,
                         double bc2, int decoupled);
-    void (*rmsprop_update)(ns_backend *be, float *p, float *v, float *buf, const float *g,
+    double (*rmsprop_update)(ns_backend *be, float *p, float *v, float *buf, const float *g,
                            size_t n, float lr, double alpha, float eps, float wd, float mu);
 } ns_backend_ops;
 

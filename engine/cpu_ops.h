@@ -15,17 +15,17 @@
 
 /* g' = g + wd p; buf = mu buf + g'; p -= lr * (nesterov ? g' + mu buf : buf).
  * mu == 0: p -= lr g' and buf is not touched (may be NULL). */
-void ns_cpu_sgd_update(float *p, float *buf, const float *g, size_t n, float lr, float mu,
+double ns_cpu_sgd_update(float *p, float *buf, const float *g, size_t n, float lr, float mu,
                        float wd, int nesterov);
 /* Adam (decoupled = 0: g' = g + wd p) or AdamW (decoupled = 1: p *= 1 - lr wd first);
  * m = b1 m + (1 - b1) g'; v = b2 v + (1 - b2) g'^2;
  * p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps), bc_k = 1 - b_k^t from the caller. */
-void ns_cpu_adam_update(float *p, float *m, float *v, const float *g, size_t n, float lr,
+double ns_cpu_adam_update(float *p, float *m, float *v, const float *g, size_t n, float lr,
                         double b1, double b2, float eps, float wd, double bc1, double bc2,
                         int decoupled);
 /* g' = g + wd p; v = alpha v + (1 - alpha) g'^2; d = g' / (sqrt(v) + eps);
  * mu > 0: buf = mu buf + d, p -= lr buf; mu == 0: p -= lr d, buf untouched (may be NULL). */
-void ns_cpu_rmsprop_update(float *p, float *v, float *buf, const float *g, size_t n,
+double ns_cpu_rmsprop_update(float *p, float *v, float *buf, const float *g, size_t n,
                            float lr, double alpha, float eps, float wd, float mu);
 
 #endif

@@ -278,19 +278,33 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
                                 ns_rng_next(&tr->rng), &o, err);
             if (rc)
                 return rc;
-            double norm = grad_norms(tr, group_sq);
-            if (!isfinite(o.loss_sum) || !isfinite(norm)) {
+            if (!isfinite(o.loss_sum)) {
                 diverged = 1; /* a diverged run stops; the search above it goes on */
-                ls = NAN;
+                break;
+            }
+            lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
+            double norm;
+            if (tr->spec.clip_norm > 0) { /* the norm is needed before the update */
+                norm = grad_norms(tr, group_sq);
+                if (isfinite(norm) && norm > tr->spec.clip_norm)
+                    ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)),
+                                net->n_params);
+                ns_optim_step(&tr->opt, net->params, net->grads, lr);
+            } else { /* the update reads every gradient once anyway: norms come with it */
+                ns_optim_step_groups(&tr->opt, net->params, net->grads, lr, net->n_groups,
+                                     net->group_off, group_sq);
+                double total = 0;
+                for (int g = 0; g < net->n_groups; g++)
+                    total += group_sq[g];
+                norm = sqrt(total);
+            }
+            if (!isfinite(norm)) {
+                diverged = 1;
                 break;
             }
             for (int g = 0; g < net->n_groups; g++)
                 rec.group_grad_norm[g] += sqrt(group_sq[g]);
             norm_sum += norm;
-            if (tr->spec.clip_norm > 0 && norm > tr->spec.clip_norm)
-                ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)), net->n_params);
-            lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
-            ns_optim_step(&tr->opt, net->params, net->grads, lr);
             tr->step++;
             steps++;
             rows += B;
@@ -303,6 +317,7 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
         rec.epoch = tr->epoch + 1;
         rec.step = tr->step;
         rec.train_loss = ws > 0 && !diverged ? ls / ws : NAN;
+        rec.diverged = diverged;
         rec.lr = lr;
         rec.grad_norm = steps ? norm_sum / steps : NAN;
         for (int g = 0; g < net->n_groups; g++)

@@ -75,6 +75,7 @@ typedef struct ns_epoch_record {
     double seconds;       /* wall time of the epoch (training + validation) */
     double samples_per_s; /* training rows per second of training time */
     int improved;         /* this epoch set a new best validation metric */
+    int diverged;         /* a non-finite loss or gradient stopped training in this epoch */
 } ns_epoch_record;
 
 /* Called after every epoch; return nonzero to stop training (e.g. on a signal). */

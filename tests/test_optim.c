@@ -397,7 +397,7 @@ static void scalar_adam(float *p, float *m, float *v, const float *g, size_t n, 
                         float b1, float b2, float eps, float wd, float bc1, float bc2,
                         int decoupled)
 {
-    float step = (float)((double)lr / bc1), bc2s = (float)sqrt(bc2);
+    float step = (float)((double)lr / bc1), inv_bc2s = (float)(1.0 / sqrt(bc2));
     for (size_t i = 0; i < n; i++) {
         float d = g[i];
         if (decoupled)
@@ -406,7 +406,7 @@ static void scalar_adam(float *p, float *m, float *v, const float *g, size_t n, 
             d = d + wd * p[i];
         m[i] = m[i] * b1 + (float)(1.0 - b1) * d;
         v[i] = v[i] * b2 + (float)(1.0 - b2) * d * d;
-        float denom = sqrtf(v[i]) / bc2s + eps;
+        float denom = sqrtf(v[i]) * inv_bc2s + eps;
         p[i] = p[i] + -step * m[i] / denom;
     }
 }
