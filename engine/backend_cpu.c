@@ -14,7 +14,7 @@
 /* OpenBLAS exports this; cblas.h of other BLAS builds does not declare it. */
 void openblas_set_num_threads(int num_threads);
 
-#define NS_CLONES __attribute__((target_clones("avx2", "default")))
+#define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 /* ---- activations (the scalar definitions double as the reference) ----------------- */
 

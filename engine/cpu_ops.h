@@ -1,6 +1,6 @@
 /* cpu_ops.h — the CPU kernels behind the CPU backend's op table, as plain functions on
  * host memory (no ns_backend argument), so tests and benchmarks can call them directly.
- * Each is a fused, vectorisable loop compiled for AVX2 and a baseline x86-64 target with
+ * Each is a fused, vectorisable loop compiled for AVX-512, AVX2 and a baseline x86-64 target with
  * per-function dispatch; both clones give the same bits (no FMA contraction).
  * Not the public interface: model and training code call the ns_op_* ops of backend.h. */
 #ifndef NS_CPU_OPS_H

@@ -55,6 +55,23 @@ awk -F, 'BEGIN{OFS=","} {print $8,$7,$6,$5,$4,$3,$2,$1}' configs/data/tiny.csv >
 "$NS" predict "$T/tiny.nsm" "$T/shuffled.csv" 2>/dev/null >"$T/pred2.csv"
 check "predict by column name" cmp -s "$T/pred.csv" "$T/pred2.csv"
 
+# --- checkpoints: a run killed at any moment and continued gives the uninterrupted bits
+sed -e 's/epochs: 30/epochs: 150/' -e 's#data/tiny.csv#'"$PWD"'/configs/data/tiny.csv#' \
+  configs/tiny-train.yaml >"$T/long.yaml"
+"$NS" train "$T/long.yaml" --quiet -o "$T/long_a.nsm" >/dev/null 2>&1
+for delay in 0.05 0.15; do
+  rm -f "$T/ck" "$T/long_b.nsm"
+  # bash -c absorbs the KILL status, so the test's shell prints no "Killed" line
+  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" \
+    "$NS" train "$T/long.yaml" --quiet --checkpoint "$T/ck" -o "$T/long_b.nsm"
+  "$NS" train "$T/long.yaml" --quiet --checkpoint "$T/ck" -o "$T/long_b.nsm" >/dev/null 2>&1
+  check "resume after SIGKILL at ${delay}s gives identical model" cmp -s "$T/long_a.nsm" "$T/long_b.nsm"
+done
+check "no temporary checkpoint files left" bash -c "! ls '$T' | grep -q 'ck.tmp'"
+sed 's/seed: 1/seed: 2/' "$T/long.yaml" >"$T/other.yaml"
+expect_error "checkpoint of another run" "not a checkpoint of this run" \
+  "$NS" train "$T/other.yaml" --quiet --checkpoint "$T/ck" -o "$T/x.nsm"
+
 # --- regression end to end
 awk 'BEGIN { srand(3); print "a,b,c,y"; for (i = 0; i < 400; i++) { a = rand(); b = rand(); c = rand();
   printf "%.5f,%.5f,%.5f,%.5f\n", a, b, c, 3 * a - 2 * b + c * c + 10 } }' >"$T/reg.csv"
