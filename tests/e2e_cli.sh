@@ -63,7 +63,7 @@ for delay in 0.05 0.15; do
   rm -f "$T/ck" "$T/long_b.nsm"
   # bash -c absorbs the KILL status, so the test's shell prints no "Killed" line
   bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" \
-    "$NS" train "$T/long.yaml" --quiet --checkpoint "$T/ck" -o "$T/long_b.nsm"
+    "$NS" train "$T/long.yaml" --quiet --checkpoint "$T/ck" -o "$T/long_b.nsm" 2>/dev/null
   "$NS" train "$T/long.yaml" --quiet --checkpoint "$T/ck" -o "$T/long_b.nsm" >/dev/null 2>&1
   check "resume after SIGKILL at ${delay}s gives identical model" cmp -s "$T/long_a.nsm" "$T/long_b.nsm"
 done
