@@ -127,12 +127,12 @@ void ns_mlp_free(ns_mlp *m)
     free(m);
 }
 
-void ns_mlp_init_params(ns_mlp *m, ns_rng *rng)
+int ns_mlp_init_params(ns_mlp *m, ns_rng *rng, ns_err *err)
 {
     /* Drawn on the host in layer order so the weights do not depend on the backend. */
     float *host = calloc(m->n_params, sizeof *host);
     if (!host)
-        return;
+        return ns_err_set(err, NS_ERUNTIME, "out of memory initialising %zu parameters", m->n_params);
     for (int l = 0; l < m->n_layers; l++) {
         int fan_in = m->dims[l], fan_out = m->dims[l + 1];
         float *w = host + m->off[l];
@@ -149,6 +149,7 @@ void ns_mlp_init_params(ns_mlp *m, ns_rng *rng)
     }
     ns_buf_upload(m->be, m->params, host, m->n_params * sizeof *host);
     free(host);
+    return NS_OK;
 }
 
 int ns_mlp_set_class_weights(ns_mlp *m, const float *w, ns_err *err)

@@ -58,8 +58,8 @@ typedef struct ns_mlp {
 ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err);
 void ns_mlp_free(ns_mlp *m);
 /* He (normal, std sqrt(2 / fan_in)) or Xavier (uniform, +-sqrt(6 / (fan_in + fan_out)))
- * weights from rng; biases zero. */
-void ns_mlp_init_params(ns_mlp *m, ns_rng *rng);
+ * weights from rng; biases zero. NS_ERUNTIME (weights untouched) if out of memory. */
+int ns_mlp_init_params(ns_mlp *m, ns_rng *rng, ns_err *err);
 /* Class weights (n_out floats, host) for cross-entropy; NULL removes them. */
 int ns_mlp_set_class_weights(ns_mlp *m, const float *w, ns_err *err);
 

@@ -63,6 +63,22 @@ static void jnum(FILE *f, const char *key, double v, int comma)
         fputc(',', f);
 }
 
+/* A JSON string: quotes, backslashes and control characters escaped. */
+static void jstr(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            fprintf(f, "\\%c", c);
+        else if (c < 0x20)
+            fprintf(f, "\\u%04x", c);
+        else
+            fputc(c, f);
+    }
+    fputc('"', f);
+}
+
 typedef struct train_out {
     int json, quiet;
     long total_epochs;
@@ -211,7 +227,9 @@ static int cmd_train(int argc, char **argv)
                 jnum(stdout, "test_loss", res.test_loss, 1);
                 jnum(stdout, "test_rmse", res.test_rmse, 1);
             }
-            printf("\"model\":\"%s\"}\n", model_path ? model_path : "");
+            printf("\"model\":");
+            jstr(stdout, model_path ? model_path : "");
+            printf("}\n");
         } else {
             printf("epochs %d (best %d)%s%s\n", res.epochs, res.best_epoch,
                    res.stopped_early && !res.diverged ? ", stopped early" : "",

@@ -250,8 +250,8 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
      * changing e.g. the batch size does not change the initial weights. */
     ns_rng init_rng;
     ns_rng_seed(&init_rng, ns_seed_derive(c->train.seed, 0x696e6974, 0));
-    ns_mlp_init_params(m, &init_rng);
-    if ((rc = ns_mlp_set_class_weights(m, p->class_weights, err)))
+    if ((rc = ns_mlp_init_params(m, &init_rng, err)) ||
+        (rc = ns_mlp_set_class_weights(m, p->class_weights, err)))
         goto done;
     ns_train_spec ts = c->train;
     ts.seed = ns_seed_derive(c->train.seed, 0x7472616e, 0);

@@ -13,17 +13,20 @@
 #include "../model/mlp.h"
 #include "../model/modelfile.h"
 
-/* 1 if the first line of a text file has a comma-separated field equal to name. */
+/* 1 if the first line of a text file has a comma-separated field equal to name (quotes and
+ * surrounding blanks ignored). The header may be of any length. */
 static int header_has(const char *path, const char *name)
 {
     FILE *f = fopen(path, "rb");
     if (!f)
         return 0;
-    char line[65536];
+    char *line = NULL;
+    size_t cap = 0;
     int found = 0;
-    if (fgets(line, sizeof line, f)) {
+    if (getline(&line, &cap, f) > 0) {
         line[strcspn(line, "\r\n")] = 0;
-        for (char *tok = strtok(line, ","); tok && !found; tok = strtok(NULL, ",")) {
+        char *save = NULL;
+        for (char *tok = strtok_r(line, ",", &save); tok && !found; tok = strtok_r(NULL, ",", &save)) {
             while (*tok == ' ' || *tok == '"')
                 tok++;
             size_t n = strlen(tok);
@@ -32,6 +35,7 @@ static int header_has(const char *path, const char *name)
             found = !strcmp(tok, name);
         }
     }
+    free(line);
     fclose(f);
     return found;
 }

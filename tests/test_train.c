@@ -61,7 +61,7 @@ static void run_start(run *r, const ns_train_spec *ts, const ns_dataset *tr, con
     cr_assert(r->m, "%s", err.msg);
     ns_rng rng;
     ns_rng_seed(&rng, 99);
-    ns_mlp_init_params(r->m, &rng);
+    cr_assert_eq(ns_mlp_init_params(r->m, &rng, NULL), NS_OK);
     ns_train_spec s = *ts;
     ns_optim_spec_default(&s.opt, opt);
     cr_assert_eq(ns_trainer_init(&r->tr, &s, r->be, &r->m->net, tr, va, &err), NS_OK, "%s", err.msg);
@@ -185,7 +185,7 @@ static void check_roundtrip(ns_sched_kind sched, int patience, ns_opt_kind opt, 
     run_start(&second, &s, &tr, &va, 0.1f, opt);
     ns_rng other;
     ns_rng_seed(&other, 12345);
-    ns_mlp_init_params(second.m, &other);
+    cr_assert_eq(ns_mlp_init_params(second.m, &other, NULL), NS_OK);
     cr_assert_eq(ns_trainer_load(&second.tr, path, &err), NS_OK, "%s", err.msg);
     cr_assert_eq(ns_trainer_run(&second.tr, 0, keep_record, &second, &err), NS_OK);
     cr_assert(same_bits(&straight, &second), "resumed run differs (sched %s, patience %d, k %d)",
