@@ -172,7 +172,7 @@ static int cmd_train(int argc, char **argv)
             if (i + 1 >= argc)
                 return usage_error("option %s needs a value", a);
             const char *v = argv[++i];
-            if (a[1] == 'o' || !strcmp(a, "--output"))
+            if (!strcmp(a, "-o") || !strcmp(a, "--output"))
                 out = v;
             else if (!strcmp(a, "--checkpoint"))
                 ckpt = v;

@@ -130,6 +130,11 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
 
     ns_csv_opts o = {.label = NULL, .task = mf.task};
     int text = is_text(data_path);
+    if (text && labels_path) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: --labels is for IDX images; a CSV brings its labels in "
+                        "its '%s' column", data_path, mf.label_name ? mf.label_name : "label");
+        goto done;
+    }
     if (text && mf.label_name && header_has(data_path, mf.label_name)) {
         o.label = mf.label_name;
         o.class_names = mf.class_names;

@@ -111,6 +111,7 @@ cut -d, -f2- configs/data/tiny.csv >"$T/narrow.csv"
 expect_error "predict missing column" "f1" "$NS" predict "$T/tiny.nsm" "$T/narrow.csv"
 head -c 200 "$T/tiny.nsm" >"$T/trunc.nsm"
 expect_error "truncated model" "trunc.nsm" "$NS" predict "$T/trunc.nsm" configs/data/tiny.csv
+expect_error "labels with a CSV" "--labels is for IDX" "$NS" predict "$T/tiny.nsm" configs/data/tiny.csv --labels x
 expect_error "predict needs args" "predict needs" "$NS" predict "$T/tiny.nsm"
 expect_error "unknown option" "--frobnicate" "$NS" train configs/tiny-train.yaml --frobnicate
 check "no partial output after a failed predict" test ! -e "$T/never.csv"
