@@ -244,106 +244,153 @@ static void finish(ns_trainer *tr)
         ns_buf_copy(tr->be, tr->net->params, tr->best_params, tr->net->n_params * sizeof(float));
 }
 
-int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err)
+/* One optimizer step on batch s of the epoch; adds to tr->sums. Sets *diverged instead of
+ * stepping when the loss or the gradient is not finite. */
+static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
 {
     ns_net *net = tr->net;
     const ns_dataset *ds = tr->train;
     const long n = ds->n;
     const int Bmax = tr->spec.batch_size;
-    int epochs_run = 0;
-    while (!ns_trainer_done(tr) && (max_epochs_now <= 0 || epochs_run < max_epochs_now)) {
-        ns_epoch_record rec;
-        memset(&rec, 0, sizeof rec);
-        rec.n_groups = net->n_groups;
-        double t_epoch = now_s(), t_train = 0;
-        double ls = 0, ws = 0, norm_sum = 0, group_sq[NS_MAX_GROUPS], lr = 0;
-        long rows = 0, steps = 0;
-        int diverged = 0;
+    ns_epoch_sums *e = &tr->sums;
+    double group_sq[NS_MAX_GROUPS];
+    int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
+    gather(tr, ds, tr->order + s * Bmax, B);
+    ns_op_zero(tr->be, net->grads, net->n_params);
+    ns_batch_out o;
+    int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL, B, 1,
+                        ns_rng_next(&tr->rng), &o, err);
+    if (rc)
+        return rc;
+    if (!isfinite(o.loss_sum)) {
+        *diverged = 1; /* a diverged run stops; the search above it goes on */
+        return NS_OK;
+    }
+    double lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
+    double norm;
+    if (tr->spec.clip_norm > 0) { /* the norm is needed before the update */
+        norm = grad_norms(tr, group_sq);
+        if (isfinite(norm) && norm > tr->spec.clip_norm)
+            ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)),
+                        net->n_params);
+        ns_optim_step(&tr->opt, net->params, net->grads, lr);
+    } else { /* the update reads every gradient once anyway: norms come with it */
+        ns_optim_step_groups(&tr->opt, net->params, net->grads, lr, net->n_groups,
+                             net->group_off, group_sq);
+        double total = 0;
+        for (int g = 0; g < net->n_groups; g++)
+            total += group_sq[g];
+        norm = sqrt(total);
+    }
+    if (!isfinite(norm)) {
+        *diverged = 1;
+        return NS_OK;
+    }
+    for (int g = 0; g < net->n_groups; g++)
+        e->group_norm[g] += sqrt(group_sq[g]);
+    e->norm += norm;
+    e->lr = lr;
+    e->steps++;
+    e->rows += B;
+    e->loss += o.loss_sum;
+    e->weight += o.weight_sum;
+    tr->step++;
+    tr->epoch_step++;
+    return NS_OK;
+}
 
+/* Validation, early stopping and the plateau schedule at the end of an epoch; fills rec. */
+static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err *err)
+{
+    ns_net *net = tr->net;
+    const ns_epoch_sums *e = &tr->sums;
+    memset(rec, 0, sizeof *rec);
+    rec->n_groups = net->n_groups;
+    rec->epoch = tr->epoch + 1;
+    rec->step = tr->step;
+    rec->diverged = diverged;
+    rec->train_loss = e->weight > 0 && !diverged ? e->loss / e->weight : NAN;
+    rec->lr = e->lr;
+    rec->grad_norm = e->steps ? e->norm / e->steps : NAN;
+    for (int g = 0; g < net->n_groups; g++)
+        rec->group_grad_norm[g] = e->steps ? e->group_norm[g] / e->steps : NAN;
+    rec->samples_per_s = e->seconds > 0 ? e->rows / e->seconds : 0;
+    rec->val_loss = rec->val_acc = rec->val_rmse = NAN;
+    if (tr->val && !diverged) {
+        int rc = ns_trainer_evaluate(tr, tr->val, &rec->val_loss, &rec->val_acc, &rec->val_rmse, err);
+        if (rc)
+            return rc;
+        double m = metric_of(tr, rec->val_acc, rec->val_rmse);
+        if (m < tr->best_metric - tr->spec.min_delta) {
+            tr->best_metric = m;
+            tr->best_epoch = rec->epoch;
+            tr->bad_epochs = 0;
+            rec->improved = 1;
+            if (tr->best_params)
+                ns_buf_copy(tr->be, tr->best_params, net->params, net->n_params * sizeof(float));
+        } else if (++tr->bad_epochs >= tr->spec.patience && tr->spec.patience > 0) {
+            tr->stopped_early = 1;
+        }
+        ns_sched_epoch_end(&tr->sched, rec->val_loss);
+    }
+    if (diverged)
+        tr->stopped_early = 1;
+    tr->epoch++;
+    tr->in_epoch = 0;
+    tr->epoch_step = 0;
+    memset(&tr->sums, 0, sizeof tr->sums);
+    return NS_OK;
+}
+
+int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err)
+{
+    const long n = tr->train->n;
+    int epochs_run = 0;
+    tr->interrupted = 0;
+    while (!ns_trainer_done(tr) && (max_epochs_now <= 0 || epochs_run < max_epochs_now)) {
+        double t_epoch = now_s();
+        /* The epoch's order comes from the stream as it was when the epoch began, so an
+         * epoch resumed mid-way sees the same order. */
+        ns_rng order_rng;
+        if (!tr->in_epoch)
+            tr->epoch_rng = tr->rng;
+        order_rng = tr->epoch_rng;
         for (long i = 0; i < n; i++)
             tr->order[i] = (int32_t)i;
-        ns_rng_shuffle_i32(&tr->rng, tr->order, n);
+        ns_rng_shuffle_i32(&order_rng, tr->order, n);
+        if (!tr->in_epoch)
+            tr->rng = order_rng;
+        tr->in_epoch = 1;
 
+        int diverged = 0;
         double t0 = now_s();
-        for (long s = 0; s < tr->steps_per_epoch; s++) {
+        while (tr->epoch_step < tr->steps_per_epoch) {
+            if (tr->stop && *tr->stop) {
+                double spent = now_s() - t0;
+                tr->sums.seconds += spent;
+                tr->elapsed += spent;
+                tr->interrupted = 1;
+                return NS_OK;
+            }
             if (tr->spec.budget == NS_BUDGET_STEPS && tr->step >= tr->spec.steps)
                 break;
-            if (tr->spec.budget == NS_BUDGET_SECONDS && tr->elapsed + (now_s() - t0) >= tr->spec.seconds)
+            if (tr->spec.budget == NS_BUDGET_SECONDS &&
+                tr->elapsed + (now_s() - t0) >= tr->spec.seconds)
                 break;
-            int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
-            gather(tr, ds, tr->order + s * Bmax, B);
-            ns_op_zero(tr->be, net->grads, net->n_params);
-            ns_batch_out o;
-            int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL, B, 1,
-                                ns_rng_next(&tr->rng), &o, err);
+            int rc = train_step(tr, tr->epoch_step, &diverged, err);
             if (rc)
                 return rc;
-            if (!isfinite(o.loss_sum)) {
-                diverged = 1; /* a diverged run stops; the search above it goes on */
+            if (diverged)
                 break;
-            }
-            lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
-            double norm;
-            if (tr->spec.clip_norm > 0) { /* the norm is needed before the update */
-                norm = grad_norms(tr, group_sq);
-                if (isfinite(norm) && norm > tr->spec.clip_norm)
-                    ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)),
-                                net->n_params);
-                ns_optim_step(&tr->opt, net->params, net->grads, lr);
-            } else { /* the update reads every gradient once anyway: norms come with it */
-                ns_optim_step_groups(&tr->opt, net->params, net->grads, lr, net->n_groups,
-                                     net->group_off, group_sq);
-                double total = 0;
-                for (int g = 0; g < net->n_groups; g++)
-                    total += group_sq[g];
-                norm = sqrt(total);
-            }
-            if (!isfinite(norm)) {
-                diverged = 1;
-                break;
-            }
-            for (int g = 0; g < net->n_groups; g++)
-                rec.group_grad_norm[g] += sqrt(group_sq[g]);
-            norm_sum += norm;
-            tr->step++;
-            steps++;
-            rows += B;
-            ls += o.loss_sum;
-            ws += o.weight_sum;
         }
-        t_train = now_s() - t0;
+        double t_train = now_s() - t0;
         tr->elapsed += t_train;
+        tr->sums.seconds += t_train;
 
-        rec.epoch = tr->epoch + 1;
-        rec.step = tr->step;
-        rec.train_loss = ws > 0 && !diverged ? ls / ws : NAN;
-        rec.diverged = diverged;
-        rec.lr = lr;
-        rec.grad_norm = steps ? norm_sum / steps : NAN;
-        for (int g = 0; g < net->n_groups; g++)
-            rec.group_grad_norm[g] = steps ? rec.group_grad_norm[g] / steps : NAN;
-        rec.samples_per_s = t_train > 0 ? rows / t_train : 0;
-        rec.val_loss = rec.val_acc = rec.val_rmse = NAN;
-        if (tr->val && !diverged) {
-            int rc = ns_trainer_evaluate(tr, tr->val, &rec.val_loss, &rec.val_acc, &rec.val_rmse, err);
-            if (rc)
-                return rc;
-            double mtr = metric_of(tr, rec.val_acc, rec.val_rmse);
-            if (mtr < tr->best_metric - tr->spec.min_delta) {
-                tr->best_metric = mtr;
-                tr->best_epoch = rec.epoch;
-                tr->bad_epochs = 0;
-                rec.improved = 1;
-                if (tr->best_params)
-                    ns_buf_copy(tr->be, tr->best_params, net->params, net->n_params * sizeof(float));
-            } else if (++tr->bad_epochs >= tr->spec.patience && tr->spec.patience > 0) {
-                tr->stopped_early = 1;
-            }
-            ns_sched_epoch_end(&tr->sched, rec.val_loss);
-        }
-        if (diverged)
-            tr->stopped_early = 1;
-        tr->epoch++;
+        ns_epoch_record rec;
+        int rc = end_epoch(tr, diverged, &rec, err);
+        if (rc)
+            return rc;
         epochs_run++;
         rec.seconds = now_s() - t_epoch;
         if (ns_trainer_done(tr))
@@ -356,8 +403,10 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
 
 /* ---- checkpoints -------------------------------------------------------------------- */
 
+/* A checkpoint continues a run on the machine that wrote it: fields are in host byte
+ * order and ns_epoch_sums is stored as its bytes (zeroed before use, padding included). */
 #define CKPT_MAGIC "NSCKPT\0\0"
-#define CKPT_VERSION 1u
+#define CKPT_VERSION 2u
 
 static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
 static int get(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n ? 0 : -1; }
@@ -400,12 +449,15 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
     int32_t epoch = tr->epoch, best_epoch = tr->best_epoch, bad = tr->bad_epochs,
             stopped = tr->stopped_early, sbad = tr->sched.bad_epochs,
             has_best = tr->best_params != NULL;
-    int64_t step = tr->step;
+    int64_t step = tr->step, epoch_step = tr->epoch_step;
+    int32_t in_epoch = tr->in_epoch;
     int fail = put(f, CKPT_MAGIC, 8) || put(f, &ver, 4) || put(f, &np, 8) || put(f, &tr->tag, 8) ||
                put(f, &epoch, 4) ||
                put(f, &step, 8) || put(f, &tr->elapsed, 8) || put(f, &tr->best_metric, 8) ||
                put(f, &best_epoch, 4) || put(f, &bad, 4) || put(f, &stopped, 4) ||
-               put(f, tr->rng.s, sizeof tr->rng.s) || put(f, &tr->sched.plateau_mult, 8) ||
+               put(f, tr->rng.s, sizeof tr->rng.s) || put(f, &in_epoch, 4) || put(f, &epoch_step, 8) ||
+               put(f, tr->epoch_rng.s, sizeof tr->epoch_rng.s) || put(f, &tr->sums, sizeof tr->sums) ||
+               put(f, &tr->sched.plateau_mult, 8) ||
                put(f, &tr->sched.best, 8) || put(f, &sbad, 4) || put(f, &has_best, 4) ||
                put_params(tr, f, tr->net->params) ||
                (has_best && put_params(tr, f, tr->best_params)) || ns_optim_save(&tr->opt, f);
@@ -472,7 +524,8 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     uint32_t ver = 0;
     uint64_t np = 0, tag = 0;
     int32_t epoch, best_epoch, bad, stopped, sbad, has_best;
-    int64_t step;
+    int64_t step, epoch_step;
+    int32_t in_epoch;
     int rc = NS_OK;
     if (!f || get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
         ver != CKPT_VERSION || get(f, &np, 8) || np != tr->net->n_params || get(f, &tag, 8) ||
@@ -483,7 +536,9 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     }
     if (get(f, &epoch, 4) || get(f, &step, 8) || get(f, &tr->elapsed, 8) ||
         get(f, &tr->best_metric, 8) || get(f, &best_epoch, 4) || get(f, &bad, 4) ||
-        get(f, &stopped, 4) || get(f, tr->rng.s, sizeof tr->rng.s) ||
+        get(f, &stopped, 4) || get(f, tr->rng.s, sizeof tr->rng.s) || get(f, &in_epoch, 4) ||
+        get(f, &epoch_step, 8) ||
+        get(f, tr->epoch_rng.s, sizeof tr->epoch_rng.s) || get(f, &tr->sums, sizeof tr->sums) ||
         get(f, &tr->sched.plateau_mult, 8) || get(f, &tr->sched.best, 8) || get(f, &sbad, 4) ||
         get(f, &has_best, 4) || get_params(tr, f, tr->net->params) ||
         (has_best != (tr->best_params != NULL)) ||
@@ -493,6 +548,8 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     }
     tr->epoch = epoch;
     tr->step = step;
+    tr->epoch_step = epoch_step;
+    tr->in_epoch = in_epoch;
     tr->best_epoch = best_epoch;
     tr->bad_epochs = bad;
     tr->stopped_early = stopped;

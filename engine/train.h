@@ -81,6 +81,16 @@ typedef struct ns_epoch_record {
 /* Called after every epoch; return nonzero to stop training (e.g. on a signal). */
 typedef int (*ns_epoch_fn)(void *user, const ns_epoch_record *rec);
 
+/* Sums over the steps of the epoch in progress; kept in the trainer (and the checkpoint)
+ * so an epoch interrupted mid-way ends with the same record as an unbroken one. */
+typedef struct ns_epoch_sums {
+    long steps, rows;
+    double loss, weight, norm;
+    double group_norm[NS_MAX_GROUPS];
+    double seconds;       /* training time spent in this epoch so far */
+    double lr;            /* LR of the last step */
+} ns_epoch_sums;
+
 /* The state of one run; everything needed to continue it bit for bit. */
 typedef struct ns_trainer {
     ns_train_spec spec;
@@ -102,6 +112,14 @@ typedef struct ns_trainer {
     int best_epoch;
     int bad_epochs;
     int stopped_early;
+    int interrupted;      /* the last ns_trainer_run returned because *stop was set */
+    const volatile int *stop; /* caller's flag (e.g. set by a signal handler); polled before
+                                 every step; NULL: never */
+    int in_epoch;         /* the epoch in progress has drawn its row order */
+    long epoch_step;      /* steps done in the epoch in progress (0 between epochs) */
+    ns_rng epoch_rng;     /* the stream as it was when the epoch in progress began: it
+                             regenerates the epoch's row order on resume */
+    ns_epoch_sums sums;   /* of the epoch in progress */
     float *best_params;   /* device (n_params): weights at best_epoch (early stopping) */
     /* scratch */
     int32_t *order;       /* (train->n) row order of the current epoch */
@@ -117,9 +135,10 @@ typedef struct ns_trainer {
  * already hold the initial weights. Returns NS_OK or sets *err. */
 int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, ns_net *net,
                     const ns_dataset *train, const ns_dataset *val, ns_err *err);
-/* Trains until the budget is spent, early stopping fires, or fn returns nonzero.
- * max_epochs_now > 0 stops after that many more epochs (used to split a run for
- * checkpoints); the run can then be continued by calling ns_trainer_run again.
+/* Trains until the budget is spent, early stopping fires, fn returns nonzero, or *stop is
+ * set (then tr->interrupted = 1 and the run stops between two steps, mid-epoch if need be;
+ * a checkpoint taken then continues it exactly). max_epochs_now > 0 stops after that many
+ * more epochs; the run can be continued by calling ns_trainer_run again.
  * On early stopping the best weights are restored into net->params. */
 int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err);
 /* Nonzero when the budget is spent or early stopping fired. */

@@ -2,6 +2,7 @@
  * exit codes (0 ok, 1 runtime failure, 2 usage/config/data error). The only place that
  * exits; everything it calls returns errors. */
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,28 @@ static const char usage[] =
     "common: -h, --help    this text;  --version  print the version\n"
     "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error\n"
     "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
+
+/* First SIGINT/SIGTERM: ask the run to stop after its current step (it checkpoints and
+ * the program exits 130). Second: exit at once; the last checkpoint still resumes. */
+static volatile int stop_requested;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (stop_requested)
+        _exit(130);
+    stop_requested = 1;
+}
+
+static void install_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
 
 static int usage_error(const char *fmt, const char *arg)
 {
@@ -209,9 +232,18 @@ static int cmd_train(int argc, char **argv)
         fprintf(stderr, "nnsearch: %s: %ld training, %ld validation, %ld test rows, %d features\n",
                 config, p.train.n, p.val.n, p.test.n, p.train.d);
     ns_run_result res;
-    int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &res, &err);
+    install_signals();
+    int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &stop_requested, &res, &err);
     if (rc) {
         rc = report(&err);
+    } else if (res.interrupted) {
+        if (ckpt)
+            fprintf(stderr, "nnsearch: interrupted after %d epochs and a part; the same command "
+                    "continues from %s\n", res.epochs, ckpt);
+        else
+            fprintf(stderr, "nnsearch: interrupted after %d epochs; no model written (pass "
+                    "--checkpoint FILE to be able to continue an interrupted run)\n", res.epochs);
+        rc = 130;
     } else {
         if (o.json) {
             printf("{\"final\":true,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s,",

@@ -225,8 +225,8 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
 }
 
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, ns_run_result *res,
-                    ns_err *err)
+                    const char *checkpoint, const char *model_path, const volatile int *stop,
+                    ns_run_result *res, ns_err *err)
 {
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_acc = res->val_rmse = NAN;
@@ -259,6 +259,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
         goto done;
     tr.t_std = p->stdz.t_std;
     tr.tag = c->hash ^ ns_hash64(c->train.seed); /* --seed changes the run too */
+    tr.stop = stop;
     if (checkpoint)
         remove_stale_temps(checkpoint);
     if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
@@ -270,6 +271,13 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
         rc = h.save_err.code;
         if (err)
             *err = h.save_err;
+        goto done;
+    }
+    if (tr.interrupted) {
+        res->interrupted = 1;
+        res->epochs = tr.epoch;
+        if (checkpoint)
+            rc = ns_trainer_save(&tr, checkpoint, err);
         goto done;
     }
     res->epochs = tr.epoch;

@@ -27,6 +27,8 @@ typedef struct ns_run_result {
     int best_epoch;       /* epoch whose weights were kept (early stopping) or the last */
     int stopped_early;
     int diverged;         /* a non-finite loss or gradient stopped the run */
+    int interrupted;      /* *stop was set: the run stopped between two steps (and the
+                             checkpoint, if any, holds that point) */
     ns_epoch_record last; /* the last epoch's record */
     double val_loss, val_acc, val_rmse;    /* of the final weights; NaN without validation */
     double test_loss, test_acc, test_rmse; /* NaN without a test set */
@@ -36,10 +38,12 @@ typedef struct ns_run_result {
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
 /* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
- * rewritten after every epoch when not NULL). fn sees every epoch record. When
+ * rewritten after every epoch and on interruption when not NULL). fn sees every epoch
+ * record. stop (may be NULL) is polled before every step; when it is set the run stops,
+ * checkpoints and returns NS_OK with res->interrupted = 1 and no model written. When
  * model_path is not NULL, the final model file is written there. */
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, ns_run_result *res,
-                    ns_err *err);
+                    const char *checkpoint, const char *model_path, const volatile int *stop,
+                    ns_run_result *res, ns_err *err);
 
 #endif

@@ -68,6 +68,21 @@ for delay in 0.05 0.15; do
   check "resume after SIGKILL at ${delay}s gives identical model" cmp -s "$T/long_a.nsm" "$T/long_b.nsm"
 done
 check "no temporary checkpoint files left" bash -c "! ls '$T' | grep -q 'ck.tmp'"
+# SIGINT: the run stops after its current step, checkpoints, exits 130; the same command
+# continues it to the uninterrupted bits. A second signal exits at once.
+sed 's/epochs: 150/epochs: 1500/' "$T/long.yaml" >"$T/longer.yaml"
+"$NS" train "$T/longer.yaml" --quiet -o "$T/longer_a.nsm" >/dev/null 2>&1
+rm -f "$T/ck2"
+"$NS" train "$T/longer.yaml" --quiet --checkpoint "$T/ck2" -o "$T/longer_b.nsm" >/dev/null 2>"$T/int.err" &
+pid=$!
+sleep 0.4
+kill -INT "$pid"
+wait "$pid"; rc=$?
+check "SIGINT exits 130 (got $rc)" test "$rc" -eq 130
+check "SIGINT message names the checkpoint" grep -q "continues from" "$T/int.err"
+check "no model written on interrupt" test ! -e "$T/longer_b.nsm"
+"$NS" train "$T/longer.yaml" --quiet --checkpoint "$T/ck2" -o "$T/longer_b.nsm" >/dev/null 2>&1
+check "resume after SIGINT gives identical model" cmp -s "$T/longer_a.nsm" "$T/longer_b.nsm"
 sed 's/seed: 1/seed: 2/' "$T/long.yaml" >"$T/other.yaml"
 expect_error "checkpoint of another run" "not a checkpoint of this run" \
   "$NS" train "$T/other.yaml" --quiet --checkpoint "$T/ck" -o "$T/x.nsm"
