@@ -25,8 +25,8 @@ static const char usage[] =
     "train options:\n"
     "  -o, --output FILE     model file [results/<config name>/model.nsm]\n"
     "  --json                one JSON object per epoch on stdout, then a final one\n"
-    "  --checkpoint FILE     write the full training state after every epoch; if FILE\n"
-    "                        exists, continue from it (bit-identical to an unbroken run)\n"
+    "  --checkpoint FILE     write the full training state after every epoch and on Ctrl-C;\n"
+    "                        if FILE exists, continue from it (bit-identical to an unbroken run)\n"
     "  --seed N              override train.seed\n"
     "  --threads N           BLAS threads (overrides the config's threads) [1]\n"
     "  --quiet               no progress lines on stderr\n"
@@ -36,7 +36,7 @@ static const char usage[] =
     "  --labels FILE         IDX labels for DATA: also report accuracy on stderr\n"
     "\n"
     "common: -h, --help    this text;  --version  print the version\n"
-    "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error\n"
+    "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error, 130 interrupted\n"
     "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
 
 /* First SIGINT/SIGTERM: ask the run to stop after its current step (it checkpoints and
