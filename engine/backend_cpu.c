@@ -11,8 +11,9 @@
 #include "cpu_ops.h"
 #include "rng.h"
 
-/* OpenBLAS exports this; cblas.h of other BLAS builds does not declare it. */
+/* OpenBLAS exports these; cblas.h of other BLAS builds does not declare them. */
 void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
 
 #define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
@@ -383,7 +384,9 @@ ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err)
     }
     be->ops = &cpu_ops;
     be->threads = threads;
-    /* OpenBLAS's thread count is process-wide; the trial pool sets it once for all. */
-    openblas_set_num_threads(threads);
+    /* OpenBLAS's thread count is process-wide: backends made side by side by a trial pool
+     * must ask for the same count, and only a change is written. */
+    if (openblas_get_num_threads() != threads)
+        openblas_set_num_threads(threads);
     return be;
 }
