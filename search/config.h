@@ -1,15 +1,18 @@
 /* config.h — the YAML configuration: parsed with libyaml, checked against one table of
- * keys (type, range, default, allowed values), every problem reported as
+ * keys (type, range, default, allowed values, searchable), every problem reported as
  * "file:line:column: what; how to fix" before anything runs. Keys: docs/config.md.
- * This is the fixed training config (data, model, train); search spaces come later. */
+ * The training config (data, model, train), where tunable keys may be search spaces, and
+ * the search: section (study, stages). Not the search itself: that is the driver's. */
 #ifndef NS_CONFIG_H
 #define NS_CONFIG_H
 
 #include <stdint.h>
+#include <stdio.h>
 
 #include "../engine/data.h"
 #include "../engine/train.h"
 #include "../model/mlp.h"
+#include "space.h"
 
 typedef enum ns_class_weights { NS_CW_NONE = 0, NS_CW_BALANCED, NS_CW_LIST } ns_class_weights;
 
@@ -25,6 +28,39 @@ typedef struct ns_data_cfg {
     int standardize;      /* [true] */
 } ns_data_cfg;
 
+/* The validation metric that compares trials. */
+typedef enum ns_metric { NS_METRIC_VAL_LOSS = 0, NS_METRIC_VAL_ACC, NS_METRIC_VAL_RMSE } ns_metric;
+
+const char *ns_metric_name(ns_metric m);       /* "val_loss", "val_acc", "val_rmse" */
+int ns_metric_higher_is_better(ns_metric m);   /* 1 for val_acc, 0 for the losses */
+
+#define NS_MAX_STAGES 32
+
+/* One entry of search.stages. */
+typedef struct ns_stage_cfg {
+    const char *name;     /* a known stage ("random"); static storage */
+    long trials;          /* trials of this stage, >= 1 */
+    ns_budget_kind budget; /* per trial: NS_BUDGET_EPOCHS or NS_BUDGET_STEPS */
+    long epochs;          /* NS_BUDGET_EPOCHS */
+    long steps;           /* NS_BUDGET_STEPS */
+    double seconds;       /* wall-clock cap for the whole stage; 0: none */
+    int line, column;     /* 1-based location of the entry in the config */
+} ns_stage_cfg;
+
+typedef struct ns_search_cfg {
+    int given;            /* the config has a search: section */
+    char *name;           /* study name [the config file name without its extension] */
+    char *output;         /* study folder, absolute [results/<name> in the current directory] */
+    uint64_t seed;        /* study seed [1]; trial seeds derive from it and the trial number */
+    int parallel;         /* trials at once [1] */
+    ns_metric metric;     /* [val_acc for classification, val_rmse for regression] */
+    int n_stages;         /* >= 1 when given */
+    ns_stage_cfg stages[NS_MAX_STAGES];
+} ns_search_cfg;
+
+/* Capacity of ns_config.given (config.c checks that its table fits). */
+#define NS_CONFIG_MAX_KEYS 96
+
 typedef struct ns_config {
     char *path;           /* as given */
     char *text;           /* the file's bytes */
@@ -36,6 +72,13 @@ typedef struct ns_config {
     float *class_weight_list; /* (n_class_weights) for NS_CW_LIST */
     ns_train_spec train;
     int threads;          /* BLAS threads for `train` [1] */
+    int depth, width;     /* model.depth x model.width when given (width > 0): then hidden
+                             holds depth layers of width units; 0, 0 when hidden is a list */
+    ns_space space;       /* the searched keys; n == 0 for a fixed config. A searched key
+                             holds its default until a point is applied */
+    ns_search_cfg search; /* the search: section (search.given == 0 without one) */
+    unsigned char given[NS_CONFIG_MAX_KEYS]; /* internal: which keys the file set (the
+                             dependent defaults are derived again for every trial) */
 } ns_config;
 
 /* Parses and validates path. NS_EINPUT with a located message on any problem;
@@ -44,6 +87,33 @@ int ns_config_load(ns_config *c, const char *path, ns_err *err);
 /* The same from text in memory; `name` is used in messages and to resolve paths. */
 int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len, ns_err *err);
 void ns_config_free(ns_config *c);
+/* Deep copy of src into *dst (overwritten); NS_OK or NS_ERUNTIME (dst left empty). */
+int ns_config_copy(ns_config *dst, const ns_config *src, ns_err *err);
+
+/* A fully fixed config from base and a point u of base->space's unit cube (u[i] for
+ * dims[i]; NULL when the space is empty): a deep copy with every searched key set
+ * through its own parser from ns_dim_text, the dependent defaults derived again (momentum,
+ * gamma, hidden from depth x width) and the cross-key rules checked. out->space is empty;
+ * out->search, path, text and hash are base's. NS_EINPUT with "NAME: searched values do
+ * not go together (train.nesterov=true, train.optimizer=adam): ..." when the point breaks
+ * a rule (the stage records the trial as failed); nothing allocated on failure. Caller
+ * frees *out with ns_config_free. */
+int ns_config_instantiate(const ns_config *base, const double *u, ns_config *out, ns_err *err);
+
+/* Sets t's budget to the stage's per-trial budget (epochs or steps). */
+void ns_stage_cfg_apply_budget(const ns_stage_cfg *st, ns_train_spec *t);
+
+/* Writes a complete fixed training config: data, model and train with every key and its
+ * value (data paths absolute, doubles exact), no search section; header_comment (may be
+ * NULL or several lines) first, as '#' lines. ns_config_load reads it back to the same
+ * values. NS_EINPUT when c still has search spaces; NS_ERUNTIME on a write error. */
+int ns_config_export_yaml(const ns_config *c, FILE *f, const char *header_comment, ns_err *err);
+
+/* Index of key "section.key" in the key table, or -1. */
+int ns_config_key_find(const char *name);
+/* Writes key's value in c as YAML (json == 0) or compact JSON (json != 0) text: numbers
+ * exact and shortest, names plain (YAML) or quoted (JSON), lists in [a, b] form. */
+void ns_config_write_value(FILE *f, const ns_config *c, int key, int json);
 
 uint64_t ns_fnv1a64(const void *data, size_t len);
 

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "pipeline.h"
 #include "predict.h"
+#include "space.h"
 
 static const char usage[] =
     "usage: nnsearch COMMAND [options]\n"
@@ -179,7 +180,27 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
-static int cmd_train(int argc, char **argv)
+/* `train` runs fixed configs only; a search config is refused with where its spaces are.
+ * is_search_run: called as `nnsearch CONFIG`, which is meant to run the search. */
+static int check_fixed(const ns_config *c, int is_search_run)
+{
+    if (is_search_run && c->search.given) {
+        fprintf(stderr, "nnsearch: %s: has a search: section, and this build trains fixed configs "
+                "only (the search stages come next); `nnsearch train` trains a config without "
+                "search spaces\n", c->path);
+        return 2;
+    }
+    if (c->space.n > 0) {
+        const ns_dim *d = &c->space.dims[0];
+        fprintf(stderr, "nnsearch: %s:%d:%d: %s is a search space, and this build trains fixed "
+                "configs only (the search stages come next); fix it to one value to train\n",
+                c->path, d->line, d->column, d->name);
+        return 2;
+    }
+    return 0;
+}
+
+static int cmd_train(int argc, char **argv, int is_search_run)
 {
     const char *config = NULL, *out = NULL, *ckpt = NULL;
     train_out o = {0};
@@ -216,6 +237,11 @@ static int cmd_train(int argc, char **argv)
     ns_config c;
     if (ns_config_load(&c, config, &err))
         return report(&err);
+    int bad = check_fixed(&c, is_search_run);
+    if (bad) {
+        ns_config_free(&c);
+        return bad;
+    }
     if (seed >= 0)
         c.train.seed = (uint64_t)seed;
     if (threads > 0)
@@ -342,11 +368,11 @@ int main(int argc, char **argv)
             return 0;
         }
     if (!strcmp(cmd, "train"))
-        return cmd_train(argc - 2, argv + 2);
+        return cmd_train(argc - 2, argv + 2, 0);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error("unknown option '%s'", cmd);
     /* nnsearch CONFIG.yaml: a config without a search section is one training run. */
-    return cmd_train(argc - 1, argv + 1);
+    return cmd_train(argc - 1, argv + 1, 1);
 }

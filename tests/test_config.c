@@ -699,3 +699,455 @@ Test(config, error_second_document_and_load)
     cr_assert_null(c.text);
     ns_config_free(&c);
 }
+
+/* ---- search spaces ------------------------------------------------------------------------ */
+
+/* A minimal search section, appended to configs that search. */
+#define SEARCH_SECTION "search:\n  stages:\n    - {stage: random, trials: 5, epochs: 2}\n"
+
+Test(config, every_space_kind_parses)
+{
+    ns_config c;
+    ns_err e;
+    int rc = parse(&c, &e,
+                   "data:\n"
+                   "  train: %s\n"
+                   "model:\n"
+                   "  hidden: {choice: [[256, 128], [512], 64, []]}\n"
+                   "  activation: {choice: [relu, gelu]}\n"
+                   "  dropout: {uniform: [0, 0.5]}\n"
+                   "  class_weights: {choice: [none, balanced, [1, 2]]}\n"
+                   "train:\n"
+                   "  lr: {log_uniform: [1e-4, 1e-1]}\n"
+                   "  batch_size:\n"
+                   "    int: [16, 256]\n"
+                   "    log: true\n"
+                   "  step_size: {int: [1, 10], log: false}\n"
+                   "  nesterov: {choice: [true, false]}\n"
+                   "  optimizer: {choice: [sgd, adam]}\n"
+                   SEARCH_SECTION,
+                   csv_file);
+    cr_assert_eq(rc, NS_OK, "%s", e.msg);
+    const ns_space *sp = &c.space;
+    cr_assert_eq(sp->n, 9);
+    static const char *const names[] = {"model.hidden", "model.activation", "model.dropout",
+                                        "model.class_weights", "train.lr", "train.batch_size",
+                                        "train.step_size", "train.nesterov", "train.optimizer"};
+    static const ns_dim_kind kinds[] = {NS_DIM_CHOICE, NS_DIM_CHOICE, NS_DIM_UNIFORM,
+                                        NS_DIM_CHOICE, NS_DIM_LOG_UNIFORM, NS_DIM_INT_LOG,
+                                        NS_DIM_INT, NS_DIM_CHOICE, NS_DIM_CHOICE};
+    for (int i = 0; i < 9; i++) {
+        cr_assert_str_eq(sp->dims[i].name, names[i]);
+        cr_assert_eq(sp->dims[i].kind, kinds[i], "%s", names[i]);
+        cr_assert_eq(sp->dims[i].key, ns_config_key_find(names[i]));
+        cr_assert_eq(ns_space_find(sp, names[i]), i);
+    }
+    const ns_dim *h = &sp->dims[0];
+    cr_assert_eq(h->n_choices, 4);
+    cr_assert_str_eq(h->choices[0], "[256, 128]");
+    cr_assert_str_eq(h->choices[1], "[512]");
+    cr_assert_str_eq(h->choices[2], "64");
+    cr_assert_str_eq(h->choices[3], "[]");
+    cr_assert_eq(h->lo, 0);
+    cr_assert_eq(h->hi, 3);
+    cr_assert_eq(h->line, 4);
+    cr_assert_eq(h->column, 11);
+    cr_assert_str_eq(sp->dims[3].choices[2], "[1, 2]");
+    cr_assert_eq(sp->dims[2].lo, 0);
+    cr_assert_eq(sp->dims[2].hi, 0.5);
+    cr_assert_eq(sp->dims[4].lo, 1e-4);
+    cr_assert_eq(sp->dims[4].hi, 1e-1);
+    cr_assert_eq(sp->dims[5].lo, 16);
+    cr_assert_eq(sp->dims[5].hi, 256);
+    cr_assert_eq(sp->dims[5].line, 11);
+    cr_assert_eq(sp->dims[5].column, 5);
+    cr_assert_eq(ns_space_find(sp, "train.seed"), -1);
+    /* searched keys keep their defaults until a trial sets them */
+    cr_assert_eq(c.train.lr, 1e-3);
+    cr_assert_eq(c.model.n_hidden, 2);
+    cr_assert_eq(c.train.opt.kind, NS_OPT_ADAM);
+    /* the search section */
+    cr_assert_eq(c.search.given, 1);
+    cr_assert_str_eq(c.search.name, "cfg");
+    char cwd[4096], want[4200];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(want, sizeof want, "%s/results/cfg", cwd);
+    cr_assert_str_eq(c.search.output, want);
+    cr_assert_eq(c.search.seed, 1);
+    cr_assert_eq(c.search.parallel, 1);
+    cr_assert_eq(c.search.metric, NS_METRIC_VAL_ACC);
+    cr_assert_eq(c.search.n_stages, 1);
+    cr_assert_str_eq(c.search.stages[0].name, "random");
+    cr_assert_eq(c.search.stages[0].trials, 5);
+    cr_assert_eq(c.search.stages[0].budget, NS_BUDGET_EPOCHS);
+    cr_assert_eq(c.search.stages[0].epochs, 2);
+    cr_assert_eq(c.search.stages[0].seconds, 0);
+    cr_assert_eq(c.search.stages[0].line, 18);
+    cr_assert_eq(c.search.stages[0].column, 7);
+    ns_config_free(&c);
+}
+
+Test(config, searchable_flags)
+{
+    static const char *const yes[] = {
+        "model.hidden", "model.depth", "model.width", "model.activation", "model.dropout",
+        "model.init", "model.label_smoothing", "model.class_weights", "train.optimizer",
+        "train.lr", "train.momentum", "train.nesterov", "train.beta1", "train.beta2",
+        "train.eps", "train.alpha", "train.weight_decay", "train.schedule", "train.step_size",
+        "train.gamma", "train.warmup", "train.warmup_start", "train.min_lr", "train.pct_start",
+        "train.div", "train.final_div", "train.plateau_factor", "train.plateau_patience",
+        "train.plateau_threshold", "train.clip_norm", "train.batch_size", "train.patience",
+        "train.min_delta", "train.drop_last"};
+    ns_config c;
+    ns_err e;
+    /* each searchable key takes a choice of its default-like value */
+    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+        const char *key = strchr(yes[i], '.') + 1;
+        const char *val = !strcmp(key, "hidden") ? "[[8], 4]"
+                          : !strcmp(key, "activation") ? "[relu, tanh]"
+                          : !strcmp(key, "init") ? "[he, xavier]"
+                          : !strcmp(key, "class_weights") ? "[none, balanced]"
+                          : !strcmp(key, "optimizer") ? "[sgd, rmsprop]"
+                          : !strcmp(key, "schedule") ? "[cosine, step]"
+                          : !strcmp(key, "nesterov") || !strcmp(key, "drop_last") ? "[false]"
+                          : !strcmp(key, "min_lr") ? "[0]"
+                          : "[1, 2]";
+        if (!strcmp(key, "dropout") || !strcmp(key, "label_smoothing") || !strcmp(key, "momentum") ||
+            !strcmp(key, "beta1") || !strcmp(key, "beta2") || !strcmp(key, "eps") ||
+            !strcmp(key, "alpha") || !strcmp(key, "gamma") || !strcmp(key, "warmup") ||
+            !strcmp(key, "warmup_start") || !strcmp(key, "pct_start") || !strcmp(key, "plateau_factor"))
+            val = "[0.5, 0.25]";
+        const char *extra = !strcmp(key, "depth") ? "  width: 8\n" : !strcmp(key, "width") ? "  depth: 1\n" : "";
+        int rc = parse(&c, &e, "data:\n  train: %s\n%s:\n  %s: {choice: %s}\n%s" SEARCH_SECTION,
+                       csv_file, !strncmp(yes[i], "model", 5) ? "model" : "train", key, val, extra);
+        cr_assert_eq(rc, NS_OK, "%s: %s", yes[i], e.msg);
+        cr_assert_eq(c.space.n, 1, "%s", yes[i]);
+        cr_assert_str_eq(c.space.dims[0].name, yes[i]);
+        ns_config_free(&c);
+    }
+    /* and the others are refused, each with the reason */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:9:", "train.seed cannot be searched; fix it to a number",
+                       "search.seed and the trial number"),
+                 "data:\n  train: %s\ntrain:\n  seed: {int: [1, 5]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.val_fraction cannot be searched", "shared by every trial"),
+                 "data:\n  train: %s\n  val_fraction: {uniform: [0.1, 0.2]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "train.epochs cannot be searched", "search.stages"),
+                 "data:\n  train: %s\ntrain:\n  epochs: {int: [1, 5]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:9:", "model.loss cannot be searched; fix it to one value",
+                       "follows data.task"),
+                 "data:\n  train: %s\nmodel:\n  loss: {choice: [mse]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:12:", "train.threads cannot be searched", "not change what is learned"),
+                 "data:\n  train: %s\ntrain:\n  threads: {choice: [1, 2]}\n" SEARCH_SECTION, csv_file);
+    /* strings are never spaces: the plain type error */
+    EXPECT_ERROR(FRAGS("cfg.yaml:2:10:", "data.train: expected a file path, got a mapping"),
+                 "data:\n  train: {choice: [a, b]}\n" SEARCH_SECTION);
+}
+
+Test(config, error_space_needs_search_section)
+{
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "train.lr: a search space needs a search: section with at least one stage"),
+                 "data:\n  train: %s\ntrain:\n  epochs: 3\n  lr: {log_uniform: [1e-4, 1e-1]}\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:1:", "search: missing 'stages:'"),
+                 "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-4, 1e-1]}\nsearch:\n  seed: 3\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:1:", "search: missing 'stages:'"),
+                 "data:\n  train: %s\nsearch:\n", csv_file);
+}
+
+Test(config, error_space_ranges)
+{
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:21:", "train.lr: inverted range [1e-1, 1e-4]", "[1e-4, 1e-1]"),
+                 "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-1, 1e-4]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:22:", "model.dropout: empty range [0.1, 0.1]", "dropout: 0.1"),
+                 "data:\n  train: %s\nmodel:\n  dropout: {uniform: [0.1, 0.1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:21:", "train.batch_size: empty range"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {int: [32, 32]}\n" SEARCH_SECTION, csv_file);
+    /* log scales need lo > 0 */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:32:", "train.weight_decay: a log scale needs a lower bound > 0, got 0"),
+                 "data:\n  train: %s\ntrain:\n  weight_decay: {log_uniform: [0, 1e-2]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:20:", "train.patience: a log scale needs a lower bound > 0", "int without log"),
+                 "data:\n  train: %s\ntrain:\n  patience: {int: [0, 5], log: true}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:22:", "train.lr: lower bound of log_uniform: -1 is out of range; must be > 0"),
+                 "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [-1, 1]}\n" SEARCH_SECTION, csv_file);
+    /* bounds are values of the key itself */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:26:", "model.dropout: upper bound of uniform: 1.5 is out of range; must be in [0, 1)"),
+                 "data:\n  train: %s\nmodel:\n  dropout: {uniform: [0, 1.5]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:26:", "train.beta2: upper bound of uniform: 1 is out of range"),
+                 "data:\n  train: %s\ntrain:\n  beta2: {uniform: [0.9, 1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:28:", "train.lr: upper bound of log_uniform: expected a number, got 'big'"),
+                 "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-4, big]}\n" SEARCH_SECTION, csv_file);
+    /* int bounds are whole numbers */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:22:", "train.batch_size: int bounds must be whole numbers, got '16.5'"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {int: [16.5, 64]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:22:", "train.batch_size: lower bound of int: 0 is out of range"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {int: [0, 64], log: true}\n" SEARCH_SECTION, csv_file);
+    /* the shape of the range */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:17:", "train.lr: uniform needs [lo, hi], two bounds, got a list of another length"),
+                 "data:\n  train: %s\ntrain:\n  lr: {uniform: [0.1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:17:", "train.lr: uniform needs [lo, hi]", "got a value"),
+                 "data:\n  train: %s\ntrain:\n  lr: {uniform: 0.1}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:23:", "train.lr: the upper bound of uniform is a list"),
+                 "data:\n  train: %s\ntrain:\n  lr: {uniform: [0.1, [1]]}\n" SEARCH_SECTION, csv_file);
+}
+
+Test(config, error_space_kind_does_not_fit_the_key)
+{
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:16:", "train.batch_size is a whole number; search it with int: [lo, hi]"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {log_uniform: [16, 256]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:8:", "train.lr takes real numbers; int is for whole-number keys"),
+                 "data:\n  train: %s\ntrain:\n  lr: {int: [1, 3]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:16:", "model.activation takes a name, not a range", "choice"),
+                 "data:\n  train: %s\nmodel:\n  activation: {uniform: [0, 1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:12:", "model.hidden: a list of widths is searched with choice", "model.depth"),
+                 "data:\n  train: %s\nmodel:\n  hidden: {int: [16, 64]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:29:", "train.lr: log: applies to int only", "log_uniform"),
+                 "data:\n  train: %s\ntrain:\n  lr: {uniform: [0.1, 0.2], log: true}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:36:", "train.batch_size: log: expects true or false"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {int: [16, 64], log: maybe}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:15:", "train.batch_size: log: alone is not a search space"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {log: true}\n" SEARCH_SECTION, csv_file);
+}
+
+Test(config, error_space_kinds)
+{
+    /* a typo of a kind, and a word from another tuner */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:8:", "train.lr: unknown search space 'loguniform' (did you mean 'log_uniform'?)"),
+                 "data:\n  train: %s\ntrain:\n  lr: {loguniform: [1e-4, 1e-1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:16:", "unknown search space 'categorical' (did you mean 'choice'?)"),
+                 "data:\n  train: %s\nmodel:\n  activation: {categorical: [relu, gelu]}\n" SEARCH_SECTION, csv_file);
+    /* two kinds in one mapping */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:32:", "model.dropout: two search spaces in one mapping ('uniform' at line 4 and 'choice')"),
+                 "data:\n  train: %s\nmodel:\n  dropout: {uniform: [0, 0.5], choice: [0.1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:5:", "train.lr: two search spaces", "'log_uniform' at line 5 and 'uniform'"),
+                 "data:\n  train: %s\ntrain:\n  lr:\n    log_uniform: [1e-4, 1e-1]\n    uniform: [1e-4, 1e-1]\n" SEARCH_SECTION, csv_file);
+    /* nothing like a space: the plain type error */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:7:", "train.lr: expected a number or a search space, got a mapping with the key 'zz'"),
+                 "data:\n  train: %s\ntrain:\n  lr: {zz: 1}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:7:", "train.lr: expected a number or a search space, got an empty mapping"),
+                 "data:\n  train: %s\ntrain:\n  lr: {}\n" SEARCH_SECTION, csv_file);
+}
+
+Test(config, error_space_choices)
+{
+    /* each choice goes through the key's own parser: the bad one is named and located */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:31:", "model.activation: unknown activation 'rleu' (did you mean 'relu'?)",
+                       "allowed: relu, leaky_relu"),
+                 "data:\n  train: %s\nmodel:\n  activation: {choice: [relu, rleu]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:27:", "model.dropout", "1 is out of range; must be in [0, 1)"),
+                 "data:\n  train: %s\nmodel:\n  dropout: {choice: [0.1, 1]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:29:", "train.batch_size: expected a whole number, got '2.5'"),
+                 "data:\n  train: %s\ntrain:\n  batch_size: {choice: [32, 2.5]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:32:", "model.hidden[1]: 0 is out of range"),
+                 "data:\n  train: %s\nmodel:\n  hidden: {choice: [[64], [64, 0]]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:29:", "train.nesterov: expected true or false, got 'sometimes'"),
+                 "data:\n  train: %s\ntrain:\n  nesterov: {choice: [true, sometimes]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:34:", "model.class_weights", "unknown value 'balance'", "did you mean 'balanced'?"),
+                 "data:\n  train: %s\nmodel:\n  class_weights: {choice: [none, balance]}\n" SEARCH_SECTION, csv_file);
+    /* the list itself */
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:24:", "model.activation: choice: the list is empty"),
+                 "data:\n  train: %s\nmodel:\n  activation: {choice: []}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:24:", "model.activation: choice needs a list of values, got a value"),
+                 "data:\n  train: %s\nmodel:\n  activation: {choice: relu}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:31:", "model.activation: choice 2 is a list"),
+                 "data:\n  train: %s\nmodel:\n  activation: {choice: [relu, [gelu]]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:17:", "train.lr: choice 1 is a mapping", "do not nest"),
+                 "data:\n  train: %s\ntrain:\n  lr: {choice: [{uniform: [0, 1]}]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:31:", "model.activation: choice 'relu' is listed twice"),
+                 "data:\n  train: %s\nmodel:\n  activation: {choice: [relu, relu]}\n" SEARCH_SECTION, csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:17:", "train.lr: no value given"),
+                 "data:\n  train: %s\ntrain:\n  lr: {choice: [~]}\n" SEARCH_SECTION, csv_file);
+}
+
+Test(config, searched_keys_and_fixed_rules)
+{
+    /* a rule that involves a searched key is left to each trial ... */
+    ns_config c;
+    ns_err e;
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\ntrain:\n  optimizer: {choice: [sgd, adam]}\n  nesterov: true\n" SEARCH_SECTION,
+                       csv_file),
+                 NS_OK, "%s", e.msg);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\ntrain:\n  min_lr: 1e-3\n  lr: {log_uniform: [1e-5, 1e-1]}\n" SEARCH_SECTION,
+                       csv_file),
+                 NS_OK, "%s", e.msg);
+    ns_config_free(&c);
+    /* ... but a key that the fixed task rules out cannot be searched */
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:20:", "model.label_smoothing: applies to cross_entropy only", "do not search it"),
+                 "data:\n  train: %s\n  task: regression\nmodel:\n  label_smoothing: {uniform: [0, 0.2]}\n" SEARCH_SECTION,
+                 csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:18:", "model.class_weights: applies to classification only", "do not search it"),
+                 "data:\n  train: %s\n  task: regression\nmodel:\n  class_weights: {choice: [none, balanced]}\n" SEARCH_SECTION,
+                 csv_file);
+    /* and the fixed rules still hold */
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:13:", "train.nesterov", "sgd only"),
+                 "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-4, 1e-1]}\n  nesterov: true\n" SEARCH_SECTION, csv_file);
+}
+
+Test(config, depth_and_width)
+{
+    ns_config c;
+    ns_err e;
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\nmodel:\n  depth: 3\n  width: 64\n", csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.depth, 3);
+    cr_assert_eq(c.width, 64);
+    cr_assert_eq(c.model.n_hidden, 3);
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(c.model.hidden[i], 64);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\nmodel:\n  depth: 0\n  width: 64\n", csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.model.n_hidden, 0);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\nmodel:\n  depth: {int: [1, 3]}\n  width: {int: [32, 512], log: true}\n" SEARCH_SECTION,
+                       csv_file),
+                 NS_OK, "%s", e.msg);
+    cr_assert_eq(c.space.n, 2);
+    cr_assert_eq(c.space.dims[1].kind, NS_DIM_INT_LOG);
+    cr_assert_eq(c.model.n_hidden, 2); /* the default until a trial sets them */
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:3:", "model.depth needs model.width"), "data:\n  train: %s\nmodel:\n  depth: 2\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:3:", "model.width needs model.depth"), "data:\n  train: %s\nmodel:\n  width: 2\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:3:", "model.hidden conflicts with model.depth (line 4)"),
+                 "data:\n  train: %s\nmodel:\n  depth: 2\n  width: 8\n  hidden: [3]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:10:", "model.depth", "out of range; must be in [0, 32]"),
+                 "data:\n  train: %s\nmodel:\n  depth: 33\n  width: 8\n", csv_file);
+}
+
+/* ---- the search section ------------------------------------------------------------------- */
+
+Test(config, search_section_keys)
+{
+    ns_config c;
+    ns_err e;
+    int rc = parse(&c, &e,
+                   "data:\n"
+                   "  train: %s\n"
+                   "  task: regression\n"
+                   "search:\n"
+                   "  name: my-study.v2\n"
+                   "  output: /tmp/nnsearch-out\n"
+                   "  seed: 7\n"
+                   "  parallel: 2\n"
+                   "  metric: val_loss\n"
+                   "  stages:\n"
+                   "    - stage: random\n"
+                   "      trials: 10\n"
+                   "      steps: 500\n"
+                   "      seconds: 30.5\n"
+                   "    - {stage: random, trials: 3, epochs: 1}\n",
+                   csv_file);
+    cr_assert_eq(rc, NS_OK, "%s", e.msg);
+    cr_assert_eq(c.space.n, 0);
+    cr_assert_eq(c.search.given, 1);
+    cr_assert_str_eq(c.search.name, "my-study.v2");
+    cr_assert_str_eq(c.search.output, "/tmp/nnsearch-out");
+    cr_assert_eq(c.search.seed, 7);
+    cr_assert_eq(c.search.parallel, 2);
+    cr_assert_eq(c.search.metric, NS_METRIC_VAL_LOSS);
+    cr_assert_eq(c.search.n_stages, 2);
+    const ns_stage_cfg *s = c.search.stages;
+    cr_assert_str_eq(s[0].name, "random");
+    cr_assert_eq(s[0].trials, 10);
+    cr_assert_eq(s[0].budget, NS_BUDGET_STEPS);
+    cr_assert_eq(s[0].steps, 500);
+    cr_assert_eq(s[0].seconds, 30.5);
+    cr_assert_eq(s[0].line, 11);
+    cr_assert_eq(s[1].budget, NS_BUDGET_EPOCHS);
+    cr_assert_eq(s[1].epochs, 1);
+    cr_assert_eq(s[1].trials, 3);
+    ns_train_spec t = c.train;
+    ns_stage_cfg_apply_budget(&s[0], &t);
+    cr_assert_eq(t.budget, NS_BUDGET_STEPS);
+    cr_assert_eq(t.steps, 500);
+    ns_stage_cfg_apply_budget(&s[1], &t);
+    cr_assert_eq(t.budget, NS_BUDGET_EPOCHS);
+    cr_assert_eq(t.epochs, 1);
+    ns_config_free(&c);
+
+    /* defaults: the metric follows the task; the name comes from the file; a relative
+     * output is resolved against the current directory */
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n  task: regression\nsearch:\n  output: out/x\n  stages: [{stage: random, trials: 1, epochs: 1}]\n",
+                       csv_file),
+                 NS_OK, "%s", e.msg);
+    cr_assert_eq(c.search.metric, NS_METRIC_VAL_RMSE);
+    cr_assert_str_eq(c.search.name, "cfg");
+    char cwd[4096], want[4200];
+    cr_assert(getcwd(cwd, sizeof cwd));
+    snprintf(want, sizeof want, "%s/out/x", cwd);
+    cr_assert_str_eq(c.search.output, want);
+    ns_config_free(&c);
+    /* without a search section, a plain training run */
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n", csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.search.given, 0);
+    cr_assert_eq(c.search.n_stages, 0);
+    cr_assert_null(c.search.name);
+    cr_assert_null(c.search.output);
+    ns_config_free(&c);
+    /* the name from a path with folders and odd characters */
+    char text[512];
+    snprintf(text, sizeof text, "data:\n  train: %s\nsearch:\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    cr_assert_eq(ns_config_parse(&c, "some/dir/my config.v1.yaml", text, strlen(text), &e), NS_OK, "%s", e.msg);
+    cr_assert_str_eq(c.search.name, "my_config.v1");
+    ns_config_free(&c);
+    cr_assert_eq(ns_metric_higher_is_better(NS_METRIC_VAL_ACC), 1);
+    cr_assert_eq(ns_metric_higher_is_better(NS_METRIC_VAL_RMSE), 0);
+    cr_assert_str_eq(ns_metric_name(NS_METRIC_VAL_LOSS), "val_loss");
+}
+
+Test(config, error_search_section)
+{
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:3:", "unknown key 'jobs' in section 'search' (did you mean 'parallel'?)"),
+                 "data:\n  train: %s\nsearch:\n  jobs: 2\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:1:", "unknown section 'serach' (did you mean 'search'?)"),
+                 "data:\n  train: %s\nserach:\n  seed: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:13:", "search.parallel: 0 is out of range"),
+                 "data:\n  train: %s\nsearch:\n  parallel: 0\n" "  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.metric: val_rmse needs data.task: regression"),
+                 "data:\n  train: %s\nsearch:\n  metric: val_rmse\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:11:", "search.metric: val_acc needs data.task: classification"),
+                 "data:\n  train: %s\n  task: regression\nsearch:\n  metric: val_acc\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.metric: unknown metric 'accuracy'", "allowed: val_loss, val_acc, val_rmse"),
+                 "data:\n  train: %s\nsearch:\n  metric: accuracy\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.val_fraction: a search compares trials on the validation set"),
+                 "data:\n  train: %s\n  val_fraction: 0\nsearch:\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:9:", "search.name: 'my study' names the study folder"),
+                 "data:\n  train: %s\nsearch:\n  name: my study\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.output: '", "' exists and is not a folder"),
+                 "data:\n  train: %s\nsearch:\n  output: %s\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file, csv_file);
+}
+
+Test(config, error_stages)
+{
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.stages: the list is empty"),
+                 "data:\n  train: %s\nsearch:\n  stages: []\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.stages: expected a list of stages, got a mapping"),
+                 "data:\n  train: %s\nsearch:\n  stages: {stage: random}\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0]: expected a mapping", "got a value"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - random\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:14:", "search.stages[0].stage: unknown stage 'randm' (did you mean 'random'?); available: random"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: randm\n      trials: 2\n      epochs: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:14:", "search.stages[1].stage: unknown stage 'bayes'; available: random"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - {stage: random, trials: 1, epochs: 1}\n    - stage: bayes\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0]: missing 'stage:'", "available: random"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - trials: 2\n      epochs: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:15:", "search.stages[0].trials: 0 is out of range"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 0\n      epochs: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0]: missing 'trials:'"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      epochs: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0]: missing the budget of a trial; add epochs: N or steps: N"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:8:7:", "search.stages[0].steps conflicts with epochs (line 7)", "epochs or steps"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n      epochs: 2\n      steps: 100\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:7:15:", "search.stages[0].epochs: 0 is out of range; must be >= 1"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n      epochs: 0\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:7:16:", "search.stages[0].seconds: 0 is out of range; must be > 0"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n      seconds: 0\n      epochs: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:7:", "search.stages[0]: unknown key 'trails' for a random stage (did you mean 'trials'?)",
+                       "stage, trials, epochs, steps, seconds"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trails: 4\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:7:", "search.stages[0]: unknown key 'acquisition' for a random stage;",
+                       "its keys are: stage, trials"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      acquisition: ei\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:7:7:", "search.stages[0]: duplicate key 'trials' (first given at line 6)"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n      trials: 5\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:15:", "search.stages[0].trials: expected a whole number, got 'many'"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: many\n", csv_file);
+}
