@@ -38,6 +38,9 @@ const char *ns_backend_name(const ns_backend *be);
 int ns_backend_is_host(const ns_backend *be);
 
 void *ns_buf_alloc(ns_backend *be, size_t bytes); /* zeroed; NULL on failure */
+/* Fault injection for tests (SQLite's habit): the n-th CPU buffer allocation from now
+ * (0 = the next) fails, once; n < 0 turns it off. Process-wide, not thread-safe. */
+void ns_backend_cpu_fail_alloc_after(long n);
 void ns_buf_free(ns_backend *be, void *p);
 void ns_buf_upload(ns_backend *be, void *dst_dev, const void *src_host, size_t bytes);
 void ns_buf_download(ns_backend *be, void *dst_host, const void *src_dev, size_t bytes);

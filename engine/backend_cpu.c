@@ -67,9 +67,15 @@ int ns_dropout_keep(uint64_t seed, size_t i, float p) { return dropout_u(seed, i
 
 static void cpu_destroy(ns_backend *be) { free(be); }
 
+static long fail_countdown = -1;
+
+void ns_backend_cpu_fail_alloc_after(long n) { fail_countdown = n; }
+
 static void *cpu_alloc(ns_backend *be, size_t bytes)
 {
     (void)be;
+    if (fail_countdown >= 0 && fail_countdown-- == 0)
+        return NULL;
     /* 64-byte alignment: whole cache lines and aligned AVX loads for every buffer. */
     size_t rounded = (bytes + 63) & ~(size_t)63;
     void *p = aligned_alloc(64, rounded ? rounded : 64);

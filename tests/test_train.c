@@ -388,3 +388,38 @@ Test(train, interrupted_mid_epoch_resumes_exactly) { interrupted_resumes_exactly
 /* Raised during the last batch of epoch 1: seen when epoch 2 has drawn its order and not
  * yet stepped. */
 Test(train, interrupted_at_epoch_start_resumes_exactly) { interrupted_resumes_exactly(13, 2, 0); }
+
+/* Every buffer allocation of model and trainer set-up fails in turn: each failure is
+ * reported as NS_ERUNTIME and unwinds cleanly; past the last one, set-up succeeds. */
+Test(train, every_allocation_failure_is_reported)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 100, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    s.patience = 2;
+    int succeeded = 0;
+    for (long k = 0; k < 64 && !succeeded; k++) {
+        ns_err err = {0};
+        ns_backend *be = ns_backend_cpu_alloc(1, &err);
+        ns_backend_cpu_fail_alloc_after(k);
+        ns_mlp_spec spec = {.n_in = 6, .n_out = 3, .n_hidden = 1, .hidden = {5}};
+        ns_mlp *m = ns_mlp_alloc(&spec, be, 64, &err);
+        ns_trainer t;
+        memset(&t, 0, sizeof t);
+        int rc = m ? ns_trainer_init(&t, &s, be, &m->net, &tr, &tr, &err) : err.code;
+        ns_backend_cpu_fail_alloc_after(-1);
+        if (rc == NS_OK) {
+            succeeded = 1;
+            cr_assert_gt(k, 3, "only %ld allocations before success", k);
+            cr_assert_eq(ns_trainer_run(&t, 1, NULL, NULL, &err), NS_OK);
+        } else {
+            cr_assert_eq(rc, NS_ERUNTIME, "allocation %ld: code %d (%s)", k, rc, err.msg);
+            cr_assert(strstr(err.msg, "out of memory"), "allocation %ld: %s", k, err.msg);
+        }
+        ns_trainer_free(&t);
+        ns_mlp_free(m);
+        ns_backend_free(be);
+    }
+    cr_assert(succeeded);
+    ns_dataset_free(&tr);
+}
