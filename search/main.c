@@ -11,17 +11,29 @@
 
 #include "../model/modelfile.h"
 #include "config.h"
+#include "driver.h"
 #include "pipeline.h"
 #include "predict.h"
+#include "report.h"
 #include "space.h"
 
 static const char usage[] =
     "usage: nnsearch COMMAND [options]\n"
     "\n"
     "commands:\n"
-    "  nnsearch CONFIG.yaml              run the config (without a search: section, one training)\n"
+    "  nnsearch CONFIG.yaml              run (or continue) the search the config describes;\n"
+    "                                    without a search: section, one training\n"
+    "  nnsearch resume DIR               continue an interrupted study\n"
+    "  nnsearch status DIR [--json]      stages, trials (best first) and the best trial\n"
+    "  nnsearch export DIR [-o FILE]     the best trial as a training config [DIR/best.yaml]\n"
     "  nnsearch train CONFIG [-o MODEL]  train one fixed config to a model file\n"
     "  nnsearch predict MODEL DATA       predictions as CSV, with the model's preprocessing\n"
+    "\n"
+    "search options:\n"
+    "  -o, --output DIR      study folder [search.output, i.e. results/<name>]\n"
+    "  -j N                  trials at once [search.parallel]\n"
+    "  --force               continue a study although its config changed\n"
+    "  --quiet               no progress lines on stderr\n"
     "\n"
     "train options:\n"
     "  -o, --output FILE     model file [results/<config name>/model.nsm]\n"
@@ -182,22 +194,157 @@ static int parse_long(const char *s, long *out)
 
 /* `train` runs fixed configs only; a search config is refused with where its spaces are.
  * is_search_run: called as `nnsearch CONFIG`, which is meant to run the search. */
-static int check_fixed(const ns_config *c, int is_search_run)
+static int check_fixed(const ns_config *c)
 {
-    if (is_search_run && c->search.given) {
-        fprintf(stderr, "nnsearch: %s: has a search: section, and this build trains fixed configs "
-                "only (the search stages come next); `nnsearch train` trains a config without "
-                "search spaces\n", c->path);
-        return 2;
-    }
     if (c->space.n > 0) {
         const ns_dim *d = &c->space.dims[0];
-        fprintf(stderr, "nnsearch: %s:%d:%d: %s is a search space, and this build trains fixed "
-                "configs only (the search stages come next); fix it to one value to train\n",
-                c->path, d->line, d->column, d->name);
+        fprintf(stderr, "nnsearch: %s:%d:%d: %s is a search space; `train` needs fixed values "
+                "(run the search with `nnsearch %s`, or train a trial's exported config)\n",
+                c->path, d->line, d->column, d->name, c->path);
         return 2;
     }
     return 0;
+}
+
+/* Where `resume DIR` finds the config a study was made from. */
+#define SOURCE_FILE "config.source"
+
+static int search_main(const char *config, const char *out, long jobs, int force, int quiet)
+{
+    ns_search_opts o = {.config_path = config, .output = out, .parallel = (int)jobs,
+                        .force = force, .quiet = quiet, .progress = stderr,
+                        .stop = &stop_requested};
+    ns_search_result res;
+    ns_err err = {0};
+    install_signals();
+    int rc = ns_search_run(&o, &res, &err);
+    if (!rc || res.dir[0]) { /* remember the config for `resume DIR` */
+        char path[4200], abs[4096];
+        snprintf(path, sizeof path, "%s/" SOURCE_FILE, res.dir);
+        FILE *f = realpath(config, abs) ? fopen(path, "w") : NULL;
+        if (f) {
+            fprintf(f, "%s\n", abs);
+            fclose(f);
+        }
+    }
+    if (rc)
+        return report(&err);
+    if (res.interrupted) {
+        fprintf(stderr, "nnsearch: interrupted; running trials were checkpointed. Continue with "
+                "`nnsearch resume %s` (or the same command)\n", res.dir);
+        return 130;
+    }
+    if (res.best_trial < 0) {
+        printf("study %s: no trial completed\n", res.dir);
+        return 1;
+    }
+    if ((rc = ns_cmd_export(res.dir, NULL, stdout, &err)))
+        return report(&err);
+    printf("best: trial %ld, %.6g; details: nnsearch status %s\n", res.best_trial, res.best_metric,
+           res.dir);
+    return 0;
+}
+
+static int cmd_search(int argc, char **argv, const char *config)
+{
+    const char *out = NULL;
+    long jobs = 0;
+    int force = 0, quiet = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--force"))
+            force = 1;
+        else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "-j")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            const char *v = argv[++i];
+            if (a[1] == 'j') {
+                if (parse_long(v, &jobs) || jobs < 1 || jobs > 256)
+                    return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
+            } else {
+                out = v;
+            }
+        } else {
+            return usage_error("unknown option or argument '%s'", a);
+        }
+    }
+    return search_main(config, out, jobs, force, quiet);
+}
+
+static int cmd_resume(int argc, char **argv)
+{
+    if (argc < 1 || argv[0][0] == '-')
+        return usage_error("%s", "resume needs the study folder DIR");
+    const char *dir = argv[0];
+    char path[4200], config[4096];
+    snprintf(path, sizeof path, "%s/" SOURCE_FILE, dir);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(config, sizeof config, f)) {
+        if (f)
+            fclose(f);
+        fprintf(stderr, "nnsearch: %s: no study here (no %s); start it with `nnsearch CONFIG`\n",
+                dir, SOURCE_FILE);
+        return 2;
+    }
+    fclose(f);
+    config[strcspn(config, "\n")] = 0;
+    int force = 0, quiet = 0;
+    long jobs = 0;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--force"))
+            force = 1;
+        else if (!strcmp(argv[i], "--quiet"))
+            quiet = 1;
+        else if (!strcmp(argv[i], "-j") && i + 1 < argc) {
+            if (parse_long(argv[++i], &jobs) || jobs < 1 || jobs > 256)
+                return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", argv[i]);
+        } else
+            return usage_error("unknown option '%s'", argv[i]);
+    }
+    return search_main(config, dir, jobs, force, quiet);
+}
+
+static int cmd_status(int argc, char **argv)
+{
+    const char *dir = NULL;
+    int json = 0;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--json"))
+            json = 1;
+        else if (argv[i][0] == '-')
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (!dir)
+        return usage_error("%s", "status needs the study folder DIR");
+    ns_err err = {0};
+    return ns_cmd_status(dir, json, stdout, &err) ? report(&err) : 0;
+}
+
+static int cmd_export(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", argv[i]);
+            out = argv[++i];
+        } else if (argv[i][0] == '-')
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (!dir)
+        return usage_error("%s", "export needs the study folder DIR");
+    ns_err err = {0};
+    return ns_cmd_export(dir, out, stdout, &err) ? report(&err) : 0;
 }
 
 static int cmd_train(int argc, char **argv, int is_search_run)
@@ -237,7 +384,8 @@ static int cmd_train(int argc, char **argv, int is_search_run)
     ns_config c;
     if (ns_config_load(&c, config, &err))
         return report(&err);
-    int bad = check_fixed(&c, is_search_run);
+    (void)is_search_run;
+    int bad = check_fixed(&c);
     if (bad) {
         ns_config_free(&c);
         return bad;
@@ -371,8 +519,20 @@ int main(int argc, char **argv)
         return cmd_train(argc - 2, argv + 2, 0);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "status"))
+        return cmd_status(argc - 2, argv + 2);
+    if (!strcmp(cmd, "export"))
+        return cmd_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "resume"))
+        return cmd_resume(argc - 2, argv + 2);
     if (cmd[0] == '-')
         return usage_error("unknown option '%s'", cmd);
-    /* nnsearch CONFIG.yaml: a config without a search section is one training run. */
-    return cmd_train(argc - 1, argv + 1, 1);
+    /* nnsearch CONFIG.yaml: the search it describes, or one training run without one. */
+    ns_config c;
+    ns_err err = {0};
+    if (ns_config_load(&c, cmd, &err))
+        return report(&err);
+    int search = c.search.given;
+    ns_config_free(&c);
+    return search ? cmd_search(argc - 2, argv + 2, cmd) : cmd_train(argc - 1, argv + 1, 1);
 }

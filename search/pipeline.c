@@ -16,7 +16,7 @@ void ns_prepared_free(ns_prepared *p)
     ns_dataset_free(&p->val);
     ns_dataset_free(&p->test);
     ns_standardizer_free(&p->stdz);
-    free(p->class_weights);
+    free(p->class_counts);
     memset(p, 0, sizeof *p);
 }
 
@@ -115,29 +115,13 @@ int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
     p->n_classes = full.n_classes;
     p->class_names = p->train.class_names;
 
-    if (p->task == NS_TASK_CLASSIFY && c->class_weights != NS_CW_NONE) {
-        int K = p->n_classes;
-        p->class_weights = malloc((size_t)K * sizeof(float));
-        long *counts = calloc((size_t)K, sizeof *counts);
-        if (!p->class_weights || !counts) {
-            free(counts);
-            rc = ns_err_set(err, NS_ERUNTIME, "out of memory for class weights");
+    if (p->task == NS_TASK_CLASSIFY) {
+        p->class_counts = calloc((size_t)p->n_classes, sizeof *p->class_counts);
+        if (!p->class_counts) {
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory for class counts");
             goto fail;
         }
-        if (c->class_weights == NS_CW_BALANCED) {
-            /* w_c = n / (K n_c), as scikit-learn's "balanced"; absent classes get 1. */
-            ns_dataset_class_counts(&p->train, counts);
-            for (int k = 0; k < K; k++)
-                p->class_weights[k] = counts[k] ? (float)((double)p->train.n / ((double)K * counts[k])) : 1.0f;
-        } else if (c->n_class_weights != K) {
-            free(counts);
-            rc = ns_err_set(err, NS_EINPUT, "%s: model.class_weights lists %d weights but the data has "
-                            "%d classes; give one weight per class", c->path, c->n_class_weights, K);
-            goto fail;
-        } else {
-            memcpy(p->class_weights, c->class_weight_list, (size_t)K * sizeof(float));
-        }
-        free(counts);
+        ns_dataset_class_counts(&p->train, p->class_counts);
     }
     free(itr);
     free(iva);
@@ -158,6 +142,29 @@ void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prep
     spec->n_out = p->task == NS_TASK_CLASSIFY ? p->n_classes : 1;
 }
 
+/* Class weights of c for p's classes (host, caller frees), or *w = NULL when c has none.
+ * Computed per run: a search may vary them. */
+static int class_weights(const ns_config *c, const ns_prepared *p, float **w, ns_err *err)
+{
+    *w = NULL;
+    if (p->task != NS_TASK_CLASSIFY || c->class_weights == NS_CW_NONE)
+        return NS_OK;
+    int K = p->n_classes;
+    if (c->class_weights == NS_CW_LIST && c->n_class_weights != K)
+        return ns_err_set(err, NS_EINPUT, "%s: model.class_weights lists %d weights but the data has "
+                          "%d classes; give one weight per class", c->path, c->n_class_weights, K);
+    if (!(*w = malloc((size_t)K * sizeof **w)))
+        return ns_err_set(err, NS_ERUNTIME, "out of memory for class weights");
+    if (c->class_weights == NS_CW_LIST) {
+        memcpy(*w, c->class_weight_list, (size_t)K * sizeof **w);
+        return NS_OK;
+    }
+    /* balanced: w_c = n / (K n_c), as scikit-learn's; absent classes get 1. */
+    for (int k = 0; k < K; k++)
+        (*w)[k] = p->class_counts[k] ? (float)((double)p->train.n / ((double)K * p->class_counts[k])) : 1.0f;
+    return NS_OK;
+}
+
 typedef struct epoch_hook {
     ns_trainer *tr;
     const char *checkpoint;
@@ -168,15 +175,19 @@ typedef struct epoch_hook {
     ns_err save_err;
 } epoch_hook;
 
+/* The caller sees the epoch before the checkpoint is written: killed between the two, a
+ * run repeats that epoch from the previous checkpoint and reports it again, identically,
+ * rather than never reporting it. */
 static int on_epoch(void *user, const ns_epoch_record *rec)
 {
     epoch_hook *h = user;
     h->last = *rec;
+    int stop = h->fn ? h->fn(h->user, rec) : 0;
     if (h->checkpoint && ns_trainer_save(h->tr, h->checkpoint, &h->save_err)) {
         h->save_failed = 1;
         return 1;
     }
-    return h->fn ? h->fn(h->user, rec) : 0;
+    return stop;
 }
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
@@ -250,8 +261,11 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
      * changing e.g. the batch size does not change the initial weights. */
     ns_rng init_rng;
     ns_rng_seed(&init_rng, ns_seed_derive(c->train.seed, 0x696e6974, 0));
-    if ((rc = ns_mlp_init_params(m, &init_rng, err)) ||
-        (rc = ns_mlp_set_class_weights(m, p->class_weights, err)))
+    float *cw = NULL;
+    if (!(rc = ns_mlp_init_params(m, &init_rng, err)) && !(rc = class_weights(c, p, &cw, err)))
+        rc = ns_mlp_set_class_weights(m, cw, err);
+    free(cw);
+    if (rc)
         goto done;
     ns_train_spec ts = c->train;
     ts.seed = ns_seed_derive(c->train.seed, 0x7472616e, 0);

@@ -15,7 +15,7 @@ typedef struct ns_prepared {
     ns_task task;
     int n_classes;               /* classification */
     char **class_names;          /* borrowed from train (may be NULL) */
-    float *class_weights;        /* (n_classes) host, or NULL */
+    long *class_counts;          /* (n_classes) training rows per class, classification */
 } ns_prepared;
 
 /* Loads and prepares the data the config names. Errors are NS_EINPUT with a location. */

@@ -35,6 +35,8 @@ static const char schema_v1[] =
     " config_hash TEXT NOT NULL,"
     " original_hash TEXT NOT NULL,"
     " seed INTEGER NOT NULL,"
+    " metric TEXT NOT NULL,"
+    " higher_is_better INTEGER NOT NULL CHECK (higher_is_better IN (0, 1)),"
     " created REAL NOT NULL,"
     " updated REAL NOT NULL,"
     " nnsearch_version TEXT NOT NULL);"
@@ -106,12 +108,12 @@ enum {
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_STUDY_GET] = "SELECT name, config, config_hash, original_hash, seed, created, updated,"
-                     " nnsearch_version FROM study WHERE id = 1",
+                     " nnsearch_version, metric, higher_is_better FROM study WHERE id = 1",
     [ST_STUDY_INSERT] = "INSERT INTO study (id, name, config, config_hash, original_hash, seed,"
-                        " created, updated, nnsearch_version)"
-                        " VALUES (1, ?1, ?2, ?3, ?3, ?4, ?5, ?5, ?6)",
-    [ST_STUDY_UPDATE] = "UPDATE study SET config = ?1, config_hash = ?2, seed = ?3, updated = ?4"
-                        " WHERE id = 1",
+                        " metric, higher_is_better, created, updated, nnsearch_version)"
+                        " VALUES (1, ?1, ?2, ?3, ?3, ?4, ?7, ?8, ?5, ?5, ?6)",
+    [ST_STUDY_UPDATE] = "UPDATE study SET config = ?1, config_hash = ?2, seed = ?3, updated = ?4,"
+                        " metric = ?5, higher_is_better = ?6 WHERE id = 1",
     /* ?5 is now: started from the first non-pending state on, finished only when complete. */
     [ST_STAGE_SET] = "INSERT INTO stage (" STAGE_COLS ") VALUES (?1, ?2, ?3, ?4,"
                      " CASE WHEN ?3 = 'pending' THEN NULL ELSE ?5 END,"
@@ -549,9 +551,10 @@ static int read_study(sqlite3_stmt *st, ns_study_row *r)
     r->seed = col_u64(st, 4);
     r->created = col_real(st, 5);
     r->updated = col_real(st, 6);
+    r->higher_is_better = sqlite3_column_int(st, 9) != 0;
     return col_str(st, 0, &r->name) || col_str(st, 1, &r->config) ||
            col_str(st, 2, &r->config_hash) || col_str(st, 3, &r->original_hash) ||
-           col_str(st, 7, &r->version) ? -1 : 0;
+           col_str(st, 7, &r->version) || col_str(st, 8, &r->metric) ? -1 : 0;
 }
 
 void ns_study_row_free(ns_study_row *r)
@@ -563,6 +566,7 @@ void ns_study_row_free(ns_study_row *r)
     free(r->config_hash);
     free(r->original_hash);
     free(r->version);
+    free(r->metric);
     memset(r, 0, sizeof *r);
 }
 
@@ -599,11 +603,16 @@ int ns_store_study_get(ns_store *s, ns_study_row *row, ns_err *err)
 }
 
 int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
-                        const char *hash, uint64_t seed, int force, ns_err *err)
+                        const char *hash, uint64_t seed, const char *metric,
+                        int higher_is_better, int force, ns_err *err)
 {
     ns_study_row old;
     int found;
     sqlite3_stmt *st = NULL;
+    if (!metric || !*metric)
+        return ns_err_set(err, NS_ERUNTIME, "%s: recording the study: no metric given",
+                          s->db_path);
+    int hib = higher_is_better != 0;
     int rc = study_get(s, &old, &found, err);
     if (rc != NS_OK)
         return rc;
@@ -617,10 +626,14 @@ int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
         if (b == SQLITE_OK) b = bind_u64(st, 4, seed);
         if (b == SQLITE_OK) b = sqlite3_bind_double(st, 5, now);
         if (b == SQLITE_OK) b = bind_text(st, 6, NS_VERSION);
+        if (b == SQLITE_OK) b = bind_text(st, 7, metric);
+        if (b == SQLITE_OK) b = sqlite3_bind_int(st, 8, hib);
         return step_write(s, st, b, "recording the study", err);
     }
     int same_hash = strcmp(old.config_hash, hash ? hash : "") == 0;
     int same_seed = old.seed == seed;
+    /* The metric orders every trial: results under another metric do not compare. */
+    int same_metric = strcmp(old.metric, metric) == 0 && old.higher_is_better == hib;
     if (!same_hash && !force)
         rc = ns_err_set(err, NS_EINPUT, "%s: config changed since the study was created (hash "
                         "%s, now %s); pass --force to continue with the new config, or use a "
@@ -630,8 +643,14 @@ int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
                         "now %llu); pass --force to continue with the new seed, or use a new "
                         "output folder", s->dir, (unsigned long long)old.seed,
                         (unsigned long long)seed);
+    else if (!same_metric && !force)
+        rc = ns_err_set(err, NS_EINPUT, "%s: the metric changed since the study was created (%s, "
+                        "%s is better; now %s, %s is better); pass --force to continue with the "
+                        "new metric, or use a new output folder", s->dir, old.metric,
+                        old.higher_is_better ? "higher" : "lower", metric,
+                        hib ? "higher" : "lower");
     ns_study_row_free(&old);
-    if (rc != NS_OK || (same_hash && same_seed))
+    if (rc != NS_OK || (same_hash && same_seed && same_metric))
         return rc;
     if ((rc = prep(s, ST_STUDY_UPDATE, &st, err)) != NS_OK)
         return rc;
@@ -639,6 +658,8 @@ int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
     if (b == SQLITE_OK) b = bind_text(st, 2, hash);
     if (b == SQLITE_OK) b = bind_u64(st, 3, seed);
     if (b == SQLITE_OK) b = sqlite3_bind_double(st, 4, now);
+    if (b == SQLITE_OK) b = bind_text(st, 5, metric);
+    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 6, hib);
     return step_write(s, st, b, "recording the new config", err);
 }
 

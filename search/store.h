@@ -47,6 +47,8 @@ typedef struct ns_study_row {
     char *config_hash;     /* hex, as the caller computed it */
     char *original_hash;   /* the hash the study was created with (differs after --force) */
     uint64_t seed;
+    char *metric;          /* the validation metric trials are ranked by ("val_acc", ...) */
+    int higher_is_better;  /* 1 when a larger metric is better (accuracy), 0 for losses */
     double created;        /* Unix time, seconds */
     double updated;        /* Unix time the config was last recorded */
     char *version;         /* nnsearch version that created the study */
@@ -107,10 +109,12 @@ int ns_store_commit(ns_store *s, ns_err *err);
 /* Undoes the open transaction; a no-op when none is open. */
 void ns_store_rollback(ns_store *s);
 
-/* Fresh study: records the study row. Existing study: a different hash (or seed) is
- * refused with NS_EINPUT unless force, which records the new config, hash and seed. */
+/* Fresh study: records the study row with its metric (name, not NULL) and direction.
+ * Existing study: a different hash, seed or metric (name or direction) is refused with
+ * NS_EINPUT unless force, which records the new config, hash, seed and metric. */
 int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
-                        const char *hash, uint64_t seed, int force, ns_err *err);
+                        const char *hash, uint64_t seed, const char *metric,
+                        int higher_is_better, int force, ns_err *err);
 /* Reads the study row into *row (caller frees with ns_study_row_free); NS_EINPUT when
  * the study has not been initialised. */
 int ns_store_study_get(ns_store *s, ns_study_row *row, ns_err *err);

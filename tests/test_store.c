@@ -1,6 +1,6 @@
 /* test_store.c — the SQLite study store: persistence across reopen, the schema version,
  * the one-writer lock (same process and a forked child) and read-only access beside it,
- * the config-hash guard, trial and stage lifecycles, queries, NaN/inf as NULL, and a
+ * the config-hash, seed and metric guard, trial and stage lifecycles, queries, NaN/inf as NULL, and a
  * writer killed with SIGKILL mid-loop leaving a consistent prefix of its writes. */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -98,8 +98,8 @@ static ns_store *fresh_study(const char *dir, int n_trials)
 {
     ns_err err = {0};
     ns_store *s = open_ok(dir, 1);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, 0, &err), NS_OK, "%s",
-                 err.msg);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, "val_acc", 1, 0, &err),
+                 NS_OK, "%s", err.msg);
     cr_assert_eq(ns_store_stage_set(s, "random", 4, NS_STAGE_RUNNING, NULL, &err), NS_OK, "%s",
                  err.msg);
     for (int i = 0; i < n_trials; i++) {
@@ -145,6 +145,8 @@ Test(store, create_close_reopen_persists)
     cr_assert_str_eq(st.config_hash, "00ff");
     cr_assert_str_eq(st.original_hash, "00ff");
     cr_assert_eq(st.seed, 42);
+    cr_assert_str_eq(st.metric, "val_acc");
+    cr_assert_eq(st.higher_is_better, 1);
     cr_assert_str_eq(st.version, NS_VERSION);
     cr_assert(st.created > 1.6e9 && st.created <= st.updated);
     ns_study_row_free(&st);
@@ -378,27 +380,41 @@ Test(store, changed_config_refused_unless_forced)
     char *dir = study_dir();
     ns_err err = {0};
     ns_store *s = fresh_study(dir, 0);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, 0, &err), NS_OK,
-                 "%s", err.msg); /* same config: fine */
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, "val_acc", 1, 0, &err),
+                 NS_OK, "%s", err.msg); /* same config: fine */
     ns_store_close(s);
     s = open_ok(dir, 1);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, 0, &err),
-                 NS_EINPUT);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, "val_acc", 1, 0,
+                                     &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "config changed since the study was created (hash 00ff, now "
                               "abcd); pass --force to continue with the new config, or use a "
                               "new output folder"), "%s", err.msg);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 7, 0, &err), NS_EINPUT);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 7, "val_acc", 1, 0, &err),
+                 NS_EINPUT);
     cr_assert(strstr(err.msg, "seed changed"), "%s", err.msg);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, 1, &err), NS_OK,
-                 "%s", err.msg);
+    /* Same config and seed, another metric (or only another direction): refused too. */
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, "val_loss", 0, 0, &err),
+                 NS_EINPUT);
+    cr_assert(strstr(err.msg, "the metric changed since the study was created (val_acc, higher "
+                              "is better; now val_loss, lower is better); pass --force"),
+              "%s", err.msg);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, "val_acc", 0, 0, &err),
+                 NS_EINPUT);
+    cr_assert(strstr(err.msg, "metric changed"), "%s", err.msg);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {}\n", "00ff", 42, NULL, 1, 0, &err),
+                 NS_ERUNTIME);
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, "val_loss", 0, 1,
+                                     &err), NS_OK, "%s", err.msg);
     ns_study_row st;
     cr_assert_eq(ns_store_study_get(s, &st, &err), NS_OK);
     cr_assert_str_eq(st.config, "search: {a: 1}\n");
     cr_assert_str_eq(st.config_hash, "abcd");
     cr_assert_str_eq(st.original_hash, "00ff");
+    cr_assert_str_eq(st.metric, "val_loss");
+    cr_assert_eq(st.higher_is_better, 0);
     ns_study_row_free(&st);
-    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, 0, &err), NS_OK,
-                 "%s", err.msg); /* the forced config is now the study's */
+    cr_assert_eq(ns_store_study_init(s, "x", "search: {a: 1}\n", "abcd", 42, "val_loss", 0, 0,
+                                     &err), NS_OK, "%s", err.msg); /* now the study's */
     ns_store_close(s);
 
     /* A study whose config was never recorded says so. */

@@ -1,0 +1,537 @@
+/* driver.c — the search driver: study set-up and resume, the stages in order, and the
+ * parallel trial pool. A trial is a pure function of (data, its config file, its seed):
+ * its config is derived from (study seed, trial number) alone and written to
+ * trials/<n>/config.yaml before it runs, so neither the number of workers nor an
+ * interruption changes any result. Store writes go through one lock (one writer at a time).
+ * Not the stages' algorithms beyond random search: those come with their own stages. */
+#include "driver.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../engine/rng.h"
+#include "config.h"
+#include "pipeline.h"
+#include "space.h"
+#include "store.h"
+
+/* Purposes of the streams derived from (study seed, trial number). */
+#define SEED_POINT 0x706f696e74ULL /* the trial's point in the search space */
+#define SEED_TRAIN 0x747261696eULL /* the trial's train.seed */
+
+typedef struct search {
+    const ns_search_opts *opts;
+    ns_config base;
+    ns_prepared data;
+    ns_store *store;
+    char dir[4096];
+    ns_metric metric;
+    int higher;            /* higher metric is better */
+    int threads;           /* BLAS threads per trial */
+    /* progress, under the store lock */
+    long done, total, run;
+    long best_trial;
+    double best;
+} search;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int mkdir_p(const char *path, ns_err *err)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+        return ns_err_set(err, NS_EINPUT, "%s: path too long", path);
+    for (char *p = buf + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            if (mkdir(buf, 0777) && errno != EEXIST)
+                return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", buf, strerror(errno));
+            *p = '/';
+        }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", buf, strerror(errno));
+    return NS_OK;
+}
+
+static void trial_path(const search *s, long n, const char *file, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/trials/%ld/%s", s->dir, n, file);
+}
+
+static double metric_of(const search *s, const ns_run_result *r)
+{
+    switch (s->metric) {
+    case NS_METRIC_VAL_ACC: return r->val_acc;
+    case NS_METRIC_VAL_RMSE: return r->val_rmse;
+    case NS_METRIC_VAL_LOSS: break;
+    }
+    return r->val_loss;
+}
+
+static int better(const search *s, double a, double b)
+{
+    if (!isfinite(a))
+        return 0;
+    if (!isfinite(b))
+        return 1;
+    return s->higher ? a > b : a < b;
+}
+
+/* A number as JSON text: "null" when not finite. */
+static const char *json_num(char buf[32], double v)
+{
+    if (isfinite(v))
+        snprintf(buf, 32, "%.9g", v);
+    else
+        snprintf(buf, 32, "null");
+    return buf;
+}
+
+/* ---- trial configs ------------------------------------------------------------------- */
+
+/* The searched values of point u as a JSON object of strings, for a point whose config
+ * could not be built (the values are recorded with the failure). */
+static char *params_of_point(const ns_space *sp, const double *u)
+{
+    size_t cap = 64 + (size_t)sp->n * 160, len = 0;
+    char *out = malloc(cap);
+    if (!out)
+        return NULL;
+    len += (size_t)snprintf(out + len, cap - len, "{");
+    for (int i = 0; i < sp->n; i++) {
+        char buf[64];
+        const char *v = ns_dim_text(&sp->dims[i], u[i], buf);
+        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":\"", i ? "," : "", sp->dims[i].name);
+        for (const char *c = v; *c && len + 8 < cap; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                out[len++] = *c;
+        len += (size_t)snprintf(out + len, cap - len, "\"");
+    }
+    snprintf(out + len, cap - len, "}");
+    return out;
+}
+
+/* Builds trial n's fixed config from the study seed and n, writes it to
+ * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks
+ * a cross-key rule is recorded as a failed trial with its values and the reason. */
+static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, long n, ns_err *err)
+{
+    const ns_config *b = &s->base;
+    double *u = calloc((size_t)(b->space.n > 0 ? b->space.n : 1), sizeof *u);
+    if (!u)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    ns_rng rng;
+    ns_rng_seed(&rng, ns_seed_derive(b->search.seed, (uint64_t)n, SEED_POINT));
+    if (b->space.n > 0)
+        ns_space_sample(&b->space, &rng, u, b->space.n);
+    uint64_t seed = ns_seed_derive(b->search.seed, (uint64_t)n, SEED_TRAIN);
+
+    ns_config tc;
+    ns_err why = {0};
+    char *params = NULL;
+    int rc = ns_config_instantiate(b, b->space.n > 0 ? u : NULL, &tc, &why);
+    if (rc == NS_EINPUT) { /* a bad combination: a failed trial, not a failed search */
+        params = params_of_point(&b->space, u);
+        free(u);
+        if (!params)
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        int wrc = ns_store_begin(s->store, err);
+        if (!wrc)
+            wrc = ns_store_trial_insert(s->store, n, stage, params, seed, err);
+        if (!wrc)
+            wrc = ns_store_trial_start(s->store, n, err);
+        ns_trial_result r = {.seconds = 0, .epochs = 0, .val_metric = NAN, .error = why.msg};
+        if (!wrc)
+            wrc = ns_store_trial_finish(s->store, n, NS_TRIAL_FAILED, &r, err);
+        if (!wrc)
+            wrc = ns_store_commit(s->store, err);
+        else
+            ns_store_rollback(s->store);
+        free(params);
+        return wrc;
+    }
+    free(u);
+    if (rc) {
+        if (err)
+            *err = why;
+        return rc;
+    }
+    tc.train.seed = seed;
+    tc.threads = s->threads;
+    ns_stage_cfg_apply_budget(st, &tc.train);
+
+    char dir[4200], path[4300], tmp[4400];
+    snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
+    trial_path(s, n, "config.yaml", path, sizeof path);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    char header[4700];
+    snprintf(header, sizeof header,
+             "trial %ld of study %s (stage %s): a complete training config\n"
+             "run it alone with: nnsearch train %s", n, b->search.name, stage, path);
+    FILE *f = NULL;
+    if (!(rc = mkdir_p(dir, err))) {
+        f = fopen(tmp, "w");
+        if (!f)
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    if (!rc && (rc = ns_config_export_yaml(&tc, f, header, err)) == NS_OK) {
+        if (fflush(f) || fsync(fileno(f)))
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    }
+    if (f && fclose(f) && !rc)
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    if (!rc && rename(tmp, path))
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
+    if (rc)
+        unlink(tmp);
+    if (!rc) {
+        params = ns_space_params_json(&b->space, &tc);
+        if (!params)
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    if (!rc)
+        rc = ns_store_trial_insert(s->store, n, stage, params, seed, err);
+    free(params);
+    ns_config_free(&tc);
+    return rc;
+}
+
+/* ---- running trials -------------------------------------------------------------------- */
+
+typedef struct trial_ctx {
+    search *s;
+    long n;
+    int store_failed;
+    ns_err store_err;
+} trial_ctx;
+
+static int record_epoch(void *user, const ns_epoch_record *rec)
+{
+    trial_ctx *t = user;
+    int rc;
+#pragma omp critical(ns_store)
+    rc = ns_store_epoch_add(t->s->store, t->n, rec, &t->store_err);
+    if (rc) {
+        t->store_failed = 1;
+        return 1; /* stop this trial: the study cannot record it */
+    }
+    return 0;
+}
+
+static void progress(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(search *s, const char *fmt, ...)
+{
+    if (s->opts->quiet || !s->opts->progress)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(s->opts->progress, fmt, ap);
+    va_end(ap);
+    fflush(s->opts->progress);
+}
+
+/* Trains trial n from its config file (continuing from its checkpoint if one is there) and
+ * records the outcome. Returns NS_OK unless the study itself could not be written. */
+static int run_trial(search *s, long n, ns_err *err)
+{
+    char cfg_path[4300], ckpt[4300], model[4300];
+    trial_path(s, n, "config.yaml", cfg_path, sizeof cfg_path);
+    trial_path(s, n, "checkpoint", ckpt, sizeof ckpt);
+    trial_path(s, n, "model.nsm", model, sizeof model);
+    trial_ctx t = {.s = s, .n = n};
+    int rc;
+    char rel[64];
+    snprintf(rel, sizeof rel, "trials/%ld/checkpoint", n);
+#pragma omp critical(ns_store)
+    {
+        rc = ns_store_trial_start(s->store, n, err);
+        if (!rc)
+            rc = ns_store_trial_set_checkpoint(s->store, n, rel, err);
+    }
+    if (rc)
+        return rc;
+
+    double t0 = now_s();
+    ns_config tc;
+    ns_err terr = {0};
+    ns_run_result res;
+    memset(&res, 0, sizeof res);
+    int trc = ns_config_load(&tc, cfg_path, &terr);
+    if (!trc) {
+        trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop, &res, &terr);
+        ns_config_free(&tc);
+    }
+    if (t.store_failed) {
+        if (err)
+            *err = t.store_err;
+        return t.store_err.code ? t.store_err.code : NS_ERUNTIME;
+    }
+    ns_trial_state state;
+    char result[512] = "";
+    double m = NAN;
+    if (trc) {
+        state = NS_TRIAL_FAILED;
+    } else if (res.interrupted) {
+        state = NS_TRIAL_INTERRUPTED;
+    } else {
+        m = metric_of(s, &res);
+        state = res.diverged ? NS_TRIAL_DIVERGED : NS_TRIAL_COMPLETE;
+        char vl[32], vm[32];
+        snprintf(result, sizeof result,
+                 "{\"val_loss\":%s,\"%s\":%s,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s}",
+                 json_num(vl, res.val_loss), s->data.task == NS_TASK_CLASSIFY ? "val_acc" : "val_rmse",
+                 json_num(vm, s->data.task == NS_TASK_CLASSIFY ? res.val_acc : res.val_rmse),
+                 res.best_epoch, res.stopped_early ? "true" : "false", res.diverged ? "true" : "false");
+    }
+    ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
+                         .result = result[0] ? result : NULL, .error = trc ? terr.msg : NULL};
+#pragma omp critical(ns_store)
+    {
+        rc = ns_store_trial_finish(s->store, n, state, &r, err);
+        if (state != NS_TRIAL_INTERRUPTED) {
+            unlink(ckpt); /* a finished trial is never continued */
+            s->done++;
+            s->run++;
+            if (state == NS_TRIAL_COMPLETE && better(s, m, s->best)) {
+                s->best = m;
+                s->best_trial = n;
+            }
+            if (state == NS_TRIAL_FAILED)
+                progress(s, "trial %ld failed: %s [%ld/%ld]\n", n, terr.msg, s->done, s->total);
+            else
+                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs (best %.4f, trial %ld) [%ld/%ld]\n",
+                         n, ns_trial_state_name(state), ns_metric_name(s->metric), m, res.epochs,
+                         r.seconds, s->best, s->best_trial, s->done, s->total);
+        }
+    }
+    return rc;
+}
+
+/* ---- stages ---------------------------------------------------------------------------- */
+
+static int trial_is_final(ns_trial_state st)
+{
+    return st == NS_TRIAL_COMPLETE || st == NS_TRIAL_PRUNED || st == NS_TRIAL_DIVERGED ||
+           st == NS_TRIAL_FAILED;
+}
+
+/* The random stage: trials first..first+T-1, each a point drawn from (study seed, number).
+ * Trials already final in the study are kept; the others (new, queued, interrupted) run on
+ * the pool, in trial-number order as workers free up. */
+static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage, long first,
+                            ns_err *err)
+{
+    long T = st->trials, n_todo = 0;
+    long *todo = malloc((size_t)T * sizeof *todo);
+    if (!todo)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    int rc = NS_OK;
+    for (long i = 0; i < T && !rc; i++) {
+        long n = first + i;
+        ns_trial_row row;
+        int found = 0;
+        if ((rc = ns_store_trial_get(s->store, (int)n, &row, &found, err)))
+            break;
+        ns_trial_state state = row.state;
+        if (found)
+            ns_trial_row_free(&row);
+        if (found && trial_is_final(state)) {
+            s->done++;
+            continue;
+        }
+        if (!found && (rc = queue_trial(s, st, stage, n, err)))
+            break;
+        if (!found) { /* a failed instantiation is final at once */
+            ns_trial_row r2;
+            int f2 = 0;
+            if ((rc = ns_store_trial_get(s->store, (int)n, &r2, &f2, err)))
+                break;
+            int final = f2 && trial_is_final(r2.state);
+            if (f2) {
+                if (final)
+                    progress(s, "trial %ld failed: %s\n", n, r2.error ? r2.error : "");
+                ns_trial_row_free(&r2);
+            }
+            if (final) {
+                s->done++;
+                continue;
+            }
+        }
+        todo[n_todo++] = n;
+    }
+    const double t0 = now_s();
+    int failed = rc;
+    ns_err pool_err = {0};
+    if (!rc) {
+#pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
+        for (long k = 0; k < n_todo; k++) {
+            int skip;
+#pragma omp critical(ns_store)
+            skip = failed || (s->opts->stop && *s->opts->stop) ||
+                   (st->seconds > 0 && now_s() - t0 >= st->seconds);
+            if (skip)
+                continue;
+            ns_err e = {0};
+            int trc = run_trial(s, todo[k], &e);
+            if (trc) {
+#pragma omp critical(ns_store)
+                if (!failed) {
+                    failed = trc;
+                    pool_err = e;
+                }
+            }
+        }
+    }
+    free(todo);
+    if (failed && !rc) {
+        if (err)
+            *err = pool_err;
+        return failed;
+    }
+    return rc;
+}
+
+/* {"trials":T,"complete":c,"diverged":d,"failed":f,"not_run":q,"best_trial":n,"best_val_metric":m} */
+static int stage_decision(search *s, long first, long T, char *out, size_t cap, ns_err *err)
+{
+    ns_trial_row *rows = NULL;
+    int n = 0;
+    int rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    long counts[8] = {0};
+    long best = -1;
+    double bm = NAN;
+    for (int i = 0; i < n; i++) {
+        if (rows[i].number < first || rows[i].number >= first + T)
+            continue;
+        counts[rows[i].state]++;
+        if (rows[i].state == NS_TRIAL_COMPLETE && better(s, rows[i].val_metric, bm)) {
+            bm = rows[i].val_metric;
+            best = rows[i].number;
+        }
+    }
+    ns_trial_rows_free(rows, n);
+    char b[32];
+    snprintf(out, cap,
+             "{\"trials\":%ld,\"complete\":%ld,\"diverged\":%ld,\"failed\":%ld,\"not_run\":%ld,"
+             "\"best_trial\":%ld,\"best_%s\":%s}",
+             T, counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_DIVERGED], counts[NS_TRIAL_FAILED],
+             counts[NS_TRIAL_QUEUED] + counts[NS_TRIAL_INTERRUPTED], best, ns_metric_name(s->metric),
+             json_num(b, bm));
+    return NS_OK;
+}
+
+static void search_free(search *s)
+{
+    ns_store_close(s->store);
+    ns_prepared_free(&s->data);
+    ns_config_free(&s->base);
+}
+
+int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err)
+{
+    memset(res, 0, sizeof *res);
+    res->best_trial = -1;
+    res->best_metric = NAN;
+    search s;
+    memset(&s, 0, sizeof s);
+    s.best_trial = -1;
+    s.best = NAN;
+    ns_search_opts o = *opts;
+    s.opts = &o;
+    int rc = ns_config_load(&s.base, opts->config_path, err);
+    if (rc)
+        return rc;
+    const ns_config *c = &s.base;
+    if (!c->search.given) {
+        ns_config_free(&s.base);
+        return ns_err_set(err, NS_EINPUT, "%s: no search: section; `nnsearch train %s` trains this "
+                          "fixed config, or add a search: section (docs/config.md, Searching)",
+                          opts->config_path, opts->config_path);
+    }
+    if (o.parallel <= 0)
+        o.parallel = c->search.parallel;
+    int cores = omp_get_num_procs();
+    s.threads = cores / o.parallel > 1 ? cores / o.parallel : 1;
+    s.metric = c->search.metric;
+    s.higher = ns_metric_higher_is_better(s.metric);
+    snprintf(s.dir, sizeof s.dir, "%s", opts->output ? opts->output : c->search.output);
+    snprintf(res->dir, sizeof res->dir, "%s", s.dir);
+
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
+    if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
+        (rc = ns_store_study_init(s.store, c->search.name, c->text, hash, c->search.seed,
+                                  ns_metric_name(s.metric), s.higher, opts->force, err)))
+        goto done;
+    int n_reset = 0;
+    if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
+        goto done;
+    if ((rc = ns_prepare_data(&s.data, c, err)))
+        goto done;
+    for (int i = 0; i < c->search.n_stages; i++)
+        s.total += c->search.stages[i].trials;
+    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials, %d at a time%s\n",
+             c->search.name, s.dir, c->search.n_stages, s.total, o.parallel,
+             n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
+
+    long first = 0;
+    for (int i = 0; i < c->search.n_stages && !rc; i++) {
+        const ns_stage_cfg *st = &c->search.stages[i];
+        char stage[64];
+        snprintf(stage, sizeof stage, "%d:%s", i + 1, st->name);
+        ns_stage_row row;
+        int found = 0;
+        if ((rc = ns_store_stage_get(s.store, stage, &row, &found, err)))
+            break;
+        int complete = found && row.state == NS_STAGE_COMPLETE;
+        if (found)
+            ns_stage_row_free(&row);
+        if (complete) {
+            s.done += st->trials;
+            first += st->trials;
+            continue;
+        }
+        if ((rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_RUNNING, NULL, err)))
+            break;
+        if ((rc = run_random_stage(&s, st, stage, first, err)))
+            break;
+        if (o.stop && *o.stop) {
+            res->interrupted = 1;
+            break;
+        }
+        char decision[512];
+        if ((rc = stage_decision(&s, first, st->trials, decision, sizeof decision, err)) ||
+            (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err)))
+            break;
+        progress(&s, "stage %s complete: %s\n", stage, decision);
+        first += st->trials;
+    }
+    if (!rc) {
+        ns_trial_row best;
+        int found = 0;
+        rc = ns_store_best(s.store, s.higher, &best, &found, err);
+        if (!rc && found) {
+            res->best_trial = best.number;
+            res->best_metric = best.val_metric;
+            ns_trial_row_free(&best);
+        }
+    }
+    res->trials_run = s.run;
+done:
+    search_free(&s);
+    return rc;
+}

@@ -1,0 +1,805 @@
+/* report.c — `status` and `export` of report.h: reads a study through the store (read-only,
+ * one snapshot), ranks its trials and prints them as a table or as one JSON object; copies
+ * the best trial's config out under a provenance header. It decides nothing and writes
+ * nothing in the study except the exported file; the JSON it reads is the driver's, checked
+ * only far enough to embed it safely. */
+#include "report.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "store.h"
+
+#ifndef NS_VERSION
+#define NS_VERSION "unknown"
+#endif
+
+#define JSON_MAX_DEPTH 64 /* deeper stored JSON is embedded as a string, not recursed into */
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static int oom(const char *where, ns_err *err)
+{
+    return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", where);
+}
+
+/* A malloc'd printf; NULL when out of memory. */
+static char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *strf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
+    if (p) {
+        va_start(ap, fmt);
+        vsnprintf(p, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
+    return p;
+}
+
+/* The shortest %g text that reads back as exactly v (finite v). */
+static void fmt_num(char *buf, size_t cap, double v)
+{
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, cap, "%.*g", prec, v);
+        if (strtod(buf, NULL) == v)
+            return;
+    }
+}
+
+/* Text from the study on one output line: control characters (a newline in a study name
+ * would end a YAML comment early) become '?'. */
+static void put_line(FILE *f, const char *s)
+{
+    for (; s && *s; s++)
+        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
+}
+
+/* ---- JSON --------------------------------------------------------------------------- */
+
+static const char *skip_ws(const char *p)
+{
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
+        p++;
+    return p;
+}
+
+/* Just past the JSON string that starts at p ('"'); NULL when it is not one. */
+static const char *string_end(const char *p)
+{
+    for (p++; *p != '"'; p++) {
+        if ((unsigned char)*p < 0x20) /* also the end of the text */
+            return NULL;
+        if (*p != '\\')
+            continue;
+        p++;
+        if (*p == 'u') {
+            for (int i = 1; i <= 4; i++)
+                if (!isxdigit((unsigned char)p[i]))
+                    return NULL;
+            p += 4;
+        } else if (*p == '\0' || !strchr("\"\\/bfnrt", *p)) {
+            return NULL;
+        }
+    }
+    return p + 1;
+}
+
+static const char *digits_end(const char *p)
+{
+    if (!isdigit((unsigned char)*p))
+        return NULL;
+    while (isdigit((unsigned char)*p))
+        p++;
+    return p;
+}
+
+/* Just past the number at p (RFC 8259 grammar); NULL when it is not one. */
+static const char *number_end(const char *p)
+{
+    if (*p == '-')
+        p++;
+    if (*p == '0')
+        p++;
+    else if (!(p = digits_end(p)))
+        return NULL;
+    if (*p == '.' && !(p = digits_end(p + 1)))
+        return NULL;
+    if (*p == 'e' || *p == 'E') {
+        p++;
+        if (*p == '+' || *p == '-')
+            p++;
+        if (!(p = digits_end(p)))
+            return NULL;
+    }
+    return p;
+}
+
+/* Just past the JSON value at p (no leading space); NULL when there is none. */
+static const char *value_end(const char *p, int depth)
+{
+    if (depth > JSON_MAX_DEPTH)
+        return NULL;
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        p = skip_ws(p + 1);
+        if (*p == close)
+            return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (*p != '"' || !(p = string_end(p)))
+                    return NULL;
+                p = skip_ws(p);
+                if (*p++ != ':')
+                    return NULL;
+                p = skip_ws(p);
+            }
+            if (!(p = value_end(p, depth + 1)))
+                return NULL;
+            p = skip_ws(p);
+            if (*p == close)
+                return p + 1;
+            if (*p++ != ',')
+                return NULL;
+            p = skip_ws(p);
+        }
+    }
+    if (*p == '"')
+        return string_end(p);
+    static const char *const lits[] = {"true", "false", "null"};
+    for (int i = 0; i < 3; i++)
+        if (strncmp(p, lits[i], strlen(lits[i])) == 0)
+            return p + strlen(lits[i]);
+    return number_end(p);
+}
+
+/* t holds exactly one JSON value (surrounding space allowed). */
+static int json_valid(const char *t)
+{
+    const char *e = t ? value_end(skip_ws(t), 0) : NULL;
+    return e && *skip_ws(e) == '\0';
+}
+
+/* Copies valid JSON [b, e) without the space outside strings. */
+static void put_compact(FILE *f, const char *b, const char *e)
+{
+    int in_str = 0;
+    for (const char *p = b; p < e; p++) {
+        if (in_str) {
+            fputc(*p, f);
+            if (*p == '\\')
+                fputc(*++p, f);
+            else if (*p == '"')
+                in_str = 0;
+        } else if (*p == '"') {
+            in_str = 1;
+            fputc(*p, f);
+        } else if (!isspace((unsigned char)*p)) {
+            fputc(*p, f);
+        }
+    }
+}
+
+/* s as a JSON string (NULL: null). */
+static void put_str(FILE *f, const char *s)
+{
+    if (!s) {
+        fputs("null", f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        switch (c) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\b': fputs("\\b", f); break;
+        case '\f': fputs("\\f", f); break;
+        default:
+            if (c < 0x20 || c == 0x7f)
+                fprintf(f, "\\u%04x", c);
+            else
+                fputc(c, f);
+        }
+    }
+    fputc('"', f);
+}
+
+/* A stored JSON column as JSON: NULL as null, valid JSON compacted, anything else (a
+ * column written by hand) as a string, so that the output stays one valid object. */
+static void put_embedded(FILE *f, const char *t)
+{
+    if (!t)
+        fputs("null", f);
+    else if (json_valid(t))
+        put_compact(f, skip_ws(t), t + strlen(t));
+    else
+        put_str(f, t);
+}
+
+/* A number as JSON: non-finite as null, finite with every bit. */
+static void put_num(FILE *f, double v)
+{
+    char buf[40];
+    if (!isfinite(v)) {
+        fputs("null", f);
+        return;
+    }
+    fmt_num(buf, sizeof buf, v);
+    fputs(buf, f);
+}
+
+/* A JSON object as "key=value key=value" for the table (strings without their quotes);
+ * "-" for NULL or {}; other JSON compacted; text that is not JSON as it is. */
+static void put_pairs(FILE *f, const char *t)
+{
+    if (!t) {
+        fputc('-', f);
+        return;
+    }
+    if (!json_valid(t)) {
+        put_line(f, t);
+        return;
+    }
+    const char *p = skip_ws(t);
+    if (*p != '{') {
+        put_compact(f, p, t + strlen(t));
+        return;
+    }
+    p = skip_ws(p + 1);
+    if (*p == '}') {
+        fputc('-', f);
+        return;
+    }
+    for (int first = 1;; first = 0) {
+        const char *kend = string_end(p); /* valid JSON: a key, ':', a value, ',' or '}' */
+        if (!first)
+            fputc(' ', f);
+        put_compact(f, p + 1, kend - 1);
+        fputc('=', f);
+        const char *v = skip_ws(skip_ws(kend) + 1);
+        const char *vend = value_end(v, 0);
+        if (*v == '"')
+            put_compact(f, v + 1, vend - 1);
+        else
+            put_compact(f, v, vend);
+        p = skip_ws(vend);
+        if (*p == '}')
+            return;
+        p = skip_ws(p + 1);
+    }
+}
+
+/* ---- reading a study ---------------------------------------------------------------- */
+
+typedef struct study_view {
+    ns_study_row study;
+    ns_stage_row *stages;
+    int n_stages;
+    ns_trial_row *trials;  /* by number */
+    int n_trials;
+} study_view;
+
+static void view_free(study_view *v)
+{
+    ns_study_row_free(&v->study);
+    ns_stage_rows_free(v->stages, v->n_stages);
+    ns_trial_rows_free(v->trials, v->n_trials);
+    memset(v, 0, sizeof *v);
+}
+
+/* DIR without trailing slashes (messages and paths read better); NULL when out of memory. */
+static char *norm_dir(const char *dir)
+{
+    char *d = strdup(dir);
+    size_t n = d ? strlen(d) : 0;
+    while (n > 1 && d[n - 1] == '/')
+        d[--n] = '\0';
+    return d;
+}
+
+/* Opens the study in dir read-only; the message for a folder without one tells what to do. */
+static int open_study(const char *dir, ns_store **s, ns_err *err)
+{
+    *s = NULL;
+    char *db = strf("%s/study.db", dir);
+    if (!db)
+        return oom(dir, err);
+    struct stat sb;
+    int missing = stat(db, &sb) != 0 || !S_ISREG(sb.st_mode);
+    free(db);
+    if (missing)
+        return ns_err_set(err, NS_EINPUT, "%s: no study here (no study.db); run nnsearch CONFIG "
+                          "first", dir);
+    return ns_store_open_readonly(s, dir, err);
+}
+
+/* The study, its stages and its trials, from one snapshot (a writer may be running). */
+static int view_load(const char *dir, study_view *v, ns_err *err)
+{
+    ns_store *s;
+    memset(v, 0, sizeof *v);
+    int rc = open_study(dir, &s, err);
+    if (rc != NS_OK)
+        return rc;
+    rc = ns_store_begin(s, err);
+    if (rc == NS_OK)
+        rc = ns_store_study_get(s, &v->study, err);
+    if (rc == NS_OK)
+        rc = ns_store_stages(s, &v->stages, &v->n_stages, err);
+    if (rc == NS_OK)
+        rc = ns_store_trials(s, &v->trials, &v->n_trials, err);
+    ns_store_rollback(s);
+    ns_store_close(s);
+    if (rc != NS_OK)
+        view_free(v);
+    return rc;
+}
+
+/* ---- ranking ------------------------------------------------------------------------ */
+
+typedef struct ranked {
+    const ns_trial_row *t;
+    int higher_is_better;
+} ranked;
+
+/* Trials that can be "best" (complete, finite metric) come first. */
+static int rank_class(const ns_trial_row *t)
+{
+    return t->state == NS_TRIAL_COMPLETE && isfinite(t->val_metric) ? 0 : 1;
+}
+
+/* Best first: rankable trials by metric in the study's direction, ties and the rest by
+ * number; the same order as ns_store_best, so the first rankable trial is the best. */
+static int rank_cmp(const void *pa, const void *pb)
+{
+    const ranked *a = pa, *b = pb;
+    int ca = rank_class(a->t), cb = rank_class(b->t);
+    if (ca != cb)
+        return ca - cb;
+    if (ca == 0 && a->t->val_metric != b->t->val_metric) {
+        int lower = a->t->val_metric < b->t->val_metric;
+        return (lower != a->higher_is_better) ? -1 : 1;
+    }
+    return (a->t->number > b->t->number) - (a->t->number < b->t->number);
+}
+
+/* The trials best first (caller frees); NULL when out of memory and there are trials. */
+static ranked *rank_trials(const study_view *v)
+{
+    ranked *r = malloc((size_t)(v->n_trials ? v->n_trials : 1) * sizeof *r);
+    if (!r)
+        return NULL;
+    for (int i = 0; i < v->n_trials; i++)
+        r[i] = (ranked){&v->trials[i], v->study.higher_is_better};
+    qsort(r, (size_t)v->n_trials, sizeof *r, rank_cmp);
+    return r;
+}
+
+static const ns_trial_row *best_of(const study_view *v, const ranked *r)
+{
+    return v->n_trials > 0 && rank_class(r[0].t) == 0 ? r[0].t : NULL;
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static void put_trial_json(FILE *f, const ns_trial_row *t)
+{
+    fprintf(f, "{\"number\":%d,\"stage\":", t->number);
+    put_str(f, t->stage);
+    fputs(",\"state\":", f);
+    put_str(f, ns_trial_state_name(t->state));
+    fputs(",\"params\":", f);
+    put_embedded(f, t->params);
+    fputs(",\"val_metric\":", f);
+    put_num(f, t->val_metric);
+    fprintf(f, ",\"epochs\":%d,\"seconds\":", t->epochs);
+    put_num(f, t->seconds);
+    fputs(",\"health\":", f);
+    put_embedded(f, t->health);
+    fputc('}', f);
+}
+
+static void status_json(FILE *f, const study_view *v, const ns_trial_row *best)
+{
+    const ns_study_row *st = &v->study;
+    fputs("{\"study\":{\"name\":", f);
+    put_str(f, st->name);
+    fputs(",\"metric\":", f);
+    put_str(f, st->metric);
+    fprintf(f, ",\"higher_is_better\":%s,\"seed\":%llu,\"config_hash\":",
+            st->higher_is_better ? "true" : "false", (unsigned long long)st->seed);
+    put_str(f, st->config_hash);
+    fputs("},\"stages\":[", f);
+    for (int i = 0; i < v->n_stages; i++) {
+        fputs(i ? ",{\"name\":" : "{\"name\":", f);
+        put_str(f, v->stages[i].name);
+        fputs(",\"state\":", f);
+        put_str(f, ns_stage_state_name(v->stages[i].state));
+        fputs(",\"decision\":", f);
+        put_embedded(f, v->stages[i].decision);
+        fputc('}', f);
+    }
+    fputs("],\"trials\":[", f);
+    for (int i = 0; i < v->n_trials; i++) {
+        if (i)
+            fputc(',', f);
+        put_trial_json(f, &v->trials[i]);
+    }
+    fputs("],\"best\":", f);
+    if (best)
+        put_trial_json(f, best);
+    else
+        fputs("null", f);
+    fputs("}\n", f);
+}
+
+static int max_int(int a, int b)
+{
+    return a > b ? a : b;
+}
+
+static void status_text(FILE *f, const char *dir, const study_view *v, const ranked *r,
+                        const ns_trial_row *best)
+{
+    const ns_study_row *st = &v->study;
+    char num[40];
+    fputs("study:   ", f);
+    put_line(f, st->name);
+    fputs(" (", f);
+    put_line(f, dir);
+    fputs(")\nmetric:  ", f);
+    put_line(f, st->metric);
+    fprintf(f, " (%s is better)\nconfig:  hash ", st->higher_is_better ? "higher" : "lower");
+    put_line(f, st->config_hash);
+    fprintf(f, ", seed %llu\n", (unsigned long long)st->seed);
+
+    if (v->n_stages == 0)
+        fputs("stages:  none yet\n", f);
+    else
+        fputs("stages:\n", f);
+    int wname = 0;
+    for (int i = 0; i < v->n_stages; i++)
+        wname = max_int(wname, (int)strlen(v->stages[i].name));
+    for (int i = 0; i < v->n_stages; i++) {
+        fputs("  ", f);
+        put_line(f, v->stages[i].name);
+        fprintf(f, "%*s  %-8s  ", wname - (int)strlen(v->stages[i].name), "",
+                ns_stage_state_name(v->stages[i].state));
+        put_pairs(f, v->stages[i].decision);
+        fputc('\n', f);
+    }
+
+    if (v->n_trials == 0) {
+        fputs("trials:  none yet\n", f);
+    } else {
+        int count[NS_TRIAL_INTERRUPTED + 1] = {0};
+        for (int i = 0; i < v->n_trials; i++)
+            if ((int)v->trials[i].state >= 0 && v->trials[i].state <= NS_TRIAL_INTERRUPTED)
+                count[v->trials[i].state]++;
+        fprintf(f, "trials:  %d (", v->n_trials);
+        const char *sep = "";
+        for (int s = 0; s <= NS_TRIAL_INTERRUPTED; s++) {
+            if (count[s]) {
+                fprintf(f, "%s%d %s", sep, count[s], ns_trial_state_name((ns_trial_state)s));
+                sep = ", ";
+            }
+        }
+        fputs("), best first\n", f);
+        int wnum = 5, wstage = 5, wstate = 5, wmetric = max_int(8, (int)strlen(st->metric));
+        for (int i = 0; i < v->n_trials; i++) {
+            wnum = max_int(wnum, snprintf(num, sizeof num, "%d", v->trials[i].number));
+            wstage = max_int(wstage, (int)strlen(v->trials[i].stage));
+            wstate = max_int(wstate, (int)strlen(ns_trial_state_name(v->trials[i].state)));
+        }
+        fprintf(f, "  %*s  %-*s  %-*s  %*s  %6s  %8s  params\n", wnum, "trial", wstage, "stage",
+                wstate, "state", wmetric, st->metric, "epochs", "seconds");
+        for (int i = 0; i < v->n_trials; i++) {
+            const ns_trial_row *t = r[i].t;
+            fprintf(f, "  %*d  ", wnum, t->number);
+            put_line(f, t->stage);
+            fprintf(f, "%*s  %-*s  ", wstage - (int)strlen(t->stage), "", wstate,
+                    ns_trial_state_name(t->state));
+            if (isfinite(t->val_metric))
+                snprintf(num, sizeof num, "%.6g", t->val_metric);
+            else
+                snprintf(num, sizeof num, "-");
+            fprintf(f, "%*s  %6d  ", wmetric, num, t->epochs);
+            if (isfinite(t->seconds))
+                snprintf(num, sizeof num, "%.1f", t->seconds);
+            else
+                snprintf(num, sizeof num, "-");
+            fprintf(f, "%8s  ", num);
+            put_pairs(f, t->params);
+            fputc('\n', f);
+        }
+        for (int i = 0; i < v->n_trials; i++) {
+            const ns_trial_row *t = &v->trials[i];
+            if (t->state == NS_TRIAL_FAILED && t->error) {
+                fprintf(f, "failed:  trial %d: ", t->number);
+                put_line(f, t->error);
+                fputc('\n', f);
+            }
+        }
+    }
+
+    if (best) {
+        fmt_num(num, sizeof num, best->val_metric);
+        fprintf(f, "best:    trial %d (stage ", best->number);
+        put_line(f, best->stage);
+        fputs("), ", f);
+        put_line(f, st->metric);
+        fprintf(f, " %s after %d epochs; export it with: nnsearch export ", num, best->epochs);
+        put_line(f, dir);
+        fputc('\n', f);
+    } else {
+        fputs("best:    none yet (no complete trial)\n", f);
+    }
+}
+
+int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err)
+{
+    study_view v;
+    ranked *r = NULL;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mem = NULL;
+    char *d = norm_dir(dir);
+    if (!d)
+        return oom(dir, err);
+    int rc = view_load(d, &v, err);
+    if (rc != NS_OK) {
+        free(d);
+        return rc;
+    }
+    /* Built in memory first: an error prints nothing, a success prints all at once. */
+    if (!(r = rank_trials(&v)) || !(mem = open_memstream(&buf, &len))) {
+        rc = oom(d, err);
+        goto done;
+    }
+    const ns_trial_row *best = best_of(&v, r);
+    if (json)
+        status_json(mem, &v, best);
+    else
+        status_text(mem, d, &v, r, best);
+    if (fclose(mem) != 0) {
+        mem = NULL;
+        rc = oom(d, err);
+        goto done;
+    }
+    mem = NULL;
+    if (fwrite(buf, 1, len, out) != len || fflush(out) != 0)
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: writing the status: %s", d, strerror(errno));
+done:
+    if (mem)
+        fclose(mem);
+    free(buf);
+    free(r);
+    view_free(&v);
+    free(d);
+    return rc;
+}
+
+/* ---- export ------------------------------------------------------------------------- */
+
+/* The whole file, NUL-terminated (caller frees); NULL with errno set on failure. */
+static char *read_all(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *b = malloc(cap);
+    while (b) {
+        n += fread(b + n, 1, cap - 1 - n, f);
+        if (ferror(f)) {
+            int e = errno;
+            free(b);
+            b = NULL;
+            errno = e;
+            break;
+        }
+        if (feof(f))
+            break;
+        char *nb = realloc(b, cap *= 2);
+        if (!nb) {
+            free(b);
+            errno = ENOMEM;
+        }
+        b = nb;
+    }
+    fclose(f);
+    if (b) {
+        b[n] = '\0';
+        *len = n;
+    }
+    return b;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+    while (n > 0) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return -1;
+        p += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* Writes a then b to path through a temporary file in the same folder, fsync and rename,
+ * then syncs the folder: path holds the old file or the whole new one, never a part. */
+static int write_atomic(const char *path, const char *a, size_t alen, const char *b,
+                        size_t blen, ns_err *err)
+{
+    char *tmp = strf("%s.XXXXXX", path);
+    if (!tmp)
+        return oom(path, err);
+    int fd = mkstemp(tmp);
+    if (fd < 0) {
+        int e = errno;
+        free(tmp);
+        return ns_err_set(err, NS_EINPUT, "%s: cannot write the exported config: %s; check "
+                          "that the folder exists and is writable", path, strerror(e));
+    }
+    int ok = fchmod(fd, 0644) == 0 && write_all(fd, a, alen) == 0 &&
+             write_all(fd, b, blen) == 0 && fsync(fd) == 0;
+    int e = errno;
+    if (close(fd) != 0 && ok) {
+        ok = 0;
+        e = errno;
+    }
+    if (ok && rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    if (!ok) {
+        unlink(tmp);
+        free(tmp);
+        return ns_err_set(err, NS_EINPUT, "%s: cannot write the exported config: %s; check "
+                          "the path and the free space", path, strerror(e));
+    }
+    free(tmp);
+    /* The rename is durable once the folder is synced; failing that is not an error. */
+    char *folder = strdup(path);
+    if (folder) {
+        char *slash = strrchr(folder, '/');
+        if (slash)
+            slash[slash == folder] = '\0'; /* "/x" -> "/", "a/x" -> "a" */
+        int dfd = open(slash ? folder : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(folder);
+    }
+    return NS_OK;
+}
+
+/* The two provenance lines (caller frees); NULL when out of memory. */
+static char *provenance(const char *dir, const ns_study_row *st, const ns_trial_row *best,
+                        const char *out_path)
+{
+    char *buf = NULL, *abs = realpath(dir, NULL);
+    size_t len = 0;
+    char num[40], date[32];
+    time_t now = time(NULL);
+    struct tm tm;
+    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm))
+        snprintf(date, sizeof date, "unknown date");
+    fmt_num(num, sizeof num, best->val_metric);
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) {
+        free(abs);
+        return NULL;
+    }
+    fprintf(f, "# exported by nnsearch %s from study ", NS_VERSION);
+    put_line(f, st->name);
+    fputs(" (", f);
+    put_line(f, abs ? abs : dir);
+    fprintf(f, "), trial %d, ", best->number);
+    put_line(f, st->metric);
+    fprintf(f, " %s, config hash ", num);
+    put_line(f, st->config_hash);
+    fprintf(f, ", %s\n# run it with: nnsearch train ", date);
+    put_line(f, out_path);
+    fputc('\n', f);
+    free(abs);
+    if (fclose(f) != 0) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
+}
+
+int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
+{
+    ns_store *s = NULL;
+    ns_study_row st = {0};
+    ns_trial_row best = {0};
+    int found = 0;
+    char *def_path = NULL, *src = NULL, *text = NULL, *header = NULL;
+    size_t len = 0;
+    char *d = norm_dir(dir);
+    if (!d)
+        return oom(dir, err);
+    int rc = open_study(d, &s, err);
+    if (rc != NS_OK)
+        goto done;
+    rc = ns_store_begin(s, err);
+    if (rc == NS_OK)
+        rc = ns_store_study_get(s, &st, err);
+    if (rc == NS_OK)
+        rc = ns_store_best(s, st.higher_is_better, &best, &found, err);
+    ns_store_rollback(s);
+    ns_store_close(s);
+    if (rc != NS_OK)
+        goto done;
+    if (!found) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: no complete trial to export yet", d);
+        goto done;
+    }
+    if (!out_path)
+        out_path = def_path = strf("%s/best.yaml", d);
+    src = strf("%s/trials/%d/config.yaml", d, best.number);
+    if (!out_path || !src) {
+        rc = oom(d, err);
+        goto done;
+    }
+    if (!(text = read_all(src, &len))) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: cannot read the config of trial %d (the best): %s; "
+                        "the study folder is incomplete: restore the file, or run the search "
+                        "again in a new folder", src, best.number, strerror(errno));
+        goto done;
+    }
+    /* What is exported must be what `nnsearch train` runs: check it before writing. */
+    ns_config c;
+    if ((rc = ns_config_parse(&c, src, text, len, err)) != NS_OK)
+        goto done;
+    int fixed = c.space.n == 0 && !c.search.given;
+    ns_config_free(&c);
+    if (!fixed) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: the config of trial %d is not a fixed training "
+                        "config (it has search spaces or a search: section); the study folder "
+                        "was changed: run the search again in a new folder", src, best.number);
+        goto done;
+    }
+    if (!(header = provenance(d, &st, &best, out_path))) {
+        rc = oom(d, err);
+        goto done;
+    }
+    if ((rc = write_atomic(out_path, header, strlen(header), text, len, err)) != NS_OK)
+        goto done;
+    fprintf(out, "%s\n", out_path);
+    if (fflush(out) != 0)
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: writing to the output: %s", out_path,
+                        strerror(errno));
+done:
+    free(header);
+    free(text);
+    free(src);
+    free(def_path);
+    ns_trial_row_free(&best);
+    ns_study_row_free(&st);
+    free(d);
+    return rc;
+}

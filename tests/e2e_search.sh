@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# e2e_search.sh — end-to-end checks of `nnsearch CONFIG` as a search: results independent of
+# -j, export trains to the trial's own numbers, SIGKILL at random moments and SIGINT followed
+# by resume give the uninterrupted study, a changed config and a second writer are refused.
+# usage: tests/e2e_search.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_search.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-search-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+expect_error() { # NAME SUBSTRING CMD...: exit 2 and one stderr line holding SUBSTRING
+  local name=$1 want=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  if [[ $rc -ne 2 ]]; then fail=$((fail + 1)); echo "FAIL: $name: exit $rc, expected 2 ($(head -c 300 "$T/err"))" >&2; return; fi
+  if [[ $(wc -l <"$T/err") -ne 1 ]] || ! grep -qF -- "$want" "$T/err"; then
+    fail=$((fail + 1)); echo "FAIL: $name: '$want' not the one line of: $(cat "$T/err")" >&2; return; fi
+  pass=$((pass + 1))
+}
+# The trial table as the study records it (timings left out).
+table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
+
+cat >"$T/s.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  label: label
+  val_fraction: 0.2
+model:
+  hidden: {choice: [[16], [32, 16]]}
+  activation: {choice: [relu, tanh]}
+  dropout: {uniform: [0, 0.2]}
+train:
+  batch_size: {choice: [16, 32]}
+  optimizer: {choice: [adam, sgd]}
+  lr: {log_uniform: [1e-3, 1e-1]}
+  schedule: cosine
+search:
+  name: s
+  seed: 7
+  stages:
+    - {stage: random, trials: 8, epochs: 40}
+YAML
+
+"$NS" "$T/s.yaml" -j 1 -o "$T/a" --quiet >"$T/a.out" 2>"$T/a.err"
+check "search -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+check "8 trials recorded" test "$(sqlite3 "$T/a/study.db" 'SELECT count(*) FROM trial')" -eq 8
+check "every trial ended" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('queued','running','interrupted')")" -eq 0
+check "epochs recorded for every complete trial" test "$(sqlite3 "$T/a/study.db" "SELECT count(DISTINCT trial) FROM epoch")" -eq "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='complete' OR state='diverged'")"
+check "best.yaml exported" test -s "$T/a/best.yaml"
+check "stage complete with a decision" grep -q best_trial <(sqlite3 "$T/a/study.db" "SELECT decision FROM stage WHERE state='complete'")
+
+"$NS" "$T/s.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
+check "search -j 2 exit 0" test $? -eq 0
+check "-j 1 and -j 2 give the same trials" cmp -s <(table "$T/a") <(table "$T/b")
+
+# status
+"$NS" status "$T/a" --json >"$T/status.json"
+check "status --json exit 0" test $? -eq 0
+check "status --json has stages, trials, best" grep -q '"stages".*"trials".*"best"' <(tr -d '\n' <"$T/status.json")
+"$NS" status "$T/a" >"$T/status.txt"
+check "status text" grep -q "best" "$T/status.txt"
+
+# export trains to the trial's own validation metric (same seed: identical)
+best=$(sqlite3 "$T/a/study.db" "SELECT number, val_metric FROM trial WHERE state='complete' ORDER BY val_metric DESC, number LIMIT 1")
+bn=${best%%|*} bv=${best#*|}
+"$NS" export "$T/a" -o "$T/exported.yaml" >/dev/null
+check "export exit 0" test $? -eq 0
+acc=$("$NS" train "$T/exported.yaml" --json --quiet -o "$T/exp.nsm" | tail -1 | sed -E 's/.*"val_acc":([0-9.]+).*/\1/')
+check "exported trial $bn trains to its val_acc $bv (got $acc)" awk -v a="$acc" -v b="$bv" 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }'
+
+# SIGKILL at random moments, resume each time: the same study as uninterrupted
+rm -rf "$T/c"
+kills=0
+for delay in 0.15 0.3 0.25 0.4 0.2 0.35; do
+  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
+  kills=$((kills + 1))
+  [[ -n "$(sqlite3 "$T/c/study.db" "SELECT state FROM stage WHERE state='complete'" 2>/dev/null)" ]] && break
+done
+"$NS" resume "$T/c" --quiet >/dev/null 2>&1
+check "resume after $kills kills exit 0" test $? -eq 0
+check "killed and resumed study equals the uninterrupted one" cmp -s <(table "$T/a") <(table "$T/c")
+check "integrity_check ok" test "$(sqlite3 "$T/c/study.db" 'PRAGMA integrity_check')" = ok
+check "no trial ran twice (one start per trial)" test "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM trial")" -eq 8
+
+# SIGINT: running trials checkpoint, exit 130, resume finishes the same study
+rm -rf "$T/d"
+"$NS" "$T/s.yaml" -j 2 -o "$T/d" --quiet >/dev/null 2>"$T/d.err" &
+pid=$!
+sleep 0.3
+kill -INT "$pid"
+wait "$pid"; rc=$?
+check "SIGINT exit 130 or finished (got $rc)" test "$rc" -eq 130 -o "$rc" -eq 0
+"$NS" resume "$T/d" --quiet >/dev/null 2>&1
+check "SIGINT then resume equals the uninterrupted study" cmp -s <(table "$T/a") <(table "$T/d")
+
+# refusals: a changed config, a second writer
+sed 's/seed: 7/seed: 8/' "$T/s.yaml" >"$T/s2.yaml"
+expect_error "changed config refused" "--force" "$NS" "$T/s2.yaml" -o "$T/a" --quiet
+"$NS" "$T/s.yaml" -o "$T/e" --quiet >/dev/null 2>&1 &
+pid=$!
+sleep 0.15
+expect_error "second writer refused" "in use" "$NS" "$T/s.yaml" -o "$T/e" --quiet
+wait "$pid"
+expect_error "status of no study" "no study" "$NS" status "$T/nowhere"
+
+echo "e2e_search: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
