@@ -434,6 +434,26 @@ static int stage_decision(search *s, long first, long T, char *out, size_t cap, 
     return NS_OK;
 }
 
+/* Records where the config lives, for `nnsearch resume DIR` (atomically: a kill leaves the
+ * old file or the new one). */
+static int write_source(const search *s, const char *config_path, ns_err *err)
+{
+    char abs[4096], path[4200], tmp[4300];
+    if (!realpath(config_path, abs))
+        return ns_err_set(err, NS_ERUNTIME, "%s: %s", config_path, strerror(errno));
+    snprintf(path, sizeof path, "%s/" NS_STUDY_SOURCE_FILE, s->dir);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    int bad = !f || fprintf(f, "%s\n", abs) < 0 || fflush(f) || fsync(fileno(f));
+    if (f && fclose(f))
+        bad = 1;
+    if (bad || rename(tmp, path)) {
+        unlink(tmp);
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
+    }
+    return NS_OK;
+}
+
 static void search_free(search *s)
 {
     ns_store_close(s->store);
@@ -475,7 +495,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
         (rc = ns_store_study_init(s.store, c->search.name, c->text, hash, c->search.seed,
-                                  ns_metric_name(s.metric), s.higher, opts->force, err)))
+                                  ns_metric_name(s.metric), s.higher, opts->force, err)) ||
+        (rc = write_source(&s, opts->config_path, err)))
         goto done;
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))

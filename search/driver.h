@@ -10,6 +10,10 @@
 
 #include "../engine/err.h"
 
+/* DIR/config.source: the absolute path of the config a study was made from, written
+ * before the first trial; `nnsearch resume DIR` runs that config again. */
+#define NS_STUDY_SOURCE_FILE "config.source"
+
 typedef struct ns_search_opts {
     const char *config_path;
     const char *output;        /* study folder; NULL: the config's search.output */

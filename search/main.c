@@ -206,8 +206,6 @@ static int check_fixed(const ns_config *c)
     return 0;
 }
 
-/* Where `resume DIR` finds the config a study was made from. */
-#define SOURCE_FILE "config.source"
 
 static int search_main(const char *config, const char *out, long jobs, int force, int quiet)
 {
@@ -218,15 +216,6 @@ static int search_main(const char *config, const char *out, long jobs, int force
     ns_err err = {0};
     install_signals();
     int rc = ns_search_run(&o, &res, &err);
-    if (!rc || res.dir[0]) { /* remember the config for `resume DIR` */
-        char path[4200], abs[4096];
-        snprintf(path, sizeof path, "%s/" SOURCE_FILE, res.dir);
-        FILE *f = realpath(config, abs) ? fopen(path, "w") : NULL;
-        if (f) {
-            fprintf(f, "%s\n", abs);
-            fclose(f);
-        }
-    }
     if (rc)
         return report(&err);
     if (res.interrupted) {
@@ -279,13 +268,13 @@ static int cmd_resume(int argc, char **argv)
         return usage_error("%s", "resume needs the study folder DIR");
     const char *dir = argv[0];
     char path[4200], config[4096];
-    snprintf(path, sizeof path, "%s/" SOURCE_FILE, dir);
+    snprintf(path, sizeof path, "%s/" NS_STUDY_SOURCE_FILE, dir);
     FILE *f = fopen(path, "r");
     if (!f || !fgets(config, sizeof config, f)) {
         if (f)
             fclose(f);
         fprintf(stderr, "nnsearch: %s: no study here (no %s); start it with `nnsearch CONFIG`\n",
-                dir, SOURCE_FILE);
+                dir, NS_STUDY_SOURCE_FILE);
         return 2;
     }
     fclose(f);

@@ -38,8 +38,9 @@ train:
 search:
   name: s
   seed: 7
-  stages:
-    - {stage: random, trials: 8, epochs: 40}
+  stages:                    # two stages: kills also land between them
+    - {stage: random, trials: 4, epochs: 40}
+    - {stage: random, trials: 4, epochs: 30}
 YAML
 
 "$NS" "$T/s.yaml" -j 1 -o "$T/a" --quiet >"$T/a.out" 2>"$T/a.err"
@@ -48,7 +49,7 @@ check "8 trials recorded" test "$(sqlite3 "$T/a/study.db" 'SELECT count(*) FROM 
 check "every trial ended" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('queued','running','interrupted')")" -eq 0
 check "epochs recorded for every complete trial" test "$(sqlite3 "$T/a/study.db" "SELECT count(DISTINCT trial) FROM epoch")" -eq "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='complete' OR state='diverged'")"
 check "best.yaml exported" test -s "$T/a/best.yaml"
-check "stage complete with a decision" grep -q best_trial <(sqlite3 "$T/a/study.db" "SELECT decision FROM stage WHERE state='complete'")
+check "both stages complete with decisions" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM stage WHERE state='complete' AND decision LIKE '%best_trial%'")" -eq 2
 
 "$NS" "$T/s.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
 check "search -j 2 exit 0" test $? -eq 0
@@ -71,12 +72,14 @@ check "exported trial $bn trains to its val_acc $bv (got $acc)" awk -v a="$acc" 
 
 # SIGKILL at random moments, resume each time: the same study as uninterrupted
 rm -rf "$T/c"
-kills=0
+kills=0 cut_short=0
 for delay in 0.15 0.3 0.25 0.4 0.2 0.35; do
   bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
   kills=$((kills + 1))
-  [[ -n "$(sqlite3 "$T/c/study.db" "SELECT state FROM stage WHERE state='complete'" 2>/dev/null)" ]] && break
+  [[ "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM stage WHERE state='complete'" 2>/dev/null)" == 2 ]] && break
+  cut_short=$((cut_short + 1))
 done
+check "at least one kill cut the study short ($cut_short of $kills)" test "$cut_short" -ge 1
 "$NS" resume "$T/c" --quiet >/dev/null 2>&1
 check "resume after $kills kills exit 0" test $? -eq 0
 check "killed and resumed study equals the uninterrupted one" cmp -s <(table "$T/a") <(table "$T/c")
