@@ -34,7 +34,6 @@ typedef struct search {
     char dir[4096];
     ns_metric metric;
     int higher;            /* higher metric is better */
-    int threads;           /* BLAS threads per trial */
     /* progress, under the store lock */
     long done, total, run;
     long best_trial;
@@ -169,7 +168,6 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
         return rc;
     }
     tc.train.seed = seed;
-    tc.threads = s->threads;
     ns_stage_cfg_apply_budget(st, &tc.train);
 
     char dir[4200], path[4300], tmp[4400];
@@ -484,8 +482,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     }
     if (o.parallel <= 0)
         o.parallel = c->search.parallel;
-    int cores = omp_get_num_procs();
-    s.threads = cores / o.parallel > 1 ? cores / o.parallel : 1;
+    /* BLAS threads per trial stay train.threads whatever -j is: threaded GEMMs round
+     * differently, and a trial's bits must not depend on how many ran beside it. */
     s.metric = c->search.metric;
     s.higher = ns_metric_higher_is_better(s.metric);
     snprintf(s.dir, sizeof s.dir, "%s", opts->output ? opts->output : c->search.output);
