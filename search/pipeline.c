@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "../engine/rng.h"
@@ -173,7 +174,21 @@ typedef struct epoch_hook {
     ns_epoch_record last;
     int save_failed;
     ns_err save_err;
+    double last_save;     /* monotonic time of the last checkpoint (or of the start) */
 } epoch_hook;
+
+/* Checkpoints are written after an epoch when this long has passed since the last one,
+ * after the last epoch, and on interruption. Writing one after every epoch of a tiny
+ * model would spend more time in fsync than in training; a run killed between two
+ * checkpoints repeats at most this much work, to the same bits. */
+#define NS_CHECKPOINT_INTERVAL_S 1.0
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
 
 /* The caller sees the epoch before the checkpoint is written: killed between the two, a
  * run repeats that epoch from the previous checkpoint and reports it again, identically,
@@ -183,10 +198,14 @@ static int on_epoch(void *user, const ns_epoch_record *rec)
     epoch_hook *h = user;
     h->last = *rec;
     int stop = h->fn ? h->fn(h->user, rec) : 0;
-    if (h->checkpoint && ns_trainer_save(h->tr, h->checkpoint, &h->save_err)) {
+    double now = mono_s();
+    if (!h->checkpoint || (now - h->last_save < NS_CHECKPOINT_INTERVAL_S && !ns_trainer_done(h->tr)))
+        return stop;
+    if (ns_trainer_save(h->tr, h->checkpoint, &h->save_err)) {
         h->save_failed = 1;
         return 1;
     }
+    h->last_save = now;
     return stop;
 }
 
@@ -278,7 +297,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
         remove_stale_temps(checkpoint);
     if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
         goto done;
-    epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user};
+    epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user, .last_save = mono_s()};
     if ((rc = ns_trainer_run(&tr, 0, on_epoch, &h, err)))
         goto done;
     if (h.save_failed) {

@@ -38,7 +38,8 @@ typedef struct ns_run_result {
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
 /* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
- * rewritten after every epoch and on interruption when not NULL). fn sees every epoch
+ * rewritten after an epoch once a second has passed since the last one, after the last
+ * epoch, and on interruption, when not NULL). fn sees every epoch
  * record. stop (may be NULL) is polled before every step; when it is set the run stops,
  * checkpoints and returns NS_OK with res->interrupted = 1 and no model written. When
  * model_path is not NULL, the final model file is written there. */

@@ -39,8 +39,8 @@ search:
   name: s
   seed: 7
   stages:                    # two stages: kills also land between them
-    - {stage: random, trials: 4, epochs: 40}
-    - {stage: random, trials: 4, epochs: 30}
+    - {stage: random, trials: 4, epochs: 300}
+    - {stage: random, trials: 4, epochs: 250}
 YAML
 
 "$NS" "$T/s.yaml" -j 1 -o "$T/a" --quiet >"$T/a.out" 2>"$T/a.err"
