@@ -489,6 +489,9 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     snprintf(s.dir, sizeof s.dir, "%s", opts->output ? opts->output : c->search.output);
     snprintf(res->dir, sizeof res->dir, "%s", s.dir);
 
+    /* The data first: a bad file is reported before anything is written. */
+    if ((rc = ns_prepare_data(&s.data, c, err)))
+        goto done;
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
@@ -498,8 +501,6 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         goto done;
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
-        goto done;
-    if ((rc = ns_prepare_data(&s.data, c, err)))
         goto done;
     for (int i = 0; i < c->search.n_stages; i++)
         s.total += c->search.stages[i].trials;

@@ -105,6 +105,10 @@ pid=$!
 sleep 0.15
 expect_error "second writer refused" "in use" "$NS" "$T/s.yaml" -o "$T/e" --quiet
 wait "$pid"
+{ head -20 configs/data/tiny.csv; echo "1,2,x,4,5,6,7,8,alpha"; } >"$T/bad.csv"
+sed "s#$PWD/configs/data/tiny.csv#$T/bad.csv#" "$T/s.yaml" >"$T/bad.yaml"
+expect_error "bad data in a search" "bad.csv:21:3" "$NS" "$T/bad.yaml" -o "$T/f" --quiet
+check "bad data leaves no study behind" test ! -e "$T/f"
 expect_error "status of no study" "no study" "$NS" status "$T/nowhere"
 
 echo "e2e_search: $pass passed, $fail failed"
