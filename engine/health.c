@@ -1,0 +1,452 @@
+/* health.c — the trial detectors over per-epoch records (see health.h for each rule).
+ * Not a place for policy: it reports findings; the trainer, stages and selection act. */
+#include "engine/health.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ns_health_spec_default(ns_health_spec *s)
+{
+    memset(s, 0, sizeof *s);
+    s->loss_floor = 1e-8;
+    s->min_epochs = 6;
+    s->smooth = 0.3;
+    s->div_factor = 4.0;
+    s->osc_rel_std = 0.1;
+    s->spike_factor = 2.0;
+    s->patience = 5;
+    s->overfit_rise = 0.05;
+    s->gap_max = 1.0;
+    s->gap_abs_min = 0.02;
+    s->min_drop = 0.01;
+    s->tail_share = 0.2;
+    s->tail_drop = 0.1;
+    s->grad_ratio_lo = 1e-3;
+    s->grad_ratio_hi = 1e3;
+    s->grad_abs_max = 1e3;
+    s->grad_abs_min = 1e-8;
+}
+
+/* Epochs whose spike marks are kept (no allocation); later spikes still count, they only
+ * stay in the oscillation measure. */
+#define MAXN_SPIKE 4096
+
+typedef struct sink {
+    ns_finding *out;
+    int cap, count;
+} sink;
+
+static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+
+static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
+{
+    if (k->count < k->cap) {
+        ns_finding *f = &k->out[k->count];
+        snprintf(f->code, sizeof f->code, "%s", code);
+        f->mistake = mistake;
+        snprintf(f->fix, sizeof f->fix, "%s", fix);
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(f->message, sizeof f->message, fmt, ap);
+        va_end(ap);
+    }
+    k->count++;
+}
+
+/* A level safe to divide by. */
+static double level(double x, double floor_)
+{
+    double a = fabs(x);
+    return a > floor_ ? a : floor_;
+}
+
+static int groups_of(const ns_epoch_record *r)
+{
+    int g = r->n_groups;
+    if (g < 0)
+        return 0;
+    return g > NS_MAX_GROUPS ? NS_MAX_GROUPS : g;
+}
+
+/* Non-finite loss or gradient, or the trainer's own flag. */
+static int record_blew_up(const ns_epoch_record *r)
+{
+    if (r->diverged || !isfinite(r->train_loss) || !isfinite(r->grad_norm))
+        return 1;
+    int g = groups_of(r);
+    for (int j = 0; j < g; j++)
+        if (!isfinite(r->group_grad_norm[j]))
+            return 1;
+    return 0;
+}
+
+/* Returns 1 (and emits) when the run diverged. */
+static int check_diverged(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    static const char fix[] =
+        "lower the learning rate (see lr-find) and enable gradient clipping (clip_norm)";
+    for (int i = 0; i < n; i++) {
+        if (!record_blew_up(&r[i]))
+            continue;
+        if (!isfinite(r[i].train_loss))
+            emit(k, "diverged", 2, fix, "train loss became %g at epoch %d", r[i].train_loss,
+                 r[i].epoch);
+        else if (!isfinite(r[i].grad_norm))
+            emit(k, "diverged", 2, fix, "gradient norm became %g at epoch %d (train loss %.4g)",
+                 r[i].grad_norm, r[i].epoch, r[i].train_loss);
+        else
+            emit(k, "diverged", 2, fix,
+                 "a non-finite loss or gradient stopped training at epoch %d (train loss %.4g)",
+                 r[i].epoch, r[i].train_loss);
+        return 1;
+    }
+    double sm = 0, best = 0;
+    for (int i = 0; i < n; i++) {
+        double L = r[i].train_loss;
+        sm = i == 0 ? L : s->smooth * L + (1 - s->smooth) * sm;
+        if (i == 0 || sm < best)
+            best = sm;
+        if (sm > s->div_factor * level(best, s->loss_floor)) {
+            emit(k, "diverged", 2, fix,
+                 "smoothed train loss %.4g at epoch %d is %.1fx its best %.4g (limit %gx)", sm,
+                 r[i].epoch, sm / level(best, s->loss_floor), best, s->div_factor);
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    int h = n / 2;
+    /* spikes first: isolated events, kept out of the oscillation measure below so one
+     * spike is reported once, as a spike */
+    unsigned char spike[MAXN_SPIKE];
+    memset(spike, 0, sizeof spike);
+    double ema = r[0].train_loss, worst = 0;
+    int spikes = 0, worst_epoch = 0;
+    for (int i = 1; i < n; i++) {
+        double L = r[i].train_loss;
+        if (i >= h) {
+            double ratio = L / level(ema, s->loss_floor);
+            if (ratio > s->spike_factor) {
+                spikes++;
+                if (i < MAXN_SPIKE)
+                    spike[i] = 1;
+                if (ratio > worst) {
+                    worst = ratio;
+                    worst_epoch = r[i].epoch;
+                }
+            }
+        }
+        ema = s->smooth * L + (1 - s->smooth) * ema;
+    }
+
+    /* std of relative differences: a smooth decay has near-constant relative steps */
+    int m = 0;
+    double sum = 0, sum2 = 0;
+    for (int i = h + 1; i < n; i++) {
+        if (i < MAXN_SPIKE && (spike[i] || spike[i - 1]))
+            continue;
+        double d = (r[i].train_loss - r[i - 1].train_loss) / level(r[i - 1].train_loss,
+                                                                    s->loss_floor);
+        sum += d;
+        sum2 += d * d;
+        m++;
+    }
+    if (m >= 2) {
+        double mean = sum / m;
+        double var = sum2 / m - mean * mean;
+        double sd = var > 0 ? sqrt(var) : 0;
+        if (sd > s->osc_rel_std)
+            emit(k, "oscillating", 2,
+                 "lower the learning rate or use a decaying schedule; a larger batch averages "
+                 "out gradient noise",
+                 "train loss swings over epochs %d-%d: std of relative epoch-to-epoch changes "
+                 "%.3g (limit %g)",
+                 r[h].epoch, r[n - 1].epoch, sd, s->osc_rel_std);
+    }
+    if (spikes > 0)
+        emit(k, "loss_spikes", 2,
+             "enable gradient clipping (clip_norm) and lower the learning rate; check the data "
+             "for outliers",
+             "%d train-loss spike%s in the second half, worst %.2fx the running mean at epoch %d "
+             "(limit %gx)",
+             spikes, spikes == 1 ? "" : "s", worst, worst_epoch, s->spike_factor);
+}
+
+static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    int p = s->patience > 0 ? s->patience : 1;
+    int b = -1;      /* best finite val so far */
+    int hit_j = -1, hit_b = -1;
+    double hit_v = 0, hit_t = 0;
+    for (int j = 0; j < n; j++) {
+        double v = r[j].val_loss;
+        if (!isfinite(v))
+            continue;
+        if (b < 0 || v < r[b].val_loss) {
+            b = j;
+            continue;
+        }
+        if (j - b < p)
+            continue;
+        double vs = 0, ts = 0;
+        int cnt = 0;
+        for (int i = j - p + 1; i <= j; i++) {
+            if (!isfinite(r[i].val_loss))
+                continue;
+            vs += r[i].val_loss;
+            ts += r[i].train_loss;
+            cnt++;
+        }
+        if (cnt == 0)
+            continue;
+        vs /= cnt;
+        ts /= cnt;
+        double vb = r[b].val_loss;
+        if (vs > vb + s->overfit_rise * level(vb, s->loss_floor) && ts < r[b].train_loss) {
+            hit_j = j;
+            hit_b = b;
+            hit_v = vs;
+            hit_t = ts;
+        }
+    }
+    if (hit_j >= 0)
+        emit(k, "overfitting", 3,
+             "early stopping on validation loss; add weight decay or dropout, reduce capacity "
+             "or get more data",
+             "val loss rose from %.4g (epoch %d) to a mean %.4g over epochs %d-%d while train "
+             "loss fell from %.4g to %.4g",
+             r[hit_b].val_loss, r[hit_b].epoch, hit_v, r[hit_j - p + 1].epoch, r[hit_j].epoch,
+             r[hit_b].train_loss, hit_t);
+}
+
+static void check_gap(const ns_health_spec *s, const ns_epoch_record *r, int n, int selected,
+                      sink *k)
+{
+    int i = n - 1;
+    if (selected > 0)
+        for (int j = 0; j < n; j++)
+            if (r[j].epoch == selected) {
+                i = j;
+                break;
+            }
+    double t = r[i].train_loss, v = r[i].val_loss;
+    if (!isfinite(t) || !isfinite(v))
+        return;
+    double gap = (v - t) / level(t, s->loss_floor);
+    if (gap > s->gap_max && v - t > s->gap_abs_min)
+        emit(k, "generalisation_gap", 3,
+             "add regularisation (weight decay, dropout) or reduce capacity; check the "
+             "train/validation shift",
+             "at epoch %d val loss %.4g vs train loss %.4g: gap (val - train) / train = %.3g "
+             "(limit %g)",
+             r[i].epoch, v, t, gap, s->gap_max);
+}
+
+static void check_convergence(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    double L0 = r[0].train_loss, L1 = r[n - 1].train_loss;
+    double drop = (L0 - L1) / level(L0, s->loss_floor);
+    if (drop < s->min_drop) {
+        emit(k, "not_converged", 1,
+             "raise the learning rate (see lr-find), check the input scaling, or add capacity",
+             "train loss went from %.4g (epoch %d) to %.4g (epoch %d): %s %.2f%% (needs a %g%% "
+             "drop)",
+             L0, r[0].epoch, L1, r[n - 1].epoch, drop >= 0 ? "fell" : "rose",
+             100 * fabs(drop), 100 * s->min_drop);
+        return;
+    }
+    int tail = (int)ceil(s->tail_share * n);
+    if (tail < 1)
+        tail = 1;
+    if (tail > n - 1)
+        tail = n - 1;
+    const ns_epoch_record *a = &r[n - 1 - tail], *z = &r[n - 1];
+    double td = (a->train_loss - z->train_loss) / level(a->train_loss, s->loss_floor);
+    if (!(td > s->tail_drop))
+        return;
+    if (isfinite(a->val_loss) && isfinite(z->val_loss)) {
+        double vd = (a->val_loss - z->val_loss) / level(a->val_loss, s->loss_floor);
+        if (!(vd > s->tail_drop))
+            return;
+        emit(k, "budget_limited", 1,
+             "give it more epochs (or a larger budget), or raise the learning rate",
+             "still improving at the end: over epochs %d-%d train loss fell %.1f%% and val loss "
+             "%.1f%% (limit %g%%)",
+             a->epoch, z->epoch, 100 * td, 100 * vd, 100 * s->tail_drop);
+    } else {
+        emit(k, "budget_limited", 1,
+             "give it more epochs (or a larger budget), or raise the learning rate",
+             "still improving at the end: over epochs %d-%d train loss fell %.1f%% (limit %g%%)",
+             a->epoch, z->epoch, 100 * td, 100 * s->tail_drop);
+    }
+}
+
+static void check_gradients(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    static const char fix_vanish[] =
+        "use ReLU-type activations with He init, standardise the inputs, or use a shallower "
+        "net";
+    static const char fix_explode[] =
+        "enable gradient clipping (clip_norm), lower the learning rate, standardise the inputs "
+        "and check the init";
+    int g = groups_of(&r[0]);
+    for (int i = 1; i < n; i++)
+        if (groups_of(&r[i]) < g)
+            g = groups_of(&r[i]);
+    double mean[NS_MAX_GROUPS];
+    int cnt[NS_MAX_GROUPS];
+    for (int j = 0; j < g; j++) {
+        mean[j] = 0;
+        cnt[j] = 0;
+    }
+    double maxv = -1;
+    int max_epoch = 0, max_layer = -1; /* -1: the global norm */
+    for (int i = 0; i < n; i++) {
+        if (isfinite(r[i].grad_norm) && r[i].grad_norm > maxv) {
+            maxv = r[i].grad_norm;
+            max_epoch = r[i].epoch;
+            max_layer = -1;
+        }
+        for (int j = 0; j < g; j++) {
+            double x = r[i].group_grad_norm[j];
+            if (!isfinite(x))
+                continue;
+            mean[j] += x;
+            cnt[j]++;
+            if (x > maxv) {
+                maxv = x;
+                max_epoch = r[i].epoch;
+                max_layer = j;
+            }
+        }
+    }
+    for (int j = 0; j < g; j++)
+        if (cnt[j] > 0)
+            mean[j] /= cnt[j];
+
+    int vanish = 0, explode = 0;
+    if (g >= 2 && cnt[0] > 0 && cnt[g - 1] > 0 && mean[g - 1] > 0) {
+        double ratio = mean[0] / mean[g - 1];
+        if (ratio < s->grad_ratio_lo) {
+            vanish = 1;
+            emit(k, "vanishing_gradients", 2, fix_vanish,
+                 "first-layer gradient norm %.3g is %.3g x the last layer's %.3g (limit %g)",
+                 mean[0], ratio, mean[g - 1], s->grad_ratio_lo);
+        } else if (ratio > s->grad_ratio_hi) {
+            explode = 1;
+            emit(k, "exploding_gradients", 2, fix_explode,
+                 "first-layer gradient norm %.3g is %.3g x the last layer's %.3g (limit %g)",
+                 mean[0], ratio, mean[g - 1], s->grad_ratio_hi);
+        }
+    }
+    if (!explode && maxv > s->grad_abs_max) {
+        if (max_layer < 0)
+            emit(k, "exploding_gradients", 2, fix_explode,
+                 "gradient norm %.3g at epoch %d (limit %g)", maxv, max_epoch, s->grad_abs_max);
+        else
+            emit(k, "exploding_gradients", 2, fix_explode,
+                 "layer %d gradient norm %.3g at epoch %d (limit %g)", max_layer + 1, maxv,
+                 max_epoch, s->grad_abs_max);
+    }
+    if (!vanish)
+        for (int j = 0; j < g; j++)
+            if (cnt[j] > 0 && mean[j] < s->grad_abs_min) {
+                emit(k, "vanishing_gradients", 2, fix_vanish,
+                     "layer %d of %d has a mean gradient norm of %.3g (floor %g)", j + 1, g,
+                     mean[j], s->grad_abs_min);
+                break;
+            }
+}
+
+int ns_health_check(const ns_health_spec *spec, const ns_epoch_record *recs, int n,
+                    int selected_epoch, ns_finding *out, int cap)
+{
+    ns_health_spec def;
+    if (!spec) {
+        ns_health_spec_default(&def);
+        spec = &def;
+    }
+    sink k = {out, out ? (cap > 0 ? cap : 0) : 0, 0};
+    if (!recs || n <= 0)
+        return 0;
+    int diverged = check_diverged(spec, recs, n, &k);
+    /* a blown-up curve says nothing about trends; its gradients still name the cause */
+    if (!diverged && n >= spec->min_epochs && n >= 2) {
+        check_oscillation(spec, recs, n, &k);
+        check_overfitting(spec, recs, n, &k);
+        check_convergence(spec, recs, n, &k);
+    }
+    if (!diverged)
+        check_gap(spec, recs, n, selected_epoch, &k);
+    check_gradients(spec, recs, n, &k);
+    return k.count;
+}
+
+/* Appends to buf while it fits; always counts. */
+typedef struct jbuf {
+    char *buf;
+    size_t cap, len;
+} jbuf;
+
+static void put(jbuf *j, const char *s, size_t n)
+{
+    if (j->len + n < j->cap)
+        memcpy(j->buf + j->len, s, n);
+    j->len += n;
+}
+
+/* s is read up to its NUL or max bytes, whichever comes first. */
+static void put_str(jbuf *j, const char *s, size_t max)
+{
+    put(j, "\"", 1);
+    const unsigned char *end = (const unsigned char *)s + max;
+    for (const unsigned char *p = (const unsigned char *)s; p < end && *p; p++) {
+        char esc[8];
+        switch (*p) {
+        case '"': put(j, "\\\"", 2); break;
+        case '\\': put(j, "\\\\", 2); break;
+        case '\n': put(j, "\\n", 2); break;
+        case '\r': put(j, "\\r", 2); break;
+        case '\t': put(j, "\\t", 2); break;
+        case '\b': put(j, "\\b", 2); break;
+        case '\f': put(j, "\\f", 2); break;
+        default:
+            if (*p < 0x20) {
+                snprintf(esc, sizeof esc, "\\u%04x", *p);
+                put(j, esc, 6);
+            } else {
+                put(j, (const char *)p, 1);
+            }
+        }
+    }
+    put(j, "\"", 1);
+}
+
+int ns_findings_json(const ns_finding *f, int n, char *buf, size_t cap)
+{
+    if (n < 0 || (n > 0 && !f))
+        return -1;
+    jbuf j = {buf, buf ? cap : 0, 0};
+    put(&j, "[", 1);
+    for (int i = 0; i < n; i++) {
+        char num[48];
+        int m = snprintf(num, sizeof num, ",\"mistake\":%d,\"message\":", f[i].mistake);
+        put(&j, i ? ",{\"code\":" : "{\"code\":", i ? 9 : 8);
+        put_str(&j, f[i].code, sizeof f[i].code);
+        put(&j, num, (size_t)m);
+        put_str(&j, f[i].message, sizeof f[i].message);
+        put(&j, ",\"fix\":", 7);
+        put_str(&j, f[i].fix, sizeof f[i].fix);
+        put(&j, "}", 1);
+    }
+    put(&j, "]", 1);
+    if (j.cap > 0)
+        j.buf[j.len < j.cap ? j.len : 0] = '\0';
+    return (int)j.len;
+}

@@ -1,0 +1,89 @@
+/* health.h — the trial detectors: how a run trained, judged from its per-epoch records
+ * (divergence, oscillation, overfitting, non-convergence, vanishing/exploding gradients).
+ * Pure functions over ns_epoch_record arrays; not the data checks, and it decides nothing:
+ * selection and the stages read its findings. */
+#ifndef NS_HEALTH_H
+#define NS_HEALTH_H
+
+#include <stddef.h>
+
+#include "train.h"
+
+/* Every threshold of the detectors; defaults in [brackets] (ns_health_spec_default).
+ * "Relative" quantities divide by max(|level|, loss_floor) so a loss near zero never
+ * divides by zero. Trend detectors (oscillating, loss_spikes, overfitting,
+ * not_converged, budget_limited) need at least min_epochs records and are skipped for a
+ * diverged run; divergence and gradient detectors run on any n >= 1. */
+typedef struct ns_health_spec {
+    double loss_floor;    /* smallest level used as a denominator [1e-8] */
+    int min_epochs;       /* records needed before trends are judged [6] */
+    double smooth;        /* EMA weight of the newest epoch: s = a*L + (1-a)*s [0.3] */
+    /* diverged: non-finite loss or gradient, the record's diverged flag, or the
+     * smoothed train loss above div_factor x its best so far */
+    double div_factor;    /* [4] */
+    /* oscillating: over the second half of the records, the (population) std of the
+     * relative train-loss differences (L[i] - L[i-1]) / L[i-1] above osc_rel_std */
+    double osc_rel_std;   /* [0.1] */
+    /* loss_spikes: in the second half, a train loss above spike_factor x the running
+     * mean (the EMA above) of the epochs before it */
+    double spike_factor;  /* [2] */
+    /* overfitting: the mean val loss of the `patience` epochs ending at some epoch j,
+     * all after the best val epoch b, above val[b] * (1 + overfit_rise), while the
+     * mean train loss of the same epochs is below train[b] */
+    int patience;         /* [5] */
+    double overfit_rise;  /* [0.05] */
+    /* generalisation_gap: at the selected epoch, (val - train) / train above gap_max
+     * and val - train above gap_abs_min (so a near-zero train loss alone cannot fire) */
+    double gap_max;       /* [1.0] */
+    double gap_abs_min;   /* [0.02] */
+    /* not_converged: train loss fell by less than min_drop of its first value
+     * ((L[0] - L[last]) / L[0] < min_drop; a rise counts too) */
+    double min_drop;      /* [0.01] */
+    /* budget_limited: over the last tail_share of the epochs (at least one step), the
+     * relative train-loss drop above tail_drop, and the val-loss drop too where the
+     * validation loss is finite at both ends (a train loss that only memorises is not
+     * "limited by the budget") */
+    double tail_share;    /* [0.2] */
+    double tail_drop;     /* [0.1] */
+    /* vanishing / exploding gradients, from the per-layer norms (n_groups >= 2 for the
+     * ratio): ratio of the first layer's to the last layer's mean norm over the finite
+     * epochs outside [grad_ratio_lo, grad_ratio_hi]; any single global or per-layer norm
+     * above grad_abs_max (exploding); a layer's mean norm below grad_abs_min (vanishing;
+     * a mean, not one epoch, so a converged run's small late gradients do not fire) */
+    double grad_ratio_lo; /* [1e-3] */
+    double grad_ratio_hi; /* [1e3] */
+    double grad_abs_max;  /* [1e3] */
+    double grad_abs_min;  /* [1e-8] */
+} ns_health_spec;
+
+void ns_health_spec_default(ns_health_spec *s);
+
+/* One finding; all strings NUL-terminated. */
+typedef struct ns_finding {
+    char code[32];        /* "diverged", "oscillating", "loss_spikes", "overfitting",
+                             "generalisation_gap", "not_converged", "budget_limited",
+                             "vanishing_gradients", "exploding_gradients" */
+    int mistake;          /* 1..6, the row of DESIGN.md's "six mistakes" table */
+    char message[256];    /* one line with the numbers */
+    char fix[160];        /* the suggested fix */
+} ns_finding;
+
+/* Each code fires at most once, so this many findings always fit. */
+#define NS_HEALTH_MAX_FINDINGS 9
+
+/* Runs every detector over recs[0..n) (in epoch order). selected_epoch is the 1-based
+ * epoch number (recs[i].epoch) that selection would use, for the generalisation gap;
+ * 0 or an epoch not in recs means the last record. spec NULL means the defaults.
+ * Writes the first min(count, cap) findings to out (out may be NULL when cap is 0) and
+ * returns count, the number of findings (like snprintf); n <= 0 gives 0.
+ * No allocation, no output; non-finite values are handled explicitly. */
+int ns_health_check(const ns_health_spec *spec, const ns_epoch_record *recs, int n,
+                    int selected_epoch, ns_finding *out, int cap);
+
+/* Compact JSON array [{"code":..,"mistake":..,"message":..,"fix":..},...] ("[]" for
+ * n = 0), strings escaped (quote, backslash, control characters; other bytes as they
+ * are). Returns the length of the whole text without its NUL; when that is >= cap the
+ * text did not fit and buf holds "" (cap > 0). Returns -1 for n < 0 or f NULL with n > 0. */
+int ns_findings_json(const ns_finding *f, int n, char *buf, size_t cap);
+
+#endif
