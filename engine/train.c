@@ -4,6 +4,8 @@
  * Not responsible for detecting pathologies beyond stopping on a non-finite loss. */
 #include "train.h"
 
+#include "atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -467,28 +469,13 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
     }
     uint32_t crc = (uint32_t)crc32(0L, (const Bytef *)buf, (uInt)len);
 
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 16);
-    if (!tmp) {
-        free(buf);
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    ns_atomic_file out;
+    int rc = ns_atomic_open(&out, path, err);
+    if (!rc) {
+        put(out.f, buf, len);
+        put(out.f, &crc, 4); /* a short write shows in the stream's error flag */
+        rc = ns_atomic_commit(&out, err);
     }
-    snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
-    int rc = NS_OK;
-    if (fd < 0) {
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write checkpoint: %s", path, strerror(errno));
-    } else {
-        FILE *out = fdopen(fd, "wb");
-        int bad_io = !out || put(out, buf, len) || put(out, &crc, 4) || fflush(out) || fsync(fd);
-        if (out ? fclose(out) : close(fd))
-            bad_io = 1;
-        if (bad_io || rename(tmp, path)) {
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write checkpoint: %s", path, strerror(errno));
-            unlink(tmp);
-        }
-    }
-    free(tmp);
     free(buf);
     return rc;
 }

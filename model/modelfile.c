@@ -3,6 +3,8 @@
  * host and never depends on struct padding. Not a general serialiser: it knows one format. */
 #include "modelfile.h"
 
+#include "../engine/atomic.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
@@ -251,50 +253,6 @@ static void serialize(wr *w, const ns_model_file *mf, uint64_t file_size)
     wr_f32s(w, mf->params, mf->n_params);
 }
 
-/* Creates PATH.tmp.XXXXXX exclusively with mode 0666 less the umask (mkstemp would give
- * 0600, and a deployed model should be as readable as any other output). Returns the fd
- * and the name in tmp, or -1 with errno set. */
-static int open_temp(const char *path, char *tmp, size_t cap)
-{
-    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    static atomic_ullong counter;
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    for (int attempt = 0; attempt < 100; attempt++) {
-        uint64_t x = (uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
-                     (uint64_t)getpid() << 40 ^ atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u;
-        x ^= x >> 31; /* splitmix64 finaliser: spread the bits over the suffix */
-        x *= 0xBF58476D1CE4E5B9u;
-        x ^= x >> 27;
-        char suf[7];
-        for (int i = 0; i < 6; i++, x /= 62)
-            suf[i] = al[x % 62];
-        suf[6] = '\0';
-        snprintf(tmp, cap, "%s.tmp.%s", path, suf);
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0 || errno != EEXIST)
-            return fd;
-    }
-    errno = EEXIST;
-    return -1;
-}
-
-/* Makes the rename itself durable; best effort (some file systems refuse fsync on a
- * folder, and the data is already safe either way). */
-static void sync_parent(const char *path)
-{
-    const char *slash = strrchr(path, '/');
-    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
-    if (!dir)
-        return;
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-    free(dir);
-}
-
 int ns_model_save(const char *path, const ns_model_file *mf, ns_err *err)
 {
     char why[768];
@@ -305,57 +263,20 @@ int ns_model_save(const char *path, const ns_model_file *mf, ns_err *err)
     serialize(&count, mf, 0);
     uint64_t total = count.off + CRC_BYTES;
 
-    size_t cap = strlen(path) + 16;
-    char *tmp = malloc(cap);
-    if (!tmp)
-        return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", path);
-    int fd = open_temp(path, tmp, cap);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
-        return ns_err_set(err, NS_ERUNTIME,
-                          "%s: cannot create a temporary file next to it: %s; fix: check "
-                          "that the folder exists and is writable", path, strerror(e));
-    }
-    FILE *f = fdopen(fd, "wb");
-    if (!f) {
-        int e = errno;
-        close(fd);
-        unlink(tmp);
-        free(tmp);
-        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write the model: %s", path,
-                          strerror(e));
-    }
-
-    wr w = {.f = f, .crc = crc32(0L, Z_NULL, 0)};
+    ns_atomic_file out;
+    int rc = ns_atomic_open(&out, path, err);
+    if (rc)
+        return rc;
+    wr w = {.f = out.f, .crc = crc32(0L, Z_NULL, 0)};
     serialize(&w, mf, total);
     wr_u32(&w, (uint32_t)w.crc);
-    int e = w.failed;
-    const char *step = "write";
-    if (!e && fflush(f) != 0)
-        e = errno;
-    if (!e && fsync(fileno(f)) != 0) {
-        e = errno;
-        step = "sync";
+    if (w.failed || w.off != total) { /* the second can't happen: both passes run the same code */
+        ns_atomic_abort(&out);
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write the model file: %s; check free "
+                          "space and permissions of the folder", path,
+                          strerror(w.failed ? w.failed : EIO));
     }
-    if (fclose(f) != 0 && !e)
-        e = errno;
-    if (!e && w.off != total)
-        e = EIO; /* cannot happen: both passes run the same code */
-    if (!e && rename(tmp, path) != 0) {
-        e = errno;
-        step = "rename the temporary file over";
-    }
-    if (e) {
-        unlink(tmp);
-        free(tmp);
-        return ns_err_set(err, NS_ERUNTIME,
-                          "%s: cannot %s the model file: %s; fix: check free space and "
-                          "permissions of the folder", path, step, strerror(e));
-    }
-    free(tmp);
-    sync_parent(path);
-    return NS_OK;
+    return ns_atomic_commit(&out, err);
 }
 
 /* ---- loading ---------------------------------------------------------------------- */

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/atomic.h"
 #include "../engine/rng.h"
 #include "config.h"
 #include "pipeline.h"
@@ -170,30 +171,20 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
     tc.train.seed = seed;
     ns_stage_cfg_apply_budget(st, &tc.train);
 
-    char dir[4200], path[4300], tmp[4400];
+    char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
     trial_path(s, n, "config.yaml", path, sizeof path);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
     char header[4700];
     snprintf(header, sizeof header,
              "trial %ld of study %s (stage %s): a complete training config\n"
              "run it alone with: nnsearch train %s", n, b->search.name, stage, path);
-    FILE *f = NULL;
-    if (!(rc = mkdir_p(dir, err))) {
-        f = fopen(tmp, "w");
-        if (!f)
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
+    ns_atomic_file f;
+    if (!(rc = mkdir_p(dir, err)) && !(rc = ns_atomic_open(&f, path, err))) {
+        if ((rc = ns_config_export_yaml(&tc, f.f, header, err)))
+            ns_atomic_abort(&f);
+        else
+            rc = ns_atomic_commit(&f, err);
     }
-    if (!rc && (rc = ns_config_export_yaml(&tc, f, header, err)) == NS_OK) {
-        if (fflush(f) || fsync(fileno(f)))
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
-    }
-    if (f && fclose(f) && !rc)
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", tmp, strerror(errno));
-    if (!rc && rename(tmp, path))
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    if (rc)
-        unlink(tmp);
     if (!rc) {
         params = ns_space_params_json(&b->space, &tc);
         if (!params)
@@ -331,9 +322,9 @@ static int trial_is_final(ns_trial_state st)
 static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage, long first,
                             ns_err *err)
 {
-    long T = st->trials, n_todo = 0;
-    long *todo = malloc((size_t)T * sizeof *todo);
-    if (!todo)
+    long T = st->trials, n_pending = 0;
+    long *pending = malloc((size_t)T * sizeof *pending);
+    if (!pending)
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     int rc = NS_OK;
     for (long i = 0; i < T && !rc; i++) {
@@ -367,14 +358,14 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
                 continue;
             }
         }
-        todo[n_todo++] = n;
+        pending[n_pending++] = n;
     }
     const double t0 = now_s();
     int failed = rc;
     ns_err pool_err = {0};
     if (!rc) {
 #pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
-        for (long k = 0; k < n_todo; k++) {
+        for (long k = 0; k < n_pending; k++) {
             int skip;
 #pragma omp critical(ns_store)
             skip = failed || (s->opts->stop && *s->opts->stop) ||
@@ -382,7 +373,7 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
             if (skip)
                 continue;
             ns_err e = {0};
-            int trc = run_trial(s, todo[k], &e);
+            int trc = run_trial(s, pending[k], &e);
             if (trc) {
 #pragma omp critical(ns_store)
                 if (!failed) {
@@ -392,7 +383,7 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
             }
         }
     }
-    free(todo);
+    free(pending);
     if (failed && !rc) {
         if (err)
             *err = pool_err;
@@ -436,20 +427,16 @@ static int stage_decision(search *s, long first, long T, char *out, size_t cap, 
  * old file or the new one). */
 static int write_source(const search *s, const char *config_path, ns_err *err)
 {
-    char abs[4096], path[4200], tmp[4300];
+    char abs[4096], path[4200];
     if (!realpath(config_path, abs))
         return ns_err_set(err, NS_ERUNTIME, "%s: %s", config_path, strerror(errno));
     snprintf(path, sizeof path, "%s/" NS_STUDY_SOURCE_FILE, s->dir);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    int bad = !f || fprintf(f, "%s\n", abs) < 0 || fflush(f) || fsync(fileno(f));
-    if (f && fclose(f))
-        bad = 1;
-    if (bad || rename(tmp, path)) {
-        unlink(tmp);
-        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", path, strerror(errno));
-    }
-    return NS_OK;
+    ns_atomic_file f;
+    int rc = ns_atomic_open(&f, path, err);
+    if (rc)
+        return rc;
+    fprintf(f.f, "%s\n", abs);
+    return ns_atomic_commit(&f, err);
 }
 
 static void search_free(search *s)

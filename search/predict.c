@@ -2,6 +2,8 @@
  * the model's features by name, so column order and extra columns do not matter. */
 #include "predict.h"
 
+#include "../engine/atomic.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -122,7 +124,7 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     ns_backend *be = NULL;
     ns_mlp *m = NULL;
     FILE *out = stdout;
-    char *tmp = NULL;
+    ns_atomic_file af = {0};
     float *probs = NULL;
     int rc = ns_model_load(model_path, &mf, err);
     if (rc)
@@ -167,17 +169,12 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
         goto done;
     }
     if (out_path) {
-        size_t n = strlen(out_path) + 16;
-        tmp = malloc(n);
-        snprintf(tmp, n, "%s.tmp.XXXXXX", out_path);
-        int fd = mkstemp(tmp);
-        if (fd < 0 || !(out = fdopen(fd, "w"))) {
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", out_path, strerror(errno));
-            out = NULL;
+        if ((rc = ns_atomic_open(&af, out_path, err))) {
             ns_buf_free(be, pdev);
             ns_buf_free(be, xdev);
             goto done;
         }
+        out = af.f;
     }
     fputs("row,prediction", out);
     if (mf.task == NS_TASK_CLASSIFY)
@@ -237,21 +234,12 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
         sum->rmse = sqrt(sq / ds.n);
     }
     if (out_path) {
-        int bad = fflush(out) || fsync(fileno(out));
-        bad |= fclose(out);
-        out = NULL;
-        if (bad || rename(tmp, out_path))
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", out_path, strerror(errno));
+        rc = ns_atomic_commit(&af, err); /* frees af: nothing left for `done` */
     } else if (fflush(stdout)) {
         rc = ns_err_set(err, NS_ERUNTIME, "cannot write predictions: %s", strerror(errno));
     }
 done:
-    if (out && out != stdout)
-        fclose(out);
-    if (tmp) {
-        unlink(tmp); /* no-op after a successful rename */
-        free(tmp);
-    }
+    ns_atomic_abort(&af); /* no-op once committed or never opened */
     free(probs);
     ns_mlp_free(m);
     ns_backend_free(be);

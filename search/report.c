@@ -5,6 +5,8 @@
  * only far enough to embed it safely. */
 #include "report.h"
 
+#include "../engine/atomic.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -632,66 +634,22 @@ static char *read_all(const char *path, size_t *len)
     return b;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-    while (n > 0) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return -1;
-        p += w;
-        n -= (size_t)w;
-    }
-    return 0;
-}
-
-/* Writes a then b to path through a temporary file in the same folder, fsync and rename,
- * then syncs the folder: path holds the old file or the whole new one, never a part. */
+/* Writes a then b to path atomically (engine/atomic.h): path holds the old file or the
+ * whole new one, never a part. The output path is the user's: failures are NS_EINPUT. */
 static int write_atomic(const char *path, const char *a, size_t alen, const char *b,
                         size_t blen, ns_err *err)
 {
-    char *tmp = strf("%s.XXXXXX", path);
-    if (!tmp)
-        return oom(path, err);
-    int fd = mkstemp(tmp);
-    if (fd < 0) {
-        int e = errno;
-        free(tmp);
+    ns_atomic_file out;
+    int rc = ns_atomic_open(&out, path, NULL);
+    if (!rc) {
+        fwrite(a, 1, alen, out.f);
+        fwrite(b, 1, blen, out.f);
+        rc = ns_atomic_commit(&out, NULL); /* a short write shows in the stream's error flag */
+    }
+    if (rc)
         return ns_err_set(err, NS_EINPUT, "%s: cannot write the exported config: %s; check "
-                          "that the folder exists and is writable", path, strerror(e));
-    }
-    int ok = fchmod(fd, 0644) == 0 && write_all(fd, a, alen) == 0 &&
-             write_all(fd, b, blen) == 0 && fsync(fd) == 0;
-    int e = errno;
-    if (close(fd) != 0 && ok) {
-        ok = 0;
-        e = errno;
-    }
-    if (ok && rename(tmp, path) != 0) {
-        ok = 0;
-        e = errno;
-    }
-    if (!ok) {
-        unlink(tmp);
-        free(tmp);
-        return ns_err_set(err, NS_EINPUT, "%s: cannot write the exported config: %s; check "
-                          "the path and the free space", path, strerror(e));
-    }
-    free(tmp);
-    /* The rename is durable once the folder is synced; failing that is not an error. */
-    char *folder = strdup(path);
-    if (folder) {
-        char *slash = strrchr(folder, '/');
-        if (slash)
-            slash[slash == folder] = '\0'; /* "/x" -> "/", "a/x" -> "a" */
-        int dfd = open(slash ? folder : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-            (void)fsync(dfd);
-            close(dfd);
-        }
-        free(folder);
-    }
+                          "that the folder exists, is writable and has free space", path,
+                          strerror(errno));
     return NS_OK;
 }
 

@@ -1,0 +1,130 @@
+/* atomic.c — see atomic.h. The temporary name is drawn here rather than by mkstemp so the
+ * file gets the umask's permissions; O_EXCL makes the name ours. */
+#include "atomic.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rng.h"
+
+static int open_temp(const char *path, char *tmp, size_t cap)
+{
+    static const char al[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    static atomic_ullong counter;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    for (int attempt = 0; attempt < 100; attempt++) {
+        uint64_t x = ns_hash64((uint64_t)ts.tv_nsec ^ (uint64_t)ts.tv_sec << 30 ^
+                               (uint64_t)getpid() << 40 ^
+                               atomic_fetch_add(&counter, 1) * 0x9E3779B97F4A7C15u);
+        char suf[7];
+        for (int i = 0; i < 6; i++, x /= 62)
+            suf[i] = al[x % 62];
+        suf[6] = '\0';
+        snprintf(tmp, cap, "%s.tmp.%s", path, suf);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0 || errno != EEXIST)
+            return fd;
+    }
+    errno = EEXIST;
+    return -1;
+}
+
+/* Makes the rename durable; best effort (some file systems refuse fsync on a folder, and
+ * the data is safe either way). */
+static void sync_parent(const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    char *dir = slash ? strndup(path, slash == path ? 1 : (size_t)(slash - path)) : strdup(".");
+    if (!dir)
+        return;
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd >= 0) {
+        (void)fsync(fd);
+        close(fd);
+    }
+    free(dir);
+}
+
+static void atomic_clear(ns_atomic_file *a)
+{
+    free(a->path);
+    free(a->tmp);
+    memset(a, 0, sizeof *a);
+}
+
+int ns_atomic_open(ns_atomic_file *a, const char *path, ns_err *err)
+{
+    memset(a, 0, sizeof *a);
+    size_t cap = strlen(path) + 16;
+    a->path = strdup(path);
+    a->tmp = malloc(cap);
+    if (!a->path || !a->tmp) {
+        atomic_clear(a);
+        return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", path);
+    }
+    int fd = open_temp(path, a->tmp, cap);
+    if (fd < 0) {
+        int e = errno;
+        atomic_clear(a);
+        ns_err_set(err, NS_ERUNTIME, "%s: cannot create a temporary file next to it: %s; "
+                   "check that the folder exists and is writable", path, strerror(e));
+        errno = e;
+        return NS_ERUNTIME;
+    }
+    if (!(a->f = fdopen(fd, "wb"))) {
+        int e = errno;
+        close(fd);
+        unlink(a->tmp);
+        atomic_clear(a);
+        ns_err_set(err, NS_ERUNTIME, "%s: cannot write: %s", path, strerror(e));
+        errno = e;
+        return NS_ERUNTIME;
+    }
+    return NS_OK;
+}
+
+int ns_atomic_commit(ns_atomic_file *a, ns_err *err)
+{
+    int e = 0;
+    const char *step = "write";
+    if (ferror(a->f) || fflush(a->f))
+        e = errno ? errno : EIO;
+    if (!e && fsync(fileno(a->f))) {
+        e = errno;
+        step = "sync";
+    }
+    if (fclose(a->f) && !e)
+        e = errno;
+    a->f = NULL;
+    if (!e && rename(a->tmp, a->path)) {
+        e = errno;
+        step = "rename the temporary file over";
+    }
+    int rc = NS_OK;
+    if (e) {
+        unlink(a->tmp);
+        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot %s it: %s; check free space and "
+                        "permissions of the folder", a->path, step, strerror(e));
+    } else {
+        sync_parent(a->path);
+    }
+    atomic_clear(a);
+    errno = e;
+    return rc;
+}
+
+void ns_atomic_abort(ns_atomic_file *a)
+{
+    if (a->f)
+        fclose(a->f);
+    if (a->tmp)
+        unlink(a->tmp);
+    atomic_clear(a);
+}

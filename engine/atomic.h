@@ -1,0 +1,29 @@
+/* atomic.h — writing a file so that a reader, or a process killed at any moment, sees the
+ * old file or the new one and never a part: a temporary file beside it (PATH.tmp.XXXXXX),
+ * fsync, rename over PATH, fsync of the folder. Every file nnsearch writes goes through it. */
+#ifndef NS_ATOMIC_H
+#define NS_ATOMIC_H
+
+#include <stdio.h>
+
+#include "err.h"
+
+typedef struct ns_atomic_file {
+    FILE *f;    /* write the contents here */
+    char *path; /* the destination */
+    char *tmp;  /* the temporary file */
+} ns_atomic_file;
+
+/* Creates PATH.tmp.XXXXXX exclusively, mode 0666 less the umask (mkstemp's 0600 would make
+ * models and configs unreadable to others). NS_ERUNTIME with the reason on failure. */
+int ns_atomic_open(ns_atomic_file *a, const char *path, ns_err *err);
+/* Flushes, fsyncs, closes and renames the temporary file over the destination, then syncs
+ * the folder (best effort). On any failure the temporary file is removed, the destination
+ * is left as it was and NS_ERUNTIME is returned. Frees *a either way. */
+int ns_atomic_commit(ns_atomic_file *a, ns_err *err);
+/* After a failure of either call, errno holds the cause, for callers that word their own
+ * message. */
+/* Closes and removes the temporary file (the contents could not be produced); frees *a. */
+void ns_atomic_abort(ns_atomic_file *a);
+
+#endif
