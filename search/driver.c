@@ -99,6 +99,18 @@ static const char *json_num(char buf[32], double v)
     return buf;
 }
 
+static void progress(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(search *s, const char *fmt, ...)
+{
+    if (s->opts->quiet || !s->opts->progress)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(s->opts->progress, fmt, ap);
+    va_end(ap);
+    fflush(s->opts->progress);
+}
+
 /* ---- trial configs ------------------------------------------------------------------- */
 
 /* The searched values of point u as a JSON object of strings, for a point whose config
@@ -125,9 +137,12 @@ static char *params_of_point(const ns_space *sp, const double *u)
 
 /* Builds trial n's fixed config from the study seed and n, writes it to
  * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks
- * a cross-key rule is recorded as a failed trial with its values and the reason. */
-static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, long n, ns_err *err)
+ * a cross-key rule is recorded as a failed trial with its values and the reason, and
+ * *failed_at_once is set. */
+static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, long n,
+                       int *failed_at_once, ns_err *err)
 {
+    *failed_at_once = 0;
     const ns_config *b = &s->base;
     double *u = calloc((size_t)(b->space.n > 0 ? b->space.n : 1), sizeof *u);
     if (!u)
@@ -160,6 +175,10 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
         else
             ns_store_rollback(s->store);
         free(params);
+        if (!wrc) {
+            *failed_at_once = 1;
+            progress(s, "trial %ld failed: %s\n", n, why.msg);
+        }
         return wrc;
     }
     free(u);
@@ -219,17 +238,6 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
     return 0;
 }
 
-static void progress(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(search *s, const char *fmt, ...)
-{
-    if (s->opts->quiet || !s->opts->progress)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vfprintf(s->opts->progress, fmt, ap);
-    va_end(ap);
-    fflush(s->opts->progress);
-}
 
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
@@ -340,23 +348,12 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
             s->done++;
             continue;
         }
-        if (!found && (rc = queue_trial(s, st, stage, n, err)))
+        int failed_at_once = 0;
+        if (!found && (rc = queue_trial(s, st, stage, n, &failed_at_once, err)))
             break;
-        if (!found) { /* a failed instantiation is final at once */
-            ns_trial_row r2;
-            int f2 = 0;
-            if ((rc = ns_store_trial_get(s->store, (int)n, &r2, &f2, err)))
-                break;
-            int final = f2 && trial_is_final(r2.state);
-            if (f2) {
-                if (final)
-                    progress(s, "trial %ld failed: %s\n", n, r2.error ? r2.error : "");
-                ns_trial_row_free(&r2);
-            }
-            if (final) {
-                s->done++;
-                continue;
-            }
+        if (failed_at_once) {
+            s->done++;
+            continue;
         }
         pending[n_pending++] = n;
     }

@@ -103,6 +103,25 @@ check "SIGINT left interrupted or unstarted trials" test "$(sqlite3 "$T/d/study.
 "$NS" resume "$T/d" --quiet >/dev/null 2>&1
 check "SIGINT then resume equals the uninterrupted study" cmp -s <(table "$T/a") <(table "$T/d")
 
+# a point whose values do not go together is a failed trial, and the search goes on
+cat >"$T/mix.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  val_fraction: 0.2
+model:
+  hidden: [8]
+train:
+  optimizer: {choice: [adam, sgd]}
+  nesterov: true
+search:
+  stages:
+    - {stage: random, trials: 6, epochs: 2}
+YAML
+"$NS" "$T/mix.yaml" -o "$T/mix" --quiet >/dev/null 2>&1
+check "search with impossible points exit 0" test $? -eq 0
+check "adam + nesterov trials failed with the reason" test "$(sqlite3 "$T/mix/study.db" "SELECT count(*) FROM trial WHERE state='failed' AND error LIKE '%do not go together%'")" -ge 1
+check "sgd + nesterov trials completed" test "$(sqlite3 "$T/mix/study.db" "SELECT count(*) FROM trial WHERE state='complete'")" -ge 1
+
 # refusals: a changed config, a second writer
 sed 's/seed: 7/seed: 8/' "$T/s.yaml" >"$T/s2.yaml"
 expect_error "changed config refused" "--force" "$NS" "$T/s2.yaml" -o "$T/a" --quiet
