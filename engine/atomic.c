@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -127,4 +128,20 @@ void ns_atomic_abort(ns_atomic_file *a)
     if (a->tmp)
         unlink(a->tmp);
     atomic_clear(a);
+}
+
+void ns_atomic_remove_stale(const char *path)
+{
+    size_t n = strlen(path);
+    char *pattern = malloc(n + 8);
+    if (!pattern)
+        return;
+    memcpy(pattern, path, n);
+    memcpy(pattern + n, ".tmp.*", 7);
+    glob_t g;
+    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            unlink(g.gl_pathv[i]);
+    globfree(&g);
+    free(pattern);
 }

@@ -26,4 +26,8 @@ int ns_atomic_commit(ns_atomic_file *a, ns_err *err);
 /* Closes and removes the temporary file (the contents could not be produced); frees *a. */
 void ns_atomic_abort(ns_atomic_file *a);
 
+/* Removes PATH.tmp.* left by a process killed between ns_atomic_open and the rename
+ * (PATH itself is intact then). For paths that one writer rewrites, e.g. a checkpoint. */
+void ns_atomic_remove_stale(const char *path);
+
 #endif

@@ -1,9 +1,7 @@
-/* config.c — the config: one table of keys drives defaults, parsing, range checks, search
- * spaces, error messages and the YAML/JSON written back; cross-key rules, the search
- * section's checks and the data-file checks follow the table walk. A searched key is
- * validated here once and set per trial through the same parser (ns_config_instantiate).
- * Not a general YAML binder: only sections of flat keys and the list of stages. */
-#include "config.h"
+/* config.c — the config's table of keys, and reading a file through it: YAML walk, defaults,
+ * scalar and list values, did-you-mean messages, cross-key rules and data-file checks; load,
+ * parse, copy, free. Not here: search spaces and search: (config_search.c), export (config_export.c). */
+#include "config_impl.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -31,49 +29,7 @@ _Static_assert(sizeof(ns_class_weights) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_metric) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_budget_kind) == sizeof(int), "enum size");
 
-/* ---- the table of keys -------------------------------------------------------------- */
-
-typedef enum key_type {
-    KT_BOOL,    /* int 0/1 */
-    KT_INT,     /* int */
-    KT_LONG,    /* long */
-    KT_U64,     /* uint64_t */
-    KT_DOUBLE,  /* double */
-    KT_FLOAT,   /* float */
-    KT_PATH,    /* char *, resolved against the config's folder, must be readable */
-    KT_NAME,    /* char * */
-    KT_ENUM,    /* int, from names */
-    KT_INTS,    /* int[max_items] at off with the count at count_off; one int or a list */
-    KT_WEIGHTS, /* int mode from names at off, or a list of numbers: float * at list_off,
-                   count at count_off, mode NS_CW_LIST */
-    KT_STAGES,  /* search.stages: a list of mappings into ns_search_cfg at off */
-} key_type;
-
-enum {
-    MIN_OPEN = 1, /* the lower bound is exclusive */
-    MAX_OPEN = 2, /* the upper bound is exclusive */
-    REQUIRED = 4,
-    SEARCH = 8,   /* the key may be a search space (docs/config.md, "Searching") */
-};
-
-typedef struct enum_name {
-    const char *name;
-    int value;
-} enum_name;
-
-typedef struct key_def {
-    const char *section;
-    const char *key;
-    key_type type;
-    size_t off;             /* offsetof(ns_config, field) */
-    double min, max;        /* numbers and list items; +-INFINITY when unbounded */
-    unsigned flags;
-    const char *def;        /* default as config text; NULL: none, or set from other keys */
-    const enum_name *names; /* KT_ENUM, KT_WEIGHTS: NULL-terminated */
-    size_t count_off;       /* KT_INTS, KT_WEIGHTS */
-    size_t list_off;        /* KT_WEIGHTS */
-    int max_items;          /* KT_INTS: capacity; KT_WEIGHTS: largest list */
-} key_def;
+/* ---- the table of keys (its types are in config_impl.h) ------------------------------ */
 
 static const enum_name task_names[] = {
     {"classification", NS_TASK_CLASSIFY}, {"regression", NS_TASK_REGRESS}, {NULL, 0}};
@@ -98,7 +54,6 @@ static const enum_name sched_names[] = {
     {NULL, 0}};
 
 #define OFF(f) offsetof(ns_config, f)
-#define INF INFINITY
 /* A number: section, key, type, field, min, max, flags, default text. */
 #define NUM(s, k, t, f, lo, hi, fl, d)                                                       \
     {.section = s, .key = k, .type = t, .off = OFF(f), .min = lo, .max = hi, .flags = fl, \
@@ -115,7 +70,7 @@ static const enum_name sched_names[] = {
  * exponential, else 0.1), model.loss (mse for regression), search.metric (val_acc or
  * val_rmse), model.hidden (depth x width when those are given). S marks the keys that may
  * be searched; the others say why not in nosearch_reason(). */
-static const key_def keys[] = {
+const key_def cfg_keys[] = {
     STR("data", "train", KT_PATH, data.train, REQUIRED, NULL),
     STR("data", "train_labels", KT_PATH, data.train_labels, 0, NULL),
     STR("data", "test", KT_PATH, data.test, 0, NULL),
@@ -183,11 +138,11 @@ static const key_def keys[] = {
 };
 
 #undef S
-#define N_KEYS (sizeof keys / sizeof keys[0])
+_Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] == N_KEYS, "set N_KEYS in config_impl.h");
 _Static_assert(N_KEYS <= NS_CONFIG_MAX_KEYS, "raise NS_CONFIG_MAX_KEYS in config.h");
 
-static const char *const sections[] = {"data", "model", "train", "search"};
-#define N_SECTIONS (sizeof sections / sizeof sections[0])
+const char *const cfg_sections[] = {"data", "model", "train", "search"};
+_Static_assert(sizeof cfg_sections / sizeof cfg_sections[0] == N_SECTIONS, "set N_SECTIONS in config_impl.h");
 
 /* Words people write for a key; they are only suggested, never accepted. */
 static const struct {
@@ -247,26 +202,10 @@ static const struct {
     {"momentum", "sgd"},
 };
 
-/* ---- parse state and messages -------------------------------------------------------- */
-
-typedef struct ctx {
-    const char *name; /* the config's name in messages */
-    ns_config *c;
-    ns_err *err;
-    yaml_document_t *doc;
-    int trial;        /* setting a trial's values (ns_config_instantiate), not reading a file */
-    unsigned char given[N_KEYS];
-    unsigned char searched[N_KEYS];
-    yaml_mark_t kmark[N_KEYS], vmark[N_KEYS];
-    unsigned char sec_given[N_SECTIONS];
-    yaml_mark_t sec_mark[N_SECTIONS];
-    const char *label; /* names the key in messages instead of "section.key" (stage keys) */
-    char kbuf[64];
-} ctx;
 
 /* One line "NAME:LINE:COL: ..." (libyaml marks are 0-based); always NS_EINPUT. A trial's
  * values have no place in the file: "NAME: ...". */
-__attribute__((format(printf, 3, 4))) static int fail(ctx *x, yaml_mark_t m, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) int cfg_fail(ctx *x, yaml_mark_t m, const char *fmt, ...)
 {
     char what[900];
     va_list ap;
@@ -280,7 +219,7 @@ __attribute__((format(printf, 3, 4))) static int fail(ctx *x, yaml_mark_t m, con
 }
 
 /* "section.key", or the label of a stage key ("search.stages[0].trials"). */
-static const char *kname(ctx *x, const key_def *k)
+const char *cfg_kname(ctx *x, const key_def *k)
 {
     if (x->label)
         return x->label;
@@ -288,26 +227,14 @@ static const char *kname(ctx *x, const key_def *k)
     return x->kbuf;
 }
 
-static int oom(ctx *x)
+int cfg_oom(ctx *x)
 {
     return ns_err_set(x->err, NS_ERUNTIME, "%s: out of memory while reading the config", x->name);
 }
 
-static void *field(void *base, size_t off) { return (char *)base + off; }
-
-static const char *node_kind(const yaml_node_t *n)
-{
-    if (n->type == YAML_MAPPING_NODE)
-        return "a mapping";
-    if (n->type == YAML_SEQUENCE_NODE)
-        return "a list";
-    return "a value";
-}
-
-static const char *scalar(const yaml_node_t *n) { return (const char *)n->data.scalar.value; }
 
 /* A plain empty, ~ or null scalar: YAML's "no value". */
-static int is_null(const yaml_node_t *n)
+int cfg_is_null(const yaml_node_t *n)
 {
     if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return 0;
@@ -349,7 +276,7 @@ static int distance(const char *a, const char *b)
 
 /* How close word is to cand: 0 for the same word, 1..2 for a typo, 3 when one is a
  * prefix of the other (at least 4 letters), -1 when unrelated. */
-static int closeness(const char *word, const char *cand)
+int cfg_closeness(const char *word, const char *cand)
 {
     size_t lw = strlen(word), lc = strlen(cand);
     int d = distance(word, cand);
@@ -373,16 +300,16 @@ static const char *suggest_key(const char *section, const char *word)
     const char *best = NULL;
     int bd = 99;
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (strcmp(keys[i].section, section))
+        if (strcmp(cfg_keys[i].section, section))
             continue;
-        int d = closeness(word, keys[i].key);
+        int d = cfg_closeness(word, cfg_keys[i].key);
         if (d >= 0 && d < bd)
-            bd = d, best = keys[i].key;
+            bd = d, best = cfg_keys[i].key;
     }
     for (size_t i = 0; i < sizeof key_synonyms / sizeof key_synonyms[0]; i++) {
         if (strcmp(key_synonyms[i].section, section))
             continue;
-        int d = closeness(word, key_synonyms[i].word);
+        int d = cfg_closeness(word, key_synonyms[i].word);
         if (d >= 0 && d < bd)
             bd = d, best = key_synonyms[i].key;
     }
@@ -395,12 +322,12 @@ static const char *suggest_name(const enum_name *names, const char *word)
     const char *best = NULL;
     int bd = 99;
     for (const enum_name *e = names; e->name; e++) {
-        int d = closeness(word, e->name);
+        int d = cfg_closeness(word, e->name);
         if (d >= 0 && d < bd)
             bd = d, best = e->name;
     }
     for (size_t i = 0; i < sizeof value_synonyms / sizeof value_synonyms[0]; i++) {
-        int d = closeness(word, value_synonyms[i].word);
+        int d = cfg_closeness(word, value_synonyms[i].word);
         if (d < 0 || d >= bd)
             continue;
         for (const enum_name *e = names; e->name; e++)
@@ -423,15 +350,15 @@ static void list_keys(char *buf, size_t n, const char *section)
     size_t used = 0;
     buf[0] = 0;
     for (size_t i = 0; i < N_KEYS && used < n; i++)
-        if (!strcmp(keys[i].section, section))
-            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", keys[i].key);
+        if (!strcmp(cfg_keys[i].section, section))
+            used += (size_t)snprintf(buf + used, n - used, "%s%s", used ? ", " : "", cfg_keys[i].key);
 }
 
 /* ---- scalar conversion ----------------------------------------------------------------- */
 
 static int is_int_type(key_type t) { return t == KT_INT || t == KT_LONG || t == KT_U64 || t == KT_INTS; }
 
-static const char *expected(const key_def *k)
+const char *cfg_expected(const key_def *k)
 {
     switch (k->type) {
     case KT_BOOL: return "true or false";
@@ -462,7 +389,7 @@ static void range_text(char *buf, size_t n, const key_def *k)
 }
 
 /* Only the characters of a decimal number: rules out hex, inf, nan and YAML's .inf. */
-static int decimal_chars(const char *s)
+int cfg_decimal_chars(const char *s)
 {
     if (!*s)
         return 0;
@@ -474,14 +401,14 @@ static int decimal_chars(const char *s)
 
 /* Converts s to a number for key k and checks the range. Returns 0, or -1 with the reason
  * (without location) in why. Integers also accept an integral "1e4". */
-static int to_number(const key_def *k, const char *s, double *out, uint64_t *u64, char *why,
+int cfg_to_number(const key_def *k, const char *s, double *out, uint64_t *u64, char *why,
                      size_t n)
 {
     const char *ex = k->type == KT_INTS ? "128" : (k->def && isdigit((unsigned char)k->def[0]))
                                                       ? k->def
                                                       : (is_int_type(k->type) ? "100" : "0.5");
     char *end;
-    if (!decimal_chars(s)) {
+    if (!cfg_decimal_chars(s)) {
         snprintf(why, n, "expected %s, got '%.60s'; write e.g. %s",
                  is_int_type(k->type) ? "a whole number" : "a number", s, ex);
         return -1;
@@ -538,7 +465,7 @@ static int to_number(const key_def *k, const char *s, double *out, uint64_t *u64
     return 0;
 }
 
-static int to_bool(const char *s, int *b)
+int cfg_to_bool(const char *s, int *b)
 {
     static const char *const yes[] = {"true", "yes", "on"}, *const no[] = {"false", "no", "off"};
     for (int i = 0; i < 3; i++) {
@@ -567,9 +494,9 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
     switch (k->type) {
     case KT_BOOL: {
         int b;
-        if (to_bool(s, &b))
-            return fail(x, m, "%s: expected true or false, got '%.60s'; write %s: true or %s: false",
-                        kname(x, k), s, k->key, k->key);
+        if (cfg_to_bool(s, &b))
+            return cfg_fail(x, m, "%s: expected true or false, got '%.60s'; write %s: true or %s: false",
+                        cfg_kname(x, k), s, k->key, k->key);
         *(int *)f = b;
         return NS_OK;
     }
@@ -578,7 +505,7 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
         char **p = f;
         char *d = strdup(s);
         if (!d)
-            return oom(x);
+            return cfg_oom(x);
         free(*p);
         *p = d;
         return NS_OK;
@@ -593,9 +520,9 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
             if (sug)
                 snprintf(hint, sizeof hint, " (did you mean '%s'?)", sug);
             if (k->type == KT_WEIGHTS)
-                return fail(x, m, "%s: unknown value '%.60s'%s; write %s or a list of positive numbers, one per class",
-                            kname(x, k), s, hint, "none, balanced");
-            return fail(x, m, "%s: unknown %s '%.60s'%s; allowed: %s", kname(x, k), k->key, s, hint,
+                return cfg_fail(x, m, "%s: unknown value '%.60s'%s; write %s or a list of positive numbers, one per class",
+                            cfg_kname(x, k), s, hint, "none, balanced");
+            return cfg_fail(x, m, "%s: unknown %s '%.60s'%s; allowed: %s", cfg_kname(x, k), k->key, s, hint,
                         all);
         }
         *(int *)f = v;
@@ -610,8 +537,8 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
     case KT_INTS: {
         double v;
         uint64_t u;
-        if (to_number(k, s, &v, &u, why, sizeof why))
-            return fail(x, m, "%s: %s", kname(x, k), why);
+        if (cfg_to_number(k, s, &v, &u, why, sizeof why))
+            return cfg_fail(x, m, "%s: %s", cfg_kname(x, k), why);
         ((int *)f)[0] = (int)v;
         *(int *)field(base, k->count_off) = 1;
         return NS_OK;
@@ -619,8 +546,8 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
     default: {
         double v = 0;
         uint64_t u = 0;
-        if (to_number(k, s, &v, &u, why, sizeof why))
-            return fail(x, m, "%s: %s", kname(x, k), why);
+        if (cfg_to_number(k, s, &v, &u, why, sizeof why))
+            return cfg_fail(x, m, "%s: %s", cfg_kname(x, k), why);
         switch (k->type) {
         case KT_INT: *(int *)f = (int)v; break;
         case KT_LONG: *(long *)f = (long)v; break;
@@ -640,28 +567,28 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
     yaml_node_item_t *it = v->data.sequence.items.start, *top = v->data.sequence.items.top;
     long n = top - it;
     if (n > k->max_items)
-        return fail(x, v->start_mark, "%s: %ld entries, at most %d are supported; shorten the list",
-                    kname(x, k), n, k->max_items);
+        return cfg_fail(x, v->start_mark, "%s: %ld entries, at most %d are supported; shorten the list",
+                    cfg_kname(x, k), n, k->max_items);
     if (k->type == KT_WEIGHTS && n == 0)
-        return fail(x, v->start_mark, "%s: the list is empty; give one positive weight per class, or none",
-                    kname(x, k));
+        return cfg_fail(x, v->start_mark, "%s: the list is empty; give one positive weight per class, or none",
+                    cfg_kname(x, k));
     float *w = NULL;
     if (k->type == KT_WEIGHTS && !(w = malloc((size_t)n * sizeof *w)))
-        return oom(x);
+        return cfg_oom(x);
     for (long i = 0; i < n; i++) {
         yaml_node_t *e = yaml_document_get_node(x->doc, it[i]);
         char why[600];
         double d;
         uint64_t u;
-        if (e->type != YAML_SCALAR_NODE || is_null(e)) {
+        if (e->type != YAML_SCALAR_NODE || cfg_is_null(e)) {
             free(w);
-            return fail(x, e->start_mark, "%s[%ld]: expected a number, got %s; write a flat list such as %s",
-                        kname(x, k), i, e->type == YAML_SCALAR_NODE ? "no value" : node_kind(e),
+            return cfg_fail(x, e->start_mark, "%s[%ld]: expected a number, got %s; write a flat list such as %s",
+                        cfg_kname(x, k), i, e->type == YAML_SCALAR_NODE ? "no value" : node_kind(e),
                         k->type == KT_INTS ? "[256, 128]" : "[1, 2.5, 1]");
         }
-        if (to_number(k, scalar(e), &d, &u, why, sizeof why)) {
+        if (cfg_to_number(k, scalar(e), &d, &u, why, sizeof why)) {
             free(w);
-            return fail(x, e->start_mark, "%s[%ld]: %s", kname(x, k), i, why);
+            return cfg_fail(x, e->start_mark, "%s[%ld]: %s", cfg_kname(x, k), i, why);
         }
         if (k->type == KT_INTS)
             ((int *)field(base, k->off))[i] = (int)d;
@@ -678,22 +605,22 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
     return NS_OK;
 }
 
-static int set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v)
+int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 {
     if (v->type == YAML_SEQUENCE_NODE && (k->type == KT_INTS || k->type == KT_WEIGHTS))
         return set_list(x, base, k, v);
     if (v->type != YAML_SCALAR_NODE)
-        return fail(x, v->start_mark, "%s: expected %s, got %s; write it on the key's line, e.g. %s: %s",
-                    kname(x, k), expected(k), node_kind(v), k->key,
+        return cfg_fail(x, v->start_mark, "%s: expected %s, got %s; write it on the key's line, e.g. %s: %s",
+                    cfg_kname(x, k), cfg_expected(k), node_kind(v), k->key,
                     k->type == KT_INTS ? "[256, 128]" : k->def ? k->def : "...");
-    if (is_null(v))
-        return fail(x, v->start_mark, "%s: no value given; write %s after '%s:' or remove the key",
-                    kname(x, k), expected(k), k->key);
+    if (cfg_is_null(v))
+        return cfg_fail(x, v->start_mark, "%s: no value given; write %s after '%s:' or remove the key",
+                    cfg_kname(x, k), cfg_expected(k), k->key);
     if ((k->type == KT_PATH || k->type == KT_NAME) && !scalar(v)[0])
-        return fail(x, v->start_mark, "%s: the value is empty; write %s or remove the key",
-                    kname(x, k), expected(k));
+        return cfg_fail(x, v->start_mark, "%s: the value is empty; write %s or remove the key",
+                    cfg_kname(x, k), cfg_expected(k));
     if (memchr(scalar(v), 0, v->data.scalar.length))
-        return fail(x, v->start_mark, "%s: the value contains a NUL character; remove it", kname(x, k));
+        return cfg_fail(x, v->start_mark, "%s: the value contains a NUL character; remove it", cfg_kname(x, k));
     return set_scalar(x, base, k, scalar(v), v->start_mark);
 }
 
@@ -703,7 +630,7 @@ static int set_defaults(ctx *x)
 {
     yaml_mark_t none = {0, 0, 0};
     for (size_t i = 0; i < N_KEYS; i++) {
-        const key_def *k = &keys[i];
+        const key_def *k = &cfg_keys[i];
         if (!k->def)
             continue;
         if (k->type == KT_INTS) { /* "256,128" */
@@ -723,19 +650,19 @@ static int set_defaults(ctx *x)
     return NS_OK;
 }
 
-static int key_index(const char *section, const char *key)
+int cfg_key_index(const char *section, const char *key)
 {
     for (size_t i = 0; i < N_KEYS; i++)
-        if (!strcmp(keys[i].section, section) && !strcmp(keys[i].key, key))
+        if (!strcmp(cfg_keys[i].section, section) && !strcmp(cfg_keys[i].key, key))
             return (int)i;
     return -1;
 }
 
-static int K(const char *section, const char *key) { return key_index(section, key); }
+static int K(const char *section, const char *key) { return cfg_key_index(section, key); }
 
 /* Defaults that depend on other keys (see the table's comment); run again for each trial,
  * so a key left to its default follows the searched key it depends on. */
-static void dependent_defaults(ctx *x)
+void cfg_dependent_defaults(ctx *x)
 {
     ns_config *c = x->c;
     if (!x->given[K("train", "momentum")])
@@ -754,535 +681,58 @@ static void dependent_defaults(ctx *x)
     }
 }
 
-/* ---- search spaces --------------------------------------------------------------------- */
-
-typedef enum space_kind { SK_UNIFORM, SK_LOG_UNIFORM, SK_INT, SK_CHOICE, N_SK } space_kind;
-static const char *const space_kinds[N_SK] = {"uniform", "log_uniform", "int", "choice"};
-
-/* Words people write for a space kind (Optuna, Ray Tune, hyperopt, W&B); suggested only. */
-static const struct {
-    const char *word, *kind;
-} kind_synonyms[] = {
-    {"loguniform", "log_uniform"}, {"log", "log_uniform"},       {"logspace", "log_uniform"},
-    {"reciprocal", "log_uniform"}, {"float", "uniform"},         {"range", "uniform"},
-    {"randint", "int"},            {"integer", "int"},           {"int_uniform", "int"},
-    {"qrandint", "int"},           {"lograndint", "int"},        {"categorical", "choice"},
-    {"choices", "choice"},         {"values", "choice"},         {"one_of", "choice"},
-    {"grid", "choice"},            {"grid_search", "choice"},    {"discrete", "choice"},
-};
-
-/* Why a key of data/model/train cannot be searched (NULL: no special reason). */
-static const char *nosearch_reason(const key_def *k)
-{
-    if (!strcmp(k->section, "data"))
-        return "the dataset is loaded once and shared by every trial";
-    if (!strcmp(k->key, "seed"))
-        return "each trial's seed derives from search.seed and the trial number";
-    if (!strcmp(k->key, "epochs") || !strcmp(k->key, "steps") || !strcmp(k->key, "seconds") ||
-        !strcmp(k->key, "max_epochs"))
-        return "each stage gives its trials their budget: epochs or steps in search.stages";
-    if (!strcmp(k->key, "loss"))
-        return "it follows data.task";
-    if (!strcmp(k->key, "eval_batch") || !strcmp(k->key, "threads"))
-        return "it does not change what is learned";
-    return NULL;
-}
-
-static int is_real(const key_def *k) { return k->type == KT_DOUBLE || k->type == KT_FLOAT; }
-static int is_whole(const key_def *k) { return k->type == KT_INT || k->type == KT_LONG; }
-
-/* A search space that fits key k, for messages: "{log_uniform: [1e-4, 1e-1]}". */
-static void space_example(char *buf, size_t n, const key_def *k)
-{
-    if (is_real(k))
-        snprintf(buf, n, "{log_uniform: [1e-4, 1e-1]}");
-    else if (is_whole(k))
-        snprintf(buf, n, "{int: [16, 256], log: true}");
-    else if (k->type == KT_INTS)
-        snprintf(buf, n, "{choice: [[256, 128], [512]]}");
-    else if (k->type == KT_BOOL)
-        snprintf(buf, n, "{choice: [true, false]}");
-    else if (k->names)
-        snprintf(buf, n, "{choice: [%s, %s]}", k->names[0].name, k->names[1].name);
-    else
-        snprintf(buf, n, "{choice: [...]}");
-}
-
-/* The key kind of a space mapping nearest to word, or NULL. */
-static const char *suggest_kind(const char *word)
-{
-    const char *best = NULL;
-    int bd = 99;
-    for (int i = 0; i < N_SK; i++) {
-        int d = closeness(word, space_kinds[i]);
-        if (d >= 0 && d < bd)
-            bd = d, best = space_kinds[i];
-    }
-    for (size_t i = 0; i < sizeof kind_synonyms / sizeof kind_synonyms[0]; i++) {
-        int d = closeness(word, kind_synonyms[i].word);
-        if (d >= 0 && d < bd)
-            bd = d, best = kind_synonyms[i].kind;
-    }
-    return best;
-}
-
-/* One bound of a range: a value of the key itself (type and range), and whole for int. */
-static int parse_bound(ctx *x, const key_def *k, space_kind sk, const char *which, yaml_node_t *e,
-                       double *out)
-{
-    char why[600];
-    uint64_t u;
-    if (e->type != YAML_SCALAR_NODE || is_null(e))
-        return fail(x, e->start_mark, "%s: the %s bound of %s is %s; write two numbers, e.g. %s: [1, 10]",
-                    kname(x, k), which, space_kinds[sk],
-                    e->type == YAML_SCALAR_NODE ? "missing" : node_kind(e), space_kinds[sk]);
-    const char *s = scalar(e);
-    if (sk == SK_INT && decimal_chars(s)) {
-        char *end;
-        double v = strtod(s, &end);
-        if (!*end && isfinite(v) && v != floor(v))
-            return fail(x, e->start_mark, "%s: int bounds must be whole numbers, got '%.60s'; write e.g. %.0f",
-                        kname(x, k), s, floor(v));
-    }
-    if (to_number(k, s, out, &u, why, sizeof why))
-        return fail(x, e->start_mark, "%s: %s bound of %s: %s", kname(x, k), which, space_kinds[sk], why);
-    return NS_OK;
-}
-
-/* Appends the text of a choice (a scalar, or a flat list as "[a, b]") to a new string. */
-static char *choice_text(ctx *x, yaml_node_t *e)
-{
-    if (e->type == YAML_SCALAR_NODE)
-        return strdup(scalar(e));
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    if (!f)
-        return NULL;
-    fputc('[', f);
-    for (yaml_node_item_t *it = e->data.sequence.items.start; it < e->data.sequence.items.top; it++)
-        fprintf(f, "%s%s", it == e->data.sequence.items.start ? "" : ", ",
-                scalar(yaml_document_get_node(x->doc, *it)));
-    fputc(']', f);
-    int bad = ferror(f);
-    if (fclose(f) || bad) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-/* The choices of a choice space: each checked by the key's own parser on a scratch config,
- * kept as text so a trial sets it through the same parser. */
-static int parse_choices(ctx *x, const key_def *k, yaml_node_t *v, ns_dim *d)
-{
-    char ex[96];
-    space_example(ex, sizeof ex, k);
-    if (v->type != YAML_SEQUENCE_NODE)
-        return fail(x, v->start_mark, "%s: choice needs a list of values, got %s; write e.g. %s: %s",
-                    kname(x, k), is_null(v) ? "nothing" : node_kind(v), k->key, ex);
-    yaml_node_item_t *it = v->data.sequence.items.start;
-    int n = (int)(v->data.sequence.items.top - it);
-    if (n == 0)
-        return fail(x, v->start_mark, "%s: choice: the list is empty; give at least one value, e.g. %s: %s",
-                    kname(x, k), k->key, ex);
-    if (!(d->choices = calloc((size_t)n, sizeof *d->choices)))
-        return oom(x);
-    d->n_choices = n;
-    for (int i = 0; i < n; i++) {
-        yaml_node_t *e = yaml_document_get_node(x->doc, it[i]);
-        if (e->type == YAML_MAPPING_NODE)
-            return fail(x, e->start_mark, "%s: choice %d is a mapping; a choice is a value of the key (search spaces do not nest)",
-                        kname(x, k), i + 1);
-        if (e->type == YAML_SEQUENCE_NODE && k->type != KT_INTS && k->type != KT_WEIGHTS)
-            return fail(x, e->start_mark, "%s: choice %d is a list; write plain values, e.g. %s: %s",
-                        kname(x, k), i + 1, k->key, ex);
-        ns_config scratch;
-        memset(&scratch, 0, sizeof scratch);
-        int rc = set_value(x, &scratch, k, e);
-        free(scratch.class_weight_list);
-        if (rc)
-            return rc;
-        if (!(d->choices[i] = choice_text(x, e)))
-            return oom(x);
-        for (int j = 0; j < i; j++)
-            if (!strcmp(d->choices[j], d->choices[i]))
-                return fail(x, e->start_mark, "%s: choice '%.60s' is listed twice; list each value once",
-                            kname(x, k), d->choices[i]);
-    }
-    d->lo = 0;
-    d->hi = n - 1;
-    return NS_OK;
-}
-
-/* A search-space mapping as the value of key i: exactly one of uniform, log_uniform, int
- * (with an optional log: true) or choice, checked against the key's type and range. */
-static int parse_space(ctx *x, int i, yaml_node_t *m)
-{
-    const key_def *k = &keys[i];
-    char ex[96];
-    space_example(ex, sizeof ex, k);
-    if (!(k->flags & SEARCH)) {
-        const char *why = nosearch_reason(k);
-        char tail[160] = "";
-        if (why)
-            snprintf(tail, sizeof tail, " (%s)", why);
-        return fail(x, m->start_mark, "%s cannot be searched; fix it to %s%s", kname(x, k),
-                    k->type == KT_BOOL ? "true or false" : k->type == KT_ENUM ? "one value" : "a number",
-                    tail);
-    }
-    yaml_node_t *kind_key = NULL, *kind_val = NULL, *log_key = NULL, *log_val = NULL;
-    space_kind sk = N_SK;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
-        yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
-        if (kn->type != YAML_SCALAR_NODE)
-            return fail(x, kn->start_mark, "%s: a search space's keys are names, got %s; write e.g. %s: %s",
-                        kname(x, k), node_kind(kn), k->key, ex);
-        const char *w = scalar(kn);
-        if (!strcmp(w, "log")) {
-            if (log_key)
-                return fail(x, kn->start_mark, "%s: duplicate 'log' in the search space (line %zu); keep one",
-                            kname(x, k), log_key->start_mark.line + 1);
-            log_key = kn, log_val = vn;
-            continue;
-        }
-        int j = 0;
-        while (j < N_SK && strcmp(w, space_kinds[j]))
-            j++;
-        if (j == N_SK) {
-            const char *sug = suggest_kind(w);
-            if (sug)
-                return fail(x, kn->start_mark, "%s: unknown search space '%.60s' (did you mean '%s'?); a search space is one of uniform, log_uniform, int (with optional log: true), choice",
-                            kname(x, k), w, sug);
-            return fail(x, m->start_mark, "%s: expected %s or a search space, got a mapping with the key '%.60s'; a search space is a mapping with one of uniform, log_uniform, int or choice, e.g. %s: %s",
-                        kname(x, k), expected(k), w, k->key, ex);
-        }
-        if (kind_key)
-            return fail(x, kn->start_mark, "%s: two search spaces in one mapping ('%s' at line %zu and '%s'); keep one",
-                        kname(x, k), space_kinds[sk], kind_key->start_mark.line + 1, w);
-        kind_key = kn, kind_val = vn, sk = (space_kind)j;
-    }
-    if (!kind_key) {
-        if (log_key)
-            return fail(x, m->start_mark, "%s: log: alone is not a search space; write e.g. %s: %s",
-                        kname(x, k), k->key, ex);
-        return fail(x, m->start_mark, "%s: expected %s or a search space, got an empty mapping; write e.g. %s: %s",
-                    kname(x, k), expected(k), k->key, ex);
-    }
-
-    /* the kind must fit the key's type */
-    if (sk != SK_CHOICE && !is_real(k) && !is_whole(k)) {
-        if (k->type == KT_INTS)
-            return fail(x, kind_key->start_mark, "%s: a list of widths is searched with choice, e.g. hidden: %s, or with model.depth and model.width as int ranges",
-                        kname(x, k), ex);
-        return fail(x, kind_key->start_mark, "%s takes %s, not a range; search it with choice, e.g. %s: %s",
-                    kname(x, k), expected(k), k->key, ex);
-    }
-    if ((sk == SK_UNIFORM || sk == SK_LOG_UNIFORM) && is_whole(k))
-        return fail(x, kind_key->start_mark, "%s is a whole number; search it with int: [lo, hi] (add log: true for a log scale), e.g. %s: %s",
-                    kname(x, k), k->key, ex);
-    if (sk == SK_INT && is_real(k))
-        return fail(x, kind_key->start_mark, "%s takes real numbers; int is for whole-number keys: use uniform: [lo, hi] or log_uniform: [lo, hi]",
-                    kname(x, k));
-    int log_scale = sk == SK_LOG_UNIFORM;
-    if (log_key) {
-        int b;
-        if (sk != SK_INT)
-            return fail(x, log_key->start_mark, "%s: log: applies to int only; %s",
-                        kname(x, k), sk == SK_UNIFORM ? "for a log scale write log_uniform: [lo, hi]" : "remove it");
-        if (log_val->type != YAML_SCALAR_NODE || to_bool(scalar(log_val), &b))
-            return fail(x, log_val->start_mark, "%s: log: expects true or false; write log: true", kname(x, k));
-        log_scale = b;
-    }
-
-    ns_dim d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.name, sizeof d.name, "%s.%s", k->section, k->key);
-    d.key = i;
-    d.line = (int)m->start_mark.line + 1;
-    d.column = (int)m->start_mark.column + 1;
-    int rc;
-    if (sk == SK_CHOICE) {
-        d.kind = NS_DIM_CHOICE;
-        rc = parse_choices(x, k, kind_val, &d);
-    } else {
-        d.kind = sk == SK_UNIFORM ? NS_DIM_UNIFORM : sk == SK_LOG_UNIFORM ? NS_DIM_LOG_UNIFORM
-                 : log_scale ? NS_DIM_INT_LOG : NS_DIM_INT;
-        yaml_node_t *v = kind_val;
-        if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - v->data.sequence.items.start != 2)
-            return fail(x, v->start_mark, "%s: %s needs [lo, hi], two bounds, got %s; write e.g. %s: %s",
-                        kname(x, k), space_kinds[sk],
-                        v->type == YAML_SEQUENCE_NODE ? "a list of another length" : is_null(v) ? "nothing" : node_kind(v),
-                        k->key, ex);
-        yaml_node_t *lo = yaml_document_get_node(x->doc, v->data.sequence.items.start[0]);
-        yaml_node_t *hi = yaml_document_get_node(x->doc, v->data.sequence.items.start[1]);
-        if ((rc = parse_bound(x, k, sk, "lower", lo, &d.lo)) || (rc = parse_bound(x, k, sk, "upper", hi, &d.hi)))
-            return rc;
-        if (log_scale && d.lo <= 0)
-            return fail(x, lo->start_mark, "%s: a log scale needs a lower bound > 0, got %s; use e.g. %s, or %s for a range from 0",
-                        kname(x, k), scalar(lo), is_whole(k) ? "1" : "1e-6", is_whole(k) ? "int without log" : "uniform");
-        if (d.lo > d.hi)
-            return fail(x, v->start_mark, "%s: inverted range [%s, %s]; write the smaller bound first: [%s, %s]",
-                        kname(x, k), scalar(lo), scalar(hi), scalar(hi), scalar(lo));
-        if (d.lo == d.hi)
-            return fail(x, v->start_mark, "%s: empty range [%s, %s]; give two different bounds, or fix the key: %s: %s",
-                        kname(x, k), scalar(lo), scalar(hi), k->key, scalar(lo));
-    }
-    if (rc || (rc = ns_space_add(&x->c->space, &d))) {
-        for (int j = 0; j < d.n_choices && d.choices; j++)
-            free(d.choices[j]);
-        free(d.choices);
-        return rc == NS_ERUNTIME ? oom(x) : rc;
-    }
-    x->searched[i] = 1;
-    return NS_OK;
-}
-
-/* ---- search.stages --------------------------------------------------------------------- */
-
-#define SOFF(f) offsetof(ns_stage_cfg, f)
-/* Keys of every stage (besides stage:); offsets into ns_stage_cfg. */
-static const key_def stage_keys[] = {
-    {.section = "stage", .key = "trials", .type = KT_LONG, .off = SOFF(trials), .min = 1, .max = 1e9},
-    {.section = "stage", .key = "epochs", .type = KT_LONG, .off = SOFF(epochs), .min = 1, .max = INF},
-    {.section = "stage", .key = "steps", .type = KT_LONG, .off = SOFF(steps), .min = 1, .max = INF},
-    {.section = "stage", .key = "seconds", .type = KT_DOUBLE, .off = SOFF(seconds), .min = 0,
-     .max = INF, .flags = MIN_OPEN},
-};
-#define N_STAGE_KEYS (sizeof stage_keys / sizeof stage_keys[0])
-#define MAX_STAGE_OPTS 16
-
-/* The known stages, one line each: name and the stage's own keys (key_defs with offsets
- * into ns_stage_cfg, which grows a field per option). Only these names are accepted. */
-typedef struct stage_def {
-    const char *name;
-    const key_def *opts;
-    int n_opts;
-} stage_def;
-static const stage_def stage_defs[] = {
-    {"random", NULL, 0},
-};
-#define N_STAGE_DEFS (sizeof stage_defs / sizeof stage_defs[0])
-
-static void list_stage_names(char *buf, size_t n)
-{
-    size_t used = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < N_STAGE_DEFS && used < n; i++)
-        used += (size_t)snprintf(buf + used, n - used, "%s%s", i ? ", " : "", stage_defs[i].name);
-}
-
-/* The key of stage sd named w (common or the stage's own), or NULL. */
-static const key_def *stage_key(const stage_def *sd, const char *w)
-{
-    for (size_t i = 0; i < N_STAGE_KEYS; i++)
-        if (!strcmp(stage_keys[i].key, w))
-            return &stage_keys[i];
-    for (int i = 0; i < sd->n_opts; i++)
-        if (!strcmp(sd->opts[i].key, w))
-            return &sd->opts[i];
-    return NULL;
-}
-
-static int parse_stage(ctx *x, int j, yaml_node_t *m)
-{
-    ns_stage_cfg *st = &x->c->search.stages[j];
-    char label[80], all[400], names[200];
-    list_stage_names(names, sizeof names);
-    memset(st, 0, sizeof *st);
-    st->line = (int)m->start_mark.line + 1;
-    st->column = (int)m->start_mark.column + 1;
-    if (m->type != YAML_MAPPING_NODE)
-        return fail(x, m->start_mark, "search.stages[%d]: expected a mapping such as {stage: random, trials: 20, epochs: 5}, got %s",
-                    j, is_null(m) ? "nothing" : node_kind(m));
-    /* stage: first, since it decides which other keys are allowed */
-    const stage_def *sd = NULL;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
-        yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
-        if (kn->type != YAML_SCALAR_NODE || strcmp(scalar(kn), "stage"))
-            continue;
-        if (sd)
-            return fail(x, kn->start_mark, "search.stages[%d]: duplicate key 'stage'; one stage per entry", j);
-        if (vn->type != YAML_SCALAR_NODE || is_null(vn))
-            return fail(x, vn->start_mark, "search.stages[%d].stage: expected a stage name, got %s; available: %s",
-                        j, vn->type == YAML_SCALAR_NODE ? "nothing" : node_kind(vn), names);
-        for (size_t i = 0; i < N_STAGE_DEFS && !sd; i++)
-            if (!strcmp(stage_defs[i].name, scalar(vn)))
-                sd = &stage_defs[i];
-        if (!sd) {
-            const char *best = NULL;
-            int bd = 99;
-            for (size_t i = 0; i < N_STAGE_DEFS; i++) {
-                int d = closeness(scalar(vn), stage_defs[i].name);
-                if (d >= 0 && d < bd)
-                    bd = d, best = stage_defs[i].name;
-            }
-            char hint[96] = "";
-            if (best)
-                snprintf(hint, sizeof hint, " (did you mean '%s'?)", best);
-            return fail(x, vn->start_mark, "search.stages[%d].stage: unknown stage '%.60s'%s; available: %s",
-                        j, scalar(vn), hint, names);
-        }
-    }
-    if (!sd)
-        return fail(x, m->start_mark, "search.stages[%d]: missing 'stage:'; name the stage, e.g. stage: random (available: %s)",
-                    j, names);
-    st->name = sd->name;
-    snprintf(all, sizeof all, "stage");
-    for (size_t i = 0; i < N_STAGE_KEYS; i++)
-        snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", stage_keys[i].key);
-    for (int i = 0; i < sd->n_opts; i++)
-        snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", sd->opts[i].key);
-
-    const key_def *seen[N_STAGE_KEYS + MAX_STAGE_OPTS];
-    yaml_mark_t seen_mark[N_STAGE_KEYS + MAX_STAGE_OPTS];
-    int n_seen = 0;
-    for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
-        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
-        yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
-        if (kn->type != YAML_SCALAR_NODE)
-            return fail(x, kn->start_mark, "search.stages[%d]: a key must be a plain name, got %s; write 'name: value'",
-                        j, node_kind(kn));
-        const char *w = scalar(kn);
-        if (!strcmp(w, "stage"))
-            continue;
-        const key_def *k = stage_key(sd, w);
-        if (!k) {
-            const char *best = NULL;
-            int bd = 99;
-            for (size_t i = 0; i < N_STAGE_KEYS; i++) {
-                int d = closeness(w, stage_keys[i].key);
-                if (d >= 0 && d < bd)
-                    bd = d, best = stage_keys[i].key;
-            }
-            for (int i = 0; i < sd->n_opts; i++) {
-                int d = closeness(w, sd->opts[i].key);
-                if (d >= 0 && d < bd)
-                    bd = d, best = sd->opts[i].key;
-            }
-            if (best)
-                return fail(x, kn->start_mark, "search.stages[%d]: unknown key '%.60s' for a %s stage (did you mean '%s'?); its keys are: %s",
-                            j, w, sd->name, best, all);
-            for (size_t i = 0; i < N_STAGE_DEFS; i++)
-                if (&stage_defs[i] != sd && stage_key(&stage_defs[i], w))
-                    return fail(x, kn->start_mark, "search.stages[%d]: '%.60s' is an option of stage '%s', not of '%s'; its keys are: %s",
-                                j, w, stage_defs[i].name, sd->name, all);
-            return fail(x, kn->start_mark, "search.stages[%d]: unknown key '%.60s' for a %s stage; its keys are: %s",
-                        j, w, sd->name, all);
-        }
-        for (int i = 0; i < n_seen; i++)
-            if (seen[i] == k)
-                return fail(x, kn->start_mark, "search.stages[%d]: duplicate key '%s' (first given at line %zu); remove one of them",
-                            j, w, seen_mark[i].line + 1);
-        seen[n_seen] = k;
-        seen_mark[n_seen++] = kn->start_mark;
-        snprintf(label, sizeof label, "search.stages[%d].%s", j, k->key);
-        x->label = label;
-        int rc = set_value(x, st, k, vn);
-        x->label = NULL;
-        if (rc)
-            return rc;
-    }
-    /* trials and exactly one per-trial budget */
-    const key_def *tk = stage_key(sd, "trials"), *ek = stage_key(sd, "epochs"), *sk = stage_key(sd, "steps");
-    int has_t = 0, has_e = -1, has_s = -1;
-    for (int i = 0; i < n_seen; i++) {
-        has_t |= seen[i] == tk;
-        if (seen[i] == ek)
-            has_e = i;
-        if (seen[i] == sk)
-            has_s = i;
-    }
-    if (!has_t)
-        return fail(x, m->start_mark, "search.stages[%d]: missing 'trials:'; give the number of trials of this %s stage, e.g. trials: 20",
-                    j, sd->name);
-    if (has_e >= 0 && has_s >= 0) {
-        int later = has_e > has_s ? has_e : has_s, earlier = has_e > has_s ? has_s : has_e;
-        return fail(x, seen_mark[later], "search.stages[%d].%s conflicts with %s (line %zu): give one budget per trial, epochs or steps",
-                    j, seen[later]->key, seen[earlier]->key, seen_mark[earlier].line + 1);
-    }
-    if (has_e < 0 && has_s < 0)
-        return fail(x, m->start_mark, "search.stages[%d]: missing the budget of a trial; add epochs: N or steps: N", j);
-    st->budget = has_s >= 0 ? NS_BUDGET_STEPS : NS_BUDGET_EPOCHS;
-    return NS_OK;
-}
-
-static int parse_stages(ctx *x, const key_def *k, yaml_node_t *v)
-{
-    static const char ex[] = "stages: [{stage: random, trials: 20, epochs: 5}]";
-    if (v->type != YAML_SEQUENCE_NODE)
-        return fail(x, v->start_mark, "%s: expected a list of stages, got %s; write e.g. %s", kname(x, k),
-                    is_null(v) ? "nothing" : node_kind(v), ex);
-    yaml_node_item_t *it = v->data.sequence.items.start;
-    long n = v->data.sequence.items.top - it;
-    if (n == 0)
-        return fail(x, v->start_mark, "%s: the list is empty; list at least one stage, e.g. %s", kname(x, k), ex);
-    if (n > NS_MAX_STAGES)
-        return fail(x, v->start_mark, "%s: %ld stages, at most %d are supported; shorten the list",
-                    kname(x, k), n, NS_MAX_STAGES);
-    for (int j = 0; j < n; j++) {
-        int rc = parse_stage(x, j, yaml_document_get_node(x->doc, it[j]));
-        if (rc)
-            return rc;
-        x->c->search.n_stages = j + 1;
-    }
-    return NS_OK;
-}
-
 /* ---- the walk ------------------------------------------------------------------------- */
 
 static int walk_section(ctx *x, const char *section, yaml_node_t *m)
 {
-    if (is_null(m))
+    if (cfg_is_null(m))
         return NS_OK; /* "model:" with nothing under it: all defaults */
     if (m->type != YAML_MAPPING_NODE)
-        return fail(x, m->start_mark, "section '%s' must be a mapping of keys, got %s; write its keys indented below '%s:'",
+        return cfg_fail(x, m->start_mark, "section '%s' must be a mapping of keys, got %s; write its keys indented below '%s:'",
                     section, node_kind(m), section);
     for (yaml_node_pair_t *p = m->data.mapping.pairs.start; p < m->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
         if (kn->type != YAML_SCALAR_NODE)
-            return fail(x, kn->start_mark, "section '%s': a key must be a plain name, got %s; write 'name: value'",
+            return cfg_fail(x, kn->start_mark, "section '%s': a key must be a plain name, got %s; write 'name: value'",
                         section, node_kind(kn));
         const char *key = scalar(kn);
-        int i = key_index(section, key);
+        int i = cfg_key_index(section, key);
         if (i < 0) {
             const char *sug = suggest_key(section, key);
             if (sug)
-                return fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' (did you mean '%s'?); see docs/config.md for every key",
+                return cfg_fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' (did you mean '%s'?); see docs/config.md for every key",
                             key, section, sug);
             for (size_t s = 0; s < N_SECTIONS; s++)
-                if (strcmp(sections[s], section) && key_index(sections[s], key) >= 0)
-                    return fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' ('%s' is a key of section '%s'); move it under '%s:'",
-                                key, section, key, sections[s], sections[s]);
+                if (strcmp(cfg_sections[s], section) && cfg_key_index(cfg_sections[s], key) >= 0)
+                    return cfg_fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' ('%s' is a key of section '%s'); move it under '%s:'",
+                                key, section, key, cfg_sections[s], cfg_sections[s]);
             for (size_t s = 0; s < N_SECTIONS; s++) {
-                if (!strcmp(sections[s], section))
+                if (!strcmp(cfg_sections[s], section))
                     continue;
-                if ((sug = suggest_key(sections[s], key)))
-                    return fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' (did you mean '%s.%s'?); move it under '%s:' and rename it",
-                                key, section, sections[s], sug, sections[s]);
+                if ((sug = suggest_key(cfg_sections[s], key)))
+                    return cfg_fail(x, kn->start_mark, "unknown key '%.60s' in section '%s' (did you mean '%s.%s'?); move it under '%s:' and rename it",
+                                key, section, cfg_sections[s], sug, cfg_sections[s]);
             }
             char all[600];
             list_keys(all, sizeof all, section);
-            return fail(x, kn->start_mark, "unknown key '%.60s' in section '%s'; the keys of '%s' are: %s",
+            return cfg_fail(x, kn->start_mark, "unknown key '%.60s' in section '%s'; the keys of '%s' are: %s",
                         key, section, section, all);
         }
         if (x->given[i])
-            return fail(x, kn->start_mark, "duplicate key '%s' in section '%s' (first given at line %zu); remove one of them",
+            return cfg_fail(x, kn->start_mark, "duplicate key '%s' in section '%s' (first given at line %zu); remove one of them",
                         key, section, x->kmark[i].line + 1);
         x->given[i] = 1;
         x->kmark[i] = kn->start_mark;
         x->vmark[i] = vn->start_mark;
         int rc;
-        if (keys[i].type == KT_STAGES)
-            rc = parse_stages(x, &keys[i], vn);
+        if (cfg_keys[i].type == KT_STAGES)
+            rc = cfg_parse_stages(x, &cfg_keys[i], vn);
         else if (vn->type == YAML_MAPPING_NODE && strcmp(section, "search") &&
-                 keys[i].type != KT_PATH && keys[i].type != KT_NAME)
-            rc = parse_space(x, i, vn);
+                 cfg_keys[i].type != KT_PATH && cfg_keys[i].type != KT_NAME)
+            rc = cfg_parse_space(x, i, vn);
         else
-            rc = set_value(x, x->c, &keys[i], vn);
+            rc = cfg_set_value(x, x->c, &cfg_keys[i], vn);
         if (rc)
             return rc;
     }
@@ -1291,26 +741,26 @@ static int walk_section(ctx *x, const char *section, yaml_node_t *m)
 
 static int walk_root(ctx *x, yaml_node_t *root)
 {
-    if (root->type != YAML_MAPPING_NODE || is_null(root))
-        return fail(x, root->start_mark, "the top level must be a mapping of sections, got %s; start with 'data:' (and optionally 'model:', 'train:')",
-                    is_null(root) ? "nothing" : node_kind(root));
+    if (root->type != YAML_MAPPING_NODE || cfg_is_null(root))
+        return cfg_fail(x, root->start_mark, "the top level must be a mapping of sections, got %s; start with 'data:' (and optionally 'model:', 'train:')",
+                    cfg_is_null(root) ? "nothing" : node_kind(root));
     for (yaml_node_pair_t *p = root->data.mapping.pairs.start; p < root->data.mapping.pairs.top; p++) {
         yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
         yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
         if (kn->type != YAML_SCALAR_NODE)
-            return fail(x, kn->start_mark, "a section name must be a plain name, got %s; use data:, model: or train:",
+            return cfg_fail(x, kn->start_mark, "a section name must be a plain name, got %s; use data:, model: or train:",
                         node_kind(kn));
         const char *name = scalar(kn);
         size_t s = 0;
-        while (s < N_SECTIONS && strcmp(sections[s], name))
+        while (s < N_SECTIONS && strcmp(cfg_sections[s], name))
             s++;
         if (s == N_SECTIONS) {
             const char *best = NULL;
             int bd = 99;
             for (size_t j = 0; j < N_SECTIONS; j++) {
-                int d = closeness(name, sections[j]);
+                int d = cfg_closeness(name, cfg_sections[j]);
                 if (d >= 0 && d < bd)
-                    bd = d, best = sections[j];
+                    bd = d, best = cfg_sections[j];
             }
             if (!best && (!strcasecmp(name, "dataset") || !strcasecmp(name, "training")))
                 best = tolower((unsigned char)name[0]) == 'd' ? "data" : "train";
@@ -1322,27 +772,27 @@ static int walk_root(ctx *x, yaml_node_t *root)
                           !strcasecmp(name, "hpo")))
                 best = "search";
             if (best)
-                return fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s'?); the sections are data, model and train, plus search for a search",
+                return cfg_fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s'?); the sections are data, model and train, plus search for a search",
                             name, best);
             for (size_t j = 0; j < N_SECTIONS; j++)
-                if (key_index(sections[j], name) >= 0)
-                    return fail(x, kn->start_mark, "unknown section '%.60s' ('%s' is a key of section '%s'); put it under '%s:'",
-                                name, name, sections[j], sections[j]);
+                if (cfg_key_index(cfg_sections[j], name) >= 0)
+                    return cfg_fail(x, kn->start_mark, "unknown section '%.60s' ('%s' is a key of section '%s'); put it under '%s:'",
+                                name, name, cfg_sections[j], cfg_sections[j]);
             for (size_t j = 0; j < N_SECTIONS; j++) {
-                const char *sug = suggest_key(sections[j], name);
+                const char *sug = suggest_key(cfg_sections[j], name);
                 if (sug)
-                    return fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s.%s'?); put it under '%s:'",
-                                name, sections[j], sug, sections[j]);
+                    return cfg_fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s.%s'?); put it under '%s:'",
+                                name, cfg_sections[j], sug, cfg_sections[j]);
             }
-            return fail(x, kn->start_mark, "unknown section '%.60s'; the sections are data, model and train, plus search for a search",
+            return cfg_fail(x, kn->start_mark, "unknown section '%.60s'; the sections are data, model and train, plus search for a search",
                         name);
         }
         if (x->sec_given[s])
-            return fail(x, kn->start_mark, "duplicate section '%s' (first given at line %zu); merge them into one",
+            return cfg_fail(x, kn->start_mark, "duplicate section '%s' (first given at line %zu); merge them into one",
                         name, x->sec_mark[s].line + 1);
         x->sec_given[s] = 1;
         x->sec_mark[s] = kn->start_mark;
-        int rc = walk_section(x, sections[s], vn);
+        int rc = walk_section(x, cfg_sections[s], vn);
         if (rc)
             return rc;
     }
@@ -1350,16 +800,6 @@ static int walk_root(ctx *x, yaml_node_t *root)
 }
 
 /* ---- cross-field rules ---------------------------------------------------------------- */
-
-static yaml_mark_t vmark(ctx *x, const char *section, const char *key)
-{
-    return x->vmark[key_index(section, key)];
-}
-
-static int given(ctx *x, const char *section, const char *key)
-{
-    return x->given[key_index(section, key)];
-}
 
 /* A rule over keys a, b, c3 (-1 when unused) is broken; the message names a's value in
  * the file. Reading a file, a rule that involves a searched key is left to each trial.
@@ -1377,22 +817,22 @@ __attribute__((format(printf, 5, 6))) static int rule(ctx *x, int a, int b, int 
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
     if (!x->trial)
-        return fail(x, x->vmark[a], "%s", what);
+        return cfg_fail(x, x->vmark[a], "%s", what);
     char *vals = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&vals, &len);
     if (!f)
-        return oom(x);
+        return cfg_oom(x);
     for (int i = 0, n = 0; i < 3; i++) {
         if (ks[i] < 0)
             continue;
-        fprintf(f, "%s%s.%s=", n++ ? ", " : "", keys[ks[i]].section, keys[ks[i]].key);
+        fprintf(f, "%s%s.%s=", n++ ? ", " : "", cfg_keys[ks[i]].section, cfg_keys[ks[i]].key);
         ns_config_write_value(f, x->c, ks[i], 0);
     }
     int bad = ferror(f);
     if (fclose(f) || bad) {
         free(vals);
-        return oom(x);
+        return cfg_oom(x);
     }
     int rc = ns_err_set(x->err, NS_EINPUT, "%s: searched values do not go together (%.200s): %s",
                         x->name, vals, what);
@@ -1401,7 +841,7 @@ __attribute__((format(printf, 5, 6))) static int rule(ctx *x, int a, int b, int 
 }
 
 /* Rules between values that a search may set; checked for the file and for every trial. */
-static int check_values(ctx *x)
+int cfg_check_values(ctx *x)
 {
     ns_config *c = x->c;
     int rc;
@@ -1441,95 +881,6 @@ static int check_values(ctx *x)
     return NS_OK;
 }
 
-/* The study name from the config's file name: no folder, no extension, and only
- * letters, digits, '.', '_' and '-' (others become '_'). */
-static char *default_study_name(const char *path)
-{
-    const char *b = strrchr(path, '/');
-    b = b ? b + 1 : path;
-    const char *dot = strrchr(b, '.');
-    size_t n = dot && dot > b ? (size_t)(dot - b) : strlen(b);
-    char *s = malloc(n + 6);
-    if (!s)
-        return NULL;
-    for (size_t i = 0; i < n; i++)
-        s[i] = isalnum((unsigned char)b[i]) || strchr("._-", b[i]) ? b[i] : '_';
-    s[n] = 0;
-    if (!n || s[0] == '.')
-        memcpy(s, "study", 6);
-    return s;
-}
-
-/* The search section: defaults from the file's name and the task, and its own rules. */
-static int check_search(ctx *x)
-{
-    ns_config *c = x->c;
-    ns_search_cfg *sc = &c->search;
-    size_t sec = 0;
-    while (strcmp(sections[sec], "search"))
-        sec++;
-    if (!x->sec_given[sec]) {
-        if (c->space.n) {
-            const ns_dim *d = &c->space.dims[0];
-            yaml_mark_t m = {0, (size_t)d->line - 1, (size_t)d->column - 1};
-            return fail(x, m, "%s: a search space needs a search: section with at least one stage; add e.g. 'search: {stages: [{stage: random, trials: 20, epochs: 5}]}', or fix %s to a value",
-                        d->name, d->name);
-        }
-        return NS_OK;
-    }
-    sc->given = 1;
-    if (!given(x, "search", "stages"))
-        return fail(x, x->sec_mark[sec], "search: missing 'stages:'; list at least one stage, e.g. stages: [{stage: random, trials: 20, epochs: 5}]");
-    if (given(x, "search", "name")) {
-        const char *n = sc->name;
-        int ok = n[0] != '.' && strlen(n) <= 100;
-        for (const char *p = n; ok && *p; p++)
-            ok = isalnum((unsigned char)*p) || strchr("._-", *p);
-        if (!ok)
-            return fail(x, vmark(x, "search", "name"), "search.name: '%.60s' names the study folder: use up to 100 letters, digits, '.', '_' and '-', not starting with '.'; e.g. name: my_study",
-                        n);
-    } else if (!(sc->name = default_study_name(x->name))) {
-        return oom(x);
-    }
-    if (!sc->output) {
-        size_t n = strlen(sc->name) + 9;
-        if (!(sc->output = malloc(n)))
-            return oom(x);
-        snprintf(sc->output, n, "results/%s", sc->name);
-    }
-    if (sc->output[0] != '/') { /* against the current directory, as documented */
-        char cwd[4096];
-        if (!getcwd(cwd, sizeof cwd))
-            return ns_err_set(x->err, NS_ERUNTIME, "%s: cannot read the current directory: %s",
-                              x->name, strerror(errno));
-        size_t n = strlen(cwd) + strlen(sc->output) + 2;
-        char *abs = malloc(n);
-        if (!abs)
-            return oom(x);
-        snprintf(abs, n, "%s/%s", cwd, sc->output);
-        free(sc->output);
-        sc->output = abs;
-    }
-    struct stat st;
-    if (!stat(sc->output, &st) && !S_ISDIR(st.st_mode)) {
-        yaml_mark_t m = given(x, "search", "output") ? vmark(x, "search", "output") : x->sec_mark[sec];
-        return fail(x, m, "search.output: '%.300s' exists and is not a folder; choose another output folder",
-                    sc->output);
-    }
-    int classify = c->data.task == NS_TASK_CLASSIFY;
-    if (sc->metric == NS_METRIC_VAL_ACC && !classify)
-        return fail(x, vmark(x, "search", "metric"),
-                    "search.metric: val_acc needs data.task: classification; use val_rmse or val_loss for regression");
-    if (sc->metric == NS_METRIC_VAL_RMSE && classify)
-        return fail(x, vmark(x, "search", "metric"),
-                    "search.metric: val_rmse needs data.task: regression; use val_acc or val_loss for classification");
-    if (c->data.val_fraction <= 0) {
-        yaml_mark_t m = given(x, "data", "val_fraction") ? vmark(x, "data", "val_fraction") : x->sec_mark[sec];
-        return fail(x, m, "data.val_fraction: a search compares trials on the validation set, but val_fraction is 0; set val_fraction > 0 (e.g. 0.1)");
-    }
-    return NS_OK;
-}
-
 /* Rules about what the file gives, checked once when reading it. */
 static int check_rules(ctx *x)
 {
@@ -1538,16 +889,16 @@ static int check_rules(ctx *x)
 
     /* Required keys. */
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (!(keys[i].flags & REQUIRED) || x->given[i])
+        if (!(cfg_keys[i].flags & REQUIRED) || x->given[i])
             continue;
         size_t s = 0;
-        while (strcmp(sections[s], keys[i].section))
+        while (strcmp(cfg_sections[s], cfg_keys[i].section))
             s++;
         yaml_mark_t m = {0, 0, 0};
         if (x->sec_given[s])
             m = x->sec_mark[s];
-        return fail(x, m, "missing required key '%s' in section '%s'; add '%s: FILE' under '%s:'",
-                    keys[i].key, keys[i].section, keys[i].key, keys[i].section);
+        return cfg_fail(x, m, "missing required key '%s' in section '%s'; add '%s: FILE' under '%s:'",
+                    cfg_keys[i].key, cfg_keys[i].section, cfg_keys[i].key, cfg_keys[i].section);
     }
 
     /* At most one budget; the later one is the one reported. */
@@ -1563,7 +914,7 @@ static int check_rules(ctx *x)
         int later = b, earlier = first;
         if (vmark(x, "train", budgets[b]).index < vmark(x, "train", budgets[first]).index)
             later = first, earlier = b;
-        return fail(x, x->kmark[K("train", budgets[later])],
+        return cfg_fail(x, x->kmark[K("train", budgets[later])],
                     "train.%s conflicts with train.%s (line %zu): give only one budget (epochs, steps or seconds)",
                     budgets[later], budgets[earlier],
                     x->kmark[K("train", budgets[earlier])].line + 1);
@@ -1573,42 +924,42 @@ static int check_rules(ctx *x)
     /* Loss and task. */
     int classify = c->data.task == NS_TASK_CLASSIFY;
     if (given(x, "model", "loss") && c->model.loss == NS_LOSS_MSE && classify)
-        return fail(x, vmark(x, "model", "loss"),
+        return cfg_fail(x, vmark(x, "model", "loss"),
                     "model.loss: mse needs data.task: regression; use loss: cross_entropy for classification, or set task: regression");
     if (given(x, "model", "loss") && c->model.loss == NS_LOSS_XENT && !classify)
-        return fail(x, vmark(x, "model", "loss"),
+        return cfg_fail(x, vmark(x, "model", "loss"),
                     "model.loss: cross_entropy needs data.task: classification; use loss: mse for regression");
     /* Searching a key that the fixed task rules out would fail every trial. */
     if (x->searched[K("model", "label_smoothing")] && c->model.loss != NS_LOSS_XENT)
-        return fail(x, vmark(x, "model", "label_smoothing"),
+        return cfg_fail(x, vmark(x, "model", "label_smoothing"),
                     "model.label_smoothing: applies to cross_entropy only, but the loss is mse; do not search it");
     if (x->searched[K("model", "class_weights")] && !classify)
-        return fail(x, vmark(x, "model", "class_weights"),
+        return cfg_fail(x, vmark(x, "model", "class_weights"),
                     "model.class_weights: applies to classification only, but data.task is regression; do not search it");
 
     /* Hidden layers: a list, or depth x width. */
     int gd = given(x, "model", "depth"), gw = given(x, "model", "width");
     if (gd != gw) {
         const char *has = gd ? "depth" : "width", *lacks = gd ? "width" : "depth";
-        return fail(x, x->kmark[K("model", has)],
+        return cfg_fail(x, x->kmark[K("model", has)],
                     "model.%s needs model.%s: give both (depth hidden layers of width units each), or model.hidden as a list",
                     has, lacks);
     }
     if (gd && given(x, "model", "hidden")) {
         int h = K("model", "hidden"), d = K("model", "depth");
         int later = x->kmark[h].index > x->kmark[d].index ? h : d, earlier = later == h ? d : h;
-        return fail(x, x->kmark[later], "model.%s conflicts with model.%s (line %zu): give either hidden: [...] or depth: and width:",
-                    keys[later].key, keys[earlier].key, x->kmark[earlier].line + 1);
+        return cfg_fail(x, x->kmark[later], "model.%s conflicts with model.%s (line %zu): give either hidden: [...] or depth: and width:",
+                    cfg_keys[later].key, cfg_keys[earlier].key, x->kmark[earlier].line + 1);
     }
 
-    if ((rc = check_values(x)))
+    if ((rc = cfg_check_values(x)))
         return rc;
 
     /* Files that come in pairs. */
     if (c->data.test_labels && !c->data.test)
-        return fail(x, vmark(x, "data", "test_labels"),
+        return cfg_fail(x, vmark(x, "data", "test_labels"),
                     "data.test_labels: given without data.test; add test: with the test images, or remove it");
-    return check_search(x);
+    return cfg_check_search(x);
 }
 
 /* ---- data files ----------------------------------------------------------------------- */
@@ -1630,13 +981,13 @@ static char *config_dir(const char *name)
  * it looks like IDX (gzip or IDX magic) rather than CSV text. */
 static int check_file(ctx *x, const char *dir, const char *key, int *is_idx)
 {
-    int i = key_index("data", key);
-    char **p = field(x->c, keys[i].off);
+    int i = cfg_key_index("data", key);
+    char **p = field(x->c, cfg_keys[i].off);
     if ((*p)[0] != '/' && dir[0]) {
         size_t n = strlen(dir) + strlen(*p) + 1;
         char *r = malloc(n);
         if (!r)
-            return oom(x);
+            return cfg_oom(x);
         snprintf(r, n, "%s%s", dir, *p);
         free(*p);
         *p = r;
@@ -1647,19 +998,19 @@ static int check_file(ctx *x, const char *dir, const char *key, int *is_idx)
         int e = errno;
         if (fd >= 0)
             close(fd);
-        return fail(x, x->vmark[i], "data.%s: cannot open '%.300s': %s; check the path (relative paths are resolved against the config's folder)",
+        return cfg_fail(x, x->vmark[i], "data.%s: cannot open '%.300s': %s; check the path (relative paths are resolved against the config's folder)",
                     key, *p, strerror(e));
     }
     if (S_ISDIR(st.st_mode)) {
         close(fd);
-        return fail(x, x->vmark[i], "data.%s: '%.300s' is a directory; name a data file", key, *p);
+        return cfg_fail(x, x->vmark[i], "data.%s: '%.300s' is a directory; name a data file", key, *p);
     }
     unsigned char m[4] = {0};
     ssize_t got = read(fd, m, sizeof m);
     int e = errno;
     close(fd);
     if (got < 0)
-        return fail(x, x->vmark[i], "data.%s: cannot read '%.300s': %s; check the file's permissions",
+        return cfg_fail(x, x->vmark[i], "data.%s: cannot read '%.300s': %s; check the file's permissions",
                     key, *p, strerror(e));
     if (is_idx)
         *is_idx = got >= 2 && ((m[0] == 0x1f && m[1] == 0x8b) || (m[0] == 0 && m[1] == 0));
@@ -1671,18 +1022,18 @@ static int check_files(ctx *x)
     ns_config *c = x->c;
     char *dir = config_dir(x->name);
     if (!dir)
-        return oom(x);
+        return cfg_oom(x);
     int rc = NS_OK, idx = 0;
     if ((rc = check_file(x, dir, "train", &idx)))
         goto out;
     if (idx && !c->data.train_labels) {
-        rc = fail(x, vmark(x, "data", "train"),
+        rc = cfg_fail(x, vmark(x, "data", "train"),
                   "data.train: '%.300s' is an IDX file but data.train_labels is missing; add train_labels: with its IDX labels file",
                   c->data.train);
         goto out;
     }
     if (!idx && c->data.train_labels) {
-        rc = fail(x, vmark(x, "data", "train_labels"),
+        rc = cfg_fail(x, vmark(x, "data", "train_labels"),
                   "data.train_labels: data.train is a CSV file, which carries its labels in the column named by data.label; remove train_labels");
         goto out;
     }
@@ -1692,13 +1043,13 @@ static int check_files(ctx *x)
         if ((rc = check_file(x, dir, "test", &idx)))
             goto out;
         if (idx && !c->data.test_labels) {
-            rc = fail(x, vmark(x, "data", "test"),
+            rc = cfg_fail(x, vmark(x, "data", "test"),
                       "data.test: '%.300s' is an IDX file but data.test_labels is missing; add test_labels: with its IDX labels file",
                       c->data.test);
             goto out;
         }
         if (!idx && c->data.test_labels) {
-            rc = fail(x, vmark(x, "data", "test_labels"),
+            rc = cfg_fail(x, vmark(x, "data", "test_labels"),
                       "data.test_labels: data.test is a CSV file, which carries its labels in the column named by data.label; remove test_labels");
             goto out;
         }
@@ -1715,7 +1066,7 @@ out:
 static int syntax_error(ctx *x, yaml_parser_t *p)
 {
     if (p->error == YAML_MEMORY_ERROR)
-        return oom(x);
+        return cfg_oom(x);
     if (p->error == YAML_READER_ERROR) { /* only a byte offset: find its line and column */
         yaml_mark_t m = {0, 0, 0};
         for (size_t i = 0; x->c->text && x->c->text[i] && i < p->problem_offset; i++) {
@@ -1724,13 +1075,13 @@ static int syntax_error(ctx *x, yaml_parser_t *p)
             else
                 m.column++;
         }
-        return fail(x, m, "the file is not valid UTF-8 text (%s at byte %zu); save it as UTF-8",
+        return cfg_fail(x, m, "the file is not valid UTF-8 text (%s at byte %zu); save it as UTF-8",
                     p->problem ? p->problem : "bad byte", p->problem_offset);
     }
     char ctxt[200] = "";
     if (p->context)
         snprintf(ctxt, sizeof ctxt, " %s at line %zu", p->context, p->context_mark.line + 1);
-    return fail(x, p->problem_mark, "YAML syntax error: %s%s; check the indentation (spaces, not tabs), colons and quotes here",
+    return cfg_fail(x, p->problem_mark, "YAML syntax error: %s%s; check the indentation (spaces, not tabs), colons and quotes here",
                 p->problem ? p->problem : "unreadable YAML", ctxt);
 }
 
@@ -1759,7 +1110,7 @@ int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len
     t.path = strdup(x.name);
     t.text = malloc(len + 1);
     if (!t.path || !t.text) {
-        rc = oom(&x);
+        rc = cfg_oom(&x);
         goto fail;
     }
     memcpy(t.text, text, len);
@@ -1767,7 +1118,7 @@ int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len
     t.hash = ns_fnv1a64(text, len);
 
     if (!yaml_parser_initialize(&parser)) {
-        rc = oom(&x);
+        rc = cfg_oom(&x);
         goto fail;
     }
     have_parser = 1;
@@ -1781,7 +1132,7 @@ int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root) {
         yaml_mark_t m = {0, 0, 0};
-        rc = fail(&x, m, "the config is empty; it needs at least 'data:' with 'train: FILE'");
+        rc = cfg_fail(&x, m, "the config is empty; it needs at least 'data:' with 'train: FILE'");
         goto fail;
     }
     if ((rc = walk_root(&x, root)))
@@ -1795,10 +1146,10 @@ int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len
     yaml_mark_t mm = extra.start_mark;
     yaml_document_delete(&extra);
     if (more) {
-        rc = fail(&x, mm, "a second YAML document ('---') follows the config; keep one document per file");
+        rc = cfg_fail(&x, mm, "a second YAML document ('---') follows the config; keep one document per file");
         goto fail;
     }
-    dependent_defaults(&x);
+    cfg_dependent_defaults(&x);
     if ((rc = check_rules(&x)) || (rc = check_files(&x)))
         goto fail;
     memcpy(t.given, x.given, N_KEYS);
@@ -1858,10 +1209,10 @@ void ns_config_free(ns_config *c)
     if (!c)
         return;
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (keys[i].type == KT_PATH || keys[i].type == KT_NAME)
-            free(*(char **)field(c, keys[i].off));
-        if (keys[i].type == KT_WEIGHTS)
-            free(*(float **)field(c, keys[i].list_off));
+        if (cfg_keys[i].type == KT_PATH || cfg_keys[i].type == KT_NAME)
+            free(*(char **)field(c, cfg_keys[i].off));
+        if (cfg_keys[i].type == KT_WEIGHTS)
+            free(*(float **)field(c, cfg_keys[i].list_off));
     }
     ns_space_free(&c->space);
     free(c->path);
@@ -1887,15 +1238,15 @@ int ns_config_copy(ns_config *dst, const ns_config *src, ns_err *err)
     t.space.n = 0;
     t.space.dims = NULL;
     for (size_t i = 0; i < N_KEYS; i++) {
-        if (keys[i].type == KT_PATH || keys[i].type == KT_NAME)
-            *(char **)field(&t, keys[i].off) = NULL;
-        if (keys[i].type == KT_WEIGHTS)
-            *(float **)field(&t, keys[i].list_off) = NULL;
+        if (cfg_keys[i].type == KT_PATH || cfg_keys[i].type == KT_NAME)
+            *(char **)field(&t, cfg_keys[i].off) = NULL;
+        if (cfg_keys[i].type == KT_WEIGHTS)
+            *(float **)field(&t, cfg_keys[i].list_off) = NULL;
     }
     t.path = dup_or_null(src->path, &bad);
     t.text = dup_or_null(src->text, &bad);
     for (size_t i = 0; i < N_KEYS && !bad; i++) {
-        const key_def *k = &keys[i];
+        const key_def *k = &cfg_keys[i];
         if (k->type == KT_PATH || k->type == KT_NAME)
             *(char **)field(&t, k->off) = dup_or_null(*(char *const *)field((void *)src, k->off), &bad);
         if (k->type == KT_WEIGHTS) {
@@ -1922,77 +1273,6 @@ int ns_config_copy(ns_config *dst, const ns_config *src, ns_err *err)
     return NS_OK;
 }
 
-/* Sets key i of x->c from YAML text (a trial's value) through the key's own parser. */
-static int apply_text(ctx *x, int i, const char *text)
-{
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    if (!yaml_parser_initialize(&parser))
-        return oom(x);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
-    int rc;
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = fail(x, parser.problem_mark, "%s.%s: the value '%.60s' is not valid YAML",
-                  keys[i].section, keys[i].key, text);
-        yaml_parser_delete(&parser);
-        return rc;
-    }
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    yaml_document_t *saved = x->doc;
-    x->doc = &doc;
-    if (!root)
-        rc = fail(x, doc.start_mark, "%s.%s: no value", keys[i].section, keys[i].key);
-    else
-        rc = set_value(x, x->c, &keys[i], root);
-    x->doc = saved;
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
-    return rc;
-}
-
-int ns_config_instantiate(const ns_config *base, const double *u, ns_config *out, ns_err *err)
-{
-    ns_config t;
-    memset(out, 0, sizeof *out);
-    const char *name = base->path ? base->path : "<config>";
-    if (base->space.n && !u)
-        return ns_err_set(err, NS_EINPUT, "%s: no point given for %d searched keys", name,
-                          base->space.n);
-    int rc = ns_config_copy(&t, base, err);
-    if (rc)
-        return rc;
-    ns_space_free(&t.space);
-    ctx x = {.name = name, .c = &t, .err = err, .trial = 1};
-    memcpy(x.given, base->given, N_KEYS);
-    for (int i = 0; i < base->space.n; i++) {
-        const ns_dim *d = &base->space.dims[i];
-        char buf[64];
-        if (d->key < 0 || d->key >= (int)N_KEYS) {
-            rc = ns_err_set(err, NS_EINPUT, "%s: dimension %s names no key", name, d->name);
-            goto fail;
-        }
-        if ((rc = apply_text(&x, d->key, ns_dim_text(d, u[i], buf))))
-            goto fail;
-    }
-    dependent_defaults(&x);
-    if ((rc = check_values(&x)))
-        goto fail;
-    *out = t;
-    return NS_OK;
-fail:
-    ns_config_free(&t);
-    return rc;
-}
-
-void ns_stage_cfg_apply_budget(const ns_stage_cfg *st, ns_train_spec *t)
-{
-    t->budget = st->budget;
-    if (st->budget == NS_BUDGET_STEPS)
-        t->steps = st->steps;
-    else
-        t->epochs = st->epochs;
-}
-
 const char *ns_metric_name(ns_metric m)
 {
     for (const enum_name *e = metric_names; e->name; e++)
@@ -2011,177 +1291,5 @@ int ns_config_key_find(const char *name)
     char sec[16];
     memcpy(sec, name, (size_t)(dot - name));
     sec[dot - name] = 0;
-    return key_index(sec, dot + 1);
-}
-
-/* ---- writing values back: export and JSON ------------------------------------------------ */
-
-/* The shortest decimal that reads back to the same double (or float) bit for bit. */
-static void put_real(FILE *f, double v, int is_float)
-{
-    char b[40];
-    for (int p = is_float ? 6 : 15; p <= 17; p++) {
-        snprintf(b, sizeof b, "%.*g", p, v);
-        double r = strtod(b, NULL);
-        if (is_float ? (float)r == (float)v : r == v)
-            break;
-    }
-    fputs(b, f);
-}
-
-/* A double-quoted string; the escapes used are common to JSON and YAML. */
-static void put_string(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p < 0x20 || *p == 0x7f)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
-}
-
-static void put_name(FILE *f, const enum_name *names, int v, int json)
-{
-    const char *n = "?";
-    for (const enum_name *e = names; e->name; e++)
-        if (e->value == v)
-            n = e->name;
-    fprintf(f, json ? "\"%s\"" : "%s", n);
-}
-
-void ns_config_write_value(FILE *f, const ns_config *c, int key, int json)
-{
-    if (key < 0 || key >= (int)N_KEYS) {
-        fputs(json ? "null" : "~", f);
-        return;
-    }
-    const key_def *k = &keys[key];
-    const void *v = field((void *)c, k->off);
-    const char *sep = json ? "," : ", ";
-    switch (k->type) {
-    case KT_BOOL: fputs(*(const int *)v ? "true" : "false", f); break;
-    case KT_INT: fprintf(f, "%d", *(const int *)v); break;
-    case KT_LONG: fprintf(f, "%ld", *(const long *)v); break;
-    case KT_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)v); break;
-    case KT_DOUBLE: put_real(f, *(const double *)v, 0); break;
-    case KT_FLOAT: put_real(f, *(const float *)v, 1); break;
-    case KT_PATH:
-    case KT_NAME:
-        if (*(char *const *)v)
-            put_string(f, *(char *const *)v);
-        else
-            fputs(json ? "null" : "~", f);
-        break;
-    case KT_ENUM: put_name(f, k->names, *(const int *)v, json); break;
-    case KT_INTS: {
-        int n = *(const int *)field((void *)c, k->count_off);
-        fputc('[', f);
-        for (int i = 0; i < n; i++)
-            fprintf(f, "%s%d", i ? sep : "", ((const int *)v)[i]);
-        fputc(']', f);
-        break;
-    }
-    case KT_WEIGHTS: {
-        int mode = *(const int *)v;
-        if (mode != NS_CW_LIST) {
-            put_name(f, k->names, mode, json);
-            break;
-        }
-        const float *w = *(float *const *)field((void *)c, k->list_off);
-        int n = *(const int *)field((void *)c, k->count_off);
-        fputc('[', f);
-        for (int i = 0; i < n; i++) {
-            fputs(i ? sep : "", f);
-            put_real(f, w[i], 1);
-        }
-        fputc(']', f);
-        break;
-    }
-    case KT_STAGES: fputs(json ? "null" : "~", f); break;
-    }
-}
-
-/* An absolute form of path: realpath when it resolves, else the current folder + path. */
-static char *absolute(const char *path)
-{
-    if (path[0] == '/')
-        return strdup(path);
-    char *r = realpath(path, NULL);
-    if (r)
-        return r;
-    char cwd[4096];
-    if (!getcwd(cwd, sizeof cwd))
-        return strdup(path);
-    size_t n = strlen(cwd) + strlen(path) + 2;
-    if ((r = malloc(n)))
-        snprintf(r, n, "%s/%s", cwd, path);
-    return r;
-}
-
-/* Whether export writes key k of c: the budget in use, the given files, and hidden as a
- * list or as depth x width (whichever the config used). */
-static int exported(const ns_config *c, const key_def *k)
-{
-    if (!strcmp(k->section, "search"))
-        return 0;
-    if (k->type == KT_PATH)
-        return *(char *const *)field((void *)c, k->off) != NULL;
-    if (!strcmp(k->section, "train")) {
-        if (!strcmp(k->key, "epochs"))
-            return c->train.budget == NS_BUDGET_EPOCHS;
-        if (!strcmp(k->key, "steps"))
-            return c->train.budget == NS_BUDGET_STEPS;
-        if (!strcmp(k->key, "seconds"))
-            return c->train.budget == NS_BUDGET_SECONDS;
-    }
-    if (!strcmp(k->section, "model")) {
-        if (!strcmp(k->key, "hidden"))
-            return c->width <= 0;
-        if (!strcmp(k->key, "depth") || !strcmp(k->key, "width"))
-            return c->width > 0;
-    }
-    return 1;
-}
-
-int ns_config_export_yaml(const ns_config *c, FILE *f, const char *header_comment, ns_err *err)
-{
-    const char *name = c->path ? c->path : "<config>";
-    if (c->space.n)
-        return ns_err_set(err, NS_EINPUT, "%s: %s is still a search space; export a trial's config (ns_config_instantiate) instead",
-                          name, c->space.dims[0].name);
-    for (const char *p = header_comment; p && *p;) {
-        const char *nl = strchr(p, '\n');
-        int n = nl ? (int)(nl - p) : (int)strlen(p);
-        fprintf(f, "#%s%.*s\n", n ? " " : "", n, p);
-        p += n + (nl != NULL);
-    }
-    for (size_t s = 0; s < N_SECTIONS; s++) {
-        if (!strcmp(sections[s], "search"))
-            continue;
-        fprintf(f, "%s%s:\n", s || header_comment ? "\n" : "", sections[s]);
-        for (size_t i = 0; i < N_KEYS; i++) {
-            const key_def *k = &keys[i];
-            if (strcmp(k->section, sections[s]) || !exported(c, k))
-                continue;
-            fprintf(f, "  %s: ", k->key);
-            if (k->type == KT_PATH) {
-                char *a = absolute(*(char *const *)field((void *)c, k->off));
-                if (!a)
-                    return ns_err_set(err, NS_ERUNTIME, "%s: out of memory exporting the config", name);
-                put_string(f, a);
-                free(a);
-            } else {
-                ns_config_write_value(f, c, (int)i, 0);
-            }
-            fputc('\n', f);
-        }
-    }
-    if (fflush(f) || ferror(f))
-        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write the exported config: %s", name,
-                          strerror(errno));
-    return NS_OK;
+    return cfg_key_index(sec, dot + 1);
 }

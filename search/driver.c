@@ -198,6 +198,7 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
              "trial %ld of study %s (stage %s): a complete training config\n"
              "run it alone with: nnsearch train %s", n, b->search.name, stage, path);
     ns_atomic_file f;
+    ns_atomic_remove_stale(path); /* a study killed while queueing this trial left these */
     if (!(rc = mkdir_p(dir, err)) && !(rc = ns_atomic_open(&f, path, err))) {
         if ((rc = ns_config_export_yaml(&tc, f.f, header, err)))
             ns_atomic_abort(&f);

@@ -1,13 +1,13 @@
 /* pipeline.c — data preparation and one training run of a fixed config. */
 #include "pipeline.h"
 
-#include <glob.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/atomic.h"
 #include "../engine/rng.h"
 #include "../model/modelfile.h"
 
@@ -211,23 +211,6 @@ static int on_epoch(void *user, const ns_epoch_record *rec)
 
 static int file_exists(const char *path) { return access(path, F_OK) == 0; }
 
-/* A run killed while writing a checkpoint leaves PATH.tmp.XXXXXX behind (the rename never
- * happened, so PATH itself is intact); the next run on PATH removes them. */
-static void remove_stale_temps(const char *path)
-{
-    size_t n = strlen(path);
-    char *pattern = malloc(n + 8);
-    if (!pattern)
-        return;
-    memcpy(pattern, path, n);
-    memcpy(pattern + n, ".tmp.*", 7);
-    glob_t g;
-    if (glob(pattern, GLOB_NOSORT, NULL, &g) == 0)
-        for (size_t i = 0; i < g.gl_pathc; i++)
-            unlink(g.gl_pathv[i]);
-    globfree(&g);
-    free(pattern);
-}
 
 static int write_model(const char *path, const ns_config *c, const ns_prepared *p, ns_mlp *m,
                        ns_err *err)
@@ -294,7 +277,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     tr.tag = c->hash ^ ns_hash64(c->train.seed); /* --seed changes the run too */
     tr.stop = stop;
     if (checkpoint)
-        remove_stale_temps(checkpoint);
+        ns_atomic_remove_stale(checkpoint); /* a run killed mid-write left these */
     if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
         goto done;
     epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user, .last_save = mono_s()};
