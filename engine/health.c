@@ -21,12 +21,36 @@ void ns_health_spec_default(ns_health_spec *s)
     s->gap_max = 1.0;
     s->gap_abs_min = 0.02;
     s->min_drop = 0.01;
+    s->baseline_loss = NAN;
+    s->baseline_frac = 0.9;
     s->tail_share = 0.2;
     s->tail_drop = 0.1;
     s->grad_ratio_lo = 1e-3;
     s->grad_ratio_hi = 1e3;
     s->grad_abs_max = 1e3;
     s->grad_abs_min = 1e-8;
+}
+
+static const char *const code_names[] = {
+    "diverged",       "oscillating",   "loss_spikes",         "overfitting",
+    "generalisation_gap", "not_converged", "budget_limited", "vanishing_gradients",
+    "exploding_gradients",
+};
+
+unsigned ns_health_code_bit(const char *code)
+{
+    for (unsigned i = 0; i < sizeof code_names / sizeof *code_names; i++)
+        if (!strcmp(code, code_names[i]))
+            return 1u << i;
+    return 0;
+}
+
+unsigned ns_findings_flags(const ns_finding *f, int n)
+{
+    unsigned bits = 0;
+    for (int i = 0; i < n; i++)
+        bits |= ns_health_code_bit(f[i].code);
+    return bits;
 }
 
 /* Epochs whose spike marks are kept (no allocation); later spikes still count, they only
@@ -91,7 +115,11 @@ static int check_diverged(const ns_health_spec *s, const ns_epoch_record *r, int
     for (int i = 0; i < n; i++) {
         if (!record_blew_up(&r[i]))
             continue;
-        if (!isfinite(r[i].train_loss))
+        if (r[i].diverged == NS_DIV_BLOWUP)
+            emit(k, "diverged", 2, fix,
+                 "the smoothed per-step train loss rose above %gx its best at epoch %d (epoch "
+                 "mean %.4g); training stopped", s->div_factor, r[i].epoch, r[i].train_loss);
+        else if (!isfinite(r[i].train_loss))
             emit(k, "diverged", 2, fix, "train loss became %g at epoch %d", r[i].train_loss,
                  r[i].epoch);
         else if (!isfinite(r[i].grad_norm))
@@ -109,7 +137,7 @@ static int check_diverged(const ns_health_spec *s, const ns_epoch_record *r, int
         sm = i == 0 ? L : s->smooth * L + (1 - s->smooth) * sm;
         if (i == 0 || sm < best)
             best = sm;
-        if (sm > s->div_factor * level(best, s->loss_floor)) {
+        if (sm > s->div_factor * level(best, s->loss_floor) && sm > r[0].train_loss) {
             emit(k, "diverged", 2, fix,
                  "smoothed train loss %.4g at epoch %d is %.1fx its best %.4g (limit %gx)", sm,
                  r[i].epoch, sm / level(best, s->loss_floor), best, s->div_factor);
@@ -248,13 +276,30 @@ static void check_gap(const ns_health_spec *s, const ns_epoch_record *r, int n, 
              r[i].epoch, v, t, gap, s->gap_max);
 }
 
+static const char fix_slow[] =
+    "raise the learning rate (see lr-find), check the input scaling, or add capacity";
+
+/* The final train loss still near the loss of the best constant prediction: nothing was
+ * learnt beyond the class frequencies (or the target mean), however far it fell. Returns 1
+ * when it fired. Judged on any number of epochs. */
+static int check_baseline(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
+{
+    double B = s->baseline_loss, L = r[n - 1].train_loss;
+    if (!(B > 0) || !isfinite(B) || !isfinite(L) || !(L > s->baseline_frac * B))
+        return 0;
+    emit(k, "not_converged", 1, fix_slow,
+         "train loss %.4g after %d epochs is %.0f%% of %.4g, the loss of predicting the class "
+         "frequencies or target mean (limit %g%%)",
+         L, r[n - 1].epoch, 100 * L / B, B, 100 * s->baseline_frac);
+    return 1;
+}
+
 static void check_convergence(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
 {
     double L0 = r[0].train_loss, L1 = r[n - 1].train_loss;
     double drop = (L0 - L1) / level(L0, s->loss_floor);
     if (drop < s->min_drop) {
-        emit(k, "not_converged", 1,
-             "raise the learning rate (see lr-find), check the input scaling, or add capacity",
+        emit(k, "not_converged", 1, fix_slow,
              "train loss went from %.4g (epoch %d) to %.4g (epoch %d): %s %.2f%% (needs a %g%% "
              "drop)",
              L0, r[0].epoch, L1, r[n - 1].epoch, drop >= 0 ? "fell" : "rose",
@@ -377,10 +422,12 @@ int ns_health_check(const ns_health_spec *spec, const ns_epoch_record *recs, int
         return 0;
     int diverged = check_diverged(spec, recs, n, &k);
     /* a blown-up curve says nothing about trends; its gradients still name the cause */
+    int flat = !diverged && check_baseline(spec, recs, n, &k);
     if (!diverged && n >= spec->min_epochs && n >= 2) {
         check_oscillation(spec, recs, n, &k);
         check_overfitting(spec, recs, n, &k);
-        check_convergence(spec, recs, n, &k);
+        if (!flat)
+            check_convergence(spec, recs, n, &k);
     }
     if (!diverged)
         check_gap(spec, recs, n, selected_epoch, &k);

@@ -18,8 +18,10 @@ typedef struct ns_health_spec {
     double loss_floor;    /* smallest level used as a denominator [1e-8] */
     int min_epochs;       /* records needed before trends are judged [6] */
     double smooth;        /* EMA weight of the newest epoch: s = a*L + (1-a)*s [0.3] */
-    /* diverged: non-finite loss or gradient, the record's diverged flag, or the
-     * smoothed train loss above div_factor x its best so far */
+    /* diverged: non-finite loss or gradient, the record's diverged flag (the trainer's
+     * per-step watch, train.h), or the smoothed train loss above div_factor x its best so
+     * far and above the first epoch's loss (a loss near zero that doubles twice has not
+     * diverged; one that climbs back past where it started has) */
     double div_factor;    /* [4] */
     /* oscillating: over the second half of the records, the (population) std of the
      * relative train-loss differences (L[i] - L[i-1]) / L[i-1] above osc_rel_std */
@@ -39,6 +41,12 @@ typedef struct ns_health_spec {
     /* not_converged: train loss fell by less than min_drop of its first value
      * ((L[0] - L[last]) / L[0] < min_drop; a rise counts too) */
     double min_drop;      /* [0.01] */
+    /* not_converged too: the last train loss above baseline_frac x baseline_loss, the loss
+     * of the best constant prediction (class-frequency entropy, or the variance of the
+     * standardised targets), which the caller computes from the data; NaN: not judged.
+     * Judged on any number of epochs. */
+    double baseline_loss; /* [NaN] */
+    double baseline_frac; /* [0.9] */
     /* budget_limited: over the last tail_share of the epochs (at least one step), the
      * relative train-loss drop above tail_drop, and the val-loss drop too where the
      * validation loss is finite at both ends (a train loss that only memorises is not
@@ -67,6 +75,25 @@ typedef struct ns_finding {
     char message[256];    /* one line with the numbers */
     char fix[160];        /* the suggested fix */
 } ns_finding;
+
+/* Each code as one bit, so a set of findings is one integer (the study stores it, and
+ * selection filters on it). Bits are part of the study format: never renumber. */
+enum {
+    NS_HEALTH_DIVERGED = 1 << 0,
+    NS_HEALTH_OSCILLATING = 1 << 1,
+    NS_HEALTH_LOSS_SPIKES = 1 << 2,
+    NS_HEALTH_OVERFITTING = 1 << 3,
+    NS_HEALTH_GEN_GAP = 1 << 4,
+    NS_HEALTH_NOT_CONVERGED = 1 << 5,
+    NS_HEALTH_BUDGET_LIMITED = 1 << 6,
+    NS_HEALTH_VANISHING = 1 << 7,
+    NS_HEALTH_EXPLODING = 1 << 8,
+};
+
+/* The bit of a code ("diverged" -> NS_HEALTH_DIVERGED); 0 for an unknown code. */
+unsigned ns_health_code_bit(const char *code);
+/* The bits of findings f[0..n). */
+unsigned ns_findings_flags(const ns_finding *f, int n);
 
 /* Each code fires at most once, so this many findings always fit. */
 #define NS_HEALTH_MAX_FINDINGS 9

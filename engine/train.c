@@ -27,6 +27,7 @@ void ns_train_spec_default(ns_train_spec *s)
     ns_optim_spec_default(&s->opt, NS_OPT_ADAM);
     ns_sched_spec_default(&s->sched, NS_SCHED_CONSTANT);
     s->seed = 1;
+    s->div_factor = 4.0;
 }
 
 static double now_s(void)
@@ -246,6 +247,25 @@ static void finish(ns_trainer *tr)
         ns_buf_copy(tr->be, tr->net->params, tr->best_params, tr->net->n_params * sizeof(float));
 }
 
+/* Feeds one step's mean loss to the divergence watch; nonzero when the run blew up. */
+static int watch_loss(ns_trainer *tr, double loss)
+{
+    if (!(tr->spec.div_factor > 0))
+        return 0;
+    tr->div_ema = NS_DIV_BETA * tr->div_ema + (1 - NS_DIV_BETA) * loss;
+    tr->div_n++;
+    double sm = tr->div_ema / (1 - pow(NS_DIV_BETA, (double)tr->div_n));
+    if (tr->div_n < NS_DIV_WARMUP)
+        return 0;
+    if (tr->div_n == NS_DIV_WARMUP) {
+        tr->div_start = tr->div_best = sm;
+        return 0;
+    }
+    if (sm < tr->div_best)
+        tr->div_best = sm;
+    return sm > tr->spec.div_factor * tr->div_best && sm > tr->div_start;
+}
+
 /* One optimizer step on batch s of the epoch; adds to tr->sums. Sets *diverged instead of
  * stepping when the loss or the gradient is not finite. */
 static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
@@ -265,7 +285,7 @@ static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
     if (rc)
         return rc;
     if (!isfinite(o.loss_sum)) {
-        *diverged = 1; /* a diverged run stops; the search above it goes on */
+        *diverged = NS_DIV_LOSS; /* a diverged run stops; the search above it goes on */
         return NS_OK;
     }
     double lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
@@ -285,7 +305,7 @@ static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
         norm = sqrt(total);
     }
     if (!isfinite(norm)) {
-        *diverged = 1;
+        *diverged = NS_DIV_GRAD;
         return NS_OK;
     }
     for (int g = 0; g < net->n_groups; g++)
@@ -298,6 +318,8 @@ static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
     e->weight += o.weight_sum;
     tr->step++;
     tr->epoch_step++;
+    if (o.weight_sum > 0 && watch_loss(tr, o.loss_sum / o.weight_sum))
+        *diverged = NS_DIV_BLOWUP; /* the step is taken and counted; the run stops after it */
     return NS_OK;
 }
 
@@ -311,7 +333,8 @@ static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err 
     rec->epoch = tr->epoch + 1;
     rec->step = tr->step;
     rec->diverged = diverged;
-    rec->train_loss = e->weight > 0 && !diverged ? e->loss / e->weight : NAN;
+    /* the steps summed are the finite ones; a non-finite loss shows as such */
+    rec->train_loss = diverged == NS_DIV_LOSS || !(e->weight > 0) ? NAN : e->loss / e->weight;
     rec->lr = e->lr;
     rec->grad_norm = e->steps ? e->norm / e->steps : NAN;
     for (int g = 0; g < net->n_groups; g++)
@@ -408,7 +431,7 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
 /* A checkpoint continues a run on the machine that wrote it: fields are in host byte
  * order and ns_epoch_sums is stored as its bytes (zeroed before use, padding included). */
 #define CKPT_MAGIC "NSCKPT\0\0"
-#define CKPT_VERSION 2u
+#define CKPT_VERSION 3u
 
 static int put(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
 static int get(FILE *f, void *p, size_t n) { return fread(p, 1, n, f) == n ? 0 : -1; }
@@ -461,6 +484,8 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
                put(f, tr->epoch_rng.s, sizeof tr->epoch_rng.s) || put(f, &tr->sums, sizeof tr->sums) ||
                put(f, &tr->sched.plateau_mult, 8) ||
                put(f, &tr->sched.best, 8) || put(f, &sbad, 4) || put(f, &has_best, 4) ||
+               put(f, &tr->div_ema, 8) || put(f, &tr->div_n, 8) || put(f, &tr->div_best, 8) ||
+               put(f, &tr->div_start, 8) ||
                put_params(tr, f, tr->net->params) ||
                (has_best && put_params(tr, f, tr->best_params)) || ns_optim_save(&tr->opt, f);
     if (fclose(f) || fail) {
@@ -527,7 +552,9 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
         get(f, &epoch_step, 8) ||
         get(f, tr->epoch_rng.s, sizeof tr->epoch_rng.s) || get(f, &tr->sums, sizeof tr->sums) ||
         get(f, &tr->sched.plateau_mult, 8) || get(f, &tr->sched.best, 8) || get(f, &sbad, 4) ||
-        get(f, &has_best, 4) || get_params(tr, f, tr->net->params) ||
+        get(f, &has_best, 4) || get(f, &tr->div_ema, 8) || get(f, &tr->div_n, 8) ||
+        get(f, &tr->div_best, 8) || get(f, &tr->div_start, 8) ||
+        get_params(tr, f, tr->net->params) ||
         (has_best != (tr->best_params != NULL)) ||
         (has_best && get_params(tr, f, tr->best_params)) || ns_optim_load(&tr->opt, f)) {
         rc = ns_err_set(err, NS_EINPUT, "%s: checkpoint does not match this run's settings", path);

@@ -55,7 +55,16 @@ typedef struct ns_train_spec {
     double min_delta;     /* improvement that resets patience [0] */
     uint64_t seed;        /* the run's stream: shuffling and dropout */
     int drop_last;        /* drop a final partial batch [0] */
+    /* Divergence stop: after NS_DIV_WARMUP steps, a debiased EMA (beta NS_DIV_BETA) of the
+     * per-step training loss above div_factor x its lowest value AND above its value at
+     * the end of the warm-up stops the run as diverged (a non-finite loss or gradient
+     * always does). The second condition keeps the late noise of a loss near zero from
+     * counting: a run diverges when it loses what it learnt. 0 = only non-finite. [4] */
+    double div_factor;
 } ns_train_spec;
+
+#define NS_DIV_BETA 0.98
+#define NS_DIV_WARMUP 20
 
 void ns_train_spec_default(ns_train_spec *s);
 
@@ -75,8 +84,11 @@ typedef struct ns_epoch_record {
     double seconds;       /* wall time of the epoch (training + validation) */
     double samples_per_s; /* training rows per second of training time */
     int improved;         /* this epoch set a new best validation metric */
-    int diverged;         /* a non-finite loss or gradient stopped training in this epoch */
+    int diverged;         /* training stopped as diverged in this epoch: NS_DIV_* below */
 } ns_epoch_record;
+
+/* Why a run was stopped as diverged (ns_epoch_record.diverged; 0: it was not). */
+enum { NS_DIV_LOSS = 1, NS_DIV_GRAD = 2, NS_DIV_BLOWUP = 3 };
 
 /* Called after every epoch; return nonzero to stop training (e.g. on a signal). */
 typedef int (*ns_epoch_fn)(void *user, const ns_epoch_record *rec);
@@ -120,6 +132,11 @@ typedef struct ns_trainer {
     ns_rng epoch_rng;     /* the stream as it was when the epoch in progress began: it
                              regenerates the epoch's row order on resume */
     ns_epoch_sums sums;   /* of the epoch in progress */
+    /* divergence watch (spec.div_factor): the per-step loss's EMA, not debiased */
+    double div_ema;
+    int64_t div_n;        /* steps in div_ema */
+    double div_best;      /* lowest debiased EMA since the warm-up */
+    double div_start;     /* debiased EMA at the end of the warm-up */
     float *best_params;   /* device (n_params): weights at best_epoch (early stopping) */
     /* scratch */
     int32_t *order;       /* (train->n) row order of the current epoch */

@@ -47,6 +47,7 @@ static const enum_name opt_names[] = {{"sgd", NS_OPT_SGD},
                                       {NULL, 0}};
 static const enum_name metric_names[] = {
     {"val_loss", NS_METRIC_VAL_LOSS}, {"val_acc", NS_METRIC_VAL_ACC}, {"val_rmse", NS_METRIC_VAL_RMSE},
+    {"val_balanced_acc", NS_METRIC_VAL_BACC}, {"val_macro_f1", NS_METRIC_VAL_F1},
     {NULL, 0}};
 static const enum_name sched_names[] = {
     {"constant", NS_SCHED_CONSTANT}, {"step", NS_SCHED_STEP},       {"exponential", NS_SCHED_EXP},
@@ -129,6 +130,24 @@ const key_def cfg_keys[] = {
     NUM("train", "drop_last", KT_BOOL, train.drop_last, 0, 1, S, "false"),
     NUM("train", "threads", KT_INT, threads, 1, 4096, 0, "1"),
 
+    NUM("health", "divergence_factor", KT_DOUBLE, health.div_factor, 1, INF, MIN_OPEN, "4"),
+    NUM("health", "min_epochs", KT_INT, health.min_epochs, 2, INF, 0, "6"),
+    NUM("health", "smoothing", KT_DOUBLE, health.smooth, 0, 1, MIN_OPEN, "0.3"),
+    NUM("health", "oscillation", KT_DOUBLE, health.osc_rel_std, 0, INF, MIN_OPEN, "0.1"),
+    NUM("health", "spike_factor", KT_DOUBLE, health.spike_factor, 1, INF, MIN_OPEN, "2"),
+    NUM("health", "overfit_patience", KT_INT, health.patience, 1, INF, 0, "5"),
+    NUM("health", "overfit_rise", KT_DOUBLE, health.overfit_rise, 0, INF, 0, "0.05"),
+    NUM("health", "gap_max", KT_DOUBLE, health.gap_max, 0, INF, MIN_OPEN, "1"),
+    NUM("health", "gap_abs_min", KT_DOUBLE, health.gap_abs_min, 0, INF, 0, "0.02"),
+    NUM("health", "min_drop", KT_DOUBLE, health.min_drop, 0, 1, 0, "0.01"),
+    NUM("health", "baseline_frac", KT_DOUBLE, health.baseline_frac, 0, 1, MIN_OPEN, "0.9"),
+    NUM("health", "tail_share", KT_DOUBLE, health.tail_share, 0, 1, MIN_OPEN, "0.2"),
+    NUM("health", "tail_drop", KT_DOUBLE, health.tail_drop, 0, INF, MIN_OPEN, "0.1"),
+    NUM("health", "grad_ratio_low", KT_DOUBLE, health.grad_ratio_lo, 0, 1, MIN_OPEN, "1e-3"),
+    NUM("health", "grad_ratio_high", KT_DOUBLE, health.grad_ratio_hi, 1, INF, 0, "1e3"),
+    NUM("health", "grad_max", KT_DOUBLE, health.grad_abs_max, 0, INF, MIN_OPEN, "1e3"),
+    NUM("health", "grad_min", KT_DOUBLE, health.grad_abs_min, 0, INF, 0, "1e-8"),
+
     STR("search", "name", KT_NAME, search.name, 0, NULL),
     STR("search", "output", KT_NAME, search.output, 0, NULL),
     NUM("search", "seed", KT_U64, search.seed, 0, INF, 0, "1"),
@@ -141,7 +160,7 @@ const key_def cfg_keys[] = {
 _Static_assert(sizeof cfg_keys / sizeof cfg_keys[0] == N_KEYS, "set N_KEYS in config_impl.h");
 _Static_assert(N_KEYS <= NS_CONFIG_MAX_KEYS, "raise NS_CONFIG_MAX_KEYS in config.h");
 
-const char *const cfg_sections[] = {"data", "model", "train", "search"};
+const char *const cfg_sections[] = {"data", "model", "train", "health", "search"};
 _Static_assert(sizeof cfg_sections / sizeof cfg_sections[0] == N_SECTIONS, "set N_SECTIONS in config_impl.h");
 
 /* Words people write for a key; they are only suggested, never accepted. */
@@ -671,6 +690,12 @@ void cfg_dependent_defaults(ctx *x)
         c->train.sched.gamma = c->train.sched.kind == NS_SCHED_EXP ? 0.95 : 0.1;
     if (!x->given[K("model", "loss")])
         c->model.loss = c->data.task == NS_TASK_REGRESS ? NS_LOSS_MSE : NS_LOSS_XENT;
+    /* not keys: the detectors' denominator floor, and the trainer's copy of the factor */
+    ns_health_spec hd;
+    ns_health_spec_default(&hd);
+    c->health.loss_floor = hd.loss_floor;
+    c->health.baseline_loss = hd.baseline_loss; /* from the data: ns_pipeline_baseline_loss */
+    c->train.div_factor = c->health.div_factor;
     if (!x->given[K("search", "metric")])
         c->search.metric = c->data.task == NS_TASK_REGRESS ? NS_METRIC_VAL_RMSE : NS_METRIC_VAL_ACC;
     /* depth x width; a searched one has no value until a trial sets it */
@@ -1281,7 +1306,10 @@ const char *ns_metric_name(ns_metric m)
     return "?";
 }
 
-int ns_metric_higher_is_better(ns_metric m) { return m == NS_METRIC_VAL_ACC; }
+int ns_metric_higher_is_better(ns_metric m)
+{
+    return m == NS_METRIC_VAL_ACC || m == NS_METRIC_VAL_BACC || m == NS_METRIC_VAL_F1;
+}
 
 int ns_config_key_find(const char *name)
 {

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "../engine/data.h"
+#include "../engine/health.h"
 #include "../engine/train.h"
 #include "../model/mlp.h"
 #include "space.h"
@@ -29,10 +30,19 @@ typedef struct ns_data_cfg {
 } ns_data_cfg;
 
 /* The validation metric that compares trials. */
-typedef enum ns_metric { NS_METRIC_VAL_LOSS = 0, NS_METRIC_VAL_ACC, NS_METRIC_VAL_RMSE } ns_metric;
+/* val_balanced_acc and val_macro_f1 (classification) are computed once, from the final
+ * weights; early stopping still watches the accuracy. */
+typedef enum ns_metric {
+    NS_METRIC_VAL_LOSS = 0,
+    NS_METRIC_VAL_ACC,
+    NS_METRIC_VAL_RMSE,
+    NS_METRIC_VAL_BACC,
+    NS_METRIC_VAL_F1,
+} ns_metric;
 
-const char *ns_metric_name(ns_metric m);       /* "val_loss", "val_acc", "val_rmse" */
-int ns_metric_higher_is_better(ns_metric m);   /* 1 for val_acc, 0 for the losses */
+const char *ns_metric_name(ns_metric m);       /* "val_loss", "val_acc", "val_rmse",
+                                                  "val_balanced_acc", "val_macro_f1" */
+int ns_metric_higher_is_better(ns_metric m);   /* 1 for the accuracies and F1, 0 for losses */
 
 #define NS_MAX_STAGES 32
 
@@ -70,7 +80,8 @@ typedef struct ns_config {
     ns_class_weights class_weights;
     int n_class_weights;
     float *class_weight_list; /* (n_class_weights) for NS_CW_LIST */
-    ns_train_spec train;
+    ns_train_spec train;  /* train.div_factor is health.divergence_factor */
+    ns_health_spec health; /* the health: section, the trial detectors' thresholds */
     int threads;          /* BLAS threads for `train` [1] */
     int depth, width;     /* model.depth x model.width when given (width > 0): then hidden
                              holds depth layers of width units; 0, 0 when hidden is a list */

@@ -33,6 +33,8 @@ static const char *nosearch_reason(const key_def *k)
 {
     if (!strcmp(k->section, "data"))
         return "the dataset is loaded once and shared by every trial";
+    if (!strcmp(k->section, "health"))
+        return "health thresholds judge the trials; one judge for all of them";
     if (!strcmp(k->key, "seed"))
         return "each trial's seed derives from search.seed and the trial number";
     if (!strcmp(k->key, "epochs") || !strcmp(k->key, "steps") || !strcmp(k->key, "seconds") ||
@@ -564,9 +566,10 @@ int cfg_check_search(ctx *x)
                     sc->output);
     }
     int classify = c->data.task == NS_TASK_CLASSIFY;
-    if (sc->metric == NS_METRIC_VAL_ACC && !classify)
+    if (ns_metric_higher_is_better(sc->metric) && !classify)
         return cfg_fail(x, vmark(x, "search", "metric"),
-                    "search.metric: val_acc needs data.task: classification; use val_rmse or val_loss for regression");
+                    "search.metric: %s needs data.task: classification; use val_rmse or val_loss for regression",
+                    ns_metric_name(sc->metric));
     if (sc->metric == NS_METRIC_VAL_RMSE && classify)
         return cfg_fail(x, vmark(x, "search", "metric"),
                     "search.metric: val_rmse needs data.task: regression; use val_acc or val_loss for classification");

@@ -20,6 +20,7 @@
 #include "../engine/rng.h"
 #include "config.h"
 #include "pipeline.h"
+#include "report.h"
 #include "space.h"
 #include "store.h"
 
@@ -75,6 +76,8 @@ static double metric_of(const search *s, const ns_run_result *r)
     switch (s->metric) {
     case NS_METRIC_VAL_ACC: return r->val_acc;
     case NS_METRIC_VAL_RMSE: return r->val_rmse;
+    case NS_METRIC_VAL_BACC: return r->val_bacc;
+    case NS_METRIC_VAL_F1: return r->val_f1;
     case NS_METRIC_VAL_LOSS: break;
     }
     return r->val_loss;
@@ -240,6 +243,39 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
 }
 
 
+/* The health findings of trial n from all its epoch records in the store (a resumed trial's
+ * earlier epochs included): *json (caller frees; NULL on error) and *flags. */
+static int judge_trial(search *s, long n, const ns_health_spec *hs, int selected_epoch,
+                       char **json, unsigned *flags, ns_finding *f, int *nf, ns_err *err)
+{
+    ns_epoch_record *recs = NULL;
+    int nrec = 0, rc;
+    *json = NULL;
+#pragma omp critical(ns_store)
+    rc = ns_store_epochs(s->store, (int)n, &recs, &nrec, err);
+    if (rc)
+        return rc;
+    *nf = ns_health_check(hs, recs, nrec, selected_epoch, f, NS_HEALTH_MAX_FINDINGS);
+    free(recs);
+    *flags = ns_findings_flags(f, *nf);
+    int len = ns_findings_json(f, *nf, NULL, 0);
+    if (len < 0 || !(*json = malloc((size_t)len + 1)))
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    ns_findings_json(f, *nf, *json, (size_t)len + 1);
+    return NS_OK;
+}
+
+/* "code, code" of findings, or "healthy". */
+static void finding_codes(const ns_finding *f, int n, char *out, size_t cap)
+{
+    size_t at = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && at < cap; i++)
+        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? ", " : "", f[i].code);
+    if (!n)
+        snprintf(out, cap, "healthy");
+}
+
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
 static int run_trial(search *s, long n, ns_err *err)
@@ -266,8 +302,11 @@ static int run_trial(search *s, long n, ns_err *err)
     ns_err terr = {0};
     ns_run_result res;
     memset(&res, 0, sizeof res);
+    ns_health_spec hs;
     int trc = ns_config_load(&tc, cfg_path, &terr);
     if (!trc) {
+        hs = tc.health;
+        hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
         trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop, &res, &terr);
         ns_config_free(&tc);
     }
@@ -277,7 +316,11 @@ static int run_trial(search *s, long n, ns_err *err)
         return t.store_err.code ? t.store_err.code : NS_ERUNTIME;
     }
     ns_trial_state state;
-    char result[512] = "";
+    char result[768] = "", codes[256] = "";
+    char *health = NULL;
+    unsigned flags = 0;
+    ns_finding f[NS_HEALTH_MAX_FINDINGS];
+    int nf = 0;
     double m = NAN;
     if (trc) {
         state = NS_TRIAL_FAILED;
@@ -286,15 +329,27 @@ static int run_trial(search *s, long n, ns_err *err)
     } else {
         m = metric_of(s, &res);
         state = res.diverged ? NS_TRIAL_DIVERGED : NS_TRIAL_COMPLETE;
-        char vl[32], vm[32];
-        snprintf(result, sizeof result,
-                 "{\"val_loss\":%s,\"%s\":%s,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s}",
-                 json_num(vl, res.val_loss), s->data.task == NS_TASK_CLASSIFY ? "val_acc" : "val_rmse",
-                 json_num(vm, s->data.task == NS_TASK_CLASSIFY ? res.val_acc : res.val_rmse),
-                 res.best_epoch, res.stopped_early ? "true" : "false", res.diverged ? "true" : "false");
+        char vl[32], vm[32], vb[32], vf[32];
+        if (s->data.task == NS_TASK_CLASSIFY)
+            snprintf(result, sizeof result,
+                     "{\"val_loss\":%s,\"val_acc\":%s,\"val_balanced_acc\":%s,\"val_macro_f1\":%s,"
+                     "\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s}",
+                     json_num(vl, res.val_loss), json_num(vm, res.val_acc), json_num(vb, res.val_bacc),
+                     json_num(vf, res.val_f1), res.best_epoch, res.stopped_early ? "true" : "false",
+                     res.diverged ? "true" : "false");
+        else
+            snprintf(result, sizeof result,
+                     "{\"val_loss\":%s,\"val_rmse\":%s,\"best_epoch\":%d,\"stopped_early\":%s,"
+                     "\"diverged\":%s}",
+                     json_num(vl, res.val_loss), json_num(vm, res.val_rmse), res.best_epoch,
+                     res.stopped_early ? "true" : "false", res.diverged ? "true" : "false");
+        if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err)))
+            return rc;
+        finding_codes(f, nf, codes, sizeof codes);
     }
     ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
-                         .result = result[0] ? result : NULL, .error = trc ? terr.msg : NULL};
+                         .result = result[0] ? result : NULL, .health = health,
+                         .health_flags = flags, .error = trc ? terr.msg : NULL};
 #pragma omp critical(ns_store)
     {
         rc = ns_store_trial_finish(s->store, n, state, &r, err);
@@ -302,18 +357,19 @@ static int run_trial(search *s, long n, ns_err *err)
             unlink(ckpt); /* a finished trial is never continued */
             s->done++;
             s->run++;
-            if (state == NS_TRIAL_COMPLETE && better(s, m, s->best)) {
+            if (state == NS_TRIAL_COMPLETE && !(flags & NS_SELECT_REJECT) && better(s, m, s->best)) {
                 s->best = m;
                 s->best_trial = n;
             }
             if (state == NS_TRIAL_FAILED)
                 progress(s, "trial %ld failed: %s [%ld/%ld]\n", n, terr.msg, s->done, s->total);
             else
-                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs (best %.4f, trial %ld) [%ld/%ld]\n",
+                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best %.4f, trial %ld) [%ld/%ld]\n",
                          n, ns_trial_state_name(state), ns_metric_name(s->metric), m, res.epochs,
-                         r.seconds, s->best, s->best_trial, s->done, s->total);
+                         r.seconds, codes, s->best, s->best_trial, s->done, s->total);
         }
     }
+    free(health);
     return rc;
 }
 
@@ -528,7 +584,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     if (!rc) {
         ns_trial_row best;
         int found = 0;
-        rc = ns_store_best(s.store, s.higher, &best, &found, err);
+        rc = ns_store_best(s.store, s.higher, NS_SELECT_REJECT, &best, &found, err);
         if (!rc && found) {
             res->best_trial = best.number;
             res->best_metric = best.val_metric;

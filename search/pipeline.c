@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "../engine/atomic.h"
+#include "../engine/metrics.h"
 #include "../engine/rng.h"
 #include "../model/modelfile.h"
 
@@ -143,6 +144,19 @@ void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prep
     spec->n_out = p->task == NS_TASK_CLASSIFY ? p->n_classes : 1;
 }
 
+/* The weight of class k under c (1 without weights). Balanced: w_k = n / (K n_k), as
+ * scikit-learn's; a class absent from training gets 1. A list must have K entries. */
+static double class_weight_of(const ns_config *c, const ns_prepared *p, int k)
+{
+    switch (c->class_weights) {
+    case NS_CW_NONE: return 1.0;
+    case NS_CW_LIST: return c->class_weight_list[k];
+    case NS_CW_BALANCED: break;
+    }
+    long nk = p->class_counts[k];
+    return nk ? (double)p->train.n / ((double)p->n_classes * (double)nk) : 1.0;
+}
+
 /* Class weights of c for p's classes (host, caller frees), or *w = NULL when c has none.
  * Computed per run: a search may vary them. */
 static int class_weights(const ns_config *c, const ns_prepared *p, float **w, ns_err *err)
@@ -156,14 +170,40 @@ static int class_weights(const ns_config *c, const ns_prepared *p, float **w, ns
                           "%d classes; give one weight per class", c->path, c->n_class_weights, K);
     if (!(*w = malloc((size_t)K * sizeof **w)))
         return ns_err_set(err, NS_ERUNTIME, "out of memory for class weights");
-    if (c->class_weights == NS_CW_LIST) {
-        memcpy(*w, c->class_weight_list, (size_t)K * sizeof **w);
-        return NS_OK;
-    }
-    /* balanced: w_c = n / (K n_c), as scikit-learn's; absent classes get 1. */
     for (int k = 0; k < K; k++)
-        (*w)[k] = p->class_counts[k] ? (float)((double)p->train.n / ((double)K * p->class_counts[k])) : 1.0f;
+        (*w)[k] = (float)class_weight_of(c, p, k);
     return NS_OK;
+}
+
+double ns_pipeline_baseline_loss(const ns_config *c, const ns_prepared *p)
+{
+    if (p->task == NS_TASK_REGRESS || c->model.loss == NS_LOSS_MSE) {
+        if (!p->train.t || p->train.n < 1)
+            return NAN;
+        double mean = 0, var = 0;
+        for (long i = 0; i < p->train.n; i++)
+            mean += p->train.t[i];
+        mean /= (double)p->train.n;
+        for (long i = 0; i < p->train.n; i++)
+            var += (p->train.t[i] - mean) * (p->train.t[i] - mean);
+        return var / (double)p->train.n;
+    }
+    int K = p->n_classes;
+    if (K < 1 || (c->class_weights == NS_CW_LIST && c->n_class_weights != K))
+        return NAN;
+    /* weighted cross-entropy's best constant prediction is the weighted frequencies mixed
+     * with the smoothing's uniform part; its loss is that distribution's entropy */
+    double W = 0, H = 0, eps = c->model.label_smoothing;
+    for (int k = 0; k < K; k++)
+        W += class_weight_of(c, p, k) * (double)p->class_counts[k];
+    if (!(W > 0))
+        return NAN;
+    for (int k = 0; k < K; k++) {
+        double q = (1 - eps) * class_weight_of(c, p, k) * (double)p->class_counts[k] / W + eps / K;
+        if (q > 0)
+            H -= q * log(q);
+    }
+    return H;
 }
 
 typedef struct epoch_hook {
@@ -237,6 +277,40 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     return rc;
 }
 
+/* Balanced accuracy and macro-F1 of m on ds (classification, K classes), from the argmax
+ * of the logits (first maximum, as the trainer's accuracy counts). */
+static int class_scores(ns_mlp *m, const ns_dataset *ds, int K, int EB, double *bacc,
+                        double *f1, ns_err *err)
+{
+    long *conf = calloc((size_t)K * K, sizeof *conf);
+    float *z = malloc((size_t)EB * K * sizeof *z);
+    float *xdev = ns_buf_alloc(m->be, (size_t)EB * ds->d * sizeof(float));
+    int rc = NS_OK;
+    if (!conf || !z || !xdev) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory for per-class metrics");
+        goto done;
+    }
+    for (long i0 = 0; i0 < ds->n; i0 += EB) {
+        int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
+        ns_buf_upload(m->be, xdev, ds->x + (size_t)i0 * ds->d, (size_t)B * ds->d * sizeof(float));
+        ns_buf_download(m->be, z, ns_mlp_forward(m, xdev, B, 0, 0), (size_t)B * K * sizeof(float));
+        for (int i = 0; i < B; i++) {
+            const float *zi = z + (size_t)i * K;
+            int arg = 0;
+            for (int k = 1; k < K; k++)
+                if (zi[k] > zi[arg])
+                    arg = k;
+            conf[(long)ds->y[i0 + i] * K + arg]++;
+        }
+    }
+    ns_class_metrics(conf, K, bacc, f1);
+done:
+    ns_buf_free(m->be, xdev);
+    free(z);
+    free(conf);
+    return rc;
+}
+
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
                     const char *checkpoint, const char *model_path, const volatile int *stop,
                     ns_run_result *res, ns_err *err)
@@ -244,6 +318,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_acc = res->val_rmse = NAN;
     res->test_loss = res->test_acc = res->test_rmse = NAN;
+    res->val_bacc = res->val_f1 = res->test_bacc = res->test_f1 = NAN;
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
     int max_batch = c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
@@ -304,6 +379,12 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse, err)))
         goto done;
     if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse, err)))
+        goto done;
+    if (p->task == NS_TASK_CLASSIFY && p->val.n &&
+        (rc = class_scores(m, &p->val, p->n_classes, c->train.eval_batch, &res->val_bacc, &res->val_f1, err)))
+        goto done;
+    if (p->task == NS_TASK_CLASSIFY && p->test.n &&
+        (rc = class_scores(m, &p->test, p->n_classes, c->train.eval_batch, &res->test_bacc, &res->test_f1, err)))
         goto done;
     if (model_path)
         rc = write_model(model_path, c, p, m, err);

@@ -32,7 +32,16 @@ typedef struct ns_run_result {
     ns_epoch_record last; /* the last epoch's record */
     double val_loss, val_acc, val_rmse;    /* of the final weights; NaN without validation */
     double test_loss, test_acc, test_rmse; /* NaN without a test set */
+    /* classification, final weights: balanced accuracy and macro-F1 (engine/metrics.h);
+     * NaN for regression or without the set */
+    double val_bacc, val_f1, test_bacc, test_f1;
 } ns_run_result;
+
+/* The loss of the best constant prediction for c's loss on p's training part: for
+ * cross-entropy the entropy of the (class-weighted, label-smoothed) class frequencies, for
+ * MSE the variance of the (standardised) targets. The health check's not_converged
+ * baseline; NaN when it cannot be computed (a class_weights list of the wrong length). */
+double ns_pipeline_baseline_loss(const ns_config *c, const ns_prepared *p);
 
 /* The model spec of c completed from the data (n_in, n_out). */
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);

@@ -361,10 +361,13 @@ typedef struct ranked {
     int higher_is_better;
 } ranked;
 
-/* Trials that can be "best" (complete, finite metric) come first. */
+/* Trials that can be "best" (complete, finite metric) come first, those without a
+ * disqualifying finding before those with one; the rest after them. */
 static int rank_class(const ns_trial_row *t)
 {
-    return t->state == NS_TRIAL_COMPLETE && isfinite(t->val_metric) ? 0 : 1;
+    if (t->state != NS_TRIAL_COMPLETE || !isfinite(t->val_metric))
+        return 2;
+    return t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT) ? 1 : 0;
 }
 
 /* Best first: rankable trials by metric in the study's direction, ties and the rest by
@@ -375,7 +378,7 @@ static int rank_cmp(const void *pa, const void *pb)
     int ca = rank_class(a->t), cb = rank_class(b->t);
     if (ca != cb)
         return ca - cb;
-    if (ca == 0 && a->t->val_metric != b->t->val_metric) {
+    if (ca < 2 && a->t->val_metric != b->t->val_metric) {
         int lower = a->t->val_metric < b->t->val_metric;
         return (lower != a->higher_is_better) ? -1 : 1;
     }
@@ -396,7 +399,7 @@ static ranked *rank_trials(const study_view *v)
 
 static const ns_trial_row *best_of(const study_view *v, const ranked *r)
 {
-    return v->n_trials > 0 && rank_class(r[0].t) == 0 ? r[0].t : NULL;
+    return v->n_trials > 0 && rank_class(r[0].t) < 2 ? r[0].t : NULL;
 }
 
 /* ---- status ------------------------------------------------------------------------- */
@@ -707,7 +710,7 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     if (rc == NS_OK)
         rc = ns_store_study_get(s, &st, err);
     if (rc == NS_OK)
-        rc = ns_store_best(s, st.higher_is_better, &best, &found, err);
+        rc = ns_store_best(s, st.higher_is_better, NS_SELECT_REJECT, &best, &found, err);
     ns_store_rollback(s);
     ns_store_close(s);
     if (rc != NS_OK)

@@ -8,6 +8,14 @@
 #include <stdio.h>
 
 #include "../engine/err.h"
+#include "../engine/health.h"
+
+/* Selection: a trial with any of these findings is never the best while a complete trial
+ * without them exists (unstable or overfitting runs; not_converged, budget_limited and
+ * vanishing_gradients only warn). The driver, status and export all use this set. */
+#define NS_SELECT_REJECT                                                                   \
+    (NS_HEALTH_DIVERGED | NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES |                   \
+     NS_HEALTH_OVERFITTING | NS_HEALTH_GEN_GAP | NS_HEALTH_EXPLODING)
 
 /* Prints the study in DIR to out: json == 0, a human summary (study, metric, stages, the
  * trial table best first, the best trial); json != 0, one JSON object with the keys
@@ -16,7 +24,7 @@
  * is printed on error. */
 int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err);
 
-/* Writes the best complete trial's training config (DIR/trials/<n>/config.yaml) to
+/* Writes the best complete trial (healthy first, NS_SELECT_REJECT) training config (DIR/trials/<n>/config.yaml) to
  * out_path (NULL: DIR/best.yaml) atomically, after two '#' lines of provenance, and prints
  * the path written, one line, to out. The file is a fixed config that ns_config_load and
  * `nnsearch train` read as-is. NS_EINPUT when DIR holds no study, no complete trial ("DIR:

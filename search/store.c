@@ -25,8 +25,9 @@
 #define NS_STORE_APP_ID 0x4E535344
 #define NS_STORE_BUSY_MS 5000 /* readers and checkpoints can hold the file briefly */
 
-/* Schema version 1. Created in one transaction: a kill during creation leaves an empty
- * database, which the next open creates again. */
+/* Schema version 1, then migrate_v2 on top: a new study runs both in one transaction (a
+ * kill during creation leaves an empty database, which the next open creates again); a
+ * version-1 study opened for writing runs migrate_v2 in one transaction. */
 static const char schema_v1[] =
     "CREATE TABLE study ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -79,14 +80,22 @@ static const char schema_v1[] =
     " samples_per_s REAL,"
     " PRIMARY KEY (trial, epoch)) WITHOUT ROWID;";
 
+/* Version 2: the health detectors' results (trial.health_flags, epoch.diverged) and the
+ * study's data checks. */
+static const char migrate_v2[] =
+    "ALTER TABLE study ADD COLUMN data_checks TEXT;"
+    "ALTER TABLE trial ADD COLUMN health_flags INTEGER;"
+    "ALTER TABLE epoch ADD COLUMN diverged INTEGER NOT NULL DEFAULT 0;";
+
 #define TRIAL_COLS "number, stage, params, seed, state, started, finished, seconds, epochs, " \
-                   "val_metric, result, health, checkpoint, error"
+                   "val_metric, result, health, checkpoint, error, health_flags"
 #define STAGE_COLS "name, position, state, decision, started, finished"
 
 enum {
     ST_STUDY_GET,
     ST_STUDY_INSERT,
     ST_STUDY_UPDATE,
+    ST_STUDY_CHECKS,
     ST_STAGE_SET,
     ST_STAGE_GET,
     ST_STAGES,
@@ -108,12 +117,14 @@ enum {
 
 static const char *const sql_text[ST_COUNT] = {
     [ST_STUDY_GET] = "SELECT name, config, config_hash, original_hash, seed, created, updated,"
-                     " nnsearch_version, metric, higher_is_better FROM study WHERE id = 1",
+                     " nnsearch_version, metric, higher_is_better, data_checks FROM study"
+                     " WHERE id = 1",
     [ST_STUDY_INSERT] = "INSERT INTO study (id, name, config, config_hash, original_hash, seed,"
                         " metric, higher_is_better, created, updated, nnsearch_version)"
                         " VALUES (1, ?1, ?2, ?3, ?3, ?4, ?7, ?8, ?5, ?5, ?6)",
     [ST_STUDY_UPDATE] = "UPDATE study SET config = ?1, config_hash = ?2, seed = ?3, updated = ?4,"
                         " metric = ?5, higher_is_better = ?6 WHERE id = 1",
+    [ST_STUDY_CHECKS] = "UPDATE study SET data_checks = ?1 WHERE id = 1",
     /* ?5 is now: started from the first non-pending state on, finished only when complete. */
     [ST_STAGE_SET] = "INSERT INTO stage (" STAGE_COLS ") VALUES (?1, ?2, ?3, ?4,"
                      " CASE WHEN ?3 = 'pending' THEN NULL ELSE ?5 END,"
@@ -130,22 +141,26 @@ static const char *const sql_text[ST_COUNT] = {
                        " finished = NULL WHERE number = ?1 AND state IN ('queued', 'interrupted')",
     [ST_TRIAL_CKPT] = "UPDATE trial SET checkpoint = ?2 WHERE number = ?1",
     [ST_TRIAL_FINISH] = "UPDATE trial SET state = ?2, finished = ?3, seconds = ?4, epochs = ?5,"
-                        " val_metric = ?6, result = ?7, health = ?8, error = ?9"
+                        " val_metric = ?6, result = ?7, health = ?8, error = ?9,"
+                        " health_flags = ?10"
                         " WHERE number = ?1 AND state = 'running'",
     [ST_TRIAL_GET] = "SELECT " TRIAL_COLS " FROM trial WHERE number = ?1",
     [ST_TRIALS] = "SELECT " TRIAL_COLS " FROM trial ORDER BY number",
+    /* ?1: the health flags that disqualify; such trials come after every other one */
     [ST_BEST_LOW] = "SELECT " TRIAL_COLS " FROM trial WHERE state = 'complete'"
-                    " AND val_metric IS NOT NULL ORDER BY val_metric ASC, number ASC LIMIT 1",
+                    " AND val_metric IS NOT NULL ORDER BY (coalesce(health_flags, 0) & ?1) != 0,"
+                    " val_metric ASC, number ASC LIMIT 1",
     [ST_BEST_HIGH] = "SELECT " TRIAL_COLS " FROM trial WHERE state = 'complete'"
-                     " AND val_metric IS NOT NULL ORDER BY val_metric DESC, number ASC LIMIT 1",
+                     " AND val_metric IS NOT NULL ORDER BY (coalesce(health_flags, 0) & ?1) != 0,"
+                     " val_metric DESC, number ASC LIMIT 1",
     [ST_RESET] = "UPDATE trial SET state = 'interrupted' WHERE state = 'running'",
     /* A resumed trial repeats the epochs after its checkpoint: the repeat replaces. */
     [ST_EPOCH_ADD] = "INSERT OR REPLACE INTO epoch (trial, epoch, step, train_loss, val_loss,"
-                     " val_acc, val_rmse, lr, grad_norm, layer_grad_norm, seconds, samples_per_s)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                     " val_acc, val_rmse, lr, grad_norm, layer_grad_norm, seconds, samples_per_s,"
+                     " diverged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
     [ST_EPOCH_TRUNC] = "DELETE FROM epoch WHERE trial = ?1 AND epoch > ?2",
     [ST_EPOCHS] = "SELECT epoch, step, train_loss, val_loss, val_acc, val_rmse, lr, grad_norm,"
-                  " layer_grad_norm, seconds, samples_per_s FROM epoch WHERE trial = ?1"
+                  " layer_grad_norm, seconds, samples_per_s, diverged FROM epoch WHERE trial = ?1"
                   " ORDER BY epoch",
 };
 
@@ -415,9 +430,10 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         /* WAL must be chosen outside a transaction; it is stored in the file. */
         if ((rc = exec(s, "PRAGMA journal_mode = WAL", "choosing WAL mode", err)) != NS_OK)
             return rc;
-        char sql[sizeof schema_v1 + 160];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s PRAGMA application_id = %d; "
-                 "PRAGMA user_version = %d; COMMIT;", schema_v1, NS_STORE_APP_ID, NS_STORE_VERSION);
+        char sql[sizeof schema_v1 + sizeof migrate_v2 + 160];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s PRAGMA application_id = %d; "
+                 "PRAGMA user_version = %d; COMMIT;", schema_v1, migrate_v2, NS_STORE_APP_ID,
+                 NS_STORE_VERSION);
         rc = exec(s, sql, "creating the study", err);
         if (rc != NS_OK)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -430,6 +446,19 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         return ns_err_set(err, NS_EINPUT, "%s: study format version %lld is newer than this "
                           "nnsearch (%s) understands (%d); use a newer nnsearch", s->db_path,
                           (long long)version, NS_VERSION, NS_STORE_VERSION);
+    if (version == 1 && s->readonly)
+        return ns_err_set(err, NS_EINPUT, "%s: study format version 1 (an older nnsearch); "
+                          "`nnsearch resume %s` upgrades it to version %d", s->db_path, s->dir,
+                          NS_STORE_VERSION);
+    if (version == 1) { /* the lock is held: no other writer can interleave */
+        char sql[sizeof migrate_v2 + 80];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s PRAGMA user_version = 2; COMMIT;",
+                 migrate_v2);
+        rc = exec(s, sql, "upgrading the study to format version 2", err);
+        if (rc != NS_OK)
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        return rc;
+    }
     if (version != NS_STORE_VERSION)
         return ns_err_set(err, NS_EINPUT, "%s: unknown study format version %lld (this nnsearch "
                           "reads version %d); use a new output folder", s->db_path,
@@ -555,7 +584,8 @@ static int read_study(sqlite3_stmt *st, ns_study_row *r)
     r->higher_is_better = sqlite3_column_int(st, 9) != 0;
     return col_str(st, 0, &r->name) || col_str(st, 1, &r->config) ||
            col_str(st, 2, &r->config_hash) || col_str(st, 3, &r->original_hash) ||
-           col_str(st, 7, &r->version) || col_str(st, 8, &r->metric) ? -1 : 0;
+           col_str(st, 7, &r->version) || col_str(st, 8, &r->metric) ||
+           col_str(st, 10, &r->data_checks) ? -1 : 0;
 }
 
 void ns_study_row_free(ns_study_row *r)
@@ -568,6 +598,7 @@ void ns_study_row_free(ns_study_row *r)
     free(r->original_hash);
     free(r->version);
     free(r->metric);
+    free(r->data_checks);
     memset(r, 0, sizeof *r);
 }
 
@@ -790,6 +821,7 @@ static int read_trial(sqlite3_stmt *st, ns_trial_row *r)
     r->seconds = col_real(st, 7);
     r->epochs = sqlite3_column_int(st, 8);
     r->val_metric = col_real(st, 9);
+    r->health_flags = sqlite3_column_type(st, 14) == SQLITE_NULL ? -1 : sqlite3_column_int64(st, 14);
     return col_str(st, 1, &r->stage) || col_str(st, 2, &r->params) ||
            col_str(st, 10, &r->result) || col_str(st, 11, &r->health) ||
            col_str(st, 12, &r->checkpoint) || col_str(st, 13, &r->error) ? -1 : 0;
@@ -813,6 +845,15 @@ void ns_trial_rows_free(ns_trial_row *rows, int n)
     for (int i = 0; rows && i < n; i++)
         ns_trial_row_free(&rows[i]);
     free(rows);
+}
+
+int ns_store_study_set_data_checks(ns_store *s, const char *json, ns_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, ST_STUDY_CHECKS, &st, err);
+    if (rc != NS_OK)
+        return rc;
+    return step_write(s, st, bind_text(st, 1, json), "recording the data checks", err);
 }
 
 int ns_store_trial_next(ns_store *s, int *number, ns_err *err)
@@ -956,6 +997,8 @@ int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,
     if (b == SQLITE_OK) b = bind_text(st, 7, r->result);
     if (b == SQLITE_OK) b = bind_text(st, 8, r->health);
     if (b == SQLITE_OK) b = bind_text(st, 9, r->error);
+    if (b == SQLITE_OK)
+        b = r->health ? sqlite3_bind_int64(st, 10, r->health_flags) : sqlite3_bind_null(st, 10);
     if ((rc = step_write(s, st, b, "finishing a trial", err)) != NS_OK)
         return rc;
     if (sqlite3_changes(s->db) == 0)
@@ -1007,8 +1050,8 @@ int ns_store_trials(ns_store *s, ns_trial_row **rows, int *n, ns_err *err)
     return rc != NS_OK ? rc : collect_trials(s, st, rows, n, err);
 }
 
-int ns_store_best(ns_store *s, int higher_is_better, ns_trial_row *row, int *found,
-                  ns_err *err)
+int ns_store_best(ns_store *s, int higher_is_better, int64_t reject, ns_trial_row *row,
+                  int *found, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
     ns_trial_row *v = NULL;
@@ -1016,8 +1059,12 @@ int ns_store_best(ns_store *s, int higher_is_better, ns_trial_row *row, int *fou
     memset(row, 0, sizeof *row);
     *found = 0;
     int rc = prep(s, higher_is_better ? ST_BEST_HIGH : ST_BEST_LOW, &st, err);
-    if (rc == NS_OK)
+    if (rc == NS_OK && (rc = sqlite3_bind_int64(st, 1, reject)) != SQLITE_OK) {
+        rc = db_fail(s, rc, "choosing the best trial", err);
+        done(st);
+    } else if (rc == NS_OK) {
         rc = collect_trials(s, st, &v, &n, err);
+    }
     if (rc == NS_OK && n > 0) {
         *row = v[0];
         *found = 1;
@@ -1117,6 +1164,7 @@ int ns_store_epoch_add(ns_store *s, int trial, const ns_epoch_record *rec, ns_er
     if (b == SQLITE_OK) b = bind_text(st, 10, norms);
     if (b == SQLITE_OK) b = bind_real(st, 11, rec->seconds);
     if (b == SQLITE_OK) b = bind_real(st, 12, rec->samples_per_s);
+    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 13, rec->diverged);
     int src = b == SQLITE_OK ? sqlite3_step(st) : b;
     if (src == SQLITE_DONE)
         rc = NS_OK;
@@ -1176,6 +1224,7 @@ int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_e
         e->grad_norm = col_real(st, 7);
         e->seconds = col_real(st, 9);
         e->samples_per_s = col_real(st, 10);
+        e->diverged = sqlite3_column_int(st, 11);
         if (norms_parse((const char *)sqlite3_column_text(st, 8), e->group_grad_norm,
                         NS_MAX_GROUPS, &e->n_groups)) {
             rc = ns_err_set(err, NS_ERUNTIME, "%s: trial %d epoch %d: layer_grad_norm is not "

@@ -16,7 +16,7 @@
 #include "../engine/err.h"
 #include "../engine/train.h"
 
-#define NS_STORE_VERSION 1 /* PRAGMA user_version of the schema this code writes */
+#define NS_STORE_VERSION 2 /* PRAGMA user_version of the schema this code writes */
 
 typedef struct ns_store ns_store;
 
@@ -52,6 +52,7 @@ typedef struct ns_study_row {
     double created;        /* Unix time, seconds */
     double updated;        /* Unix time the config was last recorded */
     char *version;         /* nnsearch version that created the study */
+    char *data_checks;     /* JSON text of the data checks, or NULL */
 } ns_study_row;
 
 typedef struct ns_stage_row {
@@ -76,6 +77,7 @@ typedef struct ns_trial_row {
     double val_metric;     /* NaN when unknown or not finite */
     char *result;          /* JSON text, or NULL */
     char *health;          /* JSON text, or NULL */
+    int64_t health_flags;  /* bits of the findings' codes (engine/health.h); -1: not judged */
     char *checkpoint;      /* path, or NULL */
     char *error;           /* one line, or NULL */
 } ns_trial_row;
@@ -87,6 +89,8 @@ typedef struct ns_trial_result {
     double val_metric;     /* non-finite stores NULL: never "best" */
     const char *result;    /* JSON text */
     const char *health;    /* JSON text */
+    int64_t health_flags;  /* NS_HEALTH_BIT of each finding's code; stored only with health
+                              (NULL health: NULL flags, not judged) */
     const char *error;     /* one line, for failed trials */
 } ns_trial_result;
 
@@ -134,6 +138,9 @@ int ns_store_stages(ns_store *s, ns_stage_row **rows, int *n, ns_err *err);
 void ns_stage_row_free(ns_stage_row *row);
 void ns_stage_rows_free(ns_stage_row *rows, int n);
 
+/* Records the data checks' JSON text (NULL stores NULL) in the study row. */
+int ns_store_study_set_data_checks(ns_store *s, const char *json, ns_err *err);
+
 /* The number the next trial should take: 1 + the largest recorded, 0 for none. */
 int ns_store_trial_next(ns_store *s, int *number, ns_err *err);
 /* Records trial `number` as queued in `stage` (which must be recorded) with its params
@@ -154,10 +161,11 @@ int ns_store_trial_get(ns_store *s, int number, ns_trial_row *row, int *found, n
 /* All trials ordered by number; caller frees with ns_trial_rows_free. */
 int ns_store_trials(ns_store *s, ns_trial_row **rows, int *n, ns_err *err);
 /* The complete trial with the lowest (higher_is_better == 0) or highest val_metric,
- * ties to the lowest number; trials without a finite metric never win. *found = 0 when
- * there is none. */
-int ns_store_best(ns_store *s, int higher_is_better, ns_trial_row *row, int *found,
-                  ns_err *err);
+ * ties to the lowest number; trials without a finite metric never win, and a trial whose
+ * health_flags share a bit with reject wins only when every candidate does. *found = 0
+ * when there is none. */
+int ns_store_best(ns_store *s, int higher_is_better, int64_t reject, ns_trial_row *row,
+                  int *found, ns_err *err);
 void ns_trial_row_free(ns_trial_row *row);
 void ns_trial_rows_free(ns_trial_row *rows, int n);
 /* Turns trials left running by a killed process into interrupted (use on resume);
@@ -170,7 +178,7 @@ int ns_store_epoch_add(ns_store *s, int trial, const ns_epoch_record *rec, ns_er
 /* Deletes the trial's epoch records after `epoch` (resume from that checkpoint). */
 int ns_store_epochs_truncate(ns_store *s, int trial, int epoch, ns_err *err);
 /* The trial's epoch records in order (*recs NULL when none; caller free()s it). NULL
- * columns read back as NaN; improved and diverged are not stored and read back as 0. */
+ * columns read back as NaN; improved is not stored and reads back as 0. */
 int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_err *err);
 
 /* PRAGMA integrity_check and foreign_key_check; NS_ERUNTIME with the first problem. */

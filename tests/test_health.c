@@ -172,10 +172,10 @@ Test(health, nonfinite_gradient_or_flag_diverges)
 
 Test(health, smoothed_loss_4x_best_diverges)
 {
-    /* loss falls to 0.3, then climbs back to chance (2.3): finite but diverged */
+    /* loss falls from 2.3 to 0.3, then climbs past where it started: finite but diverged */
     healthy(20, 3);
     for (int i = 12; i < 20; i++)
-        R[i].train_loss = 2.3;
+        R[i].train_loss = 6.0;
     int c = check(20, 0);
     cr_assert_geq(c, 1);
     cr_assert_str_eq(F[0].code, "diverged");
@@ -187,6 +187,21 @@ Test(health, smoothed_loss_4x_best_diverges)
     healthy(20, 3);
     R[19].train_loss = 3 * R[18].train_loss;
     cr_assert_null(find(check(20, 0), "diverged"));
+
+    /* a loss near zero that grows 10x but stays below the first epoch's has not diverged
+     * (the spike and oscillation detectors judge that kind of instability) */
+    healthy(20, 3);
+    for (int i = 10; i < 20; i++)
+        R[i].train_loss = i < 15 ? 0.01 : 0.1;
+    cr_assert_null(find(check(20, 0), "diverged"));
+}
+
+Test(health, trainer_blowup_reason_in_message)
+{
+    healthy(10, 3);
+    R[9].diverged = NS_DIV_BLOWUP;
+    expect_only(check(10, 0), "diverged", 2);
+    cr_assert(strstr(F[0].message, "per-step") != NULL, "%s", F[0].message);
 }
 
 Test(health, oscillation)

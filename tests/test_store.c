@@ -243,13 +243,13 @@ Test(store, newer_or_foreign_database_refused)
     ns_err err = {0};
     ns_store *s = fresh_study(dir, 0);
     ns_store_close(s);
-    raw_exec(dir, "PRAGMA user_version = 2");
+    raw_exec(dir, "PRAGMA user_version = 3");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert_null(s);
-    cr_assert(strstr(err.msg, "version 2 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 3 is newer"), "%s", err.msg);
     cr_assert_null(strchr(err.msg, '\n'));
     cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_EINPUT);
-    cr_assert(strstr(err.msg, "version 2 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 3 is newer"), "%s", err.msg);
     raw_exec(dir, "PRAGMA user_version = 0");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "unknown study format version 0"), "%s", err.msg);
@@ -585,7 +585,7 @@ Test(store, best_trial_both_directions)
     ns_store *s = fresh_study(dir, 7);
     ns_trial_row b;
     int found;
-    cr_assert_eq(ns_store_best(s, 0, &b, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_best(s, 0, 0, &b, &found, &err), NS_OK, "%s", err.msg);
     cr_assert_eq(found, 0);
     finish(s, 0, NS_TRIAL_COMPLETE, 0.5);
     finish(s, 1, NS_TRIAL_COMPLETE, 0.2);
@@ -594,23 +594,133 @@ Test(store, best_trial_both_directions)
     finish(s, 4, NS_TRIAL_PRUNED, 0.01);       /* not complete */
     finish(s, 5, NS_TRIAL_DIVERGED, 5.0);      /* not complete */
     finish(s, 6, NS_TRIAL_COMPLETE, INFINITY); /* stored as NULL: never best */
-    cr_assert_eq(ns_store_best(s, 0, &b, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_best(s, 0, 0, &b, &found, &err), NS_OK, "%s", err.msg);
     cr_assert(found);
     cr_assert_eq(b.number, 1);
     cr_assert_eq(b.val_metric, 0.2);
     cr_assert_str_eq(b.params, "{\"lr\": 1}");
     ns_trial_row_free(&b);
-    cr_assert_eq(ns_store_best(s, 1, &b, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_best(s, 1, 0, &b, &found, &err), NS_OK, "%s", err.msg);
     cr_assert(found);
     cr_assert_eq(b.number, 3);
     ns_trial_row_free(&b);
     /* A tie goes to the lower number. */
     cr_assert_eq(ns_store_trial_insert(s, 7, "random", "{}", 1, &err), NS_OK);
     finish(s, 7, NS_TRIAL_COMPLETE, 0.2);
-    cr_assert_eq(ns_store_best(s, 0, &b, &found, &err), NS_OK);
+    cr_assert_eq(ns_store_best(s, 0, 0, &b, &found, &err), NS_OK);
     cr_assert_eq(b.number, 1);
     ns_trial_row_free(&b);
     ns_store_close(s);
+    free(dir);
+}
+
+Test(store, unhealthy_trials_win_only_when_nothing_else_is_left)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 4);
+    const int64_t reject = 1 | 8; /* two codes' bits; others only warn */
+    struct { double m; int64_t flags; const char *health; } t[4] = {
+        {0.95, 8, "[{\"code\":\"overfitting\"}]"}, /* best metric, disqualified */
+        {0.90, 32, "[{\"code\":\"not_converged\"}]"}, /* a warning only */
+        {0.93, 0, NULL},                               /* not judged: not disqualified */
+        {0.97, 1, "[{\"code\":\"diverged\"}]"},
+    };
+    for (int i = 0; i < 3; i++) {
+        ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].m,
+                             .health = t[i].health, .health_flags = t[i].flags};
+        cr_assert_eq(ns_store_trial_start(s, i, &err), NS_OK, "%s", err.msg);
+        cr_assert_eq(ns_store_trial_finish(s, i, NS_TRIAL_COMPLETE, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_trial_row b;
+    int found;
+    cr_assert_eq(ns_store_best(s, 1, reject, &b, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(b.number, 2);
+    cr_assert_eq(b.health_flags, -1, "no health text stores no flags");
+    ns_trial_row_free(&b);
+    cr_assert_eq(ns_store_best(s, 1, 0, &b, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(b.number, 0, "without a reject set the metric alone decides");
+    cr_assert_eq(b.health_flags, 8);
+    ns_trial_row_free(&b);
+    /* when every candidate is disqualified, the best of them is still reported */
+    cr_assert_eq(ns_store_best(s, 1, 8 | 32, &b, &found, &err), NS_OK);
+    cr_assert_eq(b.number, 2, "the unjudged trial is a candidate");
+    ns_trial_row_free(&b);
+    ns_store_close(s);
+    free(dir);
+
+    dir = study_dir();
+    s = fresh_study(dir, 2);
+    for (int i = 0; i < 2; i++) {
+        ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].m,
+                             .health = t[i].health, .health_flags = t[i].flags};
+        cr_assert_eq(ns_store_trial_start(s, i, &err), NS_OK, "%s", err.msg);
+        cr_assert_eq(ns_store_trial_finish(s, i, NS_TRIAL_COMPLETE, &r, &err), NS_OK, "%s", err.msg);
+    }
+    cr_assert_eq(ns_store_best(s, 1, 8 | 32, &b, &found, &err), NS_OK);
+    cr_assert(found);
+    cr_assert_eq(b.number, 0);
+    ns_trial_row_free(&b);
+    ns_store_close(s);
+    free(dir);
+}
+
+Test(store, data_checks_and_epoch_divergence_round_trip)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 1);
+    cr_assert_eq(ns_store_study_set_data_checks(s, "{\"findings\":[]}", &err), NS_OK, "%s", err.msg);
+    ns_study_row st;
+    cr_assert_eq(ns_store_study_get(s, &st, &err), NS_OK);
+    cr_assert_str_eq(st.data_checks, "{\"findings\":[]}");
+    ns_study_row_free(&st);
+    ns_epoch_record rec = {.epoch = 1, .step = 10, .train_loss = 2.0, .val_loss = NAN,
+                           .val_acc = NAN, .val_rmse = NAN, .diverged = NS_DIV_BLOWUP};
+    cr_assert_eq(ns_store_epoch_add(s, 0, &rec, &err), NS_OK, "%s", err.msg);
+    ns_epoch_record *v;
+    int n;
+    cr_assert_eq(ns_store_epochs(s, 0, &v, &n, &err), NS_OK);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(v[0].diverged, NS_DIV_BLOWUP);
+    free(v);
+    ns_store_close(s);
+    free(dir);
+}
+
+/* A study written by the version-1 schema: readers are told how to upgrade it, the writer
+ * upgrades it in place and keeps every row. */
+Test(store, version_1_study_is_upgraded_by_the_writer)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 1);
+    finish(s, 0, NS_TRIAL_COMPLETE, 0.5);
+    ns_store_close(s);
+    char *db = db_path(dir);
+    sqlite3 *h;
+    cr_assert_eq(sqlite3_open(db, &h), SQLITE_OK);
+    cr_assert_eq(sqlite3_exec(h, "ALTER TABLE study DROP COLUMN data_checks;"
+                                 "ALTER TABLE trial DROP COLUMN health_flags;"
+                                 "ALTER TABLE epoch DROP COLUMN diverged;"
+                                 "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK,
+                 "%s", sqlite3_errmsg(h));
+    sqlite3_close(h);
+    cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "nnsearch resume") != NULL, "%s", err.msg);
+    s = open_ok(dir, 0);
+    ns_trial_row r;
+    int found;
+    cr_assert_eq(ns_store_trial_get(s, 0, &r, &found, &err), NS_OK, "%s", err.msg);
+    cr_assert(found);
+    cr_assert_eq(r.val_metric, 0.5);
+    cr_assert_eq(r.health_flags, -1, "a v1 row has no flags: not judged");
+    ns_trial_row_free(&r);
+    cr_assert_eq(ns_store_integrity_check(s, &err), NS_OK, "%s", err.msg);
+    ns_store_close(s);
+    cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_OK, "%s", err.msg);
+    ns_store_close(s);
+    free(db);
     free(dir);
 }
 
