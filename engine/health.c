@@ -37,6 +37,11 @@ static const char *const code_names[] = {
     "exploding_gradients",
 };
 
+const char *ns_health_code_name(int i)
+{
+    return i >= 0 && i < (int)(sizeof code_names / sizeof *code_names) ? code_names[i] : NULL;
+}
+
 unsigned ns_health_code_bit(const char *code)
 {
     for (unsigned i = 0; i < sizeof code_names / sizeof *code_names; i++)

@@ -90,6 +90,8 @@ enum {
     NS_HEALTH_EXPLODING = 1 << 8,
 };
 
+/* The code of bit i (0 -> "diverged"); NULL past the last code. */
+const char *ns_health_code_name(int i);
 /* The bit of a code ("diverged" -> NS_HEALTH_DIVERGED); 0 for an unknown code. */
 unsigned ns_health_code_bit(const char *code);
 /* The bits of findings f[0..n). */

@@ -119,11 +119,32 @@ typedef struct train_out {
     int json, quiet;
     long total_epochs;
     ns_task task;
+    ns_epoch_record *recs; /* this run's epochs, for the health check */
+    int n_recs, cap_recs;
+    int recs_lost;         /* out of memory: the health check is skipped */
 } train_out;
+
+static void keep_record(train_out *o, const ns_epoch_record *r)
+{
+    if (o->recs_lost)
+        return;
+    if (o->n_recs == o->cap_recs) {
+        int nc = o->cap_recs ? 2 * o->cap_recs : 64;
+        ns_epoch_record *nv = realloc(o->recs, (size_t)nc * sizeof *nv);
+        if (!nv) {
+            o->recs_lost = 1;
+            return;
+        }
+        o->recs = nv;
+        o->cap_recs = nc;
+    }
+    o->recs[o->n_recs++] = *r;
+}
 
 static int print_epoch(void *user, const ns_epoch_record *r)
 {
     train_out *o = user;
+    keep_record(o, r);
     if (o->json) {
         printf("{\"epoch\":%d,\"step\":%ld,", r->epoch, r->step);
         jnum(stdout, "train_loss", r->train_loss, 1);
@@ -408,6 +429,14 @@ static int cmd_train(int argc, char **argv, int is_search_run)
                     "--checkpoint FILE to be able to continue an interrupted run)\n", res.epochs);
         rc = 130;
     } else {
+        /* a run continued from a checkpoint is judged on the epochs of this run only */
+        ns_finding f[NS_HEALTH_MAX_FINDINGS];
+        int nf = 0;
+        if (!o.recs_lost) {
+            ns_health_spec hs = c.health;
+            hs.baseline_loss = ns_pipeline_baseline_loss(&c, &p);
+            nf = ns_health_check(&hs, o.recs, o.n_recs, res.best_epoch, f, NS_HEALTH_MAX_FINDINGS);
+        }
         if (o.json) {
             printf("{\"final\":true,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s,",
                    res.epochs, res.best_epoch, res.stopped_early ? "true" : "false",
@@ -415,32 +444,54 @@ static int cmd_train(int argc, char **argv, int is_search_run)
             jnum(stdout, "val_loss", res.val_loss, 1);
             if (p.task == NS_TASK_CLASSIFY) {
                 jnum(stdout, "val_acc", res.val_acc, 1);
+                jnum(stdout, "val_balanced_acc", res.val_bacc, 1);
+                jnum(stdout, "val_macro_f1", res.val_f1, 1);
                 jnum(stdout, "test_loss", res.test_loss, 1);
                 jnum(stdout, "test_acc", res.test_acc, 1);
+                jnum(stdout, "test_balanced_acc", res.test_bacc, 1);
+                jnum(stdout, "test_macro_f1", res.test_f1, 1);
             } else {
                 jnum(stdout, "val_rmse", res.val_rmse, 1);
                 jnum(stdout, "test_loss", res.test_loss, 1);
                 jnum(stdout, "test_rmse", res.test_rmse, 1);
             }
-            printf("\"model\":");
+            printf("\"health\":");
+            int len = o.recs_lost ? -1 : ns_findings_json(f, nf, NULL, 0);
+            char *hj = len >= 0 ? malloc((size_t)len + 1) : NULL;
+            if (hj && ns_findings_json(f, nf, hj, (size_t)len + 1) == len)
+                fputs(hj, stdout);
+            else
+                fputs("null", stdout);
+            free(hj);
+            printf(",\"model\":");
             jstr(stdout, model_path ? model_path : "");
             printf("}\n");
         } else {
             printf("epochs %d (best %d)%s%s\n", res.epochs, res.best_epoch,
                    res.stopped_early && !res.diverged ? ", stopped early" : "",
-                   res.diverged ? ", DIVERGED (non-finite loss)" : "");
+                   res.diverged ? ", DIVERGED (training stopped)" : "");
             if (p.task == NS_TASK_CLASSIFY) {
-                printf("val_loss %.4f  val_acc %.4f\n", res.val_loss, res.val_acc);
+                printf("val_loss %.4f  val_acc %.4f  balanced_acc %.4f  macro_f1 %.4f\n",
+                       res.val_loss, res.val_acc, res.val_bacc, res.val_f1);
                 if (p.test.n)
-                    printf("test_loss %.4f  test_acc %.4f\n", res.test_loss, res.test_acc);
+                    printf("test_loss %.4f  test_acc %.4f  balanced_acc %.4f  macro_f1 %.4f\n",
+                           res.test_loss, res.test_acc, res.test_bacc, res.test_f1);
             } else {
                 printf("val_loss %.4f  val_rmse %.4g\n", res.val_loss, res.val_rmse);
                 if (p.test.n)
                     printf("test_loss %.4f  test_rmse %.4g\n", res.test_loss, res.test_rmse);
             }
+            if (o.recs_lost)
+                printf("health: not checked (out of memory)\n");
+            else if (!nf)
+                printf("health: ok (no detector fired)\n");
+            for (int i = 0; i < nf; i++)
+                printf("health: %s (mistake %d): %s; fix: %s\n", f[i].code, f[i].mistake,
+                       f[i].message, f[i].fix);
             printf("model %s\n", model_path);
         }
     }
+    free(o.recs);
     free(model_path);
     ns_prepared_free(&p);
     ns_config_free(&c);

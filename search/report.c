@@ -288,6 +288,71 @@ static void put_pairs(FILE *f, const char *t)
     }
 }
 
+/* In the JSON object at obj (valid JSON), the value of key: [*vb, *ve) without a string's
+ * quotes; 0 when the key is absent. */
+static int obj_get(const char *obj, const char *key, const char **vb, const char **ve)
+{
+    const char *p = skip_ws(skip_ws(obj) + 1);
+    size_t kl = strlen(key);
+    while (*p == '"') {
+        const char *kend = string_end(p);
+        const char *v = skip_ws(skip_ws(kend) + 1);
+        const char *vend = value_end(v, 0);
+        if ((size_t)(kend - p - 2) == kl && !strncmp(p + 1, key, kl)) {
+            *vb = *v == '"' ? v + 1 : v;
+            *ve = *v == '"' ? vend - 1 : vend;
+            return 1;
+        }
+        p = skip_ws(vend);
+        if (*p != ',')
+            break;
+        p = skip_ws(p + 1);
+    }
+    return 0;
+}
+
+/* Each finding of a health array as "PREFIX code: message (fix: ...)" on its own line;
+ * nothing for NULL, [] or text that is not an array of objects. */
+static void put_findings(FILE *f, const char *t, const char *prefix)
+{
+    if (!t || !json_valid(t))
+        return;
+    const char *p = skip_ws(t);
+    if (*p != '[')
+        return;
+    p = skip_ws(p + 1);
+    while (*p == '{') {
+        const char *end = value_end(p, 0), *b, *e;
+        fputs(prefix, f);
+        if (obj_get(p, "code", &b, &e))
+            put_compact(f, b, e);
+        if (obj_get(p, "message", &b, &e)) {
+            fputs(": ", f);
+            put_compact(f, b, e);
+        }
+        if (obj_get(p, "fix", &b, &e)) {
+            fputs(" (fix: ", f);
+            put_compact(f, b, e);
+            fputc(')', f);
+        }
+        fputc('\n', f);
+        p = skip_ws(end);
+        if (*p != ',')
+            break;
+        p = skip_ws(p + 1);
+    }
+}
+
+/* The codes of a trial's health flags, "ok" for none and "-" when not judged. */
+static void health_codes(char *buf, size_t cap, int64_t flags)
+{
+    size_t at = 0;
+    snprintf(buf, cap, flags < 0 ? "-" : "ok");
+    for (int i = 0; flags > 0 && ns_health_code_name(i) && at < cap; i++)
+        if (flags & ((int64_t)1 << i))
+            at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? "," : "", ns_health_code_name(i));
+}
+
 /* ---- reading a study ---------------------------------------------------------------- */
 
 typedef struct study_view {
@@ -418,6 +483,8 @@ static void put_trial_json(FILE *f, const ns_trial_row *t)
     put_num(f, t->seconds);
     fputs(",\"health\":", f);
     put_embedded(f, t->health);
+    fputs(",\"result\":", f);
+    put_embedded(f, t->result);
     fputc('}', f);
 }
 
@@ -431,6 +498,8 @@ static void status_json(FILE *f, const study_view *v, const ns_trial_row *best)
     fprintf(f, ",\"higher_is_better\":%s,\"seed\":%llu,\"config_hash\":",
             st->higher_is_better ? "true" : "false", (unsigned long long)st->seed);
     put_str(f, st->config_hash);
+    fputs(",\"data_checks\":", f);
+    put_embedded(f, st->data_checks);
     fputs("},\"stages\":[", f);
     for (int i = 0; i < v->n_stages; i++) {
         fputs(i ? ",{\"name\":" : "{\"name\":", f);
@@ -513,8 +582,14 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
             wstage = max_int(wstage, (int)strlen(v->trials[i].stage));
             wstate = max_int(wstate, (int)strlen(ns_trial_state_name(v->trials[i].state)));
         }
-        fprintf(f, "  %*s  %-*s  %-*s  %*s  %6s  %8s  params\n", wnum, "trial", wstage, "stage",
-                wstate, "state", wmetric, st->metric, "epochs", "seconds");
+        int whealth = 6;
+        char hc[256];
+        for (int i = 0; i < v->n_trials; i++) {
+            health_codes(hc, sizeof hc, v->trials[i].health_flags);
+            whealth = max_int(whealth, (int)strlen(hc));
+        }
+        fprintf(f, "  %*s  %-*s  %-*s  %*s  %6s  %8s  %-*s  params\n", wnum, "trial", wstage, "stage",
+                wstate, "state", wmetric, st->metric, "epochs", "seconds", whealth, "health");
         for (int i = 0; i < v->n_trials; i++) {
             const ns_trial_row *t = r[i].t;
             fprintf(f, "  %*d  ", wnum, t->number);
@@ -531,6 +606,8 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
             else
                 snprintf(num, sizeof num, "-");
             fprintf(f, "%8s  ", num);
+            health_codes(hc, sizeof hc, t->health_flags);
+            fprintf(f, "%-*s  ", whealth, hc);
             put_pairs(f, t->params);
             fputc('\n', f);
         }
@@ -544,7 +621,26 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         }
     }
 
+    /* why the trials ranked above the best lost, and what the best's own findings are */
+    for (int i = 0; best && i < v->n_trials && r[i].t != best; i++) {
+        const ns_trial_row *t = r[i].t;
+        if (rank_class(t) != 1)
+            continue;
+        char pre[64];
+        snprintf(pre, sizeof pre, "skipped: trial %d (%s ", t->number, st->metric);
+        fputs(pre, f);
+        fmt_num(num, sizeof num, t->val_metric);
+        fprintf(f, "%s) is not chosen:\n", num);
+        put_findings(f, t->health, "           ");
+    }
     if (best) {
+        char pre[64];
+        snprintf(pre, sizeof pre, "           ");
+        if (best->health_flags > 0) {
+            fprintf(f, "health:  trial %d%s:\n", best->number,
+                    rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)" : "");
+            put_findings(f, best->health, pre);
+        }
         fmt_num(num, sizeof num, best->val_metric);
         fprintf(f, "best:    trial %d (stage ", best->number);
         put_line(f, best->stage);
