@@ -74,7 +74,7 @@ check "exported trial $bn trains to its val_acc $bv (got $acc)" awk -v a="$acc" 
 rm -rf "$T/c"
 : >"$T/early"
 kills=0 cut_short=0
-for delay in 0.15 0.3 0.25 0.4 0.2 0.35; do
+for delay in 0.15 0.3 0.25 0.4 0.6 0.9; do
   bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
   kills=$((kills + 1))
   # every trial complete after any kill must come out of the later runs untouched
