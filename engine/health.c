@@ -14,12 +14,12 @@ void ns_health_spec_default(ns_health_spec *s)
     s->min_epochs = 6;
     s->smooth = 0.3;
     s->div_factor = 4.0;
-    s->osc_rel_std = 0.1;
+    s->osc_rel_std = 0.25;
     s->spike_factor = 2.0;
     s->patience = 5;
-    s->overfit_rise = 0.05;
+    s->overfit_rise = 0.1;
     s->gap_max = 1.0;
-    s->gap_abs_min = 0.02;
+    s->gap_abs_min = 0.1;
     s->min_drop = 0.01;
     s->baseline_loss = NAN;
     s->baseline_frac = 0.9;
@@ -311,6 +311,8 @@ static void check_convergence(const ns_health_spec *s, const ns_epoch_record *r,
              100 * fabs(drop), 100 * s->min_drop);
         return;
     }
+    if (r[n - 1].stopped_early)
+        return; /* early stopping ended it: the budget did not */
     int tail = (int)ceil(s->tail_share * n);
     if (tail < 1)
         tail = 1;

@@ -25,7 +25,7 @@ typedef struct ns_health_spec {
     double div_factor;    /* [4] */
     /* oscillating: over the second half of the records, the (population) std of the
      * relative train-loss differences (L[i] - L[i-1]) / L[i-1] above osc_rel_std */
-    double osc_rel_std;   /* [0.1] */
+    double osc_rel_std;   /* [0.25] */
     /* loss_spikes: in the second half, a train loss above spike_factor x the running
      * mean (the EMA above) of the epochs before it */
     double spike_factor;  /* [2] */
@@ -33,11 +33,12 @@ typedef struct ns_health_spec {
      * all after the best val epoch b, above val[b] * (1 + overfit_rise), while the
      * mean train loss of the same epochs is below train[b] */
     int patience;         /* [5] */
-    double overfit_rise;  /* [0.05] */
+    double overfit_rise;  /* [0.1] */
     /* generalisation_gap: at the selected epoch, (val - train) / train above gap_max
      * and val - train above gap_abs_min (so a near-zero train loss alone cannot fire) */
     double gap_max;       /* [1.0] */
-    double gap_abs_min;   /* [0.02] */
+    double gap_abs_min;   /* [0.1]: in loss units (a run starts near ln K for cross-entropy,
+                             near 1 for MSE on standardised targets) */
     /* not_converged: train loss fell by less than min_drop of its first value
      * ((L[0] - L[last]) / L[0] < min_drop; a rise counts too) */
     double min_drop;      /* [0.01] */

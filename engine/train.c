@@ -252,12 +252,16 @@ static int watch_loss(ns_trainer *tr, double loss)
 {
     if (!(tr->spec.div_factor > 0))
         return 0;
-    tr->div_ema = NS_DIV_BETA * tr->div_ema + (1 - NS_DIV_BETA) * loss;
+    double beta = fmax(NS_DIV_BETA, 1.0 - tr->spec.batch_size / NS_DIV_WINDOW);
+    long warmup = (long)ceil(1.0 / (1.0 - beta));
+    if (warmup < NS_DIV_WARMUP)
+        warmup = NS_DIV_WARMUP;
+    tr->div_ema = beta * tr->div_ema + (1 - beta) * loss;
     tr->div_n++;
-    double sm = tr->div_ema / (1 - pow(NS_DIV_BETA, (double)tr->div_n));
-    if (tr->div_n < NS_DIV_WARMUP)
+    double sm = tr->div_ema / (1 - pow(beta, (double)tr->div_n));
+    if (tr->div_n < warmup)
         return 0;
-    if (tr->div_n == NS_DIV_WARMUP) {
+    if (tr->div_n == warmup) {
         tr->div_start = tr->div_best = sm;
         return 0;
     }
@@ -355,6 +359,7 @@ static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err 
                 ns_buf_copy(tr->be, tr->best_params, net->params, net->n_params * sizeof(float));
         } else if (++tr->bad_epochs >= tr->spec.patience && tr->spec.patience > 0) {
             tr->stopped_early = 1;
+            rec->stopped_early = 1;
         }
         ns_sched_epoch_end(&tr->sched, rec->val_loss);
     }

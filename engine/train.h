@@ -55,15 +55,19 @@ typedef struct ns_train_spec {
     double min_delta;     /* improvement that resets patience [0] */
     uint64_t seed;        /* the run's stream: shuffling and dropout */
     int drop_last;        /* drop a final partial batch [0] */
-    /* Divergence stop: after NS_DIV_WARMUP steps, a debiased EMA (beta NS_DIV_BETA) of the
-     * per-step training loss above div_factor x its lowest value AND above its value at
-     * the end of the warm-up stops the run as diverged (a non-finite loss or gradient
-     * always does). The second condition keeps the late noise of a loss near zero from
-     * counting: a run diverges when it loses what it learnt. 0 = only non-finite. [4] */
+    /* Divergence stop: a debiased EMA of the per-step training loss, beta =
+     * max(NS_DIV_BETA, 1 - batch_size / NS_DIV_WINDOW) so that it always averages a few
+     * thousand rows (batch-1 losses are far too noisy one by one), judged after a warm-up
+     * of 1 / (1 - beta) steps (at least NS_DIV_WARMUP): above div_factor x its lowest
+     * value AND above its value at the end of the warm-up, it stops the run as diverged (a
+     * non-finite loss or gradient always does). The second condition keeps the late noise
+     * of a loss near zero from counting: a run diverges when it loses what it learnt.
+     * 0 = only non-finite. [4] */
     double div_factor;
 } ns_train_spec;
 
 #define NS_DIV_BETA 0.98
+#define NS_DIV_WINDOW 4096.0
 #define NS_DIV_WARMUP 20
 
 void ns_train_spec_default(ns_train_spec *s);
@@ -85,6 +89,7 @@ typedef struct ns_epoch_record {
     double samples_per_s; /* training rows per second of training time */
     int improved;         /* this epoch set a new best validation metric */
     int diverged;         /* training stopped as diverged in this epoch: NS_DIV_* below */
+    int stopped_early;    /* early stopping (patience) ended the run after this epoch */
 } ns_epoch_record;
 
 /* Why a run was stopped as diverged (ns_epoch_record.diverged; 0: it was not). */

@@ -80,12 +80,14 @@ static const char schema_v1[] =
     " samples_per_s REAL,"
     " PRIMARY KEY (trial, epoch)) WITHOUT ROWID;";
 
-/* Version 2: the health detectors' results (trial.health_flags, epoch.diverged) and the
+/* Version 2: the health detectors' inputs and results (trial.health_flags, epoch.diverged
+ * and epoch.stopped_early) and the
  * study's data checks. */
 static const char migrate_v2[] =
     "ALTER TABLE study ADD COLUMN data_checks TEXT;"
     "ALTER TABLE trial ADD COLUMN health_flags INTEGER;"
-    "ALTER TABLE epoch ADD COLUMN diverged INTEGER NOT NULL DEFAULT 0;";
+    "ALTER TABLE epoch ADD COLUMN diverged INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE epoch ADD COLUMN stopped_early INTEGER NOT NULL DEFAULT 0;";
 
 #define TRIAL_COLS "number, stage, params, seed, state, started, finished, seconds, epochs, " \
                    "val_metric, result, health, checkpoint, error, health_flags"
@@ -157,10 +159,11 @@ static const char *const sql_text[ST_COUNT] = {
     /* A resumed trial repeats the epochs after its checkpoint: the repeat replaces. */
     [ST_EPOCH_ADD] = "INSERT OR REPLACE INTO epoch (trial, epoch, step, train_loss, val_loss,"
                      " val_acc, val_rmse, lr, grad_norm, layer_grad_norm, seconds, samples_per_s,"
-                     " diverged) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                     " diverged, stopped_early)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     [ST_EPOCH_TRUNC] = "DELETE FROM epoch WHERE trial = ?1 AND epoch > ?2",
     [ST_EPOCHS] = "SELECT epoch, step, train_loss, val_loss, val_acc, val_rmse, lr, grad_norm,"
-                  " layer_grad_norm, seconds, samples_per_s, diverged FROM epoch WHERE trial = ?1"
+                  " layer_grad_norm, seconds, samples_per_s, diverged, stopped_early FROM epoch WHERE trial = ?1"
                   " ORDER BY epoch",
 };
 
@@ -1165,6 +1168,7 @@ int ns_store_epoch_add(ns_store *s, int trial, const ns_epoch_record *rec, ns_er
     if (b == SQLITE_OK) b = bind_real(st, 11, rec->seconds);
     if (b == SQLITE_OK) b = bind_real(st, 12, rec->samples_per_s);
     if (b == SQLITE_OK) b = sqlite3_bind_int(st, 13, rec->diverged);
+    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 14, rec->stopped_early);
     int src = b == SQLITE_OK ? sqlite3_step(st) : b;
     if (src == SQLITE_DONE)
         rc = NS_OK;
@@ -1225,6 +1229,7 @@ int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_e
         e->seconds = col_real(st, 9);
         e->samples_per_s = col_real(st, 10);
         e->diverged = sqlite3_column_int(st, 11);
+        e->stopped_early = sqlite3_column_int(st, 12);
         if (norms_parse((const char *)sqlite3_column_text(st, 8), e->group_grad_norm,
                         NS_MAX_GROUPS, &e->n_groups)) {
             rc = ns_err_set(err, NS_ERUNTIME, "%s: trial %d epoch %d: layer_grad_norm is not "

@@ -676,13 +676,15 @@ Test(store, data_checks_and_epoch_divergence_round_trip)
     cr_assert_str_eq(st.data_checks, "{\"findings\":[]}");
     ns_study_row_free(&st);
     ns_epoch_record rec = {.epoch = 1, .step = 10, .train_loss = 2.0, .val_loss = NAN,
-                           .val_acc = NAN, .val_rmse = NAN, .diverged = NS_DIV_BLOWUP};
+                           .val_acc = NAN, .val_rmse = NAN, .diverged = NS_DIV_BLOWUP,
+                           .stopped_early = 1};
     cr_assert_eq(ns_store_epoch_add(s, 0, &rec, &err), NS_OK, "%s", err.msg);
     ns_epoch_record *v;
     int n;
     cr_assert_eq(ns_store_epochs(s, 0, &v, &n, &err), NS_OK);
     cr_assert_eq(n, 1);
     cr_assert_eq(v[0].diverged, NS_DIV_BLOWUP);
+    cr_assert_eq(v[0].stopped_early, 1);
     free(v);
     ns_store_close(s);
     free(dir);
@@ -703,6 +705,7 @@ Test(store, version_1_study_is_upgraded_by_the_writer)
     cr_assert_eq(sqlite3_exec(h, "ALTER TABLE study DROP COLUMN data_checks;"
                                  "ALTER TABLE trial DROP COLUMN health_flags;"
                                  "ALTER TABLE epoch DROP COLUMN diverged;"
+                                 "ALTER TABLE epoch DROP COLUMN stopped_early;"
                                  "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK,
                  "%s", sqlite3_errmsg(h));
     sqlite3_close(h);
