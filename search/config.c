@@ -39,7 +39,8 @@ static const enum_name act_names[] = {
 static const enum_name init_names[] = {{"he", NS_INIT_HE}, {"xavier", NS_INIT_XAVIER}, {NULL, 0}};
 static const enum_name loss_names[] = {
     {"cross_entropy", NS_LOSS_XENT}, {"mse", NS_LOSS_MSE}, {NULL, 0}};
-static const enum_name cw_names[] = {{"none", NS_CW_NONE}, {"balanced", NS_CW_BALANCED}, {NULL, 0}};
+static const enum_name cw_names[] = {
+    {"auto", NS_CW_AUTO}, {"none", NS_CW_NONE}, {"balanced", NS_CW_BALANCED}, {NULL, 0}};
 static const enum_name opt_names[] = {{"sgd", NS_OPT_SGD},
                                       {"adam", NS_OPT_ADAM},
                                       {"adamw", NS_OPT_ADAMW},
@@ -93,7 +94,7 @@ const key_def cfg_keys[] = {
     ENUM("model", "loss", model.loss, loss_names, 0, NULL),
     NUM("model", "label_smoothing", KT_FLOAT, model.label_smoothing, 0, 1, MAX_OPEN | S, "0"),
     {.section = "model", .key = "class_weights", .type = KT_WEIGHTS, .off = OFF(class_weights),
-     .min = 0, .max = 1e6, .flags = MIN_OPEN | S, .def = "none", .names = cw_names,
+     .min = 0, .max = 1e6, .flags = MIN_OPEN | S, .def = "auto", .names = cw_names,
      .count_off = OFF(n_class_weights), .list_off = OFF(class_weight_list), .max_items = 65536},
 
     NUM("train", "epochs", KT_LONG, train.epochs, 1, INF, 0, "10"),
@@ -147,6 +148,12 @@ const key_def cfg_keys[] = {
     NUM("health", "grad_ratio_high", KT_DOUBLE, health.grad_ratio_hi, 1, INF, 0, "1e3"),
     NUM("health", "grad_max", KT_DOUBLE, health.grad_abs_max, 0, INF, MIN_OPEN, "1e3"),
     NUM("health", "grad_min", KT_DOUBLE, health.grad_abs_min, 0, INF, 0, "1e-8"),
+    NUM("health", "imbalance_ratio", KT_DOUBLE, datacheck.imbalance_ratio, 1, INF, 0, "3"),
+    NUM("health", "shift_smd", KT_DOUBLE, datacheck.smd_max, 0, INF, 0, "0.2"),
+    NUM("health", "shift_alpha", KT_DOUBLE, datacheck.alpha, 0, 1, MIN_OPEN | MAX_OPEN, "0.01"),
+    NUM("health", "shift_share", KT_DOUBLE, datacheck.shift_share, 0, 1, 0, "0.1"),
+    NUM("health", "label_shift", KT_DOUBLE, datacheck.label_tv_max, 0, 1, 0, "0.1"),
+    NUM("health", "duplicate_share", KT_DOUBLE, datacheck.dup_share, 0, 1, 0, "0.01"),
 
     STR("search", "name", KT_NAME, search.name, 0, NULL),
     STR("search", "output", KT_NAME, search.output, 0, NULL),
@@ -695,6 +702,11 @@ void cfg_dependent_defaults(ctx *x)
     ns_health_spec_default(&hd);
     c->health.loss_floor = hd.loss_floor;
     c->health.baseline_loss = hd.baseline_loss; /* from the data: ns_pipeline_baseline_loss */
+    ns_datacheck_spec dd;
+    ns_datacheck_spec_default(&dd);
+    c->datacheck.imbalance_min_count = dd.imbalance_min_count;
+    c->datacheck.ks_max_rows = dd.ks_max_rows;
+    c->datacheck.imbalance_fix = NULL; /* the driver words it after model.class_weights */
     c->train.div_factor = c->health.div_factor;
     if (!x->given[K("search", "metric")])
         c->search.metric = c->data.task == NS_TASK_REGRESS ? NS_METRIC_VAL_RMSE : NS_METRIC_VAL_ACC;
@@ -874,7 +886,8 @@ int cfg_check_values(ctx *x)
         (rc = rule(x, K("model", "label_smoothing"), K("model", "loss"), -1,
                    "model.label_smoothing: applies to cross_entropy only, but the loss is mse; remove it")))
         return rc;
-    if (c->class_weights != NS_CW_NONE && c->data.task != NS_TASK_CLASSIFY &&
+    if (c->class_weights != NS_CW_NONE && c->class_weights != NS_CW_AUTO &&
+        c->data.task != NS_TASK_CLASSIFY &&
         (rc = rule(x, K("model", "class_weights"), K("data", "task"), -1,
                    "model.class_weights: applies to classification only, but data.task is regression; remove it")))
         return rc;

@@ -10,12 +10,16 @@
 #include <stdio.h>
 
 #include "../engine/data.h"
+#include "../engine/datacheck.h"
 #include "../engine/health.h"
 #include "../engine/train.h"
 #include "../model/mlp.h"
 #include "space.h"
 
-typedef enum ns_class_weights { NS_CW_NONE = 0, NS_CW_BALANCED, NS_CW_LIST } ns_class_weights;
+/* auto: when the training classes' largest / smallest count is above
+ * health.imbalance_ratio, weights sqrt(n / (K n_k)) (the square root of balanced's);
+ * none otherwise (decided from the data, per run). */
+typedef enum ns_class_weights { NS_CW_NONE = 0, NS_CW_BALANCED, NS_CW_LIST, NS_CW_AUTO } ns_class_weights;
 
 typedef struct ns_data_cfg {
     char *train;          /* required; paths are resolved against the config's folder */
@@ -82,6 +86,7 @@ typedef struct ns_config {
     float *class_weight_list; /* (n_class_weights) for NS_CW_LIST */
     ns_train_spec train;  /* train.div_factor is health.divergence_factor */
     ns_health_spec health; /* the health: section, the trial detectors' thresholds */
+    ns_datacheck_spec datacheck; /* the health: section's data-check thresholds */
     int threads;          /* BLAS threads for `train` [1] */
     int depth, width;     /* model.depth x model.width when given (width > 0): then hidden
                              holds depth layers of width units; 0, 0 when hidden is a list */

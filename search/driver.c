@@ -533,13 +533,43 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     /* The data first: a bad file is reported before anything is written. */
     if ((rc = ns_prepare_data(&s.data, c, err)))
         goto done;
+    ns_data_report dr;
+    char *checks = NULL;
+    if ((rc = ns_pipeline_data_check(c, &s.data, &dr, err)))
+        goto done;
+    int imbalanced = 0;
+    for (int i = 0; i < dr.n_findings; i++) {
+        progress(&s, "data: %s (mistake %d): %s; %s\n", dr.findings[i].code, dr.findings[i].mistake,
+                 dr.findings[i].message, dr.findings[i].fix);
+        imbalanced |= !strcmp(dr.findings[i].code, "class_imbalance");
+    }
+    int jl = ns_data_report_json(&dr, NULL, 0);
+    if (jl >= 0 && (checks = malloc((size_t)jl + 1)))
+        ns_data_report_json(&dr, checks, (size_t)jl + 1);
+    ns_data_report_free(&dr);
+    if (!checks) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    /* On imbalanced classes accuracy rewards predicting the majority: unless the config
+     * names a metric, trials are ranked by balanced accuracy. */
+    if (imbalanced && !c->given[ns_config_key_find("search.metric")]) {
+        s.metric = NS_METRIC_VAL_BACC;
+        s.higher = 1;
+        progress(&s, "data: ranking trials by val_balanced_acc (imbalanced classes; set "
+                 "search.metric to choose)\n");
+    }
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
         (rc = ns_store_study_init(s.store, c->search.name, c->text, hash, c->search.seed,
                                   ns_metric_name(s.metric), s.higher, opts->force, err)) ||
-        (rc = write_source(&s, opts->config_path, err)))
+        (rc = ns_store_study_set_data_checks(s.store, checks, err)) ||
+        (rc = write_source(&s, opts->config_path, err))) {
+        free(checks);
         goto done;
+    }
+    free(checks);
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
         goto done;

@@ -415,6 +415,13 @@ static int cmd_train(int argc, char **argv, int is_search_run)
     if (!o.quiet)
         fprintf(stderr, "nnsearch: %s: %ld training, %ld validation, %ld test rows, %d features\n",
                 config, p.train.n, p.val.n, p.test.n, p.train.d);
+    ns_data_report dr;
+    if (!ns_pipeline_data_check(&c, &p, &dr, &err)) {
+        for (int i = 0; i < dr.n_findings && !o.quiet; i++)
+            fprintf(stderr, "nnsearch: data: %s (mistake %d): %s; %s\n", dr.findings[i].code,
+                    dr.findings[i].mistake, dr.findings[i].message, dr.findings[i].fix);
+        ns_data_report_free(&dr);
+    }
     ns_run_result res;
     install_signals();
     int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &stop_requested, &res, &err);

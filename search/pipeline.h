@@ -5,6 +5,7 @@
 #define NS_PIPELINE_H
 
 #include "../engine/data.h"
+#include "../engine/datacheck.h"
 #include "../engine/train.h"
 #include "../model/mlp.h"
 #include "config.h"
@@ -36,6 +37,20 @@ typedef struct ns_run_result {
      * NaN for regression or without the set */
     double val_bacc, val_f1, test_bacc, test_f1;
 } ns_run_result;
+
+/* Largest / smallest training class count over the classes with rows (NaN for
+ * regression or without rows). */
+double ns_pipeline_imbalance(const ns_prepared *p);
+/* c's class weighting as applied to p: `auto` stays NS_CW_AUTO (tempered weights, see
+ * pipeline.c) when the imbalance is above c->datacheck.imbalance_ratio and becomes
+ * NS_CW_NONE otherwise; other modes as they are. */
+ns_class_weights ns_pipeline_class_weights(const ns_config *c, const ns_prepared *p);
+
+/* The data checks of c's health: thresholds on p's parts (engine/datacheck.h), with the
+ * class_imbalance fix worded after model.class_weights. Caller frees *rep with
+ * ns_data_report_free. NS_ERUNTIME only when out of memory. */
+int ns_pipeline_data_check(const ns_config *c, const ns_prepared *p, ns_data_report *rep,
+                           ns_err *err);
 
 /* The loss of the best constant prediction for c's loss on p's training part: for
  * cross-entropy the entropy of the (class-weighted, label-smoothed) class frequencies, for

@@ -224,7 +224,7 @@ Test(config, defaults_when_keys_are_omitted)
     cr_assert_eq(c.model.init, NS_INIT_HE);
     cr_assert_eq(c.model.loss, NS_LOSS_XENT);
     cr_assert_eq(c.model.label_smoothing, 0.0f);
-    cr_assert_eq(c.class_weights, NS_CW_NONE);
+    cr_assert_eq(c.class_weights, NS_CW_AUTO);
     cr_assert_eq(c.n_class_weights, 0);
     cr_assert_null(c.class_weight_list);
     const ns_train_spec *t = &c.train;

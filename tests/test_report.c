@@ -248,11 +248,11 @@ Test(report, status_text_best_first)
         cr_assert_eq(order[i], want[i], "row %d is trial %d, want %d:\n%s", i, order[i],
                      want[i], out);
     /* A row: metric, epochs, seconds and the params compacted, strings unquoted. */
-    cr_assert(strstr(out, "  random  complete       0.8       3       1.2  train.lr=0.001 "
+    cr_assert(strstr(out, "  random  complete       0.8       3       1.2  ok      train.lr=0.001 "
                           "train.optimizer=adam\n"), "%s", out);
-    cr_assert(strstr(out, "  random  queued           -       0         -  train.lr=0.03\n"),
+    cr_assert(strstr(out, "  random  queued           -       0         -  -       train.lr=0.03\n"),
               "%s", out);
-    cr_assert(strstr(out, "  random  diverged         -       3       8.8  -\n"), "%s", out);
+    cr_assert(strstr(out, "  random  diverged         -       3       8.8  -       -\n"), "%s", out);
     cr_assert(strstr(out, "failed:  trial 1: out of \"memory\"\n"), "%s", out);
     char best[4200];
     snprintf(best, sizeof best, "best:    trial 2 (stage random), val_acc 0.9 after 3 epochs; "
@@ -291,7 +291,7 @@ Test(report, status_json_one_object)
     cr_assert(strncmp(out, "{\"study\":{", 10) == 0, "%s", out);
     const char *keys[] = {
         "\"study\":{\"name\":\"my \\\"study\\\"\\\\1\",\"metric\":\"val_acc\","
-        "\"higher_is_better\":true,\"seed\":7,\"config_hash\":\"abc123\"}",
+        "\"higher_is_better\":true,\"seed\":7,\"config_hash\":\"abc123\",\"data_checks\":null}",
         /* decisions embedded as JSON (compacted), not as strings */
         "\"stages\":[{\"name\":\"lr_range\",\"state\":\"complete\","
         "\"decision\":{\"lr_min\":0.0001,\"lr_max\":0.1}},{\"name\":\"random\","
@@ -299,17 +299,17 @@ Test(report, status_json_one_object)
         /* trials by number, every key, params and health embedded */
         "\"trials\":[{\"number\":0,\"stage\":\"random\",\"state\":\"complete\","
         "\"params\":{\"train.lr\":0.001,\"train.optimizer\":\"adam\"},\"val_metric\":0.8,"
-        "\"epochs\":3,\"seconds\":1.25,\"health\":{\"findings\":[]}}",
+        "\"epochs\":3,\"seconds\":1.25,\"health\":{\"findings\":[]},\"result\":{",
         "{\"number\":1,\"stage\":\"random\",\"state\":\"failed\",\"params\":{\"train.lr\":0.5},"
-        "\"val_metric\":null,\"epochs\":3,\"seconds\":2.5,\"health\":null}",
+        "\"val_metric\":null,\"epochs\":3,\"seconds\":2.5,\"health\":null,\"result\":{",
         "{\"number\":4,\"stage\":\"random\",\"state\":\"queued\",\"params\":{\"train.lr\":0.03},"
-        "\"val_metric\":null,\"epochs\":0,\"seconds\":null,\"health\":null}",
+        "\"val_metric\":null,\"epochs\":0,\"seconds\":null,\"health\":null,\"result\":null}",
         /* a health column that is not JSON stays a (valid) string */
-        "\"val_metric\":0.7,\"epochs\":3,\"seconds\":7.5,\"health\":\"not json\"}",
+        "\"val_metric\":0.7,\"epochs\":3,\"seconds\":7.5,\"health\":\"not json\",",
         "\"params\":{},",
         "],\"best\":{\"number\":2,\"stage\":\"random\",\"state\":\"complete\","
         "\"params\":{\"train.lr\":0.01},\"val_metric\":0.9,\"epochs\":3,\"seconds\":3.75,"
-        "\"health\":{\"findings\":[{\"kind\":\"overfitting\"}]}}}\n",
+        "\"health\":{\"findings\":[{\"kind\":\"overfitting\"}]},\"result\":{",
     };
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         cr_assert(strstr(out, keys[i]), "missing %s in:\n%s", keys[i], out);
@@ -336,7 +336,7 @@ Test(report, status_json_one_object)
     cr_assert_eq(rc, NS_OK, "%s", err.msg);
     cr_assert(json_balanced(out), "%s", out);
     cr_assert_str_eq(out, "{\"study\":{\"name\":\"empty\",\"metric\":\"val_rmse\","
-                          "\"higher_is_better\":false,\"seed\":1,\"config_hash\":\"ff\"},"
+                          "\"higher_is_better\":false,\"seed\":1,\"config_hash\":\"ff\",\"data_checks\":null},"
                           "\"stages\":[],\"trials\":[],\"best\":null}\n");
     free(out);
     out = run_status(fy.dir, 0, &rc, &err);

@@ -630,7 +630,7 @@ Test(space, export_round_trip)
              "data:\n  train: \"%s\"\n  label: \"label\"\n  task: classification\n  val_fraction: 0.1\n"
              "  split_seed: 1\n  standardize: true\n\n"
              "model:\n  hidden: []\n  activation: relu\n  dropout: 0\n  init: he\n  loss: cross_entropy\n"
-             "  label_smoothing: 0\n  class_weights: none\n\n"
+             "  label_smoothing: 0\n  class_weights: auto\n\n"
              "train:\n  epochs: 10\n  max_epochs: 0\n  batch_size: 128\n  eval_batch: 1024\n  optimizer: adam\n"
              "  lr: 0.001\n  momentum: 0\n  nesterov: false\n  beta1: 0.9\n  beta2: 0.999\n  eps: 1e-08\n"
              "  alpha: 0.99\n  weight_decay: 0\n  schedule: constant\n  step_size: 10\n  gamma: 0.1\n"
@@ -640,7 +640,9 @@ Test(space, export_round_trip)
              "health:\n  divergence_factor: 4\n  min_epochs: 6\n  smoothing: 0.3\n  oscillation: 0.25\n"
              "  spike_factor: 2\n  overfit_patience: 5\n  overfit_rise: 0.1\n  gap_max: 1\n"
              "  gap_abs_min: 0.1\n  min_drop: 0.01\n  baseline_frac: 0.9\n  tail_share: 0.2\n  tail_drop: 0.1\n"
-             "  grad_ratio_low: 0.001\n  grad_ratio_high: 1000\n  grad_max: 1000\n  grad_min: 1e-08\n",
+             "  grad_ratio_low: 0.001\n  grad_ratio_high: 1000\n  grad_max: 1000\n  grad_min: 1e-08\n"
+             "  imbalance_ratio: 3\n  shift_smd: 0.2\n  shift_alpha: 0.01\n  shift_share: 0.1\n"
+             "  label_shift: 0.1\n  duplicate_share: 0.01\n",
              csv_file);
     cr_assert_str_eq(text, want);
     free(text);
