@@ -45,6 +45,25 @@ static uint64_t spec_param_count(const ns_mlp_spec *s)
 static int dim_ok(uint64_t v) { return v >= 1 && v <= NS_MODEL_MAX_DIM; }
 static int prob_ok(float p) { return p >= 0.0f && p < 1.0f; } /* false for NaN */
 
+/* The training statistics of one feature against their invariants: -1 if they hold, else
+ * which of the four arrays is wrong (0 min, 1 max, 2 mean, 3 std, the file order) with
+ * the reason in *why. Comparisons are written so that NaN fails them. */
+static int stat_problem(const ns_feature_stats *fs, int j, const char **why)
+{
+    float mn = fs->min[j], mx = fs->max[j], mean = fs->mean[j], sd = fs->std[j];
+    if (!isfinite(mn))
+        return (*why = "is not finite", 0);
+    if (!isfinite(mx) || !(mx >= mn))
+        return (*why = "is not finite or is below the minimum", 1);
+    if (!isfinite(mean) || !(mean >= mn && mean <= mx))
+        return (*why = "is not finite or lies outside [minimum, maximum]", 2);
+    if (!isfinite(sd) || !(sd >= 0))
+        return (*why = "is not finite or is negative", 3);
+    return -1;
+}
+static const char *const STAT_NAME[4] = {"training minimum", "training maximum",
+                                         "training mean", "training std"};
+
 /* "784-256-128-10" for messages. */
 static const char *arch_str(const ns_mlp_spec *s, char *buf, size_t cap)
 {
@@ -136,6 +155,18 @@ static int check_model(const ns_model_file *mf, char *why, size_t cap)
                 NS_MODEL_MAX_NAME, bug);
     if (mf->label_name && strlen(mf->label_name) > NS_MODEL_MAX_NAME)
         WHY("label name longer than %d bytes; %s", NS_MODEL_MAX_NAME, bug);
+    const ns_feature_stats *fs = &mf->fstats;
+    if (fs->d != 0 && (fs->d != s->n_in || !fs->min || !fs->max || !fs->mean || !fs->std))
+        WHY("training statistics have d = %d (or no arrays) but n_in = %d; store d = 0 "
+            "when there are none; %s", fs->d, s->n_in, bug);
+    if (fs->d != 0 && fs->n_rows < 1)
+        WHY("training statistics summarise %ld rows; need at least 1; %s", fs->n_rows, bug);
+    for (int j = 0; j < fs->d; j++) {
+        const char *what;
+        int k = stat_problem(fs, j, &what);
+        if (k >= 0)
+            WHY("%s of feature %d %s; %s", STAT_NAME[k], j, what, bug);
+    }
     if (!memchr(mf->tool_version, '\0', sizeof mf->tool_version))
         WHY("tool_version is not a terminated string of at most %d bytes; %s",
             TOOL_VERSION_MAX, bug);
@@ -234,6 +265,16 @@ static void serialize(wr *w, const ns_model_file *mf, uint64_t file_size)
     wr_f32s(w, mf->stdz.scale, (size_t)mf->stdz.d);
     wr_f32(w, mf->stdz.t_mean);
     wr_f32(w, mf->stdz.t_std);
+
+    const ns_feature_stats *fs = &mf->fstats; /* version 2 */
+    wr_u32(w, (uint32_t)fs->d);
+    if (fs->d) {
+        wr_u64(w, (uint64_t)fs->n_rows);
+        wr_f32s(w, fs->min, (size_t)fs->d);
+        wr_f32s(w, fs->max, (size_t)fs->d);
+        wr_f32s(w, fs->mean, (size_t)fs->d);
+        wr_f32s(w, fs->std, (size_t)fs->d);
+    }
 
     int nc = mf->class_names ? mf->n_classes : 0;
     wr_u32(w, (uint32_t)nc);
@@ -527,6 +568,44 @@ static int rd_preprocessing(rd *r, ns_model_file *mf)
     return 0;
 }
 
+/* Version 2: a count (0 or n_in), then n_rows and the min, max, mean and std arrays. */
+static int rd_feature_stats(rd *r, ns_model_file *mf)
+{
+    ns_feature_stats *fs = &mf->fstats;
+    uint32_t d;
+    uint64_t at = r->off;
+    int rc = rd_u32(r, &d, "training statistics count");
+    if (rc || d == 0)
+        return rc;
+    if (d != (uint32_t)mf->spec.n_in)
+        return bad(r, at, "training statistics count is %u; it must be 0 or %d (the inputs)",
+                   d, mf->spec.n_in);
+    if ((rc = rd_need_at(r, at, 8 + (uint64_t)d * 16, "training statistics")))
+        return rc;
+    uint64_t n, at_n = r->off;
+    if ((rc = rd_u64(r, &n, "training row count")))
+        return rc;
+    if (n < 1 || n > (uint64_t)INT64_MAX)
+        return bad(r, at_n, "training row count is %llu, outside [1, 2^63 - 1]",
+                   (unsigned long long)n);
+    float *buf = malloc((size_t)d * 4 * sizeof *buf);
+    if (!buf)
+        return ns_err_set(r->err, NS_ERUNTIME, "%s: out of memory", r->path);
+    *fs = (ns_feature_stats){.d = (int)d, .n_rows = (long)n, .min = buf, .max = buf + d,
+                             .mean = buf + 2 * (size_t)d, .std = buf + 3 * (size_t)d};
+    at = r->off;
+    if ((rc = rd_f32s(r, buf, (size_t)d * 4, "training statistics")))
+        return rc;
+    for (uint32_t j = 0; j < d; j++) {
+        const char *why;
+        int k = stat_problem(fs, (int)j, &why);
+        if (k >= 0)
+            return bad(r, at + 4 * ((uint64_t)k * d + j), "%s of feature %u %s",
+                       STAT_NAME[k], j, why);
+    }
+    return 0;
+}
+
 /* An empty label name means "none" (IDX-trained models). */
 static int rd_label_name(rd *r, ns_model_file *mf)
 {
@@ -576,7 +655,7 @@ static int rd_provenance_params(rd *r, ns_model_file *mf)
  * Verifying the checksum before parsing means damage anywhere after the header is
  * reported as what it is, not as whichever field it happened to hit. */
 static int check_envelope(FILE *f, const char *path, uint64_t size, uint64_t *file_size,
-                          ns_err *err)
+                          uint32_t *version, ns_err *err)
 {
     unsigned char h[HEADER_BYTES];
     size_t want = size < HEADER_BYTES ? (size_t)size : HEADER_BYTES;
@@ -588,13 +667,15 @@ static int check_envelope(FILE *f, const char *path, uint64_t size, uint64_t *fi
                           "\"NSMODEL\"); fix: pass a model written by `nnsearch train`", path);
     if (want >= 12) {
         uint32_t v = get_u32(h + 8);
-        if (v != NS_MODEL_VERSION)
+        if (v < NS_MODEL_VERSION_MIN || v > NS_MODEL_VERSION)
             return ns_err_set(err, NS_EINPUT,
                               "%s: byte 8: model format version %u, but this build of "
-                              "nnsearch reads version %d; fix: %s", path, v, NS_MODEL_VERSION,
+                              "nnsearch reads versions %d to %d; fix: %s", path, v,
+                              NS_MODEL_VERSION_MIN, NS_MODEL_VERSION,
                               v > NS_MODEL_VERSION
                                   ? "use the newer nnsearch that wrote it, or re-train with this one"
                                   : "the file is corrupt; re-create it with `nnsearch train`");
+        *version = v;
     }
     if (want < HEADER_BYTES)
         return ns_err_set(err, NS_EINPUT,
@@ -652,6 +733,7 @@ int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
     struct stat st;
     int rc;
     uint64_t fs = 0;
+    uint32_t version = 0;
     if (fstat(fileno(f), &st) != 0)
         rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot stat the model file: %s", path,
                         strerror(errno));
@@ -659,12 +741,14 @@ int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
         rc = ns_err_set(err, NS_EINPUT, "%s: not a regular file; fix: pass the model file "
                         "itself", path);
     else
-        rc = check_envelope(f, path, (uint64_t)st.st_size, &fs, err);
+        rc = check_envelope(f, path, (uint64_t)st.st_size, &fs, &version, err);
     if (!rc && fseek(f, HEADER_BYTES, SEEK_SET) != 0)
         rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot seek: %s", path, strerror(errno));
     if (!rc) {
         rd r = {.f = f, .path = path, .err = err, .off = HEADER_BYTES, .end = fs - CRC_BYTES};
+        /* Version 1 is version 2 without the training statistics. */
         if (!(rc = rd_arch(&r, mf)) && !(rc = rd_preprocessing(&r, mf)) &&
+            !(rc = version >= 2 ? rd_feature_stats(&r, mf) : 0) &&
             !(rc = rd_names(&r, &mf->class_names, (uint32_t)mf->n_classes, "class names")) &&
             !(rc = rd_names(&r, &mf->feature_names, (uint32_t)mf->spec.n_in,
                             "feature names")) &&
@@ -692,6 +776,80 @@ void ns_model_file_free(ns_model_file *mf)
     free(mf->label_name);
     free(mf->stdz.mean);
     free(mf->stdz.scale);
+    ns_feature_stats_free(&mf->fstats);
     free(mf->params);
     memset(mf, 0, sizeof *mf);
+}
+
+/* ---- training statistics ------------------------------------------------------------ */
+
+int ns_feature_stats_compute(ns_feature_stats *fs, const ns_dataset *ds, ns_err *err)
+{
+    memset(fs, 0, sizeof *fs);
+    if (ds->n < 1 || ds->d < 1)
+        return ns_err_set(err, NS_EINPUT, "training statistics need at least one row and "
+                          "feature, the training set has %ld x %d", ds->n, ds->d);
+    size_t d = (size_t)ds->d;
+    long n = ds->n;
+    float *buf = malloc(4 * d * sizeof *buf);
+    double *acc = calloc(2 * d, sizeof *acc);
+    if (!buf || !acc) {
+        free(buf);
+        free(acc);
+        return ns_err_set(err, NS_ERUNTIME, "training statistics: out of memory for %zu "
+                          "features", d);
+    }
+    float *mn = buf, *mx = buf + d, *mean = buf + 2 * d, *sd = buf + 3 * d;
+    double *sum = acc, *ss = acc + d;
+    /* Two passes in double, like ns_standardizer_fit: the mean, then squared deviations
+     * from it, so there is no cancellation; row-major inner loops over features. */
+    memcpy(mn, ds->x, d * sizeof *mn);
+    memcpy(mx, ds->x, d * sizeof *mx);
+    for (long i = 0; i < n; i++) {
+        const float *xr = ds->x + (size_t)i * d;
+        for (size_t j = 0; j < d; j++) {
+            sum[j] += xr[j];
+            mn[j] = xr[j] < mn[j] ? xr[j] : mn[j];
+            mx[j] = xr[j] > mx[j] ? xr[j] : mx[j];
+        }
+    }
+    for (size_t j = 0; j < d; j++)
+        sum[j] /= (double)n;
+    for (long i = 0; i < n; i++) {
+        const float *xr = ds->x + (size_t)i * d;
+        for (size_t j = 0; j < d; j++) {
+            double dv = xr[j] - sum[j];
+            ss[j] += dv * dv;
+        }
+    }
+    int rc = NS_OK;
+    for (size_t j = 0; j < d && !rc; j++) {
+        if (!isfinite(sum[j]) || !isfinite(ss[j]) || !isfinite(mn[j]) || !isfinite(mx[j])) {
+            rc = ns_err_set(err, NS_EINPUT, "training statistics: feature %zu has a value "
+                            "that is not finite after standardisation; check that column of "
+                            "the training data", j);
+            break;
+        }
+        /* The mean of values in [min, max] lies there; the clamp only guards the last
+         * rounding to float, so the invariant checked on save and load always holds. */
+        float m = (float)sum[j];
+        mean[j] = m < mn[j] ? mn[j] : m > mx[j] ? mx[j] : m;
+        sd[j] = (float)sqrt(ss[j] / (double)n);
+    }
+    free(acc);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    *fs = (ns_feature_stats){.d = (int)d, .n_rows = n, .min = mn, .max = mx, .mean = mean,
+                             .std = sd};
+    return NS_OK;
+}
+
+void ns_feature_stats_free(ns_feature_stats *fs)
+{
+    if (!fs)
+        return;
+    free(fs->min); /* the whole 4d buffer */
+    memset(fs, 0, sizeof *fs);
 }

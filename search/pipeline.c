@@ -320,11 +320,18 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     mf.seed = c->train.seed;
     snprintf(mf.tool_version, sizeof mf.tool_version, "nnsearch %s", NS_VERSION);
     mf.n_params = m->n_params;
+    /* Statistics of the standardised training rows, for predict's drift check. */
+    int rc = ns_feature_stats_compute(&mf.fstats, &p->train, err);
+    if (rc)
+        return rc;
     mf.params = malloc(m->n_params * sizeof(float));
-    if (!mf.params)
+    if (!mf.params) {
+        ns_feature_stats_free(&mf.fstats);
         return ns_err_set(err, NS_ERUNTIME, "out of memory writing the model");
+    }
     ns_buf_download(m->be, mf.params, m->params, m->n_params * sizeof(float));
-    int rc = ns_model_save(path, &mf, err);
+    rc = ns_model_save(path, &mf, err);
+    ns_feature_stats_free(&mf.fstats);
     free(mf.params);
     return rc;
 }

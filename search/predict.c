@@ -115,8 +115,17 @@ static void write_field(FILE *f, const char *s)
     }
 }
 
+void ns_predict_summary_free(ns_predict_summary *sum)
+{
+    if (!sum)
+        return;
+    ns_drift_report_free(&sum->drift);
+    memset(sum, 0, sizeof *sum);
+}
+
 int ns_predict_file(const char *model_path, const char *data_path, const char *labels_path,
-                    const char *out_path, ns_predict_summary *sum, ns_err *err)
+                    const char *out_path, int drift_check, ns_predict_summary *sum,
+                    ns_err *err)
 {
     memset(sum, 0, sizeof *sum);
     ns_model_file mf;
@@ -152,6 +161,16 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
         goto done;
     }
     ns_standardizer_apply(&mf.stdz, ds.x, ds.n);
+    /* On the standardised rows, the units the statistics were taken in; one O(n d) pass,
+     * small next to the forward pass. */
+    if (drift_check && !mf.fstats.d) {
+        sum->drift_state = NS_DRIFT_NO_STATS;
+    } else if (drift_check) {
+        if ((rc = ns_drift_check(&sum->drift, &mf.fstats, mf.feature_names, ds.x, ds.n, ds.d,
+                                 err)))
+            goto done;
+        sum->drift_state = NS_DRIFT_DONE;
+    }
 
     const int EB = 1024, K = mf.spec.n_out;
     if (!(be = ns_backend_cpu_alloc(1, err)) || !(m = ns_mlp_alloc(&mf.spec, be, EB, err))) {

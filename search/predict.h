@@ -4,6 +4,13 @@
 #define NS_PREDICT_H
 
 #include "../engine/err.h"
+#include "../model/drift.h"
+
+typedef enum ns_drift_state {
+    NS_DRIFT_SKIPPED = 0,  /* not asked for (--no-drift-check) */
+    NS_DRIFT_NO_STATS = 1, /* the model file has no training statistics (format version 1) */
+    NS_DRIFT_DONE = 2,     /* drift holds the report */
+} ns_drift_state;
 
 typedef struct ns_predict_summary {
     long rows;
@@ -11,12 +18,19 @@ typedef struct ns_predict_summary {
     double accuracy;
     int has_rmse;
     double rmse;
+    ns_drift_state drift_state;
+    ns_drift_report drift; /* with NS_DRIFT_DONE; zeroed otherwise */
 } ns_predict_summary;
 
 /* Writes one CSV line per row to out_path (atomically) or stdout when NULL:
  * classification "row,prediction,p_<class>..." (prediction is the class name or index),
- * regression "row,prediction" in the original target units. */
+ * regression "row,prediction" in the original target units. With drift_check set and
+ * statistics in the model, also compares the standardised input with them (drift.h);
+ * drift never fails the call, it is reported in sum for the caller to word. Caller frees
+ * *sum with ns_predict_summary_free, whatever the result. */
 int ns_predict_file(const char *model_path, const char *data_path, const char *labels_path,
-                    const char *out_path, ns_predict_summary *sum, ns_err *err);
+                    const char *out_path, int drift_check, ns_predict_summary *sum,
+                    ns_err *err);
+void ns_predict_summary_free(ns_predict_summary *sum);
 
 #endif

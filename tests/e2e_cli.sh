@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # e2e_cli.sh — end-to-end checks of the nnsearch program as a user runs it: train on the
 # tiny CSV and on a generated regression CSV, JSON records, predict, determinism across
-# runs, and one-line errors with exit code 2 for bad configs, data and models.
+# runs, the drift warning of predict, and one-line errors with exit code 2 for bad configs,
+# data and models.
 # usage: tests/e2e_cli.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
 NS=${1:?usage: e2e_cli.sh NNSEARCH}
@@ -54,6 +55,43 @@ check "predict accuracy line" grep -q 'accuracy' "$T/pred.err"
 awk -F, 'BEGIN{OFS=","} {print $8,$7,$6,$5,$4,$3,$2,$1}' configs/data/tiny.csv >"$T/shuffled.csv"
 "$NS" predict "$T/tiny.nsm" "$T/shuffled.csv" 2>/dev/null >"$T/pred2.csv"
 check "predict by column name" cmp -s "$T/pred.csv" "$T/pred2.csv"
+
+# --- drift check: the training data gives no warning; a column moved by a large constant
+# gives one, naming it, with the predictions still written and exit status 0.
+check "help lists --no-drift-check" bash -c "'$NS' predict --help | grep -q -- '--no-drift-check'"
+check "no drift warning on the training data ($(cat "$T/pred.err"))" \
+  bash -c "! grep -q 'warning' '$T/pred.err' && ! grep -q 'note' '$T/pred.err'"
+# the model file holds statistics of the 480 training rows (600 less val_fraction 0.2), in
+# standardised units (mean 0, std 1): header 20 + architecture 48 + preprocessing 76 bytes
+# put them at byte 144 (docs/model-format.md)
+check "statistics cover the 8 features and 480 training rows" test \
+  "$(od -An -tu4 -j144 -N4 "$T/tiny.nsm" | tr -d ' ') $(od -An -tu8 -j148 -N8 "$T/tiny.nsm" | tr -d ' ')" = "8 480"
+check "statistics are in standardised units (means 0, stds 1)" bash -c \
+  "od -An -v -tf4 -w4 -j$((156 + 64)) -N64 '$T/tiny.nsm' | awk 'NR <= 8 && (\$1 > 1e-4 || \$1 < -1e-4) { bad = 1 }
+     NR > 8 && (\$1 > 1.0001 || \$1 < 0.9999) { bad = 1 } END { exit bad || NR != 16 }'"
+awk -F, 'BEGIN{OFS=","} NR > 1 { $3 = $3 + 1000 } { print }' configs/data/tiny.csv >"$T/drifted.csv"
+check "drifted copy differs only in f3" bash -c "head -1 '$T/drifted.csv' | grep -q '^f1,f2,f3,' &&
+  diff <(cut -d, -f1,2,4- configs/data/tiny.csv) <(cut -d, -f1,2,4- '$T/drifted.csv') >/dev/null"
+"$NS" predict "$T/tiny.nsm" "$T/drifted.csv" -o "$T/pred_drift.csv" 2>"$T/drift.err"
+check "predict on drifted data exits 0" test $? -eq 0
+check "predictions written despite drift" test "$(wc -l <"$T/pred_drift.csv")" -eq 601
+check "shift warning names f3 ($(cat "$T/drift.err"))" grep -qE \
+  '^nnsearch: warning: drift: 1 of 8 features \(12\.5%\) shifted .*: f3 \(\+[0-9.]+ std\); .*retrain' "$T/drift.err"
+check "out-of-range warning names f3" grep -qE \
+  '^nnsearch: warning: drift: 12\.[0-9]% of the input values .* outside .*most in f3 \(100\.0% of rows\)' "$T/drift.err"
+check "two warning lines" test "$(grep -c 'warning' "$T/drift.err")" -eq 2
+"$NS" predict "$T/tiny.nsm" "$T/drifted.csv" --no-drift-check -o "$T/pred_nd.csv" 2>"$T/nd.err"
+rc=$?
+check "--no-drift-check: exit 0, no warning, same predictions" bash -c \
+  "test $rc -eq 0 && ! grep -q warning '$T/nd.err' && cmp -s '$T/pred_drift.csv' '$T/pred_nd.csv'"
+# a model file of format version 1 (written before the statistics existed) still predicts,
+# with one note that the check was skipped
+"$NS" predict tests/data/tiny-v1.nsm "$T/drifted.csv" -o "$T/pred_v1.csv" 2>"$T/v1.err"
+check "version-1 model predicts (exit 0)" test $? -eq 0
+check "version-1 model: 600 predictions" test "$(wc -l <"$T/pred_v1.csv")" -eq 601
+check "version-1 model: one note, no warning ($(cat "$T/v1.err"))" bash -c \
+  "grep -q '^nnsearch: note: .*tiny-v1.nsm has no training statistics' '$T/v1.err' &&
+   ! grep -q warning '$T/v1.err' && test \$(wc -l <'$T/v1.err') -eq 2"
 
 # --- checkpoints: a run killed at any moment and continued gives the uninterrupted bits
 # 15000 epochs of the tiny model: about 2 s, so kills land after the first checkpoints

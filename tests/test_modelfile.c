@@ -1,6 +1,7 @@
-/* test_modelfile.c — the model file: bit-exact round trips, the documented byte layout,
- * and every kind of damage (flipped bytes, truncation at each offset, bad magic, future
- * version, wrong or huge counts) failing cleanly with NS_EINPUT and a zeroed struct. */
+/* test_modelfile.c — the model file: bit-exact round trips (training statistics
+ * included), the documented byte layout, version-1 files still loading, and every kind of
+ * damage (flipped bytes, truncation at each offset, bad magic, future version, wrong or
+ * huge counts, bad statistics) failing cleanly with NS_EINPUT and a zeroed struct. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <errno.h>
@@ -150,7 +151,29 @@ static void fill_params(ns_model_file *mf)
     }
 }
 
-/* 5-7-3-4 GELU classifier with class and feature names. */
+/* Training statistics whose bits are worth checking: -0, a subnormal, a count above
+ * 2^32, a constant feature (std 0, min == mean == max). */
+static void fill_fstats(ns_model_file *mf, int d)
+{
+    float *buf = malloc(4 * (size_t)d * sizeof(float));
+    cr_assert_not_null(buf);
+    ns_feature_stats *fs = &mf->fstats;
+    *fs = (ns_feature_stats){.d = d, .n_rows = 0x123456789L, .min = buf, .max = buf + d,
+                             .mean = buf + 2 * d, .std = buf + 3 * d};
+    for (int j = 0; j < d; j++) {
+        fs->min[j] = -2.5f - 0.3f * (float)j;
+        fs->max[j] = 3.0f + 0.1f * (float)j;
+        fs->mean[j] = 0.1f * (float)j - 0.3f;
+        fs->std[j] = 0.9f + 0.01f * (float)j;
+    }
+    fs->mean[0] = -0.0f;
+    uint32_t sub = 1;
+    memcpy(&fs->std[1], &sub, 4);
+    fs->min[2] = fs->max[2] = fs->mean[2] = 1.75f;
+    fs->std[2] = 0.0f;
+}
+
+/* 5-7-3-4 GELU classifier; with names also with training statistics (the full file). */
 static const char *CLASS_NAMES[] = {"cat", "", "na\xc3\xafve \xc3\xa9t\xc3\xa9", "x y,\"z\""};
 static const char *FEATURE_NAMES[] = {"petal length", "f1", "a", "", "sepal width (cm)"};
 
@@ -172,6 +195,7 @@ static void make_classifier(ns_model_file *mf, int names)
         for (int i = 0; i < 5; i++)
             mf->feature_names[i] = dup_str(FEATURE_NAMES[i]);
         mf->label_name = dup_str("kind");
+        fill_fstats(mf, 5);
     }
     mf->config_hash = 0xdeadbeefcafebabeull;
     mf->seed = 0x8000000000000005ull;
@@ -228,6 +252,15 @@ static void assert_same(const ns_model_file *a, const ns_model_file *b)
     cr_assert_eq(a->feature_names == NULL, b->feature_names == NULL);
     for (int i = 0; a->feature_names && i < a->spec.n_in; i++)
         cr_assert_str_eq(a->feature_names[i], b->feature_names[i]);
+    cr_assert_eq(a->fstats.d, b->fstats.d);
+    cr_assert_eq(a->fstats.n_rows, b->fstats.n_rows);
+    cr_assert_eq(a->fstats.min == NULL, b->fstats.min == NULL);
+    for (int j = 0; j < a->fstats.d; j++) {
+        cr_assert(bits_equal(a->fstats.min[j], b->fstats.min[j]), "stats min[%d]", j);
+        cr_assert(bits_equal(a->fstats.max[j], b->fstats.max[j]), "stats max[%d]", j);
+        cr_assert(bits_equal(a->fstats.mean[j], b->fstats.mean[j]), "stats mean[%d]", j);
+        cr_assert(bits_equal(a->fstats.std[j], b->fstats.std[j]), "stats std[%d]", j);
+    }
     cr_assert_eq(a->config_hash, b->config_hash);
     cr_assert_eq(a->seed, b->seed);
     cr_assert_str_eq(a->tool_version, b->tool_version);
@@ -274,10 +307,25 @@ static int load_bytes(const char *dir, const unsigned char *b, size_t len, ns_er
     return rc;
 }
 
-/* Offsets of the sections for a model with nh hidden layers and d inputs. */
+/* Offsets of the sections for a model with nh hidden layers and d inputs, with (st 1) or
+ * without training statistics. */
 #define OFF_ARCH 20
 static size_t off_prep(int nh) { return OFF_ARCH + 40 + 4 * (size_t)nh; }
-static size_t off_names(int nh, int d) { return off_prep(nh) + 4 + 8 * (size_t)d + 8; }
+static size_t off_stats(int nh, int d) { return off_prep(nh) + 4 + 8 * (size_t)d + 8; }
+static size_t stats_bytes(int d, int st) { return 4 + (st ? 8 + 16 * (size_t)d : 0); }
+static size_t off_names(int nh, int d, int st) { return off_stats(nh, d) + stats_bytes(d, st); }
+
+/* The version-1 form of a version-2 file: the same bytes without the training-statistics
+ * section (whose size st says), version 1, resealed. Returns the new length. */
+static size_t to_v1(unsigned char *b, size_t len, int nh, int d, int st)
+{
+    size_t at = off_stats(nh, d), cut = stats_bytes(d, st);
+    memmove(b + at, b + at + cut, len - at - cut);
+    len -= cut;
+    put32(b + 8, 1);
+    reseal(b, len);
+    return len;
+}
 
 /* ---- round trips ------------------------------------------------------------------ */
 
@@ -302,7 +350,7 @@ Test(modelfile, roundtrip_with_names)
     for (int i = 0; i < 5; i++)
         names += 4 + strlen(FEATURE_NAMES[i]);
     names += 4 + strlen("kind"); /* label column name */
-    size_t want = off_names(2, 5) + names + 8 + 8 + 4 + tool + 8 + 4 * a.n_params + 4;
+    size_t want = off_names(2, 5, 1) + names + 8 + 8 + 4 + tool + 8 + 4 * a.n_params + 4;
     cr_assert_eq(len, want, "file is %zu bytes, the documented layout gives %zu", len, want);
     cr_assert_eq(memcmp(f, "NSMODEL\0", 8), 0);
     cr_assert_eq(get32(f + 8), NS_MODEL_VERSION);
@@ -312,7 +360,15 @@ Test(modelfile, roundtrip_with_names)
     cr_assert_eq(get32(f + OFF_ARCH + 12), 7);  /* hidden[0] */
     cr_assert_eq(get32(f + OFF_ARCH + 20), NS_ACT_GELU);
     cr_assert_eq(get32(f + OFF_ARCH + 24), 0x3e800000u); /* dropout 0.25 */
-    cr_assert_eq(get32(f + off_names(2, 5)), 4);         /* class names */
+    cr_assert_eq(get32(f + 8), 2);
+    const size_t S = off_stats(2, 5); /* training statistics: count, rows, min, max, ... */
+    cr_assert_eq(get32(f + S), 5);
+    cr_assert_eq(get64(f + S + 4), 0x123456789ull);
+    cr_assert_eq(get32(f + S + 12), 0xc0200000u);          /* min[0] = -2.5 */
+    cr_assert_eq(get32(f + S + 12 + 20), 0x40400000u);     /* max[0] = 3 */
+    cr_assert_eq(get32(f + S + 12 + 40), 0x80000000u);     /* mean[0] = -0 */
+    cr_assert_eq(get32(f + S + 12 + 60 + 4), 1u);          /* std[1], a subnormal */
+    cr_assert_eq(get32(f + off_names(2, 5, 1)), 4);        /* class names */
     cr_assert_eq(get64(f + len - 4 - 4 * a.n_params - 8), a.n_params);
     cr_assert_eq(get32(f + len - 4), (uint32_t)crc32(crc32(0L, Z_NULL, 0), f, (uInt)(len - 4)));
     free(f);
@@ -366,6 +422,149 @@ Test(modelfile, roundtrip_no_hidden_layer)
     ns_model_file_free(&a);
     ns_model_file_free(&b);
     free(p);
+    rm_dir(dir);
+}
+
+/* The sizes docs/model-format.md gives: 136 bytes for the smallest file (1 input,
+ * 1 output, no hidden layer, no names, empty tool version, no statistics), 160 with
+ * statistics (12 + 16d more). */
+Test(modelfile, smallest_file_sizes_match_the_docs)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a;
+    make_regressor(&a);
+    free(a.params);
+    ns_standardizer_free(&a.stdz);
+    a.spec = (ns_mlp_spec){.n_in = 1, .n_out = 1, .loss = NS_LOSS_MSE};
+    fill_stdz(&a, 1, 0.0f, 1.0f);
+    a.tool_version[0] = '\0';
+    a.n_params = 2;
+    fill_params(&a);
+    size_t len;
+    unsigned char *b = saved_bytes(dir, &a, &len);
+    cr_assert_eq(len, 136);
+    free(b);
+    a.fstats = (ns_feature_stats){.d = 1, .n_rows = 1, .min = calloc(4, sizeof(float))};
+    cr_assert_not_null(a.fstats.min);
+    a.fstats.max = a.fstats.min + 1;
+    a.fstats.mean = a.fstats.min + 2;
+    a.fstats.std = a.fstats.min + 3;
+    b = saved_bytes(dir, &a, &len);
+    cr_assert_eq(len, 136 + 8 + 16);
+    free(b);
+    ns_model_file_free(&a);
+    rm_dir(dir);
+}
+
+/* ---- version 1 ---------------------------------------------------------------------- */
+
+/* A version-1 file is a version-2 file without the statistics section: it loads, with the
+ * statistics absent and everything else the same. */
+Test(modelfile, version1_bytes_load_without_statistics)
+{
+    char *dir = tu_temp_dir();
+    for (int st = 0; st <= 1; st++) {
+        ns_model_file a, b;
+        make_classifier(&a, st); /* names and statistics, or neither */
+        cr_assert_eq(a.fstats.d, st ? 5 : 0);
+        size_t len;
+        unsigned char *f = saved_bytes(dir, &a, &len);
+        cr_assert_eq(get32(f + off_stats(2, 5)), st ? 5u : 0u);
+        unsigned char *v2 = malloc(len);
+        cr_assert_not_null(v2);
+        memcpy(v2, f, len);
+        size_t n1 = to_v1(f, len, 2, 5, st);
+        cr_assert_eq(n1, len - stats_bytes(5, st));
+        char *p = path_in(dir, "v1.nsm");
+        write_all(p, f, n1);
+        ns_err err = {0};
+        cr_assert_eq(ns_model_load(p, &b, &err), NS_OK, "st %d: %s", st, err.msg);
+        ns_feature_stats_free(&a.fstats);
+        assert_same(&a, &b);
+        cr_assert_eq(b.fstats.d, 0);
+        cr_assert_eq(b.fstats.n_rows, 0);
+        cr_assert_null(b.fstats.min);
+        ns_model_file_free(&b);
+
+        /* Version 1 keeps the version-1 damage checks: any cut or flipped byte fails. */
+        for (size_t k = 0; k < n1; k++) {
+            cr_assert_eq(load_bytes(dir, f, k, &err), NS_EINPUT, "v1 cut at %zu", k);
+            f[k] ^= 0xff;
+            cr_assert_eq(load_bytes(dir, f, n1, &err), NS_EINPUT, "v1 flip at %zu", k);
+            f[k] ^= 0xff;
+        }
+        /* A version-2 body labelled version 1 is refused: the statistics section is not
+         * skipped or guessed at, it breaks the version-1 layout. */
+        memcpy(f, v2, len);
+        put32(f + 8, 1);
+        reseal(f, len);
+        cr_assert_eq(load_bytes(dir, f, len, &err), NS_EINPUT, "st %d: v2 body as v1", st);
+        free(f);
+        free(v2);
+        free(p);
+        ns_model_file_free(&a);
+    }
+    rm_dir(dir);
+}
+
+/* A file written by the version-1 writer (nnsearch 0.1.0 before this format change:
+ * `nnsearch train configs/tiny-train.yaml -o tests/data/tiny-v1.nsm`). */
+Test(modelfile, version1_file_from_the_old_writer_loads)
+{
+    const char *p = NS_SOURCE_DIR "/tests/data/tiny-v1.nsm";
+    size_t len;
+    unsigned char *f = read_all(p, &len);
+    cr_assert_eq(get32(f + 8), 1, "the fixture is not a version-1 file");
+    free(f);
+    ns_model_file mf;
+    ns_err err = {0};
+    cr_assert_eq(ns_model_load(p, &mf, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(mf.spec.n_in, 8);
+    cr_assert_eq(mf.spec.n_out, 3);
+    cr_assert_eq(mf.spec.n_hidden, 2);
+    cr_assert_eq(mf.spec.hidden[0], 32);
+    cr_assert_eq(mf.n_params, (size_t)(8 * 32 + 32 + 32 * 16 + 16 + 16 * 3 + 3));
+    cr_assert_not_null(mf.feature_names);
+    cr_assert_str_eq(mf.feature_names[2], "f3");
+    cr_assert_str_eq(mf.class_names[1], "beta");
+    cr_assert_str_eq(mf.label_name, "label");
+    cr_assert_eq(mf.fstats.d, 0);
+    cr_assert_null(mf.fstats.min);
+    ns_model_file_free(&mf);
+}
+
+/* Every byte of a full version-2 file replaced by 0x00 and by 0xff, the file resealed so
+ * the section checks (statistics included) see it: each load either succeeds (the value
+ * happened to stay valid) or fails cleanly; and a bad value in the statistics is caught. */
+Test(modelfile, resealed_damage_at_every_offset_is_clean)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a;
+    make_classifier(&a, 1);
+    size_t len;
+    unsigned char *b = saved_bytes(dir, &a, &len);
+    unsigned char *c = malloc(len);
+    cr_assert_not_null(c);
+    const size_t S = off_stats(2, 5), S_END = S + stats_bytes(5, 1);
+    int stats_refused = 0;
+    ns_err err;
+    for (size_t i = 20; i < len - 4; i++)
+        for (int v = 0; v <= 0xff; v += 0xff) {
+            memcpy(c, b, len);
+            c[i] = (unsigned char)v;
+            reseal(c, len);
+            int rc = load_bytes(dir, c, len, &err);
+            cr_assert(rc == NS_OK || rc == NS_EINPUT, "byte %zu = %d: rc %d", i, v, rc);
+            if (rc == NS_EINPUT && i >= S && i < S_END && strstr(err.msg, "training"))
+                stats_refused++;
+        }
+    /* 35 of the 184 changes today, e.g. 0xff in a value's top byte makes it NaN or
+     * negative; the rest leave valid statistics (or are refused by a later section). */
+    cr_assert_geq(stats_refused, 30, "only %d damaged statistics bytes were refused",
+                  stats_refused);
+    free(c);
+    free(b);
+    ns_model_file_free(&a);
     rm_dir(dir);
 }
 
@@ -447,6 +646,26 @@ Test(modelfile, save_refuses_inconsistent_model)
     a.spec.dropout = NAN;
     cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
     a.spec.dropout = 0;
+
+    a.fstats.d = 4; /* statistics for another input count */
+    cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "training statistics have d = 4"), "%s", err.msg);
+    a.fstats.d = 5;
+
+    a.fstats.n_rows = 0;
+    cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "summarise 0 rows"), "%s", err.msg);
+    a.fstats.n_rows = 10;
+
+    a.fstats.std[3] = -1.0f;
+    cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "training std of feature 3"), "%s", err.msg);
+    a.fstats.std[3] = 1.0f;
+
+    a.fstats.mean[1] = a.fstats.max[1] + 1.0f; /* outside the training range */
+    cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "training mean of feature 1"), "%s", err.msg);
+    a.fstats.mean[1] = a.fstats.min[1];
 
     memset(a.tool_version, 'v', sizeof a.tool_version); /* not terminated */
     cr_assert_eq(ns_model_save(p, &a, &err), NS_EINPUT);
@@ -570,8 +789,16 @@ Test(modelfile, future_version)
     cr_assert_eq(load_bytes(dir, b, len, &err), NS_EINPUT);
     char want[128];
     snprintf(want, sizeof want, "byte 8: model format version %d, but this build of nnsearch "
-             "reads version %d", NS_MODEL_VERSION + 1, NS_MODEL_VERSION);
+             "reads versions 1 to %d", NS_MODEL_VERSION + 1, NS_MODEL_VERSION);
     cr_assert(strstr(err.msg, want), "%s", err.msg);
+    cr_assert(strstr(err.msg, "use the newer nnsearch"), "%s", err.msg);
+    cr_assert_eq(NS_MODEL_VERSION, 2);
+
+    put32(b + 8, 0); /* below every version: damage, not a newer writer */
+    reseal(b, len);
+    cr_assert_eq(load_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "model format version 0"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "the file is corrupt"), "%s", err.msg);
     free(b);
     ns_model_file_free(&a);
     rm_dir(dir);
@@ -621,7 +848,8 @@ Test(modelfile, huge_and_out_of_range_fields)
     size_t len;
     unsigned char *b = saved_bytes(dir, &a, &len);
     unsigned char *c = malloc(len);
-    const size_t P = off_prep(2), N = off_names(2, 5);
+    const size_t P = off_prep(2), S = off_stats(2, 5), N = off_names(2, 5, 1);
+    const size_t SA = S + 12; /* the statistics arrays: min, max, mean, std of 5 features */
     size_t F = N + 4, fnames = 0; /* F: the feature-name count */
     for (int i = 0; i < 4; i++)
         F += 4 + strlen(CLASS_NAMES[i]);
@@ -659,6 +887,17 @@ Test(modelfile, huge_and_out_of_range_fields)
         {P + 4 + 20, 0, 0xffc00000u, "scale of feature 0"}, /* NaN */
         {P + 44, 0, 0x7f800000u, "target mean"},        /* +inf */
         {P + 48, 0, 0, "target std"},
+        {S, 0, 0xffffffffu, "training statistics count is"},
+        {S, 0, 4, "training statistics count is 4; it must be 0 or 5"},
+        {S + 4, 1, 0, "training row count is 0"},
+        {S + 4, 1, (uint64_t)INT64_MAX + 1, "training row count is"},
+        {SA + 4 * 3, 0, 0x7fc00000u, "training minimum of feature 3 is not finite"},
+        {SA + 20 + 4 * 0, 0, 0xff800000u, "training maximum of feature 0"},   /* -inf */
+        {SA + 20 + 4 * 1, 0, 0xc0400000u, "training maximum of feature 1"},   /* -3 < min */
+        {SA + 40 + 4 * 4, 0, 0x41200000u, "training mean of feature 4"},      /* 10 > max */
+        {SA + 40 + 4 * 2, 0, 0x3fe00001u, "training mean of feature 2"},      /* > the constant */
+        {SA + 60 + 4 * 2, 0, 0xbf800000u, "training std of feature 2"},       /* -1 */
+        {SA + 60 + 4 * 4, 0, 0x7f800000u, "training std of feature 4"},       /* +inf */
         {N, 0, 0xffffffffu, "class names count"},
         {N, 0, 2, "class names count"},
         {N + 4, 0, 0xffffffffu, "class names is"},
@@ -693,6 +932,16 @@ Test(modelfile, huge_and_out_of_range_fields)
     reseal(c, len);
     cr_assert_eq(load_bytes(dir, c, len, &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "standardizer statistics needs"), "%s", err.msg);
+
+    /* A resealed file that ends inside the statistics: refused at their count, before
+     * anything is allocated for them. */
+    memcpy(c, b, S + 22);
+    reseal(c, S + 22 + 4);
+    cr_assert_eq(load_bytes(dir, c, S + 22 + 4, &err), NS_EINPUT);
+    char want[128];
+    snprintf(want, sizeof want, "byte %zu: training statistics needs 88 bytes but only 18 "
+             "remain", S);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
 
     /* A NUL byte inside a name. */
     memcpy(c, b, len);
