@@ -14,7 +14,7 @@ void ns_health_spec_default(ns_health_spec *s)
     s->min_epochs = 6;
     s->smooth = 0.3;
     s->div_factor = 4.0;
-    s->osc_rel_std = 0.25;
+    s->osc_rel_std = 0.1;
     s->spike_factor = 2.0;
     s->patience = 5;
     s->overfit_rise = 0.1;
@@ -57,6 +57,9 @@ unsigned ns_findings_flags(const ns_finding *f, int n)
         bits |= ns_health_code_bit(f[i].code);
     return bits;
 }
+
+/* The oscillation measure's smallest level, as a share of the first epoch's train loss. */
+#define OSC_FLOOR 0.1
 
 /* Epochs whose spike marks are kept (no allocation); later spikes still count, they only
  * stay in the oscillation measure. */
@@ -178,30 +181,42 @@ static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r,
         ema = s->smooth * L + (1 - s->smooth) * ema;
     }
 
-    /* std of relative differences: a smooth decay has near-constant relative steps */
-    int m = 0;
-    double sum = 0, sum2 = 0;
-    for (int i = h + 1; i < n; i++) {
-        if (i < MAXN_SPIKE && (spike[i] || spike[i - 1]))
+    /* The spread of the epoch-to-epoch changes of the train loss (spike epochs left out) and
+     * of the validation loss over the second half, against the loss level there; the level
+     * is at least OSC_FLOOR x the first epoch's loss, so the last wiggles of a loss near zero
+     * do not count. A smooth decay changes by similar steps: a small spread. */
+    double worst_sd = 0;
+    const char *which = "train";
+    double floor_ = OSC_FLOOR * fabs(r[0].train_loss);
+    for (int series = 0; series < 2; series++) {
+        int m = 0;
+        double sum = 0, sum2 = 0, lev = 0;
+        for (int i = h + 1; i < n; i++) {
+            double a = series ? r[i - 1].val_loss : r[i - 1].train_loss;
+            double b = series ? r[i].val_loss : r[i].train_loss;
+            if (!isfinite(a) || !isfinite(b) || (!series && i < MAXN_SPIKE && (spike[i] || spike[i - 1])))
+                continue;
+            sum += b - a;
+            sum2 += (b - a) * (b - a);
+            lev += b;
+            m++;
+        }
+        if (m < 2)
             continue;
-        double d = (r[i].train_loss - r[i - 1].train_loss) / level(r[i - 1].train_loss,
-                                                                    s->loss_floor);
-        sum += d;
-        sum2 += d * d;
-        m++;
+        double mean = sum / m, var = sum2 / m - mean * mean;
+        double sd = (var > 0 ? sqrt(var) : 0) / level(fmax(lev / m, floor_), s->loss_floor);
+        if (sd > worst_sd) {
+            worst_sd = sd;
+            which = series ? "validation" : "train";
+        }
     }
-    if (m >= 2) {
-        double mean = sum / m;
-        double var = sum2 / m - mean * mean;
-        double sd = var > 0 ? sqrt(var) : 0;
-        if (sd > s->osc_rel_std)
-            emit(k, "oscillating", 2,
-                 "lower the learning rate or use a decaying schedule; a larger batch averages "
-                 "out gradient noise",
-                 "train loss swings over epochs %d-%d: std of relative epoch-to-epoch changes "
-                 "%.3g (limit %g)",
-                 r[h].epoch, r[n - 1].epoch, sd, s->osc_rel_std);
-    }
+    if (worst_sd > s->osc_rel_std)
+        emit(k, "oscillating", 2,
+             "lower the learning rate or use a decaying schedule; a larger batch averages out "
+             "gradient noise",
+             "%s loss swings over epochs %d-%d: std of its epoch-to-epoch changes is %.3g of its "
+             "level (limit %g)",
+             which, r[h].epoch, r[n - 1].epoch, worst_sd, s->osc_rel_std);
     if (spikes > 0)
         emit(k, "loss_spikes", 2,
              "enable gradient clipping (clip_norm) and lower the learning rate; check the data "
@@ -240,8 +255,11 @@ static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r,
             continue;
         vs /= cnt;
         ts /= cnt;
+        /* the rise is judged against at least OSC_FLOOR x the first train loss: a val loss
+         * near zero that moves by a hair is not overfitting */
         double vb = r[b].val_loss;
-        if (vs > vb + s->overfit_rise * level(vb, s->loss_floor) && ts < r[b].train_loss) {
+        double rise_ref = level(fmax(vb, OSC_FLOOR * fabs(r[0].train_loss)), s->loss_floor);
+        if (vs > vb + s->overfit_rise * rise_ref && ts < r[b].train_loss) {
             hit_j = j;
             hit_b = b;
             hit_v = vs;

@@ -24,14 +24,17 @@ typedef struct ns_health_spec {
      * diverged; one that climbs back past where it started has) */
     double div_factor;    /* [4] */
     /* oscillating: over the second half of the records, the (population) std of the
-     * relative train-loss differences (L[i] - L[i-1]) / L[i-1] above osc_rel_std */
-    double osc_rel_std;   /* [0.25] */
+     * epoch-to-epoch changes of the train loss (spike epochs left out) or of the
+     * validation loss, divided by that loss's mean level there (at least 0.1 x the first
+     * epoch's train loss), above osc_rel_std */
+    double osc_rel_std;   /* [0.1] */
     /* loss_spikes: in the second half, a train loss above spike_factor x the running
      * mean (the EMA above) of the epochs before it */
     double spike_factor;  /* [2] */
     /* overfitting: the mean val loss of the `patience` epochs ending at some epoch j,
-     * all after the best val epoch b, above val[b] * (1 + overfit_rise), while the
-     * mean train loss of the same epochs is below train[b] */
+     * all after the best val epoch b, above val[b] + overfit_rise x max(val[b], 0.1 x the
+     * first epoch's train loss), while the mean train loss of the same epochs is below
+     * train[b] */
     int patience;         /* [5] */
     double overfit_rise;  /* [0.1] */
     /* generalisation_gap: at the selected epoch, (val - train) / train above gap_max

@@ -134,7 +134,7 @@ const key_def cfg_keys[] = {
     NUM("health", "divergence_factor", KT_DOUBLE, health.div_factor, 1, INF, MIN_OPEN, "4"),
     NUM("health", "min_epochs", KT_INT, health.min_epochs, 2, INF, 0, "6"),
     NUM("health", "smoothing", KT_DOUBLE, health.smooth, 0, 1, MIN_OPEN, "0.3"),
-    NUM("health", "oscillation", KT_DOUBLE, health.osc_rel_std, 0, INF, MIN_OPEN, "0.25"),
+    NUM("health", "oscillation", KT_DOUBLE, health.osc_rel_std, 0, INF, MIN_OPEN, "0.1"),
     NUM("health", "spike_factor", KT_DOUBLE, health.spike_factor, 1, INF, MIN_OPEN, "2"),
     NUM("health", "overfit_patience", KT_INT, health.patience, 1, INF, 0, "5"),
     NUM("health", "overfit_rise", KT_DOUBLE, health.overfit_rise, 0, INF, 0, "0.1"),
