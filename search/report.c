@@ -311,13 +311,38 @@ static int obj_get(const char *obj, const char *key, const char **vb, const char
     return 0;
 }
 
+/* The text of a JSON string's body [b, e) on one line: escapes decoded, a \\u escape or a
+ * control character as '?'. */
+static void put_unescaped(FILE *f, const char *b, const char *e)
+{
+    for (const char *p = b; p < e; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '\\' && p + 1 < e) {
+            c = (unsigned char)*++p;
+            if (c == 'u') {
+                p += 4;
+                c = '?';
+            } else if (c != '"' && c != '\\' && c != '/') {
+                c = ' ';
+            }
+        }
+        fputc(c < 0x20 || c == 0x7f ? '?' : c, f);
+    }
+}
+
 /* Each finding of a health array as "PREFIX code: message (fix: ...)" on its own line;
  * nothing for NULL, [] or text that is not an array of objects. */
+static void put_findings_at(FILE *f, const char *p, const char *prefix);
+
 static void put_findings(FILE *f, const char *t, const char *prefix)
 {
-    if (!t || !json_valid(t))
-        return;
-    const char *p = skip_ws(t);
+    if (t && json_valid(t))
+        put_findings_at(f, skip_ws(t), prefix);
+}
+
+/* The same for a valid JSON value at p. */
+static void put_findings_at(FILE *f, const char *p, const char *prefix)
+{
     if (*p != '[')
         return;
     p = skip_ws(p + 1);
@@ -325,14 +350,14 @@ static void put_findings(FILE *f, const char *t, const char *prefix)
         const char *end = value_end(p, 0), *b, *e;
         fputs(prefix, f);
         if (obj_get(p, "code", &b, &e))
-            put_compact(f, b, e);
+            put_unescaped(f, b, e);
         if (obj_get(p, "message", &b, &e)) {
             fputs(": ", f);
-            put_compact(f, b, e);
+            put_unescaped(f, b, e);
         }
         if (obj_get(p, "fix", &b, &e)) {
             fputs(" (fix: ", f);
-            put_compact(f, b, e);
+            put_unescaped(f, b, e);
             fputc(')', f);
         }
         fputc('\n', f);
@@ -544,6 +569,16 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
     put_line(f, st->config_hash);
     fprintf(f, ", seed %llu\n", (unsigned long long)st->seed);
 
+    const char *fb, *fe;
+    if (!st->data_checks)
+        fputs("data:    not checked\n", f);
+    else if (!json_valid(st->data_checks) || !obj_get(st->data_checks, "findings", &fb, &fe) ||
+             *skip_ws(skip_ws(fb) + 1) == ']')
+        fputs("data:    checks passed (imbalance, shift, non-finite, constant, duplicates)\n", f);
+    else {
+        fputs("data:\n", f);
+        put_findings_at(f, fb, "  ");
+    }
     if (v->n_stages == 0)
         fputs("stages:  none yet\n", f);
     else
@@ -621,10 +656,11 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         }
     }
 
-    /* why the trials ranked above the best lost, and what the best's own findings are */
-    for (int i = 0; best && i < v->n_trials && r[i].t != best; i++) {
+    /* why trials that scored better than the best lost, and the best's own findings */
+    for (int i = 0; best && i < v->n_trials; i++) {
         const ns_trial_row *t = r[i].t;
-        if (rank_class(t) != 1)
+        if (rank_class(t) != 1 || t->val_metric == best->val_metric ||
+            (t->val_metric > best->val_metric) != (st->higher_is_better != 0))
             continue;
         char pre[64];
         snprintf(pre, sizeof pre, "skipped: trial %d (%s ", t->number, st->metric);

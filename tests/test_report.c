@@ -594,3 +594,72 @@ Test(report, works_beside_a_writer)
     ns_store_close(w);
     fixture_free(&fx);
 }
+
+/* A trial with a disqualifying finding never wins while a healthy complete trial exists:
+ * status ranks it below, says why it was skipped, and export writes the healthy one. */
+Test(report, unhealthy_trials_are_passed_over)
+{
+    fixture fx;
+    fixture_init(&fx);
+    ns_err err = {0};
+    ns_store *s = NULL;
+    cr_assert_eq(ns_store_open(&s, fx.dir, 1, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_study_init(s, STUDY_NAME, fx.base.text, "abc123", 7, "val_acc", 1, 0,
+                                     &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_stage_set(s, "random", 1, NS_STAGE_RUNNING, NULL, &err), NS_OK);
+    static const char over[] =
+        "[{\"code\":\"overfitting\",\"mistake\":3,\"message\":\"val loss rose from 0.3 to 0.5\","
+        "\"fix\":\"early stopping\"}]";
+    static const char osc[] =
+        "[{\"code\":\"oscillating\",\"mistake\":2,\"message\":\"train loss swings\",\"fix\":\"lower "
+        "the learning rate\"}]";
+    static const char slow[] =
+        "[{\"code\":\"budget_limited\",\"mistake\":1,\"message\":\"still improving\",\"fix\":\"more "
+        "epochs\"}]";
+    struct { double m; const char *h; int64_t flags; } t[3] = {
+        {0.95, over, NS_HEALTH_OVERFITTING},
+        {0.90, slow, NS_HEALTH_BUDGET_LIMITED}, /* a warning does not disqualify */
+        {0.97, osc, NS_HEALTH_OSCILLATING},
+    };
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(ns_store_trial_insert(s, i, "random", "{}", 1, &err), NS_OK, "%s", err.msg);
+        write_trial_config(&fx, i);
+        cr_assert_eq(ns_store_trial_start(s, i, &err), NS_OK);
+        ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].m, .health = t[i].h,
+                             .health_flags = t[i].flags};
+        cr_assert_eq(ns_store_trial_finish(s, i, NS_TRIAL_COMPLETE, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_store_close(s);
+
+    int rc;
+    char *out = run_status(fx.dir, 0, &rc, &err);
+    cr_assert_eq(rc, NS_OK, "%s", err.msg);
+    int order[8];
+    cr_assert_eq(table_order(out, order, 8), 3, "%s", out);
+    cr_assert(order[0] == 1 && order[1] == 2 && order[2] == 0, "%s", out);
+    cr_assert(strstr(out, "best:    trial 1 "), "%s", out);
+    cr_assert(strstr(out, "skipped: trial 2 (val_acc 0.97) is not chosen:\n"
+                          "           oscillating: train loss swings (fix: lower the learning rate)\n"),
+              "%s", out);
+    cr_assert(strstr(out, "skipped: trial 0 (val_acc 0.95) is not chosen:\n"
+                          "           overfitting: val loss rose from 0.3 to 0.5 (fix: early stopping)\n"),
+              "%s", out);
+    cr_assert(strstr(out, "health:  trial 1:\n           budget_limited: still improving"), "%s", out);
+    cr_assert(strstr(out, "  oscillating "), "health column: %s", out);
+    free(out);
+
+    out = run_status(fx.dir, 1, &rc, &err);
+    cr_assert(strstr(out, "\"best\":{\"number\":1,"), "%s", out);
+    cr_assert(strstr(out, "\"health\":[{\"code\":\"overfitting\",\"mistake\":3,"), "%s", out);
+    free(out);
+
+    out = run_export(fx.dir, NULL, &rc, &err);
+    cr_assert_eq(rc, NS_OK, "%s", err.msg);
+    free(out);
+    char *path = cat(fx.dir, "/best.yaml");
+    char *text = read_text(path);
+    cr_assert(strstr(text, "trial 1, val_acc 0.9,"), "%s", text);
+    free(text);
+    free(path);
+    fixture_free(&fx);
+}
