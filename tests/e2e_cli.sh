@@ -34,6 +34,16 @@ expect_error "no args is usage" "unknown option" "$NS" --bogus
 check "train exit 0" test $? -eq 0
 check "30 epoch records + final" test "$(wc -l <"$T/run1.json")" -eq 31
 check "epoch record keys" grep -q '"epoch":1,.*"train_loss":.*"val_loss":.*"val_acc":.*"lr":.*"seconds":.*"samples_per_s":' "$T/run1.json"
+check "final record: per-class metrics and the health findings" \
+  grep -q '"final":true,.*"val_balanced_acc":0\.[0-9]*,"val_macro_f1":0\.[0-9]*,.*"health":\[\]' "$T/run1.json"
+"$NS" train configs/tiny-train.yaml -o "$T/tiny_text.nsm" >"$T/run_text.out" 2>"$T/run_text.err"
+check "text output: health line and balanced accuracy" \
+  bash -c "grep -q '^health: ok' '$T/run_text.out' && grep -q 'balanced_acc 0\.' '$T/run_text.out'"
+# LR far too high: the run stops as diverged, says why, and still exits 0 with a model
+sed -e "s|data/tiny.csv|$PWD/configs/data/tiny.csv|" -e 's/^\( *\)lr:.*/\1lr: 1000/' -e 's/^\( *\)optimizer:.*/\1optimizer: sgd/' configs/tiny-train.yaml >"$T/hot.yaml"
+"$NS" train "$T/hot.yaml" -o "$T/hot.nsm" >"$T/hot.out" 2>&1
+check "a diverging run exits 0 and names the finding ($(grep health "$T/hot.out" | head -1))" \
+  bash -c "grep -q 'DIVERGED' '$T/hot.out' && grep -q '^health: diverged (mistake 2)' '$T/hot.out'"
 check "final record" bash -c "tail -1 '$T/run1.json' | grep -q '\"final\":true'"
 acc=$(tail -1 "$T/run1.json" | sed -E 's/.*"val_acc":([0-9.]+).*/\1/')
 check "tiny val_acc >= 0.8 (got $acc)" awk -v a="$acc" 'BEGIN { exit !(a >= 0.8) }'

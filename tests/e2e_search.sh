@@ -61,9 +61,19 @@ check "status --json exit 0" test $? -eq 0
 check "status --json has stages, trials, best" grep -q '"stages".*"trials".*"best"' <(tr -d '\n' <"$T/status.json")
 "$NS" status "$T/a" >"$T/status.txt"
 check "status text" grep -q "best" "$T/status.txt"
+check "every finished trial was judged" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('complete','diverged') AND (health IS NULL OR health_flags IS NULL)")" -eq 0
+check "status --json carries the data checks" grep -q '"data_checks":{"n_train":' "$T/status.json"
+check "status --json carries each trial's findings" test "$(grep -o '"health":\[' "$T/status.json" | wc -l)" -ge 8
+check "status text has a health column and the data line" grep -q "health.*params" "$T/status.txt"
+check "status text reports the data checks" grep -q "^data: " "$T/status.txt"
+sel=$(sqlite3 "$T/a/study.db" "SELECT number FROM trial WHERE state='complete' ORDER BY (coalesce(health_flags, 0) & 287) != 0, val_metric DESC, number LIMIT 1")
+check "status picks trial $sel: healthy first, then the metric" grep -qF "\"best\":{\"number\":$sel," "$T/status.json"
 
 # export trains to the trial's own validation metric (same seed: identical)
-best=$(sqlite3 "$T/a/study.db" "SELECT number, val_metric FROM trial WHERE state='complete' ORDER BY val_metric DESC, number LIMIT 1")
+# selection: trials with a disqualifying finding (bits of NS_SELECT_REJECT: diverged 1,
+# oscillating 2, loss_spikes 4, overfitting 8, generalisation_gap 16, exploding 256 = 287)
+# come after every healthy one
+best=$(sqlite3 "$T/a/study.db" "SELECT number, val_metric FROM trial WHERE state='complete' ORDER BY (coalesce(health_flags, 0) & 287) != 0, val_metric DESC, number LIMIT 1")
 bn=${best%%|*} bv=${best#*|}
 "$NS" export "$T/a" -o "$T/exported.yaml" >/dev/null
 check "export exit 0" test $? -eq 0
