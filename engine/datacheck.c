@@ -16,7 +16,8 @@
 #include "engine/rng.h"
 
 #define DEFAULT_IMBALANCE_FIX \
-    "class-weighted loss (model.class_weights: balanced), which nnsearch turns on by default"
+    "class-weighted loss (model.class_weights: auto or balanced); judge by balanced accuracy " \
+    "and macro-F1"
 
 void ns_datacheck_spec_default(ns_datacheck_spec *s)
 {

@@ -55,9 +55,9 @@ typedef struct ns_datacheck_spec {
     double label_tv_max;       /* total-variation distance of label distributions [0.1] */
     long ks_max_rows;          /* rows per part used by KS (even stride); <= 0: all [5000] */
     double dup_share;          /* share of a part's rows copied from training [0.01] */
-    const char *imbalance_fix; /* fix text of class_imbalance; NULL: the default
-                                  "class-weighted loss (model.class_weights: balanced),
-                                  which nnsearch turns on by default" */
+    const char *imbalance_fix; /* fix text of class_imbalance; NULL: a generic one naming
+                                  model.class_weights (the pipeline words it after the
+                                  config's setting) */
 } ns_datacheck_spec;
 
 void ns_datacheck_spec_default(ns_datacheck_spec *s);

@@ -18,7 +18,7 @@ void ns_health_spec_default(ns_health_spec *s)
     s->spike_factor = 2.0;
     s->patience = 5;
     s->overfit_rise = 0.1;
-    s->gap_max = 1.0;
+    s->gap_max = 2.0;
     s->gap_abs_min = 0.1;
     s->min_drop = 0.01;
     s->baseline_loss = NAN;

@@ -39,7 +39,7 @@ typedef struct ns_health_spec {
     double overfit_rise;  /* [0.1] */
     /* generalisation_gap: at the selected epoch, (val - train) / train above gap_max
      * and val - train above gap_abs_min (so a near-zero train loss alone cannot fire) */
-    double gap_max;       /* [1.0] */
+    double gap_max;       /* [2]: val loss three times the train loss */
     double gap_abs_min;   /* [0.1]: in loss units (a run starts near ln K for cross-entropy,
                              near 1 for MSE on standardised targets) */
     /* not_converged: train loss fell by less than min_drop of its first value

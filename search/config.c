@@ -138,7 +138,7 @@ const key_def cfg_keys[] = {
     NUM("health", "spike_factor", KT_DOUBLE, health.spike_factor, 1, INF, MIN_OPEN, "2"),
     NUM("health", "overfit_patience", KT_INT, health.patience, 1, INF, 0, "5"),
     NUM("health", "overfit_rise", KT_DOUBLE, health.overfit_rise, 0, INF, 0, "0.1"),
-    NUM("health", "gap_max", KT_DOUBLE, health.gap_max, 0, INF, MIN_OPEN, "1"),
+    NUM("health", "gap_max", KT_DOUBLE, health.gap_max, 0, INF, MIN_OPEN, "2"),
     NUM("health", "gap_abs_min", KT_DOUBLE, health.gap_abs_min, 0, INF, 0, "0.1"),
     NUM("health", "min_drop", KT_DOUBLE, health.min_drop, 0, 1, 0, "0.01"),
     NUM("health", "baseline_frac", KT_DOUBLE, health.baseline_frac, 0, 1, MIN_OPEN, "0.9"),
@@ -397,7 +397,7 @@ const char *cfg_expected(const key_def *k)
     case KT_NAME: return "a name";
     case KT_ENUM: return "a name";
     case KT_INTS: return "a whole number or a list of them such as [256, 128]";
-    case KT_WEIGHTS: return "none, balanced or a list of positive numbers";
+    case KT_WEIGHTS: return "auto, none, balanced or a list of positive numbers";
     case KT_STAGES: return "a list of stages such as [{stage: random, trials: 20, epochs: 5}]";
     }
     return "a value";
@@ -547,7 +547,7 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
                 snprintf(hint, sizeof hint, " (did you mean '%s'?)", sug);
             if (k->type == KT_WEIGHTS)
                 return cfg_fail(x, m, "%s: unknown value '%.60s'%s; write %s or a list of positive numbers, one per class",
-                            cfg_kname(x, k), s, hint, "none, balanced");
+                            cfg_kname(x, k), s, hint, "auto, none, balanced");
             return cfg_fail(x, m, "%s: unknown %s '%.60s'%s; allowed: %s", cfg_kname(x, k), k->key, s, hint,
                         all);
         }

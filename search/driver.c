@@ -40,6 +40,7 @@ typedef struct search {
     long done, total, run;
     long best_trial;
     double best;
+    int best_healthy;      /* the best so far has no disqualifying finding */
 } search;
 
 static double now_s(void)
@@ -357,9 +358,13 @@ static int run_trial(search *s, long n, ns_err *err)
             unlink(ckpt); /* a finished trial is never continued */
             s->done++;
             s->run++;
-            if (state == NS_TRIAL_COMPLETE && !(flags & NS_SELECT_REJECT) && better(s, m, s->best)) {
+            /* the best so far as selection sees it: healthy trials first */
+            int healthy = !(flags & NS_SELECT_REJECT);
+            if (state == NS_TRIAL_COMPLETE &&
+                (healthy > s->best_healthy || (healthy == s->best_healthy && better(s, m, s->best)))) {
                 s->best = m;
                 s->best_trial = n;
+                s->best_healthy = healthy;
             }
             if (state == NS_TRIAL_FAILED)
                 progress(s, "trial %ld failed: %s [%ld/%ld]\n", n, terr.msg, s->done, s->total);
@@ -446,7 +451,8 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
     return rc;
 }
 
-/* {"trials":T,"complete":c,"diverged":d,"failed":f,"not_run":q,"best_trial":n,"best_val_metric":m} */
+/* {"trials":T,"complete":c,"diverged":d,"failed":f,"not_run":q,"best_trial":n,"best_val_metric":m}
+ * with the best chosen as selection does: healthy trials first (NS_SELECT_REJECT). */
 static int stage_decision(search *s, long first, long T, char *out, size_t cap, ns_err *err)
 {
     ns_trial_row *rows = NULL;
@@ -457,13 +463,17 @@ static int stage_decision(search *s, long first, long T, char *out, size_t cap, 
     long counts[8] = {0};
     long best = -1;
     double bm = NAN;
+    int best_healthy = 0;
     for (int i = 0; i < n; i++) {
         if (rows[i].number < first || rows[i].number >= first + T)
             continue;
         counts[rows[i].state]++;
-        if (rows[i].state == NS_TRIAL_COMPLETE && better(s, rows[i].val_metric, bm)) {
+        int healthy = !(rows[i].health_flags > 0 && (rows[i].health_flags & NS_SELECT_REJECT));
+        if (rows[i].state == NS_TRIAL_COMPLETE && isfinite(rows[i].val_metric) &&
+            (healthy > best_healthy || (healthy == best_healthy && better(s, rows[i].val_metric, bm)))) {
             bm = rows[i].val_metric;
             best = rows[i].number;
+            best_healthy = healthy;
         }
     }
     ns_trial_rows_free(rows, n);
