@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/jsonbuf.h"
 #include "engine/rng.h"
 
 #define DEFAULT_IMBALANCE_FIX \
@@ -731,124 +732,65 @@ void ns_data_report_free(ns_data_report *rep)
 
 /* ---- JSON ---- */
 
-typedef struct jbuf {
-    char *buf;
-    size_t cap, len;
-} jbuf;
-
-static void put(jbuf *j, const char *s, size_t n)
-{
-    if (j->len + n < j->cap)
-        memcpy(j->buf + j->len, s, n);
-    j->len += n;
-}
-
-static void putf(jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void putf(jbuf *j, const char *fmt, ...)
-{
-    char tmp[128];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
-    va_end(ap);
-    put(j, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
-}
-
-/* A number, or null where JSON has none (NaN, inf). */
-static void put_num(jbuf *j, double x)
-{
-    if (isfinite(x))
-        putf(j, "%.6g", x);
-    else
-        put(j, "null", 4);
-}
-
-/* The escaping of health.c's put_str, which is private there: quote, backslash and
- * control characters; other bytes as they are. */
-static void put_str(jbuf *j, const char *s)
-{
-    put(j, "\"", 1);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        switch (*p) {
-        case '"': put(j, "\\\"", 2); break;
-        case '\\': put(j, "\\\\", 2); break;
-        case '\n': put(j, "\\n", 2); break;
-        case '\r': put(j, "\\r", 2); break;
-        case '\t': put(j, "\\t", 2); break;
-        case '\b': put(j, "\\b", 2); break;
-        case '\f': put(j, "\\f", 2); break;
-        default:
-            if (*p < 0x20)
-                putf(j, "\\u%04x", *p);
-            else
-                put(j, (const char *)p, 1);
-        }
-    }
-    put(j, "\"", 1);
-}
-
 int ns_data_report_json(const ns_data_report *rep, char *buf, size_t cap)
 {
-    jbuf j = {buf, buf ? cap : 0, 0};
-    putf(&j, "{\"n_train\":%ld,\"n_val\":%ld,\"n_test\":%ld,\"d\":%d,\"classes\":",
+    ns_jbuf j = {buf, buf ? cap : 0, 0};
+    ns_jbuf_putf(&j, "{\"n_train\":%ld,\"n_val\":%ld,\"n_test\":%ld,\"d\":%d,\"classes\":",
          rep->n_train, rep->n_val, rep->n_test, rep->d);
     if (rep->classify && rep->class_counts) {
-        put(&j, "{\"counts\":[", 11);
+        ns_jbuf_put(&j, "{\"counts\":[", 11);
         for (int c = 0; c < rep->n_classes; c++)
-            putf(&j, c ? ",%ld" : "%ld", rep->class_counts[c]);
-        put(&j, "],\"ratio\":", 10);
-        put_num(&j, rep->imbalance_ratio);
-        putf(&j, ",\"smallest\":{\"index\":%d,\"count\":%ld},\"empty\":%d}",
+            ns_jbuf_putf(&j, c ? ",%ld" : "%ld", rep->class_counts[c]);
+        ns_jbuf_put(&j, "],\"ratio\":", 10);
+        ns_jbuf_num(&j, rep->imbalance_ratio);
+        ns_jbuf_putf(&j, ",\"smallest\":{\"index\":%d,\"count\":%ld},\"empty\":%d}",
              rep->smallest_class, rep->smallest_count, rep->empty_classes);
     } else {
-        put(&j, "null", 4);
+        ns_jbuf_put(&j, "null", 4);
     }
-    putf(&j, ",\"non_finite\":{\"train\":%ld,\"val\":%ld,\"test\":%ld}", rep->non_finite[0],
+    ns_jbuf_putf(&j, ",\"non_finite\":{\"train\":%ld,\"val\":%ld,\"test\":%ld}", rep->non_finite[0],
          rep->non_finite[1], rep->non_finite[2]);
-    putf(&j, ",\"constant\":{\"count\":%d,\"first\":[", rep->n_constant);
+    ns_jbuf_putf(&j, ",\"constant\":{\"count\":%d,\"first\":[", rep->n_constant);
     for (int i = 0; i < rep->n_constant && i < NS_DATACHECK_CONST_LIST; i++)
-        putf(&j, i ? ",%d" : "%d", rep->constant_idx[i]);
-    put(&j, "]},\"pairs\":[", 12);
+        ns_jbuf_putf(&j, i ? ",%d" : "%d", rep->constant_idx[i]);
+    ns_jbuf_put(&j, "]},\"pairs\":[", 12);
     int first = 1;
     for (int p = 0; p < 2; p++) {
         const ns_shift_pair *pr = &rep->pair[p];
         if (!pr->compared)
             continue;
-        put(&j, first ? "{\"part\":" : ",{\"part\":", first ? 8 : 9);
+        ns_jbuf_put(&j, first ? "{\"part\":" : ",{\"part\":", first ? 8 : 9);
         first = 0;
-        put_str(&j, pr->part ? pr->part : "");
-        putf(&j, ",\"n\":%ld,\"compared\":%d,\"shifted\":%d,\"share\":", pr->n,
+        ns_jbuf_str(&j, pr->part ? pr->part : "", SIZE_MAX);
+        ns_jbuf_putf(&j, ",\"n\":%ld,\"compared\":%d,\"shifted\":%d,\"share\":", pr->n,
              pr->n_features, pr->n_shifted);
-        put_num(&j, pr->share);
-        put(&j, ",\"ks_alpha\":", 12);
-        put_num(&j, pr->ks_alpha);
-        put(&j, ",\"label_tv\":", 12);
-        put_num(&j, pr->label_tv);
-        put(&j, ",\"label_p\":", 11);
-        put_num(&j, pr->label_p);
-        putf(&j, ",\"duplicates\":%ld,\"worst\":[", pr->duplicates);
+        ns_jbuf_num(&j, pr->share);
+        ns_jbuf_put(&j, ",\"ks_alpha\":", 12);
+        ns_jbuf_num(&j, pr->ks_alpha);
+        ns_jbuf_put(&j, ",\"label_tv\":", 12);
+        ns_jbuf_num(&j, pr->label_tv);
+        ns_jbuf_put(&j, ",\"label_p\":", 11);
+        ns_jbuf_num(&j, pr->label_p);
+        ns_jbuf_putf(&j, ",\"duplicates\":%ld,\"worst\":[", pr->duplicates);
         for (int i = 0; i < pr->n_worst; i++) {
             const ns_shift_feature *f = &pr->worst[i];
-            putf(&j, "%s{\"index\":%d,\"name\":", i ? "," : "", f->index);
-            put_str(&j, f->name);
-            put(&j, ",\"smd\":", 7);
-            put_num(&j, f->smd);
-            put(&j, ",\"ks_d\":", 8);
-            put_num(&j, f->ks_d);
-            put(&j, ",\"ks_p\":", 8);
-            put_num(&j, f->ks_p);
-            putf(&j, ",\"shifted\":%s}", f->shifted ? "true" : "false");
+            ns_jbuf_putf(&j, "%s{\"index\":%d,\"name\":", i ? "," : "", f->index);
+            ns_jbuf_str(&j, f->name, SIZE_MAX);
+            ns_jbuf_put(&j, ",\"smd\":", 7);
+            ns_jbuf_num(&j, f->smd);
+            ns_jbuf_put(&j, ",\"ks_d\":", 8);
+            ns_jbuf_num(&j, f->ks_d);
+            ns_jbuf_put(&j, ",\"ks_p\":", 8);
+            ns_jbuf_num(&j, f->ks_p);
+            ns_jbuf_putf(&j, ",\"shifted\":%s}", f->shifted ? "true" : "false");
         }
-        put(&j, "]}", 2);
+        ns_jbuf_put(&j, "]}", 2);
     }
-    put(&j, "],\"findings\":", 13);
+    ns_jbuf_put(&j, "],\"findings\":", 13);
     int fits = j.len < j.cap;
     int n = ns_findings_json(rep->findings, rep->n_findings, fits ? j.buf + j.len : NULL,
                              fits ? j.cap - j.len : 0);
     j.len += n > 0 ? (size_t)n : 0;
-    put(&j, "}", 1);
-    if (j.cap > 0)
-        j.buf[j.len < j.cap ? j.len : 0] = '\0';
-    return (int)j.len;
+    ns_jbuf_put(&j, "}", 1);
+    return (int)ns_jbuf_finish(&j);
 }

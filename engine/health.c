@@ -2,6 +2,8 @@
  * Not a place for policy: it reports findings; the trainer, stages and selection act. */
 #include "engine/health.h"
 
+#include "engine/jsonbuf.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -460,65 +462,23 @@ int ns_health_check(const ns_health_spec *spec, const ns_epoch_record *recs, int
     return k.count;
 }
 
-/* Appends to buf while it fits; always counts. */
-typedef struct jbuf {
-    char *buf;
-    size_t cap, len;
-} jbuf;
-
-static void put(jbuf *j, const char *s, size_t n)
-{
-    if (j->len + n < j->cap)
-        memcpy(j->buf + j->len, s, n);
-    j->len += n;
-}
-
-/* s is read up to its NUL or max bytes, whichever comes first. */
-static void put_str(jbuf *j, const char *s, size_t max)
-{
-    put(j, "\"", 1);
-    const unsigned char *end = (const unsigned char *)s + max;
-    for (const unsigned char *p = (const unsigned char *)s; p < end && *p; p++) {
-        char esc[8];
-        switch (*p) {
-        case '"': put(j, "\\\"", 2); break;
-        case '\\': put(j, "\\\\", 2); break;
-        case '\n': put(j, "\\n", 2); break;
-        case '\r': put(j, "\\r", 2); break;
-        case '\t': put(j, "\\t", 2); break;
-        case '\b': put(j, "\\b", 2); break;
-        case '\f': put(j, "\\f", 2); break;
-        default:
-            if (*p < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *p);
-                put(j, esc, 6);
-            } else {
-                put(j, (const char *)p, 1);
-            }
-        }
-    }
-    put(j, "\"", 1);
-}
-
 int ns_findings_json(const ns_finding *f, int n, char *buf, size_t cap)
 {
     if (n < 0 || (n > 0 && !f))
         return -1;
-    jbuf j = {buf, buf ? cap : 0, 0};
-    put(&j, "[", 1);
+    ns_jbuf j = {buf, buf ? cap : 0, 0};
+    ns_jbuf_put(&j, "[", 1);
     for (int i = 0; i < n; i++) {
         char num[48];
         int m = snprintf(num, sizeof num, ",\"mistake\":%d,\"message\":", f[i].mistake);
-        put(&j, i ? ",{\"code\":" : "{\"code\":", i ? 9 : 8);
-        put_str(&j, f[i].code, sizeof f[i].code);
-        put(&j, num, (size_t)m);
-        put_str(&j, f[i].message, sizeof f[i].message);
-        put(&j, ",\"fix\":", 7);
-        put_str(&j, f[i].fix, sizeof f[i].fix);
-        put(&j, "}", 1);
+        ns_jbuf_put(&j, i ? ",{\"code\":" : "{\"code\":", i ? 9 : 8);
+        ns_jbuf_str(&j, f[i].code, sizeof f[i].code);
+        ns_jbuf_put(&j, num, (size_t)m);
+        ns_jbuf_str(&j, f[i].message, sizeof f[i].message);
+        ns_jbuf_put(&j, ",\"fix\":", 7);
+        ns_jbuf_str(&j, f[i].fix, sizeof f[i].fix);
+        ns_jbuf_put(&j, "}", 1);
     }
-    put(&j, "]", 1);
-    if (j.cap > 0)
-        j.buf[j.len < j.cap ? j.len : 0] = '\0';
-    return (int)j.len;
+    ns_jbuf_put(&j, "]", 1);
+    return (int)ns_jbuf_finish(&j);
 }

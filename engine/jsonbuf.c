@@ -1,0 +1,63 @@
+/* jsonbuf.c — the JSON text writer of jsonbuf.h. */
+#include "engine/jsonbuf.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void ns_jbuf_put(ns_jbuf *j, const char *s, size_t n)
+{
+    if (j->len + n < j->cap)
+        memcpy(j->buf + j->len, s, n);
+    j->len += n;
+}
+
+void ns_jbuf_putf(ns_jbuf *j, const char *fmt, ...)
+{
+    char tmp[128];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
+    va_end(ap);
+    if (n > 0)
+        ns_jbuf_put(j, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+}
+
+void ns_jbuf_str(ns_jbuf *j, const char *s, size_t max)
+{
+    ns_jbuf_put(j, "\"", 1);
+    for (size_t i = 0; i < max && s[i]; i++) {
+        const unsigned char *p = (const unsigned char *)s + i;
+        switch (*p) {
+        case '"': ns_jbuf_put(j, "\\\"", 2); break;
+        case '\\': ns_jbuf_put(j, "\\\\", 2); break;
+        case '\n': ns_jbuf_put(j, "\\n", 2); break;
+        case '\r': ns_jbuf_put(j, "\\r", 2); break;
+        case '\t': ns_jbuf_put(j, "\\t", 2); break;
+        case '\b': ns_jbuf_put(j, "\\b", 2); break;
+        case '\f': ns_jbuf_put(j, "\\f", 2); break;
+        default:
+            if (*p < 0x20)
+                ns_jbuf_putf(j, "\\u%04x", *p);
+            else
+                ns_jbuf_put(j, (const char *)p, 1);
+        }
+    }
+    ns_jbuf_put(j, "\"", 1);
+}
+
+void ns_jbuf_num(ns_jbuf *j, double x)
+{
+    if (isfinite(x))
+        ns_jbuf_putf(j, "%.6g", x);
+    else
+        ns_jbuf_put(j, "null", 4);
+}
+
+size_t ns_jbuf_finish(ns_jbuf *j)
+{
+    if (j->cap > 0)
+        j->buf[j->len < j->cap ? j->len : 0] = '\0';
+    return j->len;
+}
