@@ -292,18 +292,10 @@ static void emit(ns_data_report *rep, const char *code, int mistake, const char 
 {
     if (rep->n_findings >= NS_DATACHECK_MAX_FINDINGS)
         return; /* cannot happen: each code fires at most once per pair */
-    ns_finding *f = &rep->findings[rep->n_findings++];
-    snprintf(f->code, sizeof f->code, "%s", code);
-    f->mistake = mistake;
-    snprintf(f->fix, sizeof f->fix, "%s", fix);
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    ns_finding_vset(&rep->findings[rep->n_findings++], code, mistake, fix, fmt, ap);
     va_end(ap);
-    /* one line, whatever the feature or class names hold */
-    for (char *p = f->message; *p; p++)
-        if (*p == '\n' || *p == '\r')
-            *p = ' ';
 }
 
 /* Appends piece to the NUL-terminated buf (size cap) only if all of it fits with room

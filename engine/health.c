@@ -75,16 +75,24 @@ typedef struct sink {
 static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
+void ns_finding_vset(ns_finding *f, const char *code, int mistake, const char *fix,
+                     const char *fmt, va_list ap)
+{
+    snprintf(f->code, sizeof f->code, "%s", code);
+    f->mistake = mistake;
+    snprintf(f->fix, sizeof f->fix, "%s", fix);
+    vsnprintf(f->message, sizeof f->message, fmt, ap);
+    for (char *p = f->message; *p; p++)
+        if (*p == '\n' || *p == '\r')
+            *p = ' ';
+}
+
 static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
 {
     if (k->count < k->cap) {
-        ns_finding *f = &k->out[k->count];
-        snprintf(f->code, sizeof f->code, "%s", code);
-        f->mistake = mistake;
-        snprintf(f->fix, sizeof f->fix, "%s", fix);
         va_list ap;
         va_start(ap, fmt);
-        vsnprintf(f->message, sizeof f->message, fmt, ap);
+        ns_finding_vset(&k->out[k->count], code, mistake, fix, fmt, ap);
         va_end(ap);
     }
     k->count++;

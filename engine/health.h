@@ -5,6 +5,7 @@
 #ifndef NS_HEALTH_H
 #define NS_HEALTH_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 #include "train.h"
@@ -79,6 +80,11 @@ typedef struct ns_finding {
     char message[256];    /* one line with the numbers */
     char fix[160];        /* the suggested fix */
 } ns_finding;
+
+/* Fills *f: code and fix copied (truncated to fit), the message from fmt and ap, with any
+ * line break in it made a space so that a finding is always one line. */
+void ns_finding_vset(ns_finding *f, const char *code, int mistake, const char *fix,
+                     const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Each code as one bit, so a set of findings is one integer (the study stores it, and
  * selection filters on it). Bits are part of the study format: never renumber. */
