@@ -201,6 +201,28 @@ static int class_weights(const ns_config *c, const ns_prepared *p, float **w, ns
     return NS_OK;
 }
 
+ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
+                                int max_batch, uint64_t seed, ns_err *err)
+{
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    ns_mlp *m = ns_mlp_alloc(&spec, be, max_batch, err);
+    if (!m)
+        return NULL;
+    ns_rng init_rng;
+    ns_rng_seed(&init_rng, ns_seed_derive(seed, 0x696e6974, 0));
+    float *cw = NULL;
+    int rc = ns_mlp_init_params(m, &init_rng, err);
+    if (!rc && !(rc = class_weights(c, p, &cw, err)))
+        rc = ns_mlp_set_class_weights(m, cw, err);
+    free(cw);
+    if (rc) {
+        ns_mlp_free(m);
+        return NULL;
+    }
+    return m;
+}
+
 int ns_pipeline_data_check(const ns_config *c, const ns_prepared *p, ns_data_report *rep,
                            ns_err *err)
 {

@@ -61,6 +61,14 @@ double ns_pipeline_baseline_loss(const ns_config *c, const ns_prepared *p);
 /* The model spec of c completed from the data (n_in, n_out). */
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
+/* c's model on p as ns_run_training builds it: the spec of ns_pipeline_model_spec, room for
+ * max_batch rows, weights initialised from the stream ns_seed_derive(seed, 0x696e6974, 0)
+ * (seed = c->train.seed gives the training's initial weights) and c's class weights.
+ * NULL with *err set on failure (NS_EINPUT for a class_weights list of the wrong length).
+ * Caller frees with ns_mlp_free. */
+ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
+                                int max_batch, uint64_t seed, ns_err *err);
+
 /* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
  * rewritten after an epoch once a second has passed since the last one, after the last
  * epoch, and on interruption, when not NULL). fn sees every epoch

@@ -1,0 +1,156 @@
+/* lrfind.c — the LR range test of a config (lrfind.h): model building through the
+ * pipeline, the CSV files and the text plot. The sweep and the suggestions are the
+ * engine's (engine/lrfind.c). */
+#include "lrfind.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/atomic.h"
+#include "../engine/rng.h"
+
+int ns_lrfind_config(const ns_config *c, const ns_prepared *p, const ns_lrfind_spec *spec,
+                     uint64_t seed, ns_lrfind_curve *out, ns_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (c->space.n > 0)
+        return ns_err_set(err, NS_EINPUT, "%s: %s is a search space; lr-find needs a fixed config",
+                          c->path, c->space.dims[0].name);
+    ns_lrfind_spec s = *spec;
+    if (s.batch_size == 0)
+        s.batch_size = c->train.batch_size;
+    if (s.batch_size < 1)
+        return ns_err_set(err, NS_EINPUT, "lr-find: batch size %d must be >= 1", s.batch_size);
+    if (s.batch_size > p->train.n) /* the model needs no room for rows that never come */
+        s.batch_size = (int)p->train.n;
+    ns_backend *be = ns_backend_cpu_alloc(c->threads > 0 ? c->threads : 1, err);
+    if (!be)
+        return err ? err->code : NS_ERUNTIME;
+    int rc;
+    ns_mlp *m = ns_pipeline_model_alloc(c, p, be, s.batch_size > 0 ? s.batch_size : 1, seed, err);
+    if (!m)
+        rc = err ? err->code : NS_ERUNTIME;
+    else
+        rc = ns_lrfind_run(&s, be, &m->net, &c->train.opt, &p->train,
+                           ns_seed_derive(seed, 0x7472616e, 0), out, err);
+    ns_mlp_free(m);
+    ns_backend_free(be);
+    return rc;
+}
+
+uint64_t ns_lrfind_seed(const ns_config *c, int i)
+{
+    return ns_seed_derive(c->train.seed, 0x6c726669, (uint64_t)i);
+}
+
+static int write_curves(const char *path, const ns_lrfind_curve *c, int n, int with_seed,
+                        ns_err *err)
+{
+    ns_atomic_file af;
+    int rc = ns_atomic_open(&af, path, err);
+    if (rc)
+        return rc;
+    fputs(with_seed ? "seed,step,lr,loss,smoothed\n" : "step,lr,loss,smoothed\n", af.f);
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < c[k].n; i++) {
+            if (with_seed)
+                fprintf(af.f, "%d,", k);
+            fprintf(af.f, "%d,%.17g,%.17g,%.17g\n", i, c[k].lr[i], c[k].loss[i], c[k].smoothed[i]);
+        }
+    return ns_atomic_commit(&af, err); /* a short write shows in the stream's error flag */
+}
+
+int ns_lrfind_write_csv(const char *path, const ns_lrfind_curve *c, ns_err *err)
+{
+    return write_curves(path, c, 1, 0, err);
+}
+
+int ns_lrfind_write_csv_seeds(const char *path, const ns_lrfind_curve *c, int n, ns_err *err)
+{
+    return write_curves(path, c, n, 1, err);
+}
+
+void ns_lrfind_plot(FILE *f, const ns_lrfind_curve *c, double mark_lr, const char *mark_name,
+                    int width, int height)
+{
+    if (c->n < 2) {
+        fprintf(f, "(no curve: %d points)\n", c->n);
+        return;
+    }
+    int W = width < 20 ? 20 : width > 200 ? 200 : width;
+    int H = height < 5 ? 5 : height > 100 ? 100 : height;
+    double x0 = log10(c->lr[0]), x1 = log10(c->lr[c->n - 1]);
+    double ymin = INFINITY, ymax = -INFINITY;
+    for (int i = 0; i < c->n; i++) {
+        ymin = fmin(ymin, c->smoothed[i]);
+        ymax = fmax(ymax, c->smoothed[i]);
+    }
+    double cap = ymin + 1.5 * (c->smoothed[0] - ymin);
+    if (cap > ymin && cap < ymax)
+        ymax = cap;
+    if (!(ymax > ymin))
+        ymax = ymin + 1;
+    char *grid = malloc((size_t)W * H);
+    if (!grid)
+        return;
+    memset(grid, ' ', (size_t)W * H);
+    int mark_col = -1;
+    if (isfinite(mark_lr) && mark_lr > 0 && x1 > x0) {
+        mark_col = (int)lround((log10(mark_lr) - x0) / (x1 - x0) * (W - 1));
+        if (mark_col < 0 || mark_col >= W)
+            mark_col = -1;
+        for (int r = 0; mark_col >= 0 && r < H; r++)
+            grid[(size_t)r * W + mark_col] = '|';
+    }
+    for (int i = 0; i < c->n; i++) {
+        int col = x1 > x0 ? (int)lround((log10(c->lr[i]) - x0) / (x1 - x0) * (W - 1)) : 0;
+        double y = c->smoothed[i];
+        int row = (int)lround((ymax - y) / (ymax - ymin) * (H - 1));
+        char ch = '*';
+        if (row < 0) {
+            row = 0;
+            ch = '^';
+        }
+        if (row > H - 1)
+            row = H - 1;
+        grid[(size_t)row * W + col] = ch;
+    }
+    if (mark_col >= 0)
+        fprintf(f, "smoothed loss against LR (log scale); | marks %s %.3g\n",
+                mark_name ? mark_name : "LR", mark_lr);
+    else
+        fprintf(f, "smoothed loss against LR (log scale)\n");
+    for (int r = 0; r < H; r++) {
+        if (r == 0 || r == H - 1)
+            fprintf(f, "%9.4g |", r == 0 ? ymax : ymin);
+        else
+            fprintf(f, "%9s |", "");
+        fwrite(grid + (size_t)r * W, 1, (size_t)W, f);
+        fputc('\n', f);
+    }
+    fprintf(f, "%9s +", "");
+    for (int i = 0; i < W; i++)
+        fputc('-', f);
+    fputc('\n', f);
+    /* LR labels at both ends and in the middle */
+    char left[32], mid[32], right[32];
+    snprintf(left, sizeof left, "%.0e", c->lr[0]);
+    snprintf(mid, sizeof mid, "%.0e", pow(10.0, 0.5 * (x0 + x1)));
+    snprintf(right, sizeof right, "%.0e", c->lr[c->n - 1]);
+    int lm = (int)strlen(mid), lr = (int)strlen(right);
+    int pm = W / 2 - lm / 2, pr = W - lr;
+    char *axis = malloc((size_t)W + 1);
+    if (axis) {
+        memset(axis, ' ', (size_t)W);
+        axis[W] = 0;
+        memcpy(axis, left, strlen(left) < (size_t)W ? strlen(left) : (size_t)W);
+        if (pm > (int)strlen(left) && pm + lm < pr)
+            memcpy(axis + pm, mid, (size_t)lm);
+        if (pr > 0)
+            memcpy(axis + pr, right, (size_t)lr);
+        fprintf(f, "%9s  %s\n", "", axis);
+        free(axis);
+    }
+    free(grid);
+}
