@@ -12,6 +12,7 @@
 #include "../model/modelfile.h"
 #include "config.h"
 #include "driver.h"
+#include "lrfind.h"
 #include "pipeline.h"
 #include "predict.h"
 #include "report.h"
@@ -28,6 +29,7 @@ static const char usage[] =
     "  nnsearch export DIR [-o FILE]     the best trial as a training config [DIR/best.yaml]\n"
     "  nnsearch train CONFIG [-o MODEL]  train one fixed config to a model file\n"
     "  nnsearch predict MODEL DATA       predictions as CSV, with the model's preprocessing\n"
+    "  nnsearch lr-find CONFIG           LR range test: suggested LR, bounds and a plot\n"
     "\n"
     "search options:\n"
     "  -o, --output DIR      study folder [search.output, i.e. results/<name>]\n"
@@ -43,6 +45,14 @@ static const char usage[] =
     "  --seed N              override train.seed\n"
     "  --threads N           BLAS threads (overrides the config's threads) [1]\n"
     "  --quiet               no progress lines on stderr\n"
+    "\n"
+    "lr-find options (a config with search spaces is taken at the middle of every space):\n"
+    "  --seeds N             sweeps with seeds derived from train.seed [3]\n"
+    "  --start X, --end X    LR of the first and last step [1e-7, 10]\n"
+    "  --steps N             steps per sweep (it stops early when the loss blows up) [200]\n"
+    "  --rule R              valley, steepest or min10: the suggestion handed on [valley]\n"
+    "  --csv FILE            all sweeps as CSV: seed,step,lr,loss,smoothed\n"
+    "  --json                one JSON object with everything on stdout\n"
     "\n"
     "predict options:\n"
     "  -o, --output FILE     write the CSV there instead of stdout\n"
@@ -607,6 +617,203 @@ static int cmd_predict(int argc, char **argv)
     return 0;
 }
 
+static int parse_double(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (!*s || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static void jarray(FILE *f, const double *v, int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        if (i)
+            fputc(',', f);
+        if (isfinite(v[i]))
+            fprintf(f, "%.9g", v[i]);
+        else
+            fputs("null", f);
+    }
+    fputc(']', f);
+}
+
+/* `nnsearch lr-find CONFIG`: the LR range test of the config's model and optimizer on its
+ * data, with N seeds; a config with search spaces is instantiated at u = 0.5 in every
+ * dimension (the middle of each space) so that a search config can be checked as it is. */
+static int cmd_lrfind(int argc, char **argv)
+{
+    const char *config = NULL, *csv = NULL;
+    int json = 0;
+    long seeds = 3, steps = -1;
+    double start = NAN, end = NAN;
+    ns_lr_rule rule = NS_LR_RULE_DEFAULT;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--json"))
+            json = 1;
+        else if (!strcmp(a, "--seeds") || !strcmp(a, "--start") || !strcmp(a, "--end") ||
+                 !strcmp(a, "--steps") || !strcmp(a, "--rule") || !strcmp(a, "--csv")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            const char *v = argv[++i];
+            if (!strcmp(a, "--seeds")) {
+                if (parse_long(v, &seeds) || seeds < 1 || seeds > 100)
+                    return usage_error("bad value for --seeds: expected a whole number 1..100, got '%s'", v);
+            } else if (!strcmp(a, "--steps")) {
+                if (parse_long(v, &steps) || steps < NS_LRFIND_MIN_STEPS || steps > 100000)
+                    return usage_error("bad value for --steps: expected a whole number 10..100000, got '%s'", v);
+            } else if (!strcmp(a, "--start") || !strcmp(a, "--end")) {
+                double x;
+                if (parse_double(v, &x) || !(x > 0))
+                    return usage_error("bad value for %s: expected a positive number", a);
+                *(a[2] == 's' ? &start : &end) = x;
+            } else if (!strcmp(a, "--rule")) {
+                if (ns_lr_rule_parse(v, &rule))
+                    return usage_error("bad value for --rule: '%s'; use valley, steepest or min10", v);
+            } else {
+                csv = v;
+            }
+        } else if (a[0] == '-' && a[1])
+            return usage_error("unknown option '%s'", a);
+        else if (!config)
+            config = a;
+        else
+            return usage_error("unexpected argument '%s'", a);
+    }
+    if (!config)
+        return usage_error("%s", "lr-find needs a CONFIG file");
+    ns_lrfind_spec spec;
+    ns_lrfind_spec_default(&spec);
+    spec.batch_size = 0; /* the config's */
+    if (isfinite(start))
+        spec.lr_start = start;
+    if (isfinite(end))
+        spec.lr_end = end;
+    if (steps > 0)
+        spec.steps = (int)steps;
+    if (!(spec.lr_end > spec.lr_start)) {
+        fprintf(stderr, "nnsearch: lr-find: end LR %g must be above the start LR %g (see nnsearch --help)\n",
+                spec.lr_end, spec.lr_start);
+        return 2;
+    }
+
+    ns_err err = {0};
+    ns_config base, c;
+    if (ns_config_load(&base, config, &err))
+        return report(&err);
+    double *mid = NULL;
+    if (base.space.n > 0 && (mid = malloc((size_t)base.space.n * sizeof *mid)))
+        for (int i = 0; i < base.space.n; i++)
+            mid[i] = 0.5;
+    int rc = base.space.n > 0 && !mid ? ns_err_set(&err, NS_ERUNTIME, "out of memory")
+                                      : ns_config_instantiate(&base, mid, &c, &err);
+    free(mid);
+    ns_config_free(&base);
+    if (rc)
+        return report(&err);
+    ns_prepared p;
+    if (ns_prepare_data(&p, &c, &err)) {
+        ns_config_free(&c);
+        return report(&err);
+    }
+    int n = (int)seeds;
+    ns_lrfind_curve *curves = calloc((size_t)n, sizeof *curves);
+    ns_lrfind_suggestion *sug = calloc((size_t)n, sizeof *sug);
+    double *picks = calloc((size_t)n, sizeof *picks);
+    if (!curves || !sug || !picks) {
+        rc = report(&(ns_err){NS_ERUNTIME, "out of memory"});
+        goto done;
+    }
+    for (int k = 0; k < n; k++) {
+        if ((rc = ns_lrfind_config(&c, &p, &spec, ns_lrfind_seed(&c, k), &curves[k], &err))) {
+            rc = report(&err);
+            goto done;
+        }
+        ns_lrfind_suggest(&curves[k], &sug[k]);
+        picks[k] = ns_lrfind_pick(&sug[k], rule);
+    }
+    double centre, lo, hi, spread;
+    ns_lrfind_bounds(picks, n, &centre, &lo, &hi, &spread);
+    if (csv && (rc = ns_lrfind_write_csv_seeds(csv, curves, n, &err))) {
+        rc = report(&err);
+        goto done;
+    }
+    if (!isfinite(centre)) {
+        fprintf(stderr, "nnsearch: lr-find: no seed gave a usable curve (the loss blew up within "
+                "%d steps); lower --start or raise --steps\n", curves[0].n);
+        rc = 1;
+        goto done;
+    }
+    /* the plot shows the seed whose pick is the median one */
+    int shown = 0;
+    for (int k = 0; k < n; k++)
+        if (fabs(log(picks[k] / centre)) < fabs(log(picks[shown] / centre)) || !isfinite(picks[shown]))
+            shown = k;
+    if (json) {
+        printf("{\"config\":");
+        jstr(stdout, config);
+        printf(",\"optimizer\":\"%s\",\"batch_size\":%d,", ns_opt_kind_name(c.train.opt.kind),
+               c.train.batch_size < p.train.n ? c.train.batch_size : (int)p.train.n);
+        jnum(stdout, "start", spec.lr_start, 1);
+        jnum(stdout, "end", spec.lr_end, 1);
+        printf("\"steps\":%d,\"rule\":\"%s\",\"seeds\":[", spec.steps, ns_lr_rule_name(rule));
+        for (int k = 0; k < n; k++) {
+            printf("%s{\"seed\":%d,\"points\":%d,\"blew_up\":%s,", k ? "," : "", k, curves[k].n,
+                   curves[k].blew_up ? "true" : "false");
+            jnum(stdout, "steepest", sug[k].steepest, 1);
+            jnum(stdout, "valley", sug[k].valley, 1);
+            jnum(stdout, "min10", sug[k].min10, 1);
+            jnum(stdout, "min_loss_lr", sug[k].min_loss_lr, 1);
+            jnum(stdout, "pick", picks[k], 1);
+            printf("\"lr\":");
+            jarray(stdout, curves[k].lr, curves[k].n);
+            printf(",\"loss\":");
+            jarray(stdout, curves[k].loss, curves[k].n);
+            printf(",\"smoothed\":");
+            jarray(stdout, curves[k].smoothed, curves[k].n);
+            printf("}");
+        }
+        printf("],");
+        jnum(stdout, "suggestion", centre, 1);
+        jnum(stdout, "spread", spread, 1);
+        jnum(stdout, "lr_min", lo, 1);
+        jnum(stdout, "lr_max", hi, 0);
+        printf("}\n");
+    } else {
+        printf("lr-find %s: %s, batch %d, %d seeds, LR %g to %g in %d steps\n", config,
+               ns_opt_kind_name(c.train.opt.kind),
+               c.train.batch_size < p.train.n ? c.train.batch_size : (int)p.train.n, n,
+               spec.lr_start, spec.lr_end, spec.steps);
+        for (int k = 0; k < n; k++)
+            printf("seed %d: steepest %.3g  valley %.3g  min10 %.3g  (%d steps%s)\n", k,
+                   sug[k].steepest, sug[k].valley, sug[k].min10, curves[k].n,
+                   curves[k].blew_up ? ", stopped at the blow-up" : "");
+        printf("suggestion: lr %.3g (rule %s, median of %d seeds)\n", centre, ns_lr_rule_name(rule), n);
+        printf("spread: %.3gx (largest / smallest pick)\n", spread);
+        printf("bounds: %.3g .. %.3g (smallest pick / %g, largest x %g)\n", lo, hi,
+               NS_LRFIND_MARGIN, NS_LRFIND_MARGIN);
+        char name[64];
+        snprintf(name, sizeof name, "seed %d's %s", shown, ns_lr_rule_name(rule));
+        ns_lrfind_plot(stdout, &curves[shown], picks[shown], name, 60, 15);
+        if (csv)
+            printf("curves: %s\n", csv);
+    }
+    rc = 0;
+done:
+    for (int k = 0; curves && k < n; k++)
+        ns_lrfind_curve_free(&curves[k]);
+    free(curves);
+    free(sug);
+    free(picks);
+    ns_prepared_free(&p);
+    ns_config_free(&c);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -631,6 +838,8 @@ int main(int argc, char **argv)
         return cmd_train(argc - 2, argv + 2, 0);
     if (!strcmp(cmd, "predict"))
         return cmd_predict(argc - 2, argv + 2);
+    if (!strcmp(cmd, "lr-find"))
+        return cmd_lrfind(argc - 2, argv + 2);
     if (!strcmp(cmd, "status"))
         return cmd_status(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))

@@ -183,5 +183,22 @@ expect_error "unknown option" "--frobnicate" "$NS" train configs/tiny-train.yaml
 "$NS" predict "$T/trunc.nsm" configs/data/tiny.csv -o "$T/never.csv" 2>/dev/null
 check "a failed predict leaves no output or temporary file" bash -c "! ls '$T' | grep -q never"
 
+# --- lr-find: suggestion, plot, CSV of every seed; the search config's spaces taken at
+# their middle; one-line errors for bad options
+"$NS" lr-find configs/tiny-train.yaml --csv "$T/lr.csv" >"$T/lr.out" 2>"$T/lr.err"
+check "lr-find exit 0 ($(head -c 300 "$T/lr.err"))" test $? -eq 0
+check "lr-find suggestion line" grep -Eq '^suggestion: lr [0-9.e+-]+ \(rule valley' "$T/lr.out"
+check "lr-find bounds and plot" bash -c "grep -q '^bounds: ' '$T/lr.out' && grep -q '^ *+-----' '$T/lr.out'"
+check "lr-find CSV header" bash -c "head -1 '$T/lr.csv' | grep -qx 'seed,step,lr,loss,smoothed'"
+check "lr-find CSV rows > 20 ($(wc -l <"$T/lr.csv"))" test "$(wc -l <"$T/lr.csv")" -gt 21
+"$NS" lr-find configs/tiny-train.yaml --seeds 1 --steps 50 --json >"$T/lr.json" 2>/dev/null
+check "lr-find --json: one object" bash -c "test \$(wc -l <'$T/lr.json') -eq 1 && grep -q '\"suggestion\":[0-9]' '$T/lr.json' && grep -q '\"lr_min\":' '$T/lr.json'"
+"$NS" lr-find "$T/space.yaml" --seeds 1 --steps 40 >"$T/lr_space.out" 2>&1
+check "lr-find takes a search config at the middle of its spaces" grep -q '^suggestion:' "$T/lr_space.out"
+expect_error "lr-find bad rule" "--rule" "$NS" lr-find configs/tiny-train.yaml --rule fastest
+expect_error "lr-find bad seeds" "--seeds" "$NS" lr-find configs/tiny-train.yaml --seeds 0
+expect_error "lr-find unknown option" "--bogus" "$NS" lr-find configs/tiny-train.yaml --bogus
+expect_error "lr-find end below start" "end LR" "$NS" lr-find configs/tiny-train.yaml --start 1 --end 0.1
+
 echo "e2e_cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -49,6 +49,14 @@ static double shaped(double u)
 
 static double ratio_off(double a, double b) { return a > b ? a / b : b / a; }
 
+/* The n recorded values of the three arrays are the same bits. */
+static int same_curve(const ns_lrfind_curve *a, const ns_lrfind_curve *b)
+{
+    size_t sz = (size_t)a->n * sizeof(double);
+    return a->n == b->n && a->blew_up == b->blew_up && !memcmp(a->lr, b->lr, sz) &&
+           !memcmp(a->loss, b->loss, sz) && !memcmp(a->smoothed, b->smoothed, sz);
+}
+
 Test(lrfind, suggestions_on_a_known_curve)
 {
     ns_lrfind_curve c;
@@ -245,9 +253,7 @@ Test(lrfind, same_seed_same_curve_bits)
     sweep(&tr, NS_OPT_ADAM, 5, &spec, &b);
     sweep(&tr, NS_OPT_ADAM, 6, &spec, &c);
     cr_assert(a.n > 20);
-    cr_assert_eq(a.n, b.n);
-    cr_assert_eq(a.blew_up, b.blew_up);
-    cr_assert(!memcmp(a.lr, b.lr, 3 * (size_t)a.n * sizeof(double)));
+    cr_assert(same_curve(&a, &b));
     cr_assert(c.n != a.n || memcmp(a.loss, c.loss, (size_t)a.n * sizeof(double)),
               "another seed gives another curve");
     /* the LRs follow the exponential schedule from start to (at most) end */
@@ -392,3 +398,72 @@ static void check_against_grid(ns_opt_kind opt)
 
 Test(lrfind, suggestion_near_grid_best_sgd, .timeout = 60) { check_against_grid(NS_OPT_SGD); }
 Test(lrfind, suggestion_near_grid_best_adam, .timeout = 60) { check_against_grid(NS_OPT_ADAM); }
+
+/* ---- the search layer on the tiny config -------------------------------------------- */
+
+Test(lrfind, config_sweep_and_csv)
+{
+    ns_config c;
+    ns_err err = {0};
+    cr_assert_eq(ns_config_load(&c, NS_SOURCE_DIR "/configs/tiny-train.yaml", &err), NS_OK, "%s", err.msg);
+    ns_prepared p;
+    cr_assert_eq(ns_prepare_data(&p, &c, &err), NS_OK, "%s", err.msg);
+    ns_lrfind_spec spec;
+    ns_lrfind_spec_default(&spec);
+    spec.batch_size = 0; /* the config's 32 */
+    spec.steps = 60;
+    ns_lrfind_curve a, b;
+    cr_assert_eq(ns_lrfind_config(&c, &p, &spec, ns_lrfind_seed(&c, 0), &a, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_lrfind_config(&c, &p, &spec, ns_lrfind_seed(&c, 0), &b, &err), NS_OK, "%s", err.msg);
+    cr_assert(a.n > 20);
+    cr_assert(same_curve(&a, &b), "a fresh model each call");
+    cr_assert_neq(ns_lrfind_seed(&c, 0), ns_lrfind_seed(&c, 1));
+    char *dir = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/curve.csv", dir);
+    cr_assert_eq(ns_lrfind_write_csv(path, &a, &err), NS_OK, "%s", err.msg);
+    FILE *f = fopen(path, "r");
+    cr_assert(f);
+    char line[256];
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "step,lr,loss,smoothed\n");
+    int rows = 0, step;
+    double lr, loss, sm;
+    while (fscanf(f, "%d,%lf,%lf,%lf\n", &step, &lr, &loss, &sm) == 4) {
+        cr_assert_eq(step, rows);
+        cr_assert_eq(lr, a.lr[rows]); /* 17 digits read back exactly */
+        cr_assert_eq(sm, a.smoothed[rows]);
+        rows++;
+    }
+    fclose(f);
+    cr_assert_eq(rows, a.n);
+    ns_lrfind_curve two[2] = {a, b};
+    cr_assert_eq(ns_lrfind_write_csv_seeds(path, two, 2, &err), NS_OK, "%s", err.msg);
+    f = fopen(path, "r");
+    cr_assert(fgets(line, sizeof line, f));
+    cr_assert_str_eq(line, "seed,step,lr,loss,smoothed\n");
+    rows = 0;
+    while (fgets(line, sizeof line, f))
+        rows++;
+    fclose(f);
+    cr_assert_eq(rows, 2 * a.n);
+    /* a folder that does not exist: an error, not a crash */
+    cr_assert_eq(ns_lrfind_write_csv("/nonexistent-dir/x.csv", &a, &err), NS_ERUNTIME);
+    /* the plot: a header, 15 rows, the axis and its labels; the mark is drawn */
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *mf = open_memstream(&buf, &len);
+    ns_lrfind_plot(mf, &a, a.lr[a.n / 2], "test", 60, 15);
+    fclose(mf);
+    int lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    cr_assert_eq(lines, 18, "%s", buf);
+    cr_assert(strchr(buf, '|') && strchr(buf, '*'), "%s", buf);
+    free(buf);
+    free(dir);
+    ns_lrfind_curve_free(&a);
+    ns_lrfind_curve_free(&b);
+    ns_prepared_free(&p);
+    ns_config_free(&c);
+}
