@@ -60,8 +60,8 @@ void ns_lrfind_curve_free(ns_lrfind_curve *c);
 /* How a suggestion becomes the LR handed on. The default is NS_LR_VALLEY: measured against
  * the best LR of a grid of 25 short trainings (tests/test_lrfind.c, numbers in
  * docs/config.md), the median of 3 seeds' valleys was within 2.7x of it for SGD (momentum
- * 0.9) and Adam in every trial, while min10 was 3.6 to 7x too high for Adam and steepest
- * was thrown off by single noisy seeds (up to 8x off even as a median). */
+ * 0.9) and Adam in every trial, while min10 was 3.6 to 6.9x too high for Adam and steepest
+ * was thrown off by seeds whose noisy plateau looked steepest (picks near 1e-6). */
 typedef enum ns_lr_rule { NS_LR_VALLEY = 0, NS_LR_STEEPEST, NS_LR_MIN10 } ns_lr_rule;
 #define NS_LR_RULE_DEFAULT NS_LR_VALLEY
 
