@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void ns_jbuf_put(ns_jbuf *j, const char *s, size_t n)
@@ -15,13 +16,25 @@ void ns_jbuf_put(ns_jbuf *j, const char *s, size_t n)
 
 void ns_jbuf_putf(ns_jbuf *j, const char *fmt, ...)
 {
-    char tmp[128];
-    va_list ap;
+    char tmp[256];
+    va_list ap, again;
     va_start(ap, fmt);
+    va_copy(again, ap);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0)
-        ns_jbuf_put(j, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n >= (int)sizeof tmp) { /* rare: long names; format again into a buffer that fits */
+        char *big = malloc((size_t)n + 1);
+        if (big) {
+            vsnprintf(big, (size_t)n + 1, fmt, again);
+            ns_jbuf_put(j, big, (size_t)n);
+            free(big);
+        } else {
+            j->len += (size_t)n; /* counted, so a caller that sizes first sees the need */
+        }
+    } else if (n > 0) {
+        ns_jbuf_put(j, tmp, (size_t)n);
+    }
+    va_end(again);
 }
 
 void ns_jbuf_str(ns_jbuf *j, const char *s, size_t max)

@@ -13,7 +13,7 @@ typedef struct ns_jbuf {
 
 /* Appends n bytes of s (written while they fit, counted always). */
 void ns_jbuf_put(ns_jbuf *j, const char *s, size_t n);
-/* Appends printf-formatted text of at most 127 bytes. */
+/* Appends printf-formatted text. */
 void ns_jbuf_putf(ns_jbuf *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends s (read up to its NUL or max bytes; SIZE_MAX: to its NUL) as a JSON string: quote, backslash and control
  * characters escaped, other bytes as they are. */

@@ -399,6 +399,7 @@ const char *cfg_expected(const key_def *k)
     case KT_INTS: return "a whole number or a list of them such as [256, 128]";
     case KT_WEIGHTS: return "auto, none, balanced or a list of positive numbers";
     case KT_STAGES: return "a list of stages such as [{stage: random, trials: 20, epochs: 5}]";
+    case KT_ENUMS: return "a name or a list of names";
     }
     return "a value";
 }
@@ -537,6 +538,7 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
         return NS_OK;
     }
     case KT_ENUM:
+    case KT_ENUMS:
     case KT_WEIGHTS: {
         int v;
         if (find_name(k->names, s, &v)) {
@@ -552,6 +554,8 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
                         all);
         }
         *(int *)f = v;
+        if (k->type == KT_ENUMS)
+            *(int *)field(base, k->count_off) = 1;
         if (k->type == KT_WEIGHTS) {
             float **list = field(base, k->list_off);
             free(*list);
@@ -606,6 +610,22 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
         char why[600];
         double d;
         uint64_t u;
+        if (k->type == KT_ENUMS) {
+            int val, rc;
+            if (e->type != YAML_SCALAR_NODE || cfg_is_null(e))
+                return cfg_fail(x, e->start_mark, "%s[%ld]: expected a name, got %s; write a flat list such as [adam, sgd]",
+                            cfg_kname(x, k), i, e->type == YAML_SCALAR_NODE ? "no value" : node_kind(e));
+            if ((rc = set_scalar(x, &val, &(key_def){.section = k->section, .key = k->key,
+                                                    .type = KT_ENUM, .names = k->names},
+                                 scalar(e), e->start_mark)))
+                return rc;
+            for (long j = 0; j < i; j++)
+                if (((int *)field(base, k->off))[j] == val)
+                    return cfg_fail(x, e->start_mark, "%s[%ld]: '%s' is listed twice; list each once",
+                                cfg_kname(x, k), i, scalar(e));
+            ((int *)field(base, k->off))[i] = val;
+            continue;
+        }
         if (e->type != YAML_SCALAR_NODE || cfg_is_null(e)) {
             free(w);
             return cfg_fail(x, e->start_mark, "%s[%ld]: expected a number, got %s; write a flat list such as %s",
@@ -633,7 +653,8 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 
 int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 {
-    if (v->type == YAML_SEQUENCE_NODE && (k->type == KT_INTS || k->type == KT_WEIGHTS))
+    if (v->type == YAML_SEQUENCE_NODE &&
+        (k->type == KT_INTS || k->type == KT_WEIGHTS || k->type == KT_ENUMS))
         return set_list(x, base, k, v);
     if (v->type != YAML_SCALAR_NODE)
         return cfg_fail(x, v->start_mark, "%s: expected %s, got %s; write it on the key's line, e.g. %s: %s",

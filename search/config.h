@@ -50,14 +50,43 @@ int ns_metric_higher_is_better(ns_metric m);   /* 1 for the accuracies and F1, 0
 
 #define NS_MAX_STAGES 32
 
-/* One entry of search.stages. */
+/* The stages (search.stages[].stage). */
+typedef enum ns_stage_kind {
+    NS_STAGE_RANDOM = 0, /* random points of the search space */
+    NS_STAGE_LR_RANGE,   /* LR range test per optimizer family -> LR and bounds */
+    NS_STAGE_BATCH,      /* batch_sweep: batch sizes with rescaled LRs -> batch size */
+    NS_STAGE_COMPARE,    /* optimizer x schedule pairs x seeds -> ranking and short-list */
+    NS_STAGE_FINAL,      /* the chosen configuration trained for the config's own budget */
+} ns_stage_kind;
+
+#define NS_MAX_SIZES 16
+#define NS_MAX_PAIRS 8   /* optimizers or schedules listed in a compare stage */
+
+/* batch_sweep's LR rescaling with the batch size. */
+typedef enum ns_lr_scaling { NS_SCALE_AUTO = 0, NS_SCALE_LINEAR, NS_SCALE_SQRT, NS_SCALE_NONE } ns_lr_scaling;
+
+/* One entry of search.stages. Options of other kinds stay at their defaults. */
 typedef struct ns_stage_cfg {
-    const char *name;     /* a known stage ("random"); static storage */
-    long trials;          /* trials of this stage, >= 1 */
+    const char *name;     /* a known stage ("random", "lr_range", ...); static storage */
+    ns_stage_kind kind;
+    long trials;          /* random: trials of this stage, >= 1 (other kinds: derived) */
     ns_budget_kind budget; /* per trial: NS_BUDGET_EPOCHS or NS_BUDGET_STEPS */
     long epochs;          /* NS_BUDGET_EPOCHS */
     long steps;           /* NS_BUDGET_STEPS */
     double seconds;       /* wall-clock cap for the whole stage; 0: none */
+    int seeds;            /* lr_range, compare: runs per point, seeds from the study [3] */
+    /* lr_range */
+    double lr_start, lr_end; /* the sweep [1e-7, 10] */
+    int sweep_steps;      /* [200] */
+    int rule;             /* ns_lr_rule (engine/lrfind.h) */
+    /* batch_sweep */
+    int sizes[NS_MAX_SIZES], n_sizes; /* [16, 32, ..., 1024], capped by the training rows */
+    int scaling;          /* ns_lr_scaling [auto: linear for SGD, sqrt for adaptive] */
+    double tolerance;     /* a size is as good as the best within this share of val loss [0.02] */
+    /* compare */
+    int optimizers[NS_MAX_PAIRS], n_optimizers; /* ns_optim_kind [sgd, adam, adamw, rmsprop] */
+    int schedules[NS_MAX_PAIRS], n_schedules;   /* ns_sched_kind [constant, cosine, onecycle, step] */
+    int shortlist;        /* pairs kept for later stages [3] */
     int line, column;     /* 1-based location of the entry in the config */
 } ns_stage_cfg;
 
@@ -115,6 +144,18 @@ int ns_config_copy(ns_config *dst, const ns_config *src, ns_err *err);
  * a rule (the stage records the trial as failed); nothing allocated on failure. Caller
  * frees *out with ns_config_free. */
 int ns_config_instantiate(const ns_config *base, const double *u, ns_config *out, ns_err *err);
+
+/* One key set by a stage on top of a point: "train.lr" = "0.003" (YAML text). */
+typedef struct ns_setting {
+    const char *key;
+    const char *value;
+} ns_setting;
+
+/* ns_config_instantiate, then set[0..n_set) applied in order through each key's parser as
+ * if the file gave them (a setting wins over a searched value of the same key; dependent
+ * defaults follow, e.g. train.momentum after train.optimizer: sgd). */
+int ns_config_instantiate_set(const ns_config *base, const double *u, const ns_setting *set,
+                              int n_set, ns_config *out, ns_err *err);
 
 /* Sets t's budget to the stage's per-trial budget (epochs or steps). */
 void ns_stage_cfg_apply_budget(const ns_stage_cfg *st, ns_train_spec *t);

@@ -96,7 +96,8 @@ void ns_config_write_value(FILE *f, const ns_config *c, int key, int json)
         fputc(']', f);
         break;
     }
-    case KT_STAGES: fputs(json ? "null" : "~", f); break;
+    case KT_STAGES: /* the search: section and stage options are not training keys */
+    case KT_ENUMS: fputs(json ? "null" : "~", f); break;
     }
 }
 

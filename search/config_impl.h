@@ -28,6 +28,8 @@ typedef enum key_type {
     KT_WEIGHTS, /* int mode from names at off, or a list of numbers: float * at list_off,
                    count at count_off, mode NS_CW_LIST */
     KT_STAGES,  /* search.stages: a list of mappings into ns_search_cfg at off */
+    KT_ENUMS,   /* int[max_items] at off with the count at count_off; one name from names or
+                   a list of them (stage options) */
 } key_type;
 
 enum {

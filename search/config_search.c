@@ -312,17 +312,87 @@ static const key_def stage_keys[] = {
 #define N_STAGE_KEYS (sizeof stage_keys / sizeof stage_keys[0])
 #define MAX_STAGE_OPTS 16
 
-/* The known stages, one line each: name and the stage's own keys (key_defs with offsets
- * into ns_stage_cfg, which grows a field per option). Only these names are accepted. */
+static const enum_name rule_names[] = {
+    {"valley", 0}, {"steepest", 1}, {"min10", 2}, {NULL, 0}}; /* ns_lr_rule order */
+static const enum_name scaling_names[] = {{"auto", NS_SCALE_AUTO}, {"linear", NS_SCALE_LINEAR},
+                                          {"sqrt", NS_SCALE_SQRT}, {"none", NS_SCALE_NONE},
+                                          {NULL, 0}};
+static const enum_name stage_opt_names[] = {{"sgd", NS_OPT_SGD}, {"adam", NS_OPT_ADAM},
+                                            {"adamw", NS_OPT_ADAMW}, {"rmsprop", NS_OPT_RMSPROP},
+                                            {NULL, 0}};
+static const enum_name stage_sched_names[] = {
+    {"constant", NS_SCHED_CONSTANT}, {"step", NS_SCHED_STEP},        {"exponential", NS_SCHED_EXP},
+    {"cosine", NS_SCHED_COSINE},     {"onecycle", NS_SCHED_ONECYCLE}, {NULL, 0}};
+
+#define SNUM(k, t, f, lo, hi, fl) \
+    {.section = "stage", .key = k, .type = t, .off = SOFF(f), .min = lo, .max = hi, .flags = fl}
+static const key_def seeds_key = SNUM("seeds", KT_INT, seeds, 1, 100, 0);
+static const key_def lr_range_opts[] = {
+    seeds_key,
+    SNUM("start", KT_DOUBLE, lr_start, 0, INF, MIN_OPEN),
+    SNUM("end", KT_DOUBLE, lr_end, 0, INF, MIN_OPEN),
+    SNUM("sweep_steps", KT_INT, sweep_steps, 10, 100000, 0),
+    {.section = "stage", .key = "rule", .type = KT_ENUM, .off = SOFF(rule), .names = rule_names},
+};
+static const key_def batch_opts[] = {
+    {.section = "stage", .key = "sizes", .type = KT_INTS, .off = SOFF(sizes), .min = 1,
+     .max = 1 << 24, .count_off = SOFF(n_sizes), .max_items = NS_MAX_SIZES},
+    {.section = "stage", .key = "scaling", .type = KT_ENUM, .off = SOFF(scaling), .names = scaling_names},
+    SNUM("tolerance", KT_DOUBLE, tolerance, 0, 1, 0),
+};
+static const key_def compare_opts[] = {
+    seeds_key,
+    {.section = "stage", .key = "optimizers", .type = KT_ENUMS, .off = SOFF(optimizers),
+     .names = stage_opt_names, .count_off = SOFF(n_optimizers), .max_items = NS_MAX_PAIRS},
+    {.section = "stage", .key = "schedules", .type = KT_ENUMS, .off = SOFF(schedules),
+     .names = stage_sched_names, .count_off = SOFF(n_schedules), .max_items = NS_MAX_PAIRS},
+    SNUM("shortlist", KT_INT, shortlist, 1, 64, 0),
+};
+#undef SNUM
+
+/* The known stages, one line each: name, kind, the stage's own keys (key_defs with offsets
+ * into ns_stage_cfg), whether trials: is required (random) and whether the per-trial
+ * budget is (lr_range has its sweep; batch_sweep and compare default to 1 and 3 epochs;
+ * final trains for the config's own budget). Only these names are accepted. */
 typedef struct stage_def {
     const char *name;
+    ns_stage_kind kind;
     const key_def *opts;
     int n_opts;
+    int needs_trials, takes_budget;
+    long default_epochs;
 } stage_def;
+#define OPTS(a) a, (int)(sizeof a / sizeof a[0])
 static const stage_def stage_defs[] = {
-    {"random", NULL, 0},
+    {"random", NS_STAGE_RANDOM, NULL, 0, 1, 1, 0},
+    {"lr_range", NS_STAGE_LR_RANGE, OPTS(lr_range_opts), 0, 0, 0},
+    {"batch_sweep", NS_STAGE_BATCH, OPTS(batch_opts), 0, 1, 1},
+    {"compare", NS_STAGE_COMPARE, OPTS(compare_opts), 0, 1, 3},
+    {"final", NS_STAGE_FINAL, NULL, 0, 0, 0, 0},
 };
+#undef OPTS
 #define N_STAGE_DEFS (sizeof stage_defs / sizeof stage_defs[0])
+
+/* The defaults of every stage option (docs/config.md, "Stages"). */
+static void stage_defaults(ns_stage_cfg *st)
+{
+    st->seeds = 3;
+    st->lr_start = 1e-7;
+    st->lr_end = 10;
+    st->sweep_steps = 200;
+    st->rule = 0;
+    st->n_sizes = 0;
+    for (int b = 16; b <= 1024 && st->n_sizes < NS_MAX_SIZES; b *= 2)
+        st->sizes[st->n_sizes++] = b;
+    st->scaling = NS_SCALE_AUTO;
+    st->tolerance = 0.02;
+    static const int opts[] = {NS_OPT_SGD, NS_OPT_ADAM, NS_OPT_ADAMW, NS_OPT_RMSPROP};
+    static const int scheds[] = {NS_SCHED_CONSTANT, NS_SCHED_COSINE, NS_SCHED_ONECYCLE, NS_SCHED_STEP};
+    st->n_optimizers = st->n_schedules = 4;
+    memcpy(st->optimizers, opts, sizeof opts);
+    memcpy(st->schedules, scheds, sizeof scheds);
+    st->shortlist = 3;
+}
 
 static void list_stage_names(char *buf, size_t n)
 {
@@ -350,6 +420,7 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
     char label[80], all[400], names[200];
     list_stage_names(names, sizeof names);
     memset(st, 0, sizeof *st);
+    stage_defaults(st);
     st->line = (int)m->start_mark.line + 1;
     st->column = (int)m->start_mark.column + 1;
     if (m->type != YAML_MAPPING_NODE)
@@ -444,27 +515,47 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
         if (rc)
             return rc;
     }
-    /* trials and exactly one per-trial budget */
+    /* trials (random) and at most one per-trial budget (exactly one for random) */
     const key_def *tk = stage_key(sd, "trials"), *ek = stage_key(sd, "epochs"), *sk = stage_key(sd, "steps");
-    int has_t = 0, has_e = -1, has_s = -1;
+    int has_t = -1, has_e = -1, has_s = -1;
     for (int i = 0; i < n_seen; i++) {
-        has_t |= seen[i] == tk;
+        if (seen[i] == tk)
+            has_t = i;
         if (seen[i] == ek)
             has_e = i;
         if (seen[i] == sk)
             has_s = i;
     }
-    if (!has_t)
+    st->kind = sd->kind;
+    if (sd->needs_trials && has_t < 0)
         return cfg_fail(x, m->start_mark, "search.stages[%d]: missing 'trials:'; give the number of trials of this %s stage, e.g. trials: 20",
                     j, sd->name);
+    if (!sd->needs_trials && has_t >= 0)
+        return cfg_fail(x, seen_mark[has_t], "search.stages[%d].trials: a %s stage derives its trials from its options; remove trials:",
+                    j, sd->name);
+    if (!sd->takes_budget && (has_e >= 0 || has_s >= 0))
+        return cfg_fail(x, seen_mark[has_e >= 0 ? has_e : has_s],
+                    "search.stages[%d].%s: a %s stage has no per-trial budget (%s); remove it", j,
+                    has_e >= 0 ? "epochs" : "steps", sd->name,
+                    sd->kind == NS_STAGE_FINAL ? "it trains for train: budget" : "set sweep_steps");
     if (has_e >= 0 && has_s >= 0) {
         int later = has_e > has_s ? has_e : has_s, earlier = has_e > has_s ? has_s : has_e;
         return cfg_fail(x, seen_mark[later], "search.stages[%d].%s conflicts with %s (line %zu): give one budget per trial, epochs or steps",
                     j, seen[later]->key, seen[earlier]->key, seen_mark[earlier].line + 1);
     }
-    if (has_e < 0 && has_s < 0)
-        return cfg_fail(x, m->start_mark, "search.stages[%d]: missing the budget of a trial; add epochs: N or steps: N", j);
+    if (sd->takes_budget && has_e < 0 && has_s < 0) {
+        if (!sd->default_epochs)
+            return cfg_fail(x, m->start_mark, "search.stages[%d]: missing the budget of a trial; add epochs: N or steps: N", j);
+        st->epochs = sd->default_epochs;
+    }
     st->budget = has_s >= 0 ? NS_BUDGET_STEPS : NS_BUDGET_EPOCHS;
+    if (sd->kind == NS_STAGE_LR_RANGE && !(st->lr_start < st->lr_end))
+        return cfg_fail(x, m->start_mark, "search.stages[%d]: start %g must be below end %g; the sweep raises the LR",
+                    j, st->lr_start, st->lr_end);
+    if (sd->kind == NS_STAGE_BATCH && st->n_sizes < 2)
+        return cfg_fail(x, m->start_mark, "search.stages[%d].sizes: list at least two batch sizes to compare", j);
+    if (sd->kind == NS_STAGE_COMPARE && (st->n_optimizers < 1 || st->n_schedules < 1))
+        return cfg_fail(x, m->start_mark, "search.stages[%d]: list at least one optimizer and one schedule", j);
     return NS_OK;
 }
 
@@ -610,6 +701,12 @@ static int apply_text(ctx *x, int i, const char *text)
 
 int ns_config_instantiate(const ns_config *base, const double *u, ns_config *out, ns_err *err)
 {
+    return ns_config_instantiate_set(base, u, NULL, 0, out, err);
+}
+
+int ns_config_instantiate_set(const ns_config *base, const double *u, const ns_setting *set,
+                              int n_set, ns_config *out, ns_err *err)
+{
     ns_config t;
     memset(out, 0, sizeof *out);
     const char *name = base->path ? base->path : "<config>";
@@ -631,6 +728,16 @@ int ns_config_instantiate(const ns_config *base, const double *u, ns_config *out
         }
         if ((rc = apply_text(&x, d->key, ns_dim_text(d, u[i], buf))))
             goto fail;
+    }
+    for (int i = 0; i < n_set; i++) {
+        int k = ns_config_key_find(set[i].key);
+        if (k < 0) {
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: setting an unknown key %s", name, set[i].key);
+            goto fail;
+        }
+        if ((rc = apply_text(&x, k, set[i].value)))
+            goto fail;
+        x.given[k] = t.given[k] = 1; /* as if the file said so: defaults that follow it do */
     }
     cfg_dependent_defaults(&x);
     if ((rc = cfg_check_values(&x)))

@@ -19,6 +19,7 @@
 #include "../engine/atomic.h"
 #include "../engine/rng.h"
 #include "config.h"
+#include "driver_impl.h"
 #include "pipeline.h"
 #include "report.h"
 #include "space.h"
@@ -27,21 +28,6 @@
 /* Purposes of the streams derived from (study seed, trial number). */
 #define SEED_POINT 0x706f696e74ULL /* the trial's point in the search space */
 #define SEED_TRAIN 0x747261696eULL /* the trial's train.seed */
-
-typedef struct search {
-    const ns_search_opts *opts;
-    ns_config base;
-    ns_prepared data;
-    ns_store *store;
-    char dir[4096];
-    ns_metric metric;
-    int higher;            /* higher metric is better */
-    /* progress, under the store lock */
-    long done, total, run;
-    long best_trial;
-    double best;
-    int best_healthy;      /* the best so far has no disqualifying finding */
-} search;
 
 static double now_s(void)
 {
@@ -117,6 +103,60 @@ static void progress(search *s, const char *fmt, ...)
 
 /* ---- trial configs ------------------------------------------------------------------- */
 
+void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
+{
+    if (p->n_set >= MAX_SETTINGS)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(p->value[p->n_set], sizeof p->value[p->n_set], fmt, ap);
+    va_end(ap);
+    p->set[p->n_set].key = key;
+    p->set[p->n_set].value = p->value[p->n_set];
+    p->n_set++;
+}
+
+/* The stage's settings first ({"train.lr":"0.003",...}, as the YAML text they were set
+ * with), then the searched keys of the space: the params of a stage trial. NULL when out
+ * of memory. */
+static char *params_with_settings(const ns_space *sp, const ns_config *tc, const trial_plan *p)
+{
+    char *space = ns_space_params_json(sp, tc);
+    if (!space || p->n_set == 0)
+        return space;
+    size_t cap = strlen(space) + (size_t)p->n_set * 160 + 8, len = 0;
+    char *out = malloc(cap);
+    if (!out) {
+        free(space);
+        return NULL;
+    }
+    len += (size_t)snprintf(out, cap, "{");
+    for (int i = 0; i < p->n_set; i++) {
+        int dup = 0; /* a later setting of the same key wins */
+        for (int j = i + 1; j < p->n_set; j++)
+            dup |= !strcmp(p->set[i].key, p->set[j].key);
+        if (dup)
+            continue;
+        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":\"", len > 1 ? "," : "", p->set[i].key);
+        for (const char *c = p->set[i].value; *c && len + 8 < cap; c++)
+            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
+                out[len++] = *c;
+        len += (size_t)snprintf(out + len, cap - len, "\"");
+    }
+    /* the space's own object without its braces; settings already listed are skipped by
+     * the reader's first-wins rule (JSON readers take the last: so drop duplicates here) */
+    const char *body = space + 1;
+    size_t blen = strlen(body);
+    if (blen > 1) {
+        len += (size_t)snprintf(out + len, cap - len, "%s", len > 1 ? "," : "");
+        memcpy(out + len, body, blen - 1); /* without '}' */
+        len += blen - 1;
+    }
+    snprintf(out + len, cap - len, "}");
+    free(space);
+    return out;
+}
+
 /* The searched values of point u as a JSON object of strings, for a point whose config
  * could not be built (the values are recorded with the failure). */
 static char *params_of_point(const ns_space *sp, const double *u)
@@ -144,7 +184,7 @@ static char *params_of_point(const ns_space *sp, const double *u)
  * a cross-key rule is recorded as a failed trial with its values and the reason, and
  * *failed_at_once is set. */
 static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, long n,
-                       int *failed_at_once, ns_err *err)
+                       const trial_plan *plan, int *failed_at_once, ns_err *err)
 {
     *failed_at_once = 0;
     const ns_config *b = &s->base;
@@ -153,14 +193,18 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     ns_rng rng;
     ns_rng_seed(&rng, ns_seed_derive(b->search.seed, (uint64_t)n, SEED_POINT));
-    if (b->space.n > 0)
+    if (plan->midpoint)
+        for (int i = 0; i < b->space.n; i++)
+            u[i] = 0.5;
+    else if (b->space.n > 0)
         ns_space_sample(&b->space, &rng, u, b->space.n);
     uint64_t seed = ns_seed_derive(b->search.seed, (uint64_t)n, SEED_TRAIN);
 
     ns_config tc;
     ns_err why = {0};
     char *params = NULL;
-    int rc = ns_config_instantiate(b, b->space.n > 0 ? u : NULL, &tc, &why);
+    int rc = ns_config_instantiate_set(b, b->space.n > 0 ? u : NULL, plan->set, plan->n_set, &tc,
+                                       &why);
     if (rc == NS_EINPUT) { /* a bad combination: a failed trial, not a failed search */
         params = params_of_point(&b->space, u);
         free(u);
@@ -192,7 +236,8 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
         return rc;
     }
     tc.train.seed = seed;
-    ns_stage_cfg_apply_budget(st, &tc.train);
+    if (!plan->own_budget && st->kind != NS_STAGE_LR_RANGE)
+        ns_stage_cfg_apply_budget(st, &tc.train);
 
     char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
@@ -210,7 +255,7 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
             rc = ns_atomic_commit(&f, err);
     }
     if (!rc) {
-        params = ns_space_params_json(&b->space, &tc);
+        params = params_with_settings(&b->space, &tc, plan);
         if (!params)
             rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
@@ -279,7 +324,7 @@ static void finding_codes(const ns_finding *f, int n, char *out, size_t cap)
 
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
-static int run_trial(search *s, long n, ns_err *err)
+static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
 {
     char cfg_path[4300], ckpt[4300], model[4300];
     trial_path(s, n, "config.yaml", cfg_path, sizeof cfg_path);
@@ -304,11 +349,19 @@ static int run_trial(search *s, long n, ns_err *err)
     ns_run_result res;
     memset(&res, 0, sizeof res);
     ns_health_spec hs;
+    /* an LR range test is a sweep of a few hundred steps, not a training: no epochs, no
+     * checkpoint (an interrupted one runs again), no health */
+    int lrfind = st->kind == NS_STAGE_LR_RANGE;
+    char *lr_result = NULL;
     int trc = ns_config_load(&tc, cfg_path, &terr);
     if (!trc) {
         hs = tc.health;
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
-        trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop, &res, &terr);
+        if (lrfind)
+            trc = stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
+        else
+            trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
+                                  &res, &terr);
         ns_config_free(&tc);
     }
     if (t.store_failed) {
@@ -327,6 +380,9 @@ static int run_trial(search *s, long n, ns_err *err)
         state = NS_TRIAL_FAILED;
     } else if (res.interrupted) {
         state = NS_TRIAL_INTERRUPTED;
+    } else if (lrfind) {
+        state = NS_TRIAL_COMPLETE; /* never a candidate: no validation metric */
+        snprintf(codes, sizeof codes, "LR range test");
     } else {
         m = metric_of(s, &res);
         state = res.diverged ? NS_TRIAL_DIVERGED : NS_TRIAL_COMPLETE;
@@ -344,12 +400,20 @@ static int run_trial(search *s, long n, ns_err *err)
                      "\"diverged\":%s}",
                      json_num(vl, res.val_loss), json_num(vm, res.val_rmse), res.best_epoch,
                      res.stopped_early ? "true" : "false", res.diverged ? "true" : "false");
+        /* the test set is reported for the chosen configuration only, never to choose */
+        size_t len = strlen(result);
+        if (st->kind == NS_STAGE_FINAL && s->data.test.n && len > 0) {
+            char tl[32], ta[32];
+            snprintf(result + len - 1, sizeof result - len + 1, ",\"test_loss\":%s,\"%s\":%s}",
+                     json_num(tl, res.test_loss), s->data.task == NS_TASK_CLASSIFY ? "test_acc" : "test_rmse",
+                     json_num(ta, s->data.task == NS_TASK_CLASSIFY ? res.test_acc : res.test_rmse));
+        }
         if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err)))
             return rc;
         finding_codes(f, nf, codes, sizeof codes);
     }
     ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
-                         .result = result[0] ? result : NULL, .health = health,
+                         .result = lrfind ? lr_result : result[0] ? result : NULL, .health = health,
                          .health_flags = flags, .error = trc ? terr.msg : NULL};
 #pragma omp critical(ns_store)
     {
@@ -368,6 +432,9 @@ static int run_trial(search *s, long n, ns_err *err)
             }
             if (state == NS_TRIAL_FAILED)
                 progress(s, "trial %ld failed: %s [%ld/%ld]\n", n, terr.msg, s->done, s->total);
+            else if (lrfind)
+                progress(s, "trial %ld complete: LR range test in %.1fs [%ld/%ld]\n", n, r.seconds,
+                         s->done, s->total);
             else
                 progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best %.4f, trial %ld) [%ld/%ld]\n",
                          n, ns_trial_state_name(state), ns_metric_name(s->metric), m, res.epochs,
@@ -375,24 +442,27 @@ static int run_trial(search *s, long n, ns_err *err)
         }
     }
     free(health);
+    free(lr_result);
     return rc;
 }
 
 /* ---- stages ---------------------------------------------------------------------------- */
 
-static int trial_is_final(ns_trial_state st)
+int trial_is_final(ns_trial_state st)
 {
     return st == NS_TRIAL_COMPLETE || st == NS_TRIAL_PRUNED || st == NS_TRIAL_DIVERGED ||
            st == NS_TRIAL_FAILED;
 }
 
-/* The random stage: trials first..first+T-1, each a point drawn from (study seed, number).
+/* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
+ * from (study seed, number); the others: settings from their options and the decisions
+ * so far).
  * Trials already final in the study are kept; the others (new, queued, interrupted) run on
  * the pool, in trial-number order as workers free up. */
-static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage, long first,
-                            ns_err *err)
+static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
+                     ns_err *err)
 {
-    long T = st->trials, n_pending = 0;
+    long n_pending = 0;
     long *pending = malloc((size_t)T * sizeof *pending);
     if (!pending)
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
@@ -411,7 +481,9 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
             continue;
         }
         int failed_at_once = 0;
-        if (!found && (rc = queue_trial(s, st, stage, n, &failed_at_once, err)))
+        trial_plan plan;
+        stage_plan(s, st, i, &plan);
+        if (!found && (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
             break;
         if (failed_at_once) {
             s->done++;
@@ -432,7 +504,7 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
             if (skip)
                 continue;
             ns_err e = {0};
-            int trc = run_trial(s, pending[k], &e);
+            int trc = run_trial(s, st, pending[k], &e);
             if (trc) {
 #pragma omp critical(ns_store)
                 if (!failed) {
@@ -449,42 +521,6 @@ static int run_random_stage(search *s, const ns_stage_cfg *st, const char *stage
         return failed;
     }
     return rc;
-}
-
-/* {"trials":T,"complete":c,"diverged":d,"failed":f,"not_run":q,"best_trial":n,"best_val_metric":m}
- * with the best chosen as selection does: healthy trials first (NS_SELECT_REJECT). */
-static int stage_decision(search *s, long first, long T, char *out, size_t cap, ns_err *err)
-{
-    ns_trial_row *rows = NULL;
-    int n = 0;
-    int rc = ns_store_trials(s->store, &rows, &n, err);
-    if (rc)
-        return rc;
-    long counts[8] = {0};
-    long best = -1;
-    double bm = NAN;
-    int best_healthy = 0;
-    for (int i = 0; i < n; i++) {
-        if (rows[i].number < first || rows[i].number >= first + T)
-            continue;
-        counts[rows[i].state]++;
-        int healthy = !(rows[i].health_flags > 0 && (rows[i].health_flags & NS_SELECT_REJECT));
-        if (rows[i].state == NS_TRIAL_COMPLETE && isfinite(rows[i].val_metric) &&
-            (healthy > best_healthy || (healthy == best_healthy && better(s, rows[i].val_metric, bm)))) {
-            bm = rows[i].val_metric;
-            best = rows[i].number;
-            best_healthy = healthy;
-        }
-    }
-    ns_trial_rows_free(rows, n);
-    char b[32];
-    snprintf(out, cap,
-             "{\"trials\":%ld,\"complete\":%ld,\"diverged\":%ld,\"failed\":%ld,\"not_run\":%ld,"
-             "\"best_trial\":%ld,\"best_%s\":%s}",
-             T, counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_DIVERGED], counts[NS_TRIAL_FAILED],
-             counts[NS_TRIAL_QUEUED] + counts[NS_TRIAL_INTERRUPTED], best, ns_metric_name(s->metric),
-             json_num(b, bm));
-    return NS_OK;
 }
 
 /* Records where the config lives, for `nnsearch resume DIR` (atomically: a kill leaves the
@@ -519,6 +555,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     memset(&s, 0, sizeof s);
     s.best_trial = -1;
     s.best = NAN;
+    s.dec.final_trial = -1;
     ns_search_opts o = *opts;
     s.opts = &o;
     int rc = ns_config_load(&s.base, opts->config_path, err);
@@ -583,8 +620,9 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
         goto done;
+    long counts[NS_MAX_STAGES];
     for (int i = 0; i < c->search.n_stages; i++)
-        s.total += c->search.stages[i].trials;
+        s.total += counts[i] = stage_trial_count(&s, &c->search.stages[i]);
     progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials, %d at a time%s\n",
              c->search.name, s.dir, c->search.n_stages, s.total, o.parallel,
              n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
@@ -598,33 +636,51 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         int found = 0;
         if ((rc = ns_store_stage_get(s.store, stage, &row, &found, err)))
             break;
-        int complete = found && row.state == NS_STAGE_COMPLETE;
-        if (found)
+        if (found && row.state == NS_STAGE_COMPLETE) { /* its decision still steers the rest */
+            stage_absorb(&s, st, row.decision);
             ns_stage_row_free(&row);
-        if (complete) {
-            s.done += st->trials;
-            first += st->trials;
+            s.done += counts[i];
+            first += counts[i];
             continue;
         }
+        if (found)
+            ns_stage_row_free(&row);
         if ((rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_RUNNING, NULL, err)))
             break;
-        if ((rc = run_random_stage(&s, st, stage, first, err)))
+        if ((rc = run_stage(&s, st, stage, first, counts[i], err)))
             break;
         if (o.stop && *o.stop) {
             res->interrupted = 1;
             break;
         }
-        char decision[512];
-        if ((rc = stage_decision(&s, first, st->trials, decision, sizeof decision, err)) ||
-            (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err)))
+        char *decision = NULL;
+        if ((rc = stage_decide(&s, st, first, counts[i], &decision, err)) ||
+            (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
+            free(decision);
             break;
+        }
+        stage_absorb(&s, st, decision);
         progress(&s, "stage %s complete: %s\n", stage, decision);
-        first += st->trials;
+        free(decision);
+        first += counts[i];
     }
     if (!rc) {
         ns_trial_row best;
         int found = 0;
         rc = ns_store_best(s.store, s.higher, NS_SELECT_REJECT, &best, &found, err);
+        if (!rc && s.dec.final_trial >= 0) { /* the stages' choice (report.c, final_choice) */
+            ns_trial_row t;
+            int tf = 0;
+            if (!(rc = ns_store_trial_get(s.store, (int)s.dec.final_trial, &t, &tf, err)) && tf &&
+                t.state == NS_TRIAL_COMPLETE && isfinite(t.val_metric)) {
+                if (found)
+                    ns_trial_row_free(&best);
+                best = t;
+                found = 1;
+            } else if (!rc && tf) {
+                ns_trial_row_free(&t);
+            }
+        }
         if (!rc && found) {
             res->best_trial = best.number;
             res->best_metric = best.val_metric;

@@ -487,8 +487,28 @@ static ranked *rank_trials(const study_view *v)
     return r;
 }
 
+/* The trial a complete final stage trained (its decision's "trial"), or -1: the stages'
+ * choice, which is the study's answer whatever scored higher in the shorter trials. */
+static long final_choice(const ns_stage_row *stages, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        const char *colon = strchr(stages[i].name, ':');
+        const char *dec = stages[i].decision ? strstr(stages[i].decision, "\"trial\":") : NULL;
+        if (stages[i].state != NS_STAGE_COMPLETE || !colon || strcmp(colon + 1, "final") || !dec)
+            continue;
+        char *end;
+        long t = strtol(dec + 8, &end, 10);
+        return end > dec + 8 ? t : -1;
+    }
+    return -1;
+}
+
 static const ns_trial_row *best_of(const study_view *v, const ranked *r)
 {
+    long fin = final_choice(v->stages, v->n_stages);
+    for (int i = 0; fin >= 0 && i < v->n_trials; i++)
+        if (v->trials[i].number == fin && rank_class(&v->trials[i]) < 2)
+            return &v->trials[i];
     return v->n_trials > 0 && rank_class(r[0].t) < 2 ? r[0].t : NULL;
 }
 
@@ -843,6 +863,25 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
         rc = ns_store_study_get(s, &st, err);
     if (rc == NS_OK)
         rc = ns_store_best(s, st.higher_is_better, NS_SELECT_REJECT, &best, &found, err);
+    if (rc == NS_OK) { /* a final stage's trial is the choice (see final_choice) */
+        ns_stage_row *stages = NULL;
+        int n_stages = 0;
+        rc = ns_store_stages(s, &stages, &n_stages, err);
+        long fin = rc == NS_OK ? final_choice(stages, n_stages) : -1;
+        ns_stage_rows_free(stages, n_stages);
+        ns_trial_row t;
+        int tf = 0;
+        if (fin >= 0 && (rc = ns_store_trial_get(s, (int)fin, &t, &tf, err)) == NS_OK && tf) {
+            if (t.state == NS_TRIAL_COMPLETE && isfinite(t.val_metric)) {
+                if (found)
+                    ns_trial_row_free(&best);
+                best = t;
+                found = 1;
+            } else {
+                ns_trial_row_free(&t);
+            }
+        }
+    }
     ns_store_rollback(s);
     ns_store_close(s);
     if (rc != NS_OK)

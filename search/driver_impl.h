@@ -1,0 +1,83 @@
+/* driver_impl.h — internal to search/driver.c (the pool, trials, study) and
+ * search/stages.c (what each stage runs and decides): the search state they share and the
+ * calls between them. Not a public header: the CLI includes driver.h. */
+#ifndef NS_DRIVER_IMPL_H
+#define NS_DRIVER_IMPL_H
+
+#include "config.h"
+#include "driver.h"
+#include "pipeline.h"
+#include "store.h"
+
+/* LR families: optimizers whose good learning rates are of one order. SGD's are one to
+ * three orders above the adaptive optimizers' (Adam, AdamW, RMSprop), so the range test
+ * runs once per family the later stages need. */
+enum { FAM_SGD = 0, FAM_ADAPTIVE = 1, N_FAMILIES = 2 };
+
+/* What the completed stages decided, as later stages use it. */
+typedef struct decisions {
+    int have_lr[N_FAMILIES];
+    double lr[N_FAMILIES], lr_lo[N_FAMILIES], lr_hi[N_FAMILIES]; /* lr_range */
+    int batch;                 /* batch_sweep's size; 0: none yet */
+    int batch_ref;             /* the batch size the LRs were measured at */
+    int scaling;               /* ns_lr_scaling the sweep used (resolved, not auto) */
+    int have_pair;             /* compare's leader */
+    int opt, sched;            /* ns_opt_kind, ns_sched_kind of the leader */
+    long final_trial;          /* the final stage's trial; -1: none */
+} decisions;
+
+typedef struct search {
+    const ns_search_opts *opts;
+    ns_config base;
+    ns_prepared data;
+    ns_store *store;
+    char dir[4096];
+    ns_metric metric;
+    int higher;                /* higher metric is better */
+    decisions dec;
+    /* progress, under the store lock */
+    long done, total, run;
+    long best_trial;
+    double best;
+    int best_healthy;          /* the best so far has no disqualifying finding */
+} search;
+
+#define MAX_SETTINGS 16
+
+/* How one trial of a stage differs from the base config. */
+typedef struct trial_plan {
+    int midpoint;              /* 1: the searched keys at the middle of their ranges (u = 0.5)
+                                  instead of a random point */
+    int own_budget;            /* 1: keep the config's train: budget (final stage) */
+    int n_set;
+    ns_setting set[MAX_SETTINGS];
+    char value[MAX_SETTINGS][64]; /* storage of set[].value */
+} trial_plan;
+
+/* Adds key = printf(fmt, ...) to p (ignored past MAX_SETTINGS, which no stage reaches). */
+void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- stages.c --------------------------------------------------------------------------- */
+
+/* The number of trials stage st runs (random: st->trials; the others from their options,
+ * the data and the later stages of the pipeline). */
+long stage_trial_count(const search *s, const ns_stage_cfg *st);
+/* The plan of trial i (0-based) of stage st, from st and the decisions so far. */
+void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p);
+/* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
+ * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
+ * NS_OK or the trial's own error (a failed trial, not a failed search). */
+int stage_run_lrfind(search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
+                     char **result, ns_err *err);
+/* The decision of the stage whose trials are first..first+count-1, all final: JSON text
+ * (caller frees) with its evidence. NS_ERUNTIME on a store failure. */
+int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char **decision,
+                 ns_err *err);
+/* Takes a completed stage's decision (freshly made, or read back on resume) into s->dec. */
+void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision);
+
+/* A trial state that never runs again. */
+int trial_is_final(ns_trial_state st);
+
+#endif

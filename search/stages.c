@@ -1,0 +1,721 @@
+/* stages.c — what each stage runs and decides: the random stage's points, the LR range test
+ * per optimizer family, the batch-size sweep with rescaled LRs and the gradient noise
+ * scale, the optimizer x schedule comparison with confidence intervals and Welch tests,
+ * and the final training of the chosen configuration. Every decision is a function of the
+ * stored trial results alone, so the same study seed gives the same decisions whatever -j
+ * and however often the study was interrupted. Not the pool or the store: driver.c. */
+#include <gsl/gsl_cdf.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/health.h"
+#include "../engine/jsonbuf.h"
+#include "../engine/lrfind.h"
+#include "../engine/rng.h"
+#include "driver_impl.h"
+#include "lrfind.h"
+#include "report.h"
+
+/* ---- small readers of the JSON this file writes ---------------------------------------- */
+
+/* The number after "key": in json (flat keys only; the first occurrence); 0 when absent or
+ * null. */
+static int json_num(const char *json, const char *key, double *v)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p)
+        return 0;
+    p += strlen(pat);
+    char *end;
+    double d = strtod(p, &end);
+    if (end == p)
+        return 0;
+    *v = d;
+    return 1;
+}
+
+/* The string after "key": (no escapes in what this file writes); 0 when absent. */
+static int json_str(const char *json, const char *key, char *out, size_t cap)
+{
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":\"", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p)
+        return 0;
+    p += strlen(pat);
+    const char *q = strchr(p, '"');
+    if (!q || (size_t)(q - p) >= cap)
+        return 0;
+    memcpy(out, p, (size_t)(q - p));
+    out[q - p] = 0;
+    return 1;
+}
+
+/* ---- families, the reference point, sizes, pairs --------------------------------------- */
+
+static int family_of(int opt) { return opt == NS_OPT_SGD ? FAM_SGD : FAM_ADAPTIVE; }
+static const char *family_name(int f) { return f == FAM_SGD ? "sgd" : "adaptive"; }
+
+/* The optimizer of the reference point (every searched key at its midpoint). */
+static int reference_opt(const search *s)
+{
+    const ns_config *b = &s->base;
+    int k = ns_space_find(&b->space, "train.optimizer");
+    if (k < 0)
+        return b->train.opt.kind;
+    double u[64];
+    for (int i = 0; i < b->space.n && i < 64; i++)
+        u[i] = 0.5;
+    ns_config tc;
+    ns_err e = {0};
+    if (b->space.n > 64 || ns_config_instantiate(b, u, &tc, &e))
+        return b->train.opt.kind;
+    int o = tc.train.opt.kind;
+    ns_config_free(&tc);
+    return o;
+}
+
+static int reference_batch(const search *s)
+{
+    const ns_config *b = &s->base;
+    int k = ns_space_find(&b->space, "train.batch_size");
+    if (k < 0)
+        return b->train.batch_size;
+    return (int)lround(ns_dim_value(&b->space.dims[k], 0.5));
+}
+
+/* The first compare stage after position `from` in the pipeline, or NULL. */
+static const ns_stage_cfg *later_compare(const search *s, const ns_stage_cfg *from)
+{
+    const ns_search_cfg *sc = &s->base.search;
+    int after = 0;
+    for (int i = 0; i < sc->n_stages; i++) {
+        if (&sc->stages[i] == from)
+            after = 1;
+        else if (after && sc->stages[i].kind == NS_STAGE_COMPARE)
+            return &sc->stages[i];
+    }
+    return NULL;
+}
+
+/* The families an lr_range stage tests, in order (SGD first): those of a later compare
+ * stage's optimizers, and the reference point's. Returns how many. */
+static int lr_families(const search *s, const ns_stage_cfg *st, int fam[N_FAMILIES])
+{
+    int want[N_FAMILIES] = {0};
+    want[family_of(reference_opt(s))] = 1;
+    const ns_stage_cfg *cmp = later_compare(s, st);
+    for (int i = 0; cmp && i < cmp->n_optimizers; i++)
+        want[family_of(cmp->optimizers[i])] = 1;
+    int n = 0;
+    for (int f = 0; f < N_FAMILIES; f++)
+        if (want[f])
+            fam[n++] = f;
+    return n;
+}
+
+/* The sizes a batch_sweep tries: its list without sizes above the training rows (all
+ * rows when none is left). Returns how many. */
+static int batch_sizes(const search *s, const ns_stage_cfg *st, int out[NS_MAX_SIZES])
+{
+    int n = 0;
+    for (int i = 0; i < st->n_sizes; i++)
+        if (st->sizes[i] <= s->data.train.n)
+            out[n++] = st->sizes[i];
+    if (n == 0)
+        out[n++] = (int)s->data.train.n;
+    return n;
+}
+
+long stage_trial_count(const search *s, const ns_stage_cfg *st)
+{
+    int fam[N_FAMILIES], sizes[NS_MAX_SIZES];
+    switch (st->kind) {
+    case NS_STAGE_RANDOM: return st->trials;
+    case NS_STAGE_LR_RANGE: return (long)lr_families(s, st, fam) * st->seeds;
+    case NS_STAGE_BATCH: return batch_sizes(s, st, sizes);
+    case NS_STAGE_COMPARE: return (long)st->n_optimizers * st->n_schedules * st->seeds;
+    case NS_STAGE_FINAL: return 1;
+    }
+    return 0;
+}
+
+/* ---- plans ------------------------------------------------------------------------------- */
+
+/* The LR scale factor from the reference batch to batch b: linear for SGD, square root for
+ * adaptive optimizers (scaling auto), as batch_sweep decided or st says. */
+static double lr_scale(int scaling, int opt, int b, int ref)
+{
+    if (scaling == NS_SCALE_AUTO)
+        scaling = opt == NS_OPT_SGD ? NS_SCALE_LINEAR : NS_SCALE_SQRT;
+    double r = (double)b / (double)ref;
+    return scaling == NS_SCALE_LINEAR ? r : scaling == NS_SCALE_SQRT ? sqrt(r) : 1.0;
+}
+
+/* The settings every later trial inherits: the compare leader's optimizer and schedule,
+ * the batch size, and the LR of the optimizer's family at that batch size. Keys the
+ * random stage searches are left to it. */
+static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int batch)
+{
+    const decisions *d = &s->dec;
+    const ns_space *sp = &s->base.space;
+    int random = !p->midpoint;
+    if (set_opt && !(random && ns_space_find(sp, "train.optimizer") >= 0)) {
+        plan_set(p, "train.optimizer", "%s", ns_opt_kind_name((ns_opt_kind)opt));
+        if (opt == NS_OPT_SGD)
+            plan_set(p, "train.nesterov", "true");
+    }
+    if (d->have_pair && !(random && ns_space_find(sp, "train.schedule") >= 0))
+        plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)d->sched));
+    if (batch > 0 && !(random && ns_space_find(sp, "train.batch_size") >= 0))
+        plan_set(p, "train.batch_size", "%d", batch);
+    /* the family's LR from the range test, or (without one) the config's own LR when a
+     * batch sweep moved the batch size and the optimizer is of the config's family */
+    int f = family_of(opt);
+    double lr = d->have_lr[f] ? d->lr[f]
+                : batch > 0 && f == family_of(s->base.train.opt.kind) ? s->base.train.lr : NAN;
+    if (isfinite(lr) && !(random && ns_space_find(sp, "train.lr") >= 0)) {
+        if (batch > 0 && d->batch_ref > 0)
+            lr *= lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
+        plan_set(p, "train.lr", "%.17g", lr);
+    }
+}
+
+void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p)
+{
+    memset(p, 0, sizeof *p);
+    const decisions *d = &s->dec;
+    int opt = d->have_pair ? d->opt : reference_opt(s);
+    switch (st->kind) {
+    case NS_STAGE_RANDOM:
+        inherit(s, p, opt, d->have_pair, d->batch);
+        break;
+    case NS_STAGE_LR_RANGE: {
+        /* one family per block of seeds; the reference optimizer stands for its family */
+        int fam[N_FAMILIES];
+        lr_families(s, st, fam);
+        int f = fam[i / st->seeds];
+        int rep = family_of(opt) == f ? opt : f == FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM;
+        p->midpoint = 1;
+        plan_set(p, "train.optimizer", "%s", ns_opt_kind_name((ns_opt_kind)rep));
+        if (rep == NS_OPT_SGD)
+            plan_set(p, "train.nesterov", "true");
+        if (d->batch > 0)
+            plan_set(p, "train.batch_size", "%d", d->batch);
+        break;
+    }
+    case NS_STAGE_BATCH: {
+        int sizes[NS_MAX_SIZES];
+        batch_sizes(s, st, sizes);
+        p->midpoint = 1;
+        inherit(s, p, opt, d->have_pair, 0);
+        plan_set(p, "train.batch_size", "%d", sizes[i]);
+        int f = family_of(opt);
+        double lr = d->have_lr[f] ? d->lr[f] : s->base.train.lr;
+        int ref = d->batch_ref > 0 ? d->batch_ref : reference_batch(s);
+        plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
+        break;
+    }
+    case NS_STAGE_COMPARE: {
+        long pair = i / st->seeds;
+        int o = st->optimizers[pair / st->n_schedules], sc = st->schedules[pair % st->n_schedules];
+        p->midpoint = 1;
+        inherit(s, p, o, 1, d->batch);
+        plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)sc));
+        break;
+    }
+    case NS_STAGE_FINAL:
+        p->midpoint = 1;
+        p->own_budget = 1;
+        inherit(s, p, opt, d->have_pair, d->batch);
+        break;
+    }
+}
+
+/* ---- the LR range test trial ---------------------------------------------------------------- */
+
+
+int stage_run_lrfind(search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
+                     char **result, ns_err *err)
+{
+    *result = NULL;
+    ns_lrfind_spec spec;
+    ns_lrfind_spec_default(&spec);
+    spec.lr_start = st->lr_start;
+    spec.lr_end = st->lr_end;
+    spec.steps = st->sweep_steps;
+    spec.batch_size = tc->train.batch_size;
+    ns_lrfind_curve curve;
+    memset(&curve, 0, sizeof curve);
+    int rc = ns_lrfind_config(tc, &s->data, &spec, tc->train.seed, &curve, err);
+    if (rc)
+        return rc;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trials/%ld/lr_curve.csv", s->dir, n);
+    if ((rc = ns_lrfind_write_csv(path, &curve, err))) {
+        ns_lrfind_curve_free(&curve);
+        return rc;
+    }
+    ns_lrfind_suggestion sg;
+    ns_lrfind_suggest(&curve, &sg);
+    double pick = ns_lrfind_pick(&sg, (ns_lr_rule)st->rule);
+    ns_jbuf j = {0};
+    char *buf = NULL;
+    for (int pass = 0; pass < 2; pass++) { /* measure, then write */
+        j = (ns_jbuf){buf, buf ? j.len + 1 : 0, 0};
+        ns_jbuf_putf(&j, "{\"family\":\"%s\",\"optimizer\":\"%s\",\"batch\":%d,\"rule\":\"%s\",\"pick\":",
+                     family_name(family_of(tc->train.opt.kind)),
+                     ns_opt_kind_name(tc->train.opt.kind), tc->train.batch_size,
+                     ns_lr_rule_name((ns_lr_rule)st->rule));
+        ns_jbuf_num(&j, sg.ok ? pick : NAN);
+        ns_jbuf_put(&j, ",\"valley\":", 10);
+        ns_jbuf_num(&j, sg.ok ? sg.valley : NAN);
+        ns_jbuf_put(&j, ",\"steepest\":", 12);
+        ns_jbuf_num(&j, sg.ok ? sg.steepest : NAN);
+        ns_jbuf_put(&j, ",\"min10\":", 9);
+        ns_jbuf_num(&j, sg.ok ? sg.min10 : NAN);
+        ns_jbuf_putf(&j, ",\"blew_up\":%s,\"points\":%d,\"lr\":[", curve.blew_up ? "true" : "false",
+                     curve.n);
+        for (int k = 0; k < curve.n; k++)
+            ns_jbuf_putf(&j, k ? ",%.6g" : "%.6g", curve.lr[k]);
+        ns_jbuf_put(&j, "],\"smoothed\":[", 14);
+        for (int k = 0; k < curve.n; k++) {
+            if (k)
+                ns_jbuf_put(&j, ",", 1);
+            ns_jbuf_num(&j, curve.smoothed[k]);
+        }
+        ns_jbuf_put(&j, "]}", 2);
+        if (pass == 0 && !(buf = malloc(j.len + 1))) {
+            ns_lrfind_curve_free(&curve);
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        }
+    }
+    ns_jbuf_finish(&j);
+    ns_lrfind_curve_free(&curve);
+    if (!sg.ok) {
+        free(buf);
+        return ns_err_set(err, NS_ERUNTIME, "the LR range test gave no usable curve (%d points); "
+                          "widen start..end or raise sweep_steps", curve.n);
+    }
+    *result = buf;
+    return NS_OK;
+}
+
+/* ---- decisions --------------------------------------------------------------------------- */
+
+/* The trials first..first+count-1 (all of them, in number order; missing ones zeroed). */
+static int stage_rows(search *s, long first, long count, ns_trial_row **out, ns_err *err)
+{
+    ns_trial_row *rows = NULL, *mine = calloc((size_t)(count > 0 ? count : 1), sizeof *mine);
+    int n = 0;
+    if (!mine)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    int rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc) {
+        free(mine);
+        return rc;
+    }
+    for (int i = 0; i < n; i++) {
+        long k = rows[i].number - first;
+        if (k >= 0 && k < count) {
+            mine[k] = rows[i];
+            memset(&rows[i], 0, sizeof rows[i]);
+        }
+    }
+    ns_trial_rows_free(rows, n);
+    *out = mine;
+    return NS_OK;
+}
+
+static int healthy(const ns_trial_row *t)
+{
+    return !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
+}
+
+static int better(const search *s, double a, double b)
+{
+    if (!isfinite(a))
+        return 0;
+    if (!isfinite(b))
+        return 1;
+    return s->higher ? a > b : a < b;
+}
+
+/* random (and any stage's summary): counts and the best trial, healthy ones first */
+static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf *j)
+{
+    long counts[8] = {0}, best = -1;
+    double bm = NAN;
+    int best_healthy = 0;
+    for (long i = 0; i < count; i++) {
+        if (!r[i].stage)
+            continue;
+        counts[r[i].state]++;
+        int h = healthy(&r[i]);
+        if (r[i].state == NS_TRIAL_COMPLETE && isfinite(r[i].val_metric) &&
+            (h > best_healthy || (h == best_healthy && better(s, r[i].val_metric, bm)))) {
+            bm = r[i].val_metric;
+            best = r[i].number;
+            best_healthy = h;
+        }
+    }
+    ns_jbuf_putf(j, "\"trials\":%ld,\"complete\":%ld,\"diverged\":%ld,\"failed\":%ld,", count,
+                 counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_DIVERGED], counts[NS_TRIAL_FAILED]);
+    ns_jbuf_putf(j, "\"not_run\":%ld,\"best_trial\":%ld,\"best_%s\":",
+                 counts[NS_TRIAL_QUEUED] + counts[NS_TRIAL_INTERRUPTED], best,
+                 ns_metric_name(s->metric));
+    ns_jbuf_putf(j, isfinite(bm) ? "%.9g" : "null", bm);
+}
+
+static void decide_lr_range(search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
+                            ns_jbuf *j)
+{
+    int fam[N_FAMILIES];
+    int nf = lr_families(s, st, fam);
+    ns_jbuf_putf(j, "\"rule\":\"%s\",\"seeds\":%d", ns_lr_rule_name((ns_lr_rule)st->rule), st->seeds);
+    for (int k = 0; k < nf; k++) {
+        double picks[100];
+        int np = 0, batch = 0;
+        for (long i = (long)k * st->seeds; i < (long)(k + 1) * st->seeds && i < count; i++) {
+            double v, b;
+            if (r[i].state == NS_TRIAL_COMPLETE && json_num(r[i].result, "pick", &v) && v > 0 &&
+                np < 100)
+                picks[np++] = v;
+            if (json_num(r[i].result, "batch", &b))
+                batch = (int)b;
+        }
+        const char *fn = family_name(fam[k]);
+        if (np == 0) {
+            ns_jbuf_putf(j, ",\"%s_lr\":null", fn);
+            continue;
+        }
+        double centre, lo, hi, spread;
+        ns_lrfind_bounds(picks, np, &centre, &lo, &hi, &spread);
+        /* one key a call: ns_jbuf_putf writes at most 127 bytes */
+        ns_jbuf_putf(j, ",\"%s_lr\":%.6g,\"%s_lo\":%.6g", fn, centre, fn, lo);
+        ns_jbuf_putf(j, ",\"%s_hi\":%.6g,\"%s_spread\":%.4g", fn, hi, fn, spread);
+        ns_jbuf_putf(j, ",\"%s_batch\":%d,\"%s_picks\":[", fn, batch, fn);
+        for (int q = 0; q < np; q++)
+            ns_jbuf_putf(j, q ? ",%.6g" : "%.6g", picks[q]);
+        ns_jbuf_put(j, "]", 1);
+    }
+}
+
+/* Mean samples per second over a trial's epochs (evidence only: it varies between runs,
+ * so no decision depends on it). */
+static double trial_speed(search *s, int trial)
+{
+    ns_epoch_record *recs = NULL;
+    int n = 0;
+    ns_err e = {0};
+    if (ns_store_epochs(s->store, trial, &recs, &n, &e) || n == 0) {
+        free(recs);
+        return NAN;
+    }
+    double sum = 0;
+    for (int i = 0; i < n; i++)
+        sum += recs[i].samples_per_s;
+    free(recs);
+    return sum / n;
+}
+
+static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
+                        ns_jbuf *j, ns_err *err)
+{
+    int sizes[NS_MAX_SIZES];
+    int ns = batch_sizes(s, st, sizes);
+    double loss[NS_MAX_SIZES];
+    int stable[NS_MAX_SIZES];
+    double best = INFINITY;
+    for (int i = 0; i < ns && i < count; i++) {
+        loss[i] = NAN;
+        stable[i] = r[i].state == NS_TRIAL_COMPLETE && healthy(&r[i]) &&
+                    json_num(r[i].result, "val_loss", &loss[i]) && isfinite(loss[i]);
+        if (stable[i] && loss[i] < best)
+            best = loss[i];
+    }
+    /* the largest stable size whose val loss is within tolerance of the best: the same
+     * samples cost less time in larger batches on this trainer (samples/s below) */
+    int chosen = 0;
+    for (int i = 0; i < ns && i < count; i++)
+        if (stable[i] && loss[i] <= best * (1 + st->tolerance) && sizes[i] > chosen)
+            chosen = sizes[i];
+    int opt = s->dec.have_pair ? s->dec.opt : reference_opt(s);
+    int scaling = st->scaling == NS_SCALE_AUTO
+                      ? (opt == NS_OPT_SGD ? NS_SCALE_LINEAR : NS_SCALE_SQRT) : st->scaling;
+    static const char *const scale_names[] = {"auto", "linear", "sqrt", "none"};
+    int ref = s->dec.batch_ref > 0 ? s->dec.batch_ref : reference_batch(s);
+    /* gradient noise scale from the smallest and the largest size at the reference point */
+    double bsimple = NAN;
+    if (ns >= 2) {
+        ns_config tc;
+        double u[64];
+        const ns_config *b = &s->base;
+        for (int i = 0; i < b->space.n && i < 64; i++)
+            u[i] = 0.5;
+        trial_plan p;
+        memset(&p, 0, sizeof p);
+        p.midpoint = 1;
+        inherit(s, &p, opt, s->dec.have_pair, 0);
+        ns_err e = {0};
+        if (b->space.n <= 64 && !ns_config_instantiate_set(b, b->space.n ? u : NULL, p.set, p.n_set, &tc, &e)) {
+            int rc = ns_pipeline_noise_scale(&tc, &s->data, sizes[0], sizes[ns - 1],
+                                             ns_seed_derive(b->search.seed, 0x6e6f697365, 0),
+                                             &bsimple, err);
+            ns_config_free(&tc);
+            if (rc)
+                return rc;
+        }
+    }
+    ns_jbuf_putf(j, "\"batch_size\":%d,\"ref_batch\":%d,\"scaling\":\"%s\",", chosen, ref,
+                 scale_names[scaling]);
+    ns_jbuf_putf(j, "\"tolerance\":%g,\"noise_scale\":", st->tolerance);
+    ns_jbuf_num(j, bsimple);
+    ns_jbuf_put(j, ",\"sizes\":[", 10);
+    for (int i = 0; i < ns && i < count; i++) {
+        ns_jbuf_putf(j, "%s{\"batch\":%d,\"trial\":%d,\"val_loss\":", i ? "," : "", sizes[i],
+                     r[i].number);
+        ns_jbuf_num(j, loss[i]);
+        ns_jbuf_put(j, ",\"samples_per_s\":", 17);
+        ns_jbuf_num(j, trial_speed(s, r[i].number));
+        ns_jbuf_putf(j, ",\"stable\":%s}", stable[i] ? "true" : "false");
+    }
+    ns_jbuf_put(j, "]", 1);
+    return NS_OK;
+}
+
+typedef struct pair_stat {
+    int opt, sched;
+    int n;                 /* seeds with a finite val loss */
+    double mean, sd;
+    const char *excluded;  /* why the pair is out, or NULL */
+    double p;              /* Welch's two-sided p against the leader */
+} pair_stat;
+
+/* Welch's t-test of two means: two-sided p (1 when it cannot be computed). */
+static double welch_p(const pair_stat *a, const pair_stat *b)
+{
+    if (a->n < 2 || b->n < 2)
+        return 1.0;
+    double va = a->sd * a->sd / a->n, vb = b->sd * b->sd / b->n;
+    if (!(va + vb > 0))
+        return a->mean == b->mean ? 1.0 : 0.0;
+    double t = (a->mean - b->mean) / sqrt(va + vb);
+    double df = (va + vb) * (va + vb) /
+                (va * va / (a->n - 1) + vb * vb / (b->n - 1));
+    return 2 * gsl_cdf_tdist_Q(fabs(t), df);
+}
+
+static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long count,
+                           ns_jbuf *j)
+{
+    int np = st->n_optimizers * st->n_schedules;
+    pair_stat ps[NS_MAX_PAIRS * NS_MAX_PAIRS];
+    for (int q = 0; q < np; q++) {
+        pair_stat *p = &ps[q];
+        memset(p, 0, sizeof *p);
+        p->opt = st->optimizers[q / st->n_schedules];
+        p->sched = st->schedules[q % st->n_schedules];
+        double sum = 0, sum2 = 0;
+        for (long i = (long)q * st->seeds; i < (long)(q + 1) * st->seeds && i < count; i++) {
+            const ns_trial_row *t = &r[i];
+            double v;
+            if (t->state == NS_TRIAL_FAILED)
+                p->excluded = "failed";
+            else if (t->state == NS_TRIAL_DIVERGED || (t->health_flags > 0 && (t->health_flags & NS_HEALTH_DIVERGED)))
+                p->excluded = "diverged";
+            else if (t->health_flags > 0 &&
+                     (t->health_flags & (NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES | NS_HEALTH_EXPLODING)))
+                p->excluded = p->excluded ? p->excluded : "unstable (oscillating, loss spikes or exploding gradients)";
+            if (t->state == NS_TRIAL_COMPLETE && json_num(t->result, "val_loss", &v) && isfinite(v)) {
+                sum += v;
+                sum2 += v * v;
+                p->n++;
+            }
+        }
+        if (!p->excluded && p->n == 0)
+            p->excluded = "no finite validation loss";
+        p->mean = p->n ? sum / p->n : NAN;
+        p->sd = p->n > 1 ? sqrt(fmax(0, (sum2 - sum * sum / p->n) / (p->n - 1))) : 0;
+    }
+    /* ranking: lowest mean val loss first among the pairs not excluded (ties: list order) */
+    int order[NS_MAX_PAIRS * NS_MAX_PAIRS], no = 0;
+    for (int q = 0; q < np; q++)
+        if (!ps[q].excluded)
+            order[no++] = q;
+    for (int a = 1; a < no; a++)
+        for (int b = a; b > 0 && ps[order[b]].mean < ps[order[b - 1]].mean; b--) {
+            int t = order[b];
+            order[b] = order[b - 1];
+            order[b - 1] = t;
+        }
+    for (int a = 0; a < no; a++)
+        ps[order[a]].p = a == 0 ? 1.0 : welch_p(&ps[order[a]], &ps[order[0]]);
+    if (no > 0)
+        ns_jbuf_putf(j, "\"leader\":\"%s/%s\"", ns_opt_kind_name((ns_opt_kind)ps[order[0]].opt),
+                     ns_sched_kind_name((ns_sched_kind)ps[order[0]].sched));
+    else
+        ns_jbuf_put(j, "\"leader\":null", 13);
+    ns_jbuf_put(j, ",\"shortlist\":[", 14);
+    for (int a = 0; a < no && a < st->shortlist; a++)
+        ns_jbuf_putf(j, "%s\"%s/%s\"", a ? "," : "", ns_opt_kind_name((ns_opt_kind)ps[order[a]].opt),
+                     ns_sched_kind_name((ns_sched_kind)ps[order[a]].sched));
+    ns_jbuf_putf(j, "],\"seeds\":%d,\"pairs\":[", st->seeds);
+    /* ranked pairs first, then the excluded ones in list order */
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int q0 = 0; q0 < (pass ? np : no); q0++) {
+            int q = pass ? q0 : order[q0];
+            const pair_stat *p = &ps[q];
+            if (pass && !p->excluded)
+                continue;
+            ns_jbuf_putf(j, "%s{\"pair\":\"%s/%s\",\"n\":%d,\"mean_val_loss\":", k++ ? "," : "",
+                         ns_opt_kind_name((ns_opt_kind)p->opt), ns_sched_kind_name((ns_sched_kind)p->sched),
+                         p->n);
+            ns_jbuf_num(j, p->mean);
+            double half = p->n > 1 ? gsl_cdf_tdist_Qinv(0.025, p->n - 1) * p->sd / sqrt(p->n) : NAN;
+            ns_jbuf_put(j, ",\"ci95\":[", 9);
+            ns_jbuf_num(j, p->mean - half);
+            ns_jbuf_put(j, ",", 1);
+            ns_jbuf_num(j, p->mean + half);
+            ns_jbuf_put(j, "],\"p_vs_leader\":", 16);
+            ns_jbuf_num(j, p->excluded ? NAN : p->p);
+            if (p->excluded)
+                ns_jbuf_putf(j, ",\"excluded\":\"%s\"}", p->excluded);
+            else
+                ns_jbuf_put(j, ",\"excluded\":null}", 17);
+        }
+    ns_jbuf_put(j, "]", 1);
+}
+
+static void decide_final(const ns_trial_row *r, long count, ns_jbuf *j)
+{
+    if (count < 1 || !r[0].stage) {
+        ns_jbuf_put(j, "\"trial\":null", 12);
+        return;
+    }
+    ns_jbuf_putf(j, "\"trial\":%d,\"state\":\"%s\",\"val_metric\":", r[0].number,
+                 ns_trial_state_name(r[0].state));
+    ns_jbuf_num(j, r[0].val_metric);
+    static const char *const keys[] = {"val_loss", "test_loss", "test_acc", "test_rmse"};
+    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
+        double v;
+        if (json_num(r[0].result, keys[k], &v))
+            ns_jbuf_putf(j, ",\"%s\":%.9g", keys[k], v);
+    }
+    ns_jbuf_putf(j, ",\"healthy\":%s", healthy(&r[0]) ? "true" : "false");
+}
+
+int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char **decision,
+                 ns_err *err)
+{
+    *decision = NULL;
+    ns_trial_row *r = NULL;
+    int rc = stage_rows(s, first, count, &r, err);
+    if (rc)
+        return rc;
+    char *buf = NULL;
+    ns_jbuf j = {0};
+    for (int pass = 0; pass < 2 && !rc; pass++) { /* measure, then write */
+        j = (ns_jbuf){buf, buf ? j.len + 1 : 0, 0};
+        ns_jbuf_put(&j, "{", 1);
+        switch (st->kind) {
+        case NS_STAGE_RANDOM: decide_summary(s, r, count, &j); break;
+        case NS_STAGE_LR_RANGE: decide_lr_range(s, st, r, count, &j); break;
+        case NS_STAGE_BATCH: rc = decide_batch(s, st, r, count, &j, err); break;
+        case NS_STAGE_COMPARE: decide_compare(st, r, count, &j); break;
+        case NS_STAGE_FINAL: decide_final(r, count, &j); break;
+        }
+        ns_jbuf_put(&j, "}", 1);
+        if (!rc && pass == 0 && !(buf = malloc(j.len + 1)))
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    ns_trial_rows_free(r, (int)count);
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    ns_jbuf_finish(&j);
+    *decision = buf;
+    return NS_OK;
+}
+
+/* Narrows a searched train.lr to the bounds the range test found (their hull over the
+ * families a later stage may use), so later random points spend no trials far off. */
+static void narrow_lr(search *s)
+{
+    int k = ns_space_find(&s->base.space, "train.lr");
+    if (k < 0)
+        return;
+    ns_dim *d = &s->base.space.dims[k];
+    double lo = INFINITY, hi = 0;
+    for (int f = 0; f < N_FAMILIES; f++)
+        if (s->dec.have_lr[f]) {
+            lo = fmin(lo, s->dec.lr_lo[f]);
+            hi = fmax(hi, s->dec.lr_hi[f]);
+        }
+    if (!(hi > lo) || (d->kind != NS_DIM_LOG_UNIFORM && d->kind != NS_DIM_UNIFORM))
+        return;
+    d->lo = lo;
+    d->hi = hi;
+}
+
+void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
+{
+    decisions *d = &s->dec;
+    char txt[64];
+    double v;
+    switch (st->kind) {
+    case NS_STAGE_LR_RANGE:
+        for (int f = 0; f < N_FAMILIES; f++) {
+            char key[32];
+            snprintf(key, sizeof key, "%s_lr", family_name(f));
+            if (!json_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
+                continue;
+            d->have_lr[f] = 1;
+            snprintf(key, sizeof key, "%s_lo", family_name(f));
+            json_num(decision, key, &d->lr_lo[f]);
+            snprintf(key, sizeof key, "%s_hi", family_name(f));
+            json_num(decision, key, &d->lr_hi[f]);
+            snprintf(key, sizeof key, "%s_batch", family_name(f));
+            if (json_num(decision, key, &v) && v > 0)
+                d->batch_ref = (int)v;
+        }
+        narrow_lr(s);
+        break;
+    case NS_STAGE_BATCH:
+        if (json_num(decision, "batch_size", &v) && v > 0)
+            d->batch = (int)v;
+        if (json_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
+            d->batch_ref = (int)v;
+        if (json_str(decision, "scaling", txt, sizeof txt))
+            d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
+                         : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT : NS_SCALE_NONE;
+        break;
+    case NS_STAGE_COMPARE:
+        if (json_str(decision, "leader", txt, sizeof txt)) {
+            char *slash = strchr(txt, '/');
+            if (!slash)
+                break;
+            *slash = 0;
+            for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
+                if (!strcmp(txt, ns_opt_kind_name((ns_opt_kind)o)))
+                    d->opt = o, d->have_pair = 1;
+            for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
+                if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
+                    d->sched = k;
+        }
+        break;
+    case NS_STAGE_FINAL:
+        if (json_num(decision, "trial", &v))
+            d->final_trial = (long)v;
+        break;
+    case NS_STAGE_RANDOM:
+        break;
+    }
+}

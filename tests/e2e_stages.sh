@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# e2e_stages.sh — end-to-end checks of the stages before the Bayesian one: lr_range,
+# batch_sweep, compare and final run in order on a small CSV, each records its decision
+# and evidence, later stages use the earlier decisions, and every decision is the same with
+# -j 1 and -j 2 and after SIGKILLs and resumes.
+# usage: tests/e2e_stages.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_stages.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-stages-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+# trials and decisions as the study records them, without timings (samples/s is evidence,
+# measured anew by every run)
+table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
+decisions() { sqlite3 "$1/study.db" "SELECT name, state, decision FROM stage ORDER BY position" | sed -E 's/"samples_per_s":[^,}]*//g'; }
+dec() { sqlite3 "$1/study.db" "SELECT json_extract(decision, '$3') FROM stage WHERE name = '$2'"; }
+
+cat >"$T/s.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  val_fraction: 0.2
+model:
+  hidden: [32]
+train:
+  epochs: 20
+  batch_size: 32
+  optimizer: adam
+  lr: 1e-3
+  schedule: cosine
+search:
+  name: st
+  seed: 3
+  stages:
+    - {stage: lr_range, seeds: 2, sweep_steps: 60}
+    - {stage: batch_sweep, sizes: [16, 32, 64, 128], epochs: 4}
+    - {stage: compare, optimizers: [sgd, adam], schedules: [constant, cosine], seeds: 2, epochs: 6, shortlist: 2}
+    - {stage: final}
+YAML
+
+"$NS" "$T/s.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
+check "stages -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+check "4 stages complete" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -eq 4
+# 2 families x 2 seeds + 4 sizes + 4 pairs x 2 seeds + 1
+check "17 trials" test "$(sqlite3 "$T/a/study.db" 'SELECT count(*) FROM trial')" -eq 17
+check "every trial complete" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state != 'complete'")" -eq 0
+lr=$(dec "$T/a" 1:lr_range '$.adaptive_lr'); slr=$(dec "$T/a" 1:lr_range '$.sgd_lr')
+check "lr_range: an LR per family (adaptive $lr, sgd $slr)" \
+  awk -v a="$lr" -v b="$slr" 'BEGIN { exit !(a > 1e-6 && a < 10 && b > 1e-6 && b < 10) }'
+check "lr_range: bounds around the LR" \
+  awk -v a="$lr" -v lo="$(dec "$T/a" 1:lr_range '$.adaptive_lo')" -v hi="$(dec "$T/a" 1:lr_range '$.adaptive_hi')" 'BEGIN { exit !(lo < a && a < hi) }'
+check "lr_range: each curve written as CSV" test "$(ls "$T"/a/trials/*/lr_curve.csv | wc -l)" -eq 4
+check "lr_range: the curve is stored" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE stage='1:lr_range' AND json_array_length(result, '$.smoothed') > 10")" -eq 4
+bs=$(dec "$T/a" 2:batch_sweep '$.batch_size')
+check "batch_sweep picked one of the sizes ($bs)" bash -c "[[ ' 16 32 64 128 ' == *' $bs '* ]]"
+check "batch_sweep reports the noise scale and each size's evidence" \
+  test "$(dec "$T/a" 2:batch_sweep '$.sizes[3].batch')" = 128
+check "batch_sweep trials use the range test's LR, rescaled (sqrt for adam)" \
+  awk -v a="$lr" -v l64="$(sqlite3 "$T/a/study.db" "SELECT json_extract(params, '$.\"train.lr\"') FROM trial WHERE stage='2:batch_sweep' AND json_extract(params, '$.\"train.batch_size\"') = '128'")" \
+  -v ref="$(dec "$T/a" 1:lr_range '$.adaptive_batch')" 'BEGIN { r = l64 / (a * sqrt(128 / ref)); exit !(r > 0.999 && r < 1.001) }'
+leader=$(dec "$T/a" 3:compare '$.leader')
+check "compare: a leader ($leader) and a short-list of 2" test "$(dec "$T/a" 3:compare '$.shortlist[1]')" != ""
+check "compare: the leader's 95% CI brackets its mean" \
+  awk -v m="$(dec "$T/a" 3:compare '$.pairs[0].mean_val_loss')" -v lo="$(dec "$T/a" 3:compare '$.pairs[0].ci95[0]')" -v hi="$(dec "$T/a" 3:compare '$.pairs[0].ci95[1]')" 'BEGIN { exit !(lo < m && m < hi) }'
+check "compare: trials use the chosen batch size" \
+  test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE stage='3:compare' AND json_extract(params, '$.\"train.batch_size\"') = '$bs'")" -eq 8
+fin=$(sqlite3 "$T/a/study.db" "SELECT params FROM trial WHERE stage='4:final'")
+check "final: trains the leader ($leader) with the chosen batch for the config's 20 epochs ($fin)" \
+  bash -c "[[ '$fin' == *'\"train.optimizer\":\"${leader%/*}\"'* && '$fin' == *'\"train.schedule\":\"${leader#*/}\"'* && '$fin' == *'\"train.batch_size\":\"$bs\"'* ]] && grep -q '^  epochs: 20$' '$T/a/trials/16/config.yaml'"
+"$NS" status "$T/a" >"$T/status.txt"
+check "status shows the decisions" bash -c "grep -q 'lr_range *complete.*adaptive_lr=' '$T/status.txt' && grep -q 'compare .*leader=' '$T/status.txt'"
+
+"$NS" "$T/s.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
+check "stages -j 2 exit 0" test $? -eq 0
+check "-j 1 and -j 2: the same trials" cmp -s <(table "$T/a") <(table "$T/b")
+check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
+
+# SIGKILL at growing moments, resume each time: the same study as uninterrupted
+cut_short=0
+for delay in 0.01 0.03 0.05 0.08 0.12 0.2 0.3 0.5 1 2; do
+  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
+  [[ "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM stage WHERE state='complete'" 2>/dev/null)" == 4 ]] && break
+  cut_short=$((cut_short + 1))
+done
+check "at least one kill cut the study short ($cut_short)" test "$cut_short" -ge 1
+"$NS" resume "$T/c" --quiet >/dev/null 2>&1
+check "resume exit 0" test $? -eq 0
+check "killed and resumed: the same trials" cmp -s <(table "$T/a") <(table "$T/c")
+check "killed and resumed: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/c")
+
+# config errors in the stages
+printf 'data: {train: %s}\nsearch:\n  stages: [{stage: lr_range, trials: 3}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
+"$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
+check "lr_range with trials: is refused with a location, exit 2 ($(cat "$T/bad.err"))" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'bad.yaml:3:.*derives its trials' '$T/bad.err'"
+printf 'data: {train: %s}\nsearch:\n  stages: [{stage: compare, optimizers: [adam, adamm]}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad2.yaml"
+"$NS" "$T/bad2.yaml" -o "$T/bad2" >/dev/null 2>"$T/bad2.err"; rc=$?
+check "an unknown optimizer in compare: exit 2 with did-you-mean ($(cat "$T/bad2.err"))" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'optimizers.*did you mean' '$T/bad2.err'"
+
+echo "e2e_stages: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
