@@ -9,6 +9,7 @@
 #include "../engine/backend.h"
 #include "../engine/rng.h"
 #include "pipeline.h"
+#include "stats.h"
 
 /* Batches averaged per size: the squared norm of one batch's gradient is itself noisy. */
 #define NOISE_BATCHES 8
@@ -65,10 +66,7 @@ int ns_pipeline_noise_scale(const ns_config *c, const ns_prepared *p, int b_smal
         double g_small, g_big;
         if (!(rc = mean_sq_grad(m, ds, b_small, &rng, x, y, t, &g_small, err)) &&
             !(rc = mean_sq_grad(m, ds, b_big, &rng, x, y, t, &g_big, err))) {
-            double G2 = ((double)b_big * g_big - (double)b_small * g_small) / (b_big - b_small);
-            double S = (g_small - g_big) / (1.0 / b_small - 1.0 / b_big);
-            if (G2 > 0 && S > 0)
-                *out = S / G2;
+            *out = ns_noise_scale(b_small, g_small, b_big, g_big);
         }
     }
     free(x);

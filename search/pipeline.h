@@ -79,11 +79,9 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
                     const char *checkpoint, const char *model_path, const volatile int *stop,
                     ns_run_result *res, ns_err *err);
 
-/* The gradient noise scale B_simple = tr(Sigma) / |G|^2 (McCandlish et al. 2018) of c's
- * model at its initial weights, from the mean squared gradient norm over a few batches of
- * b_small and of b_big rows (both drawn from seed): |G|^2 ~ (B_big g_big - B_small g_small)
- * / (B_big - B_small), tr(Sigma) ~ (g_small - g_big) / (1/B_small - 1/B_big). *out is NaN
- * when the estimate of |G|^2 is not positive (too noisy to say). NS_ERUNTIME or NS_EINPUT
+/* The gradient noise scale B_simple of c's model at its initial weights (ns_noise_scale in
+ * stats.h), from the mean squared gradient norm over a few batches of b_small and of b_big
+ * rows (both drawn from seed). *out is NaN when the measurement was too noisy to say. NS_ERUNTIME or NS_EINPUT
  * with *err on failure. Implemented in noise.c. */
 int ns_pipeline_noise_scale(const ns_config *c, const ns_prepared *p, int b_small, int b_big,
                             uint64_t seed, double *out, ns_err *err);

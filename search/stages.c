@@ -4,7 +4,6 @@
  * and the final training of the chosen configuration. Every decision is a function of the
  * stored trial results alone, so the same study seed gives the same decisions whatever -j
  * and however often the study was interrupted. Not the pool or the store: driver.c. */
-#include <gsl/gsl_cdf.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -18,6 +17,7 @@
 #include "driver_impl.h"
 #include "lrfind.h"
 #include "report.h"
+#include "stats.h"
 
 /* ---- small readers of the JSON this file writes ---------------------------------------- */
 
@@ -497,20 +497,6 @@ typedef struct pair_stat {
     double p;              /* Welch's two-sided p against the leader */
 } pair_stat;
 
-/* Welch's t-test of two means: two-sided p (1 when it cannot be computed). */
-static double welch_p(const pair_stat *a, const pair_stat *b)
-{
-    if (a->n < 2 || b->n < 2)
-        return 1.0;
-    double va = a->sd * a->sd / a->n, vb = b->sd * b->sd / b->n;
-    if (!(va + vb > 0))
-        return a->mean == b->mean ? 1.0 : 0.0;
-    double t = (a->mean - b->mean) / sqrt(va + vb);
-    double df = (va + vb) * (va + vb) /
-                (va * va / (a->n - 1) + vb * vb / (b->n - 1));
-    return 2 * gsl_cdf_tdist_Q(fabs(t), df);
-}
-
 static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long count,
                            ns_jbuf *j)
 {
@@ -555,7 +541,9 @@ static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long c
             order[b - 1] = t;
         }
     for (int a = 0; a < no; a++)
-        ps[order[a]].p = a == 0 ? 1.0 : welch_p(&ps[order[a]], &ps[order[0]]);
+        ps[order[a]].p = a == 0 ? 1.0
+                                : ns_welch_p(ps[order[a]].mean, ps[order[a]].sd, ps[order[a]].n,
+                                             ps[order[0]].mean, ps[order[0]].sd, ps[order[0]].n);
     if (no > 0)
         ns_jbuf_putf(j, "\"leader\":\"%s/%s\"", ns_opt_kind_name((ns_opt_kind)ps[order[0]].opt),
                      ns_sched_kind_name((ns_sched_kind)ps[order[0]].sched));
@@ -578,7 +566,7 @@ static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long c
                          ns_opt_kind_name((ns_opt_kind)p->opt), ns_sched_kind_name((ns_sched_kind)p->sched),
                          p->n);
             ns_jbuf_num(j, p->mean);
-            double half = p->n > 1 ? gsl_cdf_tdist_Qinv(0.025, p->n - 1) * p->sd / sqrt(p->n) : NAN;
+            double half = ns_ci95_half(p->sd, p->n);
             ns_jbuf_put(j, ",\"ci95\":[", 9);
             ns_jbuf_num(j, p->mean - half);
             ns_jbuf_put(j, ",", 1);
