@@ -554,6 +554,10 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
                     j, st->lr_start, st->lr_end);
     if (sd->kind == NS_STAGE_BATCH && st->n_sizes < 2)
         return cfg_fail(x, m->start_mark, "search.stages[%d].sizes: list at least two batch sizes to compare", j);
+    for (int i = 1; sd->kind == NS_STAGE_BATCH && i < st->n_sizes; i++)
+        if (st->sizes[i] <= st->sizes[i - 1])
+            return cfg_fail(x, m->start_mark, "search.stages[%d].sizes: %d after %d; list the sizes once each, in increasing order",
+                        j, st->sizes[i], st->sizes[i - 1]);
     if (sd->kind == NS_STAGE_COMPARE && (st->n_optimizers < 1 || st->n_schedules < 1))
         return cfg_fail(x, m->start_mark, "search.stages[%d]: list at least one optimizer and one schedule", j);
     return NS_OK;

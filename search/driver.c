@@ -116,45 +116,45 @@ void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
     p->n_set++;
 }
 
-/* The stage's settings first ({"train.lr":"0.003",...}, as the YAML text they were set
- * with), then the searched keys of the space: the params of a stage trial. NULL when out
- * of memory. */
-static char *params_with_settings(const ns_space *sp, const ns_config *tc, const trial_plan *p)
+/* The keys a trial's stage set (in the order set, each once), then the searched keys not
+ * set by it, with their values in the trial's config: the params of a trial as one compact
+ * JSON object ({"train.optimizer":"adam","train.lr":0.0031,...}). NULL when out of memory. */
+static char *trial_params_json(const ns_space *sp, const ns_config *tc, const trial_plan *p)
 {
-    char *space = ns_space_params_json(sp, tc);
-    if (!space || p->n_set == 0)
-        return space;
-    size_t cap = strlen(space) + (size_t)p->n_set * 160 + 8, len = 0;
-    char *out = malloc(cap);
-    if (!out) {
-        free(space);
+    if (p->n_set == 0)
+        return ns_space_params_json(sp, tc);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
+        return NULL;
+    int n = 0;
+    fputc('{', f);
+    for (int i = 0; i < p->n_set; i++) {
+        int seen = 0;
+        for (int j = 0; j < i; j++)
+            seen |= !strcmp(p->set[i].key, p->set[j].key);
+        if (seen)
+            continue;
+        fprintf(f, "%s\"%s\":", n++ ? "," : "", p->set[i].key); /* section.key: no escaping */
+        ns_config_write_value(f, tc, ns_config_key_find(p->set[i].key), 1);
+    }
+    for (int i = 0; i < sp->n; i++) {
+        int set = 0;
+        for (int j = 0; j < p->n_set; j++)
+            set |= !strcmp(sp->dims[i].name, p->set[j].key);
+        if (set)
+            continue;
+        fprintf(f, "%s\"%s\":", n++ ? "," : "", sp->dims[i].name);
+        ns_config_write_value(f, tc, sp->dims[i].key, 1);
+    }
+    fputc('}', f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(buf);
         return NULL;
     }
-    len += (size_t)snprintf(out, cap, "{");
-    for (int i = 0; i < p->n_set; i++) {
-        int dup = 0; /* a later setting of the same key wins */
-        for (int j = i + 1; j < p->n_set; j++)
-            dup |= !strcmp(p->set[i].key, p->set[j].key);
-        if (dup)
-            continue;
-        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":\"", len > 1 ? "," : "", p->set[i].key);
-        for (const char *c = p->set[i].value; *c && len + 8 < cap; c++)
-            if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
-                out[len++] = *c;
-        len += (size_t)snprintf(out + len, cap - len, "\"");
-    }
-    /* the space's own object without its braces; settings already listed are skipped by
-     * the reader's first-wins rule (JSON readers take the last: so drop duplicates here) */
-    const char *body = space + 1;
-    size_t blen = strlen(body);
-    if (blen > 1) {
-        len += (size_t)snprintf(out + len, cap - len, "%s", len > 1 ? "," : "");
-        memcpy(out + len, body, blen - 1); /* without '}' */
-        len += blen - 1;
-    }
-    snprintf(out + len, cap - len, "}");
-    free(space);
-    return out;
+    return buf;
 }
 
 /* The searched values of point u as a JSON object of strings, for a point whose config
@@ -178,6 +178,7 @@ static char *params_of_point(const ns_space *sp, const double *u)
     snprintf(out + len, cap - len, "}");
     return out;
 }
+
 
 /* Builds trial n's fixed config from the study seed and n, writes it to
  * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks
@@ -255,7 +256,7 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
             rc = ns_atomic_commit(&f, err);
     }
     if (!rc) {
-        params = params_with_settings(&b->space, &tc, plan);
+        params = trial_params_json(&b->space, &tc, plan);
         if (!params)
             rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
     }

@@ -693,8 +693,11 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         char pre[64];
         snprintf(pre, sizeof pre, "           ");
         if (best->health_flags > 0) {
+            int chosen = final_choice(v->stages, v->n_stages) == best->number;
             fprintf(f, "health:  trial %d%s:\n", best->number,
-                    rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)" : "");
+                    chosen ? " (the final stage's configuration)"
+                    : rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)"
+                                            : "");
             put_findings(f, best->health, pre);
         }
         fmt_num(num, sizeof num, best->val_metric);

@@ -61,20 +61,30 @@ static int json_str(const char *json, const char *key, char *out, size_t cap)
 static int family_of(int opt) { return opt == NS_OPT_SGD ? FAM_SGD : FAM_ADAPTIVE; }
 static const char *family_name(int f) { return f == FAM_SGD ? "sgd" : "adaptive"; }
 
-/* The optimizer of the reference point (every searched key at its midpoint). */
-static int reference_opt(const search *s)
+/* The reference point: every searched key at the middle of its range (u = 0.5), the
+ * stages' common starting configuration. NS_OK and *tc to free, or the instantiation's
+ * error (a midpoint that breaks a cross-key rule). */
+static int reference_config(const search *s, ns_config *tc)
 {
     const ns_config *b = &s->base;
-    int k = ns_space_find(&b->space, "train.optimizer");
-    if (k < 0)
-        return b->train.opt.kind;
-    double u[64];
-    for (int i = 0; i < b->space.n && i < 64; i++)
+    double *u = malloc((size_t)(b->space.n > 0 ? b->space.n : 1) * sizeof *u);
+    if (!u)
+        return NS_ERUNTIME;
+    for (int i = 0; i < b->space.n; i++)
         u[i] = 0.5;
-    ns_config tc;
     ns_err e = {0};
-    if (b->space.n > 64 || ns_config_instantiate(b, u, &tc, &e))
-        return b->train.opt.kind;
+    int rc = ns_config_instantiate(b, b->space.n ? u : NULL, tc, &e);
+    free(u);
+    return rc;
+}
+
+/* The reference point's optimizer, batch size and LR (the base config's when the midpoint
+ * cannot be built: its rule violation then shows in the stage's trials). */
+static int reference_opt(const search *s)
+{
+    ns_config tc;
+    if (reference_config(s, &tc))
+        return s->base.train.opt.kind;
     int o = tc.train.opt.kind;
     ns_config_free(&tc);
     return o;
@@ -82,11 +92,22 @@ static int reference_opt(const search *s)
 
 static int reference_batch(const search *s)
 {
-    const ns_config *b = &s->base;
-    int k = ns_space_find(&b->space, "train.batch_size");
-    if (k < 0)
-        return b->train.batch_size;
-    return (int)lround(ns_dim_value(&b->space.dims[k], 0.5));
+    ns_config tc;
+    if (reference_config(s, &tc))
+        return s->base.train.batch_size;
+    int b = tc.train.batch_size;
+    ns_config_free(&tc);
+    return b;
+}
+
+static double reference_lr(const search *s)
+{
+    ns_config tc;
+    if (reference_config(s, &tc))
+        return s->base.train.lr;
+    double lr = tc.train.lr;
+    ns_config_free(&tc);
+    return lr;
 }
 
 /* The first compare stage after position `from` in the pipeline, or NULL. */
@@ -178,7 +199,7 @@ static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int ba
      * batch sweep moved the batch size and the optimizer is of the config's family */
     int f = family_of(opt);
     double lr = d->have_lr[f] ? d->lr[f]
-                : batch > 0 && f == family_of(s->base.train.opt.kind) ? s->base.train.lr : NAN;
+                : batch > 0 && f == family_of(reference_opt(s)) ? reference_lr(s) : NAN;
     if (isfinite(lr) && !(random && ns_space_find(sp, "train.lr") >= 0)) {
         if (batch > 0 && d->batch_ref > 0)
             lr *= lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
@@ -216,7 +237,7 @@ void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p)
         inherit(s, p, opt, d->have_pair, 0);
         plan_set(p, "train.batch_size", "%d", sizes[i]);
         int f = family_of(opt);
-        double lr = d->have_lr[f] ? d->lr[f] : s->base.train.lr;
+        double lr = d->have_lr[f] ? d->lr[f] : reference_lr(s);
         int ref = d->batch_ref > 0 ? d->batch_ref : reference_batch(s);
         plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
         break;
@@ -446,9 +467,9 @@ static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r
         if (stable[i] && loss[i] <= best * (1 + st->tolerance) && sizes[i] > chosen)
             chosen = sizes[i];
     int opt = s->dec.have_pair ? s->dec.opt : reference_opt(s);
-    int scaling = st->scaling == NS_SCALE_AUTO
-                      ? (opt == NS_OPT_SGD ? NS_SCALE_LINEAR : NS_SCALE_SQRT) : st->scaling;
+    /* the rule as configured (auto resolves per optimizer, also for later stages) */
     static const char *const scale_names[] = {"auto", "linear", "sqrt", "none"};
+    int scaling = st->scaling;
     int ref = s->dec.batch_ref > 0 ? s->dec.batch_ref : reference_batch(s);
     /* gradient noise scale from the smallest and the largest size at the reference point */
     double bsimple = NAN;
@@ -511,13 +532,18 @@ static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long c
         for (long i = (long)q * st->seeds; i < (long)(q + 1) * st->seeds && i < count; i++) {
             const ns_trial_row *t = &r[i];
             double v;
-            if (t->state == NS_TRIAL_FAILED)
-                p->excluded = "failed";
-            else if (t->state == NS_TRIAL_DIVERGED || (t->health_flags > 0 && (t->health_flags & NS_HEALTH_DIVERGED)))
-                p->excluded = "diverged";
-            else if (t->health_flags > 0 &&
-                     (t->health_flags & (NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES | NS_HEALTH_EXPLODING)))
-                p->excluded = p->excluded ? p->excluded : "unstable (oscillating, loss spikes or exploding gradients)";
+            /* the gravest reason over the seeds: failed, then diverged, then unstable */
+            static const char *const why[] = {
+                "failed", "diverged", "unstable (oscillating, loss spikes or exploding gradients)"};
+            int grave = t->state == NS_TRIAL_FAILED ? 0
+                        : t->state == NS_TRIAL_DIVERGED ||
+                                  (t->health_flags > 0 && (t->health_flags & NS_HEALTH_DIVERGED)) ? 1
+                        : t->health_flags > 0 && (t->health_flags & (NS_HEALTH_OSCILLATING |
+                                                                     NS_HEALTH_LOSS_SPIKES |
+                                                                     NS_HEALTH_EXPLODING)) ? 2
+                        : 3;
+            if (grave < 3 && (!p->excluded || grave < (p->excluded == why[0] ? 0 : p->excluded == why[1] ? 1 : 2)))
+                p->excluded = why[grave];
             if (t->state == NS_TRIAL_COMPLETE && json_num(t->result, "val_loss", &v) && isfinite(v)) {
                 sum += v;
                 sum2 += v * v;
@@ -683,7 +709,8 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
             d->batch_ref = (int)v;
         if (json_str(decision, "scaling", txt, sizeof txt))
             d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
-                         : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT : NS_SCALE_NONE;
+                         : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
+                         : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
         break;
     case NS_STAGE_COMPARE:
         if (json_str(decision, "leader", txt, sizeof txt)) {

@@ -58,17 +58,17 @@ check "batch_sweep reports a positive noise scale ($(dec "$T/a" 2:batch_sweep '$
 check "batch_sweep lists each size" \
   test "$(dec "$T/a" 2:batch_sweep '$.sizes[3].batch')" = 128
 check "batch_sweep trials use the range test's LR, rescaled (sqrt for adam)" \
-  awk -v a="$lr" -v l64="$(sqlite3 "$T/a/study.db" "SELECT json_extract(params, '$.\"train.lr\"') FROM trial WHERE stage='2:batch_sweep' AND json_extract(params, '$.\"train.batch_size\"') = '128'")" \
+  awk -v a="$lr" -v l64="$(sqlite3 "$T/a/study.db" "SELECT json_extract(params, '$.\"train.lr\"') FROM trial WHERE stage='2:batch_sweep' AND json_extract(params, '$.\"train.batch_size\"') = 128")" \
   -v ref="$(dec "$T/a" 1:lr_range '$.adaptive_batch')" 'BEGIN { r = l64 / (a * sqrt(128 / ref)); exit !(r > 0.999 && r < 1.001) }'
 leader=$(dec "$T/a" 3:compare '$.leader')
 check "compare: a leader ($leader) and a short-list of 2" test "$(dec "$T/a" 3:compare '$.shortlist[1]')" != ""
 check "compare: the leader's 95% CI brackets its mean" \
   awk -v m="$(dec "$T/a" 3:compare '$.pairs[0].mean_val_loss')" -v lo="$(dec "$T/a" 3:compare '$.pairs[0].ci95[0]')" -v hi="$(dec "$T/a" 3:compare '$.pairs[0].ci95[1]')" 'BEGIN { exit !(lo < m && m < hi) }'
 check "compare: trials use the chosen batch size" \
-  test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE stage='3:compare' AND json_extract(params, '$.\"train.batch_size\"') = '$bs'")" -eq 8
+  test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE stage='3:compare' AND json_extract(params, '$.\"train.batch_size\"') = $bs")" -eq 8
 fin=$(sqlite3 "$T/a/study.db" "SELECT params FROM trial WHERE stage='4:final'")
 check "final: trains the leader ($leader) with the chosen batch for the config's 20 epochs ($fin)" \
-  bash -c "[[ '$fin' == *'\"train.optimizer\":\"${leader%/*}\"'* && '$fin' == *'\"train.schedule\":\"${leader#*/}\"'* && '$fin' == *'\"train.batch_size\":\"$bs\"'* ]] && grep -q '^  epochs: 20$' '$T/a/trials/16/config.yaml'"
+  bash -c "[[ '$fin' == *'\"train.optimizer\":\"${leader%/*}\"'* && '$fin' == *'\"train.schedule\":\"${leader#*/}\"'* && '$fin' == *'\"train.batch_size\":$bs'* ]] && grep -q '^  epochs: 20$' '$T/a/trials/16/config.yaml'"
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the decisions" bash -c "grep -q 'lr_range *complete.*adaptive_lr=' '$T/status.txt' && grep -q 'compare .*leader=' '$T/status.txt'"
 
