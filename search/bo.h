@@ -1,0 +1,100 @@
+/* bo.h — Bayesian optimisation over the unit cube: the next point to try, given the
+ * observations so far and the points still running. A pure function of its inputs (no
+ * hidden state, no clock, no global RNG), so a search's proposals are the same whatever
+ * the number of workers and whichever finishes first.
+ * Not the stage (search/driver.c owns trials, ordering and the store) and not the model
+ * (search/gp.h).
+ *
+ * How a point is chosen (proposal number t = n_obs + n_pending):
+ *  - t < n_init: point t + 1 of a Sobol sequence (point 0, the corner, skipped) shifted
+ *    by a random vector drawn from seed (a Cranley-Patterson rotation, modulo 1), so
+ *    repetitions with different seeds differ and the design stays low-discrepancy.
+ *  - otherwise a GP (gp.h) is fitted to the feasible observations plus one "constant
+ *    liar" per pending point: the pending point is given the best (lowest) feasible y
+ *    observed. The liar collapses the GP's variance at the pending point without
+ *    inventing improvement, so q pending-aware proposals spread out. The caller makes
+ *    proposals in trial-number order with every earlier-numbered unfinished trial as
+ *    pending; then the result cannot depend on which worker finished first.
+ *  - Infeasible (unhealthy) observations are left out of the objective GP (their metric
+ *    is often missing or meaningless: a diverged loss) and teach a second GP instead:
+ *    regression on labels +1 (feasible) / -1 (infeasible) over all observations, and
+ *    P(feasible at x) = Phi(m(x) / s(x)) with m, s the posterior mean and sd of that GP in
+ *    label units. Far from data this tends to Phi(mean label / sd label), the base rate,
+ *    and near an unhealthy trial to ~0. The acquisition is log EI + log P(feasible)
+ *    (EI times the probability of feasibility, Gardner et al. 2014). A least-squares
+ *    proxy for a GP classifier: cheap, deterministic, and as good as the health signal.
+ *  - With fewer than 2 feasible observations the Sobol design simply continues.
+ *  - Acquisition: log EI (ns_gp_log_ei) against the best feasible standardised y, with
+ *    the latent (noise-free) posterior sd. Maximised over n_sobol shifted Sobol points
+ *    plus n_local Gaussian perturbations of the best observations (sd 0.1 and 0.02,
+ *    alternating), all snapped; the n_refine best are refined by BFGS on the analytic
+ *    gradient through x = (1 - cos(pi z)) / 2 (the box without constraints), snapped,
+ *    and the best of everything is returned.
+ *  - Hyperparameters: BFGS from the warm start (hyp, the previous proposal's fit, when
+ *    given) plus n_starts - 1 draws from the priors, each at most max_iter iterations.
+ *    With a warm start, the extra random starts run only when t is a multiple of
+ *    refit_every (a full refit), otherwise the warm start alone is refined: the
+ *    hyperparameters barely move between consecutive observations and the fit is the
+ *    bulk of the cost at a few hundred observations. */
+#ifndef NS_BO_H
+#define NS_BO_H
+
+#include <stdint.h>
+
+#include "../engine/err.h"
+#include "space.h"
+
+/* Maps x (d) in place to the nearest point the caller can actually try (integer levels,
+ * one-hot groups); called on every candidate and on the result. May be NULL. */
+typedef void (*ns_bo_snap_fn)(double *x, int d, void *ctx);
+
+typedef struct ns_bo_spec {
+    int n_init;        /* Sobol points before the GP [max(5, 2d)] */
+    int n_sobol;       /* Sobol acquisition candidates [1024] */
+    int n_local;       /* candidates around the best observations [128] */
+    int n_refine;      /* best candidates refined by BFGS [5] */
+    int n_starts;      /* hyperparameter BFGS starts, warm start included [3] */
+    int max_iter;      /* BFGS iterations per hyperparameter start [50] */
+    int refit_every;   /* full refits (all starts) every this many proposals [5] */
+    uint64_t seed;     /* Sobol shifts, candidate perturbations, hyperparameter starts */
+    ns_bo_snap_fn snap;
+    void *snap_ctx;
+} ns_bo_spec;
+
+/* The defaults above for d inputs, seed 0, no snap. */
+void ns_bo_spec_default(ns_bo_spec *spec, int d);
+
+/* Length of the hyperparameter state ns_bo_propose reads and writes: the objective GP's
+ * theta then the feasibility GP's, 2 (d + 2) doubles. */
+#define NS_BO_HYP_LEN(d) (2 * ((d) + 2))
+
+/* The next point to try, into out (d), in [0, 1]^d.
+ * X (n_obs, d) row-major in [0, 1]^d, y (n_obs) lower is better (negate a maximised
+ * metric), feasible (n_obs) 1 healthy / 0 unhealthy or NULL (all healthy); y of an
+ * infeasible observation is ignored (may be NaN). pending (n_pending, d): points proposed
+ * and not finished. hyp (NS_BO_HYP_LEN(d)) may be NULL: when not NULL its finite halves
+ * warm-start the fits and it receives the fitted hyperparameters (NaN for a GP that was
+ * not fitted); pass the previous proposal's hyp to keep a search cheap.
+ * Same inputs (hyp included), same output bits. NS_OK; NS_EINPUT on bad dimensions, a
+ * point outside the cube or a non-finite feasible y; NS_ERUNTIME when out of memory or
+ * the GP breaks down numerically. */
+int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                  const int *feasible, int n_obs, const double *pending, int n_pending,
+                  double *hyp, double *out, ns_err *err);
+
+/* ---- the GP's view of a search space --------------------------------------------------
+ * One GP input per range dimension, on the space's unit scale (log for log ranges), and
+ * n_choices inputs per choice dimension (one-hot), so that the kernel sees no order
+ * between choices. Whole-number ranges sit at the centre of their value's share. */
+
+/* The number of GP inputs of sp. */
+int ns_bo_dims(const ns_space *sp);
+/* A point u of the space's unit cube (sp->n) to GP inputs x (ns_bo_dims). */
+void ns_bo_encode(const ns_space *sp, const double *u, double *x);
+/* GP inputs x back to the space's unit cube u (sp->n): whole numbers rounded (centre of
+ * their share), each choice the largest of its one-hot group (first on ties). */
+void ns_bo_decode(const ns_space *sp, const double *x, double *u);
+/* An ns_bo_snap_fn with ctx = the ns_space: x = encode(decode(x)). */
+void ns_bo_snap_space(double *x, int d, void *sp);
+
+#endif

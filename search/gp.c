@@ -1,0 +1,495 @@
+/* gp.c — Matérn 5/2 ARD Gaussian process: factorisation, MAP hyperparameters, posterior
+ * and log expected improvement (gp.h). Dense linear algebra through GSL (its CBLAS calls
+ * resolve to OpenBLAS in this build); no acquisition logic here. */
+#include "gp.h"
+
+#include <float.h>
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_linalg.h>
+#include <gsl/gsl_multimin.h>
+#include <gsl/gsl_sf_erf.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SQRT5 2.23606797749978969641
+#define LOG_2PI 1.83787706640934548356
+
+/* Prior means and sds of theta (gp.h documents the reasons). */
+#define PRIOR_LOG_L_MEAN (-0.69314718055994530942) /* log 0.5 */
+#define PRIOR_LOG_L_SD 1.0
+#define PRIOR_LOG_SF2_MEAN 0.0
+#define PRIOR_LOG_SF2_SD 1.0
+#define PRIOR_LOG_SN2_MEAN (-6.90775527898213705205) /* log 1e-3 */
+#define PRIOR_LOG_SN2_SD 2.0
+#define JITTER_TRIES 10
+
+struct ns_gp {
+    int d, n, cap;       /* inputs, observations, allocated rows */
+    double *X;           /* (cap, d) */
+    double *y;           /* (cap) standardised */
+    double y_mean, y_sd;
+    double *theta;       /* (d+2) current hyperparameters */
+    double *inv_l2;      /* (d) 1 / l_i^2 at the current theta */
+    double sf2;
+    gsl_matrix *L;       /* (cap, cap) lower Cholesky factor of K + sn2 I (+ jitter) */
+    gsl_matrix *W;       /* (cap, cap) scratch: K^-1 in the gradient */
+    double *alpha;       /* (cap) (K + sn2 I)^-1 y */
+    double *scratch;     /* (cap + d) */
+    int factored;        /* L and alpha match theta and data */
+};
+
+ns_gp *ns_gp_alloc(int d)
+{
+    if (d < 1)
+        return NULL;
+    ns_gp *gp = calloc(1, sizeof *gp);
+    if (!gp)
+        return NULL;
+    gp->d = d;
+    gp->theta = malloc((size_t)(d + 2) * sizeof *gp->theta);
+    gp->inv_l2 = malloc((size_t)d * sizeof *gp->inv_l2);
+    if (!gp->theta || !gp->inv_l2)
+        goto fail;
+    ns_gp_theta_default(d, gp->theta);
+    gp->y_sd = 1;
+    return gp;
+fail:
+    ns_gp_free(gp);
+    return NULL;
+}
+
+void ns_gp_free(ns_gp *gp)
+{
+    if (!gp)
+        return;
+    free(gp->X);
+    free(gp->y);
+    free(gp->theta);
+    free(gp->inv_l2);
+    if (gp->L)
+        gsl_matrix_free(gp->L);
+    if (gp->W)
+        gsl_matrix_free(gp->W);
+    free(gp->alpha);
+    free(gp->scratch);
+    free(gp);
+}
+
+void ns_gp_theta_default(int d, double *theta)
+{
+    for (int i = 0; i < d; i++)
+        theta[i] = PRIOR_LOG_L_MEAN;
+    theta[d] = PRIOR_LOG_SF2_MEAN;
+    theta[d + 1] = PRIOR_LOG_SN2_MEAN;
+}
+
+const double *ns_gp_theta(const ns_gp *gp) { return gp->theta; }
+int ns_gp_n(const ns_gp *gp) { return gp->n; }
+
+void ns_gp_y_scale(const ns_gp *gp, double *mean, double *sd)
+{
+    *mean = gp->y_mean;
+    *sd = gp->y_sd;
+}
+
+/* ---- kernel -------------------------------------------------------------------------- */
+
+static double r2_of(const double *a, const double *b, const double *inv_l2, int d)
+{
+    double s = 0;
+    for (int k = 0; k < d; k++) {
+        double t = a[k] - b[k];
+        s += t * t * inv_l2[k];
+    }
+    return s;
+}
+
+static double matern52(double r2, double sf2)
+{
+    double r = sqrt(r2);
+    return sf2 * (1 + SQRT5 * r + 5.0 / 3.0 * r2) * exp(-SQRT5 * r);
+}
+
+/* Fills the lower triangle of m with K(theta) + sn2 I + jitter I and factorises it in
+ * place, raising the jitter until it succeeds. Returns 0, or -1 when nothing worked. */
+static int factorise(const ns_gp *gp, gsl_matrix *m, const double *inv_l2, double sf2,
+                     double sn2)
+{
+    int n = gp->n, d = gp->d;
+    gsl_set_error_handler_off();
+    for (int t = 0; t < JITTER_TRIES; t++) {
+        double jit = t == 0 ? 0 : 1e-10 * pow(10, t - 1);
+        for (int i = 0; i < n; i++) {
+            const double *xi = gp->X + (size_t)i * d;
+            for (int j = 0; j < i; j++)
+                gsl_matrix_set(m, i, j, matern52(r2_of(xi, gp->X + (size_t)j * d, inv_l2, d), sf2));
+            gsl_matrix_set(m, i, i, sf2 + sn2 + jit);
+        }
+        gsl_matrix_view v = gsl_matrix_submatrix(m, 0, 0, n, n);
+        if (gsl_linalg_cholesky_decomp1(&v.matrix) == GSL_SUCCESS)
+            return 0;
+    }
+    return -1;
+}
+
+/* alpha = L^-T L^-1 y */
+static void solve_alpha(const ns_gp *gp, const gsl_matrix *L, double *alpha)
+{
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(L, 0, 0, gp->n, gp->n);
+    gsl_vector_view av = gsl_vector_view_array(alpha, gp->n);
+    memcpy(alpha, gp->y, (size_t)gp->n * sizeof *alpha);
+    gsl_linalg_cholesky_svx(&lv.matrix, &av.vector);
+}
+
+static void theta_unpack(int d, const double *theta, double *inv_l2, double *sf2, double *sn2)
+{
+    for (int k = 0; k < d; k++)
+        inv_l2[k] = exp(-2 * theta[k]);
+    *sf2 = exp(theta[d]);
+    *sn2 = exp(theta[d + 1]);
+}
+
+static int refactor(ns_gp *gp, ns_err *err)
+{
+    double sn2;
+    theta_unpack(gp->d, gp->theta, gp->inv_l2, &gp->sf2, &sn2);
+    gp->factored = 0;
+    if (gp->n == 0)
+        return NS_OK;
+    if (factorise(gp, gp->L, gp->inv_l2, gp->sf2, sn2) != 0)
+        return ns_err_set(err, NS_ERUNTIME,
+                          "gp: the kernel matrix is not positive definite even with jitter 0.1");
+    solve_alpha(gp, gp->L, gp->alpha);
+    gp->factored = 1;
+    return NS_OK;
+}
+
+int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
+{
+    int d = gp->d;
+    if (n < 1)
+        return ns_err_set(err, NS_EINPUT, "gp: no observations");
+    for (long i = 0; i < (long)n * d; i++)
+        if (!isfinite(X[i]))
+            return ns_err_set(err, NS_EINPUT, "gp: input %ld is not finite", i);
+    for (int i = 0; i < n; i++)
+        if (!isfinite(y[i]))
+            return ns_err_set(err, NS_EINPUT, "gp: output %d is not finite", i);
+    if (n > gp->cap) {
+        free(gp->X);
+        free(gp->y);
+        free(gp->alpha);
+        free(gp->scratch);
+        if (gp->L)
+            gsl_matrix_free(gp->L);
+        if (gp->W)
+            gsl_matrix_free(gp->W);
+        gp->cap = 0;
+        gp->n = 0;
+        gp->X = malloc((size_t)n * d * sizeof *gp->X);
+        gp->y = malloc((size_t)n * sizeof *gp->y);
+        gp->alpha = malloc((size_t)n * sizeof *gp->alpha);
+        gp->scratch = malloc((size_t)(n + d) * sizeof *gp->scratch);
+        gsl_set_error_handler_off();
+        gp->L = gsl_matrix_alloc(n, n);
+        gp->W = gsl_matrix_alloc(n, n);
+        if (!gp->X || !gp->y || !gp->alpha || !gp->scratch || !gp->L || !gp->W)
+            return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d observations", n);
+        gp->cap = n;
+    }
+    gp->n = n;
+    memcpy(gp->X, X, (size_t)n * d * sizeof *X);
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++)
+        m += y[i];
+    m /= n;
+    for (int i = 0; i < n; i++)
+        s += (y[i] - m) * (y[i] - m);
+    s = n > 1 ? sqrt(s / (n - 1)) : 0;
+    if (!(s > 0) || !isfinite(s))
+        s = 1;
+    gp->y_mean = m;
+    gp->y_sd = s;
+    for (int i = 0; i < n; i++)
+        gp->y[i] = (y[i] - m) / s;
+    return refactor(gp, err);
+}
+
+int ns_gp_theta_set(ns_gp *gp, const double *theta, ns_err *err)
+{
+    for (int k = 0; k < gp->d + 2; k++)
+        if (!isfinite(theta[k]))
+            return ns_err_set(err, NS_EINPUT, "gp: hyperparameter %d is not finite", k);
+    memcpy(gp->theta, theta, (size_t)(gp->d + 2) * sizeof *theta);
+    return refactor(gp, err);
+}
+
+/* ---- marginal likelihood ------------------------------------------------------------- */
+
+static double log_prior(int d, const double *theta, double *grad)
+{
+    double lp = 0;
+    for (int k = 0; k < d + 2; k++) {
+        double mu = k < d ? PRIOR_LOG_L_MEAN : k == d ? PRIOR_LOG_SF2_MEAN : PRIOR_LOG_SN2_MEAN;
+        double sd = k < d ? PRIOR_LOG_L_SD : k == d ? PRIOR_LOG_SF2_SD : PRIOR_LOG_SN2_SD;
+        double z = (theta[k] - mu) / sd;
+        lp += -0.5 * z * z - log(sd) - 0.5 * LOG_2PI;
+        if (grad)
+            grad[k] += -z / sd;
+    }
+    return lp;
+}
+
+double ns_gp_log_post(ns_gp *gp, const double *theta, int with_prior, double *grad)
+{
+    int n = gp->n, d = gp->d;
+    double *inv_l2 = gp->scratch + n; /* d doubles after the n used below */
+    double sf2, sn2;
+    theta_unpack(d, theta, inv_l2, &sf2, &sn2);
+    if (grad)
+        memset(grad, 0, (size_t)(d + 2) * sizeof *grad);
+    /* W holds the factor here so the model's own L stays valid for prediction */
+    if (factorise(gp, gp->W, inv_l2, sf2, sn2) != 0)
+        return -HUGE_VAL;
+    double *alpha = gp->scratch;
+    solve_alpha(gp, gp->W, alpha);
+    double lml = -0.5 * n * LOG_2PI;
+    for (int i = 0; i < n; i++)
+        lml += -0.5 * gp->y[i] * alpha[i] - log(gsl_matrix_get(gp->W, i, i));
+    if (grad) {
+        gsl_matrix_view wv = gsl_matrix_submatrix(gp->W, 0, 0, n, n);
+        if (gsl_linalg_cholesky_invert(&wv.matrix) != GSL_SUCCESS) {
+            memset(grad, 0, (size_t)(d + 2) * sizeof *grad);
+            return -HUGE_VAL;
+        }
+        /* grad_k = 1/2 sum_ij (alpha_i alpha_j - Kinv_ij) dK_ij/dtheta_k; the sum over
+         * i != j is twice the sum over j < i (symmetry). The diagonal of the total K only
+         * depends on sf2 and sn2 (the jitter is not differentiated: it is a rescue). */
+        double *g = grad;
+        for (int i = 0; i < n; i++) {
+            const double *xi = gp->X + (size_t)i * d;
+            for (int j = 0; j < i; j++) {
+                const double *xj = gp->X + (size_t)j * d;
+                double w = alpha[i] * alpha[j] - gsl_matrix_get(&wv.matrix, i, j);
+                double r2 = r2_of(xi, xj, inv_l2, d), r = sqrt(r2);
+                double e = exp(-SQRT5 * r);
+                double k = sf2 * (1 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
+                /* dk/dlog l_k = sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} (x_ik - x_jk)^2 / l_k^2 */
+                double c = w * sf2 * (5.0 / 3.0) * (1 + SQRT5 * r) * e;
+                for (int q = 0; q < d; q++) {
+                    double t = xi[q] - xj[q];
+                    g[q] += c * t * t * inv_l2[q];
+                }
+                g[d] += w * k;
+            }
+            double wii = alpha[i] * alpha[i] - gsl_matrix_get(&wv.matrix, i, i);
+            g[d] += 0.5 * wii * sf2;
+            g[d + 1] += 0.5 * wii * sn2;
+        }
+    }
+    if (with_prior)
+        lml += log_prior(d, theta, grad);
+    return lml;
+}
+
+/* ---- fitting ------------------------------------------------------------------------- */
+
+/* gsl_multimin minimises: f = -log posterior. */
+static double obj_f(const gsl_vector *v, void *p)
+{
+    ns_gp *gp = p;
+    double lp = ns_gp_log_post(gp, v->data, 1, NULL);
+    return isfinite(lp) ? -lp : 1e300;
+}
+
+static void obj_df(const gsl_vector *v, void *p, gsl_vector *g)
+{
+    ns_gp *gp = p;
+    ns_gp_log_post(gp, v->data, 1, g->data);
+    for (size_t k = 0; k < g->size; k++)
+        g->data[k] = -g->data[k];
+}
+
+static void obj_fdf(const gsl_vector *v, void *p, double *f, gsl_vector *g)
+{
+    ns_gp *gp = p;
+    double lp = ns_gp_log_post(gp, v->data, 1, g->data);
+    *f = isfinite(lp) ? -lp : 1e300;
+    for (size_t k = 0; k < g->size; k++)
+        g->data[k] = -g->data[k];
+}
+
+int ns_gp_fit(ns_gp *gp, const double *theta0, int n_starts, int max_iter, ns_rng *rng,
+              ns_err *err)
+{
+    int d = gp->d, np = d + 2;
+    if (gp->n < 1)
+        return ns_err_set(err, NS_EINPUT, "gp: fit without data");
+    gsl_set_error_handler_off();
+    double best_f = HUGE_VAL;
+    double best[np], start[np];
+    if (theta0)
+        memcpy(best, theta0, sizeof best);
+    else
+        ns_gp_theta_default(d, best);
+    gsl_multimin_fdfminimizer *s = gsl_multimin_fdfminimizer_alloc(
+        gsl_multimin_fdfminimizer_vector_bfgs2, (size_t)np);
+    if (!s)
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for the optimiser");
+    gsl_multimin_function_fdf fn = {obj_f, obj_df, obj_fdf, (size_t)np, gp};
+    for (int st = 0; st < n_starts; st++) {
+        if (st == 0) {
+            memcpy(start, best, sizeof start);
+        } else {
+            for (int k = 0; k < np; k++) {
+                double mu = k < d ? PRIOR_LOG_L_MEAN : k == d ? PRIOR_LOG_SF2_MEAN : PRIOR_LOG_SN2_MEAN;
+                double sd = k < d ? PRIOR_LOG_L_SD : k == d ? PRIOR_LOG_SF2_SD : PRIOR_LOG_SN2_SD;
+                start[k] = mu + sd * ns_rng_normal(rng);
+            }
+        }
+        gsl_vector_view x0 = gsl_vector_view_array(start, (size_t)np);
+        if (gsl_multimin_fdfminimizer_set(s, &fn, &x0.vector, 0.1, 0.1) != GSL_SUCCESS)
+            continue;
+        for (int it = 0; it < max_iter; it++) {
+            if (gsl_multimin_fdfminimizer_iterate(s) != GSL_SUCCESS)
+                break; /* no progress: the line search found nothing better */
+            if (gsl_multimin_test_gradient(s->gradient, 1e-3) == GSL_SUCCESS)
+                break;
+        }
+        double f = s->f;
+        int finite = isfinite(f) && f < 1e299;
+        for (int k = 0; k < np && finite; k++)
+            finite = isfinite(gsl_vector_get(s->x, k));
+        if (finite && f < best_f) {
+            best_f = f;
+            memcpy(best, s->x->data, sizeof best);
+        }
+    }
+    gsl_multimin_fdfminimizer_free(s);
+    return ns_gp_theta_set(gp, best, err);
+}
+
+/* ---- prediction ---------------------------------------------------------------------- */
+
+void ns_gp_predict(const ns_gp *gp, const double *x, double *mean, double *var,
+                   double *grad_mean, double *grad_var)
+{
+    int n = gp->n, d = gp->d;
+    double kv[n > 0 ? n : 1], v[n > 0 ? n : 1];
+    double mu = 0;
+    for (int i = 0; i < n; i++) {
+        kv[i] = matern52(r2_of(x, gp->X + (size_t)i * d, gp->inv_l2, d), gp->sf2);
+        mu += kv[i] * gp->alpha[i];
+    }
+    /* v = L^-1 k; var = sf2 - v.v */
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(gp->L, 0, 0, n, n);
+    memcpy(v, kv, sizeof v);
+    gsl_vector_view vv = gsl_vector_view_array(v, n);
+    gsl_blas_dtrsv(CblasLower, CblasNoTrans, CblasNonUnit, &lv.matrix, &vv.vector);
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i] * v[i];
+    double var_floor = 1e-12 * gp->sf2;
+    double vr = gp->sf2 - s;
+    *mean = mu;
+    *var = vr > var_floor ? vr : var_floor;
+    if (!grad_mean && !grad_var)
+        return;
+    /* w = K^-1 k = L^-T v; dvar/dx = -2 sum_i w_i dk_i/dx (0 where the floor holds) */
+    gsl_blas_dtrsv(CblasLower, CblasTrans, CblasNonUnit, &lv.matrix, &vv.vector);
+    if (grad_mean)
+        memset(grad_mean, 0, (size_t)d * sizeof *grad_mean);
+    if (grad_var)
+        memset(grad_var, 0, (size_t)d * sizeof *grad_var);
+    for (int i = 0; i < n; i++) {
+        const double *xi = gp->X + (size_t)i * d;
+        double r = sqrt(r2_of(x, xi, gp->inv_l2, d));
+        /* dk/dx_q = -sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} (x_q - X_iq) / l_q^2 */
+        double c = -gp->sf2 * (5.0 / 3.0) * (1 + SQRT5 * r) * exp(-SQRT5 * r);
+        for (int q = 0; q < d; q++) {
+            double dk = c * (x[q] - xi[q]) * gp->inv_l2[q];
+            if (grad_mean)
+                grad_mean[q] += gp->alpha[i] * dk;
+            if (grad_var && vr > var_floor)
+                grad_var[q] += -2 * v[i] * dk;
+        }
+    }
+}
+
+int ns_gp_predict_many(const ns_gp *gp, const double *Xs, int m, double *mean, double *var,
+                       ns_err *err)
+{
+    int n = gp->n, d = gp->d;
+    if (m < 1)
+        return NS_OK;
+    gsl_set_error_handler_off();
+    gsl_matrix *B = gsl_matrix_alloc((size_t)m, (size_t)n);
+    if (!B)
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory predicting %d points", m);
+    for (int a = 0; a < m; a++) {
+        const double *x = Xs + (size_t)a * d;
+        double *row = B->data + (size_t)a * B->tda;
+        double mu = 0;
+        for (int i = 0; i < n; i++) {
+            row[i] = matern52(r2_of(x, gp->X + (size_t)i * d, gp->inv_l2, d), gp->sf2);
+            mu += row[i] * gp->alpha[i];
+        }
+        mean[a] = mu;
+    }
+    /* rows of B L^-T are (L^-1 k_a)^T */
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(gp->L, 0, 0, n, n);
+    gsl_blas_dtrsm(CblasRight, CblasLower, CblasTrans, CblasNonUnit, 1.0, &lv.matrix, B);
+    double var_floor = 1e-12 * gp->sf2;
+    for (int a = 0; a < m; a++) {
+        const double *row = B->data + (size_t)a * B->tda;
+        double s = 0;
+        for (int i = 0; i < n; i++)
+            s += row[i] * row[i];
+        double vr = gp->sf2 - s;
+        var[a] = vr > var_floor ? vr : var_floor;
+    }
+    gsl_matrix_free(B);
+    return NS_OK;
+}
+
+/* ---- log expected improvement -------------------------------------------------------- */
+
+/* log(1 - e^a) for a < 0, accurate on both sides of -log 2 (Maechler 2012). */
+static double log1mexp(double a)
+{
+    return a > -M_LN2 ? log(-expm1(a)) : log1p(-exp(a));
+}
+
+double ns_gp_log_h(double z)
+{
+    if (z > -1)
+        return log(z * gsl_cdf_ugaussian_P(z) + exp(-0.5 * z * z) / sqrt(2 * M_PI));
+    double x = -z; /* >= 1 */
+    double log_phi = -0.5 * x * x - 0.5 * LOG_2PI;
+    if (x > 1000) {
+        /* 1 - x Q(x)/phi(x) = 1/x^2 - 3/x^4 + 15/x^6 - ...; the next term is 105/x^8 */
+        double u = 1 / (x * x);
+        return log_phi + log(u * (1 - u * (3 - 15 * u)));
+    }
+    /* x Q(x)/phi(x) = x / hazard(x) < 1 */
+    return log_phi + log1mexp(log(x) - log(gsl_sf_hazard(x)));
+}
+
+double ns_gp_log_ei(double mean, double sd, double best, double *d_mean, double *d_sd)
+{
+    double z = (best - mean) / sd;
+    double lh = ns_gp_log_h(z);
+    if (d_mean || d_sd) {
+        /* d log h / dz = Phi(z) / h(z), from logs so it stays finite in the tail */
+        double log_Phi = gsl_sf_log_erfc(-z / M_SQRT2) - M_LN2;
+        double r = exp(log_Phi - lh);
+        if (d_mean)
+            *d_mean = -r / sd;
+        if (d_sd)
+            *d_sd = (1 - r * z) / sd;
+    }
+    return log(sd) + lh;
+}

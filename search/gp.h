@@ -1,0 +1,90 @@
+/* gp.h — a Gaussian-process regression model on the unit cube for Bayesian optimisation:
+ * Matérn 5/2 ARD kernel, standardised outputs, hyperparameters by maximum a posteriori.
+ * Not the optimiser (search/bo.h proposes points) and not a general GP library: one
+ * kernel, Gaussian noise, dense Cholesky (n up to a few hundred).
+ *
+ * Model. Inputs x in [0, 1]^d. Outputs are standardised, y_s = (y - mean(y)) / sd(y)
+ * (sample sd; 1 when n < 2 or sd == 0), and modelled as f(x) + noise with
+ *   k(x, x') = sf2 (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r),  r^2 = sum_i (x_i - x'_i)^2 / l_i^2,
+ *   noise ~ N(0, sn2).
+ * Hyperparameters theta (NS_GP_NTHETA(d) doubles, all in log space):
+ *   theta[0..d-1] = log l_i,  theta[d] = log sf2,  theta[d+1] = log sn2.
+ * Weak priors (independent normals on the logs), added to the log marginal likelihood:
+ *   log l_i  ~ N(log 0.5, 1.0^2)  length scales around half the cube; 1 sd spans 0.18..1.4,
+ *                                  so an irrelevant input can still be switched off (l >> 1)
+ *   log sf2  ~ N(0, 1.0^2)        the standardised outputs have variance ~1
+ *   log sn2  ~ N(log 1e-3, 2.0^2) noise small unless the data insist: objectives here are
+ *                                  either exact (benchmarks) or a trial's metric whose seed
+ *                                  noise is a small fraction of the spread across configs
+ * The Cholesky factor of K + sn2 I gets jitter 1e-10 * 10^k (k = 0, 1, ..., 9) added to
+ * its diagonal when plain factorisation fails; the jitter used is kept for prediction.
+ * Everything here is deterministic: the same inputs give the same bits. */
+#ifndef NS_GP_H
+#define NS_GP_H
+
+#include "../engine/err.h"
+#include "../engine/rng.h"
+
+#define NS_GP_NTHETA(d) ((d) + 2)
+
+typedef struct ns_gp ns_gp;
+
+/* A model for d inputs with no data and the default theta (prior means). NULL when d < 1
+ * or out of memory. */
+ns_gp *ns_gp_alloc(int d);
+void ns_gp_free(ns_gp *gp);
+
+/* The prior means: log l_i = log 0.5, log sf2 = 0, log sn2 = log 1e-3. */
+void ns_gp_theta_default(int d, double *theta /* (d+2) */);
+
+/* Copies the data (X (n, d) row-major, y (n), lower is better), standardises y and
+ * factorises with the current theta. n >= 1. NS_OK; NS_EINPUT for n < 1 or a non-finite
+ * value; NS_ERUNTIME when out of memory or when no jitter makes K positive definite. */
+int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err);
+
+/* Sets theta and refactorises (when data are set). Errors as ns_gp_data. */
+int ns_gp_theta_set(ns_gp *gp, const double *theta, ns_err *err);
+const double *ns_gp_theta(const ns_gp *gp); /* (d+2), the current theta */
+
+/* The log marginal likelihood of the standardised data at theta,
+ *   -1/2 y^T K^-1 y - 1/2 log|K| - n/2 log 2 pi,
+ * plus the log prior densities above when with_prior, and its gradient
+ *   d/dtheta_k = 1/2 tr((alpha alpha^T - K^-1) dK/dtheta_k) (+ prior terms)
+ * into grad (d+2) when grad is not NULL. Does not change the model's theta. -HUGE_VAL
+ * (grad zeroed) when no jitter makes K positive definite or out of memory. Data must be
+ * set. */
+double ns_gp_log_post(ns_gp *gp, const double *theta, int with_prior, double *grad);
+
+/* Maximises ns_gp_log_post (with priors) by BFGS (gsl_multimin vector_bfgs2) from
+ * n_starts >= 1 starts: theta0 when not NULL (the warm start, e.g. the previous fit),
+ * else the default theta, then draws from the priors (rng). Each start runs at most
+ * max_iter iterations. The best theta found is set (and factorised); one start always
+ * succeeds unless every start fails, when the model keeps theta0 / the default.
+ * NS_OK, or the errors of ns_gp_theta_set. */
+int ns_gp_fit(ns_gp *gp, const double *theta0, int n_starts, int max_iter, ns_rng *rng,
+              ns_err *err);
+
+/* The posterior of the latent f at x (d) in standardised units: mean and variance
+ * (noise excluded, >= 1e-12 sf2). grad_mean, grad_var (d) may be NULL. Data must be set. */
+void ns_gp_predict(const ns_gp *gp, const double *x, double *mean, double *var,
+                   double *grad_mean, double *grad_var);
+/* The same at m points Xs (m, d) at once (BLAS-3); NS_OK or NS_ERUNTIME (out of memory). */
+int ns_gp_predict_many(const ns_gp *gp, const double *Xs, int m, double *mean, double *var,
+                       ns_err *err);
+
+/* y's standardisation: y_s = (y - *mean) / *sd. */
+void ns_gp_y_scale(const ns_gp *gp, double *mean, double *sd);
+int ns_gp_n(const ns_gp *gp); /* observations set */
+
+/* log EI for minimisation: log E[max(best - f, 0)], f ~ N(mean, sd^2), sd > 0:
+ *   z = (best - mean) / sd,  EI = sd h(z),  h(z) = z Phi(z) + phi(z).
+ * Stable far into the tail (Ament et al. 2023, "Unexpected improvements to expected
+ * improvement"): for z < -1, h(z) = phi(z) (1 - |z| Q(|z|) / phi(|z|)) with the Mills
+ * ratio from GSL's hazard function and log1mexp, and its asymptotic series
+ * 1/z^2 - 3/z^4 + 15/z^6 beyond |z| = 1000. Finite and increasing in z for any finite
+ * z. d_mean, d_sd (may be NULL) receive the partial derivatives of log EI. */
+double ns_gp_log_ei(double mean, double sd, double best, double *d_mean, double *d_sd);
+/* log h(z) alone (log EI at sd = 1, best - mean = z). */
+double ns_gp_log_h(double z);
+
+#endif

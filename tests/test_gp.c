@@ -1,0 +1,315 @@
+/* test_gp.c — the Gaussian process and the Bayesian optimiser: posterior against the 2x2
+ * algebra written out, likelihood and prediction gradients against finite differences,
+ * log EI against the direct formula and its tail, constant-liar proposals, feasibility,
+ * determinism, and a short Branin run.
+ * Not the benchmark (scripts/bench/bo measures regret against random search and TPE). */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gsl/gsl_cdf.h>
+
+#include "../search/bo.h"
+#include "../search/gp.h"
+
+static double matern(double r, double sf2)
+{
+    return sf2 * (1 + sqrt(5) * r + 5.0 / 3.0 * r * r) * exp(-sqrt(5) * r);
+}
+
+static double branin(const double *u)
+{
+    double x = -5 + 15 * u[0], y = 15 * u[1];
+    double b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI, t = 1 / (8 * M_PI);
+    double q = y - b * x * x + c * x - 6;
+    return q * q + 10 * (1 - t) * cos(x) + 10;
+}
+
+/* ---- the model ----------------------------------------------------------------------- */
+
+Test(gp, posterior_matches_the_2x2_closed_form)
+{
+    double X[2] = {0.2, 0.7}, y[2] = {1.0, 3.0};
+    double l = 0.3, sf2 = 1.5, sn2 = 0.01;
+    double theta[3] = {log(l), log(sf2), log(sn2)};
+    ns_gp *gp = ns_gp_alloc(1);
+    cr_assert(gp);
+    ns_err err = {0};
+    cr_assert_eq(ns_gp_theta_set(gp, theta, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_gp_data(gp, X, y, 2, &err), NS_OK, "%s", err.msg);
+    /* standardised y: mean 2, sample sd sqrt(2) */
+    double ys[2] = {-1 / sqrt(2), 1 / sqrt(2)};
+    /* K = [[a, b], [b, a]], K^-1 = [[a, -b], [-b, a]] / (a^2 - b^2) */
+    double a = sf2 + sn2, b = matern(0.5 / l, sf2), det = a * a - b * b;
+    double xs = 0.4;
+    double k1 = matern(0.2 / l, sf2), k2 = matern(0.3 / l, sf2);
+    double w1 = (a * k1 - b * k2) / det, w2 = (-b * k1 + a * k2) / det; /* K^-1 k* */
+    double mean = w1 * ys[0] + w2 * ys[1];
+    double var = sf2 - (k1 * w1 + k2 * w2);
+    double m, v;
+    ns_gp_predict(gp, &xs, &m, &v, NULL, NULL);
+    cr_assert(fabs(m - mean) < 1e-12, "mean %.17g, closed form %.17g", m, mean);
+    cr_assert(fabs(v - var) < 1e-12, "var %.17g, closed form %.17g", v, var);
+    double ym, ysd;
+    ns_gp_y_scale(gp, &ym, &ysd);
+    cr_assert(fabs(ym - 2) < 1e-15 && fabs(ysd - sqrt(2)) < 1e-15);
+    /* the batch path agrees */
+    double mm, vv;
+    cr_assert_eq(ns_gp_predict_many(gp, &xs, 1, &mm, &vv, &err), NS_OK);
+    cr_assert(fabs(mm - mean) < 1e-12 && fabs(vv - var) < 1e-12);
+    /* log marginal likelihood: -1/2 y^T K^-1 y - 1/2 log det - log 2 pi */
+    double yKy = (a * ys[0] * ys[0] - 2 * b * ys[0] * ys[1] + a * ys[1] * ys[1]) / det;
+    double lml = -0.5 * yKy - 0.5 * log(det) - log(2 * M_PI);
+    double got = ns_gp_log_post(gp, theta, 0, NULL);
+    cr_assert(fabs(got - lml) < 1e-12, "lml %.17g, closed form %.17g", got, lml);
+    ns_gp_free(gp);
+}
+
+Test(gp, likelihood_gradient_matches_finite_differences)
+{
+    enum { N = 15, D = 3, NP = D + 2 };
+    ns_rng r;
+    ns_rng_seed(&r, 7);
+    double X[N * D], y[N];
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < D; k++)
+            X[i * D + k] = ns_rng_uniform(&r);
+        y[i] = sin(5 * X[i * D]) + X[i * D + 1] * X[i * D + 2] + 0.1 * ns_rng_normal(&r);
+    }
+    ns_gp *gp = ns_gp_alloc(D);
+    ns_err err = {0};
+    cr_assert_eq(ns_gp_data(gp, X, y, N, &err), NS_OK, "%s", err.msg);
+    for (int rep = 0; rep < 5; rep++) {
+        double th[NP], g[NP];
+        ns_gp_theta_default(D, th);
+        for (int k = 0; k < NP; k++)
+            th[k] += ns_rng_normal(&r);
+        for (int prior = 0; prior < 2; prior++) {
+            double f = ns_gp_log_post(gp, th, prior, g);
+            cr_assert(isfinite(f));
+            for (int k = 0; k < NP; k++) {
+                double h = 1e-5, tp[NP], tm[NP];
+                memcpy(tp, th, sizeof tp);
+                memcpy(tm, th, sizeof tm);
+                tp[k] += h;
+                tm[k] -= h;
+                double fd = (ns_gp_log_post(gp, tp, prior, NULL) - ns_gp_log_post(gp, tm, prior, NULL)) / (2 * h);
+                cr_assert(fabs(fd - g[k]) <= 1e-6 * (1 + fabs(fd)),
+                          "rep %d prior %d theta[%d]: analytic %.10g, finite difference %.10g",
+                          rep, prior, k, g[k], fd);
+            }
+        }
+    }
+    /* the fit raises the objective above the default's */
+    double th0[NP];
+    ns_gp_theta_default(D, th0);
+    double f0 = ns_gp_log_post(gp, th0, 1, NULL);
+    cr_assert_eq(ns_gp_fit(gp, NULL, 3, 100, &r, &err), NS_OK, "%s", err.msg);
+    double th1[NP];
+    memcpy(th1, ns_gp_theta(gp), sizeof th1);
+    cr_assert(ns_gp_log_post(gp, th1, 1, NULL) > f0);
+    ns_gp_free(gp);
+}
+
+Test(gp, prediction_gradient_matches_finite_differences)
+{
+    enum { N = 12, D = 2 };
+    ns_rng r;
+    ns_rng_seed(&r, 3);
+    double X[N * D], y[N];
+    for (int i = 0; i < N; i++) {
+        X[i * D] = ns_rng_uniform(&r);
+        X[i * D + 1] = ns_rng_uniform(&r);
+        y[i] = branin(X + i * D);
+    }
+    ns_gp *gp = ns_gp_alloc(D);
+    ns_err err = {0};
+    cr_assert_eq(ns_gp_data(gp, X, y, N, &err), NS_OK);
+    cr_assert_eq(ns_gp_fit(gp, NULL, 2, 50, &r, &err), NS_OK);
+    for (int rep = 0; rep < 10; rep++) {
+        double x[D] = {ns_rng_uniform(&r), ns_rng_uniform(&r)}, m, v, gm[D], gv[D];
+        ns_gp_predict(gp, x, &m, &v, gm, gv);
+        for (int k = 0; k < D; k++) {
+            double h = 1e-6, xp[D], xm[D], mp, vp, mmn, vmn;
+            memcpy(xp, x, sizeof xp);
+            memcpy(xm, x, sizeof xm);
+            xp[k] += h;
+            xm[k] -= h;
+            ns_gp_predict(gp, xp, &mp, &vp, NULL, NULL);
+            ns_gp_predict(gp, xm, &mmn, &vmn, NULL, NULL);
+            double fm = (mp - mmn) / (2 * h), fv = (vp - vmn) / (2 * h);
+            cr_assert(fabs(fm - gm[k]) <= 1e-5 * (1 + fabs(fm)), "dmean %g vs %g", gm[k], fm);
+            cr_assert(fabs(fv - gv[k]) <= 1e-5 * (1 + fabs(fv)), "dvar %g vs %g", gv[k], fv);
+        }
+    }
+    ns_gp_free(gp);
+}
+
+/* ---- log EI -------------------------------------------------------------------------- */
+
+Test(gp, log_ei_matches_the_direct_formula)
+{
+    double sd = 0.7, best = 0.3;
+    for (double z = -5; z <= 5.0001; z += 0.125) {
+        double mean = best - z * sd;
+        double direct = log(sd * (z * gsl_cdf_ugaussian_P(z) + exp(-z * z / 2) / sqrt(2 * M_PI)));
+        double got = ns_gp_log_ei(mean, sd, best, NULL, NULL);
+        cr_assert(fabs(got - direct) <= 1e-9 * (1 + fabs(direct)), "z %g: %.15g vs direct %.15g",
+                  z, got, direct);
+    }
+}
+
+Test(gp, log_ei_is_finite_and_increasing_in_the_tail)
+{
+    double prev = -HUGE_VAL;
+    for (double z = -40; z <= 5; z += 0.01) {
+        double v = ns_gp_log_h(z);
+        cr_assert(isfinite(v) && v > prev, "z %g: log h %.17g after %.17g", z, v, prev);
+        prev = v;
+    }
+    /* against the asymptotic series log phi(z) + log(1/z^2 - 3/z^4 + 15/z^6 - 105/z^8) */
+    double zs[] = {-30, -100, -999, -1001, -1e4, -1e6, -1e9};
+    for (size_t i = 0; i < sizeof zs / sizeof *zs; i++) {
+        double z = zs[i], u = 1 / (z * z);
+        double ref = -z * z / 2 - 0.5 * log(2 * M_PI) + log(u * (1 - 3 * u + 15 * u * u - 105 * u * u * u));
+        double v = ns_gp_log_h(z);
+        cr_assert(isfinite(v) && fabs(v - ref) <= 1e-9 * fabs(ref) + 1e-9, "z %g: %.17g vs %.17g", z, v, ref);
+    }
+    /* the gradient: finite differences, in the body and in the tail */
+    double pts[][2] = {{0.1, 1.0}, {2.0, 0.5}, {10.0, 0.5}, {30.0, 1.0}, {-1.0, 2.0}};
+    for (size_t i = 0; i < sizeof pts / sizeof *pts; i++) {
+        double mean = pts[i][0], sd = pts[i][1], dm, ds, h = 1e-6;
+        ns_gp_log_ei(mean, sd, 0, &dm, &ds);
+        double fm = (ns_gp_log_ei(mean + h, sd, 0, NULL, NULL) - ns_gp_log_ei(mean - h, sd, 0, NULL, NULL)) / (2 * h);
+        double fs = (ns_gp_log_ei(mean, sd + h, 0, NULL, NULL) - ns_gp_log_ei(mean, sd - h, 0, NULL, NULL)) / (2 * h);
+        cr_assert(fabs(fm - dm) <= 1e-5 * (1 + fabs(fm)), "d/dmean %g vs %g", dm, fm);
+        cr_assert(fabs(fs - ds) <= 1e-5 * (1 + fabs(fs)), "d/dsd %g vs %g", ds, fs);
+    }
+}
+
+/* ---- the optimiser ------------------------------------------------------------------- */
+
+static void sample_branin(int n, uint64_t seed, double *X, double *y)
+{
+    ns_rng r;
+    ns_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        X[2 * i] = ns_rng_uniform(&r);
+        X[2 * i + 1] = ns_rng_uniform(&r);
+        y[i] = branin(X + 2 * i);
+    }
+}
+
+Test(gp, constant_liar_proposals_are_distinct)
+{
+    enum { N = 10, Q = 4 };
+    double X[N * 2], y[N], pend[Q * 2], hyp[NS_BO_HYP_LEN(2)];
+    sample_branin(N, 11, X, y);
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    s.seed = 5;
+    ns_err err = {0};
+    for (int q = 0; q < Q; q++) {
+        cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, N, pend, q, hyp, pend + 2 * q, &err), NS_OK,
+                     "%s", err.msg);
+        for (int p = 0; p < q; p++) {
+            double dx = pend[2 * q] - pend[2 * p], dy = pend[2 * q + 1] - pend[2 * p + 1];
+            cr_assert(sqrt(dx * dx + dy * dy) > 1e-3, "proposal %d repeats proposal %d (%g, %g)",
+                      q, p, pend[2 * q], pend[2 * q + 1]);
+        }
+        cr_assert(pend[2 * q] >= 0 && pend[2 * q] <= 1 && pend[2 * q + 1] >= 0 && pend[2 * q + 1] <= 1);
+    }
+}
+
+Test(gp, proposals_are_deterministic)
+{
+    enum { N = 14 };
+    double X[N * 2], y[N], pend[2] = {0.3, 0.6}, a[2], b[2];
+    sample_branin(N, 12, X, y);
+    int feas[N];
+    for (int i = 0; i < N; i++)
+        feas[i] = i % 4 != 0;
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    s.seed = 9;
+    ns_err err = {0};
+    double h1[NS_BO_HYP_LEN(2)], h2[NS_BO_HYP_LEN(2)];
+    for (int k = 0; k < NS_BO_HYP_LEN(2); k++)
+        h1[k] = h2[k] = NAN;
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, feas, N, pend, 1, h1, a, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, feas, N, pend, 1, h2, b, &err), NS_OK, "%s", err.msg);
+    cr_assert(memcmp(a, b, sizeof a) == 0 && memcmp(h1, h2, sizeof h1) == 0);
+    cr_assert(isfinite(h1[0]) && isfinite(h1[NS_GP_NTHETA(2)]), "both GPs were fitted");
+    /* the initial design: distinct Sobol points, different per seed */
+    double u0[2], u1[2], v0[2];
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, 0, NULL, 0, NULL, u0, &err), NS_OK);
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, 1, NULL, 0, NULL, u1, &err), NS_OK);
+    s.seed = 10;
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, 0, NULL, 0, NULL, v0, &err), NS_OK);
+    cr_assert(memcmp(u0, u1, sizeof u0) != 0 && memcmp(u0, v0, sizeof u0) != 0);
+    /* bad input is refused */
+    X[0] = 1.5;
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, N, NULL, 0, NULL, a, &err), NS_EINPUT);
+}
+
+Test(gp, infeasible_region_is_avoided)
+{
+    /* y = -x0 is best at x0 = 1, but every trial with x0 > 0.5 was unhealthy */
+    enum { N = 24 };
+    double X[N * 2], y[N];
+    int feas[N];
+    ns_rng r;
+    ns_rng_seed(&r, 4);
+    for (int i = 0; i < N; i++) {
+        X[2 * i] = ns_rng_uniform(&r);
+        X[2 * i + 1] = ns_rng_uniform(&r);
+        feas[i] = X[2 * i] <= 0.5;
+        y[i] = feas[i] ? -X[2 * i] : NAN;
+    }
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    ns_err err = {0};
+    double out[2];
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, feas, N, NULL, 0, NULL, out, &err), NS_OK, "%s", err.msg);
+    cr_assert(out[0] > 0.3 && out[0] < 0.6, "proposal x0 = %g: not at the feasibility edge", out[0]);
+}
+
+Test(gp, branin_regret_after_30_evaluations)
+{
+    enum { T = 30 };
+    double X[T * 2], y[T], hyp[NS_BO_HYP_LEN(2)];
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    s.seed = 1;
+    ns_err err = {0};
+    double best = HUGE_VAL;
+    for (int t = 0; t < T; t++) {
+        cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, t, NULL, 0, hyp, X + 2 * t, &err), NS_OK,
+                     "%s", err.msg);
+        y[t] = branin(X + 2 * t);
+        best = fmin(best, y[t]);
+    }
+    cr_assert(best - 0.397887 < 0.5, "regret %g after %d evaluations", best - 0.397887, T);
+}
+
+Test(gp, space_encoding_one_hot_and_snap)
+{
+    ns_dim dims[3] = {
+        {.name = "a", .kind = NS_DIM_LOG_UNIFORM, .lo = 1e-4, .hi = 1e-1},
+        {.name = "b", .kind = NS_DIM_CHOICE, .lo = 0, .hi = 2, .n_choices = 3},
+        {.name = "c", .kind = NS_DIM_INT, .lo = 1, .hi = 4},
+    };
+    ns_space sp = {3, dims};
+    cr_assert_eq(ns_bo_dims(&sp), 5);
+    double u[3] = {0.25, 0.5, 0.3}, x[5], back[3];
+    ns_bo_encode(&sp, u, x);
+    cr_assert(x[0] == 0.25 && x[1] == 0 && x[2] == 1 && x[3] == 0);
+    cr_assert(x[4] == ns_dim_unit(&dims[2], 2)); /* 0.3 of 1..4 is 2, centre of its share */
+    ns_bo_decode(&sp, x, back);
+    cr_assert(back[0] == 0.25 && ns_dim_value(&dims[1], back[1]) == 1 && ns_dim_value(&dims[2], back[2]) == 2);
+    double y[5] = {0.7, 0.2, 0.1, 0.6, 0.99};
+    ns_bo_snap_space(y, 5, &sp);
+    cr_assert(y[0] == 0.7 && y[1] == 0 && y[2] == 0 && y[3] == 1 && y[4] == ns_dim_unit(&dims[2], 4));
+}
