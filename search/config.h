@@ -57,7 +57,12 @@ typedef enum ns_stage_kind {
     NS_STAGE_BATCH,      /* batch_sweep: batch sizes with rescaled LRs -> batch size */
     NS_STAGE_COMPARE,    /* optimizer x schedule pairs x seeds -> ranking and short-list */
     NS_STAGE_FINAL,      /* the chosen configuration trained for the config's own budget */
+    NS_STAGE_BAYES,      /* GP Bayesian optimisation in rounds, median-rule pruning */
+    NS_STAGE_SELECT,     /* the winner among all trials: healthy, then near-ties by size */
 } ns_stage_kind;
+
+/* bayes: when a running trial is stopped early. */
+typedef enum ns_prune_rule { NS_PRUNE_NONE = 0, NS_PRUNE_MEDIAN } ns_prune_rule;
 
 #define NS_MAX_SIZES 16
 #define NS_MAX_PAIRS 8   /* optimizers or schedules listed in a compare stage */
@@ -87,6 +92,14 @@ typedef struct ns_stage_cfg {
     int optimizers[NS_MAX_PAIRS], n_optimizers; /* ns_optim_kind [sgd, adam, adamw, rmsprop] */
     int schedules[NS_MAX_PAIRS], n_schedules;   /* ns_sched_kind [constant, cosine, onecycle, step] */
     int shortlist;        /* pairs kept for later stages [3] */
+    /* bayes */
+    int round;            /* proposals per round, trained side by side [2] */
+    int init;             /* Sobol points before the GP; 0: max(5, 2 x GP inputs) [0] */
+    int prune;            /* ns_prune_rule [median] */
+    long min_epochs;      /* epochs before pruning may stop a trial; 0: a third of the
+                             budget (at least 1) [0] */
+    /* select */
+    int top;              /* trials listed with the reason they lost [5] */
     int line, column;     /* 1-based location of the entry in the config */
 } ns_stage_cfg;
 

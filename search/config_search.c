@@ -348,6 +348,16 @@ static const key_def compare_opts[] = {
      .names = stage_sched_names, .count_off = SOFF(n_schedules), .max_items = NS_MAX_PAIRS},
     SNUM("shortlist", KT_INT, shortlist, 1, 64, 0),
 };
+static const enum_name prune_names[] = {{"none", NS_PRUNE_NONE}, {"median", NS_PRUNE_MEDIAN}, {NULL, 0}};
+static const key_def bayes_opts[] = {
+    SNUM("round", KT_INT, round, 1, 256, 0),
+    SNUM("init", KT_INT, init, 0, 100000, 0),
+    {.section = "stage", .key = "prune", .type = KT_ENUM, .off = SOFF(prune), .names = prune_names},
+    SNUM("min_epochs", KT_LONG, min_epochs, 0, INF, 0),
+};
+static const key_def select_opts[] = {
+    SNUM("top", KT_INT, top, 1, 100, 0),
+};
 #undef SNUM
 
 /* The known stages, one line each: name, kind, the stage's own keys (key_defs with offsets
@@ -369,6 +379,8 @@ static const stage_def stage_defs[] = {
     {"batch_sweep", NS_STAGE_BATCH, OPTS(batch_opts), 0, 1, 1},
     {"compare", NS_STAGE_COMPARE, OPTS(compare_opts), 0, 1, 3},
     {"final", NS_STAGE_FINAL, NULL, 0, 0, 0, 0},
+    {"bayes", NS_STAGE_BAYES, OPTS(bayes_opts), 1, 1, 0},
+    {"select", NS_STAGE_SELECT, OPTS(select_opts), 0, 0, 0},
 };
 #undef OPTS
 #define N_STAGE_DEFS (sizeof stage_defs / sizeof stage_defs[0])
@@ -392,6 +404,11 @@ static void stage_defaults(ns_stage_cfg *st)
     memcpy(st->optimizers, opts, sizeof opts);
     memcpy(st->schedules, scheds, sizeof scheds);
     st->shortlist = 3;
+    st->round = 2;
+    st->init = 0;
+    st->prune = NS_PRUNE_MEDIAN;
+    st->min_epochs = 0;
+    st->top = 5;
 }
 
 static void list_stage_names(char *buf, size_t n)
@@ -537,7 +554,8 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
         return cfg_fail(x, seen_mark[has_e >= 0 ? has_e : has_s],
                     "search.stages[%d].%s: a %s stage has no per-trial budget (%s); remove it", j,
                     has_e >= 0 ? "epochs" : "steps", sd->name,
-                    sd->kind == NS_STAGE_FINAL ? "it trains for train: budget" : "set sweep_steps");
+                    sd->kind == NS_STAGE_FINAL ? "it trains for train: budget"
+                    : sd->kind == NS_STAGE_SELECT ? "it trains nothing" : "set sweep_steps");
     if (has_e >= 0 && has_s >= 0) {
         int later = has_e > has_s ? has_e : has_s, earlier = has_e > has_s ? has_s : has_e;
         return cfg_fail(x, seen_mark[later], "search.stages[%d].%s conflicts with %s (line %zu): give one budget per trial, epochs or steps",
@@ -660,6 +678,12 @@ int cfg_check_search(ctx *x)
         return cfg_fail(x, m, "search.output: '%.300s' exists and is not a folder; choose another output folder",
                     sc->output);
     }
+    for (int i = 0; i < sc->n_stages; i++)
+        if (sc->stages[i].kind == NS_STAGE_BAYES && (c->space.n == 0 || c->space.n > 64)) {
+            yaml_mark_t m = {.line = (size_t)sc->stages[i].line - 1, .column = (size_t)sc->stages[i].column - 1};
+            return cfg_fail(x, m, "search.stages[%d]: a bayes stage searches 1 to 64 keys, the config has %d; "
+                        "make some keys search spaces, e.g. lr: {log_uniform: [1e-4, 1e-1]}", i, c->space.n);
+        }
     int classify = c->data.task == NS_TASK_CLASSIFY;
     if (ns_metric_higher_is_better(sc->metric) && !classify)
         return cfg_fail(x, vmark(x, "search", "metric"),

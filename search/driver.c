@@ -194,7 +194,10 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     ns_rng rng;
     ns_rng_seed(&rng, ns_seed_derive(b->search.seed, (uint64_t)n, SEED_POINT));
-    if (plan->midpoint)
+    if (plan->has_point)
+        for (int i = 0; i < b->space.n && i < NS_PLAN_MAX_DIMS; i++)
+            u[i] = plan->point[i];
+    else if (plan->midpoint)
         for (int i = 0; i < b->space.n; i++)
             u[i] = 0.5;
     else if (b->space.n > 0)
@@ -272,6 +275,7 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
 typedef struct trial_ctx {
     search *s;
     long n;
+    int pruned;            /* the stage's pruning rule stopped it */
     int store_failed;
     ns_err store_err;
 } trial_ctx;
@@ -285,6 +289,10 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
     if (rc) {
         t->store_failed = 1;
         return 1; /* stop this trial: the study cannot record it */
+    }
+    if (stage_should_prune(t->s, rec)) {
+        t->pruned = 1;
+        return 1;
     }
     return 0;
 }
@@ -386,7 +394,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
         snprintf(codes, sizeof codes, "LR range test");
     } else {
         m = metric_of(s, &res);
-        state = res.diverged ? NS_TRIAL_DIVERGED : NS_TRIAL_COMPLETE;
+        state = res.diverged ? NS_TRIAL_DIVERGED : t.pruned ? NS_TRIAL_PRUNED : NS_TRIAL_COMPLETE;
         char vl[32], vm[32], vb[32], vf[32];
         if (s->data.task == NS_TASK_CLASSIFY)
             snprintf(result, sizeof result,
@@ -456,71 +464,82 @@ int trial_is_final(ns_trial_state st)
 }
 
 /* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
- * from (study seed, number); the others: settings from their options and the decisions
- * so far).
- * Trials already final in the study are kept; the others (new, queued, interrupted) run on
- * the pool, in trial-number order as workers free up. */
+ * from (study seed, number); bayes: a GP proposal; the others: settings from their options
+ * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
+ * each round planned from the trials final before it, so that no plan depends on which
+ * worker finished first. Trials already final in the study are kept; the others (new,
+ * queued, interrupted) run on the pool, in trial-number order as workers free up. */
 static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
                      ns_err *err)
 {
-    long n_pending = 0;
-    long *pending = malloc((size_t)T * sizeof *pending);
+    long R = st->kind == NS_STAGE_BAYES && st->round > 0 ? st->round : T;
+    long *pending = malloc((size_t)(R > 0 ? R : 1) * sizeof *pending);
     if (!pending)
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    int rc = NS_OK;
-    for (long i = 0; i < T && !rc; i++) {
-        long n = first + i;
-        ns_trial_row row;
-        int found = 0;
-        if ((rc = ns_store_trial_get(s->store, (int)n, &row, &found, err)))
-            break;
-        ns_trial_state state = row.state;
-        if (found)
-            ns_trial_row_free(&row);
-        if (found && trial_is_final(state)) {
-            s->done++;
-            continue;
-        }
-        int failed_at_once = 0;
-        trial_plan plan;
-        stage_plan(s, st, i, &plan);
-        if (!found && (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
-            break;
-        if (failed_at_once) {
-            s->done++;
-            continue;
-        }
-        pending[n_pending++] = n;
-    }
     const double t0 = now_s();
-    int failed = rc;
-    ns_err pool_err = {0};
-    if (!rc) {
-#pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
-        for (long k = 0; k < n_pending; k++) {
-            int skip;
-#pragma omp critical(ns_store)
-            skip = failed || (s->opts->stop && *s->opts->stop) ||
-                   (st->seconds > 0 && now_s() - t0 >= st->seconds);
-            if (skip)
+    int rc = NS_OK;
+    for (long r0 = 0; r0 < T && !rc; r0 += R) {
+        if ((s->opts->stop && *s->opts->stop) || (st->seconds > 0 && now_s() - t0 >= st->seconds))
+            break;
+        long n_pending = 0;
+        if ((rc = stage_round_begin(s, st, first, first + r0, err)))
+            break;
+        for (long i = r0; i < r0 + R && i < T && !rc; i++) {
+            long n = first + i;
+            ns_trial_row row;
+            int found = 0;
+            if ((rc = ns_store_trial_get(s->store, (int)n, &row, &found, err)))
+                break;
+            ns_trial_state state = row.state;
+            if (found)
+                ns_trial_row_free(&row);
+            if (found && trial_is_final(state)) {
+                s->done++;
                 continue;
-            ns_err e = {0};
-            int trc = run_trial(s, st, pending[k], &e);
-            if (trc) {
+            }
+            int failed_at_once = 0;
+            if (!found) {
+                trial_plan plan;
+                if ((rc = stage_plan(s, st, first, i, &plan, err)) ||
+                    (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
+                    break;
+            }
+            if (failed_at_once) {
+                s->done++;
+                continue;
+            }
+            pending[n_pending++] = n;
+        }
+        int failed = rc;
+        ns_err pool_err = {0};
+        if (!rc) {
+#pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
+            for (long k = 0; k < n_pending; k++) {
+                int skip;
 #pragma omp critical(ns_store)
-                if (!failed) {
-                    failed = trc;
-                    pool_err = e;
+                skip = failed || (s->opts->stop && *s->opts->stop) ||
+                       (st->seconds > 0 && now_s() - t0 >= st->seconds);
+                if (skip)
+                    continue;
+                ns_err e = {0};
+                int trc = run_trial(s, st, pending[k], &e);
+                if (trc) {
+#pragma omp critical(ns_store)
+                    if (!failed) {
+                        failed = trc;
+                        pool_err = e;
+                    }
                 }
             }
         }
+        stage_round_end(s);
+        if (failed && !rc) {
+            if (err)
+                *err = pool_err;
+            rc = failed;
+        }
     }
     free(pending);
-    if (failed && !rc) {
-        if (err)
-            *err = pool_err;
-        return failed;
-    }
     return rc;
 }
 

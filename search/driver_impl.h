@@ -40,14 +40,22 @@ typedef struct search {
     long best_trial;
     double best;
     int best_healthy;          /* the best so far has no disqualifying finding */
+    /* the running round's pruning reference (bayes, median rule): median[e - 1] is the
+     * median metric at epoch e of the stage's trials final before the round; NULL: none */
+    double *prune_median;
+    long prune_epochs, prune_min;
 } search;
 
 #define MAX_SETTINGS 16
 
 /* How one trial of a stage differs from the base config. */
+#define NS_PLAN_MAX_DIMS 64    /* searched keys a bayes stage handles */
+
 typedef struct trial_plan {
     int midpoint;              /* 1: the searched keys at the middle of their ranges (u = 0.5)
                                   instead of a random point */
+    int has_point;             /* 1: point holds the trial's place in the unit cube (bayes) */
+    double point[NS_PLAN_MAX_DIMS];
     int own_budget;            /* 1: keep the config's train: budget (final stage) */
     int n_set;
     ns_setting set[MAX_SETTINGS];
@@ -63,8 +71,17 @@ void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
 /* The number of trials stage st runs (random: st->trials; the others from their options,
  * the data and the later stages of the pipeline). */
 long stage_trial_count(const search *s, const ns_stage_cfg *st);
-/* The plan of trial i (0-based) of stage st, from st and the decisions so far. */
-void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p);
+/* The plan of trial i (0-based; the stage's first trial is number first) of stage st,
+ * from st, the decisions so far and (bayes) the trials final before the round. NS_OK, or
+ * NS_ERUNTIME with *err (a store or GP failure). */
+int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err);
+/* Before a round (trials round_first.. of the stage starting at first): sets the pruning
+ * reference of a pruning bayes stage; stage_round_end drops it. */
+int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err);
+void stage_round_end(search *s);
+/* Whether the running trial that just recorded rec is to stop (bayes, median rule). Called
+ * from the pool's threads: reads only the round's fixed reference. */
+int stage_should_prune(const search *s, const ns_epoch_record *rec);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
  * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
  * NS_OK or the trial's own error (a failed trial, not a failed search). */

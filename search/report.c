@@ -487,18 +487,23 @@ static ranked *rank_trials(const study_view *v)
     return r;
 }
 
-/* The trial a complete final stage trained (its decision's "trial"), or -1: the stages'
- * choice, which is the study's answer whatever scored higher in the shorter trials. */
+/* The trial the last complete final stage trained (its decision's "trial") or select
+ * stage chose ("winner"), or -1: the stages' choice, which is the study's answer whatever
+ * scored higher elsewhere. */
 static long final_choice(const ns_stage_row *stages, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
         const char *colon = strchr(stages[i].name, ':');
-        const char *dec = stages[i].decision ? strstr(stages[i].decision, "\"trial\":") : NULL;
-        if (stages[i].state != NS_STAGE_COMPLETE || !colon || strcmp(colon + 1, "final") || !dec)
+        if (stages[i].state != NS_STAGE_COMPLETE || !colon || !stages[i].decision)
+            continue;
+        const char *key = !strcmp(colon + 1, "final") ? "\"trial\":"
+                          : !strcmp(colon + 1, "select") ? "\"winner\":" : NULL;
+        const char *at = key ? strstr(stages[i].decision, key) : NULL;
+        if (!at)
             continue;
         char *end;
-        long t = strtol(dec + 8, &end, 10);
-        return end > dec + 8 ? t : -1;
+        long t = strtol(at + strlen(key), &end, 10);
+        return end > at + strlen(key) ? t : -1;
     }
     return -1;
 }
@@ -695,7 +700,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         if (best->health_flags > 0) {
             int chosen = final_choice(v->stages, v->n_stages) == best->number;
             fprintf(f, "health:  trial %d%s:\n", best->number,
-                    chosen ? " (the final stage's configuration)"
+                    chosen ? " (the stages' choice)"
                     : rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)"
                                             : "");
             put_findings(f, best->health, pre);

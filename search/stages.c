@@ -14,6 +14,7 @@
 #include "../engine/jsonbuf.h"
 #include "../engine/lrfind.h"
 #include "../engine/rng.h"
+#include "bayes.h"
 #include "driver_impl.h"
 #include "lrfind.h"
 #include "report.h"
@@ -162,6 +163,8 @@ long stage_trial_count(const search *s, const ns_stage_cfg *st)
     case NS_STAGE_BATCH: return batch_sizes(s, st, sizes);
     case NS_STAGE_COMPARE: return (long)st->n_optimizers * st->n_schedules * st->seeds;
     case NS_STAGE_FINAL: return 1;
+    case NS_STAGE_BAYES: return st->trials;
+    case NS_STAGE_SELECT: return 0;
     }
     return 0;
 }
@@ -207,11 +210,15 @@ static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int ba
     }
 }
 
-void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p)
+int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err)
 {
     memset(p, 0, sizeof *p);
     const decisions *d = &s->dec;
     int opt = d->have_pair ? d->opt : reference_opt(s);
+    if (st->kind == NS_STAGE_BAYES) { /* a point of the space, with what earlier stages fixed */
+        inherit(s, p, opt, d->have_pair, d->batch);
+        return bayes_plan(s, st, first, i, p, err);
+    }
     switch (st->kind) {
     case NS_STAGE_RANDOM:
         inherit(s, p, opt, d->have_pair, d->batch);
@@ -255,7 +262,11 @@ void stage_plan(const search *s, const ns_stage_cfg *st, long i, trial_plan *p)
         p->own_budget = 1;
         inherit(s, p, opt, d->have_pair, d->batch);
         break;
+    case NS_STAGE_BAYES:
+    case NS_STAGE_SELECT:
+        break;
     }
+    return NS_OK;
 }
 
 /* ---- the LR range test trial ---------------------------------------------------------------- */
@@ -385,8 +396,9 @@ static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf
             best_healthy = h;
         }
     }
-    ns_jbuf_putf(j, "\"trials\":%ld,\"complete\":%ld,\"diverged\":%ld,\"failed\":%ld,", count,
-                 counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_DIVERGED], counts[NS_TRIAL_FAILED]);
+    ns_jbuf_putf(j, "\"trials\":%ld,\"complete\":%ld,\"pruned\":%ld,\"diverged\":%ld,\"failed\":%ld,",
+                 count, counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_PRUNED], counts[NS_TRIAL_DIVERGED],
+                 counts[NS_TRIAL_FAILED]);
     ns_jbuf_putf(j, "\"not_run\":%ld,\"best_trial\":%ld,\"best_%s\":",
                  counts[NS_TRIAL_QUEUED] + counts[NS_TRIAL_INTERRUPTED], best,
                  ns_metric_name(s->metric));
@@ -644,6 +656,8 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
         case NS_STAGE_BATCH: rc = decide_batch(s, st, r, count, &j, err); break;
         case NS_STAGE_COMPARE: decide_compare(st, r, count, &j); break;
         case NS_STAGE_FINAL: decide_final(r, count, &j); break;
+        case NS_STAGE_BAYES: decide_summary(s, r, count, &j); break;
+        case NS_STAGE_SELECT: rc = decide_select(s, st, &j, err); break;
         }
         ns_jbuf_put(&j, "}", 1);
         if (!rc && pass == 0 && !(buf = malloc(j.len + 1)))
@@ -730,7 +744,12 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
         if (json_num(decision, "trial", &v))
             d->final_trial = (long)v;
         break;
+    case NS_STAGE_SELECT:
+        if (json_num(decision, "winner", &v))
+            d->final_trial = (long)v;
+        break;
     case NS_STAGE_RANDOM:
+    case NS_STAGE_BAYES:
         break;
     }
 }

@@ -1124,8 +1124,12 @@ Test(config, error_stages)
                  "data:\n  train: %s\nsearch:\n  stages:\n    - random\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:5:14:", "search.stages[0].stage: unknown stage 'randm' (did you mean 'random'?); available: random"),
                  "data:\n  train: %s\nsearch:\n  stages:\n    - stage: randm\n      trials: 2\n      epochs: 1\n", csv_file);
-    EXPECT_ERROR(FRAGS("cfg.yaml:6:14:", "search.stages[1].stage: unknown stage 'bayes'; available: random"),
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:14:", "search.stages[1].stage: unknown stage 'gp'; available: random, lr_range, batch_sweep, compare, final, bayes, select"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - {stage: random, trials: 1, epochs: 1}\n    - stage: gp\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:6:7:", "search.stages[1]: missing 'trials:'", "bayes stage"),
                  "data:\n  train: %s\nsearch:\n  stages:\n    - {stage: random, trials: 1, epochs: 1}\n    - stage: bayes\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0].sizes: 16 after 32", "increasing order"),
+                 "data:\n  train: %s\nsearch:\n  stages:\n    - {stage: batch_sweep, sizes: [32, 16], epochs: 1}\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:5:7:", "search.stages[0]: missing 'stage:'", "available: random"),
                  "data:\n  train: %s\nsearch:\n  stages:\n    - trials: 2\n      epochs: 1\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:6:15:", "search.stages[0].trials: 0 is out of range"),

@@ -1,0 +1,454 @@
+/* stage_bayes.c — the bayes stage (GP proposals in rounds, median-rule pruning) and the
+ * select stage (the winner among all trials, with a reason for every other top trial).
+ * Both read only what the study stores, so a study's proposals, prunings and choice are the
+ * same whatever -j and however often it was interrupted. Not the GP (gp.c, bo.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../engine/health.h"
+#include "../engine/rng.h"
+#include "../model/modelfile.h"
+#include "bayes.h"
+#include "bo.h"
+#include "report.h"
+
+/* ---- trials as points of the space -------------------------------------------------------- */
+
+/* Copies the text of the JSON value at v into out without spaces and quotes (so "relu"
+ * and relu, [256,128] and [256, 128] compare equal). */
+static void compact_value(const char *v, char *out, size_t cap)
+{
+    size_t n = 0;
+    int depth = 0, in_str = 0;
+    for (const char *c = v; *c && n + 1 < cap; c++) {
+        if (*c == '"') {
+            in_str = !in_str;
+            continue;
+        }
+        if (!in_str && (*c == '[' || *c == '{'))
+            depth++;
+        if (!in_str && (*c == ']' || *c == '}')) {
+            if (depth == 0)
+                break;
+            depth--;
+        }
+        if (!in_str && depth == 0 && *c == ',')
+            break;
+        if (*c != ' ')
+            out[n++] = *c;
+        if (!in_str && depth == 0 && (*c == ']' || *c == '}'))
+            break;
+    }
+    out[n] = 0;
+}
+
+/* u (sp->n) from a trial's params: each searched key's value mapped into its range or
+ * choice; a key the trial did not record (a stage trial's reference point) at 0.5.
+ * Returns 0 when a value lies outside its range or matches no choice (the trial is not a
+ * point of this space: not an observation). */
+static int point_of(const ns_space *sp, const char *params, double *u)
+{
+    for (int i = 0; i < sp->n; i++) {
+        const ns_dim *d = &sp->dims[i];
+        char pat[64], val[256], choice[256];
+        snprintf(pat, sizeof pat, "\"%s\":", d->name);
+        const char *at = params ? strstr(params, pat) : NULL;
+        u[i] = 0.5;
+        if (!at)
+            continue;
+        compact_value(at + strlen(pat), val, sizeof val);
+        if (d->kind == NS_DIM_CHOICE) {
+            int k = -1;
+            for (int c = 0; c < d->n_choices && k < 0; c++) {
+                compact_value(d->choices[c], choice, sizeof choice);
+                if (!strcmp(choice, val))
+                    k = c;
+            }
+            if (k < 0)
+                return 0;
+            u[i] = ns_dim_unit(d, k);
+        } else {
+            char *end;
+            double x = strtod(val, &end);
+            if (end == val || !(x >= d->lo * (1 - 1e-12) && x <= d->hi * (1 + 1e-12)))
+                return 0;
+            u[i] = ns_dim_unit(d, x);
+        }
+    }
+    return 1;
+}
+
+/* The value the GP minimises: the study metric, negated when higher is better. */
+static double objective(const search *s, double metric) { return s->higher ? -metric : metric; }
+
+int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err)
+{
+    const ns_space *sp = &s->base.space;
+    if (sp->n == 0 || sp->n > NS_PLAN_MAX_DIMS)
+        return ns_err_set(err, NS_EINPUT, "%s: a bayes stage needs 1 to %d searched keys, the "
+                          "config has %d", s->base.path, NS_PLAN_MAX_DIMS, sp->n);
+    long R = st->round > 0 ? st->round : 1;
+    long round_first = first + (i / R) * R, me = first + i;
+    int D = ns_bo_dims(sp);
+    ns_trial_row *rows = NULL;
+    int n = 0;
+    int rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    double *X = malloc((size_t)(n + 1) * D * sizeof *X), *y = malloc((size_t)(n + 1) * sizeof *y);
+    double *P = malloc((size_t)(n + 1) * D * sizeof *P), *u = malloc((size_t)sp->n * sizeof *u);
+    double *x = malloc((size_t)D * sizeof *x);
+    int *feas = malloc((size_t)(n + 1) * sizeof *feas);
+    if (!X || !y || !P || !u || !x || !feas) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    int n_obs = 0, n_pend = 0;
+    for (int k = 0; k < n; k++) {
+        const ns_trial_row *t = &rows[k];
+        if (t->number >= me || !point_of(sp, t->params, u))
+            continue;
+        if (t->number >= round_first) { /* planned earlier in this round: pending */
+            ns_bo_encode(sp, u, P + (size_t)n_pend++ * D);
+            continue;
+        }
+        if (!trial_is_final(t->state))
+            continue;
+        int ok = (t->state == NS_TRIAL_COMPLETE || t->state == NS_TRIAL_PRUNED) &&
+                 isfinite(t->val_metric) &&
+                 !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
+        int bad = t->state == NS_TRIAL_DIVERGED || t->state == NS_TRIAL_FAILED ||
+                  (t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
+        if (!ok && !bad)
+            continue; /* no metric and no verdict (an LR range test): not an observation */
+        ns_bo_encode(sp, u, X + (size_t)n_obs * D);
+        y[n_obs] = ok ? objective(s, t->val_metric) : NAN;
+        feas[n_obs] = ok;
+        n_obs++;
+    }
+    ns_bo_spec spec;
+    ns_bo_spec_default(&spec, D);
+    if (st->init > 0)
+        spec.n_init = st->init;
+    spec.seed = ns_seed_derive(s->base.search.seed, (uint64_t)first, 0x6261796573ULL);
+    spec.snap = ns_bo_snap_space;
+    spec.snap_ctx = (void *)sp;
+    if ((rc = ns_bo_propose(&spec, D, X, y, feas, n_obs, P, n_pend, NULL, x, err)))
+        goto done;
+    ns_bo_decode(sp, x, p->point);
+    p->has_point = 1;
+done:
+    ns_trial_rows_free(rows, n);
+    free(X);
+    free(y);
+    free(P);
+    free(u);
+    free(x);
+    free(feas);
+    return rc;
+}
+
+/* ---- median-rule pruning ---------------------------------------------------------------------- */
+
+/* The metric of an epoch record that pruning compares, and whether higher is better: the
+ * study metric where epochs record it, else the validation loss. */
+static double epoch_metric(const search *s, const ns_epoch_record *r, int *higher)
+{
+    *higher = 0;
+    switch (s->metric) {
+    case NS_METRIC_VAL_ACC: *higher = 1; return r->val_acc;
+    case NS_METRIC_VAL_RMSE: return r->val_rmse;
+    default: return r->val_loss;
+    }
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Reference values needed at an epoch before the median may stop anyone. */
+#define PRUNE_MIN_REFERENCE 3
+
+int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err)
+{
+    stage_round_end(s);
+    if (st->kind != NS_STAGE_BAYES || st->prune != NS_PRUNE_MEDIAN || st->budget != NS_BUDGET_EPOCHS ||
+        round_first - first < PRUNE_MIN_REFERENCE)
+        return NS_OK;
+    long E = st->epochs;
+    double *vals = malloc((size_t)E * (size_t)(round_first - first) * sizeof *vals);
+    int *cnt = calloc((size_t)E, sizeof *cnt);
+    double *median = malloc((size_t)E * sizeof *median);
+    if (!vals || !cnt || !median) {
+        free(vals);
+        free(cnt);
+        free(median);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    long W = round_first - first;
+    for (long n = first; n < round_first; n++) {
+        ns_epoch_record *recs = NULL;
+        int nr = 0, rc = ns_store_epochs(s->store, (int)n, &recs, &nr, err);
+        if (rc) {
+            free(vals);
+            free(cnt);
+            free(median);
+            return rc;
+        }
+        for (int k = 0; k < nr; k++) {
+            int h;
+            double m = epoch_metric(s, &recs[k], &h);
+            long e = recs[k].epoch;
+            if (e >= 1 && e <= E && isfinite(m))
+                vals[(e - 1) * W + cnt[e - 1]++] = m;
+        }
+        free(recs);
+    }
+    for (long e = 0; e < E; e++) {
+        median[e] = NAN;
+        if (cnt[e] < PRUNE_MIN_REFERENCE)
+            continue;
+        double *v = vals + e * W;
+        qsort(v, (size_t)cnt[e], sizeof *v, cmp_double);
+        median[e] = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
+    }
+    free(vals);
+    free(cnt);
+    s->prune_median = median;
+    s->prune_epochs = E;
+    s->prune_min = st->min_epochs > 0 ? st->min_epochs : (E / 3 > 0 ? E / 3 : 1);
+    return NS_OK;
+}
+
+void stage_round_end(search *s)
+{
+    free(s->prune_median);
+    s->prune_median = NULL;
+}
+
+int stage_should_prune(const search *s, const ns_epoch_record *rec)
+{
+    if (!s->prune_median || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
+        return 0;
+    int higher;
+    double m = epoch_metric(s, rec, &higher), med = s->prune_median[rec->epoch - 1];
+    if (!isfinite(med) || !isfinite(m))
+        return 0;
+    return higher ? m < med : m > med;
+}
+
+/* ---- select ------------------------------------------------------------------------------------ */
+
+/* Parameters of trial n's model from its config file (0 when it cannot be read). */
+static long trial_params(const search *s, int n)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
+    ns_config c;
+    ns_err e = {0};
+    if (ns_config_load(&c, path, &e))
+        return 0;
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, &c, &s->data);
+    long total = 0, in = spec.n_in;
+    for (int l = 0; l <= spec.n_hidden; l++) {
+        long out = l < spec.n_hidden ? spec.hidden[l] : spec.n_out;
+        total += (in + 1) * out;
+        in = out;
+    }
+    ns_config_free(&c);
+    return total;
+}
+
+static int popcount(int64_t v)
+{
+    int c = 0;
+    for (; v > 0; v &= v - 1)
+        c++;
+    return c;
+}
+
+/* Test loss and metric of trial n's saved model (NaN when there is no test set or no
+ * model file: the test set is looked at here, once, for the winner). */
+static void winner_test(const search *s, int n, double *loss, double *acc, double *rmse)
+{
+    *loss = *acc = *rmse = NAN;
+    const ns_dataset *ds = &s->data.test;
+    if (!ds->n)
+        return;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trials/%d/model.nsm", s->dir, n);
+    ns_model_file mf;
+    ns_err e = {0};
+    if (ns_model_load(path, &mf, &e))
+        return;
+    const int EB = 1024;
+    ns_backend *be = ns_backend_cpu_alloc(1, &e);
+    ns_mlp *m = be ? ns_mlp_alloc(&mf.spec, be, EB, &e) : NULL;
+    if (m && mf.n_params == m->n_params) {
+        ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
+        double ls = 0, ws = 0, sq = 0;
+        long hits = 0;
+        int ok = 1;
+        for (long i0 = 0; i0 < ds->n && ok; i0 += EB) {
+            int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
+            ns_batch_out o;
+            ok = !m->net.batch(m->net.ctx, ds->x + (size_t)i0 * ds->d, ds->y ? ds->y + i0 : NULL,
+                               ds->t ? ds->t + i0 : NULL, B, 0, 0, &o, &e);
+            ls += o.loss_sum;
+            ws += o.weight_sum;
+            hits += o.correct;
+            sq += o.sq_err;
+        }
+        if (ok) {
+            *loss = ws > 0 ? ls / ws : NAN;
+            if (ds->task == NS_TASK_CLASSIFY)
+                *acc = (double)hits / (double)ds->n;
+            else
+                *rmse = sqrt(sq / (double)ds->n) * s->data.stdz.t_std;
+        }
+    }
+    ns_mlp_free(m);
+    ns_backend_free(be);
+    ns_model_file_free(&mf);
+}
+
+typedef struct cand {
+    const ns_trial_row *t;
+    int eligible;          /* converged, stable, not overfitting */
+    long params;
+    int warnings;          /* findings that did not disqualify it */
+} cand;
+
+int decide_select(search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
+{
+    ns_trial_row *rows = NULL;
+    int n = 0;
+    int rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    cand *c = calloc((size_t)(n > 0 ? n : 1), sizeof *c);
+    if (!c) {
+        ns_trial_rows_free(rows, n);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    const int64_t unfit = NS_SELECT_REJECT | NS_HEALTH_NOT_CONVERGED;
+    int nc = 0, n_eligible = 0;
+    for (int k = 0; k < n; k++) {
+        const ns_trial_row *t = &rows[k];
+        if (t->state != NS_TRIAL_COMPLETE || !isfinite(t->val_metric))
+            continue;
+        cand *x = &c[nc++];
+        x->t = t;
+        x->eligible = t->health_flags >= 0 && !(t->health_flags & unfit);
+        x->warnings = popcount(t->health_flags);
+        n_eligible += x->eligible;
+    }
+    /* the best eligible metric and its standard error: binomial for the accuracies (and,
+     * as an approximation, F1), 1% of the value for losses, whose per-row spread the
+     * study does not keep */
+    int fallback = n_eligible == 0;
+    double best = NAN;
+    for (int k = 0; k < nc; k++)
+        if ((c[k].eligible || fallback) && (!isfinite(best) || (s->higher ? c[k].t->val_metric > best
+                                                                          : c[k].t->val_metric < best)))
+            best = c[k].t->val_metric;
+    double se = 0;
+    if (isfinite(best)) {
+        long nv = s->data.val.n > 0 ? s->data.val.n : 1;
+        se = s->higher ? sqrt(fmax(best * (1 - best), 0) / (double)nv) : 0.01 * fabs(best);
+    }
+    /* among eligible trials within one standard error of the best: fewest parameters,
+     * then fewest warnings, then the better metric, then the lower number */
+    int w = -1;
+    for (int k = 0; k < nc; k++) {
+        if (!(c[k].eligible || fallback) || fabs(c[k].t->val_metric - best) > se)
+            continue;
+        c[k].params = trial_params(s, c[k].t->number);
+        if (w < 0)
+            w = k;
+        else {
+            const cand *a = &c[k], *b = &c[w];
+            int take = a->params != b->params ? a->params < b->params
+                       : a->warnings != b->warnings ? a->warnings < b->warnings
+                       : a->t->val_metric != b->t->val_metric
+                           ? (s->higher ? a->t->val_metric > b->t->val_metric
+                                        : a->t->val_metric < b->t->val_metric)
+                           : a->t->number < b->t->number;
+            if (take)
+                w = k;
+        }
+    }
+    if (w < 0) {
+        ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
+        free(c);
+        ns_trial_rows_free(rows, n);
+        return NS_OK;
+    }
+    const ns_trial_row *win = c[w].t;
+    double tl, ta, tr;
+    winner_test(s, win->number, &tl, &ta, &tr);
+    ns_jbuf_putf(j, "\"winner\":%d,\"stage\":\"%s\",\"%s\":", win->number, win->stage,
+                 ns_metric_name(s->metric));
+    ns_jbuf_num(j, win->val_metric);
+    ns_jbuf_put(j, ",\"standard_error\":", 18);
+    ns_jbuf_num(j, se);
+    ns_jbuf_putf(j, ",\"params\":%ld,\"eligible\":%d,\"fallback\":%s,\"test_loss\":", c[w].params,
+                 n_eligible, fallback ? "true" : "false");
+    ns_jbuf_num(j, tl);
+    ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
+    ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? ta : tr);
+    /* the other top trials by metric, each with why it lost */
+    ns_jbuf_put(j, ",\"others\":[", 11);
+    int shown = 0;
+    unsigned char *used = calloc((size_t)nc + 1, 1);
+    while (used && shown < st->top) {
+        int k = -1;
+        for (int q = 0; q < nc; q++)
+            if (q != w && !used[q] && (k < 0 || (s->higher ? c[q].t->val_metric > c[k].t->val_metric
+                                                           : c[q].t->val_metric < c[k].t->val_metric)))
+                k = q;
+        if (k < 0)
+            break;
+        used[k] = 1;
+        const cand *x = &c[k];
+        char why[256];
+        if (!x->eligible && !fallback) {
+            size_t at = (size_t)snprintf(why, sizeof why, "health:");
+            for (int b = 0; ns_health_code_name(b) && at < sizeof why; b++)
+                if (x->t->health_flags > 0 && (x->t->health_flags & ((int64_t)1 << b) & unfit))
+                    at += (size_t)snprintf(why + at, sizeof why - at, " %s", ns_health_code_name(b));
+            if (x->t->health_flags < 0)
+                snprintf(why, sizeof why, "not judged by the health detectors");
+        } else if (fabs(x->t->val_metric - best) > se) {
+            snprintf(why, sizeof why, "%s %.6g is %.3g from the best, beyond its standard error %.3g",
+                     ns_metric_name(s->metric), x->t->val_metric, fabs(x->t->val_metric - best), se);
+        } else {
+            long px = trial_params(s, x->t->number);
+            if (px != c[w].params)
+                snprintf(why, sizeof why, "within the standard error of the best, but %ld parameters "
+                         "against the winner's %ld", px, c[w].params);
+            else if (x->warnings != c[w].warnings)
+                snprintf(why, sizeof why, "as large, but %d health warnings against the winner's %d",
+                         x->warnings, c[w].warnings);
+            else
+                snprintf(why, sizeof why, "tied with the winner; the better metric (or the lower trial "
+                         "number) decided");
+        }
+        ns_jbuf_putf(j, "%s{\"trial\":%d,\"%s\":", shown ? "," : "", x->t->number,
+                     ns_metric_name(s->metric));
+        ns_jbuf_num(j, x->t->val_metric);
+        ns_jbuf_put(j, ",\"why\":", 7);
+        ns_jbuf_str(j, why, sizeof why);
+        ns_jbuf_put(j, "}", 1);
+        shown++;
+    }
+    free(used);
+    ns_jbuf_put(j, "]", 1);
+    free(c);
+    ns_trial_rows_free(rows, n);
+    return NS_OK;
+}

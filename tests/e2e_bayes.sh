@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# e2e_bayes.sh — end-to-end checks of the bayes and select stages: GP proposals in rounds
+# with median-rule pruning after a random stage, then the selection with its reasons; the
+# same trials, prunings and choice with -j 1, -j 2 and after SIGKILLs and resumes; export
+# follows the selection.
+# usage: tests/e2e_bayes.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_bayes.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-bayes-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+pass=0 fail=0
+check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
+decisions() { sqlite3 "$1/study.db" "SELECT name, state, decision FROM stage ORDER BY position"; }
+dec() { sqlite3 "$1/study.db" "SELECT json_extract(decision, '$3') FROM stage WHERE name = '$2'"; }
+
+cat >"$T/b.yaml" <<YAML
+data:
+  train: $PWD/configs/data/quickstart.csv
+  test: $PWD/configs/data/quickstart-test.csv
+  val_fraction: 0.2
+model:
+  hidden: {choice: [[16], [64], [64, 32]]}
+  activation: {choice: [relu, tanh]}
+  dropout: {uniform: [0, 0.3]}
+train:
+  epochs: 20
+  batch_size: {int: [32, 256], log: true}
+  lr: {log_uniform: [1e-4, 1e-1]}
+  schedule: cosine
+search:
+  name: b
+  seed: 2
+  stages:
+    - {stage: random, trials: 6, epochs: 20}
+    - {stage: bayes, trials: 12, epochs: 20, round: 2}
+    - {stage: select, top: 4}
+YAML
+
+"$NS" "$T/b.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
+check "bayes -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+check "18 trials, none left running" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('complete','pruned')")" -eq 18
+check "the median rule pruned some trials" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='pruned'")" -ge 1
+check "pruned trials stopped before the budget" test "$(sqlite3 "$T/a/study.db" "SELECT max(epochs) FROM trial WHERE state='pruned'")" -lt 20
+check "bayes proposals differ from each other" test "$(sqlite3 "$T/a/study.db" "SELECT count(DISTINCT params) FROM trial WHERE stage='2:bayes'")" -eq 12
+best_random=$(sqlite3 "$T/a/study.db" "SELECT max(val_metric) FROM trial WHERE stage='1:random'")
+best_bayes=$(sqlite3 "$T/a/study.db" "SELECT max(val_metric) FROM trial WHERE stage='2:bayes'")
+echo "best val_acc: random stage $best_random, bayes stage $best_bayes"
+w=$(dec "$T/a" 3:select '$.winner')
+others=$(sqlite3 "$T/a/study.db" "SELECT json_array_length(decision, '$.others') FROM stage WHERE name='3:select'")
+check "select names a winner ($w), its test accuracy ($(dec "$T/a" 3:select '$.test_acc')) and why 4 others lost ($others)" \
+  bash -c "[ -n '$w' ] && [ -n '$(dec "$T/a" 3:select '$.test_acc')' ] && [ '$others' = 4 ] && [ -n '$(dec "$T/a" 3:select '$.others[0].why')' ]"
+check "the winner has no disqualifying finding" test "$(sqlite3 "$T/a/study.db" "SELECT coalesce(health_flags,0) & (287|32) FROM trial WHERE number=$w")" -eq 0
+"$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
+check "export writes the winner's config" grep -q "trial $w," "$T/best.yaml"
+"$NS" status "$T/a" >"$T/status.txt"
+check "status shows the selection" grep -q "select *complete  winner=$w" "$T/status.txt"
+
+"$NS" "$T/b.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
+check "bayes -j 2 exit 0" test $? -eq 0
+check "-j 1 and -j 2: the same trials and prunings" cmp -s <(table "$T/a") <(table "$T/b")
+check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
+
+cut_short=0
+for delay in 0.1 0.2 0.35 0.5 0.7 1 1.5 2 3; do
+  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/b.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
+  [[ "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM stage WHERE state='complete'" 2>/dev/null)" == 3 ]] && break
+  cut_short=$((cut_short + 1))
+done
+check "at least one kill cut the study short ($cut_short)" test "$cut_short" -ge 1
+"$NS" resume "$T/c" --quiet >/dev/null 2>&1
+check "resume exit 0" test $? -eq 0
+check "killed and resumed: the same trials" cmp -s <(table "$T/a") <(table "$T/c")
+check "killed and resumed: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/c")
+
+printf 'data: {train: %s}\nsearch:\n  stages: [{stage: bayes, trials: 3, epochs: 2}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
+"$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
+check "bayes without searched keys: exit 2 with a location ($(cat "$T/bad.err"))" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'bad.yaml:3:.*bayes stage searches' '$T/bad.err'"
+echo "e2e_bayes: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
