@@ -22,9 +22,9 @@ void ns_bo_spec_default(ns_bo_spec *spec, int d)
     spec->n_sobol = 1024;
     spec->n_local = 128;
     spec->n_refine = 5;
-    spec->n_starts = 3;
-    spec->max_iter = 50;
-    spec->refit_every = 5;
+    spec->n_starts = 2;
+    spec->max_iter = 20;
+    spec->refit_every = 10;
 }
 
 /* Point `index` of a d-dimensional low-discrepancy sequence shifted by `shift` modulo 1,

@@ -31,7 +31,8 @@
  *    gradient through x = (1 - cos(pi z)) / 2 (the box without constraints), snapped,
  *    and the best of everything is returned.
  *  - Hyperparameters: BFGS from the warm start (hyp, the previous proposal's fit, when
- *    given) plus n_starts - 1 draws from the priors, each at most max_iter iterations.
+ *    given) plus n_starts - 1 starts drawn from the priors (ns_gp_fit), each at most
+ *    max_iter iterations.
  *    With a warm start, the extra random starts run only when t is a multiple of
  *    refit_every (a full refit), otherwise the warm start alone is refined: the
  *    hyperparameters barely move between consecutive observations and the fit is the
@@ -53,9 +54,9 @@ typedef struct ns_bo_spec {
     int n_sobol;       /* Sobol acquisition candidates [1024] */
     int n_local;       /* candidates around the best observations [128] */
     int n_refine;      /* best candidates refined by BFGS [5] */
-    int n_starts;      /* hyperparameter BFGS starts, warm start included [3] */
-    int max_iter;      /* BFGS iterations per hyperparameter start [50] */
-    int refit_every;   /* full refits (all starts) every this many proposals [5] */
+    int n_starts;      /* hyperparameter BFGS starts, warm start included [2] */
+    int max_iter;      /* BFGS iterations per hyperparameter start [20] */
+    int refit_every;   /* full refits (all starts) every this many proposals [10] */
     uint64_t seed;     /* Sobol shifts, candidate perturbations, hyperparameter starts */
     ns_bo_snap_fn snap;
     void *snap_ctx;

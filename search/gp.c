@@ -25,6 +25,7 @@
 #define PRIOR_LOG_SN2_MEAN (-6.90775527898213705205) /* log 1e-3 */
 #define PRIOR_LOG_SN2_SD 2.0
 #define JITTER_TRIES 10
+#define RAW_PER_START 8
 
 struct ns_gp {
     int d, n, cap;       /* inputs, observations, allocated rows */
@@ -38,6 +39,7 @@ struct ns_gp {
     gsl_matrix *W;       /* (cap, cap) scratch: K^-1 in the gradient */
     double *alpha;       /* (cap) (K + sn2 I)^-1 y */
     double *scratch;     /* (cap + d) */
+    double *pair;        /* (cap (cap - 1)) kernel values and derivative factors, see factorise */
     int factored;        /* L and alpha match theta and data */
 };
 
@@ -75,6 +77,7 @@ void ns_gp_free(ns_gp *gp)
         gsl_matrix_free(gp->W);
     free(gp->alpha);
     free(gp->scratch);
+    free(gp->pair);
     free(gp);
 }
 
@@ -114,19 +117,33 @@ static double matern52(double r2, double sf2)
 }
 
 /* Fills the lower triangle of m with K(theta) + sn2 I + jitter I and factorises it in
- * place, raising the jitter until it succeeds. Returns 0, or -1 when nothing worked. */
+ * place, raising the jitter until it succeeds. Each pair's kernel value and the factor
+ * sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} of its length-scale derivatives go to gp->pair first
+ * (two doubles per pair j < i at 2 (i (i - 1) / 2 + j)): the exps are the bulk of an
+ * evaluation and the gradient needs them again. Returns 0, or -1 when nothing worked. */
 static int factorise(const ns_gp *gp, gsl_matrix *m, const double *inv_l2, double sf2,
                      double sn2)
 {
     int n = gp->n, d = gp->d;
+    double *pr = gp->pair;
+    for (int i = 0; i < n; i++) {
+        const double *xi = gp->X + (size_t)i * d;
+        for (int j = 0; j < i; j++, pr += 2) {
+            double r2 = r2_of(xi, gp->X + (size_t)j * d, inv_l2, d), r = sqrt(r2);
+            double e = sf2 * exp(-SQRT5 * r);
+            pr[0] = (1 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
+            pr[1] = (5.0 / 3.0) * (1 + SQRT5 * r) * e;
+        }
+    }
     gsl_set_error_handler_off();
     for (int t = 0; t < JITTER_TRIES; t++) {
         double jit = t == 0 ? 0 : 1e-10 * pow(10, t - 1);
+        pr = gp->pair;
         for (int i = 0; i < n; i++) {
-            const double *xi = gp->X + (size_t)i * d;
-            for (int j = 0; j < i; j++)
-                gsl_matrix_set(m, i, j, matern52(r2_of(xi, gp->X + (size_t)j * d, inv_l2, d), sf2));
-            gsl_matrix_set(m, i, i, sf2 + sn2 + jit);
+            double *row = m->data + (size_t)i * m->tda;
+            for (int j = 0; j < i; j++, pr += 2)
+                row[j] = pr[0];
+            row[i] = sf2 + sn2 + jit;
         }
         gsl_matrix_view v = gsl_matrix_submatrix(m, 0, 0, n, n);
         if (gsl_linalg_cholesky_decomp1(&v.matrix) == GSL_SUCCESS)
@@ -183,6 +200,7 @@ int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
         free(gp->y);
         free(gp->alpha);
         free(gp->scratch);
+        free(gp->pair);
         if (gp->L)
             gsl_matrix_free(gp->L);
         if (gp->W)
@@ -193,10 +211,11 @@ int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
         gp->y = malloc((size_t)n * sizeof *gp->y);
         gp->alpha = malloc((size_t)n * sizeof *gp->alpha);
         gp->scratch = malloc((size_t)(n + d) * sizeof *gp->scratch);
+        gp->pair = malloc(((size_t)n * (n - 1) + 1) * sizeof *gp->pair);
         gsl_set_error_handler_off();
         gp->L = gsl_matrix_alloc(n, n);
         gp->W = gsl_matrix_alloc(n, n);
-        if (!gp->X || !gp->y || !gp->alpha || !gp->scratch || !gp->L || !gp->W)
+        if (!gp->X || !gp->y || !gp->alpha || !gp->scratch || !gp->pair || !gp->L || !gp->W)
             return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d observations", n);
         gp->cap = n;
     }
@@ -269,23 +288,22 @@ double ns_gp_log_post(ns_gp *gp, const double *theta, int with_prior, double *gr
          * i != j is twice the sum over j < i (symmetry). The diagonal of the total K only
          * depends on sf2 and sn2 (the jitter is not differentiated: it is a rescue). */
         double *g = grad;
+        const double *pr = gp->pair;
         for (int i = 0; i < n; i++) {
             const double *xi = gp->X + (size_t)i * d;
-            for (int j = 0; j < i; j++) {
+            const double *ki = wv.matrix.data + (size_t)i * wv.matrix.tda;
+            for (int j = 0; j < i; j++, pr += 2) {
                 const double *xj = gp->X + (size_t)j * d;
-                double w = alpha[i] * alpha[j] - gsl_matrix_get(&wv.matrix, i, j);
-                double r2 = r2_of(xi, xj, inv_l2, d), r = sqrt(r2);
-                double e = exp(-SQRT5 * r);
-                double k = sf2 * (1 + SQRT5 * r + 5.0 / 3.0 * r2) * e;
-                /* dk/dlog l_k = sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} (x_ik - x_jk)^2 / l_k^2 */
-                double c = w * sf2 * (5.0 / 3.0) * (1 + SQRT5 * r) * e;
+                double w = alpha[i] * alpha[j] - ki[j];
+                /* dk/dlog l_q = sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} (x_iq - x_jq)^2 / l_q^2 */
+                double c = w * pr[1];
                 for (int q = 0; q < d; q++) {
                     double t = xi[q] - xj[q];
                     g[q] += c * t * t * inv_l2[q];
                 }
-                g[d] += w * k;
+                g[d] += w * pr[0];
             }
-            double wii = alpha[i] * alpha[i] - gsl_matrix_get(&wv.matrix, i, i);
+            double wii = alpha[i] * alpha[i] - ki[i];
             g[d] += 0.5 * wii * sf2;
             g[d + 1] += 0.5 * wii * sn2;
         }
@@ -340,24 +358,47 @@ int ns_gp_fit(ns_gp *gp, const double *theta0, int n_starts, int max_iter, ns_rn
     if (!s)
         return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for the optimiser");
     gsl_multimin_function_fdf fn = {obj_f, obj_df, obj_fdf, (size_t)np, gp};
+    /* the other starts: the best of RAW_PER_START prior draws each, by objective value
+     * alone (no gradient: a factorisation each), so BFGS runs only from promising ones */
+    int n_raw = (n_starts - 1) * RAW_PER_START;
+    double *raw = n_raw > 0 ? malloc((size_t)n_raw * (np + 1) * sizeof *raw) : NULL;
+    if (n_raw > 0 && !raw) {
+        gsl_multimin_fdfminimizer_free(s);
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for the optimiser");
+    }
+    for (int a = 0; a < n_raw; a++) {
+        double *th = raw + (size_t)a * (np + 1);
+        for (int k = 0; k < np; k++) {
+            double mu = k < d ? PRIOR_LOG_L_MEAN : k == d ? PRIOR_LOG_SF2_MEAN : PRIOR_LOG_SN2_MEAN;
+            double sd = k < d ? PRIOR_LOG_L_SD : k == d ? PRIOR_LOG_SF2_SD : PRIOR_LOG_SN2_SD;
+            th[k] = mu + sd * ns_rng_normal(rng);
+        }
+        double lp = ns_gp_log_post(gp, th, 1, NULL);
+        th[np] = isfinite(lp) ? lp : -HUGE_VAL;
+    }
     for (int st = 0; st < n_starts; st++) {
         if (st == 0) {
             memcpy(start, best, sizeof start);
-        } else {
-            for (int k = 0; k < np; k++) {
-                double mu = k < d ? PRIOR_LOG_L_MEAN : k == d ? PRIOR_LOG_SF2_MEAN : PRIOR_LOG_SN2_MEAN;
-                double sd = k < d ? PRIOR_LOG_L_SD : k == d ? PRIOR_LOG_SF2_SD : PRIOR_LOG_SN2_SD;
-                start[k] = mu + sd * ns_rng_normal(rng);
-            }
+        } else { /* the best unused draw (first on ties), then marked used */
+            int bi = 0;
+            for (int a = 1; a < n_raw; a++)
+                if (raw[(size_t)a * (np + 1) + np] > raw[(size_t)bi * (np + 1) + np])
+                    bi = a;
+            memcpy(start, raw + (size_t)bi * (np + 1), sizeof start);
+            raw[(size_t)bi * (np + 1) + np] = -INFINITY;
         }
         gsl_vector_view x0 = gsl_vector_view_array(start, (size_t)np);
         if (gsl_multimin_fdfminimizer_set(s, &fn, &x0.vector, 0.1, 0.1) != GSL_SUCCESS)
             continue;
+        double f_prev = s->f;
         for (int it = 0; it < max_iter; it++) {
             if (gsl_multimin_fdfminimizer_iterate(s) != GSL_SUCCESS)
                 break; /* no progress: the line search found nothing better */
-            if (gsl_multimin_test_gradient(s->gradient, 1e-3) == GSL_SUCCESS)
+            /* a thousandth of a nat changes no posterior that matters */
+            if (gsl_multimin_test_gradient(s->gradient, 1e-3) == GSL_SUCCESS ||
+                f_prev - s->f < 1e-3)
                 break;
+            f_prev = s->f;
         }
         double f = s->f;
         int finite = isfinite(f) && f < 1e299;
@@ -369,6 +410,7 @@ int ns_gp_fit(ns_gp *gp, const double *theta0, int n_starts, int max_iter, ns_rn
         }
     }
     gsl_multimin_fdfminimizer_free(s);
+    free(raw);
     return ns_gp_theta_set(gp, best, err);
 }
 

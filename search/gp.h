@@ -57,9 +57,11 @@ double ns_gp_log_post(ns_gp *gp, const double *theta, int with_prior, double *gr
 
 /* Maximises ns_gp_log_post (with priors) by BFGS (gsl_multimin vector_bfgs2) from
  * n_starts >= 1 starts: theta0 when not NULL (the warm start, e.g. the previous fit),
- * else the default theta, then draws from the priors (rng). Each start runs at most
- * max_iter iterations. The best theta found is set (and factorised); one start always
- * succeeds unless every start fails, when the model keeps theta0 / the default.
+ * else the default theta; each further start is the best (by log posterior alone, no
+ * gradient) of 8 draws from the priors (rng), so BFGS only runs from promising places.
+ * Each start runs at most max_iter iterations and stops early when the gradient norm is
+ * below 1e-3 or an iteration gains less than 1e-3 nats. The best theta found is set (and
+ * factorised); if every start fails the model keeps theta0 / the default.
  * NS_OK, or the errors of ns_gp_theta_set. */
 int ns_gp_fit(ns_gp *gp, const double *theta0, int n_starts, int max_iter, ns_rng *rng,
               ns_err *err);

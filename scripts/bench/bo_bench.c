@@ -1,0 +1,175 @@
+/* bo_bench.c — nnsearch's GP-BO (search/bo.h) and random search on Branin (2-D) and
+ * Hartmann-6, and the time per proposal at 50/100/200 observations in 8-D.
+ * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
+ * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret"
+ *        bo_bench timing              -> lines "timing n median_ms mean_ms max_ms" */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "search/bo.h"
+
+#define BRANIN_MIN 0.397887
+#define HARTMANN6_MIN (-3.32237)
+
+static double branin(const double *u)
+{
+    double x = -5 + 15 * u[0], y = 15 * u[1];
+    double b = 5.1 / (4 * M_PI * M_PI), c = 5 / M_PI, t = 1 / (8 * M_PI);
+    double q = y - b * x * x + c * x - 6;
+    return q * q + 10 * (1 - t) * cos(x) + 10;
+}
+
+static double hartmann6(const double *x)
+{
+    static const double al[4] = {1.0, 1.2, 3.0, 3.2};
+    static const double A[4][6] = {{10, 3, 17, 3.5, 1.7, 8}, {0.05, 10, 17, 0.1, 8, 14},
+                                   {3, 3.5, 1.7, 10, 17, 8}, {17, 8, 0.05, 10, 0.1, 14}};
+    static const double P[4][6] = {{1312, 1696, 5569, 124, 8283, 5886},
+                                   {2329, 4135, 8307, 3736, 1004, 9991},
+                                   {2348, 1451, 3522, 2883, 3047, 6650},
+                                   {4047, 8828, 8732, 5743, 1091, 381}};
+    double f = 0;
+    for (int i = 0; i < 4; i++) {
+        double s = 0;
+        for (int j = 0; j < 6; j++) {
+            double t = x[j] - P[i][j] * 1e-4;
+            s += A[i][j] * t * t;
+        }
+        f -= al[i] * exp(-s);
+    }
+    return f;
+}
+
+typedef struct problem {
+    const char *name;
+    int d;
+    double (*f)(const double *);
+    double fmin;
+} problem;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + 1e-9 * ts.tv_nsec;
+}
+
+static int cmp_d(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int run_gp(const problem *p, int rep, int evals, double *regret)
+{
+    int d = p->d;
+    double *X = malloc((size_t)evals * d * sizeof *X), *y = malloc((size_t)evals * sizeof *y);
+    double hyp[NS_BO_HYP_LEN(6)];
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, d);
+    s.seed = (uint64_t)rep;
+    ns_err err = {0};
+    double best = HUGE_VAL;
+    for (int t = 0; t < evals; t++) {
+        if (ns_bo_propose(&s, d, X, y, NULL, t, NULL, 0, hyp, X + (size_t)t * d, &err) != NS_OK) {
+            fprintf(stderr, "bo_bench: %s\n", err.msg);
+            return 1;
+        }
+        y[t] = p->f(X + (size_t)t * d);
+        best = fmin(best, y[t]);
+    }
+    *regret = best - p->fmin;
+    free(X);
+    free(y);
+    return 0;
+}
+
+static double run_random(const problem *p, int rep, int evals)
+{
+    ns_rng r;
+    ns_rng_seed(&r, (uint64_t)rep);
+    double best = HUGE_VAL, x[6];
+    for (int t = 0; t < evals; t++) {
+        for (int k = 0; k < p->d; k++)
+            x[k] = ns_rng_uniform(&r);
+        best = fmin(best, p->f(x));
+    }
+    return best - p->fmin;
+}
+
+/* Proposals at n = n0 .. n0 + k - 1 observations of a smooth random 8-D function, each
+ * warm-started from the previous one's hyperparameters (as in a search), so that the one
+ * full refit in every refit_every proposals is part of the figures. */
+static int timing(int n0)
+{
+    enum { D = 8, K = 10 };
+    int nmax = n0 + K;
+    double *X = malloc((size_t)nmax * D * sizeof *X), *y = malloc((size_t)nmax * sizeof *y);
+    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], ms[K];
+    ns_rng r;
+    ns_rng_seed(&r, 42);
+    for (int k = 0; k < D; k++)
+        w[k] = ns_rng_normal(&r);
+    for (int i = 0; i < nmax; i++) {
+        double s = 0;
+        for (int k = 0; k < D; k++) {
+            X[i * D + k] = ns_rng_uniform(&r);
+            s += w[k] * sin(3 * X[i * D + k] + k);
+        }
+        y[i] = s + 0.01 * ns_rng_normal(&r);
+    }
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, D);
+    s.seed = 1;
+    ns_err err = {0};
+    if (ns_bo_propose(&s, D, X, y, NULL, n0 - 1, NULL, 0, hyp, out, &err) != NS_OK) /* warm-up fit */
+        goto fail;
+    for (int j = 0; j < K; j++) {
+        double t0 = now();
+        if (ns_bo_propose(&s, D, X, y, NULL, n0 + j, NULL, 0, hyp, out, &err) != NS_OK)
+            goto fail;
+        ms[j] = 1e3 * (now() - t0);
+    }
+    double mean = 0;
+    for (int j = 0; j < K; j++)
+        mean += ms[j] / K;
+    qsort(ms, K, sizeof *ms, cmp_d);
+    printf("timing %d %.2f %.2f %.2f\n", n0, 0.5 * (ms[K / 2 - 1] + ms[K / 2]), mean, ms[K - 1]);
+    free(X);
+    free(y);
+    return 0;
+fail:
+    fprintf(stderr, "bo_bench: %s\n", err.msg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && !strcmp(argv[1], "regret")) {
+        int reps = atoi(argv[2]), evals = atoi(argv[3]);
+        problem ps[2] = {{"branin", 2, branin, BRANIN_MIN}, {"hartmann6", 6, hartmann6, HARTMANN6_MIN}};
+        for (int i = 0; i < 2; i++)
+            for (int rep = 1; rep <= reps; rep++) {
+                double g;
+                double t0 = now();
+                if (run_gp(&ps[i], rep, evals, &g))
+                    return 1;
+                printf("%s gp %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
+                printf("%s random %d %.9g 0\n", ps[i].name, rep, run_random(&ps[i], rep, evals));
+                fflush(stdout);
+            }
+        return 0;
+    }
+    if (argc == 2 && !strcmp(argv[1], "timing")) {
+        int ns[3] = {50, 100, 200};
+        for (int i = 0; i < 3; i++)
+            if (timing(ns[i]))
+                return 1;
+        return 0;
+    }
+    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing\n");
+    return 2;
+}
