@@ -673,19 +673,26 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
     return NS_OK;
 }
 
-/* Narrows a searched train.lr to the bounds the range test found (their hull over the
- * families a later stage may use), so later random points spend no trials far off. */
+/* Narrows a searched train.lr to the bounds the range test found: those of the compare
+ * leader's family when the optimizer is settled (rescaled to the chosen batch size), else
+ * their hull over the families, so later random or bayes points spend no trials far off. */
 static void narrow_lr(search *s)
 {
+    const decisions *dc = &s->dec;
     int k = ns_space_find(&s->base.space, "train.lr");
     if (k < 0)
         return;
     ns_dim *d = &s->base.space.dims[k];
     double lo = INFINITY, hi = 0;
+    int settled = dc->have_pair && ns_space_find(&s->base.space, "train.optimizer") < 0;
     for (int f = 0; f < N_FAMILIES; f++)
-        if (s->dec.have_lr[f]) {
-            lo = fmin(lo, s->dec.lr_lo[f]);
-            hi = fmax(hi, s->dec.lr_hi[f]);
+        if (dc->have_lr[f] && (!settled || f == family_of(dc->opt))) {
+            double scale = dc->batch > 0 && dc->batch_ref > 0
+                               ? lr_scale(dc->scaling, settled ? dc->opt : f == FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM,
+                                          dc->batch, dc->batch_ref)
+                               : 1.0;
+            lo = fmin(lo, dc->lr_lo[f] * scale);
+            hi = fmax(hi, dc->lr_hi[f] * scale);
         }
     if (!(hi > lo) || (d->kind != NS_DIM_LOG_UNIFORM && d->kind != NS_DIM_UNIFORM))
         return;
@@ -725,6 +732,7 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
             d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
                          : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
                          : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
+        narrow_lr(s);
         break;
     case NS_STAGE_COMPARE:
         if (json_str(decision, "leader", txt, sizeof txt)) {
@@ -739,6 +747,7 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
                 if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
                     d->sched = k;
         }
+        narrow_lr(s);
         break;
     case NS_STAGE_FINAL:
         if (json_num(decision, "trial", &v))

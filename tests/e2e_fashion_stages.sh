@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# e2e_fashion_stages.sh — the acceptance run of the stages: configs/fashion-mnist.yaml
+# e2e_fashion_stages.sh — the acceptance run of the stages: configs/fashion-mnist-stages.yaml
 # (lr_range, batch_sweep, compare, final) on the real Fashion-MNIST with 2 workers; the
 # configuration the stages pick, trained for its budget, must reach test accuracy >= 0.88,
 # status must show each decision, and the exported config must train to the same numbers.
@@ -13,7 +13,7 @@ check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((f
 dec() { sqlite3 "$T/fm/study.db" "SELECT json_extract(decision, '$2') FROM stage WHERE name = '$1'"; }
 
 start=$(date +%s.%N)
-"$NS" configs/fashion-mnist.yaml -j 2 -o "$T/fm" --quiet >/dev/null 2>"$T/err"
+"$NS" configs/fashion-mnist-stages.yaml -j 2 -o "$T/fm" --quiet >/dev/null 2>"$T/err"
 check "the stages run (exit 0; $(tail -1 "$T/err"))" test $? -eq 0
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 check "4 stages complete" test "$(sqlite3 "$T/fm/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -eq 4
