@@ -399,8 +399,10 @@ static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf
     ns_jbuf_putf(j, "\"trials\":%ld,\"complete\":%ld,\"pruned\":%ld,\"diverged\":%ld,\"failed\":%ld,",
                  count, counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_PRUNED], counts[NS_TRIAL_DIVERGED],
                  counts[NS_TRIAL_FAILED]);
-    ns_jbuf_putf(j, "\"not_run\":%ld,\"best_trial\":%ld,\"best_%s\":",
-                 counts[NS_TRIAL_QUEUED] + counts[NS_TRIAL_INTERRUPTED], best,
+    /* not run: queued, interrupted, or never queued (the stage's seconds cap) */
+    long ended = counts[NS_TRIAL_COMPLETE] + counts[NS_TRIAL_PRUNED] + counts[NS_TRIAL_DIVERGED] +
+                 counts[NS_TRIAL_FAILED];
+    ns_jbuf_putf(j, "\"not_run\":%ld,\"best_trial\":%ld,\"best_%s\":", count - ended, best,
                  ns_metric_name(s->metric));
     ns_jbuf_putf(j, isfinite(bm) ? "%.9g" : "null", bm);
 }
