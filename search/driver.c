@@ -70,7 +70,7 @@ static double metric_of(const search *s, const ns_run_result *r)
     return r->val_loss;
 }
 
-static int better(const search *s, double a, double b)
+int search_better(const search *s, double a, double b)
 {
     if (!isfinite(a))
         return 0;
@@ -434,7 +434,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
             /* the best so far as selection sees it: healthy trials first */
             int healthy = !(flags & NS_SELECT_REJECT);
             if (state == NS_TRIAL_COMPLETE &&
-                (healthy > s->best_healthy || (healthy == s->best_healthy && better(s, m, s->best)))) {
+                (healthy > s->best_healthy || (healthy == s->best_healthy && search_better(s, m, s->best)))) {
                 s->best = m;
                 s->best_trial = n;
                 s->best_healthy = healthy;
@@ -640,6 +640,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
         goto done;
+    stage_reference(&s);
     long counts[NS_MAX_STAGES];
     for (int i = 0; i < c->search.n_stages; i++)
         s.total += counts[i] = stage_trial_count(&s, &c->search.stages[i]);

@@ -35,6 +35,8 @@ typedef struct search {
     ns_metric metric;
     int higher;                /* higher metric is better */
     decisions dec;
+    int ref_opt, ref_batch;    /* the reference point's optimizer and batch size ... */
+    double ref_lr;             /* ... and LR (stage_reference) */
     /* progress, under the store lock */
     long done, total, run;
     long best_trial;
@@ -93,6 +95,14 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
                  ns_err *err);
 /* Takes a completed stage's decision (freshly made, or read back on resume) into s->dec. */
 void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision);
+
+/* Fills s->ref_*: the reference point is every searched key at the middle of its range
+ * (u = 0.5), where the stages' trials start; the base config's values when the midpoint
+ * breaks a rule. */
+void stage_reference(search *s);
+
+/* a is a better metric than b in the study's direction (a non-finite a never is). */
+int search_better(const search *s, double a, double b);
 
 /* A trial state that never runs again. */
 int trial_is_final(ns_trial_state st);

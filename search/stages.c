@@ -79,36 +79,18 @@ static int reference_config(const search *s, ns_config *tc)
     return rc;
 }
 
-/* The reference point's optimizer, batch size and LR (the base config's when the midpoint
- * cannot be built: its rule violation then shows in the stage's trials). */
-static int reference_opt(const search *s)
+void stage_reference(search *s)
 {
     ns_config tc;
+    s->ref_opt = s->base.train.opt.kind;
+    s->ref_batch = s->base.train.batch_size;
+    s->ref_lr = s->base.train.lr;
     if (reference_config(s, &tc))
-        return s->base.train.opt.kind;
-    int o = tc.train.opt.kind;
+        return; /* the base config's values: the rule violation shows in the stage's trials */
+    s->ref_opt = tc.train.opt.kind;
+    s->ref_batch = tc.train.batch_size;
+    s->ref_lr = tc.train.lr;
     ns_config_free(&tc);
-    return o;
-}
-
-static int reference_batch(const search *s)
-{
-    ns_config tc;
-    if (reference_config(s, &tc))
-        return s->base.train.batch_size;
-    int b = tc.train.batch_size;
-    ns_config_free(&tc);
-    return b;
-}
-
-static double reference_lr(const search *s)
-{
-    ns_config tc;
-    if (reference_config(s, &tc))
-        return s->base.train.lr;
-    double lr = tc.train.lr;
-    ns_config_free(&tc);
-    return lr;
 }
 
 /* The first compare stage after position `from` in the pipeline, or NULL. */
@@ -130,7 +112,7 @@ static const ns_stage_cfg *later_compare(const search *s, const ns_stage_cfg *fr
 static int lr_families(const search *s, const ns_stage_cfg *st, int fam[N_FAMILIES])
 {
     int want[N_FAMILIES] = {0};
-    want[family_of(reference_opt(s))] = 1;
+    want[family_of(s->ref_opt)] = 1;
     const ns_stage_cfg *cmp = later_compare(s, st);
     for (int i = 0; cmp && i < cmp->n_optimizers; i++)
         want[family_of(cmp->optimizers[i])] = 1;
@@ -202,7 +184,7 @@ static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int ba
      * batch sweep moved the batch size and the optimizer is of the config's family */
     int f = family_of(opt);
     double lr = d->have_lr[f] ? d->lr[f]
-                : batch > 0 && f == family_of(reference_opt(s)) ? reference_lr(s) : NAN;
+                : batch > 0 && f == family_of(s->ref_opt) ? s->ref_lr : NAN;
     if (isfinite(lr) && !(random && ns_space_find(sp, "train.lr") >= 0)) {
         if (batch > 0 && d->batch_ref > 0)
             lr *= lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
@@ -214,7 +196,7 @@ int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan
 {
     memset(p, 0, sizeof *p);
     const decisions *d = &s->dec;
-    int opt = d->have_pair ? d->opt : reference_opt(s);
+    int opt = d->have_pair ? d->opt : s->ref_opt;
     if (st->kind == NS_STAGE_BAYES) { /* a point of the space, with what earlier stages fixed */
         inherit(s, p, opt, d->have_pair, d->batch);
         return bayes_plan(s, st, first, i, p, err);
@@ -244,8 +226,8 @@ int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan
         inherit(s, p, opt, d->have_pair, 0);
         plan_set(p, "train.batch_size", "%d", sizes[i]);
         int f = family_of(opt);
-        double lr = d->have_lr[f] ? d->lr[f] : reference_lr(s);
-        int ref = d->batch_ref > 0 ? d->batch_ref : reference_batch(s);
+        double lr = d->have_lr[f] ? d->lr[f] : s->ref_lr;
+        int ref = d->batch_ref > 0 ? d->batch_ref : s->ref_batch;
         plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
         break;
     }
@@ -369,15 +351,6 @@ static int healthy(const ns_trial_row *t)
     return !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
 }
 
-static int better(const search *s, double a, double b)
-{
-    if (!isfinite(a))
-        return 0;
-    if (!isfinite(b))
-        return 1;
-    return s->higher ? a > b : a < b;
-}
-
 /* random (and any stage's summary): counts and the best trial, healthy ones first */
 static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf *j)
 {
@@ -390,7 +363,7 @@ static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf
         counts[r[i].state]++;
         int h = healthy(&r[i]);
         if (r[i].state == NS_TRIAL_COMPLETE && isfinite(r[i].val_metric) &&
-            (h > best_healthy || (h == best_healthy && better(s, r[i].val_metric, bm)))) {
+            (h > best_healthy || (h == best_healthy && search_better(s, r[i].val_metric, bm)))) {
             bm = r[i].val_metric;
             best = r[i].number;
             best_healthy = h;
@@ -480,11 +453,11 @@ static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r
     for (int i = 0; i < ns && i < count; i++)
         if (stable[i] && loss[i] <= best * (1 + st->tolerance) && sizes[i] > chosen)
             chosen = sizes[i];
-    int opt = s->dec.have_pair ? s->dec.opt : reference_opt(s);
+    int opt = s->dec.have_pair ? s->dec.opt : s->ref_opt;
     /* the rule as configured (auto resolves per optimizer, also for later stages) */
     static const char *const scale_names[] = {"auto", "linear", "sqrt", "none"};
     int scaling = st->scaling;
-    int ref = s->dec.batch_ref > 0 ? s->dec.batch_ref : reference_batch(s);
+    int ref = s->dec.batch_ref > 0 ? s->dec.batch_ref : s->ref_batch;
     /* gradient noise scale from the smallest and the largest size at the reference point */
     double bsimple = NAN;
     if (ns >= 2) {
