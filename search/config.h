@@ -62,7 +62,7 @@ typedef enum ns_stage_kind {
 } ns_stage_kind;
 
 /* bayes: when a running trial is stopped early. */
-typedef enum ns_prune_rule { NS_PRUNE_NONE = 0, NS_PRUNE_MEDIAN } ns_prune_rule;
+typedef enum ns_prune_rule { NS_PRUNE_NONE = 0, NS_PRUNE_MEDIAN, NS_PRUNE_ASHA } ns_prune_rule;
 
 #define NS_MAX_SIZES 16
 #define NS_MAX_PAIRS 8   /* optimizers or schedules listed in a compare stage */
@@ -97,7 +97,9 @@ typedef struct ns_stage_cfg {
     int init;             /* Sobol points before the GP; 0: max(5, 2 x GP inputs) [0] */
     int prune;            /* ns_prune_rule [median] */
     long min_epochs;      /* epochs before pruning may stop a trial; 0: a third of the
-                             budget (at least 1) [0] */
+                             budget (median) or a ninth (asha), at least 1 [0] */
+    int reduction;        /* asha: rungs at min_epochs x reduction^k, the top 1/reduction
+                             go on [3] */
     /* select */
     int top;              /* trials listed with the reason they lost [5] */
     int line, column;     /* 1-based location of the entry in the config */

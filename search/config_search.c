@@ -348,12 +348,14 @@ static const key_def compare_opts[] = {
      .names = stage_sched_names, .count_off = SOFF(n_schedules), .max_items = NS_MAX_PAIRS},
     SNUM("shortlist", KT_INT, shortlist, 1, 64, 0),
 };
-static const enum_name prune_names[] = {{"none", NS_PRUNE_NONE}, {"median", NS_PRUNE_MEDIAN}, {NULL, 0}};
+static const enum_name prune_names[] = {
+    {"none", NS_PRUNE_NONE}, {"median", NS_PRUNE_MEDIAN}, {"asha", NS_PRUNE_ASHA}, {NULL, 0}};
 static const key_def bayes_opts[] = {
     SNUM("round", KT_INT, round, 1, 256, 0),
     SNUM("init", KT_INT, init, 0, 100000, 0),
     {.section = "stage", .key = "prune", .type = KT_ENUM, .off = SOFF(prune), .names = prune_names},
     SNUM("min_epochs", KT_LONG, min_epochs, 0, INF, 0),
+    SNUM("reduction", KT_INT, reduction, 2, 100, 0),
 };
 static const key_def select_opts[] = {
     SNUM("top", KT_INT, top, 1, 100, 0),
@@ -408,6 +410,7 @@ static void stage_defaults(ns_stage_cfg *st)
     st->init = 0;
     st->prune = NS_PRUNE_MEDIAN;
     st->min_epochs = 0;
+    st->reduction = 3;
     st->top = 5;
 }
 

@@ -42,9 +42,11 @@ typedef struct search {
     long best_trial;
     double best;
     int best_healthy;          /* the best so far has no disqualifying finding */
-    /* the running round's pruning reference (bayes, median rule): median[e - 1] is the
-     * median metric at epoch e of the stage's trials final before the round; NULL: none */
-    double *prune_median;
+    /* the running round's pruning reference (bayes): prune_at[e - 1] is the metric a
+     * trial must beat at epoch e (the median, or asha's top-1/reduction quantile at a
+     * rung, of the stage's trials final before the round; NaN: no verdict there); NULL:
+     * no pruning */
+    double *prune_at;
     long prune_epochs, prune_min;
 } search;
 

@@ -149,7 +149,7 @@ done:
     return rc;
 }
 
-/* ---- median-rule pruning ---------------------------------------------------------------------- */
+/* ---- pruning: the median rule and asha ------------------------------------------------------- */
 
 /* The metric of an epoch record that pruning compares, and whether higher is better: the
  * study metric where epochs record it, else the validation loss. */
@@ -175,17 +175,20 @@ static int cmp_double(const void *a, const void *b)
 int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err)
 {
     stage_round_end(s);
-    if (st->kind != NS_STAGE_BAYES || st->prune != NS_PRUNE_MEDIAN || st->budget != NS_BUDGET_EPOCHS ||
+    if (st->kind != NS_STAGE_BAYES || st->prune == NS_PRUNE_NONE || st->budget != NS_BUDGET_EPOCHS ||
         round_first - first < PRUNE_MIN_REFERENCE)
         return NS_OK;
+    int asha = st->prune == NS_PRUNE_ASHA;
+    long min_e = st->min_epochs > 0 ? st->min_epochs
+                 : (st->epochs / (asha ? 9 : 3) > 0 ? st->epochs / (asha ? 9 : 3) : 1);
     long E = st->epochs;
     double *vals = malloc((size_t)E * (size_t)(round_first - first) * sizeof *vals);
     int *cnt = calloc((size_t)E, sizeof *cnt);
-    double *median = malloc((size_t)E * sizeof *median);
-    if (!vals || !cnt || !median) {
+    double *at = malloc((size_t)E * sizeof *at);
+    if (!vals || !cnt || !at) {
         free(vals);
         free(cnt);
-        free(median);
+        free(at);
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
     long W = round_first - first;
@@ -195,7 +198,7 @@ int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_
         if (rc) {
             free(vals);
             free(cnt);
-            free(median);
+            free(at);
             return rc;
         }
         for (int k = 0; k < nr; k++) {
@@ -207,37 +210,55 @@ int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_
         }
         free(recs);
     }
+    /* at: every epoch from min_e on; asha: only at the rungs min_e x reduction^k, where
+     * a trial goes on when it is within the best 1/reduction of the reference (the
+     * synchronous reading of asynchronous successive halving: the reference is the earlier
+     * rounds, so the verdict does not depend on timing) */
+    int higher;
+    ns_epoch_record probe = {0};
+    epoch_metric(s, &probe, &higher);
+    long rung = min_e;
     for (long e = 0; e < E; e++) {
-        median[e] = NAN;
-        if (cnt[e] < PRUNE_MIN_REFERENCE)
+        at[e] = NAN;
+        int at_rung = e + 1 == rung;
+        if (at_rung)
+            rung *= st->reduction;
+        if (cnt[e] < PRUNE_MIN_REFERENCE || (asha && !at_rung))
             continue;
         double *v = vals + e * W;
         qsort(v, (size_t)cnt[e], sizeof *v, cmp_double);
-        median[e] = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
+        if (!asha) {
+            at[e] = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
+            continue;
+        }
+        /* the value the best 1/reduction reach: ascending v, so the top end when higher is
+         * better, the bottom end otherwise */
+        long keep = cnt[e] / st->reduction > 0 ? cnt[e] / st->reduction : 1;
+        at[e] = higher ? v[cnt[e] - keep] : v[keep - 1];
     }
     free(vals);
     free(cnt);
-    s->prune_median = median;
+    s->prune_at = at;
     s->prune_epochs = E;
-    s->prune_min = st->min_epochs > 0 ? st->min_epochs : (E / 3 > 0 ? E / 3 : 1);
+    s->prune_min = min_e;
     return NS_OK;
 }
 
 void stage_round_end(search *s)
 {
-    free(s->prune_median);
-    s->prune_median = NULL;
+    free(s->prune_at);
+    s->prune_at = NULL;
 }
 
 int stage_should_prune(const search *s, const ns_epoch_record *rec)
 {
-    if (!s->prune_median || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
+    if (!s->prune_at || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
         return 0;
     int higher;
-    double m = epoch_metric(s, rec, &higher), med = s->prune_median[rec->epoch - 1];
-    if (!isfinite(med) || !isfinite(m))
+    double m = epoch_metric(s, rec, &higher), bar = s->prune_at[rec->epoch - 1];
+    if (!isfinite(bar) || !isfinite(m))
         return 0;
-    return higher ? m < med : m > med;
+    return higher ? m < bar : m > bar;
 }
 
 /* ---- select ------------------------------------------------------------------------------------ */

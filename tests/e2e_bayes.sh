@@ -74,6 +74,14 @@ check "resume exit 0" test $? -eq 0
 check "killed and resumed: the same trials" cmp -s <(table "$T/a") <(table "$T/c")
 check "killed and resumed: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/c")
 
+# asha: trials stop only at the rungs min_epochs x 3^k (20 epochs: 2, 6, 18)
+sed 's/{stage: bayes, trials: 12, epochs: 20, round: 2}/{stage: bayes, trials: 12, epochs: 20, round: 2, prune: asha}/' "$T/b.yaml" >"$T/asha.yaml"
+"$NS" "$T/asha.yaml" -o "$T/asha" --quiet >/dev/null 2>&1
+check "asha: exit 0" test $? -eq 0
+rungs=$(sqlite3 "$T/asha/study.db" "SELECT group_concat(DISTINCT epochs) FROM trial WHERE state='pruned'")
+echo "asha stopped trials at epochs: $rungs"
+check "asha: some trials stopped, all at rungs 2, 6 or 18 ($rungs)" \
+  bash -c "[ -n '$rungs' ] && [ -z \"\$(tr , '\\n' <<<'$rungs' | grep -vx -e 2 -e 6 -e 18)\" ]"
 printf 'data: {train: %s}\nsearch:\n  stages: [{stage: bayes, trials: 3, epochs: 2}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
 "$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
 check "bayes without searched keys: exit 2 with a location ($(cat "$T/bad.err"))" \
