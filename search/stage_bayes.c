@@ -2,10 +2,14 @@
  * select stage (the winner among all trials, with a reason for every other top trial).
  * Both read only what the study stores, so a study's proposals, prunings and choice are the
  * same whatever -j and however often it was interrupted. Not the GP (gp.c, bo.c). */
+#include <errno.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
+#include "../engine/atomic.h"
 #include "../engine/health.h"
 #include "../engine/rng.h"
 #include "../model/modelfile.h"
@@ -82,6 +86,46 @@ static int point_of(const ns_space *sp, const char *params, double *u)
 /* The value the GP minimises: the study metric, negated when higher is better. */
 static double objective(const search *s, double metric) { return s->higher ? -metric : metric; }
 
+/* The GP hyperparameters of trial n's proposal (trials/<n>/gp.hyp, len doubles as text),
+ * or all NaN (no warm start) when use is 0 or the file is missing or short. */
+static void read_hyp(const search *s, long n, int use, double *hyp, int len)
+{
+    for (int k = 0; k < len; k++)
+        hyp[k] = NAN;
+    if (!use)
+        return;
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trials/%ld/gp.hyp", s->dir, n);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    double v[256];
+    int k = 0;
+    while (k < len && k < 256 && fscanf(f, "%lf", &v[k]) == 1)
+        k++;
+    fclose(f);
+    if (k == len)
+        memcpy(hyp, v, (size_t)len * sizeof *hyp);
+}
+
+/* Writes trial n's hyperparameters, exactly (%a), atomically, before the trial is queued. */
+static int write_hyp(const search *s, long n, const double *hyp, int len, ns_err *err)
+{
+    char dir[4200], path[4300];
+    snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
+    snprintf(path, sizeof path, "%s/gp.hyp", dir);
+    if (mkdir(dir, 0777) && errno != EEXIST)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", dir, strerror(errno));
+    ns_atomic_remove_stale(path);
+    ns_atomic_file f;
+    int rc = ns_atomic_open(&f, path, err);
+    if (rc)
+        return rc;
+    for (int k = 0; k < len; k++)
+        fprintf(f.f, "%a\n", hyp[k]);
+    return ns_atomic_commit(&f, err);
+}
+
 int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err)
 {
     const ns_space *sp = &s->base.space;
@@ -134,8 +178,20 @@ int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan
     spec.seed = ns_seed_derive(s->base.search.seed, (uint64_t)first, 0x6261796573ULL);
     spec.snap = ns_bo_snap_space;
     spec.snap_ctx = (void *)sp;
-    if ((rc = ns_bo_propose(&spec, D, X, y, feas, n_obs, P, n_pend, NULL, x, err)))
+    /* warm start: the previous proposal's hyperparameters, kept beside its trial, so a
+     * resumed study starts each fit where the uninterrupted one did */
+    double *hyp = malloc((size_t)NS_BO_HYP_LEN(D) * sizeof *hyp);
+    if (!hyp) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
+    }
+    read_hyp(s, me - 1, i > 0, hyp, NS_BO_HYP_LEN(D));
+    if ((rc = ns_bo_propose(&spec, D, X, y, feas, n_obs, P, n_pend, hyp, x, err)) ||
+        (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), err))) {
+        free(hyp);
+        goto done;
+    }
+    free(hyp);
     ns_bo_decode(sp, x, p->point);
     p->has_point = 1;
 done:
@@ -319,6 +375,8 @@ static void winner_test(const search *s, int n, double *loss, double *acc, doubl
             ns_batch_out o;
             ok = !m->net.batch(m->net.ctx, ds->x + (size_t)i0 * ds->d, ds->y ? ds->y + i0 : NULL,
                                ds->t ? ds->t + i0 : NULL, B, 0, 0, &o, &e);
+            if (!ok)
+                break;
             ls += o.loss_sum;
             ws += o.weight_sum;
             hits += o.correct;
