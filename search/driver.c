@@ -1,9 +1,10 @@
-/* driver.c — the search driver: study set-up and resume, the stages in order, and the
- * parallel trial pool. A trial is a pure function of (data, its config file, its seed):
- * its config is derived from (study seed, trial number) alone and written to
- * trials/<n>/config.yaml before it runs, so neither the number of workers nor an
- * interruption changes any result. Store writes go through one lock (one writer at a time).
- * Not the stages' algorithms beyond random search: those come with their own stages. */
+/* driver.c — the search driver: study set-up and resume, the data checks, the stages in
+ * order (in rounds), the parallel trial pool and each trial's record (result, health).
+ * A trial is a pure function of (data, its config file, its seed): its config is derived
+ * from (study seed, trial number, the decisions and trials before its round) alone and
+ * written to trials/<n>/config.yaml before it runs, so neither the number of workers nor
+ * an interruption changes any result. Store writes go through one lock (one writer at a
+ * time). Not what a stage plans or decides: stages.c and stage_bayes.c. */
 #include "driver.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* stage_bayes.c — the bayes stage (GP proposals in rounds, median-rule pruning) and the
+/* stage_bayes.c — the bayes stage (GP proposals in rounds, median or asha pruning) and the
  * select stage (the winner among all trials, with a reason for every other top trial).
  * Both read only what the study stores, so a study's proposals, prunings and choice are the
  * same whatever -j and however often it was interrupted. Not the GP (gp.c, bo.c). */
