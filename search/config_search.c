@@ -481,8 +481,13 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
                     j, names);
     st->name = sd->name;
     snprintf(all, sizeof all, "stage");
-    for (size_t i = 0; i < N_STAGE_KEYS; i++)
-        snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", stage_keys[i].key);
+    for (size_t i = 0; i < N_STAGE_KEYS; i++) {
+        const char *w = stage_keys[i].key; /* only the keys this kind accepts */
+        if ((!strcmp(w, "trials") && !sd->needs_trials) ||
+            ((!strcmp(w, "epochs") || !strcmp(w, "steps")) && !sd->takes_budget))
+            continue;
+        snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", w);
+    }
     for (int i = 0; i < sd->n_opts; i++)
         snprintf(all + strlen(all), sizeof all - strlen(all), ", %s", sd->opts[i].key);
 
