@@ -368,6 +368,73 @@ static void put_findings_at(FILE *f, const char *p, const char *prefix)
     }
 }
 
+/* Each element of the array at p (valid JSON) that is an object: fn(f, object). */
+static void for_each_object(FILE *f, const char *p, void (*fn)(FILE *, const char *))
+{
+    if (*p != '[')
+        return;
+    p = skip_ws(p + 1);
+    while (*p == '{') {
+        fn(f, p);
+        p = skip_ws(value_end(p, 0));
+        if (*p != ',')
+            break;
+        p = skip_ws(p + 1);
+    }
+}
+
+/* key's value of the object at obj, on the line as it is (strings without quotes). */
+static void put_field(FILE *f, const char *obj, const char *key, const char *missing)
+{
+    const char *b, *e;
+    if (obj_get(obj, key, &b, &e))
+        put_unescaped(f, b, e);
+    else
+        fputs(missing, f);
+}
+
+static void put_pair_row(FILE *f, const char *o)
+{
+    const char *b, *e;
+    fputs("           ", f);
+    put_field(f, o, "pair", "?");
+    fputs(": mean val loss ", f);
+    put_field(f, o, "mean_val_loss", "-");
+    if (obj_get(o, "ci95", &b, &e)) {
+        fputs(", 95% CI ", f);
+        put_compact(f, b, e);
+    }
+    fputs(", p vs leader ", f);
+    put_field(f, o, "p_vs_leader", "-");
+    if (obj_get(o, "excluded", &b, &e) && strncmp(b, "null", 4)) {
+        fputs(", excluded: ", f);
+        put_unescaped(f, b, e);
+    }
+    fputc('\n', f);
+}
+
+static void put_other_row(FILE *f, const char *o)
+{
+    fputs("           trial ", f);
+    put_field(f, o, "trial", "?");
+    fputs(": ", f);
+    put_field(f, o, "why", "");
+    fputc('\n', f);
+}
+
+/* The evidence of a compare (its ranking) or select (why the others lost) decision, one
+ * line each below the stage's line. */
+static void put_stage_evidence(FILE *f, const ns_stage_row *st)
+{
+    const char *colon = strchr(st->name, ':'), *b, *e;
+    if (!colon || !st->decision || !json_valid(st->decision))
+        return;
+    if (!strcmp(colon + 1, "compare") && obj_get(st->decision, "pairs", &b, &e))
+        for_each_object(f, b, put_pair_row);
+    else if (!strcmp(colon + 1, "select") && obj_get(st->decision, "others", &b, &e))
+        for_each_object(f, b, put_other_row);
+}
+
 /* The codes of a trial's health flags, "ok" for none and "-" when not judged. */
 static void health_codes(char *buf, size_t cap, int64_t flags)
 {
@@ -618,6 +685,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
                 ns_stage_state_name(v->stages[i].state));
         put_pairs(f, v->stages[i].decision);
         fputc('\n', f);
+        put_stage_evidence(f, &v->stages[i]);
     }
 
     if (v->n_trials == 0) {
