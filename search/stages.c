@@ -621,10 +621,15 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
     int rc = stage_rows(s, first, count, &r, err);
     if (rc)
         return rc;
-    char *buf = NULL;
+    /* written into a generous buffer; only a decision that does not fit is made again,
+     * into one of its size (select and batch_sweep measure things: once is the rule) */
+    size_t cap = 1 << 16;
+    char *buf = malloc(cap);
     ns_jbuf j = {0};
-    for (int pass = 0; pass < 2 && !rc; pass++) { /* measure, then write */
-        j = (ns_jbuf){buf, buf ? j.len + 1 : 0, 0};
+    if (!buf)
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        j = (ns_jbuf){buf, cap, 0};
         ns_jbuf_put(&j, "{", 1);
         switch (st->kind) {
         case NS_STAGE_RANDOM: decide_summary(s, r, count, &j); break;
@@ -636,8 +641,16 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
         case NS_STAGE_SELECT: rc = decide_select(s, st, &j, err); break;
         }
         ns_jbuf_put(&j, "}", 1);
-        if (!rc && pass == 0 && !(buf = malloc(j.len + 1)))
-            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        if (rc || j.len < cap)
+            break;
+        /* slack: measured evidence (samples/s) may print a few characters longer */
+        char *bigger = pass == 0 ? realloc(buf, j.len + 4096) : NULL;
+        if (!bigger) {
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory writing a stage decision");
+            break;
+        }
+        buf = bigger;
+        cap = j.len + 4096;
     }
     ns_trial_rows_free(r, (int)count);
     if (rc) {
