@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -144,4 +145,31 @@ void ns_atomic_remove_stale(const char *path)
             unlink(g.gl_pathv[i]);
     globfree(&g);
     free(pattern);
+}
+
+int ns_mkdir_p(const char *dir, char *failed, size_t cap)
+{
+    size_t n = strlen(dir);
+    char *p = malloc(n + 1);
+    if (!p)
+        return ENOMEM;
+    memcpy(p, dir, n + 1);
+    int e = 0;
+    for (char *c = p + 1;; c++) {
+        if (*c != '/' && *c != '\0')
+            continue;
+        char saved = *c;
+        *c = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            e = errno;
+            if (failed && cap)
+                snprintf(failed, cap, "%s", p);
+            break;
+        }
+        *c = saved;
+        if (saved == '\0')
+            break;
+    }
+    free(p);
+    return e;
 }

@@ -1,9 +1,11 @@
 /* atomic.h — writing a file so that a reader, or a process killed at any moment, sees the
  * old file or the new one and never a part: a temporary file beside it (PATH.tmp.XXXXXX),
- * fsync, rename over PATH, fsync of the folder. Every file nnsearch writes goes through it. */
+ * fsync, rename over PATH, fsync of the folder. Every file nnsearch writes goes through it;
+ * and the folders those files go in (ns_mkdir_p). */
 #ifndef NS_ATOMIC_H
 #define NS_ATOMIC_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "err.h"
@@ -29,5 +31,10 @@ void ns_atomic_abort(ns_atomic_file *a);
 /* Removes PATH.tmp.* left by a process killed between ns_atomic_open and the rename
  * (PATH itself is intact then). For paths that one writer rewrites, e.g. a checkpoint. */
 void ns_atomic_remove_stale(const char *path);
+
+/* mkdir -p: creates dir and its missing parents (mode 0777 less the umask). Returns 0, or
+ * the errno of the first folder that could not be created, whose path then goes to
+ * failed (cap bytes; may be NULL) so that the caller can word its own message. */
+int ns_mkdir_p(const char *dir, char *failed, size_t cap);
 
 #endif

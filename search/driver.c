@@ -39,19 +39,11 @@ static double now_s(void)
 
 static int mkdir_p(const char *path, ns_err *err)
 {
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
-        return ns_err_set(err, NS_EINPUT, "%s: path too long", path);
-    for (char *p = buf + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            if (mkdir(buf, 0777) && errno != EEXIST)
-                return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", buf, strerror(errno));
-            *p = '/';
-        }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", buf, strerror(errno));
-    return NS_OK;
+    char failed[4096];
+    int e = ns_mkdir_p(path, failed, sizeof failed);
+    return e ? ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", e == ENOMEM ? path : failed,
+                          strerror(e))
+             : NS_OK;
 }
 
 static void trial_path(const search *s, long n, const char *file, char *out, size_t cap)

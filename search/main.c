@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "../engine/atomic.h"
 #include "../model/modelfile.h"
 #include "config.h"
 #include "driver.h"
@@ -211,8 +212,7 @@ static char *default_model_path(const char *config)
         return NULL;
     }
     snprintf(dir, len + 16, "results/%.*s", (int)len, base);
-    mkdir("results", 0777);
-    mkdir(dir, 0777);
+    (void)ns_mkdir_p(dir, NULL, 0); /* a failure shows when the model is written */
     snprintf(path, len + 32, "%s/model.nsm", dir);
     free(dir);
     return path;
@@ -533,7 +533,7 @@ static void print_shift(const ns_drift_feature *f)
  * stays 0, but the user learns that the model may fail on this data and what to do. */
 static void print_drift(const ns_predict_summary *sum, const char *model)
 {
-    static const char todo[] =
+    static const char advice[] =
         "check that the new data is preprocessed like the training data (same columns, units "
         "and scaling), or retrain on data like it";
     if (sum->drift_state == NS_DRIFT_NO_STATS) {
@@ -559,7 +559,7 @@ static void print_drift(const ns_predict_summary *sum, const char *model)
         if (r->n_shifted > shown)
             fprintf(stderr, " and %d more", r->n_shifted - shown);
         fprintf(stderr, "; the model may fail on data that drifted from its training data; "
-                "%s\n", todo);
+                "%s\n", advice);
     }
     if (r->warn_out) {
         fprintf(stderr, "nnsearch: warning: drift: %.1f%% of the input values (%ld of %ld) lie "
@@ -569,7 +569,7 @@ static void print_drift(const ns_predict_summary *sum, const char *model)
             fprintf(stderr, "%s%s (%.1f%% of rows)", k ? ", " : "", r->worst_out[k].name,
                     100.0 * r->worst_out[k].out_share);
         fprintf(stderr, "; the model extrapolates there and may fail on such data (drift); "
-                "%s\n", todo);
+                "%s\n", advice);
     }
 }
 

@@ -7,7 +7,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "../engine/atomic.h"
 #include "../engine/health.h"
@@ -114,8 +113,11 @@ static int write_hyp(const search *s, long n, const double *hyp, int len, ns_err
     char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
     snprintf(path, sizeof path, "%s/gp.hyp", dir);
-    if (mkdir(dir, 0777) && errno != EEXIST)
-        return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", dir, strerror(errno));
+    char failed[4200];
+    int e = ns_mkdir_p(dir, failed, sizeof failed); /* trials/ too when bayes runs first */
+    if (e)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot create: %s", e == ENOMEM ? dir : failed,
+                          strerror(e));
     ns_atomic_remove_stale(path);
     ns_atomic_file f;
     int rc = ns_atomic_open(&f, path, err);

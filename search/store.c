@@ -16,6 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../engine/atomic.h"
+
 #ifndef NS_VERSION
 #define NS_VERSION "unknown"
 #endif
@@ -351,29 +353,17 @@ static int query_int(ns_store *s, const char *sql, sqlite3_int64 *v, ns_err *err
 /* mkdir -p; the error names the folder as the user wrote it. */
 static int make_dirs(const char *dir, ns_err *err)
 {
-    char *p = strdup(dir);
-    if (!p)
+    char failed[4096];
+    int e = ns_mkdir_p(dir, failed, sizeof failed);
+    if (e == ENOMEM)
         return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", dir);
-    int ret = NS_OK;
-    for (char *c = p + 1;; c++) {
-        if (*c != '/' && *c != '\0')
-            continue;
-        char saved = *c;
-        *c = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            ret = ns_err_set(err, NS_EINPUT, "%s: cannot create the study folder %s: %s; check "
-                             "the path and its permissions", dir, p, strerror(errno));
-            break;
-        }
-        *c = saved;
-        if (saved == '\0')
-            break;
-    }
-    free(p);
+    if (e)
+        return ns_err_set(err, NS_EINPUT, "%s: cannot create the study folder %s: %s; check "
+                          "the path and its permissions", dir, failed, strerror(e));
     struct stat sb;
-    if (ret == NS_OK && (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode)))
-        ret = ns_err_set(err, NS_EINPUT, "%s: not a folder; choose another output folder", dir);
-    return ret;
+    if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
+        return ns_err_set(err, NS_EINPUT, "%s: not a folder; choose another output folder", dir);
+    return NS_OK;
 }
 
 /* Takes DIR/study.lock for the handle's lifetime and writes our pid into it. A lock held

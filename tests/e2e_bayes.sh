@@ -82,6 +82,12 @@ rungs=$(sqlite3 "$T/asha/study.db" "SELECT group_concat(DISTINCT epochs) FROM tr
 echo "asha stopped trials at epochs: $rungs"
 check "asha: some trials stopped, all at rungs 2, 6 or 18 ($rungs)" \
   bash -c "[ -n '$rungs' ] && [ -z \"\$(tr , '\\n' <<<'$rungs' | grep -vx -e 2 -e 6 -e 18)\" ]"
+# bayes as the first stage: nothing has made trials/ yet when the first proposal is kept
+sed -e '/stage: random/d' -e 's/trials: 12, epochs: 20/trials: 4, epochs: 3/' "$T/b.yaml" >"$T/first.yaml"
+"$NS" "$T/first.yaml" -o "$T/first" --quiet >/dev/null 2>"$T/first.err"
+check "bayes as the first stage: exit 0 ($(tail -1 "$T/first.err"))" test $? -eq 0
+check "bayes as the first stage: 4 trials ended, each proposal's fit kept" \
+  bash -c "[ \"\$(sqlite3 '$T/first/study.db' \"SELECT count(*) FROM trial WHERE state IN ('complete','pruned')\")\" = 4 ] && [ \"\$(ls '$T'/first/trials/*/gp.hyp | wc -l)\" = 4 ]"
 printf 'data: {train: %s}\nsearch:\n  stages: [{stage: bayes, trials: 3, epochs: 2}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
 "$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
 check "bayes without searched keys: exit 2 with a location ($(cat "$T/bad.err"))" \
