@@ -42,6 +42,17 @@ static int spec_check(const ns_mlp_spec *s, ns_err *err)
     return NS_OK;
 }
 
+uint64_t ns_mlp_spec_param_count(const ns_mlp_spec *s)
+{
+    uint64_t n = 0, in = (uint64_t)s->n_in;
+    for (int l = 0; l <= s->n_hidden; l++) {
+        uint64_t out = (uint64_t)(l < s->n_hidden ? s->hidden[l] : s->n_out);
+        n += out * in + out;
+        in = out;
+    }
+    return n;
+}
+
 ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err)
 {
     if (spec_check(spec, err))

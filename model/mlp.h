@@ -53,6 +53,10 @@ typedef struct ns_mlp {
     ns_net net;                /* the engine's view of this model */
 } ns_mlp;
 
+/* Parameters of spec's network: the sum over layers of out x in weights and out biases,
+ * with widths n_in, hidden..., n_out (for a spec within the model limits it fits 64 bits). */
+uint64_t ns_mlp_spec_param_count(const ns_mlp_spec *spec);
+
 /* Validates spec (NS_EINPUT with a reason) and allocates everything on be.
  * Parameters start at zero; call ns_mlp_init_params. Caller frees with ns_mlp_free. */
 ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err);

@@ -28,20 +28,6 @@ enum {
 
 /* ---- shared rules ----------------------------------------------------------------- */
 
-/* n_params = sum over layers l of dims[l+1] * dims[l] + dims[l+1], with
- * dims = n_in, hidden..., n_out. Only for a validated spec: with every width at most
- * NS_MODEL_MAX_DIM and at most NS_MAX_HIDDEN + 1 layers the sum fits 64 bits easily. */
-static uint64_t spec_param_count(const ns_mlp_spec *s)
-{
-    uint64_t n = 0, in = (uint64_t)s->n_in;
-    for (int l = 0; l <= s->n_hidden; l++) {
-        uint64_t out = (uint64_t)(l < s->n_hidden ? s->hidden[l] : s->n_out);
-        n += out * in + out;
-        in = out;
-    }
-    return n;
-}
-
 static int dim_ok(uint64_t v) { return v >= 1 && v <= NS_MODEL_MAX_DIM; }
 static int prob_ok(float p) { return p >= 0.0f && p < 1.0f; } /* false for NaN */
 
@@ -170,7 +156,7 @@ static int check_model(const ns_model_file *mf, char *why, size_t cap)
     if (!memchr(mf->tool_version, '\0', sizeof mf->tool_version))
         WHY("tool_version is not a terminated string of at most %d bytes; %s",
             TOOL_VERSION_MAX, bug);
-    uint64_t want = spec_param_count(s);
+    uint64_t want = ns_mlp_spec_param_count(s);
     if ((uint64_t)mf->n_params != want || !mf->params) {
         char a[512];
         WHY("n_params is %zu but the %s architecture has %llu parameters (or params is "
@@ -634,7 +620,7 @@ static int rd_provenance_params(rd *r, ns_model_file *mf)
     uint64_t n, at = r->off;
     if ((rc = rd_u64(r, &n, "parameter count")))
         return rc;
-    uint64_t want = spec_param_count(&mf->spec);
+    uint64_t want = ns_mlp_spec_param_count(&mf->spec);
     if (n != want) {
         char a[512];
         return bad(r, at, "parameter count is %llu but the %s architecture has %llu",

@@ -332,14 +332,8 @@ static long trial_params(const search *s, int n)
         return 0;
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, &c, &s->data);
-    long total = 0, in = spec.n_in;
-    for (int l = 0; l <= spec.n_hidden; l++) {
-        long out = l < spec.n_hidden ? spec.hidden[l] : spec.n_out;
-        total += (in + 1) * out;
-        in = out;
-    }
     ns_config_free(&c);
-    return total;
+    return (long)ns_mlp_spec_param_count(&spec);
 }
 
 static int popcount(int64_t v)
