@@ -5,6 +5,8 @@
  * only far enough to embed it safely. */
 #include "report.h"
 
+#include "json.h"
+
 #include "../engine/atomic.h"
 
 #include <ctype.h>
@@ -26,7 +28,6 @@
 #define NS_VERSION "unknown"
 #endif
 
-#define JSON_MAX_DEPTH 64 /* deeper stored JSON is embedded as a string, not recursed into */
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -71,109 +72,6 @@ static void put_line(FILE *f, const char *s)
 }
 
 /* ---- JSON --------------------------------------------------------------------------- */
-
-static const char *skip_ws(const char *p)
-{
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    return p;
-}
-
-/* Just past the JSON string that starts at p ('"'); NULL when it is not one. */
-static const char *string_end(const char *p)
-{
-    for (p++; *p != '"'; p++) {
-        if ((unsigned char)*p < 0x20) /* also the end of the text */
-            return NULL;
-        if (*p != '\\')
-            continue;
-        p++;
-        if (*p == 'u') {
-            for (int i = 1; i <= 4; i++)
-                if (!isxdigit((unsigned char)p[i]))
-                    return NULL;
-            p += 4;
-        } else if (*p == '\0' || !strchr("\"\\/bfnrt", *p)) {
-            return NULL;
-        }
-    }
-    return p + 1;
-}
-
-static const char *digits_end(const char *p)
-{
-    if (!isdigit((unsigned char)*p))
-        return NULL;
-    while (isdigit((unsigned char)*p))
-        p++;
-    return p;
-}
-
-/* Just past the number at p (RFC 8259 grammar); NULL when it is not one. */
-static const char *number_end(const char *p)
-{
-    if (*p == '-')
-        p++;
-    if (*p == '0')
-        p++;
-    else if (!(p = digits_end(p)))
-        return NULL;
-    if (*p == '.' && !(p = digits_end(p + 1)))
-        return NULL;
-    if (*p == 'e' || *p == 'E') {
-        p++;
-        if (*p == '+' || *p == '-')
-            p++;
-        if (!(p = digits_end(p)))
-            return NULL;
-    }
-    return p;
-}
-
-/* Just past the JSON value at p (no leading space); NULL when there is none. */
-static const char *value_end(const char *p, int depth)
-{
-    if (depth > JSON_MAX_DEPTH)
-        return NULL;
-    if (*p == '{' || *p == '[') {
-        char close = *p == '{' ? '}' : ']';
-        p = skip_ws(p + 1);
-        if (*p == close)
-            return p + 1;
-        for (;;) {
-            if (close == '}') {
-                if (*p != '"' || !(p = string_end(p)))
-                    return NULL;
-                p = skip_ws(p);
-                if (*p++ != ':')
-                    return NULL;
-                p = skip_ws(p);
-            }
-            if (!(p = value_end(p, depth + 1)))
-                return NULL;
-            p = skip_ws(p);
-            if (*p == close)
-                return p + 1;
-            if (*p++ != ',')
-                return NULL;
-            p = skip_ws(p);
-        }
-    }
-    if (*p == '"')
-        return string_end(p);
-    static const char *const lits[] = {"true", "false", "null"};
-    for (int i = 0; i < 3; i++)
-        if (strncmp(p, lits[i], strlen(lits[i])) == 0)
-            return p + strlen(lits[i]);
-    return number_end(p);
-}
-
-/* t holds exactly one JSON value (surrounding space allowed). */
-static int json_valid(const char *t)
-{
-    const char *e = t ? value_end(skip_ws(t), 0) : NULL;
-    return e && *skip_ws(e) == '\0';
-}
 
 /* Copies valid JSON [b, e) without the space outside strings. */
 static void put_compact(FILE *f, const char *b, const char *e)
@@ -229,8 +127,8 @@ static void put_embedded(FILE *f, const char *t)
 {
     if (!t)
         fputs("null", f);
-    else if (json_valid(t))
-        put_compact(f, skip_ws(t), t + strlen(t));
+    else if (ns_json_valid(t))
+        put_compact(f, ns_json_skip_ws(t), t + strlen(t));
     else
         put_str(f, t);
 }
@@ -255,60 +153,37 @@ static void put_pairs(FILE *f, const char *t)
         fputc('-', f);
         return;
     }
-    if (!json_valid(t)) {
+    if (!ns_json_valid(t)) {
         put_line(f, t);
         return;
     }
-    const char *p = skip_ws(t);
+    const char *p = ns_json_skip_ws(t);
     if (*p != '{') {
         put_compact(f, p, t + strlen(t));
         return;
     }
-    p = skip_ws(p + 1);
+    p = ns_json_skip_ws(p + 1);
     if (*p == '}') {
         fputc('-', f);
         return;
     }
     for (int first = 1;; first = 0) {
-        const char *kend = string_end(p); /* valid JSON: a key, ':', a value, ',' or '}' */
+        const char *kend = ns_json_string_end(p); /* valid JSON: a key, ':', a value, ',' or '}' */
         if (!first)
             fputc(' ', f);
         put_compact(f, p + 1, kend - 1);
         fputc('=', f);
-        const char *v = skip_ws(skip_ws(kend) + 1);
-        const char *vend = value_end(v, 0);
+        const char *v = ns_json_skip_ws(ns_json_skip_ws(kend) + 1);
+        const char *vend = ns_json_value_end(v);
         if (*v == '"')
             put_compact(f, v + 1, vend - 1);
         else
             put_compact(f, v, vend);
-        p = skip_ws(vend);
+        p = ns_json_skip_ws(vend);
         if (*p == '}')
             return;
-        p = skip_ws(p + 1);
+        p = ns_json_skip_ws(p + 1);
     }
-}
-
-/* In the JSON object at obj (valid JSON), the value of key: [*vb, *ve) without a string's
- * quotes; 0 when the key is absent. */
-static int obj_get(const char *obj, const char *key, const char **vb, const char **ve)
-{
-    const char *p = skip_ws(skip_ws(obj) + 1);
-    size_t kl = strlen(key);
-    while (*p == '"') {
-        const char *kend = string_end(p);
-        const char *v = skip_ws(skip_ws(kend) + 1);
-        const char *vend = value_end(v, 0);
-        if ((size_t)(kend - p - 2) == kl && !strncmp(p + 1, key, kl)) {
-            *vb = *v == '"' ? v + 1 : v;
-            *ve = *v == '"' ? vend - 1 : vend;
-            return 1;
-        }
-        p = skip_ws(vend);
-        if (*p != ',')
-            break;
-        p = skip_ws(p + 1);
-    }
-    return 0;
 }
 
 /* The text of a JSON string's body [b, e) on one line: escapes decoded, a \\u escape or a
@@ -336,8 +211,8 @@ static void put_findings_at(FILE *f, const char *p, const char *prefix);
 
 static void put_findings(FILE *f, const char *t, const char *prefix)
 {
-    if (t && json_valid(t))
-        put_findings_at(f, skip_ws(t), prefix);
+    if (t && ns_json_valid(t))
+        put_findings_at(f, ns_json_skip_ws(t), prefix);
 }
 
 /* The same for a valid JSON value at p. */
@@ -345,26 +220,26 @@ static void put_findings_at(FILE *f, const char *p, const char *prefix)
 {
     if (*p != '[')
         return;
-    p = skip_ws(p + 1);
+    p = ns_json_skip_ws(p + 1);
     while (*p == '{') {
-        const char *end = value_end(p, 0), *b, *e;
+        const char *end = ns_json_value_end(p), *b, *e;
         fputs(prefix, f);
-        if (obj_get(p, "code", &b, &e))
+        if (ns_json_get(p, "code", &b, &e))
             put_unescaped(f, b, e);
-        if (obj_get(p, "message", &b, &e)) {
+        if (ns_json_get(p, "message", &b, &e)) {
             fputs(": ", f);
             put_unescaped(f, b, e);
         }
-        if (obj_get(p, "fix", &b, &e)) {
+        if (ns_json_get(p, "fix", &b, &e)) {
             fputs(" (fix: ", f);
             put_unescaped(f, b, e);
             fputc(')', f);
         }
         fputc('\n', f);
-        p = skip_ws(end);
+        p = ns_json_skip_ws(end);
         if (*p != ',')
             break;
-        p = skip_ws(p + 1);
+        p = ns_json_skip_ws(p + 1);
     }
 }
 
@@ -373,13 +248,13 @@ static void for_each_object(FILE *f, const char *p, void (*fn)(FILE *, const cha
 {
     if (*p != '[')
         return;
-    p = skip_ws(p + 1);
+    p = ns_json_skip_ws(p + 1);
     while (*p == '{') {
         fn(f, p);
-        p = skip_ws(value_end(p, 0));
+        p = ns_json_skip_ws(ns_json_value_end(p));
         if (*p != ',')
             break;
-        p = skip_ws(p + 1);
+        p = ns_json_skip_ws(p + 1);
     }
 }
 
@@ -387,7 +262,7 @@ static void for_each_object(FILE *f, const char *p, void (*fn)(FILE *, const cha
 static void put_field(FILE *f, const char *obj, const char *key, const char *missing)
 {
     const char *b, *e;
-    if (obj_get(obj, key, &b, &e))
+    if (ns_json_get(obj, key, &b, &e))
         put_unescaped(f, b, e);
     else
         fputs(missing, f);
@@ -400,13 +275,13 @@ static void put_pair_row(FILE *f, const char *o)
     put_field(f, o, "pair", "?");
     fputs(": mean val loss ", f);
     put_field(f, o, "mean_val_loss", "-");
-    if (obj_get(o, "ci95", &b, &e)) {
+    if (ns_json_get(o, "ci95", &b, &e)) {
         fputs(", 95% CI ", f);
         put_compact(f, b, e);
     }
     fputs(", p vs leader ", f);
     put_field(f, o, "p_vs_leader", "-");
-    if (obj_get(o, "excluded", &b, &e) && strncmp(b, "null", 4)) {
+    if (ns_json_get(o, "excluded", &b, &e) && strncmp(b, "null", 4)) {
         fputs(", excluded: ", f);
         put_unescaped(f, b, e);
     }
@@ -427,11 +302,11 @@ static void put_other_row(FILE *f, const char *o)
 static void put_stage_evidence(FILE *f, const ns_stage_row *st)
 {
     const char *colon = strchr(st->name, ':'), *b, *e;
-    if (!colon || !st->decision || !json_valid(st->decision))
+    if (!colon || !st->decision || !ns_json_valid(st->decision))
         return;
-    if (!strcmp(colon + 1, "compare") && obj_get(st->decision, "pairs", &b, &e))
+    if (!strcmp(colon + 1, "compare") && ns_json_get(st->decision, "pairs", &b, &e))
         for_each_object(f, b, put_pair_row);
-    else if (!strcmp(colon + 1, "select") && obj_get(st->decision, "others", &b, &e))
+    else if (!strcmp(colon + 1, "select") && ns_json_get(st->decision, "others", &b, &e))
         for_each_object(f, b, put_other_row);
 }
 
@@ -561,16 +436,12 @@ static long final_choice(const ns_stage_row *stages, int n)
 {
     for (int i = n - 1; i >= 0; i--) {
         const char *colon = strchr(stages[i].name, ':');
-        if (stages[i].state != NS_STAGE_COMPLETE || !colon || !stages[i].decision)
+        double t;
+        if (stages[i].state != NS_STAGE_COMPLETE || !colon)
             continue;
-        const char *key = !strcmp(colon + 1, "final") ? "\"trial\":"
-                          : !strcmp(colon + 1, "select") ? "\"winner\":" : NULL;
-        const char *at = key ? strstr(stages[i].decision, key) : NULL;
-        if (!at)
-            continue;
-        char *end;
-        long t = strtol(at + strlen(key), &end, 10);
-        return end > at + strlen(key) ? t : -1;
+        if ((!strcmp(colon + 1, "final") && ns_json_get_num(stages[i].decision, "trial", &t)) ||
+            (!strcmp(colon + 1, "select") && ns_json_get_num(stages[i].decision, "winner", &t)))
+            return (long)t;
     }
     return -1;
 }
@@ -664,8 +535,8 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
     const char *fb, *fe;
     if (!st->data_checks)
         fputs("data:    not checked\n", f);
-    else if (!json_valid(st->data_checks) || !obj_get(st->data_checks, "findings", &fb, &fe) ||
-             *skip_ws(skip_ws(fb) + 1) == ']')
+    else if (!ns_json_valid(st->data_checks) || !ns_json_get(st->data_checks, "findings", &fb, &fe) ||
+             *ns_json_skip_ws(ns_json_skip_ws(fb) + 1) == ']')
         fputs("data:    checks passed (imbalance, shift, non-finite, constant, duplicates)\n", f);
     else {
         fputs("data:\n", f);

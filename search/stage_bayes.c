@@ -14,36 +14,24 @@
 #include "../model/modelfile.h"
 #include "bayes.h"
 #include "bo.h"
+#include "json.h"
 #include "report.h"
 
 /* ---- trials as points of the space -------------------------------------------------------- */
 
-/* Copies the text of the JSON value at v into out without spaces and quotes (so "relu"
- * and relu, [256,128] and [256, 128] compare equal). */
-static void compact_value(const char *v, char *out, size_t cap)
+/* [b, e) without spaces and quotes into out (so "relu" and relu, [256,128] and
+ * [256, 128] compare equal); 0 when it does not fit. */
+static int compact_span(const char *b, const char *e, char *out, size_t cap)
 {
     size_t n = 0;
-    int depth = 0, in_str = 0;
-    for (const char *c = v; *c && n + 1 < cap; c++) {
-        if (*c == '"') {
-            in_str = !in_str;
-            continue;
-        }
-        if (!in_str && (*c == '[' || *c == '{'))
-            depth++;
-        if (!in_str && (*c == ']' || *c == '}')) {
-            if (depth == 0)
-                break;
-            depth--;
-        }
-        if (!in_str && depth == 0 && *c == ',')
-            break;
-        if (*c != ' ')
+    for (const char *c = b; c < e; c++)
+        if (*c != ' ' && *c != '"') {
+            if (n + 1 >= cap)
+                return 0;
             out[n++] = *c;
-        if (!in_str && depth == 0 && (*c == ']' || *c == '}'))
-            break;
-    }
+        }
     out[n] = 0;
+    return 1;
 }
 
 /* u (sp->n) from a trial's params: each searched key's value mapped into its range or
@@ -52,29 +40,31 @@ static void compact_value(const char *v, char *out, size_t cap)
  * point of this space: not an observation). */
 static int point_of(const ns_space *sp, const char *params, double *u)
 {
+    if (!ns_json_valid(params))
+        return 0;
     for (int i = 0; i < sp->n; i++) {
         const ns_dim *d = &sp->dims[i];
-        char pat[64], val[256], choice[256];
-        snprintf(pat, sizeof pat, "\"%s\":", d->name);
-        const char *at = params ? strstr(params, pat) : NULL;
+        char val[256], choice[256];
+        const char *b, *e;
         u[i] = 0.5;
-        if (!at)
+        if (!ns_json_get(params, d->name, &b, &e))
             continue;
-        compact_value(at + strlen(pat), val, sizeof val);
+        if (!compact_span(b, e, val, sizeof val))
+            return 0;
         if (d->kind == NS_DIM_CHOICE) {
             int k = -1;
-            for (int c = 0; c < d->n_choices && k < 0; c++) {
-                compact_value(d->choices[c], choice, sizeof choice);
-                if (!strcmp(choice, val))
+            for (int c = 0; c < d->n_choices && k < 0; c++)
+                if (compact_span(d->choices[c], d->choices[c] + strlen(d->choices[c]), choice,
+                                 sizeof choice) && !strcmp(choice, val))
                     k = c;
-            }
             if (k < 0)
                 return 0;
             u[i] = ns_dim_unit(d, k);
         } else {
             char *end;
             double x = strtod(val, &end);
-            if (end == val || !(x >= d->lo * (1 - 1e-12) && x <= d->hi * (1 + 1e-12)))
+            double slack = 1e-12 * fmax(fabs(d->lo), fabs(d->hi)); /* the text round trip */
+            if (end == val || !(x >= d->lo - slack && x <= d->hi + slack))
                 return 0;
             u[i] = ns_dim_unit(d, x);
         }

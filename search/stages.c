@@ -17,46 +17,10 @@
 #include "../engine/rng.h"
 #include "bayes.h"
 #include "driver_impl.h"
+#include "json.h"
 #include "lrfind.h"
 #include "report.h"
 #include "stats.h"
-
-/* ---- small readers of the JSON this file writes ---------------------------------------- */
-
-/* The number after "key": in json (flat keys only; the first occurrence); 0 when absent or
- * null. */
-static int json_num(const char *json, const char *key, double *v)
-{
-    char pat[80];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p)
-        return 0;
-    p += strlen(pat);
-    char *end;
-    double d = strtod(p, &end);
-    if (end == p)
-        return 0;
-    *v = d;
-    return 1;
-}
-
-/* The string after "key": (no escapes in what this file writes); 0 when absent. */
-static int json_str(const char *json, const char *key, char *out, size_t cap)
-{
-    char pat[80];
-    snprintf(pat, sizeof pat, "\"%s\":\"", key);
-    const char *p = json ? strstr(json, pat) : NULL;
-    if (!p)
-        return 0;
-    p += strlen(pat);
-    const char *q = strchr(p, '"');
-    if (!q || (size_t)(q - p) >= cap)
-        return 0;
-    memcpy(out, p, (size_t)(q - p));
-    out[q - p] = 0;
-    return 1;
-}
 
 /* ---- families, the reference point, sizes, pairs --------------------------------------- */
 
@@ -392,10 +356,10 @@ static void decide_lr_range(search *s, const ns_stage_cfg *st, const ns_trial_ro
         int np = 0, batch = 0;
         for (long i = (long)k * st->seeds; i < (long)(k + 1) * st->seeds && i < count; i++) {
             double v, b;
-            if (r[i].state == NS_TRIAL_COMPLETE && json_num(r[i].result, "pick", &v) && v > 0 &&
+            if (r[i].state == NS_TRIAL_COMPLETE && ns_json_get_num(r[i].result, "pick", &v) && v > 0 &&
                 np < 100)
                 picks[np++] = v;
-            if (json_num(r[i].result, "batch", &b))
+            if (ns_json_get_num(r[i].result, "batch", &b))
                 batch = (int)b;
         }
         const char *fn = family_name(fam[k]);
@@ -444,7 +408,7 @@ static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r
     for (int i = 0; i < ns && i < count; i++) {
         loss[i] = NAN;
         stable[i] = r[i].state == NS_TRIAL_COMPLETE && healthy(&r[i]) &&
-                    json_num(r[i].result, "val_loss", &loss[i]) && isfinite(loss[i]);
+                    ns_json_get_num(r[i].result, "val_loss", &loss[i]) && isfinite(loss[i]);
         if (stable[i] && loss[i] < best)
             best = loss[i];
     }
@@ -532,7 +496,7 @@ static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long c
                         : 3;
             if (grave < 3 && (!p->excluded || grave < (p->excluded == why[0] ? 0 : p->excluded == why[1] ? 1 : 2)))
                 p->excluded = why[grave];
-            if (t->state == NS_TRIAL_COMPLETE && json_num(t->result, "val_loss", &v) && isfinite(v)) {
+            if (t->state == NS_TRIAL_COMPLETE && ns_json_get_num(t->result, "val_loss", &v) && isfinite(v)) {
                 sum += v;
                 sum2 += v * v;
                 p->n++;
@@ -607,7 +571,7 @@ static void decide_final(const ns_trial_row *r, long count, ns_jbuf *j)
     static const char *const keys[] = {"val_loss", "test_loss", "test_acc", "test_rmse"};
     for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
         double v;
-        if (json_num(r[0].result, keys[k], &v))
+        if (ns_json_get_num(r[0].result, keys[k], &v))
             ns_jbuf_putf(j, ",\"%s\":%.9g", keys[k], v);
     }
     ns_jbuf_putf(j, ",\"healthy\":%s", healthy(&r[0]) ? "true" : "false");
@@ -699,32 +663,32 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
         for (int f = 0; f < N_FAMILIES; f++) {
             char key[32];
             snprintf(key, sizeof key, "%s_lr", family_name(f));
-            if (!json_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
+            if (!ns_json_get_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
                 continue;
             d->have_lr[f] = 1;
             snprintf(key, sizeof key, "%s_lo", family_name(f));
-            json_num(decision, key, &d->lr_lo[f]);
+            ns_json_get_num(decision, key, &d->lr_lo[f]);
             snprintf(key, sizeof key, "%s_hi", family_name(f));
-            json_num(decision, key, &d->lr_hi[f]);
+            ns_json_get_num(decision, key, &d->lr_hi[f]);
             snprintf(key, sizeof key, "%s_batch", family_name(f));
-            if (json_num(decision, key, &v) && v > 0)
+            if (ns_json_get_num(decision, key, &v) && v > 0)
                 d->batch_ref = (int)v;
         }
         narrow_lr(s);
         break;
     case NS_STAGE_BATCH:
-        if (json_num(decision, "batch_size", &v) && v > 0)
+        if (ns_json_get_num(decision, "batch_size", &v) && v > 0)
             d->batch = (int)v;
-        if (json_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
+        if (ns_json_get_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
             d->batch_ref = (int)v;
-        if (json_str(decision, "scaling", txt, sizeof txt))
+        if (ns_json_get_str(decision, "scaling", txt, sizeof txt))
             d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
                          : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
                          : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
         narrow_lr(s);
         break;
     case NS_STAGE_COMPARE:
-        if (json_str(decision, "leader", txt, sizeof txt)) {
+        if (ns_json_get_str(decision, "leader", txt, sizeof txt)) {
             char *slash = strchr(txt, '/');
             if (!slash)
                 break;
@@ -739,11 +703,11 @@ void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
         narrow_lr(s);
         break;
     case NS_STAGE_FINAL:
-        if (json_num(decision, "trial", &v))
+        if (ns_json_get_num(decision, "trial", &v))
             d->final_trial = (long)v;
         break;
     case NS_STAGE_SELECT:
-        if (json_num(decision, "winner", &v))
+        if (ns_json_get_num(decision, "winner", &v))
             d->final_trial = (long)v;
         break;
     case NS_STAGE_RANDOM:

@@ -1,0 +1,51 @@
+/* test_json.c — the reader of stored JSON (search/json.h): validity, a top-level key's
+ * value and nothing deeper, numbers and strings, and refusals. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "search/json.h"
+
+Test(json, validity)
+{
+    cr_assert(ns_json_valid(" {\"a\": [1, 2.5e-3, -0], \"b\": {\"c\": null}, \"d\": \"x\\\"y\"} "));
+    cr_assert(ns_json_valid("[]"));
+    cr_assert(!ns_json_valid(NULL));
+    cr_assert(!ns_json_valid("{\"a\": 01}"), "leading zero");
+    cr_assert(!ns_json_valid("{\"a\": 1,}"), "trailing comma");
+    cr_assert(!ns_json_valid("{\"a\": 1} x"), "text after the value");
+    cr_assert(!ns_json_valid("{\"a\": nan}"));
+    char deep[200] = "";
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "[");
+    for (int i = 0; i < 70; i++)
+        strcat(deep, "]");
+    cr_assert(!ns_json_valid(deep), "nesting beyond NS_JSON_MAX_DEPTH");
+}
+
+Test(json, top_level_keys_only)
+{
+    /* a select decision: "trial" exists only inside "others" */
+    const char *d = "{\"winner\":16,\"others\":[{\"trial\":17,\"why\":\"a \\\"b\\\"\"}],\"x\":null}";
+    double v = 0;
+    cr_assert(ns_json_get_num(d, "winner", &v));
+    cr_assert_eq(v, 16);
+    cr_assert(!ns_json_get_num(d, "trial", &v), "a nested key is not the object's");
+    cr_assert(!ns_json_get_num(d, "x", &v), "null is no number");
+    cr_assert(!ns_json_get_num(d, "others", &v));
+    cr_assert(!ns_json_get_num("{\"winner\":16", "winner", &v), "invalid text");
+    const char *b, *e;
+    cr_assert(ns_json_get(d, "others", &b, &e));
+    cr_assert_eq(*b, '[');
+    cr_assert_eq(e[-1], ']');
+}
+
+Test(json, strings)
+{
+    const char *d = "{\"leader\":\"adam/cosine\",\"n\":3}";
+    char out[16];
+    cr_assert(ns_json_get_str(d, "leader", out, sizeof out));
+    cr_assert_str_eq(out, "adam/cosine");
+    cr_assert(!ns_json_get_str(d, "leader", out, 5), "does not fit");
+    cr_assert(!ns_json_get_str(d, "n", out, sizeof out), "a number is no string");
+    cr_assert(!ns_json_get_str("[1]", "n", out, sizeof out), "not an object");
+}
