@@ -63,6 +63,17 @@ unsigned ns_findings_flags(const ns_finding *f, int n)
 /* The oscillation measure's smallest level, as a share of the first epoch's train loss. */
 #define OSC_FLOOR 0.1
 
+void ns_health_flags_text(long long flags, char *buf, size_t cap)
+{
+    if (!cap)
+        return;
+    size_t at = 0;
+    snprintf(buf, cap, flags < 0 ? "-" : "ok");
+    for (unsigned i = 0; flags > 0 && i < sizeof code_names / sizeof *code_names && at < cap; i++)
+        if (flags & (1LL << i))
+            at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? "," : "", code_names[i]);
+}
+
 /* Epochs whose spike marks are kept (no allocation); later spikes still count, they only
  * stay in the oscillation measure. */
 #define MAXN_SPIKE 4096

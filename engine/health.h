@@ -106,6 +106,9 @@ const char *ns_health_code_name(int i);
 unsigned ns_health_code_bit(const char *code);
 /* The bits of findings f[0..n). */
 unsigned ns_findings_flags(const ns_finding *f, int n);
+/* The codes of flags as "code,code" in bit order, "ok" for none, "-" for flags < 0 (not
+ * judged); truncated to cap. */
+void ns_health_flags_text(long long flags, char *buf, size_t cap);
 
 /* Each code fires at most once, so this many findings always fit. */
 #define NS_HEALTH_MAX_FINDINGS 9

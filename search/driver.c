@@ -313,17 +313,6 @@ static int judge_trial(search *s, long n, const ns_health_spec *hs, int selected
     return NS_OK;
 }
 
-/* "code, code" of findings, or "healthy". */
-static void finding_codes(const ns_finding *f, int n, char *out, size_t cap)
-{
-    size_t at = 0;
-    out[0] = 0;
-    for (int i = 0; i < n && at < cap; i++)
-        at += (size_t)snprintf(out + at, cap - at, "%s%s", i ? ", " : "", f[i].code);
-    if (!n)
-        snprintf(out, cap, "healthy");
-}
-
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
 static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
@@ -412,7 +401,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
         }
         if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err)))
             return rc;
-        finding_codes(f, nf, codes, sizeof codes);
+        ns_health_flags_text(flags, codes, sizeof codes);
     }
     ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
                          .result = lrfind ? lr_result : result[0] ? result : NULL, .health = health,

@@ -310,16 +310,6 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st)
         for_each_object(f, b, put_other_row);
 }
 
-/* The codes of a trial's health flags, "ok" for none and "-" when not judged. */
-static void health_codes(char *buf, size_t cap, int64_t flags)
-{
-    size_t at = 0;
-    snprintf(buf, cap, flags < 0 ? "-" : "ok");
-    for (int i = 0; flags > 0 && ns_health_code_name(i) && at < cap; i++)
-        if (flags & ((int64_t)1 << i))
-            at += (size_t)snprintf(buf + at, cap - at, "%s%s", at ? "," : "", ns_health_code_name(i));
-}
-
 /* ---- reading a study ---------------------------------------------------------------- */
 
 typedef struct study_view {
@@ -584,7 +574,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         int whealth = 6;
         char hc[256];
         for (int i = 0; i < v->n_trials; i++) {
-            health_codes(hc, sizeof hc, v->trials[i].health_flags);
+            ns_health_flags_text(v->trials[i].health_flags, hc, sizeof hc);
             whealth = max_int(whealth, (int)strlen(hc));
         }
         fprintf(f, "  %*s  %-*s  %-*s  %*s  %6s  %8s  %-*s  params\n", wnum, "trial", wstage, "stage",
@@ -605,7 +595,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
             else
                 snprintf(num, sizeof num, "-");
             fprintf(f, "%8s  ", num);
-            health_codes(hc, sizeof hc, t->health_flags);
+            ns_health_flags_text(t->health_flags, hc, sizeof hc);
             fprintf(f, "%-*s  ", whealth, hc);
             put_pairs(f, t->params);
             fputc('\n', f);
