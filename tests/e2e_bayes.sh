@@ -9,11 +9,7 @@ NS=${1:?usage: e2e_bayes.sh NNSEARCH}
 NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
 T=$(mktemp -d /tmp/nnsearch-bayes-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
-table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
-decisions() { sqlite3 "$1/study.db" "SELECT name, state, decision FROM stage ORDER BY position"; }
-dec() { sqlite3 "$1/study.db" "SELECT json_extract(decision, '$3') FROM stage WHERE name = '$2'"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh"
 
 cat >"$T/b.yaml" <<YAML
 data:
@@ -62,17 +58,7 @@ check "bayes -j 2 exit 0" test $? -eq 0
 check "-j 1 and -j 2: the same trials and prunings" cmp -s <(table "$T/a") <(table "$T/b")
 check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
 
-cut_short=0
-for delay in 0.1 0.2 0.35 0.5 0.7 1 1.5 2 3; do
-  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/b.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
-  [[ "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM stage WHERE state='complete'" 2>/dev/null)" == 3 ]] && break
-  cut_short=$((cut_short + 1))
-done
-check "at least one kill cut the study short ($cut_short)" test "$cut_short" -ge 1
-"$NS" resume "$T/c" --quiet >/dev/null 2>&1
-check "resume exit 0" test $? -eq 0
-check "killed and resumed: the same trials" cmp -s <(table "$T/a") <(table "$T/c")
-check "killed and resumed: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/c")
+kill_and_resume "$NS" "$T/b.yaml" "$T/c" 3 "$T/a"
 
 # asha: trials stop only at the rungs min_epochs x 3^k (20 epochs: 2, 6, 18)
 sed 's/{stage: bayes, trials: 12, epochs: 20, round: 2}/{stage: bayes, trials: 12, epochs: 20, round: 2, prune: asha}/' "$T/b.yaml" >"$T/asha.yaml"

@@ -9,13 +9,7 @@ NS=${1:?usage: e2e_stages.sh NNSEARCH}
 NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
 T=$(mktemp -d /tmp/nnsearch-stages-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
-# trials and decisions as the study records them, without timings (samples/s is evidence,
-# measured anew by every run)
-table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
-decisions() { sqlite3 "$1/study.db" "SELECT name, state, decision FROM stage ORDER BY position" | sed -E 's/"samples_per_s":[^,}]*//g'; }
-dec() { sqlite3 "$1/study.db" "SELECT json_extract(decision, '$3') FROM stage WHERE name = '$2'"; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh"
 
 cat >"$T/s.yaml" <<YAML
 data:
@@ -78,17 +72,7 @@ check "-j 1 and -j 2: the same trials" cmp -s <(table "$T/a") <(table "$T/b")
 check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
 
 # SIGKILL at growing moments, resume each time: the same study as uninterrupted
-cut_short=0
-for delay in 0.01 0.03 0.05 0.08 0.12 0.2 0.3 0.5 1 2; do
-  bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
-  [[ "$(sqlite3 "$T/c/study.db" "SELECT count(*) FROM stage WHERE state='complete'" 2>/dev/null)" == 4 ]] && break
-  cut_short=$((cut_short + 1))
-done
-check "at least one kill cut the study short ($cut_short)" test "$cut_short" -ge 1
-"$NS" resume "$T/c" --quiet >/dev/null 2>&1
-check "resume exit 0" test $? -eq 0
-check "killed and resumed: the same trials" cmp -s <(table "$T/a") <(table "$T/c")
-check "killed and resumed: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/c")
+kill_and_resume "$NS" "$T/s.yaml" "$T/c" 4 "$T/a"
 
 # config errors in the stages
 printf 'data: {train: %s}\nsearch:\n  stages: [{stage: lr_range, trials: 3}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
