@@ -761,31 +761,31 @@ int ns_store_stage_get(ns_store *s, const char *name, ns_stage_row *row, int *fo
     return rc;
 }
 
-int ns_store_stages(ns_store *s, ns_stage_row **rows, int *n, ns_err *err)
+/* Steps st (parameters bound) and collects every row: an array of `size`-byte rows read by
+ * rd (nonzero: out of memory), freed with fr on failure. `what` names the rows in errors.
+ * Finishes st either way. */
+static int collect_rows(ns_store *s, sqlite3_stmt *st, size_t size,
+                        int (*rd)(sqlite3_stmt *, void *), void (*fr)(void *, int),
+                        const char *what, void **rows, int *n, ns_err *err)
 {
-    sqlite3_stmt *st = NULL;
-    ns_stage_row *v = NULL;
-    int cap = 0, len = 0;
+    char *v = NULL;
+    int cap = 0, len = 0, rc, src;
     *rows = NULL;
     *n = 0;
-    int rc = prep(s, ST_STAGES, &st, err);
-    if (rc != NS_OK)
-        return rc;
-    int src;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         if (len == cap) {
-            int nc = cap ? 2 * cap : 8;
-            ns_stage_row *nv = realloc(v, (size_t)nc * sizeof *v);
+            int nc = cap ? 2 * cap : 16;
+            char *nv = realloc(v, (size_t)nc * size);
             if (!nv)
                 goto nomem;
             v = nv;
             cap = nc;
         }
-        if (read_stage(st, &v[len++]))
+        if (rd(st, v + (size_t)len++ * size))
             goto nomem;
     }
     if (src != SQLITE_DONE) {
-        rc = db_fail(s, src, "reading the stages", err);
+        rc = db_fail(s, src, what, err);
         goto fail;
     }
     done(st);
@@ -796,7 +796,24 @@ nomem:
     rc = oom(s, err);
 fail:
     done(st);
-    ns_stage_rows_free(v, len);
+    fr(v, len);
+    return rc;
+}
+
+static int read_stage_any(sqlite3_stmt *st, void *row) { return read_stage(st, row); }
+static void free_stages_any(void *rows, int n) { ns_stage_rows_free(rows, n); }
+
+int ns_store_stages(ns_store *s, ns_stage_row **rows, int *n, ns_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *rows = NULL;
+    *n = 0;
+    void *v = NULL;
+    int rc = prep(s, ST_STAGES, &st, err);
+    if (rc == NS_OK)
+        rc = collect_rows(s, st, sizeof **rows, read_stage_any, free_stages_any,
+                          "reading the stages", &v, n, err);
+    *rows = v;
     return rc;
 }
 
@@ -999,38 +1016,17 @@ int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,
     return NS_OK;
 }
 
+static int read_trial_any(sqlite3_stmt *st, void *row) { return read_trial(st, row); }
+static void free_trials_any(void *rows, int n) { ns_trial_rows_free(rows, n); }
+
 /* Runs a trial query (parameters bound) and collects every row. */
 static int collect_trials(ns_store *s, sqlite3_stmt *st, ns_trial_row **rows, int *n,
                           ns_err *err)
 {
-    ns_trial_row *v = NULL;
-    int cap = 0, len = 0, rc;
-    int src;
-    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
-        if (len == cap) {
-            int nc = cap ? 2 * cap : 16;
-            ns_trial_row *nv = realloc(v, (size_t)nc * sizeof *v);
-            if (!nv)
-                goto nomem;
-            v = nv;
-            cap = nc;
-        }
-        if (read_trial(st, &v[len++]))
-            goto nomem;
-    }
-    if (src != SQLITE_DONE) {
-        rc = db_fail(s, src, "reading the trials", err);
-        goto fail;
-    }
-    done(st);
+    void *v = NULL;
+    int rc = collect_rows(s, st, sizeof **rows, read_trial_any, free_trials_any,
+                          "reading the trials", &v, n, err);
     *rows = v;
-    *n = len;
-    return NS_OK;
-nomem:
-    rc = oom(s, err);
-fail:
-    done(st);
-    ns_trial_rows_free(v, len);
     return rc;
 }
 
