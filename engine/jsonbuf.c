@@ -4,7 +4,6 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 void ns_jbuf_put(ns_jbuf *j, const char *s, size_t n)
@@ -22,15 +21,10 @@ void ns_jbuf_putf(ns_jbuf *j, const char *fmt, ...)
     va_copy(again, ap);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n >= (int)sizeof tmp) { /* rare: long names; format again into a buffer that fits */
-        char *big = malloc((size_t)n + 1);
-        if (big) {
-            vsnprintf(big, (size_t)n + 1, fmt, again);
-            ns_jbuf_put(j, big, (size_t)n);
-            free(big);
-        } else {
-            j->len += (size_t)n; /* counted, so a caller that sizes first sees the need */
-        }
+    if (n >= (int)sizeof tmp) { /* rare (long names): format again straight into place */
+        if (j->len + (size_t)n < j->cap)
+            vsnprintf(j->buf + j->len, j->cap - j->len, fmt, again);
+        j->len += (size_t)n;
     } else if (n > 0) {
         ns_jbuf_put(j, tmp, (size_t)n);
     }

@@ -3,6 +3,7 @@
 #include <criterion/criterion.h>
 #include <string.h>
 
+#include "engine/jsonbuf.h"
 #include "search/json.h"
 
 Test(json, validity)
@@ -48,4 +49,29 @@ Test(json, strings)
     cr_assert(!ns_json_get_str(d, "leader", out, 5), "does not fit");
     cr_assert(!ns_json_get_str(d, "n", out, sizeof out), "a number is no string");
     cr_assert(!ns_json_get_str("[1]", "n", out, sizeof out), "not an object");
+}
+
+/* The writer's side (engine/jsonbuf.h): sizing first, then writing, with a formatted piece
+ * longer than its internal buffer; a buffer too small keeps the count and writes "". */
+Test(json, writer_sizes_then_writes)
+{
+    char name[301];
+    memset(name, 'n', 300);
+    name[300] = 0;
+    ns_jbuf j = {NULL, 0, 0};
+    ns_jbuf_putf(&j, "{\"name\":\"%s\",\"k\":%d}", name, 7);
+    size_t need = j.len;
+    cr_assert_eq(need, strlen("{\"name\":\"\",\"k\":7}") + 300);
+    char buf[400];
+    j = (ns_jbuf){buf, sizeof buf, 0};
+    ns_jbuf_putf(&j, "{\"name\":\"%s\",\"k\":%d}", name, 7);
+    cr_assert_eq(ns_jbuf_finish(&j), need);
+    cr_assert(ns_json_valid(buf), "%s", buf);
+    double v;
+    cr_assert(ns_json_get_num(buf, "k", &v) && v == 7);
+    char small[100];
+    j = (ns_jbuf){small, sizeof small, 0};
+    ns_jbuf_putf(&j, "{\"name\":\"%s\"}", name);
+    cr_assert_eq(ns_jbuf_finish(&j), need - 6);
+    cr_assert_str_eq(small, "");
 }
