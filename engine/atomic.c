@@ -1,6 +1,6 @@
 /* atomic.c — see atomic.h. The temporary name is drawn here rather than by mkstemp so the
  * file gets the umask's permissions; O_EXCL makes the name ours. */
-#include "atomic.h"
+#include "engine/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "rng.h"
+#include "engine/rng.h"
 
 static int open_temp(const char *path, char *tmp, size_t cap)
 {

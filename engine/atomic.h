@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "err.h"
+#include "engine/err.h"
 
 typedef struct ns_atomic_file {
     FILE *f;    /* write the contents here */

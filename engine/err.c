@@ -1,5 +1,5 @@
 /* err.c — formatting of ns_err. */
-#include "err.h"
+#include "engine/err.h"
 
 #include <stdarg.h>
 #include <stdio.h>

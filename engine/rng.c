@@ -1,6 +1,6 @@
 /* rng.c — xoshiro256** streams and splitmix64 hashing (public-domain algorithms by
  * Blackman and Vigna, written from their description). */
-#include "rng.h"
+#include "engine/rng.h"
 
 #include <math.h>
 

@@ -1,7 +1,7 @@
 /* drift.c — the prediction-time drift check (contract and thresholds: drift.h). One
  * row-major pass accumulates per-feature sums and out-of-range counts; no printing, no
  * policy beyond the documented thresholds. Not a streaming or multivariate test. */
-#include "drift.h"
+#include "model/drift.h"
 
 #include <math.h>
 #include <stdio.h>

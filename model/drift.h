@@ -5,8 +5,8 @@
 #ifndef NS_DRIFT_H
 #define NS_DRIFT_H
 
-#include "../engine/err.h"
-#include "modelfile.h"
+#include "engine/err.h"
+#include "model/modelfile.h"
 
 /* A feature is "shifted" when |SMD| = |mean_new - mean_train| / std_train exceeds this: half
  * a training standard deviation, a medium effect in Cohen's terms and large enough to move

@@ -1,7 +1,7 @@
 /* mlp.c — the multilayer perceptron: layout of the one parameter buffer, initialisation,
  * forward and backward passes as sequences of backend ops, and the ns_net adapter the
  * training loop drives. No arithmetic on layer data happens here. */
-#include "mlp.h"
+#include "model/mlp.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -7,9 +7,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "../engine/backend.h"
-#include "../engine/rng.h"
-#include "../engine/train.h"
+#include "engine/backend/backend.h"
+#include "engine/rng.h"
+#include "engine/train/train.h"
 
 #define NS_MAX_HIDDEN 32
 

@@ -1,9 +1,9 @@
 /* modelfile.c — writes and reads the trained-model file (layout: docs/model-format.md).
  * Every field is encoded one by one in little-endian order, so a file is the same on any
  * host and never depends on struct padding. Not a general serialiser: it knows one format. */
-#include "modelfile.h"
+#include "model/modelfile.h"
 
-#include "../engine/atomic.h"
+#include "engine/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>

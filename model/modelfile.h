@@ -7,8 +7,8 @@
 
 #include <stdint.h>
 
-#include "../engine/data.h"
-#include "mlp.h"
+#include "engine/data/data.h"
+#include "model/mlp.h"
 
 /* Written: 2 (adds the training statistics). Read: 1 and 2. */
 #define NS_MODEL_VERSION 2

@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../search/config.h"
-#include "testutil.h"
+#include "search/config/config.h"
+#include "tests/testutil.h"
 
 #ifndef NS_SOURCE_DIR
 #define NS_SOURCE_DIR "."

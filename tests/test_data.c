@@ -9,7 +9,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "engine/data.h"
+#include "engine/data/data.h"
 #include "engine/rng.h"
 #include "tests/testutil.h"
 

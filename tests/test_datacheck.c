@@ -1,4 +1,4 @@
-/* test_datacheck.c — the once-per-study data checks (engine/datacheck.c): the KS statistic
+/* test_datacheck.c — the once-per-study data checks (engine/data/datacheck.c): the KS statistic
  * and p-value against hand-computed and tabulated values, each finding provoked on
  * synthetic parts next to a clean set that must not fire it, and the report's JSON. */
 #include <criterion/criterion.h>
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/datacheck.h"
+#include "engine/data/datacheck.h"
 #include "engine/rng.h"
 
 /* n rows of d N(0, 1) features (the first n_shift columns moved by +shift), labels

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/rng.h"
-#include "../model/drift.h"
-#include "../model/modelfile.h"
+#include "engine/rng.h"
+#include "model/drift.h"
+#include "model/modelfile.h"
 
 /* n x d rows of N(mu_j, sd_j) from seed: mu_j = j, sd_j = 1 + j / 4. */
 static float *normal_rows(long n, int d, uint64_t seed)

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "engine/optim.h"
+#include "engine/backend/backend.h"
+#include "engine/train/optim.h"
 #include "model/mlp.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* Reads the array called name from the golden file; returns its length. */
 static int golden(const char *name, double *out, int cap)

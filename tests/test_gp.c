@@ -11,8 +11,8 @@
 
 #include <gsl/gsl_cdf.h>
 
-#include "../search/bo.h"
-#include "../search/gp.h"
+#include "search/bo/bo.h"
+#include "search/bo/gp.h"
 
 static double matern(double r, double sf2)
 {

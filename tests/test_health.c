@@ -1,11 +1,11 @@
-/* test_health.c — the trial detectors (engine/health.c) on synthetic epoch records: each
+/* test_health.c — the trial detectors (engine/train/health.c) on synthetic epoch records: each
  * detector provoked on purpose and a healthy run that must not fire it; edge cases and
  * the JSON written into the study's trial.health column. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
 
-#include "engine/health.h"
+#include "engine/train/health.h"
 
 #define MAXR 64
 

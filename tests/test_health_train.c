@@ -10,12 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/datacheck.h"
-#include "engine/health.h"
+#include "engine/data/datacheck.h"
 #include "engine/rng.h"
-#include "search/config.h"
-#include "search/pipeline.h"
-#include "testutil.h"
+#include "engine/train/health.h"
+#include "search/config/config.h"
+#include "search/stages/pipeline.h"
+#include "tests/testutil.h"
 
 /* ---- data ----------------------------------------------------------------------------- */
 

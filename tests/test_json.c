@@ -1,10 +1,10 @@
-/* test_json.c — the reader of stored JSON (search/json.h): validity, a top-level key's
+/* test_json.c — the reader of stored JSON (search/study/json.h): validity, a top-level key's
  * value and nothing deeper, numbers and strings, and refusals. */
 #include <criterion/criterion.h>
 #include <string.h>
 
 #include "engine/jsonbuf.h"
-#include "search/json.h"
+#include "search/study/json.h"
 
 Test(json, validity)
 {

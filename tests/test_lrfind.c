@@ -9,15 +9,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "engine/lrfind.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
-#include "engine/train.h"
+#include "engine/train/lrfind.h"
+#include "engine/train/train.h"
 #include "model/mlp.h"
-#include "search/config.h"
-#include "search/lrfind.h"
-#include "search/pipeline.h"
-#include "testutil.h"
+#include "search/config/config.h"
+#include "search/stages/lrfind.h"
+#include "search/stages/pipeline.h"
+#include "tests/testutil.h"
 
 /* ---- suggestions on hand-made curves ------------------------------------------------ */
 

@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
 #include "model/mlp.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 typedef struct gc_case {
     ns_act act;

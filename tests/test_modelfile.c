@@ -14,8 +14,8 @@
 #include <unistd.h>
 #include <zlib.h>
 
-#include "../model/modelfile.h"
-#include "testutil.h"
+#include "model/modelfile.h"
+#include "tests/testutil.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
 

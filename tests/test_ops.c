@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 static ns_backend *be;
 static ns_rng rng;

@@ -1,4 +1,4 @@
-/* test_optim.c — optimizers (engine/optim.c) and their CPU kernels (engine/cpu_optim.c):
+/* test_optim.c — optimizers (engine/train/optim.c) and their CPU kernels (engine/backend/cpu_optim.c):
  * against a textbook double-precision reference, against values pinned from PyTorch,
  * bit-for-bit against a scalar float loop in torch's operation order (vector body and
  * tail alike), and checkpoint round trips that must not change a single bit. */
@@ -7,10 +7,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
-#include "engine/cpu_ops.h"
-#include "engine/optim.h"
+#include "engine/backend/backend.h"
+#include "engine/backend/cpu_ops.h"
 #include "engine/rng.h"
+#include "engine/train/optim.h"
 #include "tests/testutil.h"
 
 static ns_backend *be;

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engine/backend.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
-#include "engine/train.h"
+#include "engine/train/train.h"
 #include "model/mlp.h"
 
 enum { N_RUNS = 6 };

@@ -1,9 +1,9 @@
-/* test_sched.c — learning-rate schedules (engine/sched.c): closed forms, the plateau
+/* test_sched.c — learning-rate schedules (engine/train/sched.c): closed forms, the plateau
  * bookkeeping, and values pinned from torch.optim.lr_scheduler. */
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "engine/sched.h"
+#include "engine/train/sched.h"
 
 #define BASE 0.1
 

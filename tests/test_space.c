@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../search/config.h"
-#include "../search/space.h"
-#include "testutil.h"
+#include "search/config/config.h"
+#include "search/config/space.h"
+#include "tests/testutil.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
 

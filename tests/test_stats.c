@@ -4,7 +4,7 @@
 #include <criterion/criterion.h>
 #include <math.h>
 
-#include "search/stats.h"
+#include "search/stages/stats.h"
 
 static void close_to(double got, double want, double rel)
 {

@@ -1,4 +1,4 @@
-/* test_report.c — `nnsearch status` and `export` over a study built by hand with the store
+/* test_status_export.c — `nnsearch status` and `export` over a study built by hand with the store
  * API (no training): the trial table's best-first order in both directions, the --json
  * object's structure and escaping, the exported config with its provenance that loads back
  * to the trial's values, and the errors for a folder without a study or without a
@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "search/config.h"
-#include "search/report.h"
-#include "search/store.h"
-#include "testutil.h"
+#include "search/cli/status_export.h"
+#include "search/config/config.h"
+#include "search/study/store.h"
+#include "tests/testutil.h"
 
 #define STUDY_NAME "my \"study\"\\1" /* a quote and a backslash: JSON must escape both */
 

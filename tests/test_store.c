@@ -13,8 +13,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "search/store.h"
-#include "testutil.h"
+#include "search/study/store.h"
+#include "tests/testutil.h"
 
 /* A study folder two levels below a fresh temporary folder (open must create both). */
 static char *study_dir(void)

@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "engine/backend.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
-#include "engine/train.h"
+#include "engine/train/train.h"
 #include "model/mlp.h"
-#include "testutil.h"
+#include "tests/testutil.h"
 
 /* Three Gaussian blobs in d dimensions, rows in random order. */
 static void make_blobs(ns_dataset *ds, long n, int d, uint64_t seed, double spread)

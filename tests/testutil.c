@@ -1,6 +1,6 @@
 /* testutil.c — see testutil.h. */
 #define _XOPEN_SOURCE 700 /* nftw */
-#include "testutil.h"
+#include "tests/testutil.h"
 
 #include <ftw.h>
 #include <math.h>

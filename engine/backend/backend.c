@@ -1,6 +1,6 @@
 /* backend.c — dispatch of every ns_op_* / ns_buf_* call through the backend's op table.
  * Deliberately thin: no checks on the hot path beyond what the ops themselves need. */
-#include "backend_impl.h"
+#include "engine/backend/backend_impl.h"
 
 void ns_backend_free(ns_backend *be)
 {

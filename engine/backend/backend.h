@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "engine/err.h"
 
 typedef struct ns_backend ns_backend;
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_impl.h"
-#include "cpu_ops.h"
-#include "rng.h"
+#include "engine/backend/backend_impl.h"
+#include "engine/backend/cpu_ops.h"
+#include "engine/rng.h"
 
 /* OpenBLAS exports these; cblas.h of other BLAS builds does not declare them. */
 void openblas_set_num_threads(int num_threads);

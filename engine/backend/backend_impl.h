@@ -3,7 +3,7 @@
 #ifndef NS_BACKEND_IMPL_H
 #define NS_BACKEND_IMPL_H
 
-#include "backend.h"
+#include "engine/backend/backend.h"
 
 typedef struct ns_backend_ops {
     const char *name;

@@ -18,7 +18,7 @@
  * in a fixed order): the per-layer gradient norms then cost no extra pass over memory. */
 #include <math.h>
 
-#include "cpu_ops.h"
+#include "engine/backend/cpu_ops.h"
 
 #define NS_INLINE static inline __attribute__((always_inline))
 #define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))

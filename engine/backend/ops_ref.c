@@ -2,7 +2,7 @@
  * Tests compare every backend against these; nothing on the training path calls them. */
 #include <stddef.h>
 
-#include "backend.h"
+#include "engine/backend/backend.h"
 
 void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC)
 {

@@ -2,7 +2,7 @@
  * subsets, class counts, stratified splits, standardisation; plus what the loaders share
  * (whole-file reading through zlib, string arrays). Not a parser: IDX is data_idx.c, CSV
  * data_csv.c. No preprocessing beyond the standardizer. */
-#include "data_impl.h"
+#include "engine/data/data_impl.h"
 
 #include <errno.h>
 #include <float.h>
@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-#include "rng.h"
+#include "engine/rng.h"
 
 /* ---------------------------------------------------------------------------------------
  * Helpers the loaders share: string arrays, reading a whole file */

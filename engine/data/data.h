@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "err.h"
+#include "engine/err.h"
 
 typedef enum ns_task { NS_TASK_CLASSIFY = 0, NS_TASK_REGRESS = 1 } ns_task;
 

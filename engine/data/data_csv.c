@@ -1,7 +1,7 @@
 /* data_csv.c — the CSV loader: tokenizer, number parser, label vocabulary, and the small
  * helpers only it needs (error-text quoting, a string map). Not format detection or dataset
  * operations (data.c), not IDX (data_idx.c); no preprocessing beyond text to floats. */
-#include "data_impl.h"
+#include "engine/data/data_impl.h"
 
 #include <limits.h>
 #include <math.h>

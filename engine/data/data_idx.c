@@ -1,7 +1,7 @@
 /* data_idx.c — the IDX loader: reads and checks IDX image and label files (raw or gzip'd)
  * into a dataset. Not format detection or dataset operations (data.c), not CSV (data_csv.c);
  * pixels stay unscaled bytes as floats: scaling is the standardizer's. */
-#include "data_impl.h"
+#include "engine/data/data_impl.h"
 
 #include <limits.h>
 #include <stdint.h>

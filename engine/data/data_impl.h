@@ -1,12 +1,12 @@
 /* data_impl.h — internal to the dataset module: what data.c, data_idx.c and data_csv.c share.
- * Not a public header: only engine/data*.c include it; everyone else sees data.h alone.
+ * Not a public header: only engine/data/data*.c include it; everyone else sees data.h alone.
  * It declares only helpers used by more than one of those files; the rest stay static. */
 #ifndef NS_DATA_IMPL_H
 #define NS_DATA_IMPL_H
 
 #include <stddef.h>
 
-#include "data.h"
+#include "engine/data/data.h"
 
 /* data.c. Reads all of path, gzip'd or raw (zlib passes raw files through), into a malloc'd
  * buffer with a NUL after the data (the CSV tokenizer relies on it); caller frees *out.

@@ -2,7 +2,7 @@
  * Moments in double over the full parts, KS on even-stride subsamples sorted by a radix
  * sort (the hot spot: one sort per feature and part), copied rows through a hash set of the
  * training rows. Not a loader and not a policy: it only measures and reports. */
-#include "engine/datacheck.h"
+#include "engine/data/datacheck.h"
 
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>

@@ -8,9 +8,9 @@
 
 #include <stddef.h>
 
-#include "data.h"
-#include "err.h"
-#include "health.h"
+#include "engine/data/data.h"
+#include "engine/err.h"
+#include "engine/train/health.h"
 
 /* Every threshold; defaults in [brackets] (ns_datacheck_spec_default). Comparisons are
  * strict ("above" is >, "below" is <). The checks see the parts as given (normally

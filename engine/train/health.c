@@ -1,6 +1,6 @@
 /* health.c — the trial detectors over per-epoch records (see health.h for each rule).
  * Not a place for policy: it reports findings; the trainer, stages and selection act. */
-#include "engine/health.h"
+#include "engine/train/health.h"
 
 #include "engine/jsonbuf.h"
 

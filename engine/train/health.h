@@ -8,7 +8,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 
-#include "train.h"
+#include "engine/train/train.h"
 
 /* Every threshold of the detectors; defaults in [brackets] (ns_health_spec_default).
  * "Relative" quantities divide by max(|level|, loss_floor) so a loss near zero never

@@ -2,7 +2,7 @@
  * The sweep is a deliberately small loop of its own rather than ns_trainer: no epochs,
  * validation, schedule or checkpoints, and the LR changes every step.
  * Not a plotter or a writer: the search layer turns a curve into CSV and text. */
-#include "lrfind.h"
+#include "engine/train/lrfind.h"
 
 #include <math.h>
 #include <stdlib.h>

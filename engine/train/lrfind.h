@@ -7,9 +7,9 @@
 
 #include <stdint.h>
 
-#include "data.h"
-#include "optim.h"
-#include "train.h"
+#include "engine/data/data.h"
+#include "engine/train/optim.h"
+#include "engine/train/train.h"
 
 typedef struct ns_lrfind_spec {
     double lr_start;    /* LR of the first step [1e-7], > 0 */

@@ -1,5 +1,5 @@
 /* metrics.c — balanced accuracy and macro-F1 from a confusion matrix (metrics.h). */
-#include "engine/metrics.h"
+#include "engine/train/metrics.h"
 
 #include <math.h>
 

@@ -2,7 +2,7 @@
  * The arithmetic is the backend's (ns_op_*_update, one fused pass); this file only owns
  * the state buffers, the step count and the bias corrections, formed in double.
  * Not a scheduler: the caller passes each step's learning rate. */
-#include "optim.h"
+#include "engine/train/optim.h"
 
 #include <math.h>
 #include <stdint.h>

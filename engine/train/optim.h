@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#include "backend.h"
+#include "engine/backend/backend.h"
 
 typedef enum ns_opt_kind { NS_OPT_SGD = 0, NS_OPT_ADAM, NS_OPT_ADAMW, NS_OPT_RMSPROP } ns_opt_kind;
 

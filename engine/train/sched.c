@@ -14,7 +14,7 @@
  * - Plateau multiplies a stored multiplier rather than the LR itself (same values up to
  *   rounding) and, unlike torch, treats a non-finite val loss as a bad epoch even when
  *   it is -inf. */
-#include "sched.h"
+#include "engine/train/sched.h"
 
 #include <math.h>
 #include <string.h>

@@ -2,9 +2,9 @@
  * (data, network, spec): the order of rows, dropout masks and every reduction are fixed,
  * and a checkpoint captures everything the loop reads, so a split run gives the same bits.
  * Not responsible for detecting pathologies beyond stopping on a non-finite loss. */
-#include "train.h"
+#include "engine/train/train.h"
 
-#include "atomic.h"
+#include "engine/atomic.h"
 
 #include <errno.h>
 #include <fcntl.h>

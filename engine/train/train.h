@@ -8,11 +8,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend.h"
-#include "data.h"
-#include "optim.h"
-#include "rng.h"
-#include "sched.h"
+#include "engine/backend/backend.h"
+#include "engine/data/data.h"
+#include "engine/rng.h"
+#include "engine/train/optim.h"
+#include "engine/train/sched.h"
 
 /* What one batch produced; sums so that batches combine exactly. */
 typedef struct ns_batch_out {

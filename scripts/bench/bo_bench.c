@@ -1,4 +1,4 @@
-/* bo_bench.c — nnsearch's GP-BO (search/bo.h) and random search on Branin (2-D) and
+/* bo_bench.c — nnsearch's GP-BO (search/bo/bo.h) and random search on Branin (2-D) and
  * Hartmann-6, and the time per proposal at 50/100/200 observations in 8-D.
  * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
  * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret"
@@ -9,7 +9,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "search/bo.h"
+#include "search/bo/bo.h"
 
 #define BRANIN_MIN 0.397887
 #define HARTMANN6_MIN (-3.32237)

@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "engine/backend.h"
-#include "engine/optim.h"
+#include "engine/backend/backend.h"
 #include "engine/rng.h"
+#include "engine/train/optim.h"
 #include "model/mlp.h"
 
 static double now(void)

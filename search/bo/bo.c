@@ -1,7 +1,7 @@
 /* bo.c — GP Bayesian optimisation's proposal (bo.h): Sobol design, constant liar,
  * feasibility-weighted log EI, Sobol + local candidates and BFGS refinement.
  * No state between calls: everything random derives from (spec->seed, t, purpose). */
-#include "bo.h"
+#include "search/bo/bo.h"
 
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multimin.h>
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gp.h"
+#include "search/bo/gp.h"
 
 enum { SEED_DESIGN = 1, SEED_CAND = 2, SEED_FIT = 3, SEED_FEAS = 4, SEED_LOCAL = 5 };
 

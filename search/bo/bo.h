@@ -2,8 +2,8 @@
  * observations so far and the points still running. A pure function of its inputs (no
  * hidden state, no clock, no global RNG), so a search's proposals are the same whatever
  * the number of workers and whichever finishes first.
- * Not the stage (search/driver.c owns trials, ordering and the store) and not the model
- * (search/gp.h).
+ * Not the stage (search/stages/driver.c owns trials, ordering and the store) and not the model
+ * (search/bo/gp.h).
  *
  * How a point is chosen (proposal number t = n_obs + n_pending):
  *  - t < n_init: point t + 1 of a Sobol sequence (point 0, the corner, skipped) shifted
@@ -42,8 +42,8 @@
 
 #include <stdint.h>
 
-#include "../engine/err.h"
-#include "space.h"
+#include "engine/err.h"
+#include "search/config/space.h"
 
 /* Maps x (d) in place to the nearest point the caller can actually try (integer levels,
  * one-hot groups); called on every candidate and on the result. May be NULL. */

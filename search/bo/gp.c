@@ -1,7 +1,7 @@
 /* gp.c — Matérn 5/2 ARD Gaussian process: factorisation, MAP hyperparameters, posterior
  * and log expected improvement (gp.h). Dense linear algebra through GSL (its CBLAS calls
  * resolve to OpenBLAS in this build); no acquisition logic here. */
-#include "gp.h"
+#include "search/bo/gp.h"
 
 #include <float.h>
 #include <gsl/gsl_blas.h>

@@ -1,6 +1,6 @@
 /* gp.h — a Gaussian-process regression model on the unit cube for Bayesian optimisation:
  * Matérn 5/2 ARD kernel, standardised outputs, hyperparameters by maximum a posteriori.
- * Not the optimiser (search/bo.h proposes points) and not a general GP library: one
+ * Not the optimiser (search/bo/bo.h proposes points) and not a general GP library: one
  * kernel, Gaussian noise, dense Cholesky (n up to a few hundred).
  *
  * Model. Inputs x in [0, 1]^d. Outputs are standardised, y_s = (y - mean(y)) / sd(y)
@@ -22,8 +22,8 @@
 #ifndef NS_GP_H
 #define NS_GP_H
 
-#include "../engine/err.h"
-#include "../engine/rng.h"
+#include "engine/err.h"
+#include "engine/rng.h"
 
 #define NS_GP_NTHETA(d) ((d) + 2)
 

@@ -9,15 +9,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../engine/atomic.h"
-#include "../model/modelfile.h"
-#include "config.h"
-#include "driver.h"
-#include "lrfind.h"
-#include "pipeline.h"
-#include "predict.h"
-#include "report.h"
-#include "space.h"
+#include "engine/atomic.h"
+#include "model/modelfile.h"
+#include "search/cli/predict.h"
+#include "search/cli/status_export.h"
+#include "search/config/config.h"
+#include "search/config/space.h"
+#include "search/stages/driver.h"
+#include "search/stages/lrfind.h"
+#include "search/stages/pipeline.h"
 
 static const char usage[] =
     "usage: nnsearch COMMAND [options]\n"

@@ -1,8 +1,8 @@
 /* predict.c — model file + new data -> predictions CSV. Columns of a CSV are matched to
  * the model's features by name, so column order and extra columns do not matter. */
-#include "predict.h"
+#include "search/cli/predict.h"
 
-#include "../engine/atomic.h"
+#include "engine/atomic.h"
 
 #include <errno.h>
 #include <math.h>
@@ -11,9 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../engine/data.h"
-#include "../model/mlp.h"
-#include "../model/modelfile.h"
+#include "engine/data/data.h"
+#include "model/mlp.h"
+#include "model/modelfile.h"
 
 /* 1 if the first line of a text file has a comma-separated field equal to name (quotes and
  * surrounding blanks ignored). The header may be of any length. */

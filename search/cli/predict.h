@@ -3,8 +3,8 @@
 #ifndef NS_PREDICT_H
 #define NS_PREDICT_H
 
-#include "../engine/err.h"
-#include "../model/drift.h"
+#include "engine/err.h"
+#include "model/drift.h"
 
 typedef enum ns_drift_state {
     NS_DRIFT_SKIPPED = 0,  /* not asked for (--no-drift-check) */

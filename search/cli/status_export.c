@@ -1,13 +1,13 @@
-/* report.c — `status` and `export` of report.h: reads a study through the store (read-only,
+/* status_export.c — `status` and `export` of status_export.h: reads a study through the store (read-only,
  * one snapshot), ranks its trials and prints them as a table or as one JSON object; copies
  * the best trial's config out under a provenance header. It decides nothing and writes
  * nothing in the study except the exported file; the JSON it reads is the driver's, checked
  * only far enough to embed it safely. */
-#include "report.h"
+#include "search/cli/status_export.h"
 
-#include "json.h"
+#include "search/study/json.h"
 
-#include "../engine/atomic.h"
+#include "engine/atomic.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -21,8 +21,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "config.h"
-#include "store.h"
+#include "search/config/config.h"
+#include "search/study/store.h"
 
 #ifndef NS_VERSION
 #define NS_VERSION "unknown"

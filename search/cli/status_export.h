@@ -1,21 +1,13 @@
-/* report.h — `nnsearch status DIR [--json]` and `nnsearch export DIR [-o FILE]` as library
+/* status_export.h — `nnsearch status DIR [--json]` and `nnsearch export DIR [-o FILE]` as library
  * functions over a study folder (layout and outputs: docs/study-format.md, "Studies: status
  * and export"). Both only read the study, without its lock, so they work while a search
  * runs. Not the HTML report, and not argument parsing: main.c does that. */
-#ifndef NS_REPORT_H
-#define NS_REPORT_H
+#ifndef NS_STATUS_EXPORT_H
+#define NS_STATUS_EXPORT_H
 
 #include <stdio.h>
 
-#include "../engine/err.h"
-#include "../engine/health.h"
-
-/* Selection: a trial with any of these findings is never the best while a complete trial
- * without them exists (unstable or overfitting runs; not_converged, budget_limited and
- * vanishing_gradients only warn). The driver, status and export all use this set. */
-#define NS_SELECT_REJECT                                                                   \
-    (NS_HEALTH_DIVERGED | NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES |                   \
-     NS_HEALTH_OVERFITTING | NS_HEALTH_GEN_GAP | NS_HEALTH_EXPLODING)
+#include "engine/err.h"
 
 /* Prints the study in DIR to out: json == 0, a human summary (study, metric, stages, the
  * trial table best first, the best trial); json != 0, one JSON object with the keys

@@ -1,7 +1,7 @@
 /* config.c — the config's table of keys, and reading a file through it: YAML walk, defaults,
  * scalar and list values, did-you-mean messages, cross-key rules and data-file checks; load,
  * parse, copy, free. Not here: search spaces and search: (config_search.c), export (config_export.c). */
-#include "config_impl.h"
+#include "search/config/config_impl.h"
 
 #include <ctype.h>
 #include <errno.h>

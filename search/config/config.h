@@ -9,12 +9,12 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../engine/data.h"
-#include "../engine/datacheck.h"
-#include "../engine/health.h"
-#include "../engine/train.h"
-#include "../model/mlp.h"
-#include "space.h"
+#include "engine/data/data.h"
+#include "engine/data/datacheck.h"
+#include "engine/train/health.h"
+#include "engine/train/train.h"
+#include "model/mlp.h"
+#include "search/config/space.h"
 
 /* auto: when the training classes' largest / smallest count is above
  * health.imbalance_ratio, weights sqrt(n / (K n_k)) (the square root of balanced's);
@@ -83,7 +83,7 @@ typedef struct ns_stage_cfg {
     /* lr_range */
     double lr_start, lr_end; /* the sweep [1e-7, 10] */
     int sweep_steps;      /* [200] */
-    int rule;             /* ns_lr_rule (engine/lrfind.h) */
+    int rule;             /* ns_lr_rule (engine/train/lrfind.h) */
     /* batch_sweep */
     int sizes[NS_MAX_SIZES], n_sizes; /* [16, 32, ..., 1024], capped by the training rows */
     int scaling;          /* ns_lr_scaling [auto: linear for SGD, sqrt for adaptive] */

@@ -1,7 +1,7 @@
 /* config_export.c — writing a config's values back: one value as YAML or JSON
  * (ns_config_write_value) and a whole trial's config as YAML (ns_config_export_yaml).
  * Not a reader: parsing and checks are in config.c and config_search.c. */
-#include "config_impl.h"
+#include "search/config/config_impl.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
 #ifndef NS_CONFIG_IMPL_H
 #define NS_CONFIG_IMPL_H
 
-#include "config.h"
+#include "search/config/config.h"
 
 #include <math.h>
 #include <stddef.h>

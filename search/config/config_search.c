@@ -1,7 +1,7 @@
 /* config_search.c — search spaces and the search: section: a key's space mapping checked
  * against the key's type and range, the list of stages, the section's own rules, and a trial's
  * config (ns_config_instantiate). Not here: the key table and the file walk (config.c). */
-#include "config_impl.h"
+#include "search/config/config_impl.h"
 
 #include <ctype.h>
 #include <errno.h>

@@ -1,14 +1,14 @@
 /* space.c — search-space dimensions and the unit-cube map (see space.h for the formulas).
  * It knows no keys: values reach a config only through config.c's parser, and their JSON
  * through config.c's formatter. */
-#include "space.h"
+#include "search/config/space.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "search/config/config.h"
 
 const char *ns_dim_kind_name(ns_dim_kind k)
 {

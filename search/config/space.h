@@ -1,12 +1,12 @@
 /* space.h — the search space of a config: one dimension per searched key, and the map
  * between the unit cube (what samplers and the Bayesian stage see) and key values.
- * Not a parser: search/config.c builds the space from the YAML and applies points. */
+ * Not a parser: search/config/config.c builds the space from the YAML and applies points. */
 #ifndef NS_SPACE_H
 #define NS_SPACE_H
 
 #include <stddef.h>
 
-#include "../engine/rng.h"
+#include "engine/rng.h"
 
 struct ns_config;
 

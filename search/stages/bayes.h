@@ -1,10 +1,10 @@
-/* bayes.h — internal to search/stages.c and search/stage_bayes.c: the bayes stage's
+/* bayes.h — internal to search/stages/stages.c and search/stages/stage_bayes.c: the bayes stage's
  * proposals and the select stage's decision, which stages.c dispatches to. */
 #ifndef NS_BAYES_STAGE_H
 #define NS_BAYES_STAGE_H
 
-#include "../engine/jsonbuf.h"
-#include "driver_impl.h"
+#include "engine/jsonbuf.h"
+#include "search/stages/driver_impl.h"
 
 /* Trial i of the bayes stage starting at trial number `first`: a GP proposal (bo.h) from
  * every trial final before its round (any stage: their params mapped into the space,

@@ -5,7 +5,7 @@
  * written to trials/<n>/config.yaml before it runs, so neither the number of workers nor
  * an interruption changes any result. Store writes go through one lock (one writer at a
  * time). Not what a stage plans or decides: stages.c and stage_bayes.c. */
-#include "driver.h"
+#include "search/stages/driver.h"
 
 #include <errno.h>
 #include <math.h>
@@ -17,14 +17,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../engine/atomic.h"
-#include "../engine/rng.h"
-#include "config.h"
-#include "driver_impl.h"
-#include "pipeline.h"
-#include "report.h"
-#include "space.h"
-#include "store.h"
+#include "engine/atomic.h"
+#include "engine/rng.h"
+#include "search/config/config.h"
+#include "search/config/space.h"
+#include "search/stages/driver_impl.h"
+#include "search/stages/pipeline.h"
+#include "search/study/store.h"
 
 /* Purposes of the streams derived from (study seed, trial number). */
 #define SEED_POINT 0x706f696e74ULL /* the trial's point in the search space */
@@ -671,7 +670,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         ns_trial_row best;
         int found = 0;
         rc = ns_store_best(s.store, s.higher, NS_SELECT_REJECT, &best, &found, err);
-        if (!rc && s.dec.final_trial >= 0) { /* the stages' choice (report.c, final_choice) */
+        if (!rc && s.dec.final_trial >= 0) { /* the stages' choice (status_export.c, final_choice) */
             ns_trial_row t;
             int tf = 0;
             if (!(rc = ns_store_trial_get(s.store, (int)s.dec.final_trial, &t, &tf, err)) && tf &&

@@ -8,7 +8,7 @@
 
 #include <stdio.h>
 
-#include "../engine/err.h"
+#include "engine/err.h"
 
 /* DIR/config.source: the absolute path of the config a study was made from, written
  * before the first trial; `nnsearch resume DIR` runs that config again. */

@@ -1,13 +1,13 @@
-/* driver_impl.h — internal to search/driver.c (the pool, trials, study) and
- * search/stages.c (what each stage runs and decides): the search state they share and the
+/* driver_impl.h — internal to search/stages/driver.c (the pool, trials, study) and
+ * search/stages/stages.c (what each stage runs and decides): the search state they share and the
  * calls between them. Not a public header: the CLI includes driver.h. */
 #ifndef NS_DRIVER_IMPL_H
 #define NS_DRIVER_IMPL_H
 
-#include "config.h"
-#include "driver.h"
-#include "pipeline.h"
-#include "store.h"
+#include "search/config/config.h"
+#include "search/stages/driver.h"
+#include "search/stages/pipeline.h"
+#include "search/study/store.h"
 
 /* LR families: optimizers whose good learning rates are of one order. SGD's are one to
  * three orders above the adaptive optimizers' (Adam, AdamW, RMSprop), so the range test

@@ -1,14 +1,14 @@
 /* lrfind.c — the LR range test of a config (lrfind.h): model building through the
  * pipeline, the CSV files and the text plot. The sweep and the suggestions are the
- * engine's (engine/lrfind.c). */
-#include "lrfind.h"
+ * engine's (engine/train/lrfind.c). */
+#include "search/stages/lrfind.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/atomic.h"
-#include "../engine/rng.h"
+#include "engine/atomic.h"
+#include "engine/rng.h"
 
 int ns_lrfind_config(const ns_config *c, const ns_prepared *p, const ns_lrfind_spec *spec,
                      uint64_t seed, ns_lrfind_curve *out, ns_err *err)

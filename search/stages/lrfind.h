@@ -1,5 +1,5 @@
 /* lrfind.h — the LR range test of a config: the model, loss and optimizer family that the
- * config's training would use, swept by engine/lrfind.h on the prepared data; the curve as
+ * config's training would use, swept by engine/train/lrfind.h on the prepared data; the curve as
  * CSV and as a small text plot. Not the lr_range stage itself (that records decisions in the
  * study); `nnsearch lr-find` and the stage both call this. */
 #ifndef NS_SEARCH_LRFIND_H
@@ -8,9 +8,9 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "../engine/lrfind.h"
-#include "config.h"
-#include "pipeline.h"
+#include "engine/train/lrfind.h"
+#include "search/config/config.h"
+#include "search/stages/pipeline.h"
 
 /* Sweeps c's model on p->train: hidden layers, activation, init, dropout, loss, label
  * smoothing and class weights as ns_run_training would set them, initial weights from the

@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/backend.h"
-#include "../engine/rng.h"
-#include "pipeline.h"
-#include "stats.h"
+#include "engine/backend/backend.h"
+#include "engine/rng.h"
+#include "search/stages/pipeline.h"
+#include "search/stages/stats.h"
 
 /* Batches averaged per size: the squared norm of one batch's gradient is itself noisy. */
 #define NOISE_BATCHES 8

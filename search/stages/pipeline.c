@@ -1,5 +1,5 @@
 /* pipeline.c — data preparation and one training run of a fixed config. */
-#include "pipeline.h"
+#include "search/stages/pipeline.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -7,10 +7,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../engine/atomic.h"
-#include "../engine/metrics.h"
-#include "../engine/rng.h"
-#include "../model/modelfile.h"
+#include "engine/atomic.h"
+#include "engine/rng.h"
+#include "engine/train/metrics.h"
+#include "model/modelfile.h"
 
 void ns_prepared_free(ns_prepared *p)
 {

@@ -4,11 +4,11 @@
 #ifndef NS_PIPELINE_H
 #define NS_PIPELINE_H
 
-#include "../engine/data.h"
-#include "../engine/datacheck.h"
-#include "../engine/train.h"
-#include "../model/mlp.h"
-#include "config.h"
+#include "engine/data/data.h"
+#include "engine/data/datacheck.h"
+#include "engine/train/train.h"
+#include "model/mlp.h"
+#include "search/config/config.h"
 
 typedef struct ns_prepared {
     ns_dataset train, val, test; /* standardised copies; val.n or test.n may be 0 */
@@ -33,7 +33,7 @@ typedef struct ns_run_result {
     ns_epoch_record last; /* the last epoch's record */
     double val_loss, val_acc, val_rmse;    /* of the final weights; NaN without validation */
     double test_loss, test_acc, test_rmse; /* NaN without a test set */
-    /* classification, final weights: balanced accuracy and macro-F1 (engine/metrics.h);
+    /* classification, final weights: balanced accuracy and macro-F1 (engine/train/metrics.h);
      * NaN for regression or without the set */
     double val_bacc, val_f1, test_bacc, test_f1;
 } ns_run_result;
@@ -46,7 +46,7 @@ double ns_pipeline_imbalance(const ns_prepared *p);
  * NS_CW_NONE otherwise; other modes as they are. */
 ns_class_weights ns_pipeline_class_weights(const ns_config *c, const ns_prepared *p);
 
-/* The data checks of c's health: thresholds on p's parts (engine/datacheck.h), with the
+/* The data checks of c's health: thresholds on p's parts (engine/data/datacheck.h), with the
  * class_imbalance fix worded after model.class_weights. Caller frees *rep with
  * ns_data_report_free. NS_ERUNTIME only when out of memory. */
 int ns_pipeline_data_check(const ns_config *c, const ns_prepared *p, ns_data_report *rep,

@@ -8,14 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/atomic.h"
-#include "../engine/health.h"
-#include "../engine/rng.h"
-#include "../model/modelfile.h"
-#include "bayes.h"
-#include "bo.h"
-#include "json.h"
-#include "report.h"
+#include "engine/atomic.h"
+#include "engine/rng.h"
+#include "engine/train/health.h"
+#include "model/modelfile.h"
+#include "search/bo/bo.h"
+#include "search/stages/bayes.h"
+#include "search/study/json.h"
 
 /* ---- trials as points of the space -------------------------------------------------------- */
 

@@ -11,16 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../engine/health.h"
-#include "../engine/jsonbuf.h"
-#include "../engine/lrfind.h"
-#include "../engine/rng.h"
-#include "bayes.h"
-#include "driver_impl.h"
-#include "json.h"
-#include "lrfind.h"
-#include "report.h"
-#include "stats.h"
+#include "engine/jsonbuf.h"
+#include "engine/rng.h"
+#include "engine/train/health.h"
+#include "engine/train/lrfind.h"
+#include "search/stages/bayes.h"
+#include "search/stages/driver_impl.h"
+#include "search/stages/lrfind.h"
+#include "search/stages/stats.h"
+#include "search/study/json.h"
 
 /* ---- families, the reference point, sizes, pairs --------------------------------------- */
 

@@ -1,5 +1,5 @@
 /* stats.c — confidence intervals, Welch's test and the gradient noise scale (stats.h). */
-#include "stats.h"
+#include "search/stages/stats.h"
 
 #include <gsl/gsl_cdf.h>
 #include <math.h>

@@ -1,5 +1,5 @@
 /* json.c — the JSON reader of json.h. */
-#include "json.h"
+#include "search/study/json.h"
 
 #include <ctype.h>
 #include <stdlib.h>

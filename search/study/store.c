@@ -1,7 +1,7 @@
 /* store.c — the SQLite study store of store.h: locking, schema creation and checks, and
  * one cached prepared statement per operation. It is not a general database layer: every
  * SQL statement it runs is in the table below, and docs/study-format.md documents them. */
-#include "store.h"
+#include "search/study/store.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../engine/atomic.h"
+#include "engine/atomic.h"
 
 #ifndef NS_VERSION
 #define NS_VERSION "unknown"

@@ -13,10 +13,18 @@
 
 #include <stdint.h>
 
-#include "../engine/err.h"
-#include "../engine/train.h"
+#include "engine/err.h"
+#include "engine/train/health.h"
+#include "engine/train/train.h"
 
 #define NS_STORE_VERSION 2 /* PRAGMA user_version of the schema this code writes */
+
+/* Selection: a trial with any of these findings is never the best while a complete trial
+ * without them exists (unstable or overfitting runs; not_converged, budget_limited and
+ * vanishing_gradients only warn). The driver, the stages, status and export all use this set. */
+#define NS_SELECT_REJECT                                                                   \
+    (NS_HEALTH_DIVERGED | NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES |                   \
+     NS_HEALTH_OVERFITTING | NS_HEALTH_GEN_GAP | NS_HEALTH_EXPLODING)
 
 typedef struct ns_store ns_store;
 
@@ -77,7 +85,7 @@ typedef struct ns_trial_row {
     double val_metric;     /* NaN when unknown or not finite */
     char *result;          /* JSON text, or NULL */
     char *health;          /* JSON text, or NULL */
-    int64_t health_flags;  /* bits of the findings' codes (engine/health.h); -1: not judged */
+    int64_t health_flags;  /* bits of the findings' codes (engine/train/health.h); -1: not judged */
     char *checkpoint;      /* path, or NULL */
     char *error;           /* one line, or NULL */
 } ns_trial_row;
