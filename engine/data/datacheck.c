@@ -284,10 +284,10 @@ static void gather_sorted(const ns_dataset *ds, long m, int j0, int nb, uint32_t
 
 /* ---- findings ---- */
 
-static void emit(ns_data_report *rep, const char *code, int mistake, const char *fix,
+static void emit(ns_data_report *rep, const char *code, ns_mistake mistake, const char *fix,
                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static void emit(ns_data_report *rep, const char *code, int mistake, const char *fix,
+static void emit(ns_data_report *rep, const char *code, ns_mistake mistake, const char *fix,
                  const char *fmt, ...)
 {
     if (rep->n_findings >= NS_DATACHECK_MAX_FINDINGS)
@@ -406,7 +406,7 @@ static void label_shift(ns_shift_pair *pr, const ns_dataset *train, const ns_dat
     if (tv > sp->label_tv_max && p < sp->alpha) {
         char cn[64];
         class_name(train, cmost, cn, sizeof cn);
-        emit(rep, "label_shift", 3,
+        emit(rep, "label_shift", NS_MISTAKE_TRAIN_NOT_TEST,
              "use a stratified split, or re-split the pooled data so every part has the "
              "same class mix",
              "train vs %s: label distributions differ: total variation %.3f (chi-square p "
@@ -444,7 +444,7 @@ static void shift_finding(ns_shift_pair *pr, const ns_datacheck_spec *sp, ns_dat
     }
     if (listed < pr->n_shifted && strlen(msg) + 5 < sizeof msg)
         strcat(msg, listed ? ", ..." : "...");
-    emit(rep, "feature_shift", 3,
+    emit(rep, "feature_shift", NS_MISTAKE_TRAIN_NOT_TEST,
          "check that the parts come from the same source and period; re-split the pooled "
          "data at random (stratified) if they need not differ",
          "%s", msg);
@@ -490,7 +490,7 @@ static int classes_check(const ns_datacheck_spec *sp, const ns_dataset *train,
     if (rep->empty_classes)
         snprintf(extra, sizeof extra, "; %d classes have no training rows",
                  rep->empty_classes);
-    emit(rep, "class_imbalance", 1, sp->imbalance_fix ? sp->imbalance_fix : DEFAULT_IMBALANCE_FIX,
+    emit(rep, "class_imbalance", NS_MISTAKE_NO_CONVERGENCE, sp->imbalance_fix ? sp->imbalance_fix : DEFAULT_IMBALANCE_FIX,
          "training classes are imbalanced: largest/smallest = %.1f (class %s: %ld rows, class "
          "%s: %ld rows)%s%s",
          rep->imbalance_ratio, cl, big, cs, small,
@@ -662,7 +662,7 @@ int ns_data_check(const ns_datacheck_spec *spec, const ns_dataset *train,
             pr->duplicates += rowset_has(&rs, o->x + (size_t)i * d);
         double dshare = (double)pr->duplicates / o->n;
         if (pr->duplicates > 0 && dshare > spec->dup_share)
-            emit(rep, "duplicate_rows", 3,
+            emit(rep, "duplicate_rows", NS_MISTAKE_TRAIN_NOT_TEST,
                  "deduplicate the pooled data before splitting: copies of training rows make "
                  "this part's score optimistic",
                  "%ld of %ld %s rows (%.2f%%) are exact copies of training rows (features "
@@ -671,7 +671,7 @@ int ns_data_check(const ns_datacheck_spec *spec, const ns_dataset *train,
     }
 
     if (rep->non_finite[0] || rep->non_finite[1] || rep->non_finite[2])
-        emit(rep, "non_finite", 5,
+        emit(rep, "non_finite", NS_MISTAKE_NEW_DATA,
              "remove or impute the NaN/inf cells before training; nnsearch's loaders "
              "refuse them",
              "non-finite feature values: train %ld, val %ld, test %ld (left out of these "
@@ -692,7 +692,7 @@ int ns_data_check(const ns_datacheck_spec *spec, const ns_dataset *train,
         }
         if (listed < rep->n_constant && strlen(msg) + 5 < sizeof msg)
             strcat(msg, listed ? ", ..." : "...");
-        emit(rep, "constant_features", 5,
+        emit(rep, "constant_features", NS_MISTAKE_NEW_DATA,
              "drop the constant columns: they carry no information, and new data that "
              "varies there meets untrained weights",
              "%s", msg);

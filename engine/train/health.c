@@ -83,10 +83,10 @@ typedef struct sink {
     int cap, count;
 } sink;
 
-static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
+static void emit(sink *k, const char *code, ns_mistake mistake, const char *fix, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
-void ns_finding_vset(ns_finding *f, const char *code, int mistake, const char *fix,
+void ns_finding_vset(ns_finding *f, const char *code, ns_mistake mistake, const char *fix,
                      const char *fmt, va_list ap)
 {
     snprintf(f->code, sizeof f->code, "%s", code);
@@ -98,7 +98,7 @@ void ns_finding_vset(ns_finding *f, const char *code, int mistake, const char *f
             *p = ' ';
 }
 
-static void emit(sink *k, const char *code, int mistake, const char *fix, const char *fmt, ...)
+static void emit(sink *k, const char *code, ns_mistake mistake, const char *fix, const char *fmt, ...)
 {
     if (k->count < k->cap) {
         va_list ap;
@@ -145,17 +145,17 @@ static int check_diverged(const ns_health_spec *s, const ns_epoch_record *r, int
         if (!record_blew_up(&r[i]))
             continue;
         if (r[i].diverged == NS_DIV_BLOWUP)
-            emit(k, "diverged", 2, fix,
+            emit(k, "diverged", NS_MISTAKE_UNSTABLE, fix,
                  "the smoothed per-step train loss rose above %gx its best at epoch %d (epoch "
                  "mean %.4g); training stopped", s->div_factor, r[i].epoch, r[i].train_loss);
         else if (!isfinite(r[i].train_loss))
-            emit(k, "diverged", 2, fix, "train loss became %g at epoch %d", r[i].train_loss,
+            emit(k, "diverged", NS_MISTAKE_UNSTABLE, fix, "train loss became %g at epoch %d", r[i].train_loss,
                  r[i].epoch);
         else if (!isfinite(r[i].grad_norm))
-            emit(k, "diverged", 2, fix, "gradient norm became %g at epoch %d (train loss %.4g)",
+            emit(k, "diverged", NS_MISTAKE_UNSTABLE, fix, "gradient norm became %g at epoch %d (train loss %.4g)",
                  r[i].grad_norm, r[i].epoch, r[i].train_loss);
         else
-            emit(k, "diverged", 2, fix,
+            emit(k, "diverged", NS_MISTAKE_UNSTABLE, fix,
                  "a non-finite loss or gradient stopped training at epoch %d (train loss %.4g)",
                  r[i].epoch, r[i].train_loss);
         return 1;
@@ -167,7 +167,7 @@ static int check_diverged(const ns_health_spec *s, const ns_epoch_record *r, int
         if (i == 0 || sm < best)
             best = sm;
         if (sm > s->div_factor * level(best, s->loss_floor) && sm > r[0].train_loss) {
-            emit(k, "diverged", 2, fix,
+            emit(k, "diverged", NS_MISTAKE_UNSTABLE, fix,
                  "smoothed train loss %.4g at epoch %d is %.1fx its best %.4g (limit %gx)", sm,
                  r[i].epoch, sm / level(best, s->loss_floor), best, s->div_factor);
             return 1;
@@ -232,14 +232,14 @@ static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r,
         }
     }
     if (worst_sd > s->osc_rel_std)
-        emit(k, "oscillating", 2,
+        emit(k, "oscillating", NS_MISTAKE_UNSTABLE,
              "lower the learning rate or use a decaying schedule; a larger batch averages out "
              "gradient noise",
              "%s loss swings over epochs %d-%d: std of its epoch-to-epoch changes is %.3g of its "
              "level (limit %g)",
              which, r[h].epoch, r[n - 1].epoch, worst_sd, s->osc_rel_std);
     if (spikes > 0)
-        emit(k, "loss_spikes", 2,
+        emit(k, "loss_spikes", NS_MISTAKE_UNSTABLE,
              "enable gradient clipping (clip_norm) and lower the learning rate; check the data "
              "for outliers",
              "%d train-loss spike%s in the second half, worst %.2fx the running mean at epoch %d "
@@ -288,7 +288,7 @@ static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r,
         }
     }
     if (hit_j >= 0)
-        emit(k, "overfitting", 3,
+        emit(k, "overfitting", NS_MISTAKE_TRAIN_NOT_TEST,
              "early stopping on validation loss; add weight decay or dropout, reduce capacity "
              "or get more data",
              "val loss rose from %.4g (epoch %d) to a mean %.4g over epochs %d-%d while train "
@@ -312,7 +312,7 @@ static void check_gap(const ns_health_spec *s, const ns_epoch_record *r, int n, 
         return;
     double gap = (v - t) / level(t, s->loss_floor);
     if (gap > s->gap_max && v - t > s->gap_abs_min)
-        emit(k, "generalisation_gap", 3,
+        emit(k, "generalisation_gap", NS_MISTAKE_TRAIN_NOT_TEST,
              "add regularisation (weight decay, dropout) or reduce capacity; check the "
              "train/validation shift",
              "at epoch %d val loss %.4g vs train loss %.4g: gap (val - train) / train = %.3g "
@@ -331,7 +331,7 @@ static int check_baseline(const ns_health_spec *s, const ns_epoch_record *r, int
     double B = s->baseline_loss, L = r[n - 1].train_loss;
     if (!(B > 0) || !isfinite(B) || !isfinite(L) || !(L > s->baseline_frac * B))
         return 0;
-    emit(k, "not_converged", 1, fix_slow,
+    emit(k, "not_converged", NS_MISTAKE_NO_CONVERGENCE, fix_slow,
          "train loss %.4g after %d epochs is %.0f%% of %.4g, the loss of predicting the class "
          "frequencies or target mean (limit %g%%)",
          L, r[n - 1].epoch, 100 * L / B, B, 100 * s->baseline_frac);
@@ -343,7 +343,7 @@ static void check_convergence(const ns_health_spec *s, const ns_epoch_record *r,
     double L0 = r[0].train_loss, L1 = r[n - 1].train_loss;
     double drop = (L0 - L1) / level(L0, s->loss_floor);
     if (drop < s->min_drop) {
-        emit(k, "not_converged", 1, fix_slow,
+        emit(k, "not_converged", NS_MISTAKE_NO_CONVERGENCE, fix_slow,
              "train loss went from %.4g (epoch %d) to %.4g (epoch %d): %s %.2f%% (needs a %g%% "
              "drop)",
              L0, r[0].epoch, L1, r[n - 1].epoch, drop >= 0 ? "fell" : "rose",
@@ -365,13 +365,13 @@ static void check_convergence(const ns_health_spec *s, const ns_epoch_record *r,
         double vd = (a->val_loss - z->val_loss) / level(a->val_loss, s->loss_floor);
         if (!(vd > s->tail_drop))
             return;
-        emit(k, "budget_limited", 1,
+        emit(k, "budget_limited", NS_MISTAKE_NO_CONVERGENCE,
              "give it more epochs (or a larger budget), or raise the learning rate",
              "still improving at the end: over epochs %d-%d train loss fell %.1f%% and val loss "
              "%.1f%% (limit %g%%)",
              a->epoch, z->epoch, 100 * td, 100 * vd, 100 * s->tail_drop);
     } else {
-        emit(k, "budget_limited", 1,
+        emit(k, "budget_limited", NS_MISTAKE_NO_CONVERGENCE,
              "give it more epochs (or a larger budget), or raise the learning rate",
              "still improving at the end: over epochs %d-%d train loss fell %.1f%% (limit %g%%)",
              a->epoch, z->epoch, 100 * td, 100 * s->tail_drop);
@@ -426,29 +426,29 @@ static void check_gradients(const ns_health_spec *s, const ns_epoch_record *r, i
         double ratio = mean[0] / mean[g - 1];
         if (ratio < s->grad_ratio_lo) {
             vanish = 1;
-            emit(k, "vanishing_gradients", 2, fix_vanish,
+            emit(k, "vanishing_gradients", NS_MISTAKE_UNSTABLE, fix_vanish,
                  "first-layer gradient norm %.3g is %.3g x the last layer's %.3g (limit %g)",
                  mean[0], ratio, mean[g - 1], s->grad_ratio_lo);
         } else if (ratio > s->grad_ratio_hi) {
             explode = 1;
-            emit(k, "exploding_gradients", 2, fix_explode,
+            emit(k, "exploding_gradients", NS_MISTAKE_UNSTABLE, fix_explode,
                  "first-layer gradient norm %.3g is %.3g x the last layer's %.3g (limit %g)",
                  mean[0], ratio, mean[g - 1], s->grad_ratio_hi);
         }
     }
     if (!explode && maxv > s->grad_abs_max) {
         if (max_layer < 0)
-            emit(k, "exploding_gradients", 2, fix_explode,
+            emit(k, "exploding_gradients", NS_MISTAKE_UNSTABLE, fix_explode,
                  "gradient norm %.3g at epoch %d (limit %g)", maxv, max_epoch, s->grad_abs_max);
         else
-            emit(k, "exploding_gradients", 2, fix_explode,
+            emit(k, "exploding_gradients", NS_MISTAKE_UNSTABLE, fix_explode,
                  "layer %d gradient norm %.3g at epoch %d (limit %g)", max_layer + 1, maxv,
                  max_epoch, s->grad_abs_max);
     }
     if (!vanish)
         for (int j = 0; j < g; j++)
             if (cnt[j] > 0 && mean[j] < s->grad_abs_min) {
-                emit(k, "vanishing_gradients", 2, fix_vanish,
+                emit(k, "vanishing_gradients", NS_MISTAKE_UNSTABLE, fix_vanish,
                      "layer %d of %d has a mean gradient norm of %.3g (floor %g)", j + 1, g,
                      mean[j], s->grad_abs_min);
                 break;

@@ -71,19 +71,30 @@ typedef struct ns_health_spec {
 
 void ns_health_spec_default(ns_health_spec *s);
 
+/* The six mistakes of DESIGN.md's table, by row: a finding names the one it is. The numbers
+ * are part of the study format (findings JSON "mistake") and of the docs: never renumber. */
+typedef enum ns_mistake {
+    NS_MISTAKE_NO_CONVERGENCE = 1, /* the model does not converge */
+    NS_MISTAKE_UNSTABLE = 2,       /* unstable training, loss swings */
+    NS_MISTAKE_TRAIN_NOT_TEST = 3, /* good on train, bad on test */
+    NS_MISTAKE_TOO_SLOW = 4,       /* training too slow */
+    NS_MISTAKE_NEW_DATA = 5,       /* fails on new data */
+    NS_MISTAKE_DEPLOYMENT = 6,     /* hard to deploy */
+} ns_mistake;
+
 /* One finding; all strings NUL-terminated. */
 typedef struct ns_finding {
     char code[32];        /* "diverged", "oscillating", "loss_spikes", "overfitting",
                              "generalisation_gap", "not_converged", "budget_limited",
                              "vanishing_gradients", "exploding_gradients" */
-    int mistake;          /* 1..6, the row of DESIGN.md's "six mistakes" table */
+    ns_mistake mistake;   /* the row of DESIGN.md's "six mistakes" table */
     char message[256];    /* one line with the numbers */
     char fix[160];        /* the suggested fix */
 } ns_finding;
 
 /* Fills *f: code and fix copied (truncated to fit), the message from fmt and ap, with any
  * line break in it made a space so that a finding is always one line. */
-void ns_finding_vset(ns_finding *f, const char *code, int mistake, const char *fix,
+void ns_finding_vset(ns_finding *f, const char *code, ns_mistake mistake, const char *fix,
                      const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Each code as one bit, so a set of findings is one integer (the study stores it, and

@@ -9,9 +9,9 @@
 /* Trial i of the bayes stage starting at trial number `first`: a GP proposal (bo.h) from
  * every trial final before its round (any stage: their params mapped into the space,
  * missing keys at the middle) with the round's earlier trials as pending points. */
-int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err);
+int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err);
 
 /* The select stage's decision into j: {"winner":n,...}; NS_ERUNTIME on a store failure. */
-int decide_select(search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err);
+int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err);
 
 #endif

@@ -45,12 +45,12 @@ static int mkdir_p(const char *path, ns_err *err)
              : NS_OK;
 }
 
-static void trial_path(const search *s, long n, const char *file, char *out, size_t cap)
+static void trial_path(const ns_search *s, long n, const char *file, char *out, size_t cap)
 {
     snprintf(out, cap, "%s/trials/%ld/%s", s->dir, n, file);
 }
 
-static double metric_of(const search *s, const ns_run_result *r)
+static double metric_of(const ns_search *s, const ns_run_result *r)
 {
     switch (s->metric) {
     case NS_METRIC_VAL_ACC: return r->val_acc;
@@ -62,7 +62,7 @@ static double metric_of(const search *s, const ns_run_result *r)
     return r->val_loss;
 }
 
-int search_better(const search *s, double a, double b)
+int ns_search_better(const ns_search *s, double a, double b)
 {
     if (!isfinite(a))
         return 0;
@@ -81,8 +81,8 @@ static const char *json_num(char buf[32], double v)
     return buf;
 }
 
-static void progress(search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void progress(search *s, const char *fmt, ...)
+static void progress(ns_search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void progress(ns_search *s, const char *fmt, ...)
 {
     if (s->opts->quiet || !s->opts->progress)
         return;
@@ -95,9 +95,9 @@ static void progress(search *s, const char *fmt, ...)
 
 /* ---- trial configs ------------------------------------------------------------------- */
 
-void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
+void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
 {
-    if (p->n_set >= MAX_SETTINGS)
+    if (p->n_set >= NS_PLAN_MAX_SETTINGS)
         return;
     va_list ap;
     va_start(ap, fmt);
@@ -111,7 +111,7 @@ void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
 /* The keys a trial's stage set (in the order set, each once), then the searched keys not
  * set by it, with their values in the trial's config: the params of a trial as one compact
  * JSON object ({"train.optimizer":"adam","train.lr":0.0031,...}). NULL when out of memory. */
-static char *trial_params_json(const ns_space *sp, const ns_config *tc, const trial_plan *p)
+static char *trial_params_json(const ns_space *sp, const ns_config *tc, const ns_trial_plan *p)
 {
     if (p->n_set == 0)
         return ns_space_params_json(sp, tc);
@@ -176,8 +176,8 @@ static char *params_of_point(const ns_space *sp, const double *u)
  * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks
  * a cross-key rule is recorded as a failed trial with its values and the reason, and
  * *failed_at_once is set. */
-static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, long n,
-                       const trial_plan *plan, int *failed_at_once, ns_err *err)
+static int queue_trial(ns_search *s, const ns_stage_cfg *st, const char *stage, long n,
+                       const ns_trial_plan *plan, int *failed_at_once, ns_err *err)
 {
     *failed_at_once = 0;
     const ns_config *b = &s->base;
@@ -265,7 +265,7 @@ static int queue_trial(search *s, const ns_stage_cfg *st, const char *stage, lon
 /* ---- running trials -------------------------------------------------------------------- */
 
 typedef struct trial_ctx {
-    search *s;
+    ns_search *s;
     long n;
     int pruned;            /* the stage's pruning rule stopped it */
     int store_failed;
@@ -282,7 +282,7 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
         t->store_failed = 1;
         return 1; /* stop this trial: the study cannot record it */
     }
-    if (stage_should_prune(t->s, rec)) {
+    if (ns_stage_should_prune(t->s, rec)) {
         t->pruned = 1;
         return 1;
     }
@@ -292,7 +292,7 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
 
 /* The health findings of trial n from all its epoch records in the store (a resumed trial's
  * earlier epochs included): *json (caller frees; NULL on error) and *flags. */
-static int judge_trial(search *s, long n, const ns_health_spec *hs, int selected_epoch,
+static int judge_trial(ns_search *s, long n, const ns_health_spec *hs, int selected_epoch,
                        char **json, unsigned *flags, ns_finding *f, int *nf, ns_err *err)
 {
     ns_epoch_record *recs = NULL;
@@ -314,7 +314,7 @@ static int judge_trial(search *s, long n, const ns_health_spec *hs, int selected
 
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
-static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
+static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
 {
     char cfg_path[4300], ckpt[4300], model[4300];
     trial_path(s, n, "config.yaml", cfg_path, sizeof cfg_path);
@@ -348,7 +348,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
         hs = tc.health;
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
         if (lrfind)
-            trc = stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
+            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
         else
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
@@ -415,7 +415,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
             /* the best so far as selection sees it: healthy trials first */
             int healthy = !(flags & NS_SELECT_REJECT);
             if (state == NS_TRIAL_COMPLETE &&
-                (healthy > s->best_healthy || (healthy == s->best_healthy && search_better(s, m, s->best)))) {
+                (healthy > s->best_healthy || (healthy == s->best_healthy && ns_search_better(s, m, s->best)))) {
                 s->best = m;
                 s->best_trial = n;
                 s->best_healthy = healthy;
@@ -438,7 +438,7 @@ static int run_trial(search *s, const ns_stage_cfg *st, long n, ns_err *err)
 
 /* ---- stages ---------------------------------------------------------------------------- */
 
-int trial_is_final(ns_trial_state st)
+int ns_trial_is_final(ns_trial_state st)
 {
     return st == NS_TRIAL_COMPLETE || st == NS_TRIAL_PRUNED || st == NS_TRIAL_DIVERGED ||
            st == NS_TRIAL_FAILED;
@@ -450,7 +450,7 @@ int trial_is_final(ns_trial_state st)
  * each round planned from the trials final before it, so that no plan depends on which
  * worker finished first. Trials already final in the study are kept; the others (new,
  * queued, interrupted) run on the pool, in trial-number order as workers free up. */
-static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
+static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
                      ns_err *err)
 {
     long R = st->kind == NS_STAGE_BAYES && st->round > 0 ? st->round : T;
@@ -463,7 +463,7 @@ static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long 
         if ((s->opts->stop && *s->opts->stop) || (st->seconds > 0 && now_s() - t0 >= st->seconds))
             break;
         long n_pending = 0;
-        if ((rc = stage_round_begin(s, st, first, first + r0, err)))
+        if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)))
             break;
         for (long i = r0; i < r0 + R && i < T && !rc; i++) {
             long n = first + i;
@@ -474,14 +474,14 @@ static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long 
             ns_trial_state state = row.state;
             if (found)
                 ns_trial_row_free(&row);
-            if (found && trial_is_final(state)) {
+            if (found && ns_trial_is_final(state)) {
                 s->done++;
                 continue;
             }
             int failed_at_once = 0;
             if (!found) {
-                trial_plan plan;
-                if ((rc = stage_plan(s, st, first, i, &plan, err)) ||
+                ns_trial_plan plan;
+                if ((rc = ns_stage_plan(s, st, first, i, &plan, err)) ||
                     (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
                     break;
             }
@@ -513,7 +513,7 @@ static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long 
                 }
             }
         }
-        stage_round_end(s);
+        ns_stage_round_end(s);
         if (failed && !rc) {
             if (err)
                 *err = pool_err;
@@ -526,7 +526,7 @@ static int run_stage(search *s, const ns_stage_cfg *st, const char *stage, long 
 
 /* Records where the config lives, for `nnsearch resume DIR` (atomically: a kill leaves the
  * old file or the new one). */
-static int write_source(const search *s, const char *config_path, ns_err *err)
+static int write_source(const ns_search *s, const char *config_path, ns_err *err)
 {
     char abs[4096], path[4200];
     if (!realpath(config_path, abs))
@@ -540,7 +540,7 @@ static int write_source(const search *s, const char *config_path, ns_err *err)
     return ns_atomic_commit(&f, err);
 }
 
-static void search_free(search *s)
+static void search_free(ns_search *s)
 {
     ns_store_close(s->store);
     ns_prepared_free(&s->data);
@@ -552,7 +552,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     memset(res, 0, sizeof *res);
     res->best_trial = -1;
     res->best_metric = NAN;
-    search s;
+    ns_search s;
     memset(&s, 0, sizeof s);
     s.best_trial = -1;
     s.best = NAN;
@@ -621,10 +621,10 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     int n_reset = 0;
     if ((rc = ns_store_reset_running(s.store, &n_reset, err)))
         goto done;
-    stage_reference(&s);
+    ns_stage_reference(&s);
     long counts[NS_MAX_STAGES];
     for (int i = 0; i < c->search.n_stages; i++)
-        s.total += counts[i] = stage_trial_count(&s, &c->search.stages[i]);
+        s.total += counts[i] = ns_stage_trial_count(&s, &c->search.stages[i]);
     progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials, %d at a time%s\n",
              c->search.name, s.dir, c->search.n_stages, s.total, o.parallel,
              n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
@@ -639,7 +639,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         if ((rc = ns_store_stage_get(s.store, stage, &row, &found, err)))
             break;
         if (found && row.state == NS_STAGE_COMPLETE) { /* its decision still steers the rest */
-            stage_absorb(&s, st, row.decision);
+            ns_stage_absorb(&s, st, row.decision);
             ns_stage_row_free(&row);
             s.done += counts[i];
             first += counts[i];
@@ -656,12 +656,12 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             break;
         }
         char *decision = NULL;
-        if ((rc = stage_decide(&s, st, first, counts[i], &decision, err)) ||
+        if ((rc = ns_stage_decide(&s, st, first, counts[i], &decision, err)) ||
             (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
             free(decision);
             break;
         }
-        stage_absorb(&s, st, decision);
+        ns_stage_absorb(&s, st, decision);
         progress(&s, "stage %s complete: %s\n", stage, decision);
         free(decision);
         first += counts[i];

@@ -12,21 +12,21 @@
 /* LR families: optimizers whose good learning rates are of one order. SGD's are one to
  * three orders above the adaptive optimizers' (Adam, AdamW, RMSprop), so the range test
  * runs once per family the later stages need. */
-enum { FAM_SGD = 0, FAM_ADAPTIVE = 1, N_FAMILIES = 2 };
+enum { NS_FAM_SGD = 0, NS_FAM_ADAPTIVE = 1, NS_N_FAMILIES = 2 };
 
 /* What the completed stages decided, as later stages use it. */
-typedef struct decisions {
-    int have_lr[N_FAMILIES];
-    double lr[N_FAMILIES], lr_lo[N_FAMILIES], lr_hi[N_FAMILIES]; /* lr_range */
+typedef struct ns_decisions {
+    int have_lr[NS_N_FAMILIES];
+    double lr[NS_N_FAMILIES], lr_lo[NS_N_FAMILIES], lr_hi[NS_N_FAMILIES]; /* lr_range */
     int batch;                 /* batch_sweep's size; 0: none yet */
     int batch_ref;             /* the batch size the LRs were measured at */
     int scaling;               /* ns_lr_scaling the sweep used (resolved, not auto) */
     int have_pair;             /* compare's leader */
     int opt, sched;            /* ns_opt_kind, ns_sched_kind of the leader */
     long final_trial;          /* the final stage's trial; -1: none */
-} decisions;
+} ns_decisions;
 
-typedef struct search {
+typedef struct ns_search {
     const ns_search_opts *opts;
     ns_config base;
     ns_prepared data;
@@ -34,7 +34,7 @@ typedef struct search {
     char dir[4096];
     ns_metric metric;
     int higher;                /* higher metric is better */
-    decisions dec;
+    ns_decisions dec;
     int ref_opt, ref_batch;    /* the reference point's optimizer and batch size ... */
     double ref_lr;             /* ... and LR (stage_reference) */
     /* progress, under the store lock */
@@ -48,65 +48,65 @@ typedef struct search {
      * no pruning */
     double *prune_at;
     long prune_epochs, prune_min;
-} search;
+} ns_search;
 
-#define MAX_SETTINGS 16
+#define NS_PLAN_MAX_SETTINGS 16
 
 /* How one trial of a stage differs from the base config. */
 #define NS_PLAN_MAX_DIMS 64    /* searched keys a bayes stage handles */
 
-typedef struct trial_plan {
+typedef struct ns_trial_plan {
     int midpoint;              /* 1: the searched keys at the middle of their ranges (u = 0.5)
                                   instead of a random point */
     int has_point;             /* 1: point holds the trial's place in the unit cube (bayes) */
     double point[NS_PLAN_MAX_DIMS];
     int own_budget;            /* 1: keep the config's train: budget (final stage) */
     int n_set;
-    ns_setting set[MAX_SETTINGS];
-    char value[MAX_SETTINGS][64]; /* storage of set[].value */
-} trial_plan;
+    ns_setting set[NS_PLAN_MAX_SETTINGS];
+    char value[NS_PLAN_MAX_SETTINGS][64]; /* storage of set[].value */
+} ns_trial_plan;
 
-/* Adds key = printf(fmt, ...) to p (ignored past MAX_SETTINGS, which no stage reaches). */
-void plan_set(trial_plan *p, const char *key, const char *fmt, ...)
+/* Adds key = printf(fmt, ...) to p (ignored past NS_PLAN_MAX_SETTINGS, which no stage reaches). */
+void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* ---- stages.c --------------------------------------------------------------------------- */
 
 /* The number of trials stage st runs (random: st->trials; the others from their options,
  * the data and the later stages of the pipeline). */
-long stage_trial_count(const search *s, const ns_stage_cfg *st);
+long ns_stage_trial_count(const ns_search *s, const ns_stage_cfg *st);
 /* The plan of trial i (0-based; the stage's first trial is number first) of stage st,
  * from st, the decisions so far and (bayes) the trials final before the round. NS_OK, or
  * NS_ERUNTIME with *err (a store or GP failure). */
-int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err);
+int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err);
 /* Before a round (trials round_first.. of the stage starting at first): sets the pruning
  * reference of a pruning bayes stage; stage_round_end drops it. */
-int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err);
-void stage_round_end(search *s);
+int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err);
+void ns_stage_round_end(ns_search *s);
 /* Whether the running trial that just recorded rec is to stop (bayes, median rule). Called
  * from the pool's threads: reads only the round's fixed reference. */
-int stage_should_prune(const search *s, const ns_epoch_record *rec);
+int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
  * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
  * NS_OK or the trial's own error (a failed trial, not a failed search). */
-int stage_run_lrfind(search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
+int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
                      char **result, ns_err *err);
 /* The decision of the stage whose trials are first..first+count-1, all final: JSON text
  * (caller frees) with its evidence. NS_ERUNTIME on a store failure. */
-int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char **decision,
+int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
                  ns_err *err);
 /* Takes a completed stage's decision (freshly made, or read back on resume) into s->dec. */
-void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision);
+void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision);
 
 /* Fills s->ref_*: the reference point is every searched key at the middle of its range
  * (u = 0.5), where the stages' trials start; the base config's values when the midpoint
  * breaks a rule. */
-void stage_reference(search *s);
+void ns_stage_reference(ns_search *s);
 
 /* a is a better metric than b in the study's direction (a non-finite a never is). */
-int search_better(const search *s, double a, double b);
+int ns_search_better(const ns_search *s, double a, double b);
 
 /* A trial state that never runs again. */
-int trial_is_final(ns_trial_state st);
+int ns_trial_is_final(ns_trial_state st);
 
 #endif

@@ -72,11 +72,11 @@ static int point_of(const ns_space *sp, const char *params, double *u)
 }
 
 /* The value the GP minimises: the study metric, negated when higher is better. */
-static double objective(const search *s, double metric) { return s->higher ? -metric : metric; }
+static double objective(const ns_search *s, double metric) { return s->higher ? -metric : metric; }
 
 /* The GP hyperparameters of trial n's proposal (trials/<n>/gp.hyp, len doubles as text),
  * or all NaN (no warm start) when use is 0 or the file is missing or short. */
-static void read_hyp(const search *s, long n, int use, double *hyp, int len)
+static void read_hyp(const ns_search *s, long n, int use, double *hyp, int len)
 {
     for (int k = 0; k < len; k++)
         hyp[k] = NAN;
@@ -97,7 +97,7 @@ static void read_hyp(const search *s, long n, int use, double *hyp, int len)
 }
 
 /* Writes trial n's hyperparameters, exactly (%a), atomically, before the trial is queued. */
-static int write_hyp(const search *s, long n, const double *hyp, int len, ns_err *err)
+static int write_hyp(const ns_search *s, long n, const double *hyp, int len, ns_err *err)
 {
     char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
@@ -117,7 +117,7 @@ static int write_hyp(const search *s, long n, const double *hyp, int len, ns_err
     return ns_atomic_commit(&f, err);
 }
 
-int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err)
+int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err)
 {
     const ns_space *sp = &s->base.space;
     if (sp->n == 0 || sp->n > NS_PLAN_MAX_DIMS)
@@ -148,7 +148,7 @@ int bayes_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan
             ns_bo_encode(sp, u, P + (size_t)n_pend++ * D);
             continue;
         }
-        if (!trial_is_final(t->state))
+        if (!ns_trial_is_final(t->state))
             continue;
         int ok = (t->state == NS_TRIAL_COMPLETE || t->state == NS_TRIAL_PRUNED) &&
                  isfinite(t->val_metric) &&
@@ -200,7 +200,7 @@ done:
 
 /* The metric of an epoch record that pruning compares, and whether higher is better: the
  * study metric where epochs record it, else the validation loss. */
-static double epoch_metric(const search *s, const ns_epoch_record *r, int *higher)
+static double epoch_metric(const ns_search *s, const ns_epoch_record *r, int *higher)
 {
     *higher = 0;
     switch (s->metric) {
@@ -219,9 +219,9 @@ static int cmp_double(const void *a, const void *b)
 /* Reference values needed at an epoch before the median may stop anyone. */
 #define PRUNE_MIN_REFERENCE 3
 
-int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err)
+int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err)
 {
-    stage_round_end(s);
+    ns_stage_round_end(s);
     if (st->kind != NS_STAGE_BAYES || st->prune == NS_PRUNE_NONE || st->budget != NS_BUDGET_EPOCHS ||
         round_first - first < PRUNE_MIN_REFERENCE)
         return NS_OK;
@@ -291,13 +291,13 @@ int stage_round_begin(search *s, const ns_stage_cfg *st, long first, long round_
     return NS_OK;
 }
 
-void stage_round_end(search *s)
+void ns_stage_round_end(ns_search *s)
 {
     free(s->prune_at);
     s->prune_at = NULL;
 }
 
-int stage_should_prune(const search *s, const ns_epoch_record *rec)
+int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)
 {
     if (!s->prune_at || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
         return 0;
@@ -311,7 +311,7 @@ int stage_should_prune(const search *s, const ns_epoch_record *rec)
 /* ---- select ------------------------------------------------------------------------------------ */
 
 /* Parameters of trial n's model from its config file (0 when it cannot be read). */
-static long trial_params(const search *s, int n)
+static long trial_params(const ns_search *s, int n)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
@@ -335,7 +335,7 @@ static int popcount(int64_t v)
 
 /* Test loss and metric of trial n's saved model (NaN when there is no test set or no
  * model file: the test set is looked at here, once, for the winner). */
-static void winner_test(const search *s, int n, double *loss, double *acc, double *rmse)
+static void winner_test(const ns_search *s, int n, double *loss, double *acc, double *rmse)
 {
     *loss = *acc = *rmse = NAN;
     const ns_dataset *ds = &s->data.test;
@@ -387,7 +387,7 @@ typedef struct cand {
     int warnings;          /* findings that did not disqualify it */
 } cand;
 
-int decide_select(search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
+int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
 {
     ns_trial_row *rows = NULL;
     int n = 0;

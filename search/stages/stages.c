@@ -23,13 +23,13 @@
 
 /* ---- families, the reference point, sizes, pairs --------------------------------------- */
 
-static int family_of(int opt) { return opt == NS_OPT_SGD ? FAM_SGD : FAM_ADAPTIVE; }
-static const char *family_name(int f) { return f == FAM_SGD ? "sgd" : "adaptive"; }
+static int family_of(int opt) { return opt == NS_OPT_SGD ? NS_FAM_SGD : NS_FAM_ADAPTIVE; }
+static const char *family_name(int f) { return f == NS_FAM_SGD ? "sgd" : "adaptive"; }
 
 /* The reference point: every searched key at the middle of its range (u = 0.5), the
  * stages' common starting configuration. NS_OK and *tc to free, or the instantiation's
  * error (a midpoint that breaks a cross-key rule). */
-static int reference_config(const search *s, ns_config *tc)
+static int reference_config(const ns_search *s, ns_config *tc)
 {
     const ns_config *b = &s->base;
     double *u = malloc((size_t)(b->space.n > 0 ? b->space.n : 1) * sizeof *u);
@@ -43,7 +43,7 @@ static int reference_config(const search *s, ns_config *tc)
     return rc;
 }
 
-void stage_reference(search *s)
+void ns_stage_reference(ns_search *s)
 {
     ns_config tc;
     s->ref_opt = s->base.train.opt.kind;
@@ -58,7 +58,7 @@ void stage_reference(search *s)
 }
 
 /* The first compare stage after position `from` in the pipeline, or NULL. */
-static const ns_stage_cfg *later_compare(const search *s, const ns_stage_cfg *from)
+static const ns_stage_cfg *later_compare(const ns_search *s, const ns_stage_cfg *from)
 {
     const ns_search_cfg *sc = &s->base.search;
     int after = 0;
@@ -73,15 +73,15 @@ static const ns_stage_cfg *later_compare(const search *s, const ns_stage_cfg *fr
 
 /* The families an lr_range stage tests, in order (SGD first): those of a later compare
  * stage's optimizers, and the reference point's. Returns how many. */
-static int lr_families(const search *s, const ns_stage_cfg *st, int fam[N_FAMILIES])
+static int lr_families(const ns_search *s, const ns_stage_cfg *st, int fam[NS_N_FAMILIES])
 {
-    int want[N_FAMILIES] = {0};
+    int want[NS_N_FAMILIES] = {0};
     want[family_of(s->ref_opt)] = 1;
     const ns_stage_cfg *cmp = later_compare(s, st);
     for (int i = 0; cmp && i < cmp->n_optimizers; i++)
         want[family_of(cmp->optimizers[i])] = 1;
     int n = 0;
-    for (int f = 0; f < N_FAMILIES; f++)
+    for (int f = 0; f < NS_N_FAMILIES; f++)
         if (want[f])
             fam[n++] = f;
     return n;
@@ -89,7 +89,7 @@ static int lr_families(const search *s, const ns_stage_cfg *st, int fam[N_FAMILI
 
 /* The sizes a batch_sweep tries: its list without sizes above the training rows (all
  * rows when none is left). Returns how many. */
-static int batch_sizes(const search *s, const ns_stage_cfg *st, int out[NS_MAX_SIZES])
+static int batch_sizes(const ns_search *s, const ns_stage_cfg *st, int out[NS_MAX_SIZES])
 {
     int n = 0;
     for (int i = 0; i < st->n_sizes; i++)
@@ -100,18 +100,41 @@ static int batch_sizes(const search *s, const ns_stage_cfg *st, int out[NS_MAX_S
     return n;
 }
 
-long stage_trial_count(const search *s, const ns_stage_cfg *st)
+/* ---- trial counts ------------------------------------------------------------------------ */
+
+static long count_trials(const ns_search *s, const ns_stage_cfg *st)
 {
-    int fam[N_FAMILIES], sizes[NS_MAX_SIZES];
-    switch (st->kind) {
-    case NS_STAGE_RANDOM: return st->trials;
-    case NS_STAGE_LR_RANGE: return (long)lr_families(s, st, fam) * st->seeds;
-    case NS_STAGE_BATCH: return batch_sizes(s, st, sizes);
-    case NS_STAGE_COMPARE: return (long)st->n_optimizers * st->n_schedules * st->seeds;
-    case NS_STAGE_FINAL: return 1;
-    case NS_STAGE_BAYES: return st->trials;
-    case NS_STAGE_SELECT: return 0;
-    }
+    (void)s;
+    return st->trials;
+}
+
+static long count_lr_range(const ns_search *s, const ns_stage_cfg *st)
+{
+    int fam[NS_N_FAMILIES];
+    return (long)lr_families(s, st, fam) * st->seeds;
+}
+
+static long count_batch(const ns_search *s, const ns_stage_cfg *st)
+{
+    int sizes[NS_MAX_SIZES];
+    return batch_sizes(s, st, sizes);
+}
+
+static long count_compare(const ns_search *s, const ns_stage_cfg *st)
+{
+    (void)s;
+    return (long)st->n_optimizers * st->n_schedules * st->seeds;
+}
+
+static long count_one(const ns_search *s, const ns_stage_cfg *st)
+{
+    (void)s, (void)st;
+    return 1;
+}
+
+static long count_none(const ns_search *s, const ns_stage_cfg *st)
+{
+    (void)s, (void)st;
     return 0;
 }
 
@@ -127,23 +150,28 @@ static double lr_scale(int scaling, int opt, int b, int ref)
     return scaling == NS_SCALE_LINEAR ? r : scaling == NS_SCALE_SQRT ? sqrt(r) : 1.0;
 }
 
+/* Sets the optimizer; SGD always with Nesterov momentum, as the stages compare it. */
+static void plan_set_opt(ns_trial_plan *p, int opt)
+{
+    ns_plan_set(p, "train.optimizer", "%s", ns_opt_kind_name((ns_opt_kind)opt));
+    if (opt == NS_OPT_SGD)
+        ns_plan_set(p, "train.nesterov", "true");
+}
+
 /* The settings every later trial inherits: the compare leader's optimizer and schedule,
  * the batch size, and the LR of the optimizer's family at that batch size. Keys the
  * random stage searches are left to it. */
-static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int batch)
+static void inherit(const ns_search *s, ns_trial_plan *p, int opt, int set_opt, int batch)
 {
-    const decisions *d = &s->dec;
+    const ns_decisions *d = &s->dec;
     const ns_space *sp = &s->base.space;
     int random = !p->midpoint;
-    if (set_opt && !(random && ns_space_find(sp, "train.optimizer") >= 0)) {
-        plan_set(p, "train.optimizer", "%s", ns_opt_kind_name((ns_opt_kind)opt));
-        if (opt == NS_OPT_SGD)
-            plan_set(p, "train.nesterov", "true");
-    }
+    if (set_opt && !(random && ns_space_find(sp, "train.optimizer") >= 0))
+        plan_set_opt(p, opt);
     if (d->have_pair && !(random && ns_space_find(sp, "train.schedule") >= 0))
-        plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)d->sched));
+        ns_plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)d->sched));
     if (batch > 0 && !(random && ns_space_find(sp, "train.batch_size") >= 0))
-        plan_set(p, "train.batch_size", "%d", batch);
+        ns_plan_set(p, "train.batch_size", "%d", batch);
     /* the family's LR from the range test, or (without one) the config's own LR when a
      * batch sweep moved the batch size and the optimizer is of the config's family */
     int f = family_of(opt);
@@ -152,73 +180,86 @@ static void inherit(const search *s, trial_plan *p, int opt, int set_opt, int ba
     if (isfinite(lr) && !(random && ns_space_find(sp, "train.lr") >= 0)) {
         if (batch > 0 && d->batch_ref > 0)
             lr *= lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
-        plan_set(p, "train.lr", "%.17g", lr);
+        ns_plan_set(p, "train.lr", "%.17g", lr);
     }
 }
 
-int stage_plan(search *s, const ns_stage_cfg *st, long first, long i, trial_plan *p, ns_err *err)
+/* The optimizer later trials use: compare's leader, else the reference point's. */
+static int leader_opt(const ns_search *s) { return s->dec.have_pair ? s->dec.opt : s->ref_opt; }
+
+#define PLAN_ARGS ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err
+
+static int plan_random(PLAN_ARGS)
 {
-    memset(p, 0, sizeof *p);
-    const decisions *d = &s->dec;
-    int opt = d->have_pair ? d->opt : s->ref_opt;
-    if (st->kind == NS_STAGE_BAYES) { /* a point of the space, with what earlier stages fixed */
-        inherit(s, p, opt, d->have_pair, d->batch);
-        return bayes_plan(s, st, first, i, p, err);
-    }
-    switch (st->kind) {
-    case NS_STAGE_RANDOM:
-        inherit(s, p, opt, d->have_pair, d->batch);
-        break;
-    case NS_STAGE_LR_RANGE: {
-        /* one family per block of seeds; the reference optimizer stands for its family */
-        int fam[N_FAMILIES];
-        lr_families(s, st, fam);
-        int f = fam[i / st->seeds];
-        int rep = family_of(opt) == f ? opt : f == FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM;
-        p->midpoint = 1;
-        plan_set(p, "train.optimizer", "%s", ns_opt_kind_name((ns_opt_kind)rep));
-        if (rep == NS_OPT_SGD)
-            plan_set(p, "train.nesterov", "true");
-        if (d->batch > 0)
-            plan_set(p, "train.batch_size", "%d", d->batch);
-        break;
-    }
-    case NS_STAGE_BATCH: {
-        int sizes[NS_MAX_SIZES];
-        batch_sizes(s, st, sizes);
-        p->midpoint = 1;
-        inherit(s, p, opt, d->have_pair, 0);
-        plan_set(p, "train.batch_size", "%d", sizes[i]);
-        int f = family_of(opt);
-        double lr = d->have_lr[f] ? d->lr[f] : s->ref_lr;
-        int ref = d->batch_ref > 0 ? d->batch_ref : s->ref_batch;
-        plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
-        break;
-    }
-    case NS_STAGE_COMPARE: {
-        long pair = i / st->seeds;
-        int o = st->optimizers[pair / st->n_schedules], sc = st->schedules[pair % st->n_schedules];
-        p->midpoint = 1;
-        inherit(s, p, o, 1, d->batch);
-        plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)sc));
-        break;
-    }
-    case NS_STAGE_FINAL:
-        p->midpoint = 1;
-        p->own_budget = 1;
-        inherit(s, p, opt, d->have_pair, d->batch);
-        break;
-    case NS_STAGE_BAYES:
-    case NS_STAGE_SELECT:
-        break;
-    }
+    (void)st, (void)first, (void)i, (void)err;
+    inherit(s, p, leader_opt(s), s->dec.have_pair, s->dec.batch);
     return NS_OK;
 }
+
+/* one family per block of seeds; the reference optimizer stands for its family */
+static int plan_lr_range(PLAN_ARGS)
+{
+    (void)first, (void)err;
+    int fam[NS_N_FAMILIES], opt = leader_opt(s);
+    lr_families(s, st, fam);
+    int f = fam[i / st->seeds];
+    int rep = family_of(opt) == f ? opt : f == NS_FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM;
+    p->midpoint = 1;
+    plan_set_opt(p, rep);
+    if (s->dec.batch > 0)
+        ns_plan_set(p, "train.batch_size", "%d", s->dec.batch);
+    return NS_OK;
+}
+
+static int plan_batch(PLAN_ARGS)
+{
+    (void)first, (void)err;
+    const ns_decisions *d = &s->dec;
+    int sizes[NS_MAX_SIZES], opt = leader_opt(s);
+    batch_sizes(s, st, sizes);
+    p->midpoint = 1;
+    inherit(s, p, opt, d->have_pair, 0);
+    ns_plan_set(p, "train.batch_size", "%d", sizes[i]);
+    int f = family_of(opt);
+    double lr = d->have_lr[f] ? d->lr[f] : s->ref_lr;
+    int ref = d->batch_ref > 0 ? d->batch_ref : s->ref_batch;
+    ns_plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
+    return NS_OK;
+}
+
+static int plan_compare(PLAN_ARGS)
+{
+    (void)first, (void)err;
+    long pair = i / st->seeds;
+    int o = st->optimizers[pair / st->n_schedules], sc = st->schedules[pair % st->n_schedules];
+    p->midpoint = 1;
+    inherit(s, p, o, 1, s->dec.batch);
+    ns_plan_set(p, "train.schedule", "%s", ns_sched_kind_name((ns_sched_kind)sc));
+    return NS_OK;
+}
+
+static int plan_final(PLAN_ARGS)
+{
+    (void)st, (void)first, (void)i, (void)err;
+    p->midpoint = 1;
+    p->own_budget = 1;
+    inherit(s, p, leader_opt(s), s->dec.have_pair, s->dec.batch);
+    return NS_OK;
+}
+
+/* a point of the space, with what earlier stages fixed */
+static int plan_bayes(PLAN_ARGS)
+{
+    inherit(s, p, leader_opt(s), s->dec.have_pair, s->dec.batch);
+    return ns_bayes_plan(s, st, first, i, p, err);
+}
+
+#undef PLAN_ARGS
 
 /* ---- the LR range test trial ---------------------------------------------------------------- */
 
 
-int stage_run_lrfind(search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
+int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
                      char **result, ns_err *err)
 {
     *result = NULL;
@@ -287,7 +328,7 @@ int stage_run_lrfind(search *s, const ns_stage_cfg *st, long n, const ns_config 
 /* ---- decisions --------------------------------------------------------------------------- */
 
 /* The trials first..first+count-1 (all of them, in number order; missing ones zeroed). */
-static int stage_rows(search *s, long first, long count, ns_trial_row **out, ns_err *err)
+static int stage_rows(ns_search *s, long first, long count, ns_trial_row **out, ns_err *err)
 {
     ns_trial_row *rows = NULL, *mine = calloc((size_t)(count > 0 ? count : 1), sizeof *mine);
     int n = 0;
@@ -315,9 +356,12 @@ static int healthy(const ns_trial_row *t)
     return !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
 }
 
+#define DECIDE_ARGS ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count, ns_jbuf *j, ns_err *err
+
 /* random (and any stage's summary): counts and the best trial, healthy ones first */
-static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf *j)
+static int decide_summary(DECIDE_ARGS)
 {
+    (void)st, (void)err;
     long counts[8] = {0}, best = -1;
     double bm = NAN;
     int best_healthy = 0;
@@ -327,7 +371,7 @@ static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf
         counts[r[i].state]++;
         int h = healthy(&r[i]);
         if (r[i].state == NS_TRIAL_COMPLETE && isfinite(r[i].val_metric) &&
-            (h > best_healthy || (h == best_healthy && search_better(s, r[i].val_metric, bm)))) {
+            (h > best_healthy || (h == best_healthy && ns_search_better(s, r[i].val_metric, bm)))) {
             bm = r[i].val_metric;
             best = r[i].number;
             best_healthy = h;
@@ -342,12 +386,13 @@ static void decide_summary(search *s, const ns_trial_row *r, long count, ns_jbuf
     ns_jbuf_putf(j, "\"not_run\":%ld,\"best_trial\":%ld,\"best_%s\":", count - ended, best,
                  ns_metric_name(s->metric));
     ns_jbuf_putf(j, isfinite(bm) ? "%.9g" : "null", bm);
+    return NS_OK;
 }
 
-static void decide_lr_range(search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
-                            ns_jbuf *j)
+static int decide_lr_range(DECIDE_ARGS)
 {
-    int fam[N_FAMILIES];
+    (void)err;
+    int fam[NS_N_FAMILIES];
     int nf = lr_families(s, st, fam);
     ns_jbuf_putf(j, "\"rule\":\"%s\",\"seeds\":%d", ns_lr_rule_name((ns_lr_rule)st->rule), st->seeds);
     for (int k = 0; k < nf; k++) {
@@ -376,11 +421,12 @@ static void decide_lr_range(search *s, const ns_stage_cfg *st, const ns_trial_ro
             ns_jbuf_putf(j, q ? ",%.6g" : "%.6g", picks[q]);
         ns_jbuf_put(j, "]", 1);
     }
+    return NS_OK;
 }
 
 /* Mean samples per second over a trial's epochs (evidence only: it varies between runs,
  * so no decision depends on it). */
-static double trial_speed(search *s, int trial)
+static double trial_speed(ns_search *s, int trial)
 {
     ns_epoch_record *recs = NULL;
     int n = 0;
@@ -396,8 +442,7 @@ static double trial_speed(search *s, int trial)
     return sum / n;
 }
 
-static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
-                        ns_jbuf *j, ns_err *err)
+static int decide_batch(DECIDE_ARGS)
 {
     int sizes[NS_MAX_SIZES];
     int ns = batch_sizes(s, st, sizes);
@@ -430,7 +475,7 @@ static int decide_batch(search *s, const ns_stage_cfg *st, const ns_trial_row *r
         const ns_config *b = &s->base;
         for (int i = 0; i < b->space.n && i < 64; i++)
             u[i] = 0.5;
-        trial_plan p;
+        ns_trial_plan p;
         memset(&p, 0, sizeof p);
         p.midpoint = 1;
         inherit(s, &p, opt, s->dec.have_pair, 0);
@@ -469,9 +514,9 @@ typedef struct pair_stat {
     double p;              /* Welch's two-sided p against the leader */
 } pair_stat;
 
-static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long count,
-                           ns_jbuf *j)
+static int decide_compare(DECIDE_ARGS)
 {
+    (void)s, (void)err;
     int np = st->n_optimizers * st->n_schedules;
     pair_stat ps[NS_MAX_PAIRS * NS_MAX_PAIRS];
     for (int q = 0; q < np; q++) {
@@ -556,13 +601,15 @@ static void decide_compare(const ns_stage_cfg *st, const ns_trial_row *r, long c
                 ns_jbuf_put(j, ",\"excluded\":null}", 17);
         }
     ns_jbuf_put(j, "]", 1);
+    return NS_OK;
 }
 
-static void decide_final(const ns_trial_row *r, long count, ns_jbuf *j)
+static int decide_final(DECIDE_ARGS)
 {
+    (void)s, (void)st, (void)err;
     if (count < 1 || !r[0].stage) {
         ns_jbuf_put(j, "\"trial\":null", 12);
-        return;
+        return NS_OK;
     }
     ns_jbuf_putf(j, "\"trial\":%d,\"state\":\"%s\",\"val_metric\":", r[0].number,
                  ns_trial_state_name(r[0].state));
@@ -574,9 +621,167 @@ static void decide_final(const ns_trial_row *r, long count, ns_jbuf *j)
             ns_jbuf_putf(j, ",\"%s\":%.9g", keys[k], v);
     }
     ns_jbuf_putf(j, ",\"healthy\":%s", healthy(&r[0]) ? "true" : "false");
+    return NS_OK;
 }
 
-int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char **decision,
+static int decide_select(DECIDE_ARGS)
+{
+    (void)r, (void)count;
+    return ns_select_decide(s, st, j, err);
+}
+
+#undef DECIDE_ARGS
+
+/* Narrows a searched train.lr to the bounds the range test found: those of the compare
+ * leader's family when the optimizer is settled (rescaled to the chosen batch size), else
+ * their hull over the families, so later random or bayes points spend no trials far off. */
+static void narrow_lr(ns_search *s)
+{
+    const ns_decisions *dc = &s->dec;
+    int k = ns_space_find(&s->base.space, "train.lr");
+    if (k < 0)
+        return;
+    ns_dim *d = &s->base.space.dims[k];
+    double lo = INFINITY, hi = 0;
+    int settled = dc->have_pair && ns_space_find(&s->base.space, "train.optimizer") < 0;
+    for (int f = 0; f < NS_N_FAMILIES; f++)
+        if (dc->have_lr[f] && (!settled || f == family_of(dc->opt))) {
+            double scale = dc->batch > 0 && dc->batch_ref > 0
+                               ? lr_scale(dc->scaling, settled ? dc->opt : f == NS_FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM,
+                                          dc->batch, dc->batch_ref)
+                               : 1.0;
+            lo = fmin(lo, dc->lr_lo[f] * scale);
+            hi = fmax(hi, dc->lr_hi[f] * scale);
+        }
+    if (!(hi > lo) || (d->kind != NS_DIM_LOG_UNIFORM && d->kind != NS_DIM_UNIFORM))
+        return;
+    d->lo = lo;
+    d->hi = hi;
+}
+
+/* ---- taking decisions in ------------------------------------------------------------------ */
+
+static void absorb_lr_range(ns_search *s, const char *decision)
+{
+    ns_decisions *d = &s->dec;
+    double v;
+    for (int f = 0; f < NS_N_FAMILIES; f++) {
+        char key[32];
+        snprintf(key, sizeof key, "%s_lr", family_name(f));
+        if (!ns_json_get_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
+            continue;
+        d->have_lr[f] = 1;
+        snprintf(key, sizeof key, "%s_lo", family_name(f));
+        ns_json_get_num(decision, key, &d->lr_lo[f]);
+        snprintf(key, sizeof key, "%s_hi", family_name(f));
+        ns_json_get_num(decision, key, &d->lr_hi[f]);
+        snprintf(key, sizeof key, "%s_batch", family_name(f));
+        if (ns_json_get_num(decision, key, &v) && v > 0)
+            d->batch_ref = (int)v;
+    }
+    narrow_lr(s);
+}
+
+static void absorb_batch(ns_search *s, const char *decision)
+{
+    ns_decisions *d = &s->dec;
+    char txt[64];
+    double v;
+    if (ns_json_get_num(decision, "batch_size", &v) && v > 0)
+        d->batch = (int)v;
+    if (ns_json_get_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
+        d->batch_ref = (int)v;
+    if (ns_json_get_str(decision, "scaling", txt, sizeof txt))
+        d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
+                     : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
+                     : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
+    narrow_lr(s);
+}
+
+static void absorb_compare(ns_search *s, const char *decision)
+{
+    ns_decisions *d = &s->dec;
+    char txt[64];
+    if (ns_json_get_str(decision, "leader", txt, sizeof txt)) {
+        char *slash = strchr(txt, '/');
+        if (!slash)
+            return;
+        *slash = 0;
+        for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
+            if (!strcmp(txt, ns_opt_kind_name((ns_opt_kind)o)))
+                d->opt = o, d->have_pair = 1;
+        for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
+            if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
+                d->sched = k;
+    }
+    narrow_lr(s);
+}
+
+static void absorb_final(ns_search *s, const char *decision)
+{
+    double v;
+    if (ns_json_get_num(decision, "trial", &v))
+        s->dec.final_trial = (long)v;
+}
+
+static void absorb_select(ns_search *s, const char *decision)
+{
+    double v;
+    if (ns_json_get_num(decision, "winner", &v))
+        s->dec.final_trial = (long)v;
+}
+
+/* ---- the stage kinds ----------------------------------------------------------------------- */
+
+/* What each stage kind does, in ns_stage_kind order: how many trials it runs, the plan of
+ * each, the decision it draws from their results and what later stages take from that
+ * decision. Its name and options are config_search.c's table of kinds (parsing sits below
+ * the stages). */
+typedef struct stage_ops {
+    ns_stage_kind kind;
+    long (*count)(const ns_search *s, const ns_stage_cfg *st);
+    int (*plan)(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p,
+                ns_err *err);                            /* NULL: it trains nothing */
+    int (*decide)(ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
+                  ns_jbuf *j, ns_err *err);
+    void (*absorb)(ns_search *s, const char *decision); /* NULL: later stages take nothing */
+} stage_ops;
+
+static const stage_ops stage_kinds[] = {
+    {NS_STAGE_RANDOM, count_trials, plan_random, decide_summary, NULL},
+    {NS_STAGE_LR_RANGE, count_lr_range, plan_lr_range, decide_lr_range, absorb_lr_range},
+    {NS_STAGE_BATCH, count_batch, plan_batch, decide_batch, absorb_batch},
+    {NS_STAGE_COMPARE, count_compare, plan_compare, decide_compare, absorb_compare},
+    {NS_STAGE_FINAL, count_one, plan_final, decide_final, absorb_final},
+    {NS_STAGE_BAYES, count_trials, plan_bayes, decide_summary, NULL},
+    {NS_STAGE_SELECT, count_none, NULL, decide_select, absorb_select},
+};
+_Static_assert(sizeof stage_kinds / sizeof stage_kinds[0] == NS_STAGE_SELECT + 1,
+               "one stage_kinds row per ns_stage_kind");
+
+static const stage_ops *ops_of(const ns_stage_cfg *st) { return &stage_kinds[st->kind]; }
+
+long ns_stage_trial_count(const ns_search *s, const ns_stage_cfg *st)
+{
+    return ops_of(st)->count(s, st);
+}
+
+int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p,
+                  ns_err *err)
+{
+    memset(p, 0, sizeof *p);
+    const stage_ops *k = ops_of(st);
+    return k->plan ? k->plan(s, st, first, i, p, err) : NS_OK;
+}
+
+void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision)
+{
+    const stage_ops *k = ops_of(st);
+    if (k->absorb)
+        k->absorb(s, decision);
+}
+
+int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
                  ns_err *err)
 {
     *decision = NULL;
@@ -594,15 +799,7 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
     for (int pass = 0; pass < 2 && !rc; pass++) {
         j = (ns_jbuf){buf, cap, 0};
         ns_jbuf_put(&j, "{", 1);
-        switch (st->kind) {
-        case NS_STAGE_RANDOM: decide_summary(s, r, count, &j); break;
-        case NS_STAGE_LR_RANGE: decide_lr_range(s, st, r, count, &j); break;
-        case NS_STAGE_BATCH: rc = decide_batch(s, st, r, count, &j, err); break;
-        case NS_STAGE_COMPARE: decide_compare(st, r, count, &j); break;
-        case NS_STAGE_FINAL: decide_final(r, count, &j); break;
-        case NS_STAGE_BAYES: decide_summary(s, r, count, &j); break;
-        case NS_STAGE_SELECT: rc = decide_select(s, st, &j, err); break;
-        }
+        rc = ops_of(st)->decide(s, st, r, count, &j, err);
         ns_jbuf_put(&j, "}", 1);
         if (rc || j.len < cap)
             break;
@@ -623,94 +820,4 @@ int stage_decide(search *s, const ns_stage_cfg *st, long first, long count, char
     ns_jbuf_finish(&j);
     *decision = buf;
     return NS_OK;
-}
-
-/* Narrows a searched train.lr to the bounds the range test found: those of the compare
- * leader's family when the optimizer is settled (rescaled to the chosen batch size), else
- * their hull over the families, so later random or bayes points spend no trials far off. */
-static void narrow_lr(search *s)
-{
-    const decisions *dc = &s->dec;
-    int k = ns_space_find(&s->base.space, "train.lr");
-    if (k < 0)
-        return;
-    ns_dim *d = &s->base.space.dims[k];
-    double lo = INFINITY, hi = 0;
-    int settled = dc->have_pair && ns_space_find(&s->base.space, "train.optimizer") < 0;
-    for (int f = 0; f < N_FAMILIES; f++)
-        if (dc->have_lr[f] && (!settled || f == family_of(dc->opt))) {
-            double scale = dc->batch > 0 && dc->batch_ref > 0
-                               ? lr_scale(dc->scaling, settled ? dc->opt : f == FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM,
-                                          dc->batch, dc->batch_ref)
-                               : 1.0;
-            lo = fmin(lo, dc->lr_lo[f] * scale);
-            hi = fmax(hi, dc->lr_hi[f] * scale);
-        }
-    if (!(hi > lo) || (d->kind != NS_DIM_LOG_UNIFORM && d->kind != NS_DIM_UNIFORM))
-        return;
-    d->lo = lo;
-    d->hi = hi;
-}
-
-void stage_absorb(search *s, const ns_stage_cfg *st, const char *decision)
-{
-    decisions *d = &s->dec;
-    char txt[64];
-    double v;
-    switch (st->kind) {
-    case NS_STAGE_LR_RANGE:
-        for (int f = 0; f < N_FAMILIES; f++) {
-            char key[32];
-            snprintf(key, sizeof key, "%s_lr", family_name(f));
-            if (!ns_json_get_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
-                continue;
-            d->have_lr[f] = 1;
-            snprintf(key, sizeof key, "%s_lo", family_name(f));
-            ns_json_get_num(decision, key, &d->lr_lo[f]);
-            snprintf(key, sizeof key, "%s_hi", family_name(f));
-            ns_json_get_num(decision, key, &d->lr_hi[f]);
-            snprintf(key, sizeof key, "%s_batch", family_name(f));
-            if (ns_json_get_num(decision, key, &v) && v > 0)
-                d->batch_ref = (int)v;
-        }
-        narrow_lr(s);
-        break;
-    case NS_STAGE_BATCH:
-        if (ns_json_get_num(decision, "batch_size", &v) && v > 0)
-            d->batch = (int)v;
-        if (ns_json_get_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
-            d->batch_ref = (int)v;
-        if (ns_json_get_str(decision, "scaling", txt, sizeof txt))
-            d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
-                         : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
-                         : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
-        narrow_lr(s);
-        break;
-    case NS_STAGE_COMPARE:
-        if (ns_json_get_str(decision, "leader", txt, sizeof txt)) {
-            char *slash = strchr(txt, '/');
-            if (!slash)
-                break;
-            *slash = 0;
-            for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
-                if (!strcmp(txt, ns_opt_kind_name((ns_opt_kind)o)))
-                    d->opt = o, d->have_pair = 1;
-            for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
-                if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
-                    d->sched = k;
-        }
-        narrow_lr(s);
-        break;
-    case NS_STAGE_FINAL:
-        if (ns_json_get_num(decision, "trial", &v))
-            d->final_trial = (long)v;
-        break;
-    case NS_STAGE_SELECT:
-        if (ns_json_get_num(decision, "winner", &v))
-            d->final_trial = (long)v;
-        break;
-    case NS_STAGE_RANDOM:
-    case NS_STAGE_BAYES:
-        break;
-    }
 }
