@@ -792,6 +792,58 @@ Test(split, regression_zero_fraction_and_bad_fraction)
     ns_dataset_free(&ds);
 }
 
+/* ---- cross-validation folds ---------------------------------------------------------- */
+
+Test(folds, stratified_balanced_and_deterministic)
+{
+    ns_dataset ds;
+    make_classes(&ds);
+    enum { N = 103, K = 5 };
+    int32_t f[N], g[N];
+    ns_err err = {0};
+    cr_assert_eq(ns_folds_stratified(&ds, K, 11, f, &err), NS_OK, "%s", err.msg);
+    long size[K] = {0}, per[6][K] = {{0}}, count[6] = {0};
+    for (long i = 0; i < N; i++) {
+        cr_assert(f[i] >= 0 && f[i] < K, "row %ld in fold %d", i, f[i]);
+        size[f[i]]++;
+        per[ds.y[i]][f[i]]++;
+        count[ds.y[i]]++;
+    }
+    /* 103 rows: folds of 21, 21, 21, 20, 20 in some order; each class floor/ceil(m / 5) */
+    for (int k = 0; k < K; k++)
+        cr_assert(size[k] == N / K || size[k] == N / K + 1, "fold %d has %ld rows", k, size[k]);
+    for (int c = 0; c < 6; c++)
+        for (int k = 0; k < K; k++)
+            cr_assert(per[c][k] == count[c] / K || per[c][k] == count[c] / K + 1,
+                      "class %d (%ld rows): %ld in fold %d", c, count[c], per[c][k], k);
+    cr_assert_eq(ns_folds_stratified(&ds, K, 11, g, &err), NS_OK);
+    cr_assert(memcmp(f, g, sizeof f) == 0, "same seed, same folds");
+    cr_assert_eq(ns_folds_stratified(&ds, K, 12, g, &err), NS_OK);
+    cr_assert(memcmp(f, g, sizeof f) != 0, "another seed, other folds");
+    ns_dataset_free(&ds);
+}
+
+Test(folds, regression_and_bad_counts)
+{
+    ns_dataset ds = {0};
+    ds.n = 10;
+    ds.d = 1;
+    ds.task = NS_TASK_REGRESS;
+    ds.x = calloc(10, sizeof *ds.x);
+    ds.t = calloc(10, sizeof *ds.t);
+    int32_t f[10];
+    ns_err err = {0};
+    cr_assert_eq(ns_folds_stratified(&ds, 3, 1, f, &err), NS_OK);
+    long size[3] = {0};
+    for (int i = 0; i < 10; i++)
+        size[f[i]]++;
+    cr_assert(size[0] + size[1] + size[2] == 10 && size[0] >= 3 && size[1] >= 3 && size[2] >= 3);
+    cr_assert_eq(ns_folds_stratified(&ds, 1, 1, f, &err), NS_EINPUT);
+    assert_msg_has(err, "folds");
+    cr_assert_eq(ns_folds_stratified(&ds, 11, 1, f, &err), NS_EINPUT);
+    ns_dataset_free(&ds);
+}
+
 /* ---- standardisation ---------------------------------------------------------------- */
 
 Test(standardizer, mean_zero_std_one_and_constant_feature)

@@ -267,6 +267,61 @@ static long data_split_count(double frac, long m)
     return k < 0 ? 0 : k;
 }
 
+int ns_folds_stratified(const ns_dataset *ds, int K, uint64_t seed, int32_t *fold_of, ns_err *err)
+{
+    long n = ds->n;
+    if (K < 2 || (long)K > n)
+        return ns_err_set(err, NS_EINPUT, "cross-validation: %d folds for %ld rows; use 2 to %ld folds", K,
+                          n, n);
+    if (n > INT32_MAX)
+        return ns_err_set(err, NS_EINPUT, "cross-validation: %ld rows is more than %d", n, INT32_MAX);
+    int classes = ds->task == NS_TASK_CLASSIFY && ds->y && ds->n_classes > 0 ? ds->n_classes : 1;
+    int32_t *rows = malloc((size_t)n * sizeof *rows);
+    long *start = calloc((size_t)classes + 1, sizeof *start);
+    if (!rows || !start) {
+        free(rows);
+        free(start);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory assigning folds");
+    }
+    for (long i = 0; i < n; i++) {
+        int c = classes > 1 ? ds->y[i] : 0;
+        if (c < 0 || c >= classes) {
+            free(rows);
+            free(start);
+            return ns_err_set(err, NS_EINPUT, "cross-validation: row %ld has label %d outside 0..%d", i, c,
+                              classes - 1);
+        }
+        start[c + 1]++;
+    }
+    for (int c = 0; c < classes; c++)
+        start[c + 1] += start[c];
+    long *next = calloc((size_t)classes, sizeof *next);
+    if (!next) {
+        free(rows);
+        free(start);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory assigning folds");
+    }
+    for (int c = 0; c < classes; c++)
+        next[c] = start[c];
+    for (long i = 0; i < n; i++)
+        rows[next[classes > 1 ? ds->y[i] : 0]++] = (int32_t)i;
+    free(next);
+    ns_rng rng;
+    ns_rng_seed(&rng, seed);
+    int f = 0; /* the fold the next row goes to: carried from class to class */
+    for (int c = 0; c < classes; c++) {
+        long m = start[c + 1] - start[c];
+        ns_rng_shuffle_i32(&rng, rows + start[c], m);
+        for (long j = 0; j < m; j++) {
+            fold_of[rows[start[c] + j]] = f;
+            f = f + 1 == K ? 0 : f + 1;
+        }
+    }
+    free(rows);
+    free(start);
+    return NS_OK;
+}
+
 int ns_split_stratified(const ns_dataset *ds, double frac, uint64_t seed, int32_t *idx_train,
                         long *n_train, int32_t *idx_val, long *n_val, ns_err *err)
 {

@@ -90,6 +90,15 @@ int ns_dataset_subset(ns_dataset *dst, const ns_dataset *src, const int32_t *idx
 int ns_split_stratified(const ns_dataset *ds, double frac, uint64_t seed, int32_t *idx_train,
                         long *n_train, int32_t *idx_val, long *n_val, ns_err *err);
 
+/* Deterministic assignment of rows 0..n-1 to K folds (stratified K-fold): fold_of[i] in
+ * [0, K). Classification: each class's rows are shuffled by a stream seeded with seed and
+ * dealt round-robin, each class starting at the fold after the one where the previous
+ * class stopped, so every fold holds floor or ceil(count / K) rows of every class and the
+ * fold sizes differ by at most one; regression or no labels: all rows shuffled and dealt.
+ * A class of fewer than K rows is then missing from some folds (callers report that).
+ * K outside 2..n is NS_EINPUT. Same (ds, K, seed), same folds. */
+int ns_folds_stratified(const ns_dataset *ds, int K, uint64_t seed, int32_t *fold_of, ns_err *err);
+
 /* Per-feature standardisation statistics, fitted on training rows only: mean and population
  * std computed in double (two passes). A feature is constant, scale 1, when its std is at
  * most 1e-12 |mean| (rounding noise) or 1 / std would overflow a float. Regression targets
