@@ -160,6 +160,8 @@ const key_def cfg_keys[] = {
     NUM("search", "seed", KT_U64, search.seed, 0, INF, 0, "1"),
     NUM("search", "parallel", KT_INT, search.parallel, 1, 4096, 0, "1"),
     ENUM("search", "metric", search.metric, metric_names, 0, NULL),
+    {.section = "search", .key = "resampling", .type = KT_RESAMPLING, .off = OFF(search)},
+    NUM("search", "budget", KT_DURATION, search.budget, 0, INF, MIN_OPEN, NULL),
     {.section = "search", .key = "stages", .type = KT_STAGES, .off = OFF(search)},
 };
 
@@ -400,6 +402,8 @@ const char *cfg_expected(const key_def *k)
     case KT_WEIGHTS: return "auto, none, balanced or a list of positive numbers";
     case KT_STAGES: return "a list of stages such as [{stage: random, trials: 20, epochs: 5}]";
     case KT_ENUMS: return "a name or a list of names";
+    case KT_RESAMPLING: return "auto, holdout, cv or {cv: 5, repeats: 2}";
+    case KT_DURATION: return "seconds, or a number with s, m or h such as 5m";
     }
     return "a value";
 }
@@ -571,6 +575,26 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
             return cfg_fail(x, m, "%s: %s", cfg_kname(x, k), why);
         ((int *)f)[0] = (int)v;
         *(int *)field(base, k->count_off) = 1;
+        return NS_OK;
+    }
+    case KT_DURATION: {
+        /* a trailing unit, then the number as any other */
+        char num[64];
+        size_t len = strlen(s);
+        double unit = 1;
+        if (len > 0 && len < sizeof num && strchr("smh", s[len - 1])) {
+            unit = s[len - 1] == 'h' ? 3600 : s[len - 1] == 'm' ? 60 : 1;
+            memcpy(num, s, len - 1);
+            num[len - 1] = 0;
+            s = num;
+        }
+        double v = 0;
+        uint64_t u = 0;
+        key_def plain = *k;
+        plain.type = KT_DOUBLE;
+        if (cfg_to_number(&plain, s, &v, &u, why, sizeof why))
+            return cfg_fail(x, m, "%s: %s (seconds, or with a unit: 90s, 5m, 1h)", cfg_kname(x, k), why);
+        *(double *)f = v * unit;
         return NS_OK;
     }
     default: {
@@ -786,6 +810,8 @@ static int walk_section(ctx *x, const char *section, yaml_node_t *m)
         int rc;
         if (cfg_keys[i].type == KT_STAGES)
             rc = cfg_parse_stages(x, &cfg_keys[i], vn);
+        else if (cfg_keys[i].type == KT_RESAMPLING)
+            rc = cfg_parse_resampling(x, &cfg_keys[i], vn);
         else if (vn->type == YAML_MAPPING_NODE && strcmp(section, "search") &&
                  cfg_keys[i].type != KT_PATH && cfg_keys[i].type != KT_NAME)
             rc = cfg_parse_space(x, i, vn);

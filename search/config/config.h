@@ -105,6 +105,22 @@ typedef struct ns_stage_cfg {
     int line, column;     /* 1-based location of the entry in the config */
 } ns_stage_cfg;
 
+/* How a trial's validation metric is estimated (search.resampling). */
+typedef enum ns_resampling {
+    NS_RESAMPLE_AUTO = 0, /* cross-validation below NS_CV_AUTO_MAX_ROWS training rows, else holdout */
+    NS_RESAMPLE_HOLDOUT,  /* one split: data.val_fraction of the rows validate */
+    NS_RESAMPLE_CV,       /* stratified K-fold, repeated R times with other folds */
+} ns_resampling;
+
+/* auto: cross-validate training files of at most this many rows. Below it one holdout row
+ * weighs more than 1/2000 of the metric (a 20% split of 10,000 rows), and K-fold's K
+ * times the cost buys a standard error sqrt(K) times smaller on every row; above it a
+ * holdout split is already precise and CV's cost is what a study can least afford. */
+#define NS_CV_AUTO_MAX_ROWS 10000
+#define NS_CV_DEFAULT_FOLDS 5
+#define NS_CV_MAX_FOLDS 50
+#define NS_CV_MAX_REPEATS 20
+
 typedef struct ns_search_cfg {
     int given;            /* the config has a search: section */
     char *name;           /* study name [the config file name without its extension] */
@@ -112,6 +128,10 @@ typedef struct ns_search_cfg {
     uint64_t seed;        /* study seed [1]; trial seeds derive from it and the trial number */
     int parallel;         /* trials at once [1] */
     ns_metric metric;     /* [val_acc for classification, val_rmse for regression] */
+    ns_resampling resampling; /* [auto] */
+    int folds, repeats;   /* cross-validation's K [5] and R [1] */
+    double budget;        /* wall-clock seconds for the whole study; 0: none (each stage's own
+                             trials and seconds) [0] */
     int n_stages;         /* >= 1 when given */
     ns_stage_cfg stages[NS_MAX_STAGES];
 } ns_search_cfg;

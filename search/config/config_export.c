@@ -62,7 +62,8 @@ void ns_config_write_value(FILE *f, const ns_config *c, int key, int json)
     case KT_INT: fprintf(f, "%d", *(const int *)v); break;
     case KT_LONG: fprintf(f, "%ld", *(const long *)v); break;
     case KT_U64: fprintf(f, "%llu", (unsigned long long)*(const uint64_t *)v); break;
-    case KT_DOUBLE: put_real(f, *(const double *)v, 0); break;
+    case KT_DOUBLE:
+    case KT_DURATION: put_real(f, *(const double *)v, 0); break;
     case KT_FLOAT: put_real(f, *(const float *)v, 1); break;
     case KT_PATH:
     case KT_NAME:
@@ -97,6 +98,7 @@ void ns_config_write_value(FILE *f, const ns_config *c, int key, int json)
         break;
     }
     case KT_STAGES: /* the search: section and stage options are not training keys */
+    case KT_RESAMPLING:
     case KT_ENUMS: fputs(json ? "null" : "~", f); break;
     }
 }

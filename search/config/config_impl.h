@@ -30,6 +30,9 @@ typedef enum key_type {
     KT_STAGES,  /* search.stages: a list of mappings into ns_search_cfg at off */
     KT_ENUMS,   /* int[max_items] at off with the count at count_off; one name from names or
                    a list of them (stage options) */
+    KT_RESAMPLING, /* search.resampling: auto, holdout, cv or {cv: K, repeats: R} into
+                   ns_search_cfg at off */
+    KT_DURATION, /* double seconds: a number, or a number with s, m or h ("90s", "5m") */
 } key_type;
 
 enum {
@@ -61,7 +64,7 @@ typedef struct key_def {
 #define INF INFINITY
 
 /* The table of keys and its sections (config.c, which checks these counts). */
-#define N_KEYS 80
+#define N_KEYS 82
 #define N_SECTIONS 5
 extern const key_def cfg_keys[];
 extern const char *const cfg_sections[];
@@ -103,6 +106,8 @@ int cfg_check_values(ctx *x);
 
 int cfg_parse_space(ctx *x, int i, yaml_node_t *m);
 int cfg_parse_stages(ctx *x, const key_def *k, yaml_node_t *v);
+/* search.resampling (a name or a mapping) into the ns_search_cfg at k->off. */
+int cfg_parse_resampling(ctx *x, const key_def *k, yaml_node_t *v);
 int cfg_check_search(ctx *x);
 
 /* ---- small accessors ---------------------------------------------------------------- */

@@ -611,6 +611,55 @@ int cfg_parse_stages(ctx *x, const key_def *k, yaml_node_t *v)
     return NS_OK;
 }
 
+/* search.resampling: auto, holdout or cv (5 folds, once), or {cv: K, repeats: R}. */
+int cfg_parse_resampling(ctx *x, const key_def *k, yaml_node_t *v)
+{
+    static const char ex[] = "resampling: {cv: 5, repeats: 2}";
+    ns_search_cfg *sc = field(x->c, k->off);
+    if (v->type == YAML_SCALAR_NODE && !cfg_is_null(v)) {
+        const char *s = scalar(v);
+        if (!strcmp(s, "auto"))
+            sc->resampling = NS_RESAMPLE_AUTO;
+        else if (!strcmp(s, "holdout"))
+            sc->resampling = NS_RESAMPLE_HOLDOUT;
+        else if (!strcmp(s, "cv"))
+            sc->resampling = NS_RESAMPLE_CV;
+        else
+            return cfg_fail(x, v->start_mark, "%s: unknown value '%.60s'; write auto, holdout, cv or e.g. %s",
+                            cfg_kname(x, k), s, ex);
+        return NS_OK;
+    }
+    if (v->type != YAML_MAPPING_NODE)
+        return cfg_fail(x, v->start_mark, "%s: expected %s, got %s", cfg_kname(x, k), cfg_expected(k),
+                        cfg_is_null(v) ? "nothing" : node_kind(v));
+    static const key_def opts[] = {
+        {.section = "search", .key = "resampling.cv", .type = KT_INT, .min = 2, .max = NS_CV_MAX_FOLDS},
+        {.section = "search", .key = "resampling.repeats", .type = KT_INT, .min = 1, .max = NS_CV_MAX_REPEATS},
+    };
+    int *dst[2] = {&sc->folds, &sc->repeats}, seen[2] = {0, 0};
+    for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top; p++) {
+        yaml_node_t *kn = yaml_document_get_node(x->doc, p->key);
+        yaml_node_t *vn = yaml_document_get_node(x->doc, p->value);
+        const char *key = kn->type == YAML_SCALAR_NODE ? scalar(kn) : "";
+        int j = !strcmp(key, "cv") ? 0 : !strcmp(key, "repeats") ? 1 : -1;
+        if (j < 0)
+            return cfg_fail(x, kn->start_mark, "%s: unknown key '%.60s'; the keys are cv (folds, 2 to %d) and "
+                            "repeats (1 to %d), e.g. %s", cfg_kname(x, k), key, NS_CV_MAX_FOLDS,
+                            NS_CV_MAX_REPEATS, ex);
+        if (seen[j]++)
+            return cfg_fail(x, kn->start_mark, "%s: duplicate key '%s'; remove one of them", cfg_kname(x, k), key);
+        int rc = cfg_set_value(x, dst[j], &(key_def){.section = opts[j].section, .key = opts[j].key,
+                                                    .type = KT_INT, .min = opts[j].min, .max = opts[j].max},
+                               vn);
+        if (rc)
+            return rc;
+    }
+    if (!seen[0])
+        return cfg_fail(x, v->start_mark, "%s: the number of folds is missing; write e.g. %s", cfg_kname(x, k), ex);
+    sc->resampling = NS_RESAMPLE_CV;
+    return NS_OK;
+}
+
 /* The study name from the config's file name: no folder, no extension, and only
  * letters, digits, '.', '_' and '-' (others become '_'). */
 static char *default_study_name(const char *path)
@@ -648,6 +697,10 @@ int cfg_check_search(ctx *x)
         return NS_OK;
     }
     sc->given = 1;
+    if (sc->folds == 0)
+        sc->folds = NS_CV_DEFAULT_FOLDS;
+    if (sc->repeats == 0)
+        sc->repeats = 1;
     if (!given(x, "search", "stages"))
         return cfg_fail(x, x->sec_mark[sec], "search: missing 'stages:'; list at least one stage, e.g. stages: [{stage: random, trials: 20, epochs: 5}]");
     if (given(x, "search", "name")) {
