@@ -1,6 +1,7 @@
 /* test_json.c — the reader of stored JSON (search/study/json.h): validity, a top-level key's
  * value and nothing deeper, numbers and strings, and refusals. */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <string.h>
 
 #include "engine/jsonbuf.h"
@@ -74,4 +75,17 @@ Test(json, writer_sizes_then_writes)
     ns_jbuf_putf(&j, "{\"name\":\"%s\"}", name);
     cr_assert_eq(ns_jbuf_finish(&j), need - 6);
     cr_assert_str_eq(small, "");
+}
+
+Test(json, number_arrays)
+{
+    double v[4];
+    const char *t = "{\"folds\":[0.5, -1e-3,null ,2],\"n\":[],\"s\":[\"a\"]}";
+    cr_assert_eq(ns_json_get_nums(t, "folds", v, 4), 4);
+    cr_assert(v[0] == 0.5 && v[1] == -1e-3 && isnan(v[2]) && v[3] == 2);
+    cr_assert_eq(ns_json_get_nums(t, "folds", v, 2), 4, "counted past cap");
+    cr_assert_eq(ns_json_get_nums(t, "n", v, 4), 0);
+    cr_assert_eq(ns_json_get_nums(t, "s", v, 4), -1, "strings are not numbers");
+    cr_assert_eq(ns_json_get_nums(t, "missing", v, 4), -1);
+    cr_assert_eq(ns_json_get_nums("{\"folds\":[1,", "folds", v, 4), -1, "invalid JSON");
 }

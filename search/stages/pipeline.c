@@ -40,6 +40,54 @@ static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const 
     return NS_OK;
 }
 
+/* Fills p's train and val parts from rows itr / iva of full, standardised with the training
+ * part's statistics (p->test, when loaded, too), and the class counts. On error p keeps
+ * what was built; the caller frees it. */
+static int prepare_parts(ns_prepared *p, const ns_config *c, const ns_dataset *full, const int32_t *itr,
+                         long ntr, const int32_t *iva, long nva, ns_err *err)
+{
+    int rc = ns_dataset_subset(&p->train, full, itr, ntr, err);
+    if (!rc && nva > 0)
+        rc = ns_dataset_subset(&p->val, full, iva, nva, err);
+    if (rc)
+        return rc;
+    /* Classes come from the whole training file, so a class missing from the training
+     * part still has an output. */
+    p->train.n_classes = p->val.n_classes = full->n_classes;
+    if (p->test.n)
+        p->test.n_classes = full->n_classes;
+    rc = ns_standardizer_fit(&p->stdz, &p->train, err);
+    if (rc)
+        return rc;
+    if (!c->data.standardize) { /* keep the statistics' shape, make them the identity */
+        for (int j = 0; j < p->stdz.d; j++) {
+            p->stdz.mean[j] = 0.0f;
+            p->stdz.scale[j] = 1.0f;
+        }
+        p->stdz.t_mean = 0.0f;
+        p->stdz.t_std = 1.0f;
+    }
+    ns_dataset *parts[3] = {&p->train, &p->val, &p->test};
+    for (int i = 0; i < 3; i++) {
+        if (!parts[i]->n)
+            continue;
+        ns_standardizer_apply(&p->stdz, parts[i]->x, parts[i]->n);
+        if (parts[i]->t)
+            ns_standardizer_apply_targets(&p->stdz, parts[i]->t, parts[i]->n);
+    }
+    p->task = full->task;
+    p->n_classes = full->n_classes;
+    p->class_names = p->train.class_names;
+
+    if (p->task == NS_TASK_CLASSIFY) {
+        p->class_counts = calloc((size_t)p->n_classes, sizeof *p->class_counts);
+        if (!p->class_counts)
+            return ns_err_set(err, NS_ERUNTIME, "out of memory for class counts");
+        ns_dataset_class_counts(&p->train, p->class_counts);
+    }
+    return NS_OK;
+}
+
 int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
 {
     memset(p, 0, sizeof *p);
@@ -84,47 +132,8 @@ int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
                         c->data.val_fraction);
         goto fail;
     }
-    rc = ns_dataset_subset(&p->train, &full, itr, ntr, err);
-    if (!rc && nva > 0)
-        rc = ns_dataset_subset(&p->val, &full, iva, nva, err);
-    if (rc)
+    if ((rc = prepare_parts(p, c, &full, itr, ntr, iva, nva, err)))
         goto fail;
-    /* Classes come from the whole training file, so a class missing from the training
-     * part still has an output. */
-    p->train.n_classes = p->val.n_classes = full.n_classes;
-    if (p->test.n)
-        p->test.n_classes = full.n_classes;
-    rc = ns_standardizer_fit(&p->stdz, &p->train, err);
-    if (rc)
-        goto fail;
-    if (!c->data.standardize) { /* keep the statistics' shape, make them the identity */
-        for (int j = 0; j < p->stdz.d; j++) {
-            p->stdz.mean[j] = 0.0f;
-            p->stdz.scale[j] = 1.0f;
-        }
-        p->stdz.t_mean = 0.0f;
-        p->stdz.t_std = 1.0f;
-    }
-    ns_dataset *parts[3] = {&p->train, &p->val, &p->test};
-    for (int i = 0; i < 3; i++) {
-        if (!parts[i]->n)
-            continue;
-        ns_standardizer_apply(&p->stdz, parts[i]->x, parts[i]->n);
-        if (parts[i]->t)
-            ns_standardizer_apply_targets(&p->stdz, parts[i]->t, parts[i]->n);
-    }
-    p->task = full.task;
-    p->n_classes = full.n_classes;
-    p->class_names = p->train.class_names;
-
-    if (p->task == NS_TASK_CLASSIFY) {
-        p->class_counts = calloc((size_t)p->n_classes, sizeof *p->class_counts);
-        if (!p->class_counts) {
-            rc = ns_err_set(err, NS_ERUNTIME, "out of memory for class counts");
-            goto fail;
-        }
-        ns_dataset_class_counts(&p->train, p->class_counts);
-    }
     free(itr);
     free(iva);
     ns_dataset_free(&full);
@@ -134,6 +143,97 @@ fail:
     free(iva);
     ns_dataset_free(&full);
     ns_prepared_free(p);
+    return rc;
+}
+
+void ns_folds_free(ns_folds *f)
+{
+    for (int i = 0; f->part && i < f->n; i++)
+        ns_prepared_free(&f->part[i]);
+    free(f->part);
+    memset(f, 0, sizeof *f);
+}
+
+/* Purposes of the streams derived from the study seed for the folds. */
+#define SEED_FOLDS 0x666f6c6473ULL /* "folds": repeat r's assignment of rows to folds */
+#define SEED_ORDER 0x6f72646572ULL /* "order": fold i's training stream (row order, dropout) */
+
+int ns_prepare_folds(ns_folds *f, const ns_config *c, int K, int R, uint64_t seed, ns_err *err)
+{
+    memset(f, 0, sizeof *f);
+    ns_dataset full = {0};
+    int32_t *fold = NULL, *itr = NULL, *iva = NULL;
+    long *counts = NULL;
+    int rc = load_one(&full, c, c->data.train, c->data.train_labels, NULL, err);
+    if (rc)
+        goto fail;
+    if (full.n < 2L * K) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: %ld rows are too few for %d-fold cross-validation; use "
+                        "search.resampling: {cv: %ld} or fewer folds", c->data.train, full.n, K,
+                        full.n / 2 >= 2 ? full.n / 2 : 2);
+        goto fail;
+    }
+    fold = malloc((size_t)full.n * sizeof *fold);
+    itr = malloc((size_t)full.n * sizeof *itr);
+    iva = malloc((size_t)full.n * sizeof *iva);
+    f->part = calloc((size_t)K * R, sizeof *f->part);
+    if (!fold || !itr || !iva || !f->part) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory for the cross-validation folds");
+        goto fail;
+    }
+    f->k = K;
+    f->repeats = R;
+    f->rows = full.n;
+    if (full.task == NS_TASK_CLASSIFY && full.n_classes > 0) {
+        if (!(counts = calloc((size_t)full.n_classes, sizeof *counts))) {
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory for class counts");
+            goto fail;
+        }
+        ns_dataset_class_counts(&full, counts);
+        for (int k = 0; k < full.n_classes && !f->advice[0]; k++)
+            if (counts[k] > 0 && counts[k] < K) {
+                char name[48];
+                if (full.class_names)
+                    snprintf(name, sizeof name, "'%.40s'", full.class_names[k]);
+                else
+                    snprintf(name, sizeof name, "%d", k);
+                snprintf(f->advice, sizeof f->advice,
+                         "class %s has %ld rows, fewer than the %d folds: %d folds validate without it; "
+                         "collect more rows of it or use search.resampling: {cv: %ld}",
+                         name, counts[k], K, K - (int)counts[k], counts[k] >= 2 ? counts[k] : 2);
+            }
+    }
+    for (int r = 0; r < R; r++) {
+        if ((rc = ns_folds_stratified(&full, K, ns_seed_derive(seed, (uint64_t)r, SEED_FOLDS), fold, err)))
+            goto fail;
+        for (int k = 0; k < K; k++) {
+            long ntr = 0, nva = 0;
+            for (long i = 0; i < full.n; i++) {
+                if (fold[i] == k)
+                    iva[nva++] = (int32_t)i;
+                else
+                    itr[ntr++] = (int32_t)i;
+            }
+            ns_prepared *p = &f->part[r * K + k];
+            f->n = r * K + k + 1;
+            if ((rc = prepare_parts(p, c, &full, itr, ntr, iva, nva, err)))
+                goto fail;
+            p->stream_seed = ns_seed_derive(seed, (uint64_t)(r * K + k), SEED_ORDER);
+        }
+    }
+    free(counts);
+    free(fold);
+    free(itr);
+    free(iva);
+    ns_dataset_free(&full);
+    return NS_OK;
+fail:
+    free(counts);
+    free(fold);
+    free(itr);
+    free(iva);
+    ns_dataset_free(&full);
+    ns_folds_free(f);
     return rc;
 }
 
@@ -426,7 +526,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     if (rc)
         goto done;
     ns_train_spec ts = c->train;
-    ts.seed = ns_seed_derive(c->train.seed, 0x7472616e, 0);
+    ts.seed = p->stream_seed ? p->stream_seed : ns_seed_derive(c->train.seed, 0x7472616e, 0);
     if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)))
         goto done;
     tr.t_std = p->stdz.t_std;

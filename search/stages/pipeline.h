@@ -17,11 +17,33 @@ typedef struct ns_prepared {
     int n_classes;               /* classification */
     char **class_names;          /* borrowed from train (may be NULL) */
     long *class_counts;          /* (n_classes) training rows per class, classification */
+    uint64_t stream_seed;        /* nonzero: the training stream (row order, dropout) of every
+                                    run on these data, whatever its train.seed: common random
+                                    numbers across the trials of a cross-validation fold;
+                                    0: the stream derives from train.seed */
 } ns_prepared;
 
 /* Loads and prepares the data the config names. Errors are NS_EINPUT with a location. */
 int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err);
 void ns_prepared_free(ns_prepared *p);
+
+/* The folds of a cross-validated study: part[r * k + i] trains on every row of the training
+ * file outside fold i of repeat r and validates on fold i, standardised with its own
+ * training rows' statistics; no test part. */
+typedef struct ns_folds {
+    int n;                /* prepared parts, k x repeats */
+    int k, repeats;
+    long rows;            /* rows of the training file */
+    ns_prepared *part;    /* (n) */
+    char advice[320];     /* a class with fewer rows than folds, with what to do; "" if none */
+} ns_folds;
+
+/* Stratified K-fold (ns_folds_stratified) of all of c's training rows, R times with fold
+ * assignments drawn from seed; every part gets its own stream_seed from seed, so the
+ * trials of a study see the same folds in the same row order. NS_EINPUT when the file
+ * has fewer than 2K rows; caller frees with ns_folds_free. */
+int ns_prepare_folds(ns_folds *f, const ns_config *c, int K, int R, uint64_t seed, ns_err *err);
+void ns_folds_free(ns_folds *f);
 
 typedef struct ns_run_result {
     int epochs;           /* epochs run */

@@ -2,6 +2,7 @@
 #include "search/study/json.h"
 
 #include <ctype.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -157,4 +158,35 @@ int ns_json_get_str(const char *json, const char *key, char *out, size_t cap)
     memcpy(out, b, (size_t)(e - b));
     out[e - b] = 0;
     return 1;
+}
+
+int ns_json_get_nums(const char *json, const char *key, double *out, int cap)
+{
+    const char *b, *e;
+    if (!ns_json_valid(json) || !ns_json_get(json, key, &b, &e) || *b != '[')
+        return -1;
+    const char *p = ns_json_skip_ws(b + 1);
+    int n = 0;
+    while (*p != ']') {
+        double v;
+        if (!strncmp(p, "null", 4)) {
+            v = NAN;
+            p += 4;
+        } else if (*p == '-' || (*p >= '0' && *p <= '9')) {
+            char *end;
+            v = strtod(p, &end);
+            p = end;
+        } else {
+            return -1;
+        }
+        if (n < cap)
+            out[n] = v;
+        n++;
+        p = ns_json_skip_ws(p);
+        if (*p == ',')
+            p = ns_json_skip_ws(p + 1);
+        else if (*p != ']')
+            return -1;
+    }
+    return n;
 }

@@ -30,4 +30,9 @@ int ns_json_get_num(const char *json, const char *key, double *v);
  * not valid, the key is absent, its value is not a string or does not fit. */
 int ns_json_get_str(const char *json, const char *key, char *out, size_t cap);
 
+/* The numbers of key's array (e.g. "folds":[0.91,0.88,null]) into out[0..cap): null as NaN.
+ * Returns how many the array holds (more than cap are counted, not stored); -1 when json
+ * is not valid, the key is absent or its value is not an array of numbers and nulls. */
+int ns_json_get_nums(const char *json, const char *key, double *out, int cap);
+
 #endif
