@@ -50,7 +50,7 @@ static void trial_path(const ns_search *s, long n, const char *file, char *out, 
     snprintf(out, cap, "%s/trials/%ld/%s", s->dir, n, file);
 }
 
-static double metric_of(const ns_search *s, const ns_run_result *r)
+double ns_search_metric_of(const ns_search *s, const ns_run_result *r)
 {
     switch (s->metric) {
     case NS_METRIC_VAL_ACC: return r->val_acc;
@@ -312,6 +312,23 @@ static int judge_trial(ns_search *s, long n, const ns_health_spec *hs, int selec
     return NS_OK;
 }
 
+/* Appends to the result JSON text in buf (an object, cap bytes) the cross-validation's
+ * evidence: the metric per fold run, its standard error, the folds and repeats. */
+static void append_folds(char *buf, size_t cap, const ns_cv_result *cv, const ns_folds *fo)
+{
+    size_t len = strlen(buf);
+    if (len < 2 || buf[len - 1] != '}')
+        return;
+    len--;
+    char v[32];
+    len += (size_t)snprintf(buf + len, cap - len, ",\"folds\":[");
+    for (int i = 0; i < cv->done && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s", i ? "," : "", json_num(v, cv->metric[i]));
+    if (len < cap)
+        snprintf(buf + len, cap - len, "],\"val_se\":%s,\"cv\":%d,\"repeats\":%d%s}",
+                 json_num(v, cv->se), fo->k, fo->repeats, cv->raced ? ",\"raced\":true" : "");
+}
+
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
 static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
@@ -342,6 +359,8 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
     /* an LR range test is a sweep of a few hundred steps, not a training: no epochs, no
      * checkpoint (an interrupted one runs again), no health */
     int lrfind = st->kind == NS_STAGE_LR_RANGE;
+    int use_cv = s->folds.n > 0 && !lrfind;
+    ns_cv_result cv = {0};
     char *lr_result = NULL;
     int trc = ns_config_load(&tc, cfg_path, &terr);
     if (!trc) {
@@ -349,10 +368,30 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
         if (lrfind)
             trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
+        else if (use_cv)
+            trc = ns_cv_run(s, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES, &cv, &res,
+                            &terr);
         else
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
         ns_config_free(&tc);
+    }
+    if (use_cv && !trc && !res.interrupted) { /* the mean curve is the trial's record */
+        t.pruned = cv.raced;
+#pragma omp critical(ns_store)
+        {
+            rc = ns_store_begin(s->store, err);
+            for (int e = 0; !rc && e < cv.n_curve; e++)
+                rc = ns_store_epoch_add(s->store, (int)n, &cv.curve[e], err);
+            if (!rc)
+                rc = ns_store_commit(s->store, err);
+            else
+                ns_store_rollback(s->store);
+        }
+        if (rc) {
+            ns_cv_result_free(&cv);
+            return rc;
+        }
     }
     if (t.store_failed) {
         if (err)
@@ -360,7 +399,14 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         return t.store_err.code ? t.store_err.code : NS_ERUNTIME;
     }
     ns_trial_state state;
-    char result[768] = "", codes[256] = "";
+    char codes[256] = "";
+    /* the fixed keys, then per fold (cross-validation) up to 40 characters each */
+    size_t rcap = 768 + (use_cv ? 40 * (size_t)cv.n_folds : 0);
+    char *result = calloc(rcap, 1);
+    if (!result) {
+        ns_cv_result_free(&cv);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
     char *health = NULL;
     unsigned flags = 0;
     ns_finding f[NS_HEALTH_MAX_FINDINGS];
@@ -374,18 +420,18 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         state = NS_TRIAL_COMPLETE; /* never a candidate: no validation metric */
         snprintf(codes, sizeof codes, "LR range test");
     } else {
-        m = metric_of(s, &res);
+        m = ns_search_metric_of(s, &res);
         state = res.diverged ? NS_TRIAL_DIVERGED : t.pruned ? NS_TRIAL_PRUNED : NS_TRIAL_COMPLETE;
         char vl[32], vm[32], vb[32], vf[32];
         if (s->data.task == NS_TASK_CLASSIFY)
-            snprintf(result, sizeof result,
+            snprintf(result, rcap,
                      "{\"val_loss\":%s,\"val_acc\":%s,\"val_balanced_acc\":%s,\"val_macro_f1\":%s,"
                      "\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s}",
                      json_num(vl, res.val_loss), json_num(vm, res.val_acc), json_num(vb, res.val_bacc),
                      json_num(vf, res.val_f1), res.best_epoch, res.stopped_early ? "true" : "false",
                      res.diverged ? "true" : "false");
         else
-            snprintf(result, sizeof result,
+            snprintf(result, rcap,
                      "{\"val_loss\":%s,\"val_rmse\":%s,\"best_epoch\":%d,\"stopped_early\":%s,"
                      "\"diverged\":%s}",
                      json_num(vl, res.val_loss), json_num(vm, res.val_rmse), res.best_epoch,
@@ -394,12 +440,17 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         size_t len = strlen(result);
         if (st->kind == NS_STAGE_FINAL && s->data.test.n && len > 0) {
             char tl[32], ta[32];
-            snprintf(result + len - 1, sizeof result - len + 1, ",\"test_loss\":%s,\"%s\":%s}",
+            snprintf(result + len - 1, rcap - len + 1, ",\"test_loss\":%s,\"%s\":%s}",
                      json_num(tl, res.test_loss), s->data.task == NS_TASK_CLASSIFY ? "test_acc" : "test_rmse",
                      json_num(ta, s->data.task == NS_TASK_CLASSIFY ? res.test_acc : res.test_rmse));
         }
-        if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err)))
+        if (use_cv)
+            append_folds(result, rcap, &cv, &s->folds);
+        if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err))) {
+            free(result);
+            ns_cv_result_free(&cv);
             return rc;
+        }
         ns_health_flags_text(flags, codes, sizeof codes);
     }
     ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
@@ -433,6 +484,8 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
     }
     free(health);
     free(lr_result);
+    free(result);
+    ns_cv_result_free(&cv);
     return rc;
 }
 
@@ -463,7 +516,8 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
         if ((s->opts->stop && *s->opts->stop) || (st->seconds > 0 && now_s() - t0 >= st->seconds))
             break;
         long n_pending = 0;
-        if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)))
+        if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
+            (rc = ns_race_begin(s, st, first + r0, err)))
             break;
         for (long i = r0; i < r0 + R && i < T && !rc; i++) {
             long n = first + i;
@@ -514,6 +568,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             }
         }
         ns_stage_round_end(s);
+        ns_race_end(s);
         if (failed && !rc) {
             if (err)
                 *err = pool_err;
@@ -540,8 +595,36 @@ static int write_source(const ns_search *s, const char *config_path, ns_err *err
     return ns_atomic_commit(&f, err);
 }
 
+/* Purpose of the stream derived from the study seed for the folds. */
+#define SEED_CV 0x6376ULL
+
+/* search.resampling resolved on the data: auto cross-validates training files of at most
+ * NS_CV_AUTO_MAX_ROWS rows (with fewer folds when the file has under 2 rows a fold). */
+static int prepare_resampling(ns_search *s, ns_err *err)
+{
+    const ns_search_cfg *sc = &s->base.search;
+    long rows = s->data.train.n + s->data.val.n;
+    int K = sc->folds;
+    if (sc->resampling == NS_RESAMPLE_HOLDOUT ||
+        (sc->resampling == NS_RESAMPLE_AUTO && (rows > NS_CV_AUTO_MAX_ROWS || rows < 4)))
+        return NS_OK;
+    if (sc->resampling == NS_RESAMPLE_AUTO && rows < 2L * K)
+        K = (int)(rows / 2);
+    int rc = ns_prepare_folds(&s->folds, &s->base, K, sc->repeats,
+                              ns_seed_derive(sc->seed, 0, SEED_CV), err);
+    if (rc)
+        return rc;
+    progress(s, "data: %d-fold cross-validation x %d of %ld rows (search.resampling); each trial's "
+             "metric is the mean over its folds\n", K, sc->repeats, rows);
+    if (s->folds.advice[0])
+        progress(s, "data: %s\n", s->folds.advice);
+    return NS_OK;
+}
+
 static void search_free(ns_search *s)
 {
+    ns_race_end(s);
+    ns_folds_free(&s->folds);
     ns_store_close(s->store);
     ns_prepared_free(&s->data);
     ns_config_free(&s->base);
@@ -607,6 +690,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         progress(&s, "data: ranking trials by val_balanced_acc (imbalanced classes; set "
                  "search.metric to choose)\n");
     }
+    if ((rc = prepare_resampling(&s, err)))
+        goto done;
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||

@@ -48,6 +48,8 @@ typedef struct ns_search {
      * no pruning */
     double *prune_at;
     long prune_epochs, prune_min;
+    ns_folds folds;            /* cross-validation's parts; n == 0: trials validate on data.val */
+    double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
 } ns_search;
 
 #define NS_PLAN_MAX_SETTINGS 16
@@ -105,6 +107,43 @@ void ns_stage_reference(ns_search *s);
 
 /* a is a better metric than b in the study's direction (a non-finite a never is). */
 int ns_search_better(const ns_search *s, double a, double b);
+
+/* r's value of the study metric. */
+double ns_search_metric_of(const ns_search *s, const ns_run_result *r);
+
+/* ---- resample.c ------------------------------------------------------------------------- */
+
+/* A cross-validated trial: per fold its metric and chosen epoch, their mean and standard
+ * error (sd / sqrt(folds run)), and the mean learning curve over the folds. */
+typedef struct ns_cv_result {
+    int n_folds, done;         /* folds in the study, folds run */
+    double *metric;            /* (n_folds) the study metric per fold; [0, done) set */
+    int *best_epoch;           /* (n_folds) the epoch each fold kept */
+    double mean, se;           /* over the folds run; se NaN below 2 */
+    int raced;                 /* racing stopped it after `done` folds */
+    ns_epoch_record *curve;    /* (n_curve) per epoch, the mean over the folds that reached it */
+    int n_curve;
+} ns_cv_result;
+
+/* Trains tc on every fold of s->folds in order (no checkpoints: an interrupted trial runs
+ * its folds again, to the same bits) and fills *out and *res (validation figures: means
+ * over the folds run; best_epoch: the folds' median; diverged when a fold diverged, which
+ * ends the trial). race != 0: stops after a fold when ns_race_should_stop says so.
+ * res->interrupted when the stop flag ended a fold. NS_OK, or a fold's error with *err
+ * (a failed trial); *out is freed on error. */
+int ns_cv_run(ns_search *s, const ns_config *tc, int race, ns_cv_result *out, ns_run_result *res,
+              ns_err *err);
+void ns_cv_result_free(ns_cv_result *r);
+/* Racing for the round of stage st starting at trial round_first (random and bayes stages
+ * whose prune rule is not none, under cross-validation): the incumbent is the best
+ * complete, healthy trial of a search stage before the round with all folds; NULL when
+ * there is none. ns_race_end drops it. */
+int ns_race_begin(ns_search *s, const ns_stage_cfg *st, long round_first, ns_err *err);
+void ns_race_end(ns_search *s);
+/* Whether a trial with metric[0..done) on the first folds stops: at least 2 folds, not all
+ * of them, and the upper end of the 95% confidence interval (Student's t) of its paired
+ * per-fold difference to the incumbent below 0 (worse in the study's direction). */
+int ns_race_should_stop(const ns_search *s, const double *metric, int done);
 
 /* A trial state that never runs again. */
 int ns_trial_is_final(ns_trial_state st);

@@ -1,0 +1,275 @@
+/* resample.c — a trial scored by cross-validation: its config trained on every fold of the
+ * study (the same folds and row orders for every trial), the metric's mean and standard
+ * error over the folds, the mean learning curve that the health checks read, and racing:
+ * a trial stops after some folds when, paired fold by fold with the round's incumbent, it
+ * is worse beyond its 95% confidence interval. Not the pool or the store: driver.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "search/stages/driver_impl.h"
+#include "search/stages/stats.h"
+#include "search/study/json.h"
+
+/* Folds a trial runs before racing may stop it: the paired spread needs two. */
+#define RACE_MIN_FOLDS 2
+
+void ns_cv_result_free(ns_cv_result *r)
+{
+    free(r->metric);
+    free(r->best_epoch);
+    free(r->curve);
+    memset(r, 0, sizeof *r);
+}
+
+/* One fold's epoch records, collected in memory (a fold is a short run on small data:
+ * an interrupted trial runs its folds again rather than checkpointing each). */
+typedef struct fold_log {
+    ns_epoch_record *rec;
+    int n, cap;
+    int oom;
+} fold_log;
+
+static int log_epoch(void *user, const ns_epoch_record *rec)
+{
+    fold_log *l = user;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 64;
+        ns_epoch_record *r = realloc(l->rec, (size_t)cap * sizeof *r);
+        if (!r) {
+            l->oom = 1;
+            return 1;
+        }
+        l->rec = r;
+        l->cap = cap;
+    }
+    l->rec[l->n++] = *rec;
+    return 0;
+}
+
+/* Adds fold log l into the running sums of the mean curve (per epoch: the sum over the
+ * folds that reached it, and their count). */
+static int add_to_curve(ns_cv_result *r, int **count, const fold_log *l)
+{
+    if (l->n > r->n_curve) {
+        ns_epoch_record *c = realloc(r->curve, (size_t)l->n * sizeof *c);
+        int *k = realloc(*count, (size_t)l->n * sizeof *k);
+        if (!c || !k) {
+            if (c)
+                r->curve = c;
+            if (k)
+                *count = k;
+            return NS_ERUNTIME;
+        }
+        r->curve = c;
+        *count = k;
+        memset(c + r->n_curve, 0, (size_t)(l->n - r->n_curve) * sizeof *c);
+        memset(k + r->n_curve, 0, (size_t)(l->n - r->n_curve) * sizeof *k);
+        r->n_curve = l->n;
+    }
+    for (int e = 0; e < l->n; e++) {
+        ns_epoch_record *c = &r->curve[e];
+        const ns_epoch_record *x = &l->rec[e];
+        c->epoch = x->epoch;
+        c->step = x->step > c->step ? x->step : c->step;
+        c->train_loss += x->train_loss;
+        c->val_loss += x->val_loss;
+        c->val_acc += x->val_acc;
+        c->val_rmse += x->val_rmse;
+        c->lr = x->lr;
+        c->grad_norm += x->grad_norm;
+        c->n_groups = x->n_groups;
+        for (int g = 0; g < x->n_groups && g < NS_MAX_GROUPS; g++)
+            c->group_grad_norm[g] += x->group_grad_norm[g];
+        c->seconds += x->seconds; /* the trial's time in that epoch, all folds together */
+        c->samples_per_s += x->samples_per_s;
+        c->improved |= x->improved;
+        c->diverged = c->diverged ? c->diverged : x->diverged;
+        c->stopped_early |= x->stopped_early;
+        (*count)[e]++;
+    }
+    return NS_OK;
+}
+
+static void finish_curve(ns_cv_result *r, const int *count)
+{
+    for (int e = 0; e < r->n_curve; e++) {
+        ns_epoch_record *c = &r->curve[e];
+        double k = count[e];
+        c->train_loss /= k;
+        c->val_loss /= k;
+        c->val_acc /= k;
+        c->val_rmse /= k;
+        c->grad_norm /= k;
+        for (int g = 0; g < c->n_groups && g < NS_MAX_GROUPS; g++)
+            c->group_grad_norm[g] /= k;
+        c->samples_per_s /= k;
+    }
+}
+
+static double mean_of(const double *v, int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += v[i];
+    return s / n;
+}
+
+static double sd_of(const double *v, int n, double mean)
+{
+    if (n < 2)
+        return NAN;
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        s += (v[i] - mean) * (v[i] - mean);
+    return sqrt(s / (n - 1));
+}
+
+int ns_race_should_stop(const ns_search *s, const double *metric, int done)
+{
+    if (!s->race_ref || done < RACE_MIN_FOLDS || done >= s->folds.n)
+        return 0;
+    double d[NS_CV_MAX_FOLDS * NS_CV_MAX_REPEATS];
+    for (int i = 0; i < done; i++) {
+        if (!isfinite(metric[i]) || !isfinite(s->race_ref[i]))
+            return 0;
+        d[i] = s->higher ? metric[i] - s->race_ref[i] : s->race_ref[i] - metric[i];
+    }
+    double m = mean_of(d, done), half = ns_ci95_half(sd_of(d, done, m), done);
+    /* with every fold difference equal the interval is a point: stop only when below 0 */
+    return isfinite(half) ? m + half < 0 : 0;
+}
+
+int ns_cv_run(ns_search *s, const ns_config *tc, int race, ns_cv_result *out, ns_run_result *res,
+              ns_err *err)
+{
+    memset(out, 0, sizeof *out);
+    memset(res, 0, sizeof *res);
+    const int F = s->folds.n;
+    int *count = NULL;
+    fold_log l = {0};
+    int rc = NS_OK;
+    out->n_folds = F;
+    out->metric = malloc((size_t)F * sizeof *out->metric);
+    out->best_epoch = malloc((size_t)F * sizeof *out->best_epoch);
+    if (!out->metric || !out->best_epoch) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    /* the result's validation figures are means over the folds run */
+    double sum[6] = {0};
+    for (int f = 0; f < F; f++) {
+        ns_run_result r;
+        l.n = 0;
+        if ((rc = ns_run_training(tc, &s->folds.part[f], log_epoch, &l, NULL, NULL, s->opts->stop, &r, err)))
+            goto done;
+        if (l.oom) {
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+            goto done;
+        }
+        if (r.interrupted) {
+            res->interrupted = 1;
+            goto done;
+        }
+        if (add_to_curve(out, &count, &l)) {
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+            goto done;
+        }
+        out->metric[f] = ns_search_metric_of(s, &r);
+        out->best_epoch[f] = r.best_epoch;
+        out->done = f + 1;
+        const double v[6] = {r.val_loss, r.val_acc, r.val_rmse, r.val_bacc, r.val_f1, r.epochs};
+        for (int i = 0; i < 6; i++)
+            sum[i] += v[i];
+        res->stopped_early |= r.stopped_early;
+        res->epochs = r.epochs > res->epochs ? r.epochs : res->epochs;
+        res->last = r.last;
+        if (r.diverged) { /* a config that diverges on one fold is a diverging config */
+            res->diverged = 1;
+            break;
+        }
+        if (race && ns_race_should_stop(s, out->metric, out->done)) {
+            out->raced = 1;
+            break;
+        }
+    }
+    finish_curve(out, count);
+    int n = out->done;
+    res->val_loss = sum[0] / n;
+    res->val_acc = sum[1] / n;
+    res->val_rmse = sum[2] / n;
+    res->val_bacc = sum[3] / n;
+    res->val_f1 = sum[4] / n;
+    res->test_loss = res->test_acc = res->test_rmse = res->test_bacc = res->test_f1 = NAN;
+    out->mean = mean_of(out->metric, n);
+    out->se = sd_of(out->metric, n, out->mean) / sqrt(n);
+    /* the epoch the folds chose: their median best epoch (the lower middle one) */
+    int *be = malloc((size_t)n * sizeof *be);
+    if (!be) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    memcpy(be, out->best_epoch, (size_t)n * sizeof *be);
+    for (int i = 1; i < n; i++)
+        for (int j = i; j > 0 && be[j - 1] > be[j]; j--) {
+            int t = be[j];
+            be[j] = be[j - 1];
+            be[j - 1] = t;
+        }
+    res->best_epoch = be[(n - 1) / 2];
+    free(be);
+done:
+    free(l.rec);
+    free(count);
+    if (rc)
+        ns_cv_result_free(out);
+    return rc;
+}
+
+void ns_race_end(ns_search *s)
+{
+    free(s->race_ref);
+    s->race_ref = NULL;
+}
+
+int ns_race_begin(ns_search *s, const ns_stage_cfg *st, long round_first, ns_err *err)
+{
+    ns_race_end(s);
+    if (!s->folds.n || st->prune == NS_PRUNE_NONE ||
+        (st->kind != NS_STAGE_BAYES && st->kind != NS_STAGE_RANDOM))
+        return NS_OK;
+    ns_trial_row *rows = NULL;
+    int n = 0, rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    /* the incumbent: the best complete, healthy trial of a search stage (random or bayes:
+     * the budget the raced trials have) before the round, with every fold */
+    const int F = s->folds.n;
+    double *best = malloc((size_t)F * sizeof *best), *v = malloc((size_t)F * sizeof *v);
+    double bm = NAN;
+    int found = 0;
+    if (!best || !v) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        const ns_trial_row *t = &rows[i];
+        int searched = t->stage && (strstr(t->stage, ":bayes") || strstr(t->stage, ":random"));
+        if (t->number >= round_first || !searched || t->state != NS_TRIAL_COMPLETE || !t->result ||
+            (t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT)) ||
+            ns_json_get_nums(t->result, "folds", v, F) != F || !ns_search_better(s, t->val_metric, bm))
+            continue;
+        bm = t->val_metric;
+        memcpy(best, v, (size_t)F * sizeof *v);
+        found = 1;
+    }
+    if (found) {
+        s->race_ref = best;
+        best = NULL;
+    }
+done:
+    free(best);
+    free(v);
+    ns_trial_rows_free(rows, n);
+    return rc;
+}
