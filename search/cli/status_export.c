@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "search/config/config.h"
+#include "search/stages/driver.h"
 #include "search/study/store.h"
 
 #ifndef NS_VERSION
@@ -829,7 +830,12 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     }
     if (!out_path)
         out_path = def_path = strf("%s/best.yaml", d);
-    src = strf("%s/trials/%d/config.yaml", d, best.number);
+    /* a cross-validated winner is exported as its refit on every training row */
+    src = strf("%s/trials/%d/" NS_REFIT_CONFIG, d, best.number);
+    if (src && access(src, F_OK) != 0) {
+        free(src);
+        src = strf("%s/trials/%d/config.yaml", d, best.number);
+    }
     if (!out_path || !src) {
         rc = oom(d, err);
         goto done;

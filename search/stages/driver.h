@@ -13,6 +13,9 @@
 /* DIR/config.source: the absolute path of the config a study was made from, written
  * before the first trial; `nnsearch resume DIR` runs that config again. */
 #define NS_STUDY_SOURCE_FILE "config.source"
+/* In trials/<n>/: a cross-validated winner's refit on every training row, which export
+ * hands out instead of the trial's own config. */
+#define NS_REFIT_CONFIG "refit.yaml"
 
 typedef struct ns_search_opts {
     const char *config_path;

@@ -145,6 +145,22 @@ void ns_race_end(ns_search *s);
  * per-fold difference to the incumbent below 0 (worse in the study's direction). */
 int ns_race_should_stop(const ns_search *s, const double *metric, int done);
 
+/* The final model of a cross-validated trial: its config refit on every training row for
+ * the epochs its folds chose (the median best epoch), written to trials/<n>/refit.yaml
+ * (what export hands out) and trained from that file as `nnsearch train` would, to
+ * trials/<n>/refit.nsm, then scored once on the test set. */
+typedef struct ns_refit_result {
+    int done;
+    long epochs;               /* the refit's epoch budget; 0 for a steps budget */
+    int diverged;
+    double test_loss, test_acc, test_rmse, test_bacc, test_f1; /* NaN without a test set */
+} ns_refit_result;
+
+/* Refits trial n (its result JSON `result` gives best_epoch). A plateau schedule needs
+ * validation: its refit keeps the config's split. Not interruptible (one short training of
+ * data small enough for cross-validation). NS_OK, or a config/training error with *err. */
+int ns_refit(ns_search *s, int n, const char *result, ns_refit_result *out, ns_err *err);
+
 /* A trial state that never runs again. */
 int ns_trial_is_final(ns_trial_state st);
 

@@ -2,11 +2,14 @@
  * study (the same folds and row orders for every trial), the metric's mean and standard
  * error over the folds, the mean learning curve that the health checks read, and racing:
  * a trial stops after some folds when, paired fold by fold with the round's incumbent, it
- * is worse beyond its 95% confidence interval. Not the pool or the store: driver.c. */
+ * is worse beyond its 95% confidence interval; and the refit of a cross-validated winner
+ * on every training row. Not the pool or the store: driver.c. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/atomic.h"
 #include "search/stages/driver_impl.h"
 #include "search/stages/stats.h"
 #include "search/study/json.h"
@@ -272,4 +275,63 @@ done:
     free(v);
     ns_trial_rows_free(rows, n);
     return rc;
+}
+
+int ns_refit(ns_search *s, int n, const char *result, ns_refit_result *out, ns_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->test_loss = out->test_acc = out->test_rmse = out->test_bacc = out->test_f1 = NAN;
+    char src[4300], path[4300], model[4300], header[4600];
+    snprintf(src, sizeof src, "%s/trials/%d/config.yaml", s->dir, n);
+    snprintf(path, sizeof path, "%s/trials/%d/" NS_REFIT_CONFIG, s->dir, n);
+    snprintf(model, sizeof model, "%s/trials/%d/refit.nsm", s->dir, n);
+    ns_config tc, rc_cfg;
+    int rc = ns_config_load(&tc, src, err);
+    if (rc)
+        return rc;
+    double be;
+    if (tc.train.budget == NS_BUDGET_EPOCHS && ns_json_get_num(result, "best_epoch", &be) && be >= 1)
+        tc.train.epochs = (long)be;
+    /* every training row, unless the schedule needs validation (plateau): then the
+     * config's own split stays */
+    if (tc.train.sched.kind != NS_SCHED_PLATEAU) {
+        tc.data.val_fraction = 0;
+        tc.train.patience = 0;
+    }
+    out->epochs = tc.train.budget == NS_BUDGET_EPOCHS ? tc.train.epochs : 0;
+    snprintf(header, sizeof header,
+             "refit of trial %d of study %s on %s for the epochs its folds chose (%ld)\n"
+             "train it with: nnsearch train %s", n, s->base.search.name,
+             tc.data.val_fraction > 0 ? "its training split" : "all training rows", out->epochs, path);
+    ns_atomic_file f;
+    ns_atomic_remove_stale(path);
+    if (!(rc = ns_atomic_open(&f, path, err))) {
+        if ((rc = ns_config_export_yaml(&tc, f.f, header, err)))
+            ns_atomic_abort(&f);
+        else
+            rc = ns_atomic_commit(&f, err);
+    }
+    ns_config_free(&tc);
+    if (rc)
+        return rc;
+    /* trained exactly as `nnsearch train` trains the file, so the export reproduces it */
+    if ((rc = ns_config_load(&rc_cfg, path, err)))
+        return rc;
+    ns_prepared p;
+    ns_run_result res;
+    if (!(rc = ns_prepare_data(&p, &rc_cfg, err))) {
+        rc = ns_run_training(&rc_cfg, &p, NULL, NULL, NULL, model, NULL, &res, err);
+        ns_prepared_free(&p);
+    }
+    ns_config_free(&rc_cfg);
+    if (rc)
+        return rc;
+    out->done = 1;
+    out->diverged = res.diverged;
+    out->test_loss = res.test_loss;
+    out->test_acc = res.test_acc;
+    out->test_rmse = res.test_rmse;
+    out->test_bacc = res.test_bacc;
+    out->test_f1 = res.test_f1;
+    return NS_OK;
 }

@@ -425,6 +425,15 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         long nv = s->data.val.n > 0 ? s->data.val.n : 1;
         se = s->higher ? sqrt(fmax(best * (1 - best), 0) / (double)nv) : 0.01 * fabs(best);
     }
+    /* cross-validated: the best trial's own standard error over its folds */
+    for (int k = 0; s->folds.n && k < nc; k++) {
+        double fse;
+        if ((c[k].eligible || fallback) && c[k].t->val_metric == best &&
+            ns_json_get_num(c[k].t->result, "val_se", &fse) && isfinite(fse)) {
+            se = fse;
+            break;
+        }
+    }
     /* among eligible trials within one standard error of the best: fewest parameters,
      * then fewest warnings, then the better metric, then the lower number */
     int w = -1;
@@ -454,7 +463,17 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     const ns_trial_row *win = c[w].t;
     double tl, ta, tr;
-    winner_test(s, win->number, &tl, &ta, &tr);
+    ns_refit_result refit = {0};
+    if (s->folds.n) { /* no trial model: the final model is the refit */
+        if ((rc = ns_refit(s, win->number, win->result, &refit, err))) {
+            free(c);
+            ns_trial_rows_free(rows, n);
+            return rc;
+        }
+        tl = refit.test_loss, ta = refit.test_acc, tr = refit.test_rmse;
+    } else {
+        winner_test(s, win->number, &tl, &ta, &tr);
+    }
     ns_jbuf_putf(j, "\"winner\":%d,\"stage\":\"%s\",\"%s\":", win->number, win->stage,
                  ns_metric_name(s->metric));
     ns_jbuf_num(j, win->val_metric);
@@ -465,6 +484,15 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_jbuf_num(j, tl);
     ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
     ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? ta : tr);
+    if (refit.done) {
+        ns_jbuf_putf(j, ",\"refit\":{\"config\":\"trials/%d/" NS_REFIT_CONFIG "\",\"epochs\":%ld,"
+                     "\"diverged\":%s,\"test_macro_f1\":", win->number, refit.epochs,
+                     refit.diverged ? "true" : "false");
+        ns_jbuf_num(j, refit.test_f1);
+        ns_jbuf_put(j, ",\"test_balanced_acc\":", 21);
+        ns_jbuf_num(j, refit.test_bacc);
+        ns_jbuf_put(j, "}", 1);
+    }
     /* the other top trials by metric, each with why it lost */
     ns_jbuf_put(j, ",\"others\":[", 11);
     int shown = 0;
