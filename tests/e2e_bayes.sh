@@ -28,6 +28,7 @@ train:
 search:
   name: b
   seed: 2
+  resampling: holdout   # this script checks epoch pruning; e2e_cv.sh checks cross-validation
   stages:
     - {stage: random, trials: 6, epochs: 20}
     - {stage: bayes, trials: 12, epochs: 20, round: 2}

@@ -38,6 +38,7 @@ train:
 search:
   name: s
   seed: 7
+  resampling: holdout   # epoch checkpoints and kills mid-trial; e2e_cv.sh checks cross-validation
   stages:                    # two stages: kills also land between them
     - {stage: random, trials: 4, epochs: 300}
     - {stage: random, trials: 4, epochs: 250}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# e2e_cv.sh — end-to-end checks of cross-validated search (search.resampling): every trial
+# scored on the same folds with a per-fold record and a standard error, racing stopping
+# hopeless trials after some folds, the same trials, racings and choice with -j 1, -j 2 and
+# after SIGKILLs and resumes, and the winner refit on every training row, which export
+# hands out and `nnsearch train` reproduces to the last digit.
+# usage: tests/e2e_cv.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_cv.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-cv-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh"
+# The trial table with each trial's per-fold results.
+folds() { sqlite3 "$1/study.db" "SELECT number, state, json_extract(result, '$.folds'), json_extract(result, '$.val_se') FROM trial ORDER BY number"; }
+
+cat >"$T/cv.yaml" <<YAML
+data:
+  train: $PWD/configs/data/quickstart.csv
+  test: $PWD/configs/data/quickstart-test.csv
+model:
+  hidden: {choice: [[16], [64]]}
+  dropout: {uniform: [0, 0.3]}
+train:
+  batch_size: 64
+  lr: {log_uniform: [1e-4, 1e-1]}
+  schedule: cosine
+search:
+  name: cv
+  seed: 3
+  resampling: {cv: 4}
+  stages:
+    - {stage: random, trials: 6, epochs: 6}
+    - {stage: bayes, trials: 8, epochs: 6, round: 2}
+    - {stage: select}
+YAML
+
+"$NS" "$T/cv.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
+check "cv -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+check "the study says it cross-validates" grep -q "4-fold cross-validation x 1 of 3000 rows" "$T/a.err"
+check "14 trials ended" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('complete','pruned')")" -eq 14
+check "every complete trial has 4 fold results and a standard error" test \
+  "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='complete' AND (json_array_length(result, '$.folds') != 4 OR json_extract(result, '$.val_se') IS NULL)")" -eq 0
+check "a trial's metric is its folds' mean" test "$(sqlite3 "$T/a/study.db" \
+  "SELECT count(*) FROM trial t WHERE state='complete' AND abs(val_metric - (SELECT avg(value) FROM json_each(t.result, '$.folds'))) > 1e-6")" -eq 0
+raced=$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='pruned' AND json_extract(result, '$.raced') AND json_array_length(result, '$.folds') BETWEEN 2 AND 3")
+check "racing stopped some trials after 2 or 3 of 4 folds ($raced)" test "$raced" -ge 1
+check "every racing stopped a trial worse than the best" test "$(sqlite3 "$T/a/study.db" \
+  "SELECT count(*) FROM trial WHERE state='pruned' AND val_metric >= (SELECT max(val_metric) FROM trial WHERE state='complete')")" -eq 0
+check "the fold-mean curve is stored for the health checks" test \
+  "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM epoch WHERE trial=(SELECT min(number) FROM trial WHERE state='complete')")" -eq 6
+w=$(dec "$T/a" 3:select '$.winner')
+se=$(dec "$T/a" 3:select '$.standard_error')
+check "select's standard error is the winner's fold spread ($se)" test \
+  "$(sqlite3 "$T/a/study.db" "SELECT abs(json_extract(result, '$.val_se') - $se) <= 1e-5 * $se FROM trial WHERE number=$w")" = 1
+ta=$(dec "$T/a" 3:select '$.test_acc')
+check "the winner ($w) is refit on every row for its folds' epochs, test accuracy $ta" bash -c \
+  "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.refit.config')' = trials/$w/refit.yaml ] && grep -q '^  val_fraction: 0$' '$T/a/trials/$w/refit.yaml' && [ -f '$T/a/trials/$w/refit.nsm' ]"
+"$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
+check "export hands out the refit" grep -q "refit of trial $w" "$T/best.yaml"
+"$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null
+got=$(tail -1 "$T/train.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
+check "the exported refit trains to the selection's test accuracy ($got vs $ta)" \
+  /usr/bin/env python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$ta')) < 1e-9 else 1)"
+
+"$NS" "$T/cv.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
+check "cv -j 2 exit 0" test $? -eq 0
+check "-j 1 and -j 2: the same trials, folds and racings" cmp -s <(folds "$T/a") <(folds "$T/b")
+check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
+kill_and_resume "$NS" "$T/cv.yaml" "$T/c" 3 "$T/a"
+check "killed and resumed: the same folds and racings" cmp -s <(folds "$T/a") <(folds "$T/c")
+
+# auto: a small file is cross-validated, and a class with fewer rows than folds is named
+awk -F, 'NR == 1 || $NF != "ruby" || ++r <= 3' configs/data/quickstart.csv >"$T/rare.csv"
+printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/auto.yaml"
+"$NS" "$T/auto.yaml" -o "$T/auto" >/dev/null 2>"$T/auto.err"
+check "auto: exit 0 ($(tail -1 "$T/auto.err"))" test $? -eq 0
+check "auto: 5-fold cross-validation of a small file" grep -q "5-fold cross-validation x 1 of" "$T/auto.err"
+check "auto: the class with 3 rows is named with advice" grep -q "class 'ruby' has 3 rows, fewer than the 5 folds.*cv: 3" "$T/auto.err"
+printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  resampling: {cv: 5, repeat: 2}\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/bad.yaml"
+"$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
+check "a misspelt resampling key: exit 2 with its location ($(cat "$T/bad.err"))" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'bad.yaml:4:.*unknown key .repeat.' '$T/bad.err' && [ ! -e '$T/bad/study.db' ]"
+echo "e2e_cv: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
