@@ -35,6 +35,7 @@ static const char usage[] =
     "search options:\n"
     "  -o, --output DIR      study folder [search.output, i.e. results/<name>]\n"
     "  -j N                  trials at once [search.parallel]\n"
+    "  --budget TIME         wall-clock budget of this run (300, 90s, 5m, 1h) [search.budget]\n"
     "  --force               continue a study although its config changed\n"
     "  --quiet               no progress lines on stderr\n"
     "\n"
@@ -228,6 +229,20 @@ static int parse_long(const char *s, long *out)
     return 0;
 }
 
+/* A duration: seconds, or a number with s, m or h ("90", "90s", "5m", "1.5h"); > 0. */
+static int parse_duration(const char *s, double *out)
+{
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s)
+        return -1;
+    double unit = !*end ? 1 : !strcmp(end, "s") ? 1 : !strcmp(end, "m") ? 60 : !strcmp(end, "h") ? 3600 : 0;
+    if (!(unit > 0) || !(v > 0) || !isfinite(v * unit))
+        return -1;
+    *out = v * unit;
+    return 0;
+}
+
 /* `train` runs fixed configs only; a search config is refused with where its spaces are.
  * is_search_run: called as `nnsearch CONFIG`, which is meant to run the search. */
 static int check_fixed(const ns_config *c)
@@ -243,11 +258,12 @@ static int check_fixed(const ns_config *c)
 }
 
 
-static int search_main(const char *config, const char *out, long jobs, int force, int quiet)
+static int search_main(const char *config, const char *out, long jobs, double budget, int force,
+                       int quiet)
 {
     ns_search_opts o = {.config_path = config, .output = out, .parallel = (int)jobs,
                         .force = force, .quiet = quiet, .progress = stderr,
-                        .stop = &stop_requested};
+                        .stop = &stop_requested, .budget = budget};
     ns_search_result res;
     ns_err err = {0};
     install_signals();
@@ -274,6 +290,7 @@ static int cmd_search(int argc, char **argv, const char *config)
 {
     const char *out = NULL;
     long jobs = 0;
+    double budget = 0;
     int force = 0, quiet = 0;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -281,13 +298,17 @@ static int cmd_search(int argc, char **argv, const char *config)
             force = 1;
         else if (!strcmp(a, "--quiet"))
             quiet = 1;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "-j")) {
+        else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "-j") || !strcmp(a, "--budget")) {
             if (i + 1 >= argc)
                 return usage_error("option %s needs a value", a);
             const char *v = argv[++i];
             if (a[1] == 'j') {
                 if (parse_long(v, &jobs) || jobs < 1 || jobs > 256)
                     return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
+            } else if (!strcmp(a, "--budget")) {
+                if (parse_duration(v, &budget))
+                    return usage_error("bad value for --budget: expected seconds or a number with s, m or h "
+                                       "(e.g. 300, 5m), got '%s'", v);
             } else {
                 out = v;
             }
@@ -295,7 +316,7 @@ static int cmd_search(int argc, char **argv, const char *config)
             return usage_error("unknown option or argument '%s'", a);
         }
     }
-    return search_main(config, out, jobs, force, quiet);
+    return search_main(config, out, jobs, budget, force, quiet);
 }
 
 static int cmd_resume(int argc, char **argv)
@@ -317,6 +338,7 @@ static int cmd_resume(int argc, char **argv)
     config[strcspn(config, "\n")] = 0;
     int force = 0, quiet = 0;
     long jobs = 0;
+    double budget = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--force"))
             force = 1;
@@ -325,10 +347,14 @@ static int cmd_resume(int argc, char **argv)
         else if (!strcmp(argv[i], "-j") && i + 1 < argc) {
             if (parse_long(argv[++i], &jobs) || jobs < 1 || jobs > 256)
                 return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", argv[i]);
+        } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
+            if (parse_duration(argv[++i], &budget))
+                return usage_error("bad value for --budget: expected seconds or a number with s, m or h "
+                                   "(e.g. 300, 5m), got '%s'", argv[i]);
         } else
             return usage_error("unknown option '%s'", argv[i]);
     }
-    return search_main(config, dir, jobs, force, quiet);
+    return search_main(config, dir, jobs, budget, force, quiet);
 }
 
 static int cmd_status(int argc, char **argv)

@@ -74,7 +74,8 @@ typedef enum ns_lr_scaling { NS_SCALE_AUTO = 0, NS_SCALE_LINEAR, NS_SCALE_SQRT, 
 typedef struct ns_stage_cfg {
     const char *name;     /* a known stage ("random", "lr_range", ...); static storage */
     ns_stage_kind kind;
-    long trials;          /* random: trials of this stage, >= 1 (other kinds: derived) */
+    long trials;          /* random: trials of this stage, >= 1; bayes: at most this many,
+                             0: until the study budget is spent (other kinds: derived) */
     ns_budget_kind budget; /* per trial: NS_BUDGET_EPOCHS or NS_BUDGET_STEPS */
     long epochs;          /* NS_BUDGET_EPOCHS */
     long steps;           /* NS_BUDGET_STEPS */

@@ -362,8 +362,11 @@ static const key_def select_opts[] = {
 };
 #undef SNUM
 
+/* Whether a stage kind takes trials: (bayes without it runs until the study budget ends). */
+enum { TRIALS_DERIVED = 0, TRIALS_REQUIRED, TRIALS_OPTIONAL };
+
 /* The known stages, one line each: name, kind, the stage's own keys (key_defs with offsets
- * into ns_stage_cfg), whether trials: is required (random) and whether the per-trial
+ * into ns_stage_cfg), whether trials: is taken (required for random) and whether the per-trial
  * budget is (lr_range has its sweep; batch_sweep and compare default to 1 and 3 epochs;
  * final trains for the config's own budget). Only these names are accepted. */
 typedef struct stage_def {
@@ -376,12 +379,12 @@ typedef struct stage_def {
 } stage_def;
 #define OPTS(a) a, (int)(sizeof a / sizeof a[0])
 static const stage_def stage_defs[] = {
-    {"random", NS_STAGE_RANDOM, NULL, 0, 1, 1, 0},
+    {"random", NS_STAGE_RANDOM, NULL, 0, TRIALS_REQUIRED, 1, 0},
     {"lr_range", NS_STAGE_LR_RANGE, OPTS(lr_range_opts), 0, 0, 0},
     {"batch_sweep", NS_STAGE_BATCH, OPTS(batch_opts), 0, 1, 1},
     {"compare", NS_STAGE_COMPARE, OPTS(compare_opts), 0, 1, 3},
     {"final", NS_STAGE_FINAL, NULL, 0, 0, 0, 0},
-    {"bayes", NS_STAGE_BAYES, OPTS(bayes_opts), 1, 1, 0},
+    {"bayes", NS_STAGE_BAYES, OPTS(bayes_opts), TRIALS_OPTIONAL, 1, 0},
     {"select", NS_STAGE_SELECT, OPTS(select_opts), 0, 0, 0},
 };
 #undef OPTS
@@ -552,7 +555,7 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
             has_s = i;
     }
     st->kind = sd->kind;
-    if (sd->needs_trials && has_t < 0)
+    if (sd->needs_trials == TRIALS_REQUIRED && has_t < 0)
         return cfg_fail(x, m->start_mark, "search.stages[%d]: missing 'trials:'; give the number of trials of this %s stage, e.g. trials: 20",
                     j, sd->name);
     if (!sd->needs_trials && has_t >= 0)

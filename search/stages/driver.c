@@ -503,6 +503,27 @@ int ns_trial_is_final(ns_trial_state st)
  * each round planned from the trials final before it, so that no plan depends on which
  * worker finished first. Trials already final in the study are kept; the others (new,
  * queued, interrupted) run on the pool, in trial-number order as workers free up. */
+/* The monotonic time after which stage st starts no more trials under the study budget
+ * (the shares of NS_BUDGET_EARLY_SHARE and NS_BUDGET_LATE_RESERVE); INFINITY without one. */
+static double budget_deadline(const ns_search *s, const ns_stage_cfg *st)
+{
+    if (!(s->budget > 0))
+        return INFINITY;
+    const ns_search_cfg *sc = &s->base.search;
+    int me = (int)(st - sc->stages), first_bayes = -1, last_bayes = -1;
+    for (int i = 0; i < sc->n_stages; i++)
+        if (sc->stages[i].kind == NS_STAGE_BAYES) {
+            first_bayes = first_bayes < 0 ? i : first_bayes;
+            last_bayes = i;
+        }
+    double share = 1;
+    if (first_bayes >= 0 && me < first_bayes)
+        share = NS_BUDGET_EARLY_SHARE;
+    else if (st->kind == NS_STAGE_BAYES && last_bayes + 1 < sc->n_stages)
+        share = 1 - NS_BUDGET_LATE_RESERVE;
+    return s->t_start + share * s->budget;
+}
+
 static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
                      ns_err *err)
 {
@@ -511,9 +532,11 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
     if (!pending)
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     const double t0 = now_s();
+    /* no trial starts after the stage's own seconds or its share of the study budget */
+    const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
     int rc = NS_OK;
     for (long r0 = 0; r0 < T && !rc; r0 += R) {
-        if ((s->opts->stop && *s->opts->stop) || (st->seconds > 0 && now_s() - t0 >= st->seconds))
+        if ((s->opts->stop && *s->opts->stop) || now_s() >= stop_at)
             break;
         long n_pending = 0;
         if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
@@ -552,8 +575,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             for (long k = 0; k < n_pending; k++) {
                 int skip;
 #pragma omp critical(ns_store)
-                skip = failed || (s->opts->stop && *s->opts->stop) ||
-                       (st->seconds > 0 && now_s() - t0 >= st->seconds);
+                skip = failed || (s->opts->stop && *s->opts->stop) || now_s() >= stop_at;
                 if (skip)
                     continue;
                 ns_err e = {0};
@@ -654,6 +676,18 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     }
     if (o.parallel <= 0)
         o.parallel = c->search.parallel;
+    s.t_start = now_s();
+    s.budget = o.budget > 0 ? o.budget : c->search.budget;
+    for (int i = 0; i < c->search.n_stages; i++) {
+        const ns_stage_cfg *st = &c->search.stages[i];
+        if (st->kind == NS_STAGE_BAYES && st->trials == 0 && !(s.budget > 0)) {
+            rc = ns_err_set(err, NS_EINPUT, "%s:%d:%d: search.stages[%d]: a bayes stage without trials: "
+                            "runs until the study budget is spent, but there is none; give trials: N, "
+                            "search.budget or --budget", opts->config_path, st->line, st->column, i);
+            ns_config_free(&s.base);
+            return rc;
+        }
+    }
     /* BLAS threads per trial stay train.threads whatever -j is: threaded GEMMs round
      * differently, and a trial's bits must not depend on how many ran beside it. */
     s.metric = c->search.metric;
@@ -710,8 +744,11 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     long counts[NS_MAX_STAGES];
     for (int i = 0; i < c->search.n_stages; i++)
         s.total += counts[i] = ns_stage_trial_count(&s, &c->search.stages[i]);
-    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials, %d at a time%s\n",
-             c->search.name, s.dir, c->search.n_stages, s.total, o.parallel,
+    char within[64] = "";
+    if (s.budget > 0)
+        snprintf(within, sizeof within, " at most, within %.0f s", s.budget);
+    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials%s, %d at a time%s\n",
+             c->search.name, s.dir, c->search.n_stages, s.total, within, o.parallel,
              n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
 
     long first = 0;

@@ -25,6 +25,8 @@ typedef struct ns_search_opts {
     int quiet;                 /* no progress lines */
     FILE *progress;            /* progress lines (stderr) */
     const volatile int *stop;  /* set (by a signal) to stop: running trials checkpoint */
+    double budget;             /* wall-clock seconds for this run of the study; 0: the
+                                  config's search.budget */
 } ns_search_opts;
 
 typedef struct ns_search_result {

@@ -49,10 +49,22 @@ typedef struct ns_search {
     double *prune_at;
     long prune_epochs, prune_min;
     ns_folds folds;            /* cross-validation's parts; n == 0: trials validate on data.val */
+    double budget;             /* seconds for this run of the study; 0: none */
+    double t_start;            /* monotonic time the run started */
     double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
 } ns_search;
 
 #define NS_PLAN_MAX_SETTINGS 16
+
+/* The most trials a bayes stage without trials: runs before the study budget ends it. */
+#define NS_BAYES_BUDGET_TRIALS 100000
+
+/* Shares of search.budget (docs/config.md, "The study budget"): the stages before the first
+ * bayes stage start trials until this share has passed; bayes stages until all but the
+ * reserve for what follows them (the refit of a cross-validated winner, or the final
+ * stage's training) has passed; later stages until the budget ends. */
+#define NS_BUDGET_EARLY_SHARE 0.25
+#define NS_BUDGET_LATE_RESERVE 0.05
 
 /* How one trial of a stage differs from the base config. */
 #define NS_PLAN_MAX_DIMS 64    /* searched keys a bayes stage handles */

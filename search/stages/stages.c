@@ -108,6 +108,13 @@ static long count_trials(const ns_search *s, const ns_stage_cfg *st)
     return st->trials;
 }
 
+/* bayes without trials: runs until the study budget ends; this many at the most */
+static long count_bayes(const ns_search *s, const ns_stage_cfg *st)
+{
+    (void)s;
+    return st->trials > 0 ? st->trials : NS_BAYES_BUDGET_TRIALS;
+}
+
 static long count_lr_range(const ns_search *s, const ns_stage_cfg *st)
 {
     int fam[NS_N_FAMILIES];
@@ -361,13 +368,14 @@ static int healthy(const ns_trial_row *t)
 /* random (and any stage's summary): counts and the best trial, healthy ones first */
 static int decide_summary(DECIDE_ARGS)
 {
-    (void)st, (void)err;
-    long counts[8] = {0}, best = -1;
+    (void)err;
+    long counts[8] = {0}, best = -1, started = 0;
     double bm = NAN;
     int best_healthy = 0;
     for (long i = 0; i < count; i++) {
         if (!r[i].stage)
             continue;
+        started++;
         counts[r[i].state]++;
         int h = healthy(&r[i]);
         if (r[i].state == NS_TRIAL_COMPLETE && isfinite(r[i].val_metric) &&
@@ -377,6 +385,8 @@ static int decide_summary(DECIDE_ARGS)
             best_healthy = h;
         }
     }
+    if (st->kind == NS_STAGE_BAYES && st->trials == 0) /* until the budget: what it started */
+        count = started;
     ns_jbuf_putf(j, "\"trials\":%ld,\"complete\":%ld,\"pruned\":%ld,\"diverged\":%ld,\"failed\":%ld,",
                  count, counts[NS_TRIAL_COMPLETE], counts[NS_TRIAL_PRUNED], counts[NS_TRIAL_DIVERGED],
                  counts[NS_TRIAL_FAILED]);
@@ -753,7 +763,7 @@ static const stage_ops stage_kinds[] = {
     {NS_STAGE_BATCH, count_batch, plan_batch, decide_batch, absorb_batch},
     {NS_STAGE_COMPARE, count_compare, plan_compare, decide_compare, absorb_compare},
     {NS_STAGE_FINAL, count_one, plan_final, decide_final, absorb_final},
-    {NS_STAGE_BAYES, count_trials, plan_bayes, decide_summary, NULL},
+    {NS_STAGE_BAYES, count_bayes, plan_bayes, decide_summary, NULL},
     {NS_STAGE_SELECT, count_none, NULL, decide_select, absorb_select},
 };
 _Static_assert(sizeof stage_kinds / sizeof stage_kinds[0] == NS_STAGE_SELECT + 1,
