@@ -7,8 +7,12 @@
 #include "search/stages/driver_impl.h"
 
 /* Trial i of the bayes stage starting at trial number `first`: a GP proposal (bo.h) from
- * every trial final before its round (any stage: their params mapped into the space,
- * missing keys at the middle) with the round's earlier trials as pending points. */
+ * the trials final before its round that were trained to the stage's own budget (random
+ * and bayes stages with the same epochs or steps; their params mapped into the space,
+ * missing keys at the middle; those stopped by epoch pruning censored at the median of the
+ * others), with the round's earlier trials as pending points. The Sobol design runs for
+ * the stage's own first proposals whatever came before. trials/<n>/gp.hyp keeps the fit's
+ * hyperparameters, trials/<n>/gp.obs the numbers of the trials it observed. */
 int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err);
 
 /* The select stage's decision into j: {"winner":n,...}; NS_ERUNTIME on a store failure. */

@@ -96,8 +96,10 @@ static void read_hyp(const ns_search *s, long n, int use, double *hyp, int len)
         memcpy(hyp, v, (size_t)len * sizeof *hyp);
 }
 
-/* Writes trial n's hyperparameters, exactly (%a), atomically, before the trial is queued. */
-static int write_hyp(const ns_search *s, long n, const double *hyp, int len, ns_err *err)
+/* Writes trial n's hyperparameters, exactly (%a), and the numbers of the trials its
+ * proposal observed (gp.obs, one line), atomically, before the trial is queued. */
+static int write_hyp(const ns_search *s, long n, const double *hyp, int len, const long *obs, int n_obs,
+                     ns_err *err)
 {
     char dir[4200], path[4300];
     snprintf(dir, sizeof dir, "%s/trials/%ld", s->dir, n);
@@ -114,7 +116,61 @@ static int write_hyp(const ns_search *s, long n, const double *hyp, int len, ns_
         return rc;
     for (int k = 0; k < len; k++)
         fprintf(f.f, "%a\n", hyp[k]);
+    if ((rc = ns_atomic_commit(&f, err)))
+        return rc;
+    snprintf(path, sizeof path, "%s/gp.obs", dir);
+    ns_atomic_remove_stale(path);
+    if ((rc = ns_atomic_open(&f, path, err)))
+        return rc;
+    for (int k = 0; k < n_obs; k++)
+        fprintf(f.f, "%s%ld", k ? " " : "", obs[k]);
+    fputc('\n', f.f);
     return ns_atomic_commit(&f, err);
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Whether trial t was trained to the budget of bayes stage st, so that its metric is an
+ * observation of the same function: a random or bayes stage's trial with the same
+ * per-trial budget. The range test, batch sweep and comparison train their trials for a
+ * few epochs at the reference point and are left out, as is a final stage's. */
+static int same_fidelity(const ns_search *s, const ns_stage_cfg *st, const ns_trial_row *t)
+{
+    int pos = t->stage ? atoi(t->stage) : 0; /* "3:bayes": the third stage */
+    if (pos < 1 || pos > s->base.search.n_stages)
+        return 0;
+    const ns_stage_cfg *o = &s->base.search.stages[pos - 1];
+    if (o->kind != NS_STAGE_RANDOM && o->kind != NS_STAGE_BAYES)
+        return 0;
+    return o->budget == st->budget &&
+           (st->budget == NS_BUDGET_EPOCHS ? o->epochs == st->epochs : o->steps == st->steps);
+}
+
+/* Censors the observations that epoch pruning stopped (cens[k]): their metric is of an
+ * earlier epoch, but the rule stopped them for being worse than most at that epoch, so
+ * each counts as no better than the median of the full-budget observations (y lower is
+ * better). Without any full-budget observation they stay as they are. */
+static void censor_pruned(double *y, const int *feas, const int *cens, int n, int n_cens)
+{
+    if (n_cens == 0)
+        return;
+    double *full = malloc((size_t)n * sizeof *full);
+    int m = 0;
+    for (int k = 0; full && k < n; k++)
+        if (feas[k] && !cens[k])
+            full[m++] = y[k];
+    if (m > 0) {
+        qsort(full, (size_t)m, sizeof *full, cmp_double);
+        double med = m % 2 ? full[m / 2] : 0.5 * (full[m / 2 - 1] + full[m / 2]);
+        for (int k = 0; k < n; k++)
+            if (cens[k] && y[k] < med)
+                y[k] = med;
+    }
+    free(full);
 }
 
 int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err)
@@ -134,15 +190,16 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
     double *X = malloc((size_t)(n + 1) * D * sizeof *X), *y = malloc((size_t)(n + 1) * sizeof *y);
     double *P = malloc((size_t)(n + 1) * D * sizeof *P), *u = malloc((size_t)sp->n * sizeof *u);
     double *x = malloc((size_t)D * sizeof *x);
-    int *feas = malloc((size_t)(n + 1) * sizeof *feas);
-    if (!X || !y || !P || !u || !x || !feas) {
+    int *feas = malloc((size_t)(n + 1) * sizeof *feas), *cens = malloc((size_t)(n + 1) * sizeof *cens);
+    long *obs = malloc((size_t)(n + 1) * sizeof *obs);
+    if (!X || !y || !P || !u || !x || !feas || !cens || !obs) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
-    int n_obs = 0, n_pend = 0;
+    int n_obs = 0, n_pend = 0, n_other = 0, n_pruned = 0;
     for (int k = 0; k < n; k++) {
         const ns_trial_row *t = &rows[k];
-        if (t->number >= me || !point_of(sp, t->params, u))
+        if (t->number >= me || !same_fidelity(s, st, t) || !point_of(sp, t->params, u))
             continue;
         if (t->number >= round_first) { /* planned earlier in this round: pending */
             ns_bo_encode(sp, u, P + (size_t)n_pend++ * D);
@@ -160,12 +217,19 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
         ns_bo_encode(sp, u, X + (size_t)n_obs * D);
         y[n_obs] = ok ? objective(s, t->val_metric) : NAN;
         feas[n_obs] = ok;
-        n_obs++;
+        /* stopped by the epoch rules: its metric is of an earlier epoch (another fidelity);
+         * raced trials ran whole folds and are of this one */
+        cens[n_obs] = ok && t->state == NS_TRIAL_PRUNED && !(t->result && strstr(t->result, "\"raced\":true"));
+        n_pruned += cens[n_obs];
+        n_other += t->number < first;
+        obs[n_obs++] = t->number;
     }
+    censor_pruned(y, feas, cens, n_obs, n_pruned);
     ns_bo_spec spec;
     ns_bo_spec_default(&spec, D);
     if (st->init > 0)
         spec.n_init = st->init;
+    spec.n_init += n_other; /* the space-filling design is this stage's own, whatever came before */
     spec.seed = ns_seed_derive(s->base.search.seed, (uint64_t)first, 0x6261796573ULL);
     spec.snap = ns_bo_snap_space;
     spec.snap_ctx = (void *)sp;
@@ -178,7 +242,7 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
     }
     read_hyp(s, me - 1, i > 0, hyp, NS_BO_HYP_LEN(D));
     if ((rc = ns_bo_propose(&spec, D, X, y, feas, n_obs, P, n_pend, hyp, x, err)) ||
-        (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), err))) {
+        (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), obs, n_obs, err))) {
         free(hyp);
         goto done;
     }
@@ -193,6 +257,8 @@ done:
     free(u);
     free(x);
     free(feas);
+    free(cens);
+    free(obs);
     return rc;
 }
 
@@ -208,12 +274,6 @@ static double epoch_metric(const ns_search *s, const ns_epoch_record *r, int *hi
     case NS_METRIC_VAL_RMSE: return r->val_rmse;
     default: return r->val_loss;
     }
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
 }
 
 /* Reference values needed at an epoch before the median may stop anyone. */
