@@ -40,7 +40,8 @@ static const enum_name init_names[] = {{"he", NS_INIT_HE}, {"xavier", NS_INIT_XA
 static const enum_name loss_names[] = {
     {"cross_entropy", NS_LOSS_XENT}, {"mse", NS_LOSS_MSE}, {NULL, 0}};
 static const enum_name cw_names[] = {
-    {"auto", NS_CW_AUTO}, {"none", NS_CW_NONE}, {"balanced", NS_CW_BALANCED}, {NULL, 0}};
+    {"auto", NS_CW_AUTO}, {"none", NS_CW_NONE}, {"sqrt", NS_CW_SQRT}, {"balanced", NS_CW_BALANCED},
+    {NULL, 0}};
 static const enum_name opt_names[] = {{"sgd", NS_OPT_SGD},
                                       {"adam", NS_OPT_ADAM},
                                       {"adamw", NS_OPT_ADAMW},
@@ -399,7 +400,7 @@ const char *cfg_expected(const key_def *k)
     case KT_NAME: return "a name";
     case KT_ENUM: return "a name";
     case KT_INTS: return "a whole number or a list of them such as [256, 128]";
-    case KT_WEIGHTS: return "auto, none, balanced or a list of positive numbers";
+    case KT_WEIGHTS: return "auto, none, sqrt, balanced or a list of positive numbers";
     case KT_STAGES: return "a list of stages such as [{stage: random, trials: 20, epochs: 5}]";
     case KT_ENUMS: return "a name or a list of names";
     case KT_RESAMPLING: return "auto, holdout, cv or {cv: 5, repeats: 2}";
@@ -553,7 +554,7 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
                 snprintf(hint, sizeof hint, " (did you mean '%s'?)", sug);
             if (k->type == KT_WEIGHTS)
                 return cfg_fail(x, m, "%s: unknown value '%.60s'%s; write %s or a list of positive numbers, one per class",
-                            cfg_kname(x, k), s, hint, "auto, none, balanced");
+                            cfg_kname(x, k), s, hint, "auto, none, sqrt, balanced");
             return cfg_fail(x, m, "%s: unknown %s '%.60s'%s; allowed: %s", cfg_kname(x, k), k->key, s, hint,
                         all);
         }

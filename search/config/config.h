@@ -19,7 +19,10 @@
 /* auto: when the training classes' largest / smallest count is above
  * health.imbalance_ratio, weights sqrt(n / (K n_k)) (the square root of balanced's);
  * none otherwise (decided from the data, per run). */
-typedef enum ns_class_weights { NS_CW_NONE = 0, NS_CW_BALANCED, NS_CW_LIST, NS_CW_AUTO } ns_class_weights;
+/* model.class_weights: none; balanced, n / (K n_k); a list; auto, sqrt(n / (K n_k)) when the
+ * classes are imbalanced (health.imbalance_ratio) and none otherwise; sqrt, always the
+ * square root (the tempered weighting as a choice a search can make). */
+typedef enum ns_class_weights { NS_CW_NONE = 0, NS_CW_BALANCED, NS_CW_LIST, NS_CW_AUTO, NS_CW_SQRT } ns_class_weights;
 
 typedef struct ns_data_cfg {
     char *train;          /* required; paths are resolved against the config's folder */

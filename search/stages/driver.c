@@ -617,6 +617,45 @@ static int write_source(const ns_search *s, const char *config_path, ns_err *err
     return ns_atomic_commit(&f, err);
 }
 
+/* On imbalanced classes, how much to weigh the rare ones is a choice a search makes: when
+ * the config searches something and leaves model.class_weights to its default, the key
+ * joins the space as a choice of none, sqrt and balanced (sqrt in the middle, where the
+ * stages' reference point takes it: the default's weighting). The data decide it alike on
+ * every run, so a resumed study has the same space. */
+static int search_class_weights(ns_search *s, ns_err *err)
+{
+    ns_space *sp = &s->base.space;
+    int key = ns_config_key_find("model.class_weights");
+    if (sp->n == 0 || s->base.given[key] || ns_space_find(sp, "model.class_weights") >= 0)
+        return NS_OK;
+    static const char *const names[] = {"none", "sqrt", "balanced"};
+    ns_dim d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "model.class_weights");
+    d.key = key;
+    d.kind = NS_DIM_CHOICE;
+    d.n_choices = 3;
+    d.hi = 2;
+    if (!(d.choices = calloc(3, sizeof *d.choices)))
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    for (int i = 0; i < 3; i++)
+        if (!(d.choices[i] = strdup(names[i]))) {
+            for (int k = 0; k < i; k++)
+                free(d.choices[k]);
+            free(d.choices);
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        }
+    if (ns_space_add(sp, &d)) {
+        for (int k = 0; k < 3; k++)
+            free(d.choices[k]);
+        free(d.choices);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
+    progress(s, "data: searching model.class_weights over none, sqrt and balanced (imbalanced "
+             "classes; set model.class_weights to fix it)\n");
+    return NS_OK;
+}
+
 /* Purpose of the stream derived from the study seed for the folds. */
 #define SEED_CV 0x6376ULL
 
@@ -724,6 +763,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         progress(&s, "data: ranking trials by val_balanced_acc (imbalanced classes; set "
                  "search.metric to choose)\n");
     }
+    if (imbalanced && (rc = search_class_weights(&s, err)))
+        goto done;
     if ((rc = prepare_resampling(&s, err)))
         goto done;
     char hash[17];

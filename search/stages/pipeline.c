@@ -280,7 +280,7 @@ static double class_weight_of(const ns_config *c, const ns_prepared *p, int k)
         return c->class_weight_list[k];
     long nk = p->class_counts[k];
     double w = nk ? (double)p->train.n / ((double)p->n_classes * (double)nk) : 1.0;
-    return mode == NS_CW_AUTO ? sqrt(w) : w;
+    return mode == NS_CW_AUTO || mode == NS_CW_SQRT ? sqrt(w) : w;
 }
 
 /* Class weights of c for p's classes (host, caller frees), or *w = NULL when c has none.
@@ -331,6 +331,10 @@ int ns_pipeline_data_check(const ns_config *c, const ns_prepared *p, ns_data_rep
     case NS_CW_AUTO:
         spec.imbalance_fix = "nnsearch turned on class-weighted loss (model.class_weights: auto, "
                              "sqrt of inverse frequency); judge by balanced accuracy and macro-F1";
+        break;
+    case NS_CW_SQRT:
+        spec.imbalance_fix = "class-weighted loss is on (model.class_weights: sqrt); judge by "
+                             "balanced accuracy and macro-F1";
         break;
     case NS_CW_BALANCED:
         spec.imbalance_fix = "class-weighted loss is on (model.class_weights: balanced); judge by "
