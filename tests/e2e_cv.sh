@@ -91,5 +91,17 @@ printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  
 "$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
 check "a misspelt resampling key: exit 2 with its location ($(cat "$T/bad.err"))" \
   bash -c "[ $rc -eq 2 ] && grep -q 'bad.yaml:4:.*unknown key .repeat.' '$T/bad.err' && [ ! -e '$T/bad/study.db' ]"
+# a study budget: bayes without trials: proposes until its share is spent; without a budget
+# such a stage is a located error
+sed -e 's/{stage: bayes, trials: 8, epochs: 6, round: 2}/{stage: bayes, epochs: 6, round: 2}/' "$T/cv.yaml" >"$T/budget.yaml"
+"$NS" "$T/budget.yaml" -o "$T/nobudget" >/dev/null 2>"$T/nobudget.err"; rc=$?
+check "bayes without trials and no budget: exit 2 with its location ($(cat "$T/nobudget.err"))" \
+  bash -c "[ $rc -eq 2 ] && grep -q 'budget.yaml:17:7: .*bayes stage without trials.*--budget' '$T/nobudget.err'"
+start=$(date +%s.%N)
+"$NS" "$T/budget.yaml" -o "$T/budget" -j 2 --budget 8s >/dev/null 2>"$T/budget.err"; rc=$?
+spent=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')
+n_bayes=$(sqlite3 "$T/budget/study.db" "SELECT count(*) FROM trial WHERE stage='2:bayes' AND state IN ('complete','pruned')")
+check "--budget 8s: exit 0, bayes ran $n_bayes trials (more than the 8 of a fixed count) in ${spent}s (7.2 to 12)" bash -c \
+  "[ $rc -eq 0 ] && [ $n_bayes -gt 8 ] && awk -v t=$spent 'BEGIN { exit !(t >= 7.2 && t < 12) }'"
 echo "e2e_cv: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]
