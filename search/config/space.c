@@ -41,6 +41,29 @@ int ns_space_add(ns_space *sp, ns_dim *d)
     return NS_OK;
 }
 
+int ns_space_add_choice(ns_space *sp, const char *name, int key, const char *const *choices, int n)
+{
+    ns_dim d;
+    memset(&d, 0, sizeof d);
+    snprintf(d.name, sizeof d.name, "%s", name);
+    d.key = key;
+    d.kind = NS_DIM_CHOICE;
+    d.hi = n - 1;
+    if (!(d.choices = calloc((size_t)n, sizeof *d.choices)))
+        return NS_ERUNTIME;
+    d.n_choices = n;
+    for (int i = 0; i < n; i++)
+        if (!(d.choices[i] = strdup(choices[i]))) {
+            free_choices(d.choices, n);
+            return NS_ERUNTIME;
+        }
+    if (ns_space_add(sp, &d)) {
+        free_choices(d.choices, n);
+        return NS_ERUNTIME;
+    }
+    return NS_OK;
+}
+
 void ns_space_free(ns_space *sp)
 {
     if (!sp)

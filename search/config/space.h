@@ -44,6 +44,9 @@ const char *ns_dim_kind_name(ns_dim_kind k); /* "uniform", "log_uniform", "int",
 int ns_space_add(ns_space *sp, ns_dim *d);
 /* Deep copy into *dst (which is overwritten); NS_OK or NS_ERUNTIME (dst left empty). */
 int ns_space_copy(ns_space *dst, const ns_space *src);
+/* Appends a choice among choices[0..n) (YAML texts, copied) for key `key` (its index in the
+ * key table) named name; no location in the file. NS_OK or NS_ERUNTIME (nothing added). */
+int ns_space_add_choice(ns_space *sp, const char *name, int key, const char *const *choices, int n);
 void ns_space_free(ns_space *sp);
 /* Index of the dimension named name ("train.lr"), or -1. */
 int ns_space_find(const ns_space *sp, const char *name);

@@ -629,28 +629,8 @@ static int search_class_weights(ns_search *s, ns_err *err)
     if (sp->n == 0 || s->base.given[key] || ns_space_find(sp, "model.class_weights") >= 0)
         return NS_OK;
     static const char *const names[] = {"none", "sqrt", "balanced"};
-    ns_dim d;
-    memset(&d, 0, sizeof d);
-    snprintf(d.name, sizeof d.name, "model.class_weights");
-    d.key = key;
-    d.kind = NS_DIM_CHOICE;
-    d.n_choices = 3;
-    d.hi = 2;
-    if (!(d.choices = calloc(3, sizeof *d.choices)))
+    if (ns_space_add_choice(sp, "model.class_weights", key, names, 3))
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    for (int i = 0; i < 3; i++)
-        if (!(d.choices[i] = strdup(names[i]))) {
-            for (int k = 0; k < i; k++)
-                free(d.choices[k]);
-            free(d.choices);
-            return ns_err_set(err, NS_ERUNTIME, "out of memory");
-        }
-    if (ns_space_add(sp, &d)) {
-        for (int k = 0; k < 3; k++)
-            free(d.choices[k]);
-        free(d.choices);
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    }
     progress(s, "data: searching model.class_weights over none, sqrt and balanced (imbalanced "
              "classes; set model.class_weights to fix it)\n");
     return NS_OK;
