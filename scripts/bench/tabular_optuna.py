@@ -119,7 +119,8 @@ def journal_storage(optuna, path):
     return optuna.storages.JournalStorage(optuna.storages.JournalFileStorage(path, lock_obj=lock))
 
 
-def worker(splitdir, deadline, seed, workdir, journal):
+def worker(splitdir, deadline, seed, rank, jobs, workdir, journal):
+    """One worker process: trials until the deadline; worker 0 then scores the winner."""
     import optuna
     import torch
     torch.set_num_threads(1)
@@ -131,7 +132,7 @@ def worker(splitdir, deadline, seed, workdir, journal):
 
     def objective(trial):
         p = space(trial)
-        torch.manual_seed(seed * 100003 + trial.number)
+        torch.manual_seed(seed * 100003 + trial.number)  # weights, dropout and row order
         model = build(torch, xtr.shape[1], data.k, p["depth"], p["width"], p["dropout"])
         opt = torch.optim.Adam(model.parameters(), lr=p["lr"], weight_decay=p["weight_decay"])
         loss_fn = torch.nn.CrossEntropyLoss()
@@ -167,53 +168,72 @@ def worker(splitdir, deadline, seed, workdir, journal):
             best.update(value=value, path=path)
         return value
 
+    # worker 0 creates the study; the others wait for it
     storage = journal_storage(optuna, journal)
-    study = optuna.load_study(study_name="tabular", storage=storage,
-                              sampler=optuna.samplers.TPESampler(seed=seed),
-                              pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10))
+    sampler = optuna.samplers.TPESampler(seed=seed * 1000 + rank)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=10)
+    if rank == 0:
+        study = optuna.create_study(study_name="tabular", storage=storage, direction="maximize",
+                                    sampler=sampler, pruner=pruner)
+    else:
+        while True:
+            try:
+                study = optuna.load_study(study_name="tabular", storage=storage, sampler=sampler, pruner=pruner)
+                break
+            except KeyError:
+                time.sleep(0.05)
     left = deadline - time.time()
     if left > 0:
         study.optimize(objective, timeout=left, catch=(RuntimeError, ValueError))
+    open(os.path.join(workdir, f"done_{rank}"), "w").close()
+    if rank == 0:
+        while not all(os.path.exists(os.path.join(workdir, f"done_{k}")) for k in range(jobs)):
+            time.sleep(0.05)
+        score(optuna, torch, data, storage, workdir)
 
 
-def main():
-    if len(sys.argv) == 7 and sys.argv[1] == "--worker":
-        worker(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5], sys.argv[6])
-        return
-    if len(sys.argv) != 6:
-        raise SystemExit(__doc__)
-    t0 = time.time()
-    splitdir, budget, jobs, seed, workdir = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-    import optuna
-    quiet(optuna)
-    journal = os.path.join(workdir, "journal.log")
-    storage = journal_storage(optuna, journal)
-    optuna.create_study(study_name="tabular", storage=storage, direction="maximize")
-    deadline = t0 + budget - END_MARGIN_S
-    # one process per job (threads would share one interpreter lock); each its own TPE seed
-    procs = [subprocess.Popen([sys.executable, __file__, "--worker", splitdir, repr(deadline),
-                               str(seed * 1000 + k), workdir, journal]) for k in range(jobs)]
-    import torch  # while the workers run, so that scoring adds little after the deadline
-    torch.set_num_threads(1)
-    rcs = [p.wait() for p in procs]
-    if any(rcs):
-        raise SystemExit(f"tabular_optuna: a worker failed (exit codes {rcs})")
+def score(optuna, torch, data, storage, workdir):
+    """The study's best trial (its kept model) on the test rows, once -> workdir/result.json."""
     study = optuna.load_study(study_name="tabular", storage=storage)
     states = [t.state for t in study.trials]
     S = optuna.trial.TrialState
     best = study.best_trial
     kept = torch.load(os.path.join(workdir, f"trial_{best.number}.pt"))
-    data = Data(splitdir)
     p = kept["params"]
     model = build(torch, data.xtr.shape[1], data.k, p["depth"], p["width"], p["dropout"])
     model.load_state_dict(kept["state"])
-    pred = predict(torch, model, data.xte)  # the test rows, once, for the chosen trial
-    print(json.dumps({
-        "metric": data.metric, "val_score": best.value, "best_trial": best.number, "params": best.params,
-        "test_acc": accuracy(data.yte, pred), "test_f1": macro_f1(data.yte, pred),
-        "test_bacc": balanced_accuracy(data.yte, pred), "test_score": data.score(data.yte, pred),
-        "trials": len(states), "complete": states.count(S.COMPLETE), "pruned": states.count(S.PRUNED),
-        "failed": states.count(S.FAIL)}))
+    pred = predict(torch, model, data.xte)
+    out = os.path.join(workdir, "result.json")
+    with open(out + ".tmp", "w") as f:
+        json.dump({
+            "metric": data.metric, "val_score": best.value, "best_trial": best.number, "params": best.params,
+            "test_acc": accuracy(data.yte, pred), "test_f1": macro_f1(data.yte, pred),
+            "test_bacc": balanced_accuracy(data.yte, pred), "test_score": data.score(data.yte, pred),
+            "trials": len(states), "complete": states.count(S.COMPLETE), "pruned": states.count(S.PRUNED),
+            "failed": states.count(S.FAIL)}, f)
+    os.replace(out + ".tmp", out)
+
+
+def main():
+    if len(sys.argv) == 9 and sys.argv[1] == "--worker":
+        a = sys.argv[2:]
+        worker(a[0], float(a[1]), int(a[2]), int(a[3]), int(a[4]), a[5], a[6])
+        return
+    if len(sys.argv) != 6:
+        raise SystemExit(__doc__)
+    # this launcher imports nothing heavy: the workers' start-up (Python, torch, Optuna) is
+    # part of the budget, and a third process importing torch beside them would slow it
+    t0 = time.time()
+    splitdir, budget, jobs, seed, workdir = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+    journal = os.path.join(workdir, "journal.log")
+    deadline = t0 + budget - END_MARGIN_S
+    # one process per job (threads would share one interpreter lock), each its own TPE seed
+    procs = [subprocess.Popen([sys.executable, __file__, "--worker", splitdir, repr(deadline), str(seed),
+                               str(k), str(jobs), workdir, journal]) for k in range(jobs)]
+    rcs = [p.wait() for p in procs]
+    if any(rcs):
+        raise SystemExit(f"tabular_optuna: a worker failed (exit codes {rcs})")
+    print(open(os.path.join(workdir, "result.json")).read())
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ lines computed from the TSV alone. Not the runs themselves (the driver starts th
 usage: /usr/bin/python3 tabular_report.py winner STATUS_JSON            -> the winner's trial number
        /usr/bin/python3 tabular_report.py nns STATUS_JSON PRED_CSV TEST_CSV -> one JSON object
        /usr/bin/python3 tabular_report.py append TSV SET SPLIT SIDE BUDGET SECONDS "ROWS D K RATIO" [JSON]
+       /usr/bin/python3 tabular_report.py line SIDE JSON SECONDS           -> one progress line
        /usr/bin/python3 tabular_report.py summarise TSV
 """
 import json
@@ -86,7 +87,7 @@ def append(tsv, name, split, side, budget, seconds, info, result_path=None):
     for c in ("metric", "test_acc", "test_f1", "test_bacc", "val_score", "test_score", "trials"):
         v = r.get(c) if r else None
         row[c] = "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
-    new = not os.path.exists(tsv) or os.path.getsize(tsv) == 0
+    new = not os.path.exists(tsv) or all(line.startswith("#") for line in open(tsv))
     with open(tsv, "a") as f:
         if new:
             f.write("\t".join(COLUMNS) + "\n")
@@ -242,6 +243,10 @@ def main():
         nns(*a[1:])
     elif len(a) in (8, 9) and a[0] == "append":
         append(*a[1:])
+    elif len(a) == 4 and a[0] == "line":
+        r = json.load(open(a[2]))
+        print(f"  {a[1]:<8} test acc {r['test_acc']:.3f}  macro-F1 {r['test_f1']:.3f}  {r['metric']} "
+              f"val {r['val_score']:.3f} test {r['test_score']:.3f}  {r['trials']} trials  {float(a[3]):.1f} s")
     elif len(a) == 2 and a[0] == "summarise":
         summarise(a[1])
     else:
