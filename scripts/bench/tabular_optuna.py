@@ -20,7 +20,7 @@ import numpy as np
 
 SIZES = (16, 32, 64, 128)  # the batch sizes; the same list as nnsearch's batch_sweep
 EPOCHS = 30
-END_MARGIN_S = 3.0  # the workers stop starting trials this long before the budget ends
+END_MARGIN_S = 4.0  # the workers stop starting trials this long before the budget ends
 
 
 def load(path):
