@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # setup.sh — installs what nnsearch needs from Debian's archive (only what is missing)
 # and builds it in Release into build/. Run as root on Debian 12. Idempotent.
-#   --bench   also install the benchmark references (python3-torch, python3-optuna)
+#   --bench   also install the benchmark references (python3-torch, python3-optuna) and the
+#             data of scripts/bench/tabular (python3-sklearn, r-base-core, r-cran-modeldata,
+#             r-cran-kernlab)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkgconf libgsl-dev libopenblas-dev libopenblas0-pthread
       libyaml-dev libsqlite3-dev sqlite3 zlib1g-dev libcriterion-dev dataset-fashion-mnist)
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-optuna)
+  pkgs+=(python3-torch python3-optuna python3-sklearn r-base-core r-cran-modeldata r-cran-kernlab)
 fi
 
 missing=()

@@ -1,0 +1,257 @@
+"""tabular_report.py — the scoring and the summary of scripts/bench/tabular: nnsearch's winner
+scored on the test rows from its predictions, one TSV row per run, and the tables and goal
+lines computed from the TSV alone. Not the runs themselves (the driver starts them).
+
+usage: /usr/bin/python3 tabular_report.py winner STATUS_JSON            -> the winner's trial number
+       /usr/bin/python3 tabular_report.py nns STATUS_JSON PRED_CSV TEST_CSV -> one JSON object
+       /usr/bin/python3 tabular_report.py append TSV SET SPLIT SIDE BUDGET SECONDS "ROWS D K RATIO" [JSON]
+       /usr/bin/python3 tabular_report.py line SIDE JSON SECONDS           -> one progress line
+       /usr/bin/python3 tabular_report.py summarise TSV
+"""
+import json
+import math
+import os
+import statistics
+import sys
+
+import numpy as np
+
+COLUMNS = ("set", "split", "side", "status", "metric", "test_acc", "test_f1", "test_bacc",
+           "val_score", "test_score", "trials", "seconds", "budget", "rows", "features",
+           "classes", "ratio")
+SIDES = ("nnsearch", "optuna")
+IMBALANCED = 3.0  # largest / smallest class count above this: an imbalanced set
+
+
+def accuracy(y, p):
+    return float(np.mean(y == p))
+
+
+def balanced_accuracy(y, p):
+    """Mean recall over the classes present in y (nnsearch's val_balanced_acc)."""
+    return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
+
+
+def macro_f1(y, p):
+    """Mean F1 over the classes present in y or p (scikit-learn's macro average)."""
+    f = []
+    for c in np.union1d(np.unique(y), np.unique(p)):
+        tp = np.sum((y == c) & (p == c))
+        fp = np.sum((y != c) & (p == c))
+        fn = np.sum((y == c) & (p != c))
+        f.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return float(np.mean(f))
+
+
+def select_decision(status):
+    for s in status["stages"]:
+        if s["name"].endswith(":select"):
+            if s["state"] != "complete" or not s["decision"] or s["decision"].get("winner") is None:
+                raise SystemExit(f"tabular_report: the select stage has no winner: {json.dumps(s)}")
+            return s["decision"]
+    raise SystemExit("tabular_report: the study has no select stage")
+
+
+def nns(status_path, pred_path, test_path):
+    """nnsearch's run: the select stage's winner (its validation metric is the estimate),
+    its saved model's predictions on the test rows -> accuracy, macro-F1, balanced accuracy.
+    The accuracy is checked against the one the select stage computed itself."""
+    status = json.load(open(status_path))
+    dec = select_decision(status)
+    metric = status["study"]["metric"]
+    y = np.loadtxt(test_path, delimiter=",", skiprows=1, ndmin=2)[:, -1].astype(int)
+    p = np.loadtxt(pred_path, delimiter=",", skiprows=1, ndmin=2)[:, 1].astype(int)
+    if len(p) != len(y):
+        raise SystemExit(f"tabular_report: {len(p)} predictions for {len(y)} test rows")
+    acc = accuracy(y, p)
+    if dec.get("test_acc") is not None and abs(acc - dec["test_acc"]) > 1e-5:
+        raise SystemExit(f"tabular_report: accuracy from the predictions {acc:.6f} differs from "
+                         f"the select stage's test_acc {dec['test_acc']}")
+    scores = {"val_acc": acc, "val_balanced_acc": balanced_accuracy(y, p), "val_macro_f1": macro_f1(y, p)}
+    if metric not in scores:
+        raise SystemExit(f"tabular_report: study metric {metric} is not a classification score")
+    ran = [t for t in status["trials"] if t["state"] in ("complete", "pruned", "diverged", "failed")]
+    print(json.dumps({"metric": metric, "val_score": dec[metric], "winner": dec["winner"],
+                      "winner_stage": dec["stage"], "test_acc": acc, "test_f1": macro_f1(y, p),
+                      "test_bacc": balanced_accuracy(y, p), "test_score": scores[metric],
+                      "trials": len(ran)}))
+
+
+def append(tsv, name, split, side, budget, seconds, info, result_path=None):
+    """One row; a run that failed (no JSON) gets status 'failed' and empty scores."""
+    rows, d, k, ratio = info.split()
+    r = json.load(open(result_path)) if result_path else None
+    row = {"set": name, "split": split, "side": side, "status": "ok" if r else "failed",
+           "seconds": f"{float(seconds):.2f}", "budget": budget, "rows": rows, "features": d,
+           "classes": k, "ratio": ratio}
+    for c in ("metric", "test_acc", "test_f1", "test_bacc", "val_score", "test_score", "trials"):
+        v = r.get(c) if r else None
+        row[c] = "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
+    new = not os.path.exists(tsv) or all(line.startswith("#") for line in open(tsv))
+    with open(tsv, "a") as f:
+        if new:
+            f.write("\t".join(COLUMNS) + "\n")
+        f.write("\t".join(row[c] for c in COLUMNS) + "\n")
+
+
+def read_tsv(path):
+    comments, rows, header = [], [], None
+    for line in open(path):
+        line = line.rstrip("\n")
+        if line.startswith("#"):
+            comments.append(line)
+        elif header is None:
+            header = line.split("\t")
+        elif line:
+            rows.append(dict(zip(header, line.split("\t"))))
+    return comments, rows
+
+
+def mean(v):
+    return statistics.fmean(v) if v else math.nan
+
+
+def sd(v):
+    return statistics.stdev(v) if len(v) > 1 else math.nan
+
+
+def fmt(x, w=6, p=3):
+    return f"{'-':>{w}}" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:{w}.{p}f}"
+
+
+def pm(m, s, p=3):
+    """'0.912±0.013', or the mean alone when the spread is unknown (one value)."""
+    if math.isnan(m):
+        return "-"
+    return f"{m:.{p}f}" if math.isnan(s) else f"{m:.{p}f}±{s:.{p}f}"
+
+
+def summarise(path):
+    comments, rows = read_tsv(path)
+    for c in comments:
+        print(c[1:].strip())
+    sets = list(dict.fromkeys(r["set"] for r in rows))
+    budgets = sorted({r["budget"] for r in rows})
+    splits = sorted({int(r["split"]) for r in rows})
+    print(f"runs: {len(rows)} ({len(sets)} sets x splits {','.join(map(str, splits))} x "
+          f"{len(SIDES)} sides), budget {'/'.join(budgets)} s per run")
+    failed = [r for r in rows if r["status"] != "ok"]
+    per = {}
+    for name in sets:
+        by = {(r["side"], int(r["split"])): r for r in rows if r["set"] == name}
+        info = next(r for r in rows if r["set"] == name)
+        ok = {s: [r for (side, _), r in sorted(by.items()) if side == s and r["status"] == "ok"] for s in SIDES}
+        paired = [k for (side, k) in by if side == "nnsearch" and by[(side, k)]["status"] == "ok"
+                  and ("optuna", k) in by and by[("optuna", k)]["status"] == "ok"]
+        x = {"info": info, "imbalanced": float(info["ratio"]) > IMBALANCED}
+        for s in SIDES:
+            v = ok[s]
+            x[s] = {
+                "acc": [float(r["test_acc"]) for r in v], "f1": [float(r["test_f1"]) for r in v],
+                "gap": [abs(float(r["val_score"]) - float(r["test_score"])) for r in v],
+                "trials": [int(r["trials"]) for r in v],
+                "used": [float(r["seconds"]) / float(r["budget"]) for r in v],
+                "metric": sorted({r["metric"] for r in v}),
+            }
+        for m in ("acc", "f1"):
+            dd = [float(by[("nnsearch", k)][f"test_{m}"]) - float(by[("optuna", k)][f"test_{m}"]) for k in paired]
+            x[f"d_{m}"] = (mean(dd), sd(dd) / math.sqrt(len(dd)) if len(dd) > 1 else math.nan, len(dd))
+        per[name] = x
+
+    print()
+    print("test accuracy and macro-F1 (mean±sd over splits); diff = nnsearch - Optuna, paired by split, ±SE")
+    h = (f"{'set':<14} {'rows':>5} {'d':>4} {'K':>3} {'ratio':>5} {'metric nns/opt':<17} "
+         f"{'acc nnsearch':>12} {'acc Optuna':>12} {'diff acc':>14} "
+         f"{'F1 nnsearch':>12} {'F1 Optuna':>12} {'diff F1':>14}")
+    print(h)
+    print("-" * len(h))
+    short = {"val_acc": "acc", "val_balanced_acc": "bacc", "val_macro_f1": "f1"}
+    for name, x in per.items():
+        i = x["info"]
+        met = "/".join(",".join(short.get(m, m) for m in x[s]["metric"]) or "-" for s in SIDES)
+        print(f"{name:<14} {i['rows']:>5} {i['features']:>4} {i['classes']:>3} {float(i['ratio']):5.3g} {met:<17} "
+              f"{pm(mean(x['nnsearch']['acc']), sd(x['nnsearch']['acc'])):>12} {pm(mean(x['optuna']['acc']), sd(x['optuna']['acc'])):>12} "
+              f"{pm(*x['d_acc'][:2]):>14} "
+              f"{pm(mean(x['nnsearch']['f1']), sd(x['nnsearch']['f1'])):>12} {pm(mean(x['optuna']['f1']), sd(x['optuna']['f1'])):>12} "
+              f"{pm(*x['d_f1'][:2]):>14}")
+    avg = {s: {m: mean([mean(x[s][m]) for x in per.values() if x[s][m]]) for m in ("acc", "f1", "gap", "used", "trials")}
+           for s in SIDES}
+    dacc = mean([x["d_acc"][0] for x in per.values() if x["d_acc"][2]])
+    df1 = mean([x["d_f1"][0] for x in per.values() if x["d_f1"][2]])
+    print("-" * len(h))
+    print(f"{'mean of sets':<14} {'':>5} {'':>4} {'':>3} {'':>5} {'':<17} {fmt(avg['nnsearch']['acc'], 12)} "
+          f"{fmt(avg['optuna']['acc'], 12)} {fmt(dacc, 14)} {fmt(avg['nnsearch']['f1'], 12)} "
+          f"{fmt(avg['optuna']['f1'], 12)} {fmt(df1, 14)}")
+
+    print()
+    print("|estimate - test|: |validation score of the chosen configuration - the same score on the test rows|, mean over splits;")
+    print("trials: trials run, mean over splits; used: wall seconds / budget, mean over splits")
+    h2 = f"{'set':<14} {'|est-test| nns':>15} {'|est-test| opt':>15} {'trials nns':>11} {'trials opt':>11} {'used nns':>9} {'used opt':>9}"
+    print(h2)
+    print("-" * len(h2))
+    for name, x in per.items():
+        n, o = x["nnsearch"], x["optuna"]
+        print(f"{name:<14} {fmt(mean(n['gap']), 15)} {fmt(mean(o['gap']), 15)} {fmt(mean(n['trials']), 11, 0)} "
+              f"{fmt(mean(o['trials']), 11, 0)} {fmt(mean(n['used']), 9, 2)} {fmt(mean(o['used']), 9, 2)}")
+    print("-" * len(h2))
+    print(f"{'mean of sets':<14} {fmt(avg['nnsearch']['gap'], 15)} {fmt(avg['optuna']['gap'], 15)} "
+          f"{fmt(avg['nnsearch']['trials'], 11, 0)} {fmt(avg['optuna']['trials'], 11, 0)} "
+          f"{fmt(avg['nnsearch']['used'], 9, 2)} {fmt(avg['optuna']['used'], 9, 2)}")
+
+    print()
+    print("What must hold:")
+    a = avg["nnsearch"]["acc"] >= avg["optuna"]["acc"] + 0.01
+    print(f"(a) mean test accuracy nnsearch {avg['nnsearch']['acc']:.4f} >= Optuna {avg['optuna']['acc']:.4f} + 0.01: "
+          f"{'met' if a else 'NOT met'}")
+    imb = [n for n, x in per.items() if x["imbalanced"]]
+    worse = [n for n in imb if not mean(per[n]["nnsearch"]["f1"]) >= mean(per[n]["optuna"]["f1"])]
+    print(f"(b) macro-F1 nnsearch >= Optuna on every imbalanced set (ratio > {IMBALANCED:g}: {', '.join(imb) or 'none'}): "
+          + ("not judged (no imbalanced set)" if not imb else "met" if not worse else f"NOT met ({', '.join(worse)})"))
+    # (c) on the set's own measure: accuracy, or macro-F1 on an imbalanced set
+    judged, behind = [], []
+    for n, x in per.items():
+        m, se, k = x["d_f1"] if x["imbalanced"] else x["d_acc"]
+        if k > 1:
+            judged.append(n)
+            if m < -se:
+                behind.append(f"{n} {m:+.3f} (SE {se:.3f})")
+    if not judged:
+        print("(c) no set worse than Optuna by more than one SE of the paired difference (accuracy; macro-F1 on "
+              "imbalanced sets): not judged (needs >= 2 splits per set)")
+    else:
+        print(f"(c) no set worse than Optuna by more than one SE of the paired difference (accuracy; macro-F1 on "
+              f"imbalanced sets; {len(judged)} sets judged): " + ("met" if not behind else f"NOT met ({'; '.join(behind)})"))
+    d = avg["nnsearch"]["gap"] <= 0.5 * avg["optuna"]["gap"]
+    print(f"(d) mean |estimate - test| nnsearch {avg['nnsearch']['gap']:.4f} <= half of Optuna's {avg['optuna']['gap']:.4f}: "
+          f"{'met' if d else 'NOT met'}")
+    used = [float(r["seconds"]) / float(r["budget"]) for r in rows if r["side"] == "nnsearch" and r["status"] == "ok"]
+    e = bool(used) and mean(used) >= 0.9
+    print(f"(e) nnsearch used >= 90% of the budget: mean {mean(used):.2f}, min {min(used) if used else math.nan:.2f} "
+          f"over {len(used)} runs (Optuna: mean {avg['optuna']['used']:.2f}): {'met' if e else 'NOT met'}")
+    if failed:
+        print()
+        print(f"failed runs ({len(failed)}), left out of the figures above:")
+        for r in failed:
+            print(f"  {r['set']} split {r['split']} {r['side']}")
+
+
+def main():
+    a = sys.argv[1:]
+    if len(a) == 2 and a[0] == "winner":
+        print(select_decision(json.load(open(a[1])))["winner"])
+    elif len(a) == 4 and a[0] == "nns":
+        nns(*a[1:])
+    elif len(a) in (8, 9) and a[0] == "append":
+        append(*a[1:])
+    elif len(a) == 4 and a[0] == "line":
+        r = json.load(open(a[2]))
+        print(f"  {a[1]:<8} test acc {r['test_acc']:.3f}  macro-F1 {r['test_f1']:.3f}  {r['metric']} "
+              f"val {r['val_score']:.3f} test {r['test_score']:.3f}  {r['trials']} trials  {float(a[3]):.1f} s")
+    elif len(a) == 2 and a[0] == "summarise":
+        summarise(a[1])
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
