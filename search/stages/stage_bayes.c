@@ -440,6 +440,17 @@ static void winner_test(const ns_search *s, int n, double *loss, double *acc, do
     ns_model_file_free(&mf);
 }
 
+/* Whether trial t comes from a stage that trains to the config's budget or its own search
+ * budget (random, bayes, final) rather than a few evidence epochs. */
+static int full_budget_stage(const ns_search *s, const ns_trial_row *t)
+{
+    int pos = t->stage ? atoi(t->stage) : 0;
+    if (pos < 1 || pos > s->base.search.n_stages)
+        return 0;
+    ns_stage_kind k = s->base.search.stages[pos - 1].kind;
+    return k == NS_STAGE_RANDOM || k == NS_STAGE_BAYES || k == NS_STAGE_FINAL;
+}
+
 typedef struct cand {
     const ns_trial_row *t;
     int eligible;          /* converged, stable, not overfitting */
@@ -460,10 +471,17 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
     const int64_t unfit = NS_SELECT_REJECT | NS_HEALTH_NOT_CONVERGED;
+    /* the range test, batch sweep and comparison train a few epochs at the reference point:
+     * evidence for their decisions, candidates only when no random, bayes or final trial
+     * completed (a winner of 3 epochs chosen on noise is what a search must not hand out) */
+    int searched = 0;
+    for (int k = 0; k < n; k++)
+        searched |= rows[k].state == NS_TRIAL_COMPLETE && isfinite(rows[k].val_metric) &&
+                    full_budget_stage(s, &rows[k]);
     int nc = 0, n_eligible = 0;
     for (int k = 0; k < n; k++) {
         const ns_trial_row *t = &rows[k];
-        if (t->state != NS_TRIAL_COMPLETE || !isfinite(t->val_metric))
+        if (t->state != NS_TRIAL_COMPLETE || !isfinite(t->val_metric) || (searched && !full_budget_stage(s, t)))
             continue;
         cand *x = &c[nc++];
         x->t = t;
