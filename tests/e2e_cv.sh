@@ -87,6 +87,9 @@ printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  
 check "auto: exit 0 ($(tail -1 "$T/auto.err"))" test $? -eq 0
 check "auto: 5-fold cross-validation of a small file" grep -q "5-fold cross-validation x 1 of" "$T/auto.err"
 check "auto: the class with 3 rows is named with advice" grep -q "class 'ruby' has 3 rows, fewer than the 5 folds.*cv: 3" "$T/auto.err"
+check "imbalanced: ranked by macro-F1" test "$(sqlite3 "$T/auto/study.db" "SELECT metric FROM study")" = val_macro_f1
+check "imbalanced: class weighting is searched over none, sqrt and balanced" bash -c \
+  "grep -q 'searching model.class_weights over none, sqrt and balanced' '$T/auto.err' && [ \"\$(sqlite3 '$T/auto/study.db' \"SELECT count(*) FROM trial WHERE json_extract(params, '\$.\\\"model.class_weights\\\"') IN ('none', 'sqrt', 'balanced')\")\" = 2 ]"
 printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  resampling: {cv: 5, repeat: 2}\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/bad.yaml"
 "$NS" "$T/bad.yaml" -o "$T/bad" >/dev/null 2>"$T/bad.err"; rc=$?
 check "a misspelt resampling key: exit 2 with its location ($(cat "$T/bad.err"))" \
