@@ -80,6 +80,10 @@ same=$(sqlite3 "$T/fid/study.db" "SELECT group_concat(number) FROM (SELECT numbe
 check "the GP saw trials ($seen), all of the 6-epoch random and bayes stages ($same,)" bash -c \
   "[ -n '$seen' ] && [ -z \"\$(tr , '\\n' <<<'$seen' | grep -v '^\$' | grep -vxF -f <(tr , '\\n' <<<'$same'))\" ]"
 
+check "compare could not separate adam from sgd in 2 seeds, and says so" test "$(dec "$T/fid" 2:compare '$.separated')" = 0
+check "so later trials search the short-list's optimizers instead of fixing the leader" test \
+  "$(sqlite3 "$T/fid/study.db" "SELECT count(DISTINCT json_extract(params, '\$.\"train.optimizer\"')) FROM trial WHERE stage IN ('3:random', '5:bayes')")" = 2
+
 # auto: a small file is cross-validated, and a class with fewer rows than folds is named
 awk -F, 'NR == 1 || $NF != "ruby" || ++r <= 3' configs/data/quickstart.csv >"$T/rare.csv"
 printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/auto.yaml"

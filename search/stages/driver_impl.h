@@ -56,6 +56,10 @@ typedef struct ns_search {
 
 #define NS_PLAN_MAX_SETTINGS 16
 
+/* compare: the leader is separated from the runner-up when Welch's p is below this;
+ * otherwise the short-list is handed on as searched choices. */
+#define NS_COMPARE_ALPHA 0.05
+
 /* The most trials a bayes stage without trials: runs before the study budget ends it. */
 #define NS_BAYES_BUDGET_TRIALS 100000
 

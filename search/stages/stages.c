@@ -585,7 +585,11 @@ static int decide_compare(DECIDE_ARGS)
     for (int a = 0; a < no && a < st->shortlist; a++)
         ns_jbuf_putf(j, "%s\"%s/%s\"", a ? "," : "", ns_opt_kind_name((ns_opt_kind)ps[order[a]].opt),
                      ns_sched_kind_name((ns_sched_kind)ps[order[a]].sched));
-    ns_jbuf_putf(j, "],\"seeds\":%d,\"pairs\":[", st->seeds);
+    /* separated: the runner-up's mean is worse than the leader's beyond chance (Welch);
+     * otherwise later stages search the short-list instead of taking the leader */
+    int separated = no < 2 || ps[order[1]].p < NS_COMPARE_ALPHA;
+    ns_jbuf_putf(j, "],\"separated\":%s,\"seeds\":%d,\"pairs\":[", separated ? "true" : "false",
+                 st->seeds);
     /* ranked pairs first, then the excluded ones in list order */
     int k = 0;
     for (int pass = 0; pass < 2; pass++)
@@ -708,21 +712,75 @@ static void absorb_batch(ns_search *s, const char *decision)
     narrow_lr(s);
 }
 
+/* "adam/cosine" into its optimizer and schedule; 0 when it names neither. */
+static int parse_pair(const char *txt, int *opt, int *sched)
+{
+    const char *slash = strchr(txt, '/');
+    *opt = *sched = -1;
+    if (!slash)
+        return 0;
+    for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
+        if ((size_t)(slash - txt) == strlen(ns_opt_kind_name((ns_opt_kind)o)) &&
+            !strncmp(txt, ns_opt_kind_name((ns_opt_kind)o), (size_t)(slash - txt)))
+            *opt = o;
+    for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
+        if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
+            *sched = k;
+    return *opt >= 0 && *sched >= 0;
+}
+
+/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
+ * and the space does not search it already. Best effort: out of memory, later stages
+ * keep the leader's value. */
+static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
+{
+    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < m; k++)
+            seen |= !strcmp(uniq[k], names[i]);
+        if (!seen)
+            uniq[m++] = names[i];
+    }
+    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
+        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
+}
+
 static void absorb_compare(ns_search *s, const char *decision)
 {
     ns_decisions *d = &s->dec;
     char txt[64];
-    if (ns_json_get_str(decision, "leader", txt, sizeof txt)) {
-        char *slash = strchr(txt, '/');
-        if (!slash)
-            return;
-        *slash = 0;
-        for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
-            if (!strcmp(txt, ns_opt_kind_name((ns_opt_kind)o)))
-                d->opt = o, d->have_pair = 1;
-        for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
-            if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
-                d->sched = k;
+    int opt, sched;
+    if (ns_json_get_str(decision, "leader", txt, sizeof txt) && parse_pair(txt, &opt, &sched)) {
+        d->opt = opt;
+        d->sched = sched;
+        d->have_pair = 1;
+    }
+    /* a leader the comparison could not tell from the others: the short-list's optimizers
+     * and schedules become searched choices for the random and bayes stages after it (an
+     * optimizer of another LR family only when train.lr is searched, since otherwise the
+     * leader's family's LR would be used for it) */
+    const char *b, *e;
+    if (d->have_pair && ns_json_valid(decision) && ns_json_get(decision, "separated", &b, &e) &&
+        !strncmp(b, "false", 5) && ns_json_get(decision, "shortlist", &b, &e) && *b == '[') {
+        const char *opts[NS_MAX_PAIRS * NS_MAX_PAIRS], *scheds[NS_MAX_PAIRS * NS_MAX_PAIRS];
+        int n = 0, lr_searched = ns_space_find(&s->base.space, "train.lr") >= 0;
+        for (const char *p = ns_json_skip_ws(b + 1); *p == '"' && n < NS_MAX_PAIRS * NS_MAX_PAIRS;) {
+            const char *q = ns_json_string_end(p);
+            if (!q || (size_t)(q - p - 2) >= sizeof txt)
+                break;
+            memcpy(txt, p + 1, (size_t)(q - p - 2));
+            txt[q - p - 2] = 0;
+            if (parse_pair(txt, &opt, &sched) && (lr_searched || family_of(opt) == family_of(d->opt))) {
+                opts[n] = ns_opt_kind_name((ns_opt_kind)opt);
+                scheds[n++] = ns_sched_kind_name((ns_sched_kind)sched);
+            }
+            p = ns_json_skip_ws(q);
+            p = *p == ',' ? ns_json_skip_ws(p + 1) : p;
+        }
+        search_choice(s, "train.optimizer", opts, n);
+        search_choice(s, "train.schedule", scheds, n);
     }
     narrow_lr(s);
 }
