@@ -134,6 +134,7 @@ static void train(run *o, const char *fmt, ...)
                  err.msg);
     ns_health_spec hs = c.health;
     hs.baseline_loss = ns_pipeline_baseline_loss(&c, &p);
+    ns_pipeline_health_noise(&hs, &p);
     o->nf = ns_health_check(&hs, o->recs, o->n, o->res.best_epoch, o->f, NS_HEALTH_MAX_FINDINGS);
     ns_prepared_free(&p);
     ns_config_free(&c);

@@ -61,7 +61,7 @@ typedef struct key_def {
 #define INF INFINITY
 
 /* The table of keys and its sections (config.c, which checks these counts). */
-#define N_KEYS 80
+#define N_KEYS 81
 #define N_SECTIONS 5
 extern const key_def cfg_keys[];
 extern const char *const cfg_sections[];

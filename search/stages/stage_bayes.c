@@ -14,6 +14,7 @@
 #include "model/modelfile.h"
 #include "search/bo/bo.h"
 #include "search/stages/bayes.h"
+#include "search/stages/stats.h"
 #include "search/study/json.h"
 
 /* ---- trials as points of the space -------------------------------------------------------- */
@@ -210,6 +211,18 @@ static double epoch_metric(const ns_search *s, const ns_epoch_record *r, int *hi
     }
 }
 
+double ns_stage_prune_se(const ns_search *s, double v)
+{
+    ns_score_kind kind;
+    switch (s->metric) {
+    case NS_METRIC_VAL_ACC: kind = NS_SCORE_SHARE; break;
+    case NS_METRIC_VAL_RMSE: kind = NS_SCORE_RMSE; break;
+    default: kind = s->data.task == NS_TASK_REGRESS ? NS_SCORE_MSE : NS_SCORE_XENT; break;
+    }
+    double se = ns_score_se(kind, v, s->data.val.n);
+    return isfinite(se) ? se : 0;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -231,7 +244,7 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
     long E = st->epochs;
     double *vals = malloc((size_t)E * (size_t)(round_first - first) * sizeof *vals);
     int *cnt = calloc((size_t)E, sizeof *cnt);
-    double *at = malloc((size_t)E * sizeof *at);
+    ns_prune_ref *at = malloc((size_t)E * sizeof *at);
     if (!vals || !cnt || !at) {
         free(vals);
         free(cnt);
@@ -266,7 +279,7 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
     epoch_metric(s, &probe, &higher);
     long rung = min_e;
     for (long e = 0; e < E; e++) {
-        at[e] = NAN;
+        at[e] = (ns_prune_ref){NAN, 0, NAN, 0};
         int at_rung = e + 1 == rung;
         if (at_rung)
             rung *= st->reduction;
@@ -274,14 +287,16 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
             continue;
         double *v = vals + e * W;
         qsort(v, (size_t)cnt[e], sizeof *v, cmp_double);
+        /* ascending v: the incumbent is the top end when higher is better, else the bottom */
+        at[e].incumbent = higher ? v[cnt[e] - 1] : v[0];
+        at[e].se = ns_stage_prune_se(s, at[e].incumbent);
         if (!asha) {
-            at[e] = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
-            continue;
+            at[e].bar = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
+        } else { /* the value the best 1/reduction reach */
+            long keep = cnt[e] / st->reduction > 0 ? cnt[e] / st->reduction : 1;
+            at[e].bar = higher ? v[cnt[e] - keep] : v[keep - 1];
         }
-        /* the value the best 1/reduction reach: ascending v, so the top end when higher is
-         * better, the bottom end otherwise */
-        long keep = cnt[e] / st->reduction > 0 ? cnt[e] / st->reduction : 1;
-        at[e] = higher ? v[cnt[e] - keep] : v[keep - 1];
+        at[e].bar_se = ns_stage_prune_se(s, at[e].bar);
     }
     free(vals);
     free(cnt);
@@ -302,10 +317,16 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)
     if (!s->prune_at || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
         return 0;
     int higher;
-    double m = epoch_metric(s, rec, &higher), bar = s->prune_at[rec->epoch - 1];
-    if (!isfinite(bar) || !isfinite(m))
+    const ns_prune_ref *r = &s->prune_at[rec->epoch - 1];
+    double m = epoch_metric(s, rec, &higher);
+    if (!isfinite(r->bar) || !isfinite(m))
         return 0;
-    return higher ? m < bar : m > bar;
+    /* worse than the bar and the incumbent by more than chance explains: a verdict on a
+     * score measured on few rows, repeated at every epoch, otherwise stops trials that are
+     * as good as the best by a row or two */
+    double bar_slack = NS_PRUNE_NOISE_SE * r->bar_se, inc_slack = NS_PRUNE_NOISE_SE * r->se;
+    return higher ? m < r->bar - bar_slack && m < r->incumbent - inc_slack
+                  : m > r->bar + bar_slack && m > r->incumbent + inc_slack;
 }
 
 /* ---- select ------------------------------------------------------------------------------------ */
