@@ -408,6 +408,59 @@ typedef struct cand {
     int warnings;          /* findings that did not disqualify it */
 } cand;
 
+/* Why a trial is not a candidate: its state (each trial once), then, for a complete trial
+ * with a metric, each disqualifying finding (a trial with several counts under each; a
+ * diverged finding counts as "diverged"). The decision's "ineligible" keys, in order. */
+enum { WHY_PRUNED, WHY_DIVERGED, WHY_FAILED, WHY_NOT_RUN, WHY_NO_METRIC, WHY_NOT_JUDGED, WHY_N };
+static const char *const why_names[WHY_N] = {"pruned", "diverged", "failed", "not_run",
+                                             "no_metric", "not_judged"};
+
+/* A trial of an lr_range stage: a sweep, never a candidate and not counted. */
+static int range_test(const ns_trial_row *t)
+{
+    static const char kind[] = ":lr_range";
+    size_t n = strlen(t->stage), k = sizeof kind - 1;
+    return n >= k && !strcmp(t->stage + n - k, kind);
+}
+
+/* ,"considered":N,"ineligible":{"pruned":..,"diverged":..,"failed":..,<finding>:..,
+ * "not_run":..,"no_metric":..,"not_judged":..}: how many trials (range tests aside) could
+ * have won and, per reason, why the others could not; every key always present. */
+static void eligibility_json(const ns_trial_row *rows, int n, int64_t unfit, ns_jbuf *j)
+{
+    int why[WHY_N] = {0}, code[64] = {0}, considered = 0;
+    for (int k = 0; k < n; k++) {
+        const ns_trial_row *t = &rows[k];
+        if (range_test(t))
+            continue;
+        considered++;
+        switch (t->state) {
+        case NS_TRIAL_COMPLETE: break;
+        case NS_TRIAL_PRUNED: why[WHY_PRUNED]++; continue;
+        case NS_TRIAL_DIVERGED: why[WHY_DIVERGED]++; continue;
+        case NS_TRIAL_FAILED: why[WHY_FAILED]++; continue;
+        default: why[WHY_NOT_RUN]++; continue;
+        }
+        if (!isfinite(t->val_metric))
+            why[WHY_NO_METRIC]++;
+        else if (t->health_flags < 0)
+            why[WHY_NOT_JUDGED]++;
+        else
+            for (int b = 0; b < 64 && ns_health_code_name(b); b++)
+                code[b] += (t->health_flags & unfit & ((int64_t)1 << b)) != 0;
+    }
+    why[WHY_DIVERGED] += code[0]; /* bit 0: the diverged finding */
+    ns_jbuf_putf(j, ",\"considered\":%d,\"ineligible\":{", considered);
+    for (int w = WHY_PRUNED; w <= WHY_FAILED; w++)
+        ns_jbuf_putf(j, "%s\"%s\":%d", w ? "," : "", why_names[w], why[w]);
+    for (int b = 1; b < 64 && ns_health_code_name(b); b++)
+        if (unfit & ((int64_t)1 << b))
+            ns_jbuf_putf(j, ",\"%s\":%d", ns_health_code_name(b), code[b]);
+    for (int w = WHY_NOT_RUN; w < WHY_N; w++)
+        ns_jbuf_putf(j, ",\"%s\":%d", why_names[w], why[w]);
+    ns_jbuf_put(j, "}", 1);
+}
+
 int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
 {
     ns_trial_row *rows = NULL;
@@ -469,6 +522,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     if (w < 0) {
         ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
+        eligibility_json(rows, n, unfit, j);
         free(c);
         ns_trial_rows_free(rows, n);
         return NS_OK;
@@ -533,6 +587,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     free(used);
     ns_jbuf_put(j, "]", 1);
+    eligibility_json(rows, n, unfit, j);
     free(c);
     ns_trial_rows_free(rows, n);
     return NS_OK;
