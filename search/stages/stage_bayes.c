@@ -446,15 +446,21 @@ static void eligibility_json(const ns_trial_row *rows, int n, int64_t unfit, ns_
         else if (t->health_flags < 0)
             why[WHY_NOT_JUDGED]++;
         else
-            for (int b = 0; b < 64 && ns_health_code_name(b); b++)
-                code[b] += (t->health_flags & unfit & ((int64_t)1 << b)) != 0;
+            for (int b = 0; b < 64 && ns_health_code_name(b); b++) {
+                int64_t bit = (int64_t)1 << b;
+                if (!(t->health_flags & unfit & bit))
+                    continue;
+                if (bit == NS_HEALTH_DIVERGED)
+                    why[WHY_DIVERGED]++;
+                else
+                    code[b]++;
+            }
     }
-    why[WHY_DIVERGED] += code[0]; /* bit 0: the diverged finding */
     ns_jbuf_putf(j, ",\"considered\":%d,\"ineligible\":{", considered);
     for (int w = WHY_PRUNED; w <= WHY_FAILED; w++)
         ns_jbuf_putf(j, "%s\"%s\":%d", w ? "," : "", why_names[w], why[w]);
-    for (int b = 1; b < 64 && ns_health_code_name(b); b++)
-        if (unfit & ((int64_t)1 << b))
+    for (int b = 0; b < 64 && ns_health_code_name(b); b++)
+        if ((unfit & ((int64_t)1 << b)) && ((int64_t)1 << b) != NS_HEALTH_DIVERGED)
             ns_jbuf_putf(j, ",\"%s\":%d", ns_health_code_name(b), code[b]);
     for (int w = WHY_NOT_RUN; w < WHY_N; w++)
         ns_jbuf_putf(j, ",\"%s\":%d", why_names[w], why[w]);
