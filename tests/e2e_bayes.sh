@@ -53,6 +53,13 @@ check "the winner has no disqualifying finding" test "$(sqlite3 "$T/a/study.db" 
 check "export writes the winner's config" grep -q "trial $w," "$T/best.yaml"
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the selection" grep -q "select *complete  winner=$w" "$T/status.txt"
+np=$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='pruned'")
+pct=$(awk -v p="$np" 'BEGIN { printf "%.0f", 100 * p / 12 }')
+check "status shows the bayes stage's prune rate ($np of 12)" grep -qx "           pruned $np of 12 trials ($pct%)" "$T/status.txt"
+ne=$(dec "$T/a" 3:select '$.eligible')
+check "select counts the 18 trials it considered, $ne eligible, the $np pruned among the others" \
+  bash -c "[ '$(dec "$T/a" 3:select '$.considered')' = 18 ] && [ '$(dec "$T/a" 3:select '$.ineligible.pruned')' = $np ] && [ $ne -ge 1 ] && [ $ne -le $((18 - np)) ]"
+check "status shows the eligibility" grep -q "^           eligible $ne of 18 trials; not eligible: $np pruned" "$T/status.txt"
 
 "$NS" "$T/b.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
 check "bayes -j 2 exit 0" test $? -eq 0

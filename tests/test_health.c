@@ -1,6 +1,7 @@
 /* test_health.c — the trial detectors (engine/train/health.c) on synthetic epoch records: each
- * detector provoked on purpose and a healthy run that must not fire it; edge cases and
- * the JSON written into the study's trial.health column. */
+ * detector provoked on purpose and a healthy run that must not fire it; swings, rises and
+ * gaps within the noise of a loss on few rows, and beyond it; edge cases and the JSON
+ * written into the study's trial.health column. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -67,6 +68,9 @@ Test(health, defaults_documented)
     cr_assert_eq(s.tail_share, 0.2);
     cr_assert_eq(s.grad_ratio_lo, 1e-3);
     cr_assert_eq(s.grad_ratio_hi, 1e3);
+    cr_assert_eq(s.noise_k, 2.0);
+    cr_assert_eq(s.val_rel_se, 0.0, "noise unknown by default: the rules as without it");
+    cr_assert_eq(s.train_rel_se, 0.0);
     /* NULL spec means the defaults */
     healthy(30, 3);
     R[29].train_loss = NAN;
@@ -519,4 +523,120 @@ Test(health, json_of_real_findings_round_trips_codes)
     cr_assert(strstr(buf, "\"code\":\"diverged\"") != NULL, "%s", buf);
     cr_assert(strstr(buf, "\"message\":\"train loss became nan at epoch 30\"") != NULL, "%s",
               buf);
+}
+
+/* ---- noise: losses measured on few rows ---------------------------------------------------- */
+
+/* The standard error of a mean cross-entropy over 60 rows, per unit of loss (1 / sqrt(60),
+ * ns_pipeline_health_noise), and over 1000. */
+#define REL_SE_60 0.12909944487358055
+#define REL_SE_1000 0.031622776601683791
+
+static int check_noise(int n, int selected, double val_rel_se, double train_rel_se)
+{
+    ns_health_spec s;
+    ns_health_spec_default(&s);
+    s.val_rel_se = val_rel_se;
+    s.train_rel_se = train_rel_se;
+    return ns_health_check(&s, R, n, selected, F, NS_HEALTH_MAX_FINDINGS);
+}
+
+/* healthy(30), then the second half's loss of one series (val or train) alternating
+ * +-swing around its level: the relative std of the epoch-to-epoch changes is about
+ * 2 x swing. */
+static void swinging(int val, double swing)
+{
+    healthy(30, 3);
+    for (int i = 15; i < 30; i++) {
+        double *L = val ? &R[i].val_loss : &R[i].train_loss;
+        *L *= 1 + (i % 2 ? swing : -swing);
+    }
+}
+
+Test(health, val_swings_within_the_noise_of_60_rows_are_not_oscillation)
+{
+    /* +-10%: a std of changes of ~0.2 of the level, above the 0.1 limit, below the
+     * 2 x 0.129 = 0.258 that chance moves a loss on 60 rows */
+    swinging(1, 0.10);
+    cr_assert_not_null(find(check_noise(30, 0, 0, 0), "oscillating"), "without noise: fires");
+    int c = check_noise(30, 0, REL_SE_60, 0);
+    cr_assert_eq(c, 0, "60 rows: %s: %s", c ? F[0].code : "", c ? F[0].message : "");
+    /* on 1000 rows chance moves it by 0.063: the limit stays 0.1 */
+    cr_assert_not_null(find(check_noise(30, 0, REL_SE_1000, REL_SE_1000), "oscillating"));
+    /* +-25% swings are beyond the noise of 60 rows */
+    swinging(1, 0.25);
+    const ns_finding *f = find(check_noise(30, 0, REL_SE_60, 0), "oscillating");
+    cr_assert_not_null(f);
+    cr_assert(strstr(f->message, "validation loss") && strstr(f->message, "standard errors"), "%s",
+              f->message);
+    /* noise_k 0: no allowance whatever the rows */
+    swinging(1, 0.10);
+    ns_health_spec s;
+    ns_health_spec_default(&s);
+    s.val_rel_se = REL_SE_60;
+    s.noise_k = 0;
+    cr_assert_not_null(find(ns_health_check(&s, R, 30, 0, F, NS_HEALTH_MAX_FINDINGS), "oscillating"));
+}
+
+Test(health, train_swings_are_judged_against_the_train_rows)
+{
+    swinging(0, 0.10);
+    cr_assert_not_null(find(check_noise(30, 0, REL_SE_60, 0), "oscillating"),
+                       "the validation noise does not excuse the train loss");
+    cr_assert_eq(check_noise(30, 0, 0, REL_SE_60), 0, "%s: %s", F[0].code, F[0].message);
+    swinging(0, 0.25);
+    cr_assert_not_null(find(check_noise(30, 0, 0, REL_SE_60), "oscillating"));
+}
+
+/* healthy(30) with the val loss at its lowest at epoch 10 and rising linearly to
+ * (1 + rise) x that by epoch 30 while the train loss keeps falling: the mean of the last 5
+ * epochs is 0.9 x rise above the best. */
+static void rising(double rise)
+{
+    healthy(30, 3);
+    double vb = R[9].val_loss;
+    for (int i = 10; i < 30; i++)
+        R[i].val_loss = vb * (1 + rise * (i - 9) / 20.0);
+}
+
+Test(health, a_val_rise_within_the_noise_of_60_rows_is_not_overfitting)
+{
+    /* +22.5%: above the 10% limit, within the 25.8% (2 standard errors) of 60 rows */
+    rising(0.25);
+    cr_assert_not_null(find(check_noise(30, 0, 0, 0), "overfitting"), "without noise: fires");
+    int c = check_noise(30, 0, REL_SE_60, REL_SE_60);
+    cr_assert_eq(c, 0, "60 rows: %s: %s", c ? F[0].code : "", c ? F[0].message : "");
+    cr_assert_not_null(find(check_noise(30, 0, REL_SE_1000, REL_SE_1000), "overfitting"));
+    /* +54% on 60 rows is overfitting */
+    rising(0.6);
+    const ns_finding *f = find(check_noise(30, 0, REL_SE_60, REL_SE_60), "overfitting");
+    cr_assert_not_null(f);
+    cr_assert(strstr(f->message, "(limit +25.8%)"), "%s", f->message);
+    cr_assert_eq(f->mistake, 3);
+}
+
+/* train falling to ~0.1 and a flat val loss v from epoch 20 (the gap test above) */
+static void gapped(double v)
+{
+    healthy(30, 3);
+    for (int i = 0; i < 30; i++) {
+        R[i].train_loss = 0.1 + 2.0 * exp(-i / 4.0);
+        R[i].val_loss = i < 20 ? R[i].train_loss * 1.1 + 0.02 : v;
+    }
+}
+
+Test(health, a_gap_within_the_noise_of_60_rows_is_not_one)
+{
+    /* val 0.32 vs train 0.1005: gap 2.2 > 2; less 2 standard errors of 60 rows the val loss
+     * is 0.237 and the gap 1.4 */
+    gapped(0.32);
+    cr_assert_not_null(find(check_noise(30, 30, 0, 0), "generalisation_gap"));
+    cr_assert_null(find(check_noise(30, 30, REL_SE_60, REL_SE_60), "generalisation_gap"));
+    /* val 0.5: 0.371 less the noise, a gap of 2.7 */
+    gapped(0.5);
+    const ns_finding *f = find(check_noise(30, 30, REL_SE_60, REL_SE_60), "generalisation_gap");
+    cr_assert_not_null(f);
+    cr_assert(strstr(f->message, "less 2 standard errors"), "%s", f->message);
+    /* a noise allowance of the whole loss (4 rows) leaves nothing to call a gap */
+    cr_assert_null(find(check_noise(30, 30, 0.5, 0.5), "generalisation_gap"));
 }

@@ -640,7 +640,7 @@ Test(space, export_round_trip)
              "health:\n  divergence_factor: 4\n  min_epochs: 6\n  smoothing: 0.3\n  oscillation: 0.1\n"
              "  spike_factor: 2\n  overfit_patience: 5\n  overfit_rise: 0.1\n  gap_max: 2\n"
              "  gap_abs_min: 0.1\n  min_drop: 0.01\n  baseline_frac: 0.9\n  tail_share: 0.2\n  tail_drop: 0.1\n"
-             "  grad_ratio_low: 0.001\n  grad_ratio_high: 1000\n  grad_max: 1000\n  grad_min: 1e-08\n"
+             "  grad_ratio_low: 0.001\n  grad_ratio_high: 1000\n  grad_max: 1000\n  grad_min: 1e-08\n  noise_k: 2\n"
              "  imbalance_ratio: 3\n  shift_smd: 0.2\n  shift_alpha: 0.01\n  shift_share: 0.1\n"
              "  label_shift: 0.1\n  duplicate_share: 0.01\n",
              csv_file);

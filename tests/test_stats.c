@@ -1,6 +1,7 @@
 /* test_stats.c — the stages' statistics against values computed independently: Student's t
  * quantiles from tables, a Welch test against a direct numerical integration of the t
- * density (done once in Python, see the comment), and the noise scale on exact inputs. */
+ * density (done once in Python, see the comment), the noise scale on exact inputs, and the
+ * standard errors of validation scores against their formulas. */
 #include <criterion/criterion.h>
 #include <math.h>
 
@@ -41,4 +42,24 @@ Test(stats, noise_scale_recovers_the_model)
     close_to(ns_noise_scale(10, g10, 100, g100), 25.0, 1e-12);
     cr_assert(isnan(ns_noise_scale(10, 1.0, 100, 2.0)), "a larger batch with a larger norm: too noisy");
     cr_assert(isnan(ns_noise_scale(100, 1.0, 10, 2.0)));
+}
+
+Test(stats, score_standard_errors)
+{
+    /* a share: binomial, sqrt(0.7 x 0.3 / 100) = 0.0458258 */
+    close_to(ns_score_se(NS_SCORE_SHARE, 0.7, 100), sqrt(0.21 / 100), 1e-12);
+    /* a perfect (or null) score on 40 rows counts as one error in 40 */
+    close_to(ns_score_se(NS_SCORE_SHARE, 1.0, 40), sqrt(39.0 / 40 / 40 / 40), 1e-12);
+    close_to(ns_score_se(NS_SCORE_SHARE, 0.0, 40), sqrt(39.0 / 40 / 40 / 40), 1e-12);
+    close_to(ns_score_se(NS_SCORE_SHARE, 1.0, 1), 0.5, 1e-12);
+    /* losses: the row spread is the mean (cross-entropy) or sqrt(2) times it (MSE) */
+    close_to(ns_score_se(NS_SCORE_XENT, 0.8, 64), 0.1, 1e-12);
+    close_to(ns_score_se(NS_SCORE_MSE, 0.5, 50), 0.1, 1e-12);
+    /* RMSE by the delta method: SE(MSE) / (2 RMSE) = RMSE / sqrt(2 n) */
+    double rmse = 0.6, mse = rmse * rmse;
+    close_to(ns_score_se(NS_SCORE_RMSE, rmse, 72), ns_score_se(NS_SCORE_MSE, mse, 72) / (2 * rmse), 1e-12);
+    close_to(ns_score_se(NS_SCORE_RMSE, rmse, 72), 0.05, 1e-12);
+    cr_assert(isnan(ns_score_se(NS_SCORE_SHARE, 0.5, 0)), "no rows: unknown");
+    cr_assert(isnan(ns_score_se(NS_SCORE_XENT, NAN, 10)));
+    cr_assert(isnan(ns_score_se(NS_SCORE_XENT, INFINITY, 10)));
 }

@@ -2,7 +2,8 @@
  * API (no training): the trial table's best-first order in both directions, the --json
  * object's structure and escaping, the exported config with its provenance that loads back
  * to the trial's values, and the errors for a folder without a study or without a
- * complete trial. Also status and export beside a writer that holds the study's lock. */
+ * complete trial; each stage's prune rate and the selection's eligibility counts. Also status
+ * and export beside a writer that holds the study's lock. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <math.h>
@@ -292,10 +293,11 @@ Test(report, status_json_one_object)
     const char *keys[] = {
         "\"study\":{\"name\":\"my \\\"study\\\"\\\\1\",\"metric\":\"val_acc\","
         "\"higher_is_better\":true,\"seed\":7,\"config_hash\":\"abc123\",\"data_checks\":null}",
-        /* decisions embedded as JSON (compacted), not as strings */
-        "\"stages\":[{\"name\":\"lr_range\",\"state\":\"complete\","
-        "\"decision\":{\"lr_min\":0.0001,\"lr_max\":0.1}},{\"name\":\"random\","
-        "\"state\":\"running\",\"decision\":{\"trials\":6,",
+        /* decisions embedded as JSON (compacted), not as strings; each stage's trials, the
+         * ended ones (complete, pruned, diverged, failed) and the pruned ones */
+        "\"stages\":[{\"name\":\"lr_range\",\"state\":\"complete\",\"trials\":0,\"ended\":0,"
+        "\"pruned\":0,\"decision\":{\"lr_min\":0.0001,\"lr_max\":0.1}},{\"name\":\"random\","
+        "\"state\":\"running\",\"trials\":7,\"ended\":5,\"pruned\":0,\"decision\":{\"trials\":6,",
         /* trials by number, every key, params and health embedded */
         "\"trials\":[{\"number\":0,\"stage\":\"random\",\"state\":\"complete\","
         "\"params\":{\"train.lr\":0.001,\"train.optimizer\":\"adam\"},\"val_metric\":0.8,"
@@ -661,5 +663,69 @@ Test(report, unhealthy_trials_are_passed_over)
     cr_assert(strstr(text, "trial 1, val_acc 0.9,"), "%s", text);
     free(text);
     free(path);
+    fixture_free(&fx);
+}
+
+/* A bayes stage that pruned some trials and a select decision that counted the others:
+ * status shows the prune rate under the stage and the eligibility under the selection. */
+Test(report, prune_rate_and_eligibility)
+{
+    fixture fx;
+    fixture_init(&fx);
+    ns_err err = {0};
+    ns_store *s = NULL;
+    cr_assert_eq(ns_store_open(&s, fx.dir, 1, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_study_init(s, "p", fx.base.text, "abc123", 7, "val_acc", 1, 0, &err),
+                 NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_stage_set(s, "1:random", 0, NS_STAGE_COMPLETE, "{\"trials\":2}", &err), NS_OK);
+    cr_assert_eq(ns_store_stage_set(s, "2:bayes", 1, NS_STAGE_RUNNING, NULL, &err), NS_OK);
+    static const char select[] =
+        "{\"winner\":0,\"stage\":\"1:random\",\"val_acc\":0.9,\"eligible\":1,\"fallback\":false,"
+        "\"others\":[{\"trial\":3,\"val_acc\":0.8,\"why\":\"health: overfitting\"}],\"considered\":6,"
+        "\"ineligible\":{\"pruned\":3,\"diverged\":0,\"failed\":1,\"oscillating\":0,"
+        "\"overfitting\":1,\"not_run\":0}}";
+    cr_assert_eq(ns_store_stage_set(s, "3:select", 2, NS_STAGE_COMPLETE, select, &err), NS_OK);
+    /* 0, 1: random, complete; 2..6: bayes, of which 2, 4, 5 pruned, 3 complete, 6 running */
+    static const struct { const char *stage; ns_trial_state state; double m; } t[7] = {
+        {"1:random", NS_TRIAL_COMPLETE, 0.9}, {"1:random", NS_TRIAL_FAILED, NAN},
+        {"2:bayes", NS_TRIAL_PRUNED, 0.5},    {"2:bayes", NS_TRIAL_COMPLETE, 0.8},
+        {"2:bayes", NS_TRIAL_PRUNED, 0.4},    {"2:bayes", NS_TRIAL_PRUNED, 0.6},
+        {"2:bayes", NS_TRIAL_RUNNING, NAN},
+    };
+    for (int i = 0; i < 7; i++) {
+        cr_assert_eq(ns_store_trial_insert(s, i, t[i].stage, "{}", 1, &err), NS_OK, "%s", err.msg);
+        write_trial_config(&fx, i);
+        cr_assert_eq(ns_store_trial_start(s, i, &err), NS_OK);
+        if (t[i].state == NS_TRIAL_RUNNING)
+            continue;
+        ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].m, .health = "[]"};
+        cr_assert_eq(ns_store_trial_finish(s, i, t[i].state, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_store_close(s);
+
+    int rc;
+    char *out = run_status(fx.dir, 0, &rc, &err);
+    cr_assert_eq(rc, NS_OK, "%s", err.msg);
+    /* the bayes stage: 3 of its 4 ended trials pruned, one still running */
+    cr_assert(strstr(out, "  2:bayes   running   -\n"
+                          "           pruned 3 of 4 ended trials (75%); 5 in all\n"), "%s", out);
+    /* a stage that prunes nothing and is no bayes stage: no line */
+    cr_assert(strstr(out, "  1:random  complete  trials=2\n  2:bayes"), "%s", out);
+    /* the selection: eligible of considered, the reasons with a count in the decision's order */
+    cr_assert(strstr(out, "considered=6 ineligible={\"pruned\":3,"), "%s", out);
+    cr_assert(strstr(out, "\n           eligible 1 of 6 trials; not eligible: 3 pruned, 1 failed, "
+                          "1 overfitting\n           trial 3: health: overfitting\n"), "%s", out);
+    free(out);
+
+    out = run_status(fx.dir, 1, &rc, &err);
+    cr_assert_eq(rc, NS_OK, "%s", err.msg);
+    cr_assert(json_balanced(out), "%s", out);
+    cr_assert(strstr(out, "{\"name\":\"1:random\",\"state\":\"complete\",\"trials\":2,\"ended\":2,"
+                          "\"pruned\":0,\"decision\":{\"trials\":2}}"), "%s", out);
+    cr_assert(strstr(out, "{\"name\":\"2:bayes\",\"state\":\"running\",\"trials\":5,\"ended\":4,"
+                          "\"pruned\":3,\"decision\":null}"), "%s", out);
+    cr_assert(strstr(out, "\"considered\":6,\"ineligible\":{\"pruned\":3,\"diverged\":0,\"failed\":1,"),
+              "%s", out);
+    free(out);
     fixture_free(&fx);
 }

@@ -31,6 +31,9 @@ void ns_health_spec_default(ns_health_spec *s)
     s->grad_ratio_hi = 1e3;
     s->grad_abs_max = 1e3;
     s->grad_abs_min = 1e-8;
+    s->val_rel_se = 0;
+    s->train_rel_se = 0;
+    s->noise_k = 2.0;
 }
 
 static const char *const code_names[] = {
@@ -62,6 +65,14 @@ unsigned ns_findings_flags(const ns_finding *f, int n)
 
 /* The oscillation measure's smallest level, as a share of the first epoch's train loss. */
 #define OSC_FLOOR 0.1
+
+/* noise_k standard errors of a loss whose standard error is rel_se of its level, as a
+ * share of that level: what a loss on few rows moves by chance (0 when unknown). */
+static double noise_share(const ns_health_spec *s, double rel_se)
+{
+    double a = s->noise_k * rel_se;
+    return isfinite(a) && a > 0 ? a : 0;
+}
 
 void ns_health_flags_text(long long flags, char *buf, size_t cap)
 {
@@ -206,10 +217,12 @@ static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r,
      * of the validation loss over the second half, against the loss level there; the level
      * is at least OSC_FLOOR x the first epoch's loss, so the last wiggles of a loss near zero
      * do not count. A smooth decay changes by similar steps: a small spread. */
-    double worst_sd = 0;
+    double worst_sd = 0, worst_ratio = 0, worst_limit = s->osc_rel_std;
     const char *which = "train";
     double floor_ = OSC_FLOOR * fabs(r[0].train_loss);
     for (int series = 0; series < 2; series++) {
+        /* a series swings only beyond what its loss moves by chance on its rows */
+        double limit = fmax(s->osc_rel_std, noise_share(s, series ? s->val_rel_se : s->train_rel_se));
         int m = 0;
         double sum = 0, sum2 = 0, lev = 0;
         for (int i = h + 1; i < n; i++) {
@@ -226,18 +239,27 @@ static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r,
             continue;
         double mean = sum / m, var = sum2 / m - mean * mean;
         double sd = (var > 0 ? sqrt(var) : 0) / level(fmax(lev / m, floor_), s->loss_floor);
-        if (sd > worst_sd) {
+        double ratio = limit > 0 ? sd / limit : sd > 0 ? INFINITY : 0;
+        if (ratio > worst_ratio) {
+            worst_ratio = ratio;
             worst_sd = sd;
+            worst_limit = limit;
             which = series ? "validation" : "train";
         }
     }
-    if (worst_sd > s->osc_rel_std)
+    if (worst_ratio > 1) {
+        char lim[64];
+        if (worst_limit > s->osc_rel_std)
+            snprintf(lim, sizeof lim, "%.3g: %g standard errors of the loss", worst_limit, s->noise_k);
+        else
+            snprintf(lim, sizeof lim, "%g", worst_limit);
         emit(k, "oscillating", NS_MISTAKE_UNSTABLE,
              "lower the learning rate or use a decaying schedule; a larger batch averages out "
              "gradient noise",
              "%s loss swings over epochs %d-%d: std of its epoch-to-epoch changes is %.3g of its "
-             "level (limit %g)",
-             which, r[h].epoch, r[n - 1].epoch, worst_sd, s->osc_rel_std);
+             "level (limit %s)",
+             which, r[h].epoch, r[n - 1].epoch, worst_sd, lim);
+    }
     if (spikes > 0)
         emit(k, "loss_spikes", NS_MISTAKE_UNSTABLE,
              "enable gradient clipping (clip_norm) and lower the learning rate; check the data "
@@ -250,6 +272,8 @@ static void check_oscillation(const ns_health_spec *s, const ns_epoch_record *r,
 static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r, int n, sink *k)
 {
     int p = s->patience > 0 ? s->patience : 1;
+    /* a rise within noise_k standard errors of the val loss is chance, not overfitting */
+    double rise = fmax(s->overfit_rise, noise_share(s, s->val_rel_se));
     int b = -1;      /* best finite val so far */
     int hit_j = -1, hit_b = -1;
     double hit_v = 0, hit_t = 0;
@@ -280,7 +304,7 @@ static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r,
          * near zero that moves by a hair is not overfitting */
         double vb = r[b].val_loss;
         double rise_ref = level(fmax(vb, OSC_FLOOR * fabs(r[0].train_loss)), s->loss_floor);
-        if (vs > vb + s->overfit_rise * rise_ref && ts < r[b].train_loss) {
+        if (vs > vb + rise * rise_ref && ts < r[b].train_loss) {
             hit_j = j;
             hit_b = b;
             hit_v = vs;
@@ -292,9 +316,9 @@ static void check_overfitting(const ns_health_spec *s, const ns_epoch_record *r,
              "early stopping on validation loss; add weight decay or dropout, reduce capacity "
              "or get more data",
              "val loss rose from %.4g (epoch %d) to a mean %.4g over epochs %d-%d while train "
-             "loss fell from %.4g to %.4g",
+             "loss fell from %.4g to %.4g (limit +%.3g%%)",
              r[hit_b].val_loss, r[hit_b].epoch, hit_v, r[hit_j - p + 1].epoch, r[hit_j].epoch,
-             r[hit_b].train_loss, hit_t);
+             r[hit_b].train_loss, hit_t, 100 * rise);
 }
 
 static void check_gap(const ns_health_spec *s, const ns_epoch_record *r, int n, int selected,
@@ -310,14 +334,23 @@ static void check_gap(const ns_health_spec *s, const ns_epoch_record *r, int n, 
     double t = r[i].train_loss, v = r[i].val_loss;
     if (!isfinite(t) || !isfinite(v))
         return;
-    double gap = (v - t) / level(t, s->loss_floor);
-    if (gap > s->gap_max && v - t > s->gap_abs_min)
-        emit(k, "generalisation_gap", NS_MISTAKE_TRAIN_NOT_TEST,
-             "add regularisation (weight decay, dropout) or reduce capacity; check the "
-             "train/validation shift",
-             "at epoch %d val loss %.4g vs train loss %.4g: gap (val - train) / train = %.3g "
-             "(limit %g)",
-             r[i].epoch, v, t, gap, s->gap_max);
+    /* the val loss less noise_k standard errors: a gap that chance could make is not one */
+    double vn = v * (1 - fmin(noise_share(s, s->val_rel_se), 1));
+    double gap = (vn - t) / level(t, s->loss_floor);
+    if (gap > s->gap_max && vn - t > s->gap_abs_min) {
+        static const char fix[] = "add regularisation (weight decay, dropout) or reduce capacity; "
+                                  "check the train/validation shift";
+        if (vn < v)
+            emit(k, "generalisation_gap", NS_MISTAKE_TRAIN_NOT_TEST, fix,
+                 "at epoch %d val loss %.4g (%.4g less %g standard errors) vs train loss %.4g: "
+                 "gap (val - train) / train = %.3g (limit %g)",
+                 r[i].epoch, v, vn, s->noise_k, t, gap, s->gap_max);
+        else
+            emit(k, "generalisation_gap", NS_MISTAKE_TRAIN_NOT_TEST, fix,
+                 "at epoch %d val loss %.4g vs train loss %.4g: gap (val - train) / train = %.3g "
+                 "(limit %g)",
+                 r[i].epoch, v, t, gap, s->gap_max);
+    }
 }
 
 static const char fix_slow[] =

@@ -27,7 +27,7 @@ typedef struct ns_health_spec {
     /* oscillating: over the second half of the records, the (population) std of the
      * epoch-to-epoch changes of the train loss (spike epochs left out) or of the
      * validation loss, divided by that loss's mean level there (at least 0.1 x the first
-     * epoch's train loss), above osc_rel_std */
+     * epoch's train loss), above osc_rel_std (or that series' noise allowance, below) */
     double osc_rel_std;   /* [0.1] */
     /* loss_spikes: in the second half, a train loss above spike_factor x the running
      * mean (the EMA above) of the epochs before it */
@@ -35,11 +35,12 @@ typedef struct ns_health_spec {
     /* overfitting: the mean val loss of the `patience` epochs ending at some epoch j,
      * all after the best val epoch b, above val[b] + overfit_rise x max(val[b], 0.1 x the
      * first epoch's train loss), while the mean train loss of the same epochs is below
-     * train[b] */
+     * train[b]; overfit_rise is raised to the noise allowance (below) where that is larger */
     int patience;         /* [5] */
     double overfit_rise;  /* [0.1] */
     /* generalisation_gap: at the selected epoch, (val - train) / train above gap_max
-     * and val - train above gap_abs_min (so a near-zero train loss alone cannot fire) */
+     * and val - train above gap_abs_min (so a near-zero train loss alone cannot fire), with
+     * val less its noise allowance (below) */
     double gap_max;       /* [2]: val loss three times the train loss */
     double gap_abs_min;   /* [0.1]: in loss units (a run starts near ln K for cross-entropy,
                              near 1 for MSE on standardised targets) */
@@ -67,6 +68,22 @@ typedef struct ns_health_spec {
     double grad_ratio_hi; /* [1e3] */
     double grad_abs_max;  /* [1e3] */
     double grad_abs_min;  /* [1e-8] */
+    /* noise: a loss measured on few rows moves by chance. val_rel_se (train_rel_se) is the
+     * standard error of the validation (train) loss as a share of its level, SE / loss,
+     * which the caller knows from the data (ns_pipeline_health_noise: 1 / sqrt(rows) for
+     * cross-entropy, sqrt(2 / rows) for MSE); 0: unknown, and the rules are as without
+     * noise. A change within noise_k standard errors is not evidence:
+     *   oscillating: a series' limit is max(osc_rel_std, noise_k x its rel_se);
+     *   overfitting: the rise must pass max(overfit_rise, noise_k x val_rel_se) x the same
+     *     reference level;
+     *   generalisation_gap: judged on the val loss less noise_k standard errors,
+     *     val x (1 - noise_k x val_rel_se).
+     * With the defaults, cross-entropy on (noise_k / osc_rel_std)^2 = 400 rows or more
+     * keeps the oscillation and overfitting limits as they are; on 60 rows they become
+     * 0.26 (2 / sqrt(60)), and the gap is judged on 74% of the val loss. */
+    double val_rel_se;    /* [0] */
+    double train_rel_se;  /* [0] */
+    double noise_k;       /* [2] */
 } ns_health_spec;
 
 void ns_health_spec_default(ns_health_spec *s);

@@ -483,6 +483,7 @@ static int cmd_train(int argc, char **argv, int is_search_run)
         if (!o.recs_lost) {
             ns_health_spec hs = c.health;
             hs.baseline_loss = ns_pipeline_baseline_loss(&c, &p);
+            ns_pipeline_health_noise(&hs, &p);
             nf = ns_health_check(&hs, o.recs, o.n_recs, res.best_epoch, f, NS_HEALTH_MAX_FINDINGS);
         }
         if (o.json) {

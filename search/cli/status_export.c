@@ -298,17 +298,53 @@ static void put_other_row(FILE *f, const char *o)
     fputc('\n', f);
 }
 
-/* The evidence of a compare (its ranking) or select (why the others lost) decision, one
- * line each below the stage's line. */
+/* A select decision's eligibility as one line: "eligible E of N trials; not eligible: 20
+ * pruned, 6 overfitting, ..." (the reasons with a count, in the decision's order; a trial
+ * with several findings counts under each). Nothing for a decision without "ineligible". */
+static void put_eligibility(FILE *f, const char *decision)
+{
+    const char *b, *e;
+    double considered, eligible;
+    if (!ns_json_get(decision, "ineligible", &b, &e) || *b != '{' ||
+        !ns_json_get_num(decision, "considered", &considered))
+        return;
+    if (!ns_json_get_num(decision, "eligible", &eligible))
+        eligible = 0;
+    fprintf(f, "           eligible %.0f of %.0f trials", eligible, considered);
+    const char *p = ns_json_skip_ws(b + 1), *sep = "; not eligible: ";
+    while (*p == '"') {
+        const char *kend = ns_json_string_end(p);
+        const char *v = ns_json_skip_ws(ns_json_skip_ws(kend) + 1);
+        const char *vend = ns_json_value_end(v);
+        char *numend;
+        double count = strtod(v, &numend);
+        if (numend == vend && count > 0) {
+            fprintf(f, "%s%.0f ", sep, count);
+            put_unescaped(f, p + 1, kend - 1);
+            sep = ", ";
+        }
+        p = ns_json_skip_ws(vend);
+        if (*p != ',')
+            break;
+        p = ns_json_skip_ws(p + 1);
+    }
+    fputc('\n', f);
+}
+
+/* The evidence of a compare (its ranking) or select (its eligibility, why the others
+ * lost) decision, one line each below the stage's line. */
 static void put_stage_evidence(FILE *f, const ns_stage_row *st)
 {
     const char *colon = strchr(st->name, ':'), *b, *e;
     if (!colon || !st->decision || !ns_json_valid(st->decision))
         return;
-    if (!strcmp(colon + 1, "compare") && ns_json_get(st->decision, "pairs", &b, &e))
+    if (!strcmp(colon + 1, "compare") && ns_json_get(st->decision, "pairs", &b, &e)) {
         for_each_object(f, b, put_pair_row);
-    else if (!strcmp(colon + 1, "select") && ns_json_get(st->decision, "others", &b, &e))
-        for_each_object(f, b, put_other_row);
+    } else if (!strcmp(colon + 1, "select")) {
+        put_eligibility(f, st->decision);
+        if (ns_json_get(st->decision, "others", &b, &e))
+            for_each_object(f, b, put_other_row);
+    }
 }
 
 /* ---- reading a study ---------------------------------------------------------------- */
@@ -448,6 +484,41 @@ static const ns_trial_row *best_of(const study_view *v, const ranked *r)
 
 /* ---- status ------------------------------------------------------------------------- */
 
+/* How many trials a stage recorded, how many of them ended and how many were pruned. */
+typedef struct stage_count {
+    int trials, ended, pruned;
+} stage_count;
+
+static stage_count count_stage(const study_view *v, const char *stage)
+{
+    stage_count c = {0, 0, 0};
+    for (int i = 0; i < v->n_trials; i++) {
+        const ns_trial_row *t = &v->trials[i];
+        if (strcmp(t->stage, stage))
+            continue;
+        c.trials++;
+        c.ended += t->state == NS_TRIAL_COMPLETE || t->state == NS_TRIAL_PRUNED ||
+                   t->state == NS_TRIAL_DIVERGED || t->state == NS_TRIAL_FAILED;
+        c.pruned += t->state == NS_TRIAL_PRUNED;
+    }
+    return c;
+}
+
+/* The prune rate of a stage that prunes (a bayes stage, or one with a pruned trial):
+ * "pruned P of N trials (R%)", of the ended trials while some are still to run. */
+static void put_prune_rate(FILE *f, const study_view *v, const ns_stage_row *st)
+{
+    const char *colon = strchr(st->name, ':');
+    stage_count c = count_stage(v, st->name);
+    if (c.trials == 0 || (c.pruned == 0 && !(colon && !strcmp(colon + 1, "bayes"))))
+        return;
+    fprintf(f, "           pruned %d of %d %strials (%.0f%%)", c.pruned, c.ended,
+            c.ended < c.trials ? "ended " : "", c.ended ? 100.0 * c.pruned / c.ended : 0.0);
+    if (c.ended < c.trials)
+        fprintf(f, "; %d in all", c.trials);
+    fputc('\n', f);
+}
+
 static void put_trial_json(FILE *f, const ns_trial_row *t)
 {
     fprintf(f, "{\"number\":%d,\"stage\":", t->number);
@@ -485,7 +556,9 @@ static void status_json(FILE *f, const study_view *v, const ns_trial_row *best)
         put_str(f, v->stages[i].name);
         fputs(",\"state\":", f);
         put_str(f, ns_stage_state_name(v->stages[i].state));
-        fputs(",\"decision\":", f);
+        stage_count c = count_stage(v, v->stages[i].name);
+        fprintf(f, ",\"trials\":%d,\"ended\":%d,\"pruned\":%d,\"decision\":", c.trials, c.ended,
+                c.pruned);
         put_embedded(f, v->stages[i].decision);
         fputc('}', f);
     }
@@ -547,6 +620,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
                 ns_stage_state_name(v->stages[i].state));
         put_pairs(f, v->stages[i].decision);
         fputc('\n', f);
+        put_prune_rate(f, v, &v->stages[i]);
         put_stage_evidence(f, &v->stages[i]);
     }
 

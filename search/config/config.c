@@ -149,6 +149,7 @@ const key_def cfg_keys[] = {
     NUM("health", "grad_ratio_high", KT_DOUBLE, health.grad_ratio_hi, 1, INF, 0, "1e3"),
     NUM("health", "grad_max", KT_DOUBLE, health.grad_abs_max, 0, INF, MIN_OPEN, "1e3"),
     NUM("health", "grad_min", KT_DOUBLE, health.grad_abs_min, 0, INF, 0, "1e-8"),
+    NUM("health", "noise_k", KT_DOUBLE, health.noise_k, 0, INF, 0, "2"),
     NUM("health", "imbalance_ratio", KT_DOUBLE, datacheck.imbalance_ratio, 1, INF, 0, "3"),
     NUM("health", "shift_smd", KT_DOUBLE, datacheck.smd_max, 0, INF, 0, "0.2"),
     NUM("health", "shift_alpha", KT_DOUBLE, datacheck.alpha, 0, 1, MIN_OPEN | MAX_OPEN, "0.01"),
@@ -748,6 +749,8 @@ void cfg_dependent_defaults(ctx *x)
     ns_health_spec_default(&hd);
     c->health.loss_floor = hd.loss_floor;
     c->health.baseline_loss = hd.baseline_loss; /* from the data: ns_pipeline_baseline_loss */
+    c->health.val_rel_se = hd.val_rel_se;       /* from the data: ns_pipeline_health_noise */
+    c->health.train_rel_se = hd.train_rel_se;
     ns_datacheck_spec dd;
     ns_datacheck_spec_default(&dd);
     c->datacheck.imbalance_min_count = dd.imbalance_min_count;

@@ -291,7 +291,8 @@ static int record_epoch(void *user, const ns_epoch_record *rec)
 
 
 /* The health findings of trial n from all its epoch records in the store (a resumed trial's
- * earlier epochs included): *json (caller frees; NULL on error) and *flags. */
+ * earlier epochs included), with the noise of its losses where hs leaves it unknown
+ * (ns_pipeline_health_noise): *json (caller frees; NULL on error) and *flags. */
 static int judge_trial(ns_search *s, long n, const ns_health_spec *hs, int selected_epoch,
                        char **json, unsigned *flags, ns_finding *f, int *nf, ns_err *err)
 {
@@ -302,7 +303,13 @@ static int judge_trial(ns_search *s, long n, const ns_health_spec *hs, int selec
     rc = ns_store_epochs(s->store, (int)n, &recs, &nrec, err);
     if (rc)
         return rc;
-    *nf = ns_health_check(hs, recs, nrec, selected_epoch, f, NS_HEALTH_MAX_FINDINGS);
+    ns_health_spec h = *hs;
+    if (s->folds.n) /* the mean over the folds: every row validated, (K - 1) times trained on */
+        ns_pipeline_health_noise_rows(&h, s->data.task, s->folds.rows,
+                                      s->folds.rows * (long)(s->folds.k - 1));
+    else
+        ns_pipeline_health_noise(&h, &s->data);
+    *nf = ns_health_check(&h, recs, nrec, selected_epoch, f, NS_HEALTH_MAX_FINDINGS);
     free(recs);
     *flags = ns_findings_flags(f, *nf);
     int len = ns_findings_json(f, *nf, NULL, 0);

@@ -26,6 +26,24 @@ typedef struct ns_decisions {
     long final_trial;          /* the final stage's trial; -1: none */
 } ns_decisions;
 
+/* The running round's pruning reference at one epoch (bayes), from the stage's trials final
+ * before the round, so that a verdict depends on stored results only. A trial whose metric
+ * m at the epoch is worse than bar by more than NS_PRUNE_NOISE_SE x bar_se, and worse than
+ * incumbent by more than NS_PRUNE_NOISE_SE x se, is stopped: one that chance alone could
+ * put behind the median (or the best) is not hopeless. Each standard error is that of the
+ * compared metric at the value (ns_stage_prune_se), an explicit field so that another
+ * estimate (the spread over folds) can take its place. */
+typedef struct ns_prune_ref {
+    double bar;                /* the median, or asha's top-1/reduction quantile at a rung;
+                                  NaN: no verdict at this epoch */
+    double bar_se;             /* its standard error; 0: no allowance */
+    double incumbent;          /* the best reference value at the epoch */
+    double se;                 /* its standard error; 0: no allowance */
+} ns_prune_ref;
+
+/* Standard errors of the bar and of the incumbent within which a trial is never pruned. */
+#define NS_PRUNE_NOISE_SE 1.0
+
 typedef struct ns_search {
     const ns_search_opts *opts;
     ns_config base;
@@ -42,11 +60,9 @@ typedef struct ns_search {
     long best_trial;
     double best;
     int best_healthy;          /* the best so far has no disqualifying finding */
-    /* the running round's pruning reference (bayes): prune_at[e - 1] is the metric a
-     * trial must beat at epoch e (the median, or asha's top-1/reduction quantile at a
-     * rung, of the stage's trials final before the round; NaN: no verdict there); NULL:
-     * no pruning */
-    double *prune_at;
+    /* the running round's pruning reference (bayes): prune_at[e - 1] at epoch e; NULL: no
+     * pruning */
+    ns_prune_ref *prune_at;
     long prune_epochs, prune_min;
     ns_folds folds;            /* cross-validation's parts; n == 0: trials validate on data.val */
     double budget;             /* seconds for this run of the study; 0: none */
@@ -101,9 +117,15 @@ int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
  * reference of a pruning bayes stage; stage_round_end drops it. */
 int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long round_first, ns_err *err);
 void ns_stage_round_end(ns_search *s);
-/* Whether the running trial that just recorded rec is to stop (bayes, median rule). Called
- * from the pool's threads: reads only the round's fixed reference. */
+/* Whether the running trial that just recorded rec is to stop (bayes, median or asha rule,
+ * within the noise allowance of ns_prune_ref). Called from the pool's threads: reads only
+ * the round's fixed reference. */
 int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec);
+/* The standard error of the metric pruning compares (the study metric where epochs record
+ * it, val_acc or val_rmse, else the validation loss) at value v on the study's validation
+ * rows: ns_score_se (stats.h) with s->data.val.n; 0 when it cannot be known (no rows).
+ * The one place pruning learns how noisy a score is. */
+double ns_stage_prune_se(const ns_search *s, double v);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
  * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
  * NS_OK or the trial's own error (a failed trial, not a failed search). */

@@ -11,6 +11,7 @@
 #include "engine/rng.h"
 #include "engine/train/metrics.h"
 #include "model/modelfile.h"
+#include "search/stages/stats.h"
 
 void ns_prepared_free(ns_prepared *p)
 {
@@ -382,6 +383,27 @@ double ns_pipeline_baseline_loss(const ns_config *c, const ns_prepared *p)
             H -= q * log(q);
     }
     return H;
+}
+
+/* SE / loss of a loss over n rows (0 without rows: unknown to the detectors). */
+static double loss_rel_se(ns_task task, long n)
+{
+    if (n < 1)
+        return 0;
+    return ns_score_se(task == NS_TASK_REGRESS ? NS_SCORE_MSE : NS_SCORE_XENT, 1.0, n);
+}
+
+void ns_pipeline_health_noise_rows(ns_health_spec *hs, ns_task task, long val_rows, long train_rows)
+{
+    if (!(hs->val_rel_se > 0))
+        hs->val_rel_se = loss_rel_se(task, val_rows);
+    if (!(hs->train_rel_se > 0))
+        hs->train_rel_se = loss_rel_se(task, train_rows);
+}
+
+void ns_pipeline_health_noise(ns_health_spec *hs, const ns_prepared *p)
+{
+    ns_pipeline_health_noise_rows(hs, p->task, p->val.n, p->train.n);
 }
 
 typedef struct epoch_hook {

@@ -6,6 +6,7 @@
 
 #include "engine/data/data.h"
 #include "engine/data/datacheck.h"
+#include "engine/train/health.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
 #include "search/config/config.h"
@@ -79,6 +80,16 @@ int ns_pipeline_data_check(const ns_config *c, const ns_prepared *p, ns_data_rep
  * MSE the variance of the (standardised) targets. The health check's not_converged
  * baseline; NaN when it cannot be computed (a class_weights list of the wrong length). */
 double ns_pipeline_baseline_loss(const ns_config *c, const ns_prepared *p);
+
+/* The noise of p's losses for the health detectors: hs->val_rel_se and hs->train_rel_se,
+ * where unknown (0), become the standard error of the validation and train loss per unit
+ * of loss over p's rows (ns_score_se at 1: cross-entropy for classification, MSE for
+ * regression; a part without rows stays 0). Values already set (a caller that measured
+ * the noise otherwise, e.g. over folds) are kept. */
+void ns_pipeline_health_noise(ns_health_spec *hs, const ns_prepared *p);
+/* The same over given row counts: a cross-validated trial's curve is the mean over its
+ * folds, each row validated once a repeat. */
+void ns_pipeline_health_noise_rows(ns_health_spec *hs, ns_task task, long val_rows, long train_rows);
 
 /* The model spec of c completed from the data (n_in, n_out). */
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);

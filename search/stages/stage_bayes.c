@@ -14,6 +14,7 @@
 #include "model/modelfile.h"
 #include "search/bo/bo.h"
 #include "search/stages/bayes.h"
+#include "search/stages/stats.h"
 #include "search/study/json.h"
 
 /* ---- trials as points of the space -------------------------------------------------------- */
@@ -276,6 +277,18 @@ static double epoch_metric(const ns_search *s, const ns_epoch_record *r, int *hi
     }
 }
 
+double ns_stage_prune_se(const ns_search *s, double v)
+{
+    ns_score_kind kind;
+    switch (s->metric) {
+    case NS_METRIC_VAL_ACC: kind = NS_SCORE_SHARE; break;
+    case NS_METRIC_VAL_RMSE: kind = NS_SCORE_RMSE; break;
+    default: kind = s->data.task == NS_TASK_REGRESS ? NS_SCORE_MSE : NS_SCORE_XENT; break;
+    }
+    double se = ns_score_se(kind, v, s->data.val.n);
+    return isfinite(se) ? se : 0;
+}
+
 /* Reference values needed at an epoch before the median may stop anyone. */
 #define PRUNE_MIN_REFERENCE 3
 
@@ -291,7 +304,7 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
     long E = st->epochs;
     double *vals = malloc((size_t)E * (size_t)(round_first - first) * sizeof *vals);
     int *cnt = calloc((size_t)E, sizeof *cnt);
-    double *at = malloc((size_t)E * sizeof *at);
+    ns_prune_ref *at = malloc((size_t)E * sizeof *at);
     if (!vals || !cnt || !at) {
         free(vals);
         free(cnt);
@@ -326,7 +339,7 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
     epoch_metric(s, &probe, &higher);
     long rung = min_e;
     for (long e = 0; e < E; e++) {
-        at[e] = NAN;
+        at[e] = (ns_prune_ref){NAN, 0, NAN, 0};
         int at_rung = e + 1 == rung;
         if (at_rung)
             rung *= st->reduction;
@@ -334,14 +347,16 @@ int ns_stage_round_begin(ns_search *s, const ns_stage_cfg *st, long first, long 
             continue;
         double *v = vals + e * W;
         qsort(v, (size_t)cnt[e], sizeof *v, cmp_double);
+        /* ascending v: the incumbent is the top end when higher is better, else the bottom */
+        at[e].incumbent = higher ? v[cnt[e] - 1] : v[0];
+        at[e].se = ns_stage_prune_se(s, at[e].incumbent);
         if (!asha) {
-            at[e] = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
-            continue;
+            at[e].bar = cnt[e] % 2 ? v[cnt[e] / 2] : 0.5 * (v[cnt[e] / 2 - 1] + v[cnt[e] / 2]);
+        } else { /* the value the best 1/reduction reach */
+            long keep = cnt[e] / st->reduction > 0 ? cnt[e] / st->reduction : 1;
+            at[e].bar = higher ? v[cnt[e] - keep] : v[keep - 1];
         }
-        /* the value the best 1/reduction reach: ascending v, so the top end when higher is
-         * better, the bottom end otherwise */
-        long keep = cnt[e] / st->reduction > 0 ? cnt[e] / st->reduction : 1;
-        at[e] = higher ? v[cnt[e] - keep] : v[keep - 1];
+        at[e].bar_se = ns_stage_prune_se(s, at[e].bar);
     }
     free(vals);
     free(cnt);
@@ -362,10 +377,16 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)
     if (!s->prune_at || rec->epoch < s->prune_min || rec->epoch > s->prune_epochs)
         return 0;
     int higher;
-    double m = epoch_metric(s, rec, &higher), bar = s->prune_at[rec->epoch - 1];
-    if (!isfinite(bar) || !isfinite(m))
+    const ns_prune_ref *r = &s->prune_at[rec->epoch - 1];
+    double m = epoch_metric(s, rec, &higher);
+    if (!isfinite(r->bar) || !isfinite(m))
         return 0;
-    return higher ? m < bar : m > bar;
+    /* worse than the bar and the incumbent by more than chance explains: a verdict on a
+     * score measured on few rows, repeated at every epoch, otherwise stops trials that are
+     * as good as the best by a row or two */
+    double bar_slack = NS_PRUNE_NOISE_SE * r->bar_se, inc_slack = NS_PRUNE_NOISE_SE * r->se;
+    return higher ? m < r->bar - bar_slack && m < r->incumbent - inc_slack
+                  : m > r->bar + bar_slack && m > r->incumbent + inc_slack;
 }
 
 /* ---- select ------------------------------------------------------------------------------------ */
@@ -458,6 +479,65 @@ typedef struct cand {
     int warnings;          /* findings that did not disqualify it */
 } cand;
 
+/* Why a trial is not a candidate: its state (each trial once), then, for a complete trial
+ * with a metric, each disqualifying finding (a trial with several counts under each; a
+ * diverged finding counts as "diverged"). The decision's "ineligible" keys, in order. */
+enum { WHY_PRUNED, WHY_DIVERGED, WHY_FAILED, WHY_NOT_RUN, WHY_NO_METRIC, WHY_NOT_JUDGED, WHY_N };
+static const char *const why_names[WHY_N] = {"pruned", "diverged", "failed", "not_run",
+                                             "no_metric", "not_judged"};
+
+/* A trial of an lr_range stage: a sweep, never a candidate and not counted. */
+static int range_test(const ns_trial_row *t)
+{
+    static const char kind[] = ":lr_range";
+    size_t n = strlen(t->stage), k = sizeof kind - 1;
+    return n >= k && !strcmp(t->stage + n - k, kind);
+}
+
+/* ,"considered":N,"ineligible":{"pruned":..,"diverged":..,"failed":..,<finding>:..,
+ * "not_run":..,"no_metric":..,"not_judged":..}: how many trials (range tests aside) could
+ * have won and, per reason, why the others could not; every key always present. */
+static void eligibility_json(const ns_trial_row *rows, int n, int64_t unfit, ns_jbuf *j)
+{
+    int why[WHY_N] = {0}, code[64] = {0}, considered = 0;
+    for (int k = 0; k < n; k++) {
+        const ns_trial_row *t = &rows[k];
+        if (range_test(t))
+            continue;
+        considered++;
+        switch (t->state) {
+        case NS_TRIAL_COMPLETE: break;
+        case NS_TRIAL_PRUNED: why[WHY_PRUNED]++; continue;
+        case NS_TRIAL_DIVERGED: why[WHY_DIVERGED]++; continue;
+        case NS_TRIAL_FAILED: why[WHY_FAILED]++; continue;
+        default: why[WHY_NOT_RUN]++; continue;
+        }
+        if (!isfinite(t->val_metric))
+            why[WHY_NO_METRIC]++;
+        else if (t->health_flags < 0)
+            why[WHY_NOT_JUDGED]++;
+        else
+            for (int b = 0; b < 64 && ns_health_code_name(b); b++) {
+                int64_t bit = (int64_t)1 << b;
+                if (!(t->health_flags & unfit & bit))
+                    continue;
+                if (bit == NS_HEALTH_DIVERGED)
+                    why[WHY_DIVERGED]++;
+                else
+                    code[b]++;
+            }
+    }
+    ns_jbuf_putf(j, ",\"considered\":%d,\"ineligible\":{", considered);
+    for (int w = WHY_PRUNED; w <= WHY_FAILED; w++)
+        ns_jbuf_putf(j, "%s\"%s\":%d", w ? "," : "", why_names[w], why[w]);
+    for (int b = 0; b < 64 && ns_health_code_name(b); b++)
+        if ((unfit & ((int64_t)1 << b)) && ((int64_t)1 << b) != NS_HEALTH_DIVERGED)
+            ns_jbuf_putf(j, ",\"%s\":%d", ns_health_code_name(b), code[b]);
+    for (int w = WHY_NOT_RUN; w < WHY_N; w++)
+        ns_jbuf_putf(j, ",\"%s\":%d", why_names[w], why[w]);
+    ns_jbuf_put(j, "}", 1);
+}
+
 int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
 {
     ns_trial_row *rows = NULL;
@@ -535,6 +615,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     if (w < 0) {
         ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
+        eligibility_json(rows, n, unfit, j);
         free(c);
         ns_trial_rows_free(rows, n);
         return NS_OK;
@@ -618,6 +699,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     free(used);
     ns_jbuf_put(j, "]", 1);
+    eligibility_json(rows, n, unfit, j);
     free(c);
     ns_trial_rows_free(rows, n);
     return NS_OK;

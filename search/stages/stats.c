@@ -1,4 +1,5 @@
-/* stats.c — confidence intervals, Welch's test and the gradient noise scale (stats.h). */
+/* stats.c — confidence intervals, Welch's test, the gradient noise scale and the standard
+ * error of a validation score (stats.h). */
 #include "search/stages/stats.h"
 
 #include <gsl/gsl_cdf.h>
@@ -30,4 +31,21 @@ double ns_noise_scale(int b_small, double g_small, int b_big, double g_big)
     double G2 = ((double)b_big * g_big - (double)b_small * g_small) / (b_big - b_small);
     double S = (g_small - g_big) / (1.0 / b_small - 1.0 / b_big);
     return G2 > 0 && S > 0 ? S / G2 : NAN;
+}
+
+double ns_score_se(ns_score_kind kind, double v, long n)
+{
+    if (n < 1 || !isfinite(v))
+        return NAN;
+    double rn = sqrt((double)n);
+    switch (kind) {
+    case NS_SCORE_SHARE: {
+        double lo = fmin(1.0 / (double)n, 0.5), p = fmin(fmax(v, lo), 1 - lo);
+        return sqrt(fmax(p * (1 - p), 0) / (double)n);
+    }
+    case NS_SCORE_XENT: return NS_ROW_SD_XENT * fabs(v) / rn;
+    case NS_SCORE_MSE: return NS_ROW_SD_MSE * fabs(v) / rn;
+    case NS_SCORE_RMSE: return 0.5 * NS_ROW_SD_MSE * fabs(v) / rn;
+    }
+    return NAN;
 }

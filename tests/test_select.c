@@ -1,0 +1,86 @@
+/* test_select.c — the select stage's eligibility counts (ns_select_decide) on a study built
+ * by hand with the store API (no training, no model files): every trial but the range tests
+ * considered, each reason a trial could not win counted, the winner unchanged by them. The
+ * choice itself (near-ties, reasons) is checked end to end by tests/e2e_bayes.sh. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "search/stages/bayes.h"
+#include "search/study/json.h"
+#include "tests/testutil.h"
+
+#define HEALTHY "[]" /* judged, whatever the flags say */
+
+typedef struct row {
+    const char *stage;
+    ns_trial_state state;
+    double metric;
+    const char *health;    /* NULL: not judged */
+    int64_t flags;
+} row;
+
+Test(select, counts_why_trials_were_not_eligible)
+{
+    static const row t[] = {
+        {"1:lr_range", NS_TRIAL_COMPLETE, NAN, NULL, 0},              /* a sweep: not counted */
+        {"2:random", NS_TRIAL_COMPLETE, 0.80, HEALTHY, 0},            /* the winner */
+        {"2:random", NS_TRIAL_COMPLETE, 0.85, HEALTHY, NS_HEALTH_OVERFITTING | NS_HEALTH_GEN_GAP},
+        {"2:random", NS_TRIAL_COMPLETE, 0.70, HEALTHY, NS_HEALTH_DIVERGED},
+        {"2:random", NS_TRIAL_DIVERGED, NAN, HEALTHY, NS_HEALTH_DIVERGED},
+        {"3:bayes", NS_TRIAL_PRUNED, 0.50, HEALTHY, 0},
+        {"3:bayes", NS_TRIAL_PRUNED, 0.55, HEALTHY, 0},
+        {"3:bayes", NS_TRIAL_FAILED, NAN, NULL, 0},
+        {"3:bayes", NS_TRIAL_COMPLETE, 0.75, NULL, 0},                /* not judged */
+        {"3:bayes", NS_TRIAL_COMPLETE, NAN, HEALTHY, 0},              /* no metric */
+        {"3:bayes", NS_TRIAL_INTERRUPTED, NAN, NULL, 0},
+        /* a warning alone does not disqualify; not_converged does */
+        {"3:bayes", NS_TRIAL_COMPLETE, 0.90, HEALTHY, NS_HEALTH_NOT_CONVERGED | NS_HEALTH_BUDGET_LIMITED},
+        {"3:bayes", NS_TRIAL_COMPLETE, 0.78, HEALTHY, NS_HEALTH_BUDGET_LIMITED},
+    };
+    const int n = (int)(sizeof t / sizeof *t);
+    char *dir = tu_temp_dir();
+    cr_assert(dir);
+    ns_search s;
+    memset(&s, 0, sizeof s);
+    snprintf(s.dir, sizeof s.dir, "%s", dir);
+    ns_err err = {0};
+    cr_assert_eq(ns_store_open(&s.store, dir, 1, &err), NS_OK, "%s", err.msg);
+    s.metric = NS_METRIC_VAL_ACC;
+    s.higher = 1;
+    s.data.task = NS_TASK_CLASSIFY;
+    s.data.val.n = 100;
+    cr_assert_eq(ns_store_study_init(s.store, "sel", "text", "hash", 1, "val_acc", 1, 0, &err), NS_OK,
+                 "%s", err.msg);
+    const char *stages[] = {"1:lr_range", "2:random", "3:bayes", "4:select"};
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(ns_store_stage_set(s.store, stages[i], i, NS_STAGE_COMPLETE, NULL, &err), NS_OK,
+                     "%s", err.msg);
+    for (int i = 0; i < n; i++) {
+        cr_assert_eq(ns_store_trial_insert(s.store, i, t[i].stage, "{}", (uint64_t)i, &err), NS_OK,
+                     "%s", err.msg);
+        cr_assert_eq(ns_store_trial_start(s.store, i, &err), NS_OK, "%s", err.msg);
+        ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].metric,
+                             .health = t[i].health, .health_flags = t[i].flags};
+        cr_assert_eq(ns_store_trial_finish(s.store, i, t[i].state, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_stage_cfg st = {.kind = NS_STAGE_SELECT, .top = 2};
+    char buf[4096];
+    ns_jbuf j = {buf, sizeof buf, 0};
+    cr_assert_eq(ns_select_decide(&s, &st, &j, &err), NS_OK, "%s", err.msg);
+    cr_assert_lt(ns_jbuf_finish(&j), sizeof buf);
+    cr_assert(strncmp(buf, "\"winner\":1,", 11) == 0, "%s", buf);
+    cr_assert(strstr(buf, ",\"eligible\":2,"), "%s", buf); /* trials 1 and the last */
+    cr_assert(strstr(buf, ",\"considered\":12,\"ineligible\":{\"pruned\":2,\"diverged\":2,\"failed\":1,"
+                          "\"oscillating\":0,\"loss_spikes\":0,\"overfitting\":1,\"generalisation_gap\":1,"
+                          "\"not_converged\":1,\"exploding_gradients\":0,\"not_run\":1,\"no_metric\":1,"
+                          "\"not_judged\":1}"), "%s", buf);
+    /* the decision is one JSON object once wrapped, as the driver stores it */
+    char obj[4200];
+    snprintf(obj, sizeof obj, "{%s}", buf);
+    cr_assert(ns_json_valid(obj), "%s", obj);
+    ns_store_close(s.store);
+    free(dir);
+}
