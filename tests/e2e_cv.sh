@@ -56,6 +56,8 @@ check "select's standard error is the best trial's fold spread ($se)" test \
 ta=$(dec "$T/a" 3:select '$.test_acc')
 check "the winner ($w) is refit on every row for its folds' epochs, test accuracy $ta" bash -c \
   "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.refit.config')' = trials/$w/refit.yaml ] && grep -q '^  val_fraction: 0$' '$T/a/trials/$w/refit.yaml' && [ -f '$T/a/trials/$w/refit.nsm' ]"
+"$NS" status "$T/a" >"$T/status.txt"
+check "status shows the chosen trial's folds" grep -Eq "^folds:   4-fold cross-validation x 1, 4 folds run, standard error [0-9.e-]+:( [0-9.]+){4}$" "$T/status.txt"
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
 check "export hands out the refit" grep -q "refit of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null

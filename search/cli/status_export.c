@@ -482,6 +482,23 @@ static const ns_trial_row *best_of(const study_view *v, const ranked *r)
     return v->n_trials > 0 && rank_class(r[0].t) < 2 ? r[0].t : NULL;
 }
 
+/* A cross-validated trial's folds, one line: "folds:   4-fold cross-validation x 1, 4 folds
+ * run, standard error 0.005847: 0.9387 0.912 ..."; nothing for a holdout trial. */
+static void put_folds(FILE *f, const ns_trial_row *t)
+{
+    double v[64], se, k, r;
+    int n = t->result ? ns_json_get_nums(t->result, "folds", v, 64) : -1;
+    if (n < 1 || !ns_json_get_num(t->result, "cv", &k) || !ns_json_get_num(t->result, "repeats", &r))
+        return;
+    fprintf(f, "folds:   %.0f-fold cross-validation x %.0f, %d fold%s run", k, r, n, n == 1 ? "" : "s");
+    if (ns_json_get_num(t->result, "val_se", &se))
+        fprintf(f, ", standard error %.4g", se);
+    fputs(":", f);
+    for (int i = 0; i < n && i < 64; i++)
+        fprintf(f, " %.4g", v[i]);
+    fputs(n > 64 ? " ...\n" : "\n", f);
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 /* How many trials a stage recorded, how many of them ended and how many were pruned. */
@@ -717,6 +734,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         fprintf(f, " %s after %d epochs; export it with: nnsearch export ", num, best->epochs);
         put_line(f, dir);
         fputc('\n', f);
+        put_folds(f, best);
     } else {
         fputs("best:    none yet (no complete trial)\n", f);
     }
