@@ -112,5 +112,10 @@ spent=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }'
 n_bayes=$(sqlite3 "$T/budget/study.db" "SELECT count(*) FROM trial WHERE stage='2:bayes' AND state IN ('complete','pruned')")
 check "--budget 8s: exit 0, bayes ran $n_bayes trials (more than the 8 of a fixed count) in ${spent}s (7.2 to 12)" bash -c \
   "[ $rc -eq 0 ] && [ $n_bayes -gt 8 ] && awk -v t=$spent 'BEGIN { exit !(t >= 7.2 && t < 12) }'"
+rounds=$(dec "$T/budget" 3:select '$.rescored.rounds')
+check "select spent its share re-scoring the top candidates on new folds ($rounds rounds)" bash -c \
+  "[ -n '$rounds' ] && [ '$rounds' -ge 1 ] && [ \"\$(sqlite3 '$T/budget/study.db' \"SELECT count(*) FROM stage, json_each(decision, '\$.rescored.trials') WHERE name='3:select' AND (json_extract(value, '\$.folds') <= 4 OR json_extract(value, '\$.folds') % 4 != 0)\")\" = 0 ]"
+check "the winner's metric is its re-scored mean when it was re-scored" test "$(sqlite3 "$T/budget/study.db" \
+  "SELECT count(*) FROM stage, json_each(decision, '$.rescored.trials') WHERE name='3:select' AND json_extract(value, '$.trial') = json_extract(decision, '$.winner') AND abs(json_extract(value, '$.val_acc') - json_extract(decision, '$.val_acc')) > 1e-6")" = 0
 echo "e2e_cv: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

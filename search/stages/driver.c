@@ -29,7 +29,7 @@
 #define SEED_POINT 0x706f696e74ULL /* the trial's point in the search space */
 #define SEED_TRAIN 0x747261696eULL /* the trial's train.seed */
 
-static double now_s(void)
+double ns_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -357,7 +357,7 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
     if (rc)
         return rc;
 
-    double t0 = now_s();
+    double t0 = ns_now_s();
     ns_config tc;
     ns_err terr = {0};
     ns_run_result res;
@@ -376,8 +376,8 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         if (lrfind)
             trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
         else if (use_cv)
-            trc = ns_cv_run(s, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES, &cv, &res,
-                            &terr);
+            trc = ns_cv_run(s, &s->folds, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES,
+                            &cv, &res, &terr);
         else
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
@@ -460,7 +460,7 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         }
         ns_health_flags_text(flags, codes, sizeof codes);
     }
-    ns_trial_result r = {.seconds = now_s() - t0, .epochs = res.epochs, .val_metric = m,
+    ns_trial_result r = {.seconds = ns_now_s() - t0, .epochs = res.epochs, .val_metric = m,
                          .result = lrfind ? lr_result : result[0] ? result : NULL, .health = health,
                          .health_flags = flags, .error = trc ? terr.msg : NULL};
 #pragma omp critical(ns_store)
@@ -538,12 +538,12 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
     long *pending = malloc((size_t)(R > 0 ? R : 1) * sizeof *pending);
     if (!pending)
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    const double t0 = now_s();
+    const double t0 = ns_now_s();
     /* no trial starts after the stage's own seconds or its share of the study budget */
     const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
     int rc = NS_OK;
     for (long r0 = 0; r0 < T && !rc; r0 += R) {
-        if ((s->opts->stop && *s->opts->stop) || now_s() >= stop_at)
+        if ((s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at)
             break;
         long n_pending = 0;
         if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
@@ -582,7 +582,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             for (long k = 0; k < n_pending; k++) {
                 int skip;
 #pragma omp critical(ns_store)
-                skip = failed || (s->opts->stop && *s->opts->stop) || now_s() >= stop_at;
+                skip = failed || (s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at;
                 if (skip)
                     continue;
                 ns_err e = {0};
@@ -702,7 +702,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     }
     if (o.parallel <= 0)
         o.parallel = c->search.parallel;
-    s.t_start = now_s();
+    s.t_start = ns_now_s();
     s.budget = o.budget > 0 ? o.budget : c->search.budget;
     for (int i = 0; i < c->search.n_stages; i++) {
         const ns_stage_cfg *st = &c->search.stages[i];

@@ -84,7 +84,7 @@ typedef struct ns_search {
  * reserve for what follows them (the refit of a cross-validated winner, or the final
  * stage's training) has passed; later stages until the budget ends. */
 #define NS_BUDGET_EARLY_SHARE 0.25
-#define NS_BUDGET_LATE_RESERVE 0.05
+#define NS_BUDGET_LATE_RESERVE 0.10
 
 /* How one trial of a stage differs from the base config. */
 #define NS_PLAN_MAX_DIMS 64    /* searched keys a bayes stage handles */
@@ -146,6 +146,9 @@ void ns_stage_reference(ns_search *s);
 /* a is a better metric than b in the study's direction (a non-finite a never is). */
 int ns_search_better(const ns_search *s, double a, double b);
 
+/* Monotonic seconds (budgets and trial times). */
+double ns_now_s(void);
+
 /* r's value of the study metric. */
 double ns_search_metric_of(const ns_search *s, const ns_run_result *r);
 
@@ -163,14 +166,14 @@ typedef struct ns_cv_result {
     int n_curve;
 } ns_cv_result;
 
-/* Trains tc on every fold of s->folds in order (no checkpoints: an interrupted trial runs
- * its folds again, to the same bits) and fills *out and *res (validation figures: means
- * over the folds run; best_epoch: the folds' median; diverged when a fold diverged, which
- * ends the trial). race != 0: stops after a fold when ns_race_should_stop says so.
+/* Trains tc on every fold of fo (s->folds, or a re-scoring repeat's) in order (no
+ * checkpoints: an interrupted trial runs its folds again, to the same bits) and fills *out
+ * and *res (validation figures: means over the folds run; best_epoch: the folds' median;
+ * diverged when a fold diverged, which ends the trial). race != 0: stops after a fold when ns_race_should_stop says so.
  * res->interrupted when the stop flag ended a fold. NS_OK, or a fold's error with *err
  * (a failed trial); *out is freed on error. */
-int ns_cv_run(ns_search *s, const ns_config *tc, int race, ns_cv_result *out, ns_run_result *res,
-              ns_err *err);
+int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, ns_cv_result *out,
+              ns_run_result *res, ns_err *err);
 void ns_cv_result_free(ns_cv_result *r);
 /* Racing for the round of stage st starting at trial round_first (random and bayes stages
  * whose prune rule is not none, under cross-validation): the incumbent is the best

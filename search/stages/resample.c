@@ -143,12 +143,12 @@ int ns_race_should_stop(const ns_search *s, const double *metric, int done)
     return isfinite(half) ? m + half < 0 : 0;
 }
 
-int ns_cv_run(ns_search *s, const ns_config *tc, int race, ns_cv_result *out, ns_run_result *res,
-              ns_err *err)
+int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, ns_cv_result *out,
+              ns_run_result *res, ns_err *err)
 {
     memset(out, 0, sizeof *out);
     memset(res, 0, sizeof *res);
-    const int F = s->folds.n;
+    const int F = fo->n;
     int *count = NULL;
     fold_log l = {0};
     int rc = NS_OK;
@@ -164,7 +164,7 @@ int ns_cv_run(ns_search *s, const ns_config *tc, int race, ns_cv_result *out, ns
     for (int f = 0; f < F; f++) {
         ns_run_result r;
         l.n = 0;
-        if ((rc = ns_run_training(tc, &s->folds.part[f], log_epoch, &l, NULL, NULL, s->opts->stop, &r, err)))
+        if ((rc = ns_run_training(tc, &fo->part[f], log_epoch, &l, NULL, NULL, s->opts->stop, &r, err)))
             goto done;
         if (l.oom) {
             rc = ns_err_set(err, NS_ERUNTIME, "out of memory");

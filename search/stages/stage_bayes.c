@@ -477,7 +477,121 @@ typedef struct cand {
     int eligible;          /* converged, stable, not overfitting */
     long params;
     int warnings;          /* findings that did not disqualify it */
+    double metric, se;     /* its study metric and standard error (re-scored: over all its folds) */
+    double *folds;         /* re-scored: the metric of every fold it ran (caller frees) */
+    int n_folds;
 } cand;
+
+static void free_cands(cand *c, int nc)
+{
+    for (int k = 0; k < nc; k++)
+        free(c[k].folds);
+    free(c);
+}
+
+/* Re-scoring (cross-validation with a study budget): the candidates within this many of
+ * the best's standard errors, at most NS_RESCORE_TOP of them, run one more repeat of the
+ * folds, round after round, until one stands out, the budget ends or NS_RESCORE_ROUNDS. */
+#define NS_RESCORE_WINDOW 2.0
+#define NS_RESCORE_TOP 4
+#define NS_RESCORE_ROUNDS 5
+#define SEED_RESCORE 0x72657363ULL /* "resc": round r's fold assignment */
+
+static int better(const ns_search *s, double a, double b) { return s->higher ? a > b : a < b; }
+
+/* The best usable candidate by metric, or -1. */
+static int best_cand(const ns_search *s, const cand *c, int nc, int fallback)
+{
+    int b = -1;
+    for (int k = 0; k < nc; k++)
+        if ((c[k].eligible || fallback) && isfinite(c[k].metric) && (b < 0 || better(s, c[k].metric, c[b].metric)))
+            b = k;
+    return b;
+}
+
+/* Spends what the study budget leaves before the refit on re-scoring the top candidates
+ * (NS_RESCORE_*): each round draws a new fold assignment from the study seed and the round,
+ * trains each candidate's config on it and re-computes its mean and standard error over all
+ * its folds. Stops early on Ctrl-C (keeping the rounds done). *rounds: rounds run. */
+static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_err *err)
+{
+    *rounds = 0;
+    const double end = s->t_start + s->budget;
+    double last = 0; /* the last round's duration: a round that would not fit is not begun */
+    for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
+        int b = best_cand(s, c, nc, fallback);
+        if (b < 0 || !isfinite(c[b].se))
+            return NS_OK;
+        int top[NS_RESCORE_TOP], nt = 0;
+        top[nt++] = b;
+        while (nt < NS_RESCORE_TOP) { /* the next best within the window, in metric order */
+            int k = -1;
+            for (int q = 0; q < nc; q++) {
+                int in = 0;
+                for (int i = 0; i < nt; i++)
+                    in |= top[i] == q;
+                if (!in && (c[q].eligible || fallback) && isfinite(c[q].metric) &&
+                    fabs(c[q].metric - c[b].metric) <= NS_RESCORE_WINDOW * c[b].se &&
+                    (k < 0 || better(s, c[q].metric, c[k].metric)))
+                    k = q;
+            }
+            if (k < 0)
+                break;
+            top[nt++] = k;
+        }
+        double t0 = ns_now_s();
+        if (nt < 2 || t0 + last >= end || (s->opts->stop && *s->opts->stop))
+            return NS_OK; /* the best stands out, or no time for another round */
+        ns_folds fo;
+        int rc = ns_prepare_folds(&fo, &s->base, s->folds.k, 1,
+                                  ns_seed_derive(s->base.search.seed, (uint64_t)r, SEED_RESCORE), err);
+        if (rc)
+            return rc;
+        for (int i = 0; i < nt && !rc; i++) {
+            cand *x = &c[top[i]];
+            char path[4300];
+            snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, x->t->number);
+            ns_config tc;
+            if ((rc = ns_config_load(&tc, path, err)))
+                break;
+            ns_cv_result cv;
+            ns_run_result res;
+            rc = ns_cv_run(s, &fo, &tc, 0, &cv, &res, err);
+            ns_config_free(&tc);
+            if (rc)
+                break;
+            if (res.interrupted || cv.done < fo.n) {
+                ns_cv_result_free(&cv);
+                ns_folds_free(&fo);
+                return NS_OK;
+            }
+            double *more = realloc(x->folds, (size_t)(x->n_folds + cv.done) * sizeof *more);
+            if (!more) {
+                ns_cv_result_free(&cv);
+                rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+                break;
+            }
+            x->folds = more;
+            memcpy(x->folds + x->n_folds, cv.metric, (size_t)cv.done * sizeof *more);
+            x->n_folds += cv.done;
+            ns_cv_result_free(&cv);
+            double m = 0, v = 0;
+            for (int f = 0; f < x->n_folds; f++)
+                m += x->folds[f];
+            m /= x->n_folds;
+            for (int f = 0; f < x->n_folds; f++)
+                v += (x->folds[f] - m) * (x->folds[f] - m);
+            x->metric = m;
+            x->se = sqrt(v / (x->n_folds - 1)) / sqrt(x->n_folds);
+        }
+        ns_folds_free(&fo);
+        if (rc)
+            return rc;
+        *rounds = r;
+        last = ns_now_s() - t0;
+    }
+    return NS_OK;
+}
 
 /* Why a trial is not a candidate: its state (each trial once), then, for a complete trial
  * with a metric, each disqualifying finding (a trial with several counts under each; a
@@ -567,7 +681,23 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         x->t = t;
         x->eligible = t->health_flags >= 0 && !(t->health_flags & unfit);
         x->warnings = popcount(t->health_flags);
+        x->metric = t->val_metric;
+        x->se = NAN;
         n_eligible += x->eligible;
+        double fold[NS_CV_MAX_FOLDS * NS_CV_MAX_REPEATS];
+        int nf = s->folds.n && t->result ? ns_json_get_nums(t->result, "folds", fold, NS_CV_MAX_FOLDS * NS_CV_MAX_REPEATS) : -1;
+        if (nf >= 2 && (x->folds = malloc((size_t)nf * sizeof *x->folds))) {
+            memcpy(x->folds, fold, (size_t)nf * sizeof *fold);
+            x->n_folds = nf;
+            ns_json_get_num(t->result, "val_se", &x->se);
+        }
+    }
+    int rounds = 0;
+    if (s->folds.n && s->budget > 0 &&
+        (rc = rescore(s, c, nc, n_eligible == 0, &rounds, err))) {
+        free_cands(c, nc);
+        ns_trial_rows_free(rows, n);
+        return rc;
     }
     /* the best eligible metric and its standard error: binomial for the accuracies (and,
      * as an approximation, F1), 1% of the value for losses, whose per-row spread the
@@ -575,28 +705,23 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     int fallback = n_eligible == 0;
     double best = NAN;
     for (int k = 0; k < nc; k++)
-        if ((c[k].eligible || fallback) && (!isfinite(best) || (s->higher ? c[k].t->val_metric > best
-                                                                          : c[k].t->val_metric < best)))
-            best = c[k].t->val_metric;
+        if ((c[k].eligible || fallback) && (!isfinite(best) || (s->higher ? c[k].metric > best
+                                                                          : c[k].metric < best)))
+            best = c[k].metric;
     double se = 0;
     if (isfinite(best)) {
         long nv = s->data.val.n > 0 ? s->data.val.n : 1;
         se = s->higher ? sqrt(fmax(best * (1 - best), 0) / (double)nv) : 0.01 * fabs(best);
     }
     /* cross-validated: the best trial's own standard error over its folds */
-    for (int k = 0; s->folds.n && k < nc; k++) {
-        double fse;
-        if ((c[k].eligible || fallback) && c[k].t->val_metric == best &&
-            ns_json_get_num(c[k].t->result, "val_se", &fse) && isfinite(fse)) {
-            se = fse;
-            break;
-        }
-    }
+    int bk = best_cand(s, c, nc, fallback);
+    if (s->folds.n && bk >= 0 && isfinite(c[bk].se))
+        se = c[bk].se;
     /* among eligible trials within one standard error of the best: fewest parameters,
      * then fewest warnings, then the better metric, then the lower number */
     int w = -1;
     for (int k = 0; k < nc; k++) {
-        if (!(c[k].eligible || fallback) || fabs(c[k].t->val_metric - best) > se)
+        if (!(c[k].eligible || fallback) || fabs(c[k].metric - best) > se)
             continue;
         c[k].params = trial_params(s, c[k].t->number);
         if (w < 0)
@@ -605,9 +730,9 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             const cand *a = &c[k], *b = &c[w];
             int take = a->params != b->params ? a->params < b->params
                        : a->warnings != b->warnings ? a->warnings < b->warnings
-                       : a->t->val_metric != b->t->val_metric
-                           ? (s->higher ? a->t->val_metric > b->t->val_metric
-                                        : a->t->val_metric < b->t->val_metric)
+                       : a->metric != b->metric
+                           ? (s->higher ? a->metric > b->metric
+                                        : a->metric < b->metric)
                            : a->t->number < b->t->number;
             if (take)
                 w = k;
@@ -616,7 +741,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     if (w < 0) {
         ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
         eligibility_json(rows, n, unfit, j);
-        free(c);
+        free_cands(c, nc);
         ns_trial_rows_free(rows, n);
         return NS_OK;
     }
@@ -625,7 +750,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_refit_result refit = {0};
     if (s->folds.n) { /* no trial model: the final model is the refit */
         if ((rc = ns_refit(s, win->number, win->result, &refit, err))) {
-            free(c);
+            free_cands(c, nc);
             ns_trial_rows_free(rows, n);
             return rc;
         }
@@ -635,7 +760,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     ns_jbuf_putf(j, "\"winner\":%d,\"stage\":\"%s\",\"%s\":", win->number, win->stage,
                  ns_metric_name(s->metric));
-    ns_jbuf_num(j, win->val_metric);
+    ns_jbuf_num(j, c[w].metric);
     ns_jbuf_put(j, ",\"standard_error\":", 18);
     ns_jbuf_num(j, se);
     ns_jbuf_putf(j, ",\"params\":%ld,\"eligible\":%d,\"fallback\":%s,\"test_loss\":", c[w].params,
@@ -659,8 +784,8 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     while (used && shown < st->top) {
         int k = -1;
         for (int q = 0; q < nc; q++)
-            if (q != w && !used[q] && (k < 0 || (s->higher ? c[q].t->val_metric > c[k].t->val_metric
-                                                           : c[q].t->val_metric < c[k].t->val_metric)))
+            if (q != w && !used[q] && (k < 0 || (s->higher ? c[q].metric > c[k].metric
+                                                           : c[q].metric < c[k].metric)))
                 k = q;
         if (k < 0)
             break;
@@ -674,9 +799,9 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
                     at += (size_t)snprintf(why + at, sizeof why - at, " %s", ns_health_code_name(b));
             if (x->t->health_flags < 0)
                 snprintf(why, sizeof why, "not judged by the health detectors");
-        } else if (fabs(x->t->val_metric - best) > se) {
+        } else if (fabs(x->metric - best) > se) {
             snprintf(why, sizeof why, "%s %.6g is %.3g from the best, beyond its standard error %.3g",
-                     ns_metric_name(s->metric), x->t->val_metric, fabs(x->t->val_metric - best), se);
+                     ns_metric_name(s->metric), x->metric, fabs(x->metric - best), se);
         } else {
             long px = trial_params(s, x->t->number);
             if (px != c[w].params)
@@ -691,7 +816,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         }
         ns_jbuf_putf(j, "%s{\"trial\":%d,\"%s\":", shown ? "," : "", x->t->number,
                      ns_metric_name(s->metric));
-        ns_jbuf_num(j, x->t->val_metric);
+        ns_jbuf_num(j, x->metric);
         ns_jbuf_put(j, ",\"why\":", 7);
         ns_jbuf_str(j, why, sizeof why);
         ns_jbuf_put(j, "}", 1);
@@ -699,8 +824,23 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     free(used);
     ns_jbuf_put(j, "]", 1);
+    if (rounds > 0) { /* what re-scoring measured, best first as it ended */
+        ns_jbuf_putf(j, ",\"rescored\":{\"rounds\":%d,\"trials\":[", rounds);
+        int first = 1;
+        for (int k = 0; k < nc; k++)
+            if (c[k].n_folds > (c[k].t->result ? (int)ns_json_get_nums(c[k].t->result, "folds", NULL, 0) : 0)) {
+                ns_jbuf_putf(j, "%s{\"trial\":%d,\"folds\":%d,\"%s\":", first ? "" : ",", c[k].t->number,
+                             c[k].n_folds, ns_metric_name(s->metric));
+                ns_jbuf_num(j, c[k].metric);
+                ns_jbuf_put(j, ",\"se\":", 6);
+                ns_jbuf_num(j, c[k].se);
+                ns_jbuf_put(j, "}", 1);
+                first = 0;
+            }
+        ns_jbuf_put(j, "]}", 2);
+    }
     eligibility_json(rows, n, unfit, j);
-    free(c);
+    free_cands(c, nc);
     ns_trial_rows_free(rows, n);
     return NS_OK;
 }
