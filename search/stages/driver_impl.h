@@ -81,8 +81,8 @@ typedef struct ns_search {
 
 /* Shares of search.budget (docs/config.md, "The study budget"): the stages before the first
  * bayes stage start trials until this share has passed; bayes stages until all but the
- * reserve for what follows them (the refit of a cross-validated winner, or the final
- * stage's training) has passed; later stages until the budget ends. */
+ * reserve for what follows them (select's re-scoring and refit, or the final stage's
+ * training) has passed; later stages until the budget ends. */
 #define NS_BUDGET_EARLY_SHARE 0.25
 #define NS_BUDGET_LATE_RESERVE 0.10
 
