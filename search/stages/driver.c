@@ -478,15 +478,20 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
                 s->best_trial = n;
                 s->best_healthy = healthy;
             }
-            if (state == NS_TRIAL_FAILED)
-                progress(s, "trial %ld failed: %s [%ld/%ld]\n", n, terr.msg, s->done, s->total);
-            else if (lrfind)
-                progress(s, "trial %ld complete: LR range test in %.1fs [%ld/%ld]\n", n, r.seconds,
-                         s->done, s->total);
+            /* [done/total], or [done] when a stage runs until the budget ends */
+            char count[48];
+            if (s->open_ended)
+                snprintf(count, sizeof count, "[%ld]", s->done);
             else
-                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best %.4f, trial %ld) [%ld/%ld]\n",
+                snprintf(count, sizeof count, "[%ld/%ld]", s->done, s->total);
+            if (state == NS_TRIAL_FAILED)
+                progress(s, "trial %ld failed: %s %s\n", n, terr.msg, count);
+            else if (lrfind)
+                progress(s, "trial %ld complete: LR range test in %.1fs %s\n", n, r.seconds, count);
+            else
+                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best %.4f, trial %ld) %s\n",
                          n, ns_trial_state_name(state), ns_metric_name(s->metric), m, res.epochs,
-                         r.seconds, codes, s->best, s->best_trial, s->done, s->total);
+                         r.seconds, codes, s->best, s->best_trial, count);
         }
     }
     free(health);
@@ -772,12 +777,21 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         goto done;
     ns_stage_reference(&s);
     long counts[NS_MAX_STAGES];
-    for (int i = 0; i < c->search.n_stages; i++)
-        s.total += counts[i] = ns_stage_trial_count(&s, &c->search.stages[i]);
-    char within[64] = "";
+    for (int i = 0; i < c->search.n_stages; i++) {
+        const ns_stage_cfg *st = &c->search.stages[i];
+        counts[i] = ns_stage_trial_count(&s, st);
+        if (st->kind == NS_STAGE_BAYES && st->trials == 0)
+            s.open_ended = 1; /* its count is a cap, not a plan */
+        else
+            s.total += counts[i];
+    }
+    char within[96] = "";
     if (s.budget > 0)
-        snprintf(within, sizeof within, " at most, within %.0f s", s.budget);
-    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials%s, %d at a time%s\n",
+        snprintf(within, sizeof within, "%s within %.0f s,", s.open_ended ? " and bayes until its share," : ",",
+                 s.budget);
+    else
+        snprintf(within, sizeof within, ",");
+    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials%s %d at a time%s\n",
              c->search.name, s.dir, c->search.n_stages, s.total, within, o.parallel,
              n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
 
@@ -793,7 +807,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         if (found && row.state == NS_STAGE_COMPLETE) { /* its decision still steers the rest */
             ns_stage_absorb(&s, st, row.decision);
             ns_stage_row_free(&row);
-            s.done += counts[i];
+            if (!(st->kind == NS_STAGE_BAYES && st->trials == 0))
+                s.done += counts[i];
             first += counts[i];
             continue;
         }

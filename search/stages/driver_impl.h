@@ -56,7 +56,8 @@ typedef struct ns_search {
     int ref_opt, ref_batch;    /* the reference point's optimizer and batch size ... */
     double ref_lr;             /* ... and LR (stage_reference) */
     /* progress, under the store lock */
-    long done, total, run;
+    long done, total, run;     /* total: of the stages with a planned count */
+    int open_ended;            /* a bayes stage runs until the budget ends */
     long best_trial;
     double best;
     int best_healthy;          /* the best so far has no disqualifying finding */
