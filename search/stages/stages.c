@@ -620,7 +620,7 @@ static int decide_compare(DECIDE_ARGS)
 
 static int decide_final(DECIDE_ARGS)
 {
-    (void)s, (void)st, (void)err;
+    (void)st;
     if (count < 1 || !r[0].stage) {
         ns_jbuf_put(j, "\"trial\":null", 12);
         return NS_OK;
@@ -628,11 +628,26 @@ static int decide_final(DECIDE_ARGS)
     ns_jbuf_putf(j, "\"trial\":%d,\"state\":\"%s\",\"val_metric\":", r[0].number,
                  ns_trial_state_name(r[0].state));
     ns_jbuf_num(j, r[0].val_metric);
-    static const char *const keys[] = {"val_loss", "test_loss", "test_acc", "test_rmse"};
-    for (size_t k = 0; k < sizeof keys / sizeof *keys; k++) {
-        double v;
-        if (ns_json_get_num(r[0].result, keys[k], &v))
-            ns_jbuf_putf(j, ",\"%s\":%.9g", keys[k], v);
+    double v;
+    if (ns_json_get_num(r[0].result, "val_loss", &v))
+        ns_jbuf_putf(j, ",\"val_loss\":%.9g", v);
+    if (s->folds.n && r[0].state == NS_TRIAL_COMPLETE) {
+        /* cross-validated: the final model is the refit on every training row */
+        ns_refit_result refit;
+        int rc = ns_refit(s, r[0].number, r[0].result, &refit, err);
+        if (rc)
+            return rc;
+        ns_jbuf_put(j, ",\"test_loss\":", 13);
+        ns_jbuf_num(j, refit.test_loss);
+        ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
+        ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? refit.test_acc : refit.test_rmse);
+        ns_jbuf_putf(j, ",\"refit\":{\"config\":\"trials/%d/" NS_REFIT_CONFIG "\",\"epochs\":%ld}",
+                     r[0].number, refit.epochs);
+    } else {
+        static const char *const keys[] = {"test_loss", "test_acc", "test_rmse"};
+        for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)
+            if (ns_json_get_num(r[0].result, keys[k], &v))
+                ns_jbuf_putf(j, ",\"%s\":%.9g", keys[k], v);
     }
     ns_jbuf_putf(j, ",\"healthy\":%s", healthy(&r[0]) ? "true" : "false");
     return NS_OK;
