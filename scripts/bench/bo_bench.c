@@ -1,8 +1,9 @@
 /* bo_bench.c — nnsearch's GP-BO (search/bo.h) and random search on Branin (2-D) and
- * Hartmann-6, and the time per proposal at 50/100/200 observations in 8-D.
+ * Hartmann-6, and the time per proposal at 50 to 3000 observations in 8-D.
  * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
- * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret"
- *        bo_bench timing              -> lines "timing n median_ms mean_ms max_ms" */
+ * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret seconds"
+ *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
+ *                                        proposals per n [10] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,15 +101,21 @@ static double run_random(const problem *p, int rep, int evals)
     return best - p->fmin;
 }
 
-/* Proposals at n = n0 .. n0 + k - 1 observations of a smooth random 8-D function, each
- * warm-started from the previous one's hyperparameters (as in a search), so that the one
- * full refit in every refit_every proposals is part of the figures. */
-static int timing(int n0)
+/* Proposals at n = n0 .. n0 + K - 1 observations of a smooth random 8-D function, each
+ * warm-started from the previous one's hyperparameters (as in a search), so that with
+ * K = refit_every the one full refit in every refit_every proposals is part of the
+ * figures. */
+static int timing(int n0, int K)
 {
-    enum { D = 8, K = 10 };
+    enum { D = 8 };
     int nmax = n0 + K;
     double *X = malloc((size_t)nmax * D * sizeof *X), *y = malloc((size_t)nmax * sizeof *y);
-    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], ms[K];
+    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], *ms = malloc((size_t)K * sizeof *ms);
+    ns_err err = {0};
+    if (!X || !y || !ms) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
     ns_rng r;
     ns_rng_seed(&r, 42);
     for (int k = 0; k < D; k++)
@@ -124,7 +131,6 @@ static int timing(int n0)
     ns_bo_spec s;
     ns_bo_spec_default(&s, D);
     s.seed = 1;
-    ns_err err = {0};
     if (ns_bo_propose(&s, D, X, y, NULL, n0 - 1, NULL, 0, hyp, out, &err) != NS_OK) /* warm-up fit */
         goto fail;
     for (int j = 0; j < K; j++) {
@@ -137,12 +143,18 @@ static int timing(int n0)
     for (int j = 0; j < K; j++)
         mean += ms[j] / K;
     qsort(ms, K, sizeof *ms, cmp_d);
-    printf("timing %d %.2f %.2f %.2f\n", n0, 0.5 * (ms[K / 2 - 1] + ms[K / 2]), mean, ms[K - 1]);
+    double med = K % 2 ? ms[K / 2] : 0.5 * (ms[K / 2 - 1] + ms[K / 2]);
+    printf("timing %d %.2f %.2f %.2f\n", n0, med, mean, ms[K - 1]);
+    fflush(stdout);
     free(X);
     free(y);
+    free(ms);
     return 0;
 fail:
     fprintf(stderr, "bo_bench: %s\n", err.msg);
+    free(X);
+    free(y);
+    free(ms);
     return 1;
 }
 
@@ -163,13 +175,18 @@ int main(int argc, char **argv)
             }
         return 0;
     }
-    if (argc == 2 && !strcmp(argv[1], "timing")) {
-        int ns[3] = {50, 100, 200};
-        for (int i = 0; i < 3; i++)
-            if (timing(ns[i]))
+    if ((argc == 2 || argc == 3) && !strcmp(argv[1], "timing")) {
+        static const int ns[] = {50, 100, 200, 1000, 3000};
+        int K = argc == 3 ? atoi(argv[2]) : 10;
+        if (K < 1) {
+            fprintf(stderr, "bo_bench: K must be >= 1\n");
+            return 2;
+        }
+        for (size_t i = 0; i < sizeof ns / sizeof *ns; i++)
+            if (timing(ns[i], K))
                 return 1;
         return 0;
     }
-    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing\n");
+    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K]\n");
     return 2;
 }
