@@ -49,6 +49,11 @@
  * one-hot groups); called on every candidate and on the result. May be NULL. */
 typedef void (*ns_bo_snap_fn)(double *x, int d, void *ctx);
 
+/* The defaults of the subset rule and the collapse guard (the header comment says why). */
+#define NS_BO_FIT_MAX 400   /* points the hyperparameter fit sees */
+#define NS_BO_POST_MAX 1000 /* points the posterior sees */
+#define NS_BO_MIN_DIST 0.02 /* least distance from a proposal to a tried or pending point */
+
 typedef struct ns_bo_spec {
     int n_init;        /* Sobol points before the GP [max(5, 2d)] */
     int n_sobol;       /* Sobol acquisition candidates [1024] */
@@ -57,6 +62,9 @@ typedef struct ns_bo_spec {
     int n_starts;      /* hyperparameter BFGS starts, warm start included [2] */
     int max_iter;      /* BFGS iterations per hyperparameter start [20] */
     int refit_every;   /* full refits (all starts) every this many proposals [10] */
+    int fit_max;       /* most observations in the hyperparameter fit [NS_BO_FIT_MAX] */
+    int post_max;      /* most observations in the posterior, >= fit_max [NS_BO_POST_MAX] */
+    double min_dist;   /* collapse guard radius in the unit cube, 0 = off [NS_BO_MIN_DIST] */
     uint64_t seed;     /* Sobol shifts, candidate perturbations, hyperparameter starts */
     ns_bo_snap_fn snap;
     void *snap_ctx;
@@ -82,6 +90,23 @@ void ns_bo_spec_default(ns_bo_spec *spec, int d);
 int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *y,
                   const int *feasible, int n_obs, const double *pending, int n_pending,
                   double *hyp, double *out, ns_err *err);
+/* The same with the observations' known noise: noise_var (n_obs), each feasible one's
+ * variance in y's units (e.g. the squared standard error of the metric over folds), >= 0
+ * and finite (NS_EINPUT otherwise); an infeasible one's is ignored. NULL is ns_bo_propose:
+ * the objective GP's noise is then its fitted homoscedastic sn2 alone. */
+int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                        const double *noise_var, const int *feasible, int n_obs,
+                        const double *pending, int n_pending, double *hyp, double *out,
+                        ns_err *err);
+
+/* The subset rule: keep receives the indices, ascending, of min(n, m) of the n points
+ * X (n, d) in the unit cube with finite y (n): the n_best (clamped to 1..m) lowest y
+ * (ties: lower index first), then one at a time the point farthest (Euclidean) from all
+ * kept so far (ties: lower index) until m are kept, a greedy maximin fill that keeps
+ * every region covered and drops exact repeats last. O(n m d) time, O(n) memory.
+ * NS_OK; NS_EINPUT for n < 0, d < 1 or m < 0; NS_ERUNTIME when out of memory. */
+int ns_bo_subset(const double *X, const double *y, int n, int d, int m, int n_best,
+                 int *keep, ns_err *err);
 
 /* ---- the GP's view of a search space --------------------------------------------------
  * One GP input per range dimension, on the space's unit scale (log for log ranges), and
