@@ -173,11 +173,13 @@ static void gather(int d, const double *X, const double *y, const double *nv, co
 }
 
 /* keep (n_sel + n_fixed) = ns_bo_subset's choice of m among the first n_sel rows (half
- * the best, half spread), then the n_fixed rows after them, which are always kept. */
+ * the best, at most max_best of them, the rest spread), then the n_fixed rows after them,
+ * which are always kept. */
 static int choose(const double *X, const double *y, int n_sel, int n_fixed, int d, int m,
-                  int *keep, ns_err *err)
+                  int max_best, int *keep, ns_err *err)
 {
-    int rc = ns_bo_subset(X, y, n_sel, d, m, m / 2, keep, err);
+    int n_best = m / 2 < max_best ? m / 2 : max_best;
+    int rc = ns_bo_subset(X, y, n_sel, d, m, n_best, keep, err);
     int k = n_sel < m ? n_sel : m;
     for (int i = 0; i < n_fixed; i++)
         keep[k + i] = n_sel + i;
@@ -187,11 +189,12 @@ static int choose(const double *X, const double *y, int n_sel, int n_fixed, int 
 /* A GP on the n rows of (X, y, nv), fitted and factorised, into *out (caller frees), by
  * the rule in bo.h: the last n_fixed rows (the liars) are always kept; of the others the
  * posterior sees at most spec->post_max and the hyperparameter fit at most spec->fit_max
- * of those. theta0 (d + 2, in the posterior's units) warm-starts the fit when not NULL;
- * the model's theta is in its own units, converted from the fit's when they differ. */
+ * of those, each time at most max_best of them chosen as the best. theta0 (d + 2, in the
+ * posterior's units) warm-starts the fit when not NULL; the model's theta is in its own
+ * units, converted from the fit's when they differ. */
 static int model(const ns_bo_spec *spec, int d, const double *X, const double *y,
-                 const double *nv, int n, int n_fixed, const double *theta0, int n_starts,
-                 ns_rng *rng, ns_gp **out, ns_err *err)
+                 const double *nv, int n, int n_fixed, int max_best, const double *theta0,
+                 int n_starts, ns_rng *rng, ns_gp **out, ns_err *err)
 {
     int np = NS_GP_NTHETA(d), n_sel = n - n_fixed;
     int n_post = n_sel < spec->post_max ? n_sel : spec->post_max;
@@ -207,7 +210,7 @@ static int model(const ns_bo_spec *spec, int d, const double *X, const double *y
         rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory for a model of %d points", n);
         goto fail;
     }
-    if ((rc = choose(X, y, n_sel, n_fixed, d, spec->post_max, keep, err)))
+    if ((rc = choose(X, y, n_sel, n_fixed, d, spec->post_max, max_best, keep, err)))
         goto fail;
     gather(d, X, y, nv, keep, rows, Xp, yp, nvp);
     if (n_fit == n_post) { /* one data set: fit and predict with the same model */
@@ -223,7 +226,7 @@ static int model(const ns_bo_spec *spec, int d, const double *X, const double *y
             rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory for a model of %d points", n);
             goto fail;
         }
-        if ((rc = choose(Xp, yp, n_post, n_fixed, d, spec->fit_max, keep, err)))
+        if ((rc = choose(Xp, yp, n_post, n_fixed, d, spec->fit_max, max_best, keep, err)))
             goto fail;
         gather(d, Xp, yp, nvp, keep, fit_rows, Xf, yf, nvf);
         if ((rc = ns_gp_data_noise(fit, Xf, yf, nvf, fit_rows, err)))
@@ -404,21 +407,23 @@ int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const do
     int full = !warm || t % spec->refit_every == 0;
     ns_rng rng;
     ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t, SEED_FIT));
-    if ((rc = model(spec, d, Xo, yo, nvo, n_fit, n_pending, warm ? hyp : NULL,
+    if ((rc = model(spec, d, Xo, yo, nvo, n_fit, n_pending, n_fit, warm ? hyp : NULL,
                     full ? spec->n_starts : 1, &rng, &obj, err)))
         goto done;
     double ym, ys;
     ns_gp_y_scale(obj, &ym, &ys);
 
     /* feasibility GP on labels, when anything failed; the subset rule's "best" are then
-     * the infeasible observations (label -1), the ones that draw the boundary */
+     * the infeasible observations (label -1, the ones that draw the boundary) and only
+     * those: the feasible ones are all equal, so they are only spread */
     if (n_feas < n_obs) {
         for (int i = 0; i < n_obs; i++)
             yo[i] = feasible[i] ? 1.0 : -1.0;
         int fwarm = hyp && isfinite(hyp[np]);
         ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t, SEED_FEAS));
-        if ((rc = model(spec, d, X, yo, NULL, n_obs, 0, fwarm ? hyp + np : NULL,
-                        full || !fwarm ? spec->n_starts : 1, &rng, &feas, err)))
+        if ((rc = model(spec, d, X, yo, NULL, n_obs, 0, n_obs - n_feas,
+                        fwarm ? hyp + np : NULL, full || !fwarm ? spec->n_starts : 1, &rng,
+                        &feas, err)))
             goto done;
     }
     if (hyp) {

@@ -374,15 +374,20 @@ Test(gp, many_noisy_observations_still_find_the_optimum)
     enum { N = 600, D = 3 };
     static const double c[D] = {0.3, 0.7, 0.5};
     double *X = malloc(N * D * sizeof *X), *y = malloc(N * sizeof *y);
-    cr_assert(X && y);
+    int *feas = malloc(N * sizeof *feas);
+    cr_assert(X && y && feas);
     sample_bowl(N, 21, X, y);
+    for (int i = 0; i < N; i++) /* an unhealthy corner, far from the optimum */
+        feas[i] = !(X[3 * i] > 0.9);
     ns_bo_spec s;
     ns_bo_spec_default(&s, D);
     cr_assert(N > s.fit_max, "the test must exercise the fit subset");
     s.seed = 3;
     ns_err err = {0};
-    /* defaults (the fit on a subset), then both subsets (the posterior on one too) */
+    /* defaults (the fit on a subset), then both subsets (the posterior on one too) and
+     * the feasibility GP on subsets of its own */
     for (int small = 0; small < 2; small++) {
+        const int *f = small ? feas : NULL;
         if (small) {
             s.fit_max = 100;
             s.post_max = 250;
@@ -390,22 +395,24 @@ Test(gp, many_noisy_observations_still_find_the_optimum)
         double a[D], b[D], h1[NS_BO_HYP_LEN(D)], h2[NS_BO_HYP_LEN(D)];
         for (int k = 0; k < NS_BO_HYP_LEN(D); k++)
             h1[k] = h2[k] = NAN;
-        cr_assert_eq(ns_bo_propose(&s, D, X, y, NULL, N, NULL, 0, h1, a, &err), NS_OK, "%s",
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h1, a, &err), NS_OK, "%s",
                      err.msg);
-        cr_assert_eq(ns_bo_propose(&s, D, X, y, NULL, N, NULL, 0, h2, b, &err), NS_OK, "%s",
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h2, b, &err), NS_OK, "%s",
                      err.msg);
         cr_assert(memcmp(a, b, sizeof a) == 0 && memcmp(h1, h2, sizeof h1) == 0,
                   "subsets %d: not deterministic", small);
+        cr_assert(isfinite(h1[0]) && isfinite(h1[NS_GP_NTHETA(D)]) == small);
         cr_assert(dist_to(a, c, D) < 0.1, "subsets %d: proposal (%g, %g, %g) is %g from the "
                   "optimum", small, a[0], a[1], a[2], dist_to(a, c, D));
         /* a warm-started proposal (the previous fit) lands there too */
-        cr_assert_eq(ns_bo_propose(&s, D, X, y, NULL, N, NULL, 0, h1, b, &err), NS_OK, "%s",
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h1, b, &err), NS_OK, "%s",
                      err.msg);
         cr_assert(dist_to(b, c, D) < 0.1, "subsets %d: warm proposal %g from the optimum", small,
                   dist_to(b, c, D));
     }
     free(X);
     free(y);
+    free(feas);
 }
 
 /* ---- collapse and noise -------------------------------------------------------------- */

@@ -1,7 +1,9 @@
-/* bo_bench.c — nnsearch's GP-BO (search/bo.h) and random search on Branin (2-D) and
- * Hartmann-6, and the time per proposal at 50 to 3000 observations in 8-D.
+/* bo_bench.c — nnsearch's GP-BO (search/bo.h; with its defaults, and with the guard
+ * against near-duplicates off) and random search on Branin (2-D) and Hartmann-6, and the
+ * time per proposal at 50 to 3000 observations in 8-D.
  * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
- * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret seconds"
+ * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret seconds", method
+ *                                        gp, gp-noguard (min_dist 0) or random
  *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
  *                                        proposals per n [10] */
 #include <math.h>
@@ -64,7 +66,7 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_gp(const problem *p, int rep, int evals, double *regret)
+static int run_gp(const problem *p, int rep, int evals, double min_dist, double *regret)
 {
     int d = p->d;
     double *X = malloc((size_t)evals * d * sizeof *X), *y = malloc((size_t)evals * sizeof *y);
@@ -72,6 +74,7 @@ static int run_gp(const problem *p, int rep, int evals, double *regret)
     ns_bo_spec s;
     ns_bo_spec_default(&s, d);
     s.seed = (uint64_t)rep;
+    s.min_dist = min_dist;
     ns_err err = {0};
     double best = HUGE_VAL;
     for (int t = 0; t < evals; t++) {
@@ -165,11 +168,14 @@ int main(int argc, char **argv)
         problem ps[2] = {{"branin", 2, branin, BRANIN_MIN}, {"hartmann6", 6, hartmann6, HARTMANN6_MIN}};
         for (int i = 0; i < 2; i++)
             for (int rep = 1; rep <= reps; rep++) {
-                double g;
-                double t0 = now();
-                if (run_gp(&ps[i], rep, evals, &g))
+                double g, t0 = now();
+                if (run_gp(&ps[i], rep, evals, NS_BO_MIN_DIST, &g))
                     return 1;
                 printf("%s gp %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
+                t0 = now();
+                if (run_gp(&ps[i], rep, evals, 0, &g))
+                    return 1;
+                printf("%s gp-noguard %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
                 printf("%s random %d %.9g 0\n", ps[i].name, rep, run_random(&ps[i], rep, evals));
                 fflush(stdout);
             }
