@@ -29,14 +29,41 @@
  *    plus n_local Gaussian perturbations of the best observations (sd 0.1 and 0.02,
  *    alternating), all snapped; the n_refine best are refined by BFGS on the analytic
  *    gradient through x = (1 - cos(pi z)) / 2 (the box without constraints), snapped,
- *    and the best of everything is returned.
+ *    and the best of everything is returned, subject to the guard below.
+ *  - Collapse guard: a candidate nearer than min_dist (Euclidean in the unit cube, after
+ *    snapping) to any observation, feasible or not, or to a pending point is out, and a
+ *    refined point that slid back next to one is not taken: the proposal is the best
+ *    candidate beyond min_dist. Real studies otherwise spent hundreds of trials on
+ *    near-duplicates (a bound pinned, the learning rate in a narrow band, the same
+ *    width): EI around a noisy best keeps promising a little, while a trial that close
+ *    differs from its neighbours by less than the seed noise. When every candidate is
+ *    that near (a small discrete space used up) the guard stands aside for the call. On
+ *    noise-free benchmarks it costs the last digits of the optimum (docs/BENCHMARKS.md).
+ *  - Known noise (ns_bo_propose_noisy): each feasible observation's noise variance is
+ *    added to its diagonal of the objective GP's kernel (gp.h), so repeated noisy trials
+ *    are averaged rather than interpolated; the liars get none.
  *  - Hyperparameters: BFGS from the warm start (hyp, the previous proposal's fit, when
  *    given) plus n_starts - 1 starts drawn from the priors (ns_gp_fit), each at most
  *    max_iter iterations.
  *    With a warm start, the extra random starts run only when t is a multiple of
  *    refit_every (a full refit), otherwise the warm start alone is refined: the
  *    hyperparameters barely move between consecutive observations and the fit is the
- *    bulk of the cost at a few hundred observations. */
+ *    bulk of the cost at a few hundred observations.
+ *  - Many observations (a spent budget on a small data set gives thousands): the
+ *    objective GP's posterior sees at most post_max of the feasible observations and
+ *    its hyperparameter fit at most fit_max of those, each plus every liar. A subset is
+ *    chosen by ns_bo_subset: the half with the lowest y (where EI looks for
+ *    improvement), then a greedy maximin fill (each next point the farthest from those
+ *    kept), so every region keeps a witness, the variance stays honest away from the
+ *    best, and exact repeats are dropped first. The fit's subset is chosen the same way
+ *    from the posterior's, and its sf2 and sn2 are carried over to the posterior's
+ *    standardisation (their logs shift by 2 log(sd_post / sd_fit)). The feasibility GP
+ *    is subset alike, with its infeasible observations (at most half) as the "best".
+ *    Why these sizes: the dense Cholesky is O(n^3) and each likelihood evaluation of the
+ *    fit is one (gp.h), so the fit dominated: before this rule a proposal took FIXME
+ *    The figures (scripts/bench/bo, 8-D, one core of the AMD EPYC build machine, median
+ *    of 10 warm-started proposals): FIXME
+ *    Same quality: FIXME */
 #ifndef NS_BO_H
 #define NS_BO_H
 

@@ -1,10 +1,9 @@
 /* gp.h — a Gaussian-process regression model on the unit cube for Bayesian optimisation:
  * Matérn 5/2 ARD kernel, standardised outputs, hyperparameters by maximum a posteriori.
  * Not the optimiser (search/bo.h proposes points) and not a general GP library: one
- * kernel, Gaussian noise, dense Cholesky. That costs O(n^3) per factorisation, about
- * 0.1 s at n = 1000 and 0.7 s at 3000 on the build machine (one AMD EPYC core), and every
- * likelihood evaluation of a fit is one; so bo.h hands this model at most a few hundred
- * points to fit and at most 1000 to predict from (its header states the rule).
+ * kernel, Gaussian noise, dense Cholesky: O(n^3) per factorisation, and every likelihood
+ * evaluation of a fit is one, so bo.h hands this model at most fit_max points to fit and
+ * post_max to predict from (its header states the rule and what it costs).
  *
  * Model. Inputs x in [0, 1]^d. Outputs are standardised, y_s = (y - mean(y)) / sd(y)
  * (sample sd; 1 when n < 2 or sd == 0), and modelled as f(x) + noise with

@@ -1,9 +1,14 @@
 /* bo_bench.c — nnsearch's GP-BO (search/bo.h; with its defaults, and with the guard
- * against near-duplicates off) and random search on Branin (2-D) and Hartmann-6, and the
- * time per proposal at 50 to 3000 observations in 8-D.
+ * against near-duplicates off) and random search on Branin (2-D) and Hartmann-6, the time
+ * per proposal at 50 to 3000 observations in 8-D, and what the subset rule for many
+ * observations costs in regret.
  * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
  * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret seconds", method
  *                                        gp, gp-noguard (min_dist 0) or random
+ *        bo_bench scale REPS N0 EVALS -> lines "hartmann6in8 rule rep regret seconds": N0
+ *                                        random points then EVALS proposals, rule subset
+ *                                        (the defaults) or all (fit and posterior on
+ *                                        every point)
  *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
  *                                        proposals per n [10] */
 #include <math.h>
@@ -66,29 +71,45 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_gp(const problem *p, int rep, int evals, double min_dist, double *regret)
+/* Hartmann-6 on inputs 1..6 of 8: two inputs that do nothing, as a study's often do */
+static double hartmann6in8(const double *x) { return hartmann6(x + 1); }
+
+/* n0 uniform random points (seeded by rep), then evals proposals of spec s (d <= 8) */
+static int run_gp(const problem *p, int rep, int n0, int evals, const ns_bo_spec *spec,
+                  double *regret)
 {
-    int d = p->d;
-    double *X = malloc((size_t)evals * d * sizeof *X), *y = malloc((size_t)evals * sizeof *y);
-    double hyp[NS_BO_HYP_LEN(6)];
-    ns_bo_spec s;
-    ns_bo_spec_default(&s, d);
-    s.seed = (uint64_t)rep;
-    s.min_dist = min_dist;
+    int d = p->d, n = n0 + evals;
+    double *X = malloc((size_t)n * d * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double hyp[NS_BO_HYP_LEN(8)];
     ns_err err = {0};
+    if (!X || !y) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
+    ns_bo_spec s = *spec;
+    s.seed = (uint64_t)rep;
+    ns_rng r;
+    ns_rng_seed(&r, ns_seed_derive((uint64_t)rep, 0, 0));
     double best = HUGE_VAL;
-    for (int t = 0; t < evals; t++) {
-        if (ns_bo_propose(&s, d, X, y, NULL, t, NULL, 0, hyp, X + (size_t)t * d, &err) != NS_OK) {
-            fprintf(stderr, "bo_bench: %s\n", err.msg);
-            return 1;
-        }
-        y[t] = p->f(X + (size_t)t * d);
+    for (int t = 0; t < n; t++) {
+        double *x = X + (size_t)t * d;
+        if (t < n0)
+            for (int k = 0; k < d; k++)
+                x[k] = ns_rng_uniform(&r);
+        else if (ns_bo_propose(&s, d, X, y, NULL, t, NULL, 0, hyp, x, &err) != NS_OK)
+            goto fail;
+        y[t] = p->f(x);
         best = fmin(best, y[t]);
     }
     *regret = best - p->fmin;
     free(X);
     free(y);
     return 0;
+fail:
+    fprintf(stderr, "bo_bench: %s\n", err.msg);
+    free(X);
+    free(y);
+    return 1;
 }
 
 static double run_random(const problem *p, int rep, int evals)
@@ -168,12 +189,16 @@ int main(int argc, char **argv)
         problem ps[2] = {{"branin", 2, branin, BRANIN_MIN}, {"hartmann6", 6, hartmann6, HARTMANN6_MIN}};
         for (int i = 0; i < 2; i++)
             for (int rep = 1; rep <= reps; rep++) {
+                ns_bo_spec s, s0;
+                ns_bo_spec_default(&s, ps[i].d);
+                s0 = s;
+                s0.min_dist = 0;
                 double g, t0 = now();
-                if (run_gp(&ps[i], rep, evals, NS_BO_MIN_DIST, &g))
+                if (run_gp(&ps[i], rep, 0, evals, &s, &g))
                     return 1;
                 printf("%s gp %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
                 t0 = now();
-                if (run_gp(&ps[i], rep, evals, 0, &g))
+                if (run_gp(&ps[i], rep, 0, evals, &s0, &g))
                     return 1;
                 printf("%s gp-noguard %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
                 printf("%s random %d %.9g 0\n", ps[i].name, rep, run_random(&ps[i], rep, evals));
@@ -193,6 +218,27 @@ int main(int argc, char **argv)
                 return 1;
         return 0;
     }
-    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K]\n");
+    if (argc == 5 && !strcmp(argv[1], "scale")) {
+        int reps = atoi(argv[2]), n0 = atoi(argv[3]), evals = atoi(argv[4]);
+        problem p = {"hartmann6in8", 8, hartmann6in8, HARTMANN6_MIN};
+        for (int rep = 1; rep <= reps; rep++) {
+            ns_bo_spec s, all;
+            ns_bo_spec_default(&s, p.d);
+            all = s;
+            all.fit_max = all.post_max = n0 + evals;
+            double g, t0 = now();
+            if (run_gp(&p, rep, n0, evals, &s, &g))
+                return 1;
+            printf("%s subset %d %.9g %.3f\n", p.name, rep, g, now() - t0);
+            t0 = now();
+            if (run_gp(&p, rep, n0, evals, &all, &g))
+                return 1;
+            printf("%s all %d %.9g %.3f\n", p.name, rep, g, now() - t0);
+            fflush(stdout);
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K] | "
+            "bo_bench scale REPS N0 EVALS\n");
     return 2;
 }
