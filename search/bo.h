@@ -89,7 +89,7 @@ typedef struct ns_bo_spec {
     int n_starts;      /* hyperparameter BFGS starts, warm start included [2] */
     int max_iter;      /* BFGS iterations per hyperparameter start [20] */
     int refit_every;   /* full refits (all starts) every this many proposals [10] */
-    int fit_max;       /* most observations in the hyperparameter fit [NS_BO_FIT_MAX] */
+    int fit_max;       /* most observations in the hyperparameter fit, >= 2 [NS_BO_FIT_MAX] */
     int post_max;      /* most observations in the posterior, >= fit_max [NS_BO_POST_MAX] */
     double min_dist;   /* collapse guard radius in the unit cube, 0 = off [NS_BO_MIN_DIST] */
     uint64_t seed;     /* Sobol shifts, candidate perturbations, hyperparameter starts */
@@ -110,7 +110,8 @@ void ns_bo_spec_default(ns_bo_spec *spec, int d);
  * infeasible observation is ignored (may be NaN). pending (n_pending, d): points proposed
  * and not finished. hyp (NS_BO_HYP_LEN(d)) may be NULL: when not NULL its finite halves
  * warm-start the fits and it receives the fitted hyperparameters (NaN for a GP that was
- * not fitted); pass the previous proposal's hyp to keep a search cheap.
+ * not fitted; each in the units of the data its posterior saw, see the subset rule);
+ * pass the previous proposal's hyp to keep a search cheap.
  * Same inputs (hyp included), same output bits. NS_OK; NS_EINPUT on bad dimensions, a
  * point outside the cube or a non-finite feasible y; NS_ERUNTIME when out of memory or
  * the GP breaks down numerically. */
