@@ -1,7 +1,8 @@
 /* test_gp.c — the Gaussian process and the Bayesian optimiser: posterior against the 2x2
  * algebra written out, likelihood and prediction gradients against finite differences,
  * log EI against the direct formula and its tail, constant-liar proposals, feasibility,
- * determinism, and a short Branin run.
+ * determinism, a short Branin run, the subset rule for many observations, the guard
+ * against near-duplicate proposals and known noise variances.
  * Not the benchmark (scripts/bench/bo measures regret against random search and TPE). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -312,4 +313,243 @@ Test(gp, space_encoding_one_hot_and_snap)
     double y[5] = {0.7, 0.2, 0.1, 0.6, 0.99};
     ns_bo_snap_space(y, 5, &sp);
     cr_assert(y[0] == 0.7 && y[1] == 0 && y[2] == 0 && y[3] == 1 && y[4] == ns_dim_unit(&dims[2], 4));
+}
+
+/* ---- many observations: the subset rule ---------------------------------------------- */
+
+Test(gp, subset_keeps_the_best_then_the_farthest)
+{
+    /* 1-D: the two lowest y are indices 1 and 7 (x 0.52, 0.49); then the farthest from
+     * them is index 2 (x 0, 0.49 away), then index 4 (x 1, 0.48 away; index 5 at 0.9 is
+     * 0.38 away and index 3 at 0.1 is now 0.1 from index 2) */
+    double X[8] = {0.50, 0.52, 0.0, 0.1, 1.0, 0.9, 0.51, 0.49};
+    double y[8] = {1, 0, 5, 6, 7, 8, 0.5, 0.2};
+    int keep[8];
+    ns_err err = {0};
+    cr_assert_eq(ns_bo_subset(X, y, 8, 1, 4, 2, keep, &err), NS_OK, "%s", err.msg);
+    int want[4] = {1, 2, 4, 7};
+    for (int j = 0; j < 4; j++)
+        cr_assert_eq(keep[j], want[j], "keep[%d] = %d, not %d", j, keep[j], want[j]);
+    /* no more than m points: all of them, in order */
+    cr_assert_eq(ns_bo_subset(X, y, 3, 1, 4, 2, keep, &err), NS_OK);
+    cr_assert(keep[0] == 0 && keep[1] == 1 && keep[2] == 2);
+    /* ties in y go to the lower index; an exact repeat of a kept point goes last, and
+     * n_best is clamped to at least 1 */
+    double X2[10] = {0.2, 0.2, 0.8, 0.8, 0.2, 0.5, 0.6, 0.6, 0.6, 0.6};
+    double y2[5] = {3, 3, 3, 3, 3};
+    cr_assert_eq(ns_bo_subset(X2, y2, 5, 2, 4, 0, keep, &err), NS_OK);
+    /* point 0 (0.2, 0.2) is the best by index; farthest from it: point 1 (0.8, 0.8); then
+     * point 2 (0.2, 0.5), 0.3 from point 0, before points 3 and 4 (0.6, 0.6), 0.2 sqrt 2
+     * from point 1; then point 3 (the lower index of the tie); point 4 repeats it */
+    cr_assert(keep[0] == 0 && keep[1] == 1 && keep[2] == 2 && keep[3] == 3, "kept %d %d %d %d",
+              keep[0], keep[1], keep[2], keep[3]);
+    cr_assert_eq(ns_bo_subset(X2, y2, 5, 2, -1, 1, keep, &err), NS_EINPUT);
+}
+
+/* f(x) = |x - c|^2 in 3-D, c = (0.3, 0.7, 0.5), with N(0, 0.01^2) noise: n random points */
+static void sample_bowl(int n, uint64_t seed, double *X, double *y)
+{
+    static const double c[3] = {0.3, 0.7, 0.5};
+    ns_rng r;
+    ns_rng_seed(&r, seed);
+    for (int i = 0; i < n; i++) {
+        y[i] = 0.01 * ns_rng_normal(&r);
+        for (int k = 0; k < 3; k++) {
+            X[3 * i + k] = ns_rng_uniform(&r);
+            y[i] += (X[3 * i + k] - c[k]) * (X[3 * i + k] - c[k]);
+        }
+    }
+}
+
+static double dist_to(const double *a, const double *b, int d)
+{
+    double s = 0;
+    for (int k = 0; k < d; k++)
+        s += (a[k] - b[k]) * (a[k] - b[k]);
+    return sqrt(s);
+}
+
+Test(gp, many_noisy_observations_still_find_the_optimum)
+{
+    enum { N = 600, D = 3 };
+    static const double c[D] = {0.3, 0.7, 0.5};
+    double *X = malloc(N * D * sizeof *X), *y = malloc(N * sizeof *y);
+    int *feas = malloc(N * sizeof *feas);
+    cr_assert(X && y && feas);
+    sample_bowl(N, 21, X, y);
+    for (int i = 0; i < N; i++) /* an unhealthy corner, far from the optimum */
+        feas[i] = !(X[3 * i] > 0.9);
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, D);
+    cr_assert(N > s.fit_max, "the test must exercise the fit subset");
+    s.seed = 3;
+    ns_err err = {0};
+    /* defaults (the fit on a subset), then both subsets (the posterior on one too) and
+     * the feasibility GP on subsets of its own */
+    for (int small = 0; small < 2; small++) {
+        const int *f = small ? feas : NULL;
+        if (small) {
+            s.fit_max = 100;
+            s.post_max = 250;
+        }
+        double a[D], b[D], h1[NS_BO_HYP_LEN(D)], h2[NS_BO_HYP_LEN(D)];
+        for (int k = 0; k < NS_BO_HYP_LEN(D); k++)
+            h1[k] = h2[k] = NAN;
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h1, a, &err), NS_OK, "%s",
+                     err.msg);
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h2, b, &err), NS_OK, "%s",
+                     err.msg);
+        cr_assert(memcmp(a, b, sizeof a) == 0 && memcmp(h1, h2, sizeof h1) == 0,
+                  "subsets %d: not deterministic", small);
+        cr_assert(isfinite(h1[0]) && isfinite(h1[NS_GP_NTHETA(D)]) == small);
+        cr_assert(dist_to(a, c, D) < 0.1, "subsets %d: proposal (%g, %g, %g) is %g from the "
+                  "optimum", small, a[0], a[1], a[2], dist_to(a, c, D));
+        /* a warm-started proposal (the previous fit) lands there too */
+        cr_assert_eq(ns_bo_propose(&s, D, X, y, f, N, NULL, 0, h1, b, &err), NS_OK, "%s",
+                     err.msg);
+        cr_assert(dist_to(b, c, D) < 0.1, "subsets %d: warm proposal %g from the optimum", small,
+                  dist_to(b, c, D));
+    }
+    free(X);
+    free(y);
+    free(feas);
+}
+
+/* ---- collapse and noise -------------------------------------------------------------- */
+
+Test(gp, clustered_observations_push_the_proposal_away)
+{
+    /* 30 spread points, then 40 within 0.004 of the optimum (0.3, 0.7) of |x - c|^2: the
+     * acquisition's best is in the cluster, which the guard forbids */
+    enum { NS = 30, NC = 40, N = NS + NC, Q = 2 };
+    double X[N * 2], y[N], pend[Q * 2], out[2];
+    ns_rng r;
+    ns_rng_seed(&r, 8);
+    for (int i = 0; i < N; i++) {
+        double w = i < NS ? 1 : 0.004;
+        X[2 * i] = i < NS ? w * ns_rng_uniform(&r) : 0.3 + w * (ns_rng_uniform(&r) - 0.5);
+        X[2 * i + 1] = i < NS ? w * ns_rng_uniform(&r) : 0.7 + w * (ns_rng_uniform(&r) - 0.5);
+        double a = X[2 * i] - 0.3, b = X[2 * i + 1] - 0.7;
+        y[i] = a * a + b * b + 1e-4 * ns_rng_normal(&r);
+    }
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    s.seed = 2;
+    cr_assert(s.min_dist > 0);
+    ns_err err = {0};
+    for (int q = 0; q < Q; q++) { /* the second with the first pending */
+        cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, N, pend, q, NULL, out, &err), NS_OK, "%s",
+                     err.msg);
+        for (int i = 0; i < N; i++)
+            cr_assert(dist_to(out, X + 2 * i, 2) >= s.min_dist, "proposal %d (%g, %g) is %g "
+                      "from observation %d", q, out[0], out[1], dist_to(out, X + 2 * i, 2), i);
+        for (int p = 0; p < q; p++)
+            cr_assert(dist_to(out, pend + 2 * p, 2) >= s.min_dist, "proposal %d repeats pending %d",
+                      q, p);
+        cr_assert(dist_to(out, (double[2]){0.3, 0.7}, 2) < 0.1, "proposal %d (%g, %g) left the "
+                  "optimum's neighbourhood", q, out[0], out[1]);
+        memcpy(pend + 2 * q, out, sizeof out);
+    }
+    /* without the guard the same data draw the proposal nearer than min_dist to the
+     * cluster: the guard is what moved it */
+    double md = s.min_dist, nearest = HUGE_VAL;
+    s.min_dist = 0;
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, N, NULL, 0, NULL, out, &err), NS_OK);
+    for (int i = 0; i < N; i++)
+        nearest = fmin(nearest, dist_to(out, X + 2 * i, 2));
+    cr_assert(nearest < md, "unguarded proposal (%g, %g) is %g from the nearest observation",
+              out[0], out[1], nearest);
+}
+
+Test(gp, noise_variances_set_the_posterior_variance_at_repeats)
+{
+    /* n observations at one point: the latent posterior there is the prior N(0, sf2)
+     * updated by n Gaussian measurements, var = 1 / (1/sf2 + sum_i 1 / (sn2 + nv_i / sd^2))
+     * in standardised units (sd = sd(y)) */
+    enum { N = 8 };
+    double X[N], y[N], nv[N], x = 0.4;
+    for (int i = 0; i < N; i++) {
+        X[i] = x;
+        y[i] = 1 + 0.1 * (i % 3) - 0.05 * (i % 2);
+        nv[i] = 0.01 * (1 + i % 2); /* y's units */
+    }
+    double sf2 = 1.3, sn2 = 1e-4, theta[3] = {log(0.3), log(sf2), log(sn2)};
+    ns_gp *gp = ns_gp_alloc(1);
+    cr_assert(gp);
+    ns_err err = {0};
+    cr_assert_eq(ns_gp_theta_set(gp, theta, &err), NS_OK);
+    cr_assert_eq(ns_gp_data_noise(gp, X, y, nv, N, &err), NS_OK, "%s", err.msg);
+    double ym, sd, m, v, prec = 1 / sf2;
+    ns_gp_y_scale(gp, &ym, &sd);
+    for (int i = 0; i < N; i++)
+        prec += 1 / (sn2 + nv[i] / (sd * sd));
+    ns_gp_predict(gp, &x, &m, &v, NULL, NULL);
+    cr_assert(fabs(v - 1 / prec) <= 1e-9 * (1 / prec), "var %.12g, closed form %.12g", v, 1 / prec);
+    /* without the noise array the repeats are nearly exact: variance ~ sn2 / n */
+    double v0;
+    cr_assert_eq(ns_gp_data(gp, X, y, N, &err), NS_OK, "%s", err.msg);
+    ns_gp_predict(gp, &x, &m, &v0, NULL, NULL);
+    cr_assert(v0 < 2 * sn2 / N && v > 50 * v0, "var %g with noise, %g without", v, v0);
+    nv[3] = -1;
+    cr_assert_eq(ns_gp_data_noise(gp, X, y, nv, N, &err), NS_EINPUT);
+    ns_gp_free(gp);
+}
+
+Test(gp, likelihood_gradient_with_noise_variances)
+{
+    enum { N = 12, D = 2, NP = D + 2 };
+    ns_rng r;
+    ns_rng_seed(&r, 17);
+    double X[N * D], y[N], nv[N];
+    for (int i = 0; i < N; i++) {
+        X[i * D] = ns_rng_uniform(&r);
+        X[i * D + 1] = ns_rng_uniform(&r);
+        y[i] = branin(X + i * D);
+        nv[i] = 0.5 + 10 * ns_rng_uniform(&r); /* branin's y varies by ~100 */
+    }
+    ns_gp *gp = ns_gp_alloc(D);
+    ns_err err = {0};
+    cr_assert_eq(ns_gp_data_noise(gp, X, y, nv, N, &err), NS_OK, "%s", err.msg);
+    double th[NP], g[NP];
+    ns_gp_theta_default(D, th);
+    th[0] = log(0.3);
+    double f = ns_gp_log_post(gp, th, 1, g);
+    cr_assert(isfinite(f));
+    for (int k = 0; k < NP; k++) {
+        double h = 1e-5, tp[NP], tm[NP];
+        memcpy(tp, th, sizeof tp);
+        memcpy(tm, th, sizeof tm);
+        tp[k] += h;
+        tm[k] -= h;
+        double fd = (ns_gp_log_post(gp, tp, 1, NULL) - ns_gp_log_post(gp, tm, 1, NULL)) / (2 * h);
+        cr_assert(fabs(fd - g[k]) <= 1e-6 * (1 + fabs(fd)), "theta[%d]: analytic %.10g, finite "
+                  "difference %.10g", k, g[k], fd);
+    }
+    ns_gp_free(gp);
+}
+
+Test(gp, noisy_proposals_are_deterministic_and_check_their_noise)
+{
+    enum { N = 20 };
+    double X[N * 2], y[N], nv[N], a[2], b[2];
+    sample_branin(N, 13, X, y);
+    for (int i = 0; i < N; i++)
+        nv[i] = 4.0 * (i % 3);
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, 2);
+    s.seed = 4;
+    ns_err err = {0};
+    cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, nv, NULL, N, NULL, 0, NULL, a, &err), NS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, nv, NULL, N, NULL, 0, NULL, b, &err), NS_OK);
+    cr_assert(memcmp(a, b, sizeof a) == 0);
+    /* NULL noise is ns_bo_propose, bit for bit */
+    cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, NULL, NULL, N, NULL, 0, NULL, a, &err), NS_OK);
+    cr_assert_eq(ns_bo_propose(&s, 2, X, y, NULL, N, NULL, 0, NULL, b, &err), NS_OK);
+    cr_assert(memcmp(a, b, sizeof a) == 0);
+    nv[5] = NAN;
+    cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, nv, NULL, N, NULL, 0, NULL, a, &err), NS_EINPUT);
+    nv[5] = 0;
+    s.post_max = 1; /* below fit_max */
+    cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, nv, NULL, N, NULL, 0, NULL, a, &err), NS_EINPUT);
 }

@@ -1,8 +1,16 @@
-/* bo_bench.c — nnsearch's GP-BO (search/bo/bo.h) and random search on Branin (2-D) and
- * Hartmann-6, and the time per proposal at 50/100/200 observations in 8-D.
+/* bo_bench.c — nnsearch's GP-BO (search/bo/bo.h; with its defaults, and with the guard
+ * against near-duplicates off) and random search on Branin (2-D) and Hartmann-6, the time
+ * per proposal at 50 to 3000 observations in 8-D, and what the subset rule for many
+ * observations costs in regret.
  * Not the driver: scripts/bench/bo builds this, runs Optuna's TPE and prints the table.
- * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret"
- *        bo_bench timing              -> lines "timing n median_ms mean_ms max_ms" */
+ * usage: bo_bench regret REPS EVALS   -> lines "func method rep regret seconds", method
+ *                                        gp, gp-noguard (min_dist 0) or random
+ *        bo_bench scale REPS N0 EVALS -> lines "hartmann6in8 rule rep regret seconds": N0
+ *                                        random points then EVALS proposals, rule subset
+ *                                        (the defaults) or all (fit and posterior on
+ *                                        every point)
+ *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
+ *                                        proposals per n [10] */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,28 +71,45 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static int run_gp(const problem *p, int rep, int evals, double *regret)
+/* Hartmann-6 on inputs 1..6 of 8: two inputs that do nothing, as a study's often do */
+static double hartmann6in8(const double *x) { return hartmann6(x + 1); }
+
+/* n0 uniform random points (seeded by rep), then evals proposals of spec s (d <= 8) */
+static int run_gp(const problem *p, int rep, int n0, int evals, const ns_bo_spec *spec,
+                  double *regret)
 {
-    int d = p->d;
-    double *X = malloc((size_t)evals * d * sizeof *X), *y = malloc((size_t)evals * sizeof *y);
-    double hyp[NS_BO_HYP_LEN(6)];
-    ns_bo_spec s;
-    ns_bo_spec_default(&s, d);
-    s.seed = (uint64_t)rep;
+    int d = p->d, n = n0 + evals;
+    double *X = malloc((size_t)n * d * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double hyp[NS_BO_HYP_LEN(8)];
     ns_err err = {0};
+    if (!X || !y) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
+    ns_bo_spec s = *spec;
+    s.seed = (uint64_t)rep;
+    ns_rng r;
+    ns_rng_seed(&r, ns_seed_derive((uint64_t)rep, 0, 0));
     double best = HUGE_VAL;
-    for (int t = 0; t < evals; t++) {
-        if (ns_bo_propose(&s, d, X, y, NULL, t, NULL, 0, hyp, X + (size_t)t * d, &err) != NS_OK) {
-            fprintf(stderr, "bo_bench: %s\n", err.msg);
-            return 1;
-        }
-        y[t] = p->f(X + (size_t)t * d);
+    for (int t = 0; t < n; t++) {
+        double *x = X + (size_t)t * d;
+        if (t < n0)
+            for (int k = 0; k < d; k++)
+                x[k] = ns_rng_uniform(&r);
+        else if (ns_bo_propose(&s, d, X, y, NULL, t, NULL, 0, hyp, x, &err) != NS_OK)
+            goto fail;
+        y[t] = p->f(x);
         best = fmin(best, y[t]);
     }
     *regret = best - p->fmin;
     free(X);
     free(y);
     return 0;
+fail:
+    fprintf(stderr, "bo_bench: %s\n", err.msg);
+    free(X);
+    free(y);
+    return 1;
 }
 
 static double run_random(const problem *p, int rep, int evals)
@@ -100,15 +125,21 @@ static double run_random(const problem *p, int rep, int evals)
     return best - p->fmin;
 }
 
-/* Proposals at n = n0 .. n0 + k - 1 observations of a smooth random 8-D function, each
- * warm-started from the previous one's hyperparameters (as in a search), so that the one
- * full refit in every refit_every proposals is part of the figures. */
-static int timing(int n0)
+/* Proposals at n = n0 .. n0 + K - 1 observations of a smooth random 8-D function, each
+ * warm-started from the previous one's hyperparameters (as in a search), so that with
+ * K = refit_every the one full refit in every refit_every proposals is part of the
+ * figures. */
+static int timing(int n0, int K)
 {
-    enum { D = 8, K = 10 };
+    enum { D = 8 };
     int nmax = n0 + K;
     double *X = malloc((size_t)nmax * D * sizeof *X), *y = malloc((size_t)nmax * sizeof *y);
-    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], ms[K];
+    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], *ms = malloc((size_t)K * sizeof *ms);
+    ns_err err = {0};
+    if (!X || !y || !ms) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
     ns_rng r;
     ns_rng_seed(&r, 42);
     for (int k = 0; k < D; k++)
@@ -124,7 +155,6 @@ static int timing(int n0)
     ns_bo_spec s;
     ns_bo_spec_default(&s, D);
     s.seed = 1;
-    ns_err err = {0};
     if (ns_bo_propose(&s, D, X, y, NULL, n0 - 1, NULL, 0, hyp, out, &err) != NS_OK) /* warm-up fit */
         goto fail;
     for (int j = 0; j < K; j++) {
@@ -137,12 +167,18 @@ static int timing(int n0)
     for (int j = 0; j < K; j++)
         mean += ms[j] / K;
     qsort(ms, K, sizeof *ms, cmp_d);
-    printf("timing %d %.2f %.2f %.2f\n", n0, 0.5 * (ms[K / 2 - 1] + ms[K / 2]), mean, ms[K - 1]);
+    double med = K % 2 ? ms[K / 2] : 0.5 * (ms[K / 2 - 1] + ms[K / 2]);
+    printf("timing %d %.2f %.2f %.2f\n", n0, med, mean, ms[K - 1]);
+    fflush(stdout);
     free(X);
     free(y);
+    free(ms);
     return 0;
 fail:
     fprintf(stderr, "bo_bench: %s\n", err.msg);
+    free(X);
+    free(y);
+    free(ms);
     return 1;
 }
 
@@ -153,23 +189,56 @@ int main(int argc, char **argv)
         problem ps[2] = {{"branin", 2, branin, BRANIN_MIN}, {"hartmann6", 6, hartmann6, HARTMANN6_MIN}};
         for (int i = 0; i < 2; i++)
             for (int rep = 1; rep <= reps; rep++) {
-                double g;
-                double t0 = now();
-                if (run_gp(&ps[i], rep, evals, &g))
+                ns_bo_spec s, s0;
+                ns_bo_spec_default(&s, ps[i].d);
+                s0 = s;
+                s0.min_dist = 0;
+                double g, t0 = now();
+                if (run_gp(&ps[i], rep, 0, evals, &s, &g))
                     return 1;
                 printf("%s gp %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
+                t0 = now();
+                if (run_gp(&ps[i], rep, 0, evals, &s0, &g))
+                    return 1;
+                printf("%s gp-noguard %d %.9g %.3f\n", ps[i].name, rep, g, now() - t0);
                 printf("%s random %d %.9g 0\n", ps[i].name, rep, run_random(&ps[i], rep, evals));
                 fflush(stdout);
             }
         return 0;
     }
-    if (argc == 2 && !strcmp(argv[1], "timing")) {
-        int ns[3] = {50, 100, 200};
-        for (int i = 0; i < 3; i++)
-            if (timing(ns[i]))
+    if ((argc == 2 || argc == 3) && !strcmp(argv[1], "timing")) {
+        static const int ns[] = {50, 100, 200, 1000, 3000};
+        int K = argc == 3 ? atoi(argv[2]) : 10;
+        if (K < 1) {
+            fprintf(stderr, "bo_bench: K must be >= 1\n");
+            return 2;
+        }
+        for (size_t i = 0; i < sizeof ns / sizeof *ns; i++)
+            if (timing(ns[i], K))
                 return 1;
         return 0;
     }
-    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing\n");
+    if (argc == 5 && !strcmp(argv[1], "scale")) {
+        int reps = atoi(argv[2]), n0 = atoi(argv[3]), evals = atoi(argv[4]);
+        problem p = {"hartmann6in8", 8, hartmann6in8, HARTMANN6_MIN};
+        for (int rep = 1; rep <= reps; rep++) {
+            ns_bo_spec s, all;
+            ns_bo_spec_default(&s, p.d);
+            all = s;
+            all.fit_max = all.post_max = n0 + evals;
+            double g, t0 = now();
+            if (run_gp(&p, rep, n0, evals, &s, &g))
+                return 1;
+            printf("%s subset %d %.9g %.3f\n", p.name, rep, g, now() - t0);
+            t0 = now();
+            if (run_gp(&p, rep, n0, evals, &all, &g))
+                return 1;
+            printf("%s all %d %.9g %.3f\n", p.name, rep, g, now() - t0);
+            fflush(stdout);
+        }
+        return 0;
+    }
+    fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K] | "
+            "bo_bench scale REPS N0 EVALS\n");
     return 2;
 }

@@ -1,5 +1,6 @@
-/* bo.c — GP Bayesian optimisation's proposal (bo.h): Sobol design, constant liar,
- * feasibility-weighted log EI, Sobol + local candidates and BFGS refinement.
+/* bo.c — GP Bayesian optimisation's proposal (bo.h): Sobol design, constant liar, models
+ * on subsets of many observations, feasibility-weighted log EI, Sobol + local candidates
+ * with a guard against near-duplicates, and BFGS refinement.
  * No state between calls: everything random derives from (spec->seed, t, purpose). */
 #include "search/bo/bo.h"
 
@@ -25,6 +26,9 @@ void ns_bo_spec_default(ns_bo_spec *spec, int d)
     spec->n_starts = 2;
     spec->max_iter = 20;
     spec->refit_every = 10;
+    spec->fit_max = NS_BO_FIT_MAX;
+    spec->post_max = NS_BO_POST_MAX;
+    spec->min_dist = NS_BO_MIN_DIST;
 }
 
 /* Point `index` of a d-dimensional low-discrepancy sequence shifted by `shift` modulo 1,
@@ -154,11 +158,120 @@ static void ref_df(const gsl_vector *z, void *p, gsl_vector *g)
     ref_fdf(z, p, &f, g);
 }
 
+/* ---- the models ---------------------------------------------------------------------- */
+
+/* Rows keep[0..n_keep) of (X, y, nv) into (Xs, ys, nvs); nv and nvs may be NULL. */
+static void gather(int d, const double *X, const double *y, const double *nv, const int *keep,
+                   int n_keep, double *Xs, double *ys, double *nvs)
+{
+    for (int j = 0; j < n_keep; j++) {
+        memcpy(Xs + (size_t)j * d, X + (size_t)keep[j] * d, (size_t)d * sizeof *Xs);
+        ys[j] = y[keep[j]];
+        if (nv)
+            nvs[j] = nv[keep[j]];
+    }
+}
+
+/* keep (n_sel + n_fixed) = ns_bo_subset's choice of m among the first n_sel rows (half
+ * the best, at most max_best of them, the rest spread), then the n_fixed rows after them,
+ * which are always kept. */
+static int choose(const double *X, const double *y, int n_sel, int n_fixed, int d, int m,
+                  int max_best, int *keep, ns_err *err)
+{
+    int n_best = m / 2 < max_best ? m / 2 : max_best;
+    int rc = ns_bo_subset(X, y, n_sel, d, m, n_best, keep, err);
+    int k = n_sel < m ? n_sel : m;
+    for (int i = 0; i < n_fixed; i++)
+        keep[k + i] = n_sel + i;
+    return rc;
+}
+
+/* A GP on the n rows of (X, y, nv), fitted and factorised, into *out (caller frees), by
+ * the rule in bo.h: the last n_fixed rows (the liars) are always kept; of the others the
+ * posterior sees at most spec->post_max and the hyperparameter fit at most spec->fit_max
+ * of those, each time at most max_best of them chosen as the best. theta0 (d + 2, in the
+ * posterior's units) warm-starts the fit when not NULL; the model's theta is in its own
+ * units, converted from the fit's when they differ. */
+static int model(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                 const double *nv, int n, int n_fixed, int max_best, const double *theta0,
+                 int n_starts, ns_rng *rng, ns_gp **out, ns_err *err)
+{
+    int np = NS_GP_NTHETA(d), n_sel = n - n_fixed;
+    int n_post = n_sel < spec->post_max ? n_sel : spec->post_max;
+    int n_fit = n_post < spec->fit_max ? n_post : spec->fit_max;
+    int rows = n_post + n_fixed, fit_rows = n_fit + n_fixed;
+    int *keep = malloc((size_t)n * sizeof *keep);
+    double *Xp = malloc((size_t)rows * d * sizeof *Xp), *yp = malloc((size_t)rows * sizeof *yp);
+    double *nvp = nv ? malloc((size_t)rows * sizeof *nvp) : NULL;
+    double *Xf = NULL, *yf = NULL, *nvf = NULL;
+    ns_gp *post = ns_gp_alloc(d), *fit = NULL;
+    int rc = NS_OK;
+    if (!keep || !Xp || !yp || (nv && !nvp) || !post) {
+        rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory for a model of %d points", n);
+        goto fail;
+    }
+    if ((rc = choose(X, y, n_sel, n_fixed, d, spec->post_max, max_best, keep, err)))
+        goto fail;
+    gather(d, X, y, nv, keep, rows, Xp, yp, nvp);
+    if (n_fit == n_post) { /* one data set: fit and predict with the same model */
+        if ((rc = ns_gp_data_noise(post, Xp, yp, nvp, rows, err)) ||
+            (rc = ns_gp_fit(post, theta0, n_starts, spec->max_iter, rng, err)))
+            goto fail;
+    } else {
+        Xf = malloc((size_t)fit_rows * d * sizeof *Xf);
+        yf = malloc((size_t)fit_rows * sizeof *yf);
+        nvf = nv ? malloc((size_t)fit_rows * sizeof *nvf) : NULL;
+        fit = ns_gp_alloc(d);
+        if (!Xf || !yf || (nv && !nvf) || !fit) {
+            rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory for a model of %d points", n);
+            goto fail;
+        }
+        if ((rc = choose(Xp, yp, n_post, n_fixed, d, spec->fit_max, max_best, keep, err)))
+            goto fail;
+        gather(d, Xp, yp, nvp, keep, fit_rows, Xf, yf, nvf);
+        if ((rc = ns_gp_data_noise(fit, Xf, yf, nvf, fit_rows, err)))
+            goto fail;
+        /* sf2 and sn2 are in standardised units: the same kernel in the posterior's units
+         * has log sf2 and log sn2 lower by 2 log(sd_post / sd_fit) */
+        double pm, psd, fm, fsd, th[np];
+        ns_gp_y_stats(yp, rows, &pm, &psd);
+        ns_gp_y_scale(fit, &fm, &fsd);
+        double shift = 2 * log(psd / fsd);
+        if (theta0) {
+            memcpy(th, theta0, sizeof th);
+            th[d] += shift;
+            th[d + 1] += shift;
+        }
+        if ((rc = ns_gp_fit(fit, theta0 ? th : NULL, n_starts, spec->max_iter, rng, err)))
+            goto fail;
+        memcpy(th, ns_gp_theta(fit), sizeof th);
+        th[d] -= shift;
+        th[d + 1] -= shift;
+        /* theta before data: the posterior's one factorisation is at the fitted theta */
+        if ((rc = ns_gp_theta_set(post, th, err)) ||
+            (rc = ns_gp_data_noise(post, Xp, yp, nvp, rows, err)))
+            goto fail;
+    }
+    *out = post;
+    post = NULL;
+fail:
+    ns_gp_free(post);
+    ns_gp_free(fit);
+    free(keep);
+    free(Xp);
+    free(yp);
+    free(nvp);
+    free(Xf);
+    free(yf);
+    free(nvf);
+    return rc;
+}
+
 /* ---- proposal ------------------------------------------------------------------------ */
 
 static int check_inputs(const ns_bo_spec *s, int d, const double *X, const double *y,
-                        const int *feasible, int n_obs, const double *pending, int n_pending,
-                        ns_err *err)
+                        const double *noise_var, const int *feasible, int n_obs,
+                        const double *pending, int n_pending, ns_err *err)
 {
     if (d < 1 || n_obs < 0 || n_pending < 0)
         return ns_err_set(err, NS_EINPUT, "bo: bad sizes (d %d, %d observations, %d pending)",
@@ -169,6 +282,10 @@ static int check_inputs(const ns_bo_spec *s, int d, const double *X, const doubl
                           "n_refine %d, n_starts %d, max_iter %d, refit_every %d)", s->n_init,
                           s->n_sobol, s->n_local, s->n_refine, s->n_starts, s->max_iter,
                           s->refit_every);
+    if (s->fit_max < 2 || s->post_max < s->fit_max || !(s->min_dist >= 0 && isfinite(s->min_dist)))
+        return ns_err_set(err, NS_EINPUT, "bo: bad spec (fit_max %d, post_max %d, min_dist %g): "
+                          "2 <= fit_max <= post_max and min_dist >= 0", s->fit_max, s->post_max,
+                          s->min_dist);
     for (long i = 0; i < (long)n_obs * d; i++)
         if (!(X[i] >= 0 && X[i] <= 1))
             return ns_err_set(err, NS_EINPUT, "bo: observation %ld input %ld is %g, outside [0, 1]",
@@ -177,17 +294,54 @@ static int check_inputs(const ns_bo_spec *s, int d, const double *X, const doubl
         if (!(pending[i] >= 0 && pending[i] <= 1))
             return ns_err_set(err, NS_EINPUT, "bo: pending point %ld input %ld is %g, outside [0, 1]",
                               i / d, i % d, pending[i]);
-    for (int i = 0; i < n_obs; i++)
-        if ((!feasible || feasible[i]) && !isfinite(y[i]))
+    for (int i = 0; i < n_obs; i++) {
+        if (feasible && !feasible[i])
+            continue;
+        if (!isfinite(y[i]))
             return ns_err_set(err, NS_EINPUT, "bo: observation %d is feasible but y is %g", i, y[i]);
+        if (noise_var && !(noise_var[i] >= 0 && isfinite(noise_var[i])))
+            return ns_err_set(err, NS_EINPUT, "bo: observation %d's noise variance is %g, not "
+                              "finite and >= 0", i, noise_var[i]);
+    }
     return NS_OK;
+}
+
+/* 1 when x (d) is at least min_dist (Euclidean) from every row of A (n, d). */
+static int far_from(const double *x, const double *A, int n, int d, double min_dist)
+{
+    double lim = min_dist * min_dist;
+    for (int i = 0; i < n; i++) {
+        const double *a = A + (size_t)i * d;
+        double s = 0;
+        for (int k = 0; k < d && s < lim; k++)
+            s += (x[k] - a[k]) * (x[k] - a[k]);
+        if (s < lim)
+            return 0;
+    }
+    return 1;
+}
+
+/* far_from both the observations and the pending points */
+static int allowed(const double *x, const double *X, int n_obs, const double *pending,
+                   int n_pending, int d, double min_dist)
+{
+    return far_from(x, X, n_obs, d, min_dist) && far_from(x, pending, n_pending, d, min_dist);
 }
 
 int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *y,
                   const int *feasible, int n_obs, const double *pending, int n_pending,
                   double *hyp, double *out, ns_err *err)
 {
-    int rc = check_inputs(spec, d, X, y, feasible, n_obs, pending, n_pending, err);
+    return ns_bo_propose_noisy(spec, d, X, y, NULL, feasible, n_obs, pending, n_pending, hyp,
+                               out, err);
+}
+
+int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                        const double *noise_var, const int *feasible, int n_obs,
+                        const double *pending, int n_pending, double *hyp, double *out,
+                        ns_err *err)
+{
+    int rc = check_inputs(spec, d, X, y, noise_var, feasible, n_obs, pending, n_pending, err);
     if (rc)
         return rc;
     long t = (long)n_obs + n_pending;
@@ -208,66 +362,68 @@ int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *
     }
 
     ns_gp *obj = NULL, *feas = NULL;
-    double *Xo = NULL, *yo = NULL, *cand = NULL, *cm = NULL, *cv = NULL, *score = NULL;
-    double *scratch = NULL;
-    int *order = NULL;
+    double *Xo = NULL, *yo = NULL, *nvo = NULL, *cand = NULL, *cm = NULL, *cv = NULL;
+    double *score = NULL, *scratch = NULL;
+    int *order = NULL, *ok = NULL;
     gsl_multimin_fdfminimizer *mz = NULL;
     rc = NS_OK;
     int n_cand = spec->n_sobol + spec->n_local;
     int n_fit = n_feas + n_pending;
     Xo = malloc((size_t)(n_obs + n_pending) * d * sizeof *Xo);
     yo = malloc((size_t)(n_obs + n_pending) * sizeof *yo);
+    nvo = noise_var ? malloc((size_t)n_fit * sizeof *nvo) : NULL;
     cand = malloc((size_t)n_cand * d * sizeof *cand);
     cm = malloc((size_t)n_cand * sizeof *cm);
     cv = malloc((size_t)n_cand * sizeof *cv);
     score = malloc((size_t)n_cand * sizeof *score);
     order = malloc((size_t)n_cand * sizeof *order);
+    ok = malloc((size_t)n_cand * sizeof *ok);
     scratch = malloc((size_t)8 * d * sizeof *scratch);
-    obj = ns_gp_alloc(d);
-    if (!Xo || !yo || !cand || !cm || !cv || !score || !order || !scratch || !obj) {
+    if (!Xo || !yo || (noise_var && !nvo) || !cand || !cm || !cv || !score || !order || !ok ||
+        !scratch) {
         rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory");
         goto done;
     }
 
-    /* objective GP: feasible observations, then the liars */
+    /* objective GP: feasible observations, then the liars (no noise of their own) */
     double ybest = HUGE_VAL;
     int m = 0;
     for (int i = 0; i < n_obs; i++)
         if (!feasible || feasible[i]) {
             memcpy(Xo + (size_t)m * d, X + (size_t)i * d, (size_t)d * sizeof *Xo);
+            if (nvo)
+                nvo[m] = noise_var[i];
             yo[m++] = y[i];
             if (y[i] < ybest)
                 ybest = y[i];
         }
     for (int i = 0; i < n_pending; i++) {
         memcpy(Xo + (size_t)m * d, pending + (size_t)i * d, (size_t)d * sizeof *Xo);
+        if (nvo)
+            nvo[m] = 0;
         yo[m++] = ybest;
     }
     int warm = hyp && isfinite(hyp[0]);
     int full = !warm || t % spec->refit_every == 0;
     ns_rng rng;
     ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t, SEED_FIT));
-    if ((rc = ns_gp_data(obj, Xo, yo, n_fit, err)) ||
-        (rc = ns_gp_fit(obj, warm ? hyp : NULL, full ? spec->n_starts : 1, spec->max_iter,
-                        &rng, err)))
+    if ((rc = model(spec, d, Xo, yo, nvo, n_fit, n_pending, n_fit, warm ? hyp : NULL,
+                    full ? spec->n_starts : 1, &rng, &obj, err)))
         goto done;
     double ym, ys;
     ns_gp_y_scale(obj, &ym, &ys);
 
-    /* feasibility GP on labels, when anything failed */
+    /* feasibility GP on labels, when anything failed; the subset rule's "best" are then
+     * the infeasible observations (label -1, the ones that draw the boundary) and only
+     * those: the feasible ones are all equal, so they are only spread */
     if (n_feas < n_obs) {
-        feas = ns_gp_alloc(d);
-        if (!feas) {
-            rc = ns_err_set(err, NS_ERUNTIME, "bo: out of memory");
-            goto done;
-        }
         for (int i = 0; i < n_obs; i++)
             yo[i] = feasible[i] ? 1.0 : -1.0;
         int fwarm = hyp && isfinite(hyp[np]);
         ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t, SEED_FEAS));
-        if ((rc = ns_gp_data(feas, X, yo, n_obs, err)) ||
-            (rc = ns_gp_fit(feas, fwarm ? hyp + np : NULL, full || !fwarm ? spec->n_starts : 1,
-                            spec->max_iter, &rng, err)))
+        if ((rc = model(spec, d, X, yo, NULL, n_obs, 0, n_obs - n_feas,
+                        fwarm ? hyp + np : NULL, full || !fwarm ? spec->n_starts : 1, &rng,
+                        &feas, err)))
             goto done;
     }
     if (hyp) {
@@ -323,12 +479,25 @@ int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *
         for (int c = 0; c < n_cand; c++)
             score[c] += log_Phi((fm + fs * cm[c]) / (fs * sqrt(cv[c])), NULL);
     }
-    /* partial selection of the n_refine best (ties: lower index first, deterministic) */
-    int n_ref = spec->n_refine < n_cand ? spec->n_refine : n_cand;
-    for (int j = 0; j < n_ref; j++) {
+    /* collapse guard: candidates nearer than min_dist to a tried or pending point are out,
+     * unless every candidate is (a small discrete space, used up) */
+    int n_ok = 0;
+    for (int c = 0; c < n_cand; c++)
+        n_ok += ok[c] = allowed(cand + (size_t)c * d, X, n_obs, pending, n_pending, d,
+                                spec->min_dist);
+    if (n_ok == 0)
+        for (int c = 0; c < n_cand; c++)
+            ok[c] = 1;
+    /* partial selection of the best allowed ones, at least one (ties: lower index first);
+     * the n_ref first are refined */
+    int n_avail = n_ok ? n_ok : n_cand;
+    int n_ref = spec->n_refine < n_avail ? spec->n_refine : n_avail;
+    for (int j = 0; j < (n_ref > 1 ? n_ref : 1); j++) {
         int bj = j;
-        for (int c = j + 1; c < n_cand; c++)
-            if (score[order[c]] > score[order[bj]])
+        while (!ok[order[bj]]) /* an allowed one is left: j < n_avail */
+            bj++;
+        for (int c = bj + 1; c < n_cand; c++)
+            if (ok[order[c]] && score[order[c]] > score[order[bj]])
                 bj = c;
         int tmp = order[j];
         order[j] = order[bj];
@@ -361,6 +530,9 @@ int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *
         }
         z_to_x(mz->x->data, xr, NULL, d);
         snap(spec, xr, d);
+        /* a refinement that slid back next to a tried point is not taken */
+        if (n_ok > 0 && !allowed(xr, X, n_obs, pending, n_pending, d, spec->min_dist))
+            continue;
         double v = acq_eval(&a, xr, NULL);
         if (isfinite(v) && v > best_val) {
             best_val = v;
@@ -375,11 +547,13 @@ done:
     ns_gp_free(feas);
     free(Xo);
     free(yo);
+    free(nvo);
     free(cand);
     free(cm);
     free(cv);
     free(score);
     free(order);
+    free(ok);
     free(scratch);
     return rc;
 }

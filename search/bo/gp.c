@@ -31,6 +31,7 @@ struct ns_gp {
     int d, n, cap;       /* inputs, observations, allocated rows */
     double *X;           /* (cap, d) */
     double *y;           /* (cap) standardised */
+    double *nug;         /* (cap) per-observation noise variance, standardised, or NULL */
     double y_mean, y_sd;
     double *theta;       /* (d+2) current hyperparameters */
     double *inv_l2;      /* (d) 1 / l_i^2 at the current theta */
@@ -69,6 +70,7 @@ void ns_gp_free(ns_gp *gp)
         return;
     free(gp->X);
     free(gp->y);
+    free(gp->nug);
     free(gp->theta);
     free(gp->inv_l2);
     if (gp->L)
@@ -116,7 +118,8 @@ static double matern52(double r2, double sf2)
     return sf2 * (1 + SQRT5 * r + 5.0 / 3.0 * r2) * exp(-SQRT5 * r);
 }
 
-/* Fills the lower triangle of m with K(theta) + sn2 I + jitter I and factorises it in
+/* Fills the lower triangle of m with K(theta) + sn2 I + N + jitter I (N the diagonal of
+ * per-observation noise variances, when given) and factorises it in
  * place, raising the jitter until it succeeds. Each pair's kernel value and the factor
  * sf2 5/3 (1 + sqrt5 r) e^{-sqrt5 r} of its length-scale derivatives go to gp->pair first
  * (two doubles per pair j < i at 2 (i (i - 1) / 2 + j)): the exps are the bulk of an
@@ -143,7 +146,7 @@ static int factorise(const ns_gp *gp, gsl_matrix *m, const double *inv_l2, doubl
             double *row = m->data + (size_t)i * m->tda;
             for (int j = 0; j < i; j++, pr += 2)
                 row[j] = pr[0];
-            row[i] = sf2 + sn2 + jit;
+            row[i] = sf2 + sn2 + (gp->nug ? gp->nug[i] : 0) + jit;
         }
         gsl_matrix_view v = gsl_matrix_submatrix(m, 0, 0, n, n);
         if (gsl_linalg_cholesky_decomp1(&v.matrix) == GSL_SUCCESS)
@@ -184,7 +187,28 @@ static int refactor(ns_gp *gp, ns_err *err)
     return NS_OK;
 }
 
+void ns_gp_y_stats(const double *y, int n, double *mean, double *sd)
+{
+    double m = 0, s = 0;
+    for (int i = 0; i < n; i++)
+        m += y[i];
+    m /= n;
+    for (int i = 0; i < n; i++)
+        s += (y[i] - m) * (y[i] - m);
+    s = n > 1 ? sqrt(s / (n - 1)) : 0;
+    if (!(s > 0) || !isfinite(s))
+        s = 1;
+    *mean = m;
+    *sd = s;
+}
+
 int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
+{
+    return ns_gp_data_noise(gp, X, y, NULL, n, err);
+}
+
+int ns_gp_data_noise(ns_gp *gp, const double *X, const double *y, const double *noise_var,
+                     int n, ns_err *err)
 {
     int d = gp->d;
     if (n < 1)
@@ -195,6 +219,13 @@ int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
     for (int i = 0; i < n; i++)
         if (!isfinite(y[i]))
             return ns_err_set(err, NS_EINPUT, "gp: output %d is not finite", i);
+    for (int i = 0; noise_var && i < n; i++)
+        if (!(noise_var[i] >= 0 && isfinite(noise_var[i])))
+            return ns_err_set(err, NS_EINPUT, "gp: noise variance %d is %g, not finite and >= 0",
+                              i, noise_var[i]);
+    /* the old nuggets go first, so a model never mixes new data with old noise */
+    free(gp->nug);
+    gp->nug = NULL;
     if (n > gp->cap) {
         free(gp->X);
         free(gp->y);
@@ -219,21 +250,18 @@ int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err)
             return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d observations", n);
         gp->cap = n;
     }
+    if (noise_var && !(gp->nug = malloc((size_t)n * sizeof *gp->nug)))
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d noise variances", n);
     gp->n = n;
     memcpy(gp->X, X, (size_t)n * d * sizeof *X);
-    double m = 0, s = 0;
-    for (int i = 0; i < n; i++)
-        m += y[i];
-    m /= n;
-    for (int i = 0; i < n; i++)
-        s += (y[i] - m) * (y[i] - m);
-    s = n > 1 ? sqrt(s / (n - 1)) : 0;
-    if (!(s > 0) || !isfinite(s))
-        s = 1;
+    double m, s;
+    ns_gp_y_stats(y, n, &m, &s);
     gp->y_mean = m;
     gp->y_sd = s;
     for (int i = 0; i < n; i++)
         gp->y[i] = (y[i] - m) / s;
+    for (int i = 0; noise_var && i < n; i++)
+        gp->nug[i] = noise_var[i] / (s * s); /* y's units to the standardised ones */
     return refactor(gp, err);
 }
 

@@ -1,12 +1,18 @@
 /* gp.h — a Gaussian-process regression model on the unit cube for Bayesian optimisation:
  * Matérn 5/2 ARD kernel, standardised outputs, hyperparameters by maximum a posteriori.
  * Not the optimiser (search/bo/bo.h proposes points) and not a general GP library: one
- * kernel, Gaussian noise, dense Cholesky (n up to a few hundred).
+ * kernel, Gaussian noise, dense Cholesky: O(n^3) per factorisation, and every likelihood
+ * evaluation of a fit is one, so bo.h hands this model at most fit_max points to fit and
+ * post_max to predict from (its header states the rule and what it costs).
  *
  * Model. Inputs x in [0, 1]^d. Outputs are standardised, y_s = (y - mean(y)) / sd(y)
  * (sample sd; 1 when n < 2 or sd == 0), and modelled as f(x) + noise with
  *   k(x, x') = sf2 (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r),  r^2 = sum_i (x_i - x'_i)^2 / l_i^2,
- *   noise ~ N(0, sn2).
+ *   noise ~ N(0, sn2 + nv_i / sd(y)^2),
+ * nv_i an optional known noise variance of observation i in y's units (e.g. the squared
+ * standard error of a metric over cross-validation folds): a heteroscedastic nugget on
+ * the diagonal, on top of the fitted homoscedastic sn2, so that repeated noisy
+ * observations average instead of being interpolated.
  * Hyperparameters theta (NS_GP_NTHETA(d) doubles, all in log space):
  *   theta[0..d-1] = log l_i,  theta[d] = log sf2,  theta[d+1] = log sn2.
  * Weak priors (independent normals on the logs), added to the log marginal likelihood:
@@ -41,6 +47,10 @@ void ns_gp_theta_default(int d, double *theta /* (d+2) */);
  * factorises with the current theta. n >= 1. NS_OK; NS_EINPUT for n < 1 or a non-finite
  * value; NS_ERUNTIME when out of memory or when no jitter makes K positive definite. */
 int ns_gp_data(ns_gp *gp, const double *X, const double *y, int n, ns_err *err);
+/* The same with known noise variances noise_var (n) in y's units, each >= 0 and finite
+ * (NS_EINPUT otherwise), or NULL: ns_gp_data. */
+int ns_gp_data_noise(ns_gp *gp, const double *X, const double *y, const double *noise_var,
+                     int n, ns_err *err);
 
 /* Sets theta and refactorises (when data are set). Errors as ns_gp_data. */
 int ns_gp_theta_set(ns_gp *gp, const double *theta, ns_err *err);
@@ -76,6 +86,10 @@ int ns_gp_predict_many(const ns_gp *gp, const double *Xs, int m, double *mean, d
 
 /* y's standardisation: y_s = (y - *mean) / *sd. */
 void ns_gp_y_scale(const ns_gp *gp, double *mean, double *sd);
+/* The standardisation ns_gp_data would use for y (n >= 1): the mean and the sample sd
+ * (1 when n < 2 or sd == 0), so a caller can convert theta between two data sets'
+ * units before handing either to a model (log sf2 and log sn2 shift by 2 log(sd ratio)). */
+void ns_gp_y_stats(const double *y, int n, double *mean, double *sd);
 int ns_gp_n(const ns_gp *gp); /* observations set */
 
 /* log EI for minimisation: log E[max(best - f, 0)], f ~ N(mean, sd^2), sd > 0:
