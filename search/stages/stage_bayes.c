@@ -193,7 +193,8 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
     double *x = malloc((size_t)D * sizeof *x);
     int *feas = malloc((size_t)(n + 1) * sizeof *feas), *cens = malloc((size_t)(n + 1) * sizeof *cens);
     long *obs = malloc((size_t)(n + 1) * sizeof *obs);
-    if (!X || !y || !P || !u || !x || !feas || !cens || !obs) {
+    double *noise = malloc((size_t)(n + 1) * sizeof *noise);
+    if (!X || !y || !P || !u || !x || !feas || !cens || !obs || !noise) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
@@ -222,6 +223,11 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
          * raced trials ran whole folds and are of this one */
         cens[n_obs] = ok && t->state == NS_TRIAL_PRUNED && !(t->result && strstr(t->result, "\"raced\":true"));
         n_pruned += cens[n_obs];
+        /* cross-validated: the fold spread is the observation's measured noise (squared
+         * standard error; the GP adds it to its fitted noise), so a lucky mean of a few
+         * folds is not taken at its word */
+        double se;
+        noise[n_obs] = ok && t->result && ns_json_get_num(t->result, "val_se", &se) && isfinite(se) ? se * se : 0;
         n_other += t->number < first;
         obs[n_obs++] = t->number;
     }
@@ -242,7 +248,8 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
         goto done;
     }
     read_hyp(s, me - 1, i > 0, hyp, NS_BO_HYP_LEN(D));
-    if ((rc = ns_bo_propose(&spec, D, X, y, feas, n_obs, P, n_pend, hyp, x, err)) ||
+    if ((rc = ns_bo_propose_noisy(&spec, D, X, y, s->folds.n ? noise : NULL, feas, n_obs, P, n_pend, hyp,
+                                  x, err)) ||
         (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), obs, n_obs, err))) {
         free(hyp);
         goto done;
@@ -260,6 +267,7 @@ done:
     free(feas);
     free(cens);
     free(obs);
+    free(noise);
     return rc;
 }
 
