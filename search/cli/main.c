@@ -243,6 +243,12 @@ static int parse_duration(const char *s, double *out)
     return 0;
 }
 
+static int bad_budget(const char *v)
+{
+    return usage_error("bad value for --budget: expected seconds or a number with s, m or h (e.g. 300, "
+                       "5m), got '%s'", v);
+}
+
 /* `train` runs fixed configs only; a search config is refused with where its spaces are.
  * is_search_run: called as `nnsearch CONFIG`, which is meant to run the search. */
 static int check_fixed(const ns_config *c)
@@ -307,8 +313,7 @@ static int cmd_search(int argc, char **argv, const char *config)
                     return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
             } else if (!strcmp(a, "--budget")) {
                 if (parse_duration(v, &budget))
-                    return usage_error("bad value for --budget: expected seconds or a number with s, m or h "
-                                       "(e.g. 300, 5m), got '%s'", v);
+                    return bad_budget(v);
             } else {
                 out = v;
             }
@@ -349,8 +354,7 @@ static int cmd_resume(int argc, char **argv)
                 return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", argv[i]);
         } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
             if (parse_duration(argv[++i], &budget))
-                return usage_error("bad value for --budget: expected seconds or a number with s, m or h "
-                                   "(e.g. 300, 5m), got '%s'", argv[i]);
+                return bad_budget(argv[i]);
         } else
             return usage_error("unknown option '%s'", argv[i]);
     }

@@ -160,7 +160,7 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
         goto done;
     }
     /* the result's validation figures are means over the folds run */
-    double sum[6] = {0};
+    double sum[5] = {0};
     for (int f = 0; f < F; f++) {
         ns_run_result r;
         l.n = 0;
@@ -181,8 +181,8 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
         out->metric[f] = ns_search_metric_of(s, &r);
         out->best_epoch[f] = r.best_epoch;
         out->done = f + 1;
-        const double v[6] = {r.val_loss, r.val_acc, r.val_rmse, r.val_bacc, r.val_f1, r.epochs};
-        for (int i = 0; i < 6; i++)
+        const double v[5] = {r.val_loss, r.val_acc, r.val_rmse, r.val_bacc, r.val_f1};
+        for (int i = 0; i < 5; i++)
             sum[i] += v[i];
         res->stopped_early |= r.stopped_early;
         res->epochs = r.epochs > res->epochs ? r.epochs : res->epochs;
