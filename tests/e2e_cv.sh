@@ -43,6 +43,14 @@ check "every complete trial has 4 fold results and a standard error" test \
   "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='complete' AND (json_array_length(result, '$.folds') != 4 OR json_extract(result, '$.val_se') IS NULL)")" -eq 0
 check "a trial's metric is its folds' mean" test "$(sqlite3 "$T/a/study.db" \
   "SELECT count(*) FROM trial t WHERE state='complete' AND abs(val_metric - (SELECT avg(value) FROM json_each(t.result, '$.folds'))) > 1e-6")" -eq 0
+check "each standard error is the folds' sample sd / sqrt(folds), recomputed here" /usr/bin/python3 -c "
+import json, math, sqlite3, sys
+bad = 0
+for (r,) in sqlite3.connect('$T/a/study.db').execute(\"SELECT result FROM trial WHERE state = 'complete'\"):
+    d = json.loads(r); f = d['folds']; m = sum(f) / len(f)
+    se = math.sqrt(sum((x - m) ** 2 for x in f) / (len(f) - 1)) / math.sqrt(len(f))
+    bad += abs(se - d['val_se']) > 1e-6 * max(se, 1e-9) + 1e-9
+sys.exit(1 if bad else 0)"
 raced=$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='pruned' AND json_extract(result, '$.raced') AND json_array_length(result, '$.folds') BETWEEN 2 AND 3")
 check "racing stopped some trials after 2 or 3 of 4 folds ($raced)" test "$raced" -ge 1
 check "every racing stopped a trial worse than the best" test "$(sqlite3 "$T/a/study.db" \
@@ -63,7 +71,7 @@ check "export hands out the refit" grep -q "refit of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null
 got=$(tail -1 "$T/train.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
 check "the exported refit trains to the selection's test accuracy ($got vs $ta)" \
-  /usr/bin/env python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$ta')) < 1e-9 else 1)"
+  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$ta')) < 1e-9 else 1)"
 
 "$NS" "$T/cv.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
 check "cv -j 2 exit 0" test $? -eq 0
