@@ -39,6 +39,8 @@ Test(select, counts_why_trials_were_not_eligible)
         /* a warning alone does not disqualify; not_converged does */
         {"3:bayes", NS_TRIAL_COMPLETE, 0.90, HEALTHY, NS_HEALTH_NOT_CONVERGED | NS_HEALTH_BUDGET_LIMITED},
         {"3:bayes", NS_TRIAL_COMPLETE, 0.78, HEALTHY, NS_HEALTH_BUDGET_LIMITED},
+        /* a comparison trial of a few epochs scored higher: evidence, not a candidate */
+        {"4:compare", NS_TRIAL_COMPLETE, 0.95, HEALTHY, 0},
     };
     const int n = (int)(sizeof t / sizeof *t);
     char *dir = tu_temp_dir();
@@ -54,8 +56,13 @@ Test(select, counts_why_trials_were_not_eligible)
     s.data.val.n = 100;
     cr_assert_eq(ns_store_study_init(s.store, "sel", "text", "hash", 1, "val_acc", 1, 0, &err), NS_OK,
                  "%s", err.msg);
-    const char *stages[] = {"1:lr_range", "2:random", "3:bayes", "4:select"};
-    for (int i = 0; i < 4; i++)
+    const char *stages[] = {"1:lr_range", "2:random", "3:bayes", "4:compare", "5:select"};
+    static const ns_stage_kind kinds[] = {NS_STAGE_LR_RANGE, NS_STAGE_RANDOM, NS_STAGE_BAYES,
+                                          NS_STAGE_COMPARE, NS_STAGE_SELECT};
+    s.base.search.n_stages = 5;
+    for (int i = 0; i < 5; i++)
+        s.base.search.stages[i].kind = kinds[i];
+    for (int i = 0; i < 5; i++)
         cr_assert_eq(ns_store_stage_set(s.store, stages[i], i, NS_STAGE_COMPLETE, NULL, &err), NS_OK,
                      "%s", err.msg);
     for (int i = 0; i < n; i++) {
@@ -73,10 +80,10 @@ Test(select, counts_why_trials_were_not_eligible)
     cr_assert_lt(ns_jbuf_finish(&j), sizeof buf);
     cr_assert(strncmp(buf, "\"winner\":1,", 11) == 0, "%s", buf);
     cr_assert(strstr(buf, ",\"eligible\":2,"), "%s", buf); /* trials 1 and the last */
-    cr_assert(strstr(buf, ",\"considered\":12,\"ineligible\":{\"pruned\":2,\"diverged\":2,\"failed\":1,"
+    cr_assert(strstr(buf, ",\"considered\":13,\"ineligible\":{\"pruned\":2,\"diverged\":2,\"failed\":1,"
                           "\"oscillating\":0,\"loss_spikes\":0,\"overfitting\":1,\"generalisation_gap\":1,"
                           "\"not_converged\":1,\"exploding_gradients\":0,\"not_run\":1,\"no_metric\":1,"
-                          "\"not_judged\":1}"), "%s", buf);
+                          "\"not_judged\":1,\"short_stage\":1}"), "%s", buf);
     /* the decision is one JSON object once wrapped, as the driver stores it */
     char obj[4200];
     snprintf(obj, sizeof obj, "{%s}", buf);

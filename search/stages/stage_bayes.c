@@ -486,8 +486,9 @@ typedef struct cand {
     long params;
     int warnings;          /* findings that did not disqualify it */
     double metric, se;     /* its study metric and standard error (re-scored: over all its folds) */
-    double *folds;         /* re-scored: the metric of every fold it ran (caller frees) */
+    double *folds;         /* under cross-validation: the metric of every fold it ran */
     int n_folds;
+    int rescored;          /* folds that re-scoring added */
 } cand;
 
 static void free_cands(cand *c, int nc)
@@ -582,6 +583,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
             x->folds = more;
             memcpy(x->folds + x->n_folds, cv.metric, (size_t)cv.done * sizeof *more);
             x->n_folds += cv.done;
+            x->rescored += cv.done;
             ns_cv_result_free(&cv);
             double m = 0, v = 0;
             for (int f = 0; f < x->n_folds; f++)
@@ -604,9 +606,10 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
 /* Why a trial is not a candidate: its state (each trial once), then, for a complete trial
  * with a metric, each disqualifying finding (a trial with several counts under each; a
  * diverged finding counts as "diverged"). The decision's "ineligible" keys, in order. */
-enum { WHY_PRUNED, WHY_DIVERGED, WHY_FAILED, WHY_NOT_RUN, WHY_NO_METRIC, WHY_NOT_JUDGED, WHY_N };
+enum { WHY_PRUNED, WHY_DIVERGED, WHY_FAILED, WHY_NOT_RUN, WHY_NO_METRIC, WHY_NOT_JUDGED,
+       WHY_SHORT_STAGE, WHY_N };
 static const char *const why_names[WHY_N] = {"pruned", "diverged", "failed", "not_run",
-                                             "no_metric", "not_judged"};
+                                             "no_metric", "not_judged", "short_stage"};
 
 /* A trial of an lr_range stage: a sweep, never a candidate and not counted. */
 static int range_test(const ns_trial_row *t)
@@ -617,9 +620,12 @@ static int range_test(const ns_trial_row *t)
 }
 
 /* ,"considered":N,"ineligible":{"pruned":..,"diverged":..,"failed":..,<finding>:..,
- * "not_run":..,"no_metric":..,"not_judged":..}: how many trials (range tests aside) could
- * have won and, per reason, why the others could not; every key always present. */
-static void eligibility_json(const ns_trial_row *rows, int n, int64_t unfit, ns_jbuf *j)
+ * "not_run":..,"no_metric":..,"not_judged":..,"short_stage":..}: how many trials (range
+ * tests aside) could have won and, per reason, why the others could not; every key always
+ * present. short_stage: a complete batch_sweep or compare trial while searched trials exist
+ * (searched != 0). */
+static void eligibility_json(const ns_search *s, const ns_trial_row *rows, int n, int64_t unfit,
+                             int searched, ns_jbuf *j)
 {
     int why[WHY_N] = {0}, code[64] = {0}, considered = 0;
     for (int k = 0; k < n; k++) {
@@ -636,6 +642,8 @@ static void eligibility_json(const ns_trial_row *rows, int n, int64_t unfit, ns_
         }
         if (!isfinite(t->val_metric))
             why[WHY_NO_METRIC]++;
+        else if (searched && !full_budget_stage(s, t))
+            why[WHY_SHORT_STAGE]++;
         else if (t->health_flags < 0)
             why[WHY_NOT_JUDGED]++;
         else
@@ -748,7 +756,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     if (w < 0) {
         ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
-        eligibility_json(rows, n, unfit, j);
+        eligibility_json(s, rows, n, unfit, searched, j);
         free_cands(c, nc);
         ns_trial_rows_free(rows, n);
         return NS_OK;
@@ -836,7 +844,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         ns_jbuf_putf(j, ",\"rescored\":{\"rounds\":%d,\"trials\":[", rounds);
         int first = 1;
         for (int k = 0; k < nc; k++)
-            if (c[k].n_folds > (c[k].t->result ? (int)ns_json_get_nums(c[k].t->result, "folds", NULL, 0) : 0)) {
+            if (c[k].rescored > 0) {
                 ns_jbuf_putf(j, "%s{\"trial\":%d,\"folds\":%d,\"%s\":", first ? "" : ",", c[k].t->number,
                              c[k].n_folds, ns_metric_name(s->metric));
                 ns_jbuf_num(j, c[k].metric);
@@ -847,7 +855,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             }
         ns_jbuf_put(j, "]}", 2);
     }
-    eligibility_json(rows, n, unfit, j);
+    eligibility_json(s, rows, n, unfit, searched, j);
     free_cands(c, nc);
     ns_trial_rows_free(rows, n);
     return NS_OK;
