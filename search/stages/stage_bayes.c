@@ -526,7 +526,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
 {
     *rounds = 0;
     const double end = s->t_start + s->budget;
-    double last = 0; /* the last round's duration: a round that would not fit is not begun */
+    double last = 0; /* a round's expected duration: one that would not fit is not begun */
     for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
         int b = best_cand(s, c, nc, fallback);
         if (b < 0 || !isfinite(c[b].se))
@@ -548,6 +548,9 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
                 break;
             top[nt++] = k;
         }
+        if (r == 1) /* before any round: the candidates' own K-fold runs, one after another */
+            for (int i = 0; i < nt; i++)
+                last += c[top[i]].t->seconds;
         double t0 = ns_now_s();
         if (nt < 2 || t0 + last >= end || (s->opts->stop && *s->opts->stop))
             return NS_OK; /* the best stands out, or no time for another round */
