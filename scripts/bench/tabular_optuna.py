@@ -18,6 +18,8 @@ import warnings
 
 import numpy as np
 
+from tabular_metrics import accuracy, balanced_accuracy, macro_f1
+
 SIZES = (16, 32, 64, 128)  # the batch sizes; the same list as nnsearch's batch_sweep
 EPOCHS = 30
 END_MARGIN_S = 4.0  # the workers stop starting trials this long before the budget ends
@@ -26,26 +28,6 @@ END_MARGIN_S = 4.0  # the workers stop starting trials this long before the budg
 def load(path):
     a = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
     return a[:, :-1].astype(np.float32), a[:, -1].astype(np.int64)
-
-
-def accuracy(y, p):
-    return float(np.mean(y == p))
-
-
-def balanced_accuracy(y, p):
-    """Mean recall over the classes present in y (nnsearch's val_balanced_acc)."""
-    return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
-
-
-def macro_f1(y, p):
-    """Mean F1 over the classes present in y or p (scikit-learn's macro average)."""
-    f = []
-    for c in np.union1d(np.unique(y), np.unique(p)):
-        tp = np.sum((y == c) & (p == c))
-        fp = np.sum((y != c) & (p == c))
-        fn = np.sum((y == c) & (p != c))
-        f.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f))
 
 
 def imbalanced(y):

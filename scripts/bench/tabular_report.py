@@ -16,31 +16,13 @@ import sys
 
 import numpy as np
 
+from tabular_metrics import accuracy, balanced_accuracy, macro_f1
+
 COLUMNS = ("set", "split", "side", "status", "metric", "test_acc", "test_f1", "test_bacc",
            "val_score", "test_score", "trials", "seconds", "budget", "rows", "features",
            "classes", "ratio")
 SIDES = ("nnsearch", "optuna")
 IMBALANCED = 3.0  # largest / smallest class count above this: an imbalanced set
-
-
-def accuracy(y, p):
-    return float(np.mean(y == p))
-
-
-def balanced_accuracy(y, p):
-    """Mean recall over the classes present in y (nnsearch's val_balanced_acc)."""
-    return float(np.mean([np.mean(p[y == c] == c) for c in np.unique(y)]))
-
-
-def macro_f1(y, p):
-    """Mean F1 over the classes present in y or p (scikit-learn's macro average)."""
-    f = []
-    for c in np.union1d(np.unique(y), np.unique(p)):
-        tp = np.sum((y == c) & (p == c))
-        fp = np.sum((y != c) & (p == c))
-        fn = np.sum((y == c) & (p != c))
-        f.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
-    return float(np.mean(f))
 
 
 def select_decision(status):
