@@ -176,6 +176,9 @@ typedef struct ns_cv_result {
 int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, ns_cv_result *out,
               ns_run_result *res, ns_err *err);
 void ns_cv_result_free(ns_cv_result *r);
+/* The mean of metric[0..n) and its standard error sd / sqrt(n) (sample sd; NaN below 2):
+ * a cross-validated trial's figures, also after re-scoring adds folds. */
+void ns_fold_mean_se(const double *metric, int n, double *mean, double *se);
 /* Racing for the round of stage st starting at trial round_first (random and bayes stages
  * whose prune rule is not none, under cross-validation): the incumbent is the best
  * complete, healthy trial of a search stage before the round with all folds; NULL when

@@ -128,6 +128,12 @@ static double sd_of(const double *v, int n, double mean)
     return sqrt(s / (n - 1));
 }
 
+void ns_fold_mean_se(const double *metric, int n, double *mean, double *se)
+{
+    *mean = mean_of(metric, n);
+    *se = sd_of(metric, n, *mean) / sqrt(n);
+}
+
 int ns_race_should_stop(const ns_search *s, const double *metric, int done)
 {
     if (!s->race_ref || done < RACE_MIN_FOLDS || done >= s->folds.n)
@@ -204,8 +210,7 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
     res->val_bacc = sum[3] / n;
     res->val_f1 = sum[4] / n;
     res->test_loss = res->test_acc = res->test_rmse = res->test_bacc = res->test_f1 = NAN;
-    out->mean = mean_of(out->metric, n);
-    out->se = sd_of(out->metric, n, out->mean) / sqrt(n);
+    ns_fold_mean_se(out->metric, n, &out->mean, &out->se);
     /* the epoch the folds chose: their median best epoch (the lower middle one) */
     int *be = malloc((size_t)n * sizeof *be);
     if (!be) {

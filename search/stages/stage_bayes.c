@@ -588,14 +588,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
             x->n_folds += cv.done;
             x->rescored += cv.done;
             ns_cv_result_free(&cv);
-            double m = 0, v = 0;
-            for (int f = 0; f < x->n_folds; f++)
-                m += x->folds[f];
-            m /= x->n_folds;
-            for (int f = 0; f < x->n_folds; f++)
-                v += (x->folds[f] - m) * (x->folds[f] - m);
-            x->metric = m;
-            x->se = sqrt(v / (x->n_folds - 1)) / sqrt(x->n_folds);
+            ns_fold_mean_se(x->folds, x->n_folds, &x->metric, &x->se);
         }
         ns_folds_free(&fo);
         if (rc)
