@@ -1,6 +1,8 @@
-/* modelfile.c — writes and reads the trained-model file (layout: docs/model-format.md).
+/* modelfile.c — writes and reads the trained-model file and the ensemble file that holds
+ * several of them (layout: docs/model-format.md).
  * Every field is encoded one by one in little-endian order, so a file is the same on any
- * host and never depends on struct padding. Not a general serialiser: it knows one format. */
+ * host and never depends on struct padding. Not a general serialiser: it knows these two
+ * formats. */
 #include "model/modelfile.h"
 
 #include "engine/atomic.h"
@@ -19,12 +21,16 @@
 #include <zlib.h>
 
 static const unsigned char MAGIC[8] = {'N', 'S', 'M', 'O', 'D', 'E', 'L', '\0'};
+static const unsigned char ENS_MAGIC[8] = {'N', 'S', 'E', 'N', 'S', 'M', 'B', '\0'};
 enum {
-    HEADER_BYTES = 20, /* magic, version, file size */
+    HEADER_BYTES = 20, /* magic, version, file size: the same in a model and an ensemble */
     CRC_BYTES = 4,
+    ENS_VERSION = 1,
+    ENS_HEADER_BYTES = HEADER_BYTES + 4, /* and the member count */
     TOOL_VERSION_MAX = (int)sizeof(((ns_model_file *)0)->tool_version) - 1,
 };
 #define FIX_CORRUPT "fix: copy the file again or re-create it with `nnsearch train`"
+#define FIX_ENS "fix: copy the file again or re-create the ensemble"
 
 /* ---- shared rules ----------------------------------------------------------------- */
 
@@ -49,6 +55,44 @@ static int stat_problem(const ns_feature_stats *fs, int j, const char **why)
 }
 static const char *const STAT_NAME[4] = {"training minimum", "training maximum",
                                          "training mean", "training std"};
+
+/* Whether member b of an ensemble may be averaged with member a: the same task, inputs,
+ * outputs and names (architecture widths, weights and statistics may differ). Returns 0,
+ * or 1 with what differs in why. A NULL label name and an empty one are the same (the file
+ * stores both as empty). Names are cut in the message: one may be 4096 bytes. */
+static int members_differ(const ns_model_file *a, const ns_model_file *b, char *why,
+                          size_t cap)
+{
+#define WHY(...) return (snprintf(why, cap, __VA_ARGS__), 1)
+    static const char *const TASK[] = {"classification", "regression"};
+    if (a->task != b->task)
+        WHY("task is %s, member 1's %s", TASK[b->task == NS_TASK_REGRESS],
+            TASK[a->task == NS_TASK_REGRESS]);
+    if (a->n_classes != b->n_classes) /* before n_out, which it equals: the clearer word */
+        WHY("%d classes, member 1 has %d", b->n_classes, a->n_classes);
+    if (a->spec.n_in != b->spec.n_in || a->spec.n_out != b->spec.n_out)
+        WHY("%d inputs and %d outputs, member 1 has %d and %d", b->spec.n_in, b->spec.n_out,
+            a->spec.n_in, a->spec.n_out);
+    if (!a->class_names != !b->class_names)
+        WHY("class names %s, member 1's %s", b->class_names ? "present" : "absent",
+            a->class_names ? "present" : "absent");
+    for (int i = 0; a->class_names && i < a->n_classes; i++)
+        if (strcmp(a->class_names[i], b->class_names[i]))
+            WHY("class %d is named '%.60s', in member 1 '%.60s'", i, b->class_names[i],
+                a->class_names[i]);
+    if (!a->feature_names != !b->feature_names)
+        WHY("feature names %s, member 1's %s", b->feature_names ? "present" : "absent",
+            a->feature_names ? "present" : "absent");
+    for (int j = 0; a->feature_names && j < a->spec.n_in; j++)
+        if (strcmp(a->feature_names[j], b->feature_names[j]))
+            WHY("feature %d is named '%.60s', in member 1 '%.60s'", j, b->feature_names[j],
+                a->feature_names[j]);
+    const char *la = a->label_name ? a->label_name : "", *lb = b->label_name ? b->label_name : "";
+    if (strcmp(la, lb))
+        WHY("label column '%.60s', member 1's '%.60s'", lb, la);
+#undef WHY
+    return 0;
+}
 
 /* "784-256-128-10" for messages. */
 static const char *arch_str(const ns_mlp_spec *s, char *buf, size_t cap)
@@ -167,17 +211,24 @@ static int check_model(const ns_model_file *mf, char *why, size_t cap)
     return 0;
 }
 
-/* Byte sink: with f == NULL it only counts, which gives the file size up front. */
+/* Byte sink: with f == NULL it only counts, which gives the file size up front. A sink
+ * with an outer sink (an ensemble member) hands its bytes on to that one, which writes
+ * them, and keeps its own offset and checksum: each member carries its own CRC. */
 typedef struct wr {
     FILE *f;
     uint64_t off;  /* bytes emitted so far */
     uLong crc;     /* zlib crc32 of those bytes */
     int failed;    /* errno of the first failed write, 0 if none */
+    struct wr *outer; /* or NULL */
 } wr;
 
 static void wr_bytes(wr *w, const void *p, size_t n)
 {
-    if (w->f && !w->failed && n) {
+    if (w->outer) {
+        wr_bytes(w->outer, p, n);
+        if (w->outer->f && n)
+            w->crc = crc32(w->crc, p, (uInt)n);
+    } else if (w->f && !w->failed && n) {
         if (fwrite(p, 1, n, w->f) != n)
             w->failed = errno ? errno : EIO;
         w->crc = crc32(w->crc, p, (uInt)n); /* n is at most a few KiB here */
@@ -306,18 +357,77 @@ int ns_model_save(const char *path, const ns_model_file *mf, ns_err *err)
     return ns_atomic_commit(&out, err);
 }
 
+/* Bytes ns_model_save would write for mf (a checked model). */
+static uint64_t model_size(const ns_model_file *mf)
+{
+    wr count = {0};
+    serialize(&count, mf, 0);
+    return count.off + CRC_BYTES;
+}
+
+int ns_ensemble_save(const char *path, const ns_model_file *members, int n, ns_err *err)
+{
+    char why[768];
+    if (!members || n < 1 || n > NS_ENSEMBLE_MAX_MEMBERS)
+        return ns_err_set(err, NS_EINPUT, "%s: cannot save the ensemble: %d members (or none "
+                          "given); an ensemble has 1 to %d; fix: this is a bug in the code "
+                          "that built it", path, n, NS_ENSEMBLE_MAX_MEMBERS);
+    for (int i = 0; i < n; i++) {
+        if (check_model(&members[i], why, sizeof why))
+            return ns_err_set(err, NS_EINPUT, "%s: cannot save the ensemble: member %d of %d: "
+                              "%s", path, i + 1, n, why);
+        if (i && members_differ(&members[0], &members[i], why, sizeof why))
+            return ns_err_set(err, NS_EINPUT, "%s: cannot save the ensemble: member %d of %d "
+                              "disagrees with member 1: %s; fix: average only models trained "
+                              "for the same task on the same columns", path, i + 1, n, why);
+    }
+    uint64_t total = ENS_HEADER_BYTES + CRC_BYTES;
+    for (int i = 0; i < n; i++)
+        total += 8 + model_size(&members[i]);
+
+    ns_atomic_file out;
+    int rc = ns_atomic_open(&out, path, err);
+    if (rc)
+        return rc;
+    wr w = {.f = out.f, .crc = crc32(0L, Z_NULL, 0)};
+    wr_bytes(&w, ENS_MAGIC, sizeof ENS_MAGIC);
+    wr_u32(&w, ENS_VERSION);
+    wr_u64(&w, total);
+    wr_u32(&w, (uint32_t)n);
+    for (int i = 0; i < n; i++) {
+        /* Exactly the bytes ns_model_save writes, its own CRC included. */
+        uint64_t len = model_size(&members[i]);
+        wr_u64(&w, len);
+        wr m = {.outer = &w, .crc = crc32(0L, Z_NULL, 0)};
+        serialize(&m, &members[i], len);
+        wr_u32(&m, (uint32_t)m.crc);
+    }
+    wr_u32(&w, (uint32_t)w.crc);
+    if (w.failed || w.off != total) { /* the second can't happen: both passes run the same code */
+        ns_atomic_abort(&out);
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot write the ensemble file: %s; check "
+                          "free space and permissions of the folder", path,
+                          strerror(w.failed ? w.failed : EIO));
+    }
+    return ns_atomic_commit(&out, err);
+}
+
 /* ---- loading ---------------------------------------------------------------------- */
 
+/* Offsets are from the start of the file on disk: for an ensemble member they include the
+ * member's position, so every message points at the byte to look at. */
 typedef struct rd {
     FILE *f;
     const char *path;
+    const char *who; /* "" for a model file, "member 2 of 5: " inside an ensemble */
+    const char *fix; /* the advice for a damaged file; NULL: FIX_CORRUPT */
     ns_err *err;
     uint64_t off; /* next byte to read */
     uint64_t end; /* where the payload ends: the checksum's offset */
 } rd;
 
-/* NS_EINPUT "PATH: byte AT: <what>; fix: ..." for a file that passed the checksum but
- * does not make sense (written by a buggy or foreign writer). */
+/* NS_EINPUT "PATH: [member I of N: ]byte AT: <what>; fix: ..." for a file that passed the
+ * checksum but does not make sense (written by a buggy or foreign writer). */
 static int bad(rd *r, uint64_t at, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int bad(rd *r, uint64_t at, const char *fmt, ...)
 {
@@ -326,8 +436,8 @@ static int bad(rd *r, uint64_t at, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(what, sizeof what, fmt, ap);
     va_end(ap);
-    return ns_err_set(r->err, NS_EINPUT, "%s: byte %llu: %s; " FIX_CORRUPT, r->path,
-                      (unsigned long long)at, what);
+    return ns_err_set(r->err, NS_EINPUT, "%s: %sbyte %llu: %s; %s", r->path, r->who,
+                      (unsigned long long)at, what, r->fix ? r->fix : FIX_CORRUPT);
 }
 
 static int read_failed(FILE *f, const char *path, uint64_t at, uint64_t want, ns_err *err)
@@ -339,6 +449,14 @@ static int read_failed(FILE *f, const char *path, uint64_t at, uint64_t want, ns
                       "%s: byte %llu: file ends at byte %llu, expected %llu (it changed "
                       "while being read); fix: read it again once it is complete", path,
                       (unsigned long long)at, (unsigned long long)at, (unsigned long long)want);
+}
+
+static int seek_to(FILE *f, const char *path, uint64_t at, ns_err *err)
+{
+    if (at > (uint64_t)INT64_MAX || fseeko(f, (off_t)at, SEEK_SET) != 0)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot seek to byte %llu: %s", path,
+                          (unsigned long long)at, strerror(errno ? errno : EINVAL));
+    return 0;
 }
 
 /* Checks that n more bytes of `what` fit before the checksum, before anyone allocates;
@@ -637,101 +755,158 @@ static int rd_provenance_params(rd *r, ns_model_file *mf)
     return rd_f32s(r, mf->params, (size_t)n, "parameters");
 }
 
-/* Magic, version, file size and checksum: everything that does not need the sections.
- * Verifying the checksum before parsing means damage anywhere after the header is
- * reported as what it is, not as whichever field it happened to hit. */
-static int check_envelope(FILE *f, const char *path, uint64_t size, uint64_t *file_size,
-                          uint32_t *version, ns_err *err)
+/* What the envelopes of a model file and of an ensemble file share (magic, version, file
+ * size, CRC-32 of all before it, in the same places) and where they differ. */
+typedef struct kind {
+    const unsigned char *magic; /* 8 bytes, the last one NUL: also the text for messages */
+    const char *name;           /* "model", "ensemble" */
+    uint32_t vmin, vmax;        /* versions this build reads */
+    uint64_t min_size;          /* the least a file-size field may say */
+    const char *min_what;       /* what those bytes hold, for the message */
+    const char *fix;            /* the advice for a damaged file */
+} kind;
+static const kind MODEL_KIND = {MAGIC, "model", NS_MODEL_VERSION_MIN, NS_MODEL_VERSION,
+                                HEADER_BYTES + CRC_BYTES, "a header and a checksum",
+                                FIX_CORRUPT};
+static const kind ENS_KIND = {ENS_MAGIC, "ensemble", ENS_VERSION, ENS_VERSION,
+                              ENS_HEADER_BYTES + CRC_BYTES,
+                              "a header, a member count and a checksum", FIX_ENS};
+
+/* Magic, version, file size and checksum of the k-file in bytes [base, base + size) of f,
+ * which is positioned at base: everything that does not need the sections. Verifying the
+ * checksum before parsing means damage anywhere after the header is reported as what it
+ * is, not as whichever field it happened to hit. who and base place an ensemble member's
+ * messages ("member 2 of 5: byte <offset in the whole file>"). */
+static int check_envelope(FILE *f, const char *path, const char *who, uint64_t base,
+                          uint64_t size, const kind *k, uint64_t *file_size, uint32_t *version,
+                          ns_err *err)
 {
+    const char *fix = who[0] ? FIX_ENS : k->fix; /* a bad member: the ensemble is to redo */
     unsigned char h[HEADER_BYTES];
     size_t want = size < HEADER_BYTES ? (size_t)size : HEADER_BYTES;
     if (want && fread(h, 1, want, f) != want)
-        return read_failed(f, path, 0, want, err);
-    if (memcmp(h, MAGIC, want < 8 ? want : 8) != 0)
+        return read_failed(f, path, base, base + want, err);
+    if (memcmp(h, k->magic, want < 8 ? want : 8) != 0) {
+        if (k == &MODEL_KIND && !who[0] && want >= 8 && !memcmp(h, ENS_MAGIC, 8))
+            return ns_err_set(err, NS_EINPUT,
+                              "%s: byte 0: this is an ensemble file (models whose predictions "
+                              "are averaged), not a single model; fix: read it with "
+                              "ns_models_load, as `nnsearch predict` does", path);
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte 0: not an nnsearch model file (it does not start with "
-                          "\"NSMODEL\"); fix: pass a model written by `nnsearch train`", path);
+                          "%s: %sbyte %llu: not an nnsearch %s file (it does not start with "
+                          "\"%s\"); %s", path, who, (unsigned long long)base, k->name,
+                          (const char *)k->magic,
+                          who[0] ? FIX_ENS : "fix: pass a model written by `nnsearch train`");
+    }
     if (want >= 12) {
         uint32_t v = get_u32(h + 8);
-        if (v < NS_MODEL_VERSION_MIN || v > NS_MODEL_VERSION)
+        if (v < k->vmin || v > k->vmax)
             return ns_err_set(err, NS_EINPUT,
-                              "%s: byte 8: model format version %u, but this build of "
-                              "nnsearch reads versions %d to %d; fix: %s", path, v,
-                              NS_MODEL_VERSION_MIN, NS_MODEL_VERSION,
-                              v > NS_MODEL_VERSION
+                              "%s: %sbyte %llu: %s format version %u, but this build of "
+                              "nnsearch reads versions %u to %u; fix: %s", path, who,
+                              (unsigned long long)(base + 8), k->name, v, k->vmin, k->vmax,
+                              v > k->vmax
                                   ? "use the newer nnsearch that wrote it, or re-train with this one"
-                                  : "the file is corrupt; re-create it with `nnsearch train`");
+                              : k == &MODEL_KIND && !who[0]
+                                  ? "the file is corrupt; re-create it with `nnsearch train`"
+                                  : "the file is corrupt; re-create the ensemble");
         *version = v;
     }
+    unsigned long long end = base + size; /* for the messages */
     if (want < HEADER_BYTES)
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte %llu: file ends at byte %llu, expected at least %d (the "
-                          "header); the file is truncated; " FIX_CORRUPT, path,
-                          (unsigned long long)size, (unsigned long long)size, HEADER_BYTES);
+                          "%s: %sbyte %llu: file ends at byte %llu, expected at least %llu (the "
+                          "header); the file is truncated; %s", path, who, end, end,
+                          (unsigned long long)(base + HEADER_BYTES), fix);
     uint64_t fs = get_u64(h + 12);
-    if (fs < HEADER_BYTES + CRC_BYTES)
+    if (fs < k->min_size)
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte 12: the file size field says %llu bytes, less than a "
-                          "header and a checksum; the file is corrupt; " FIX_CORRUPT, path,
-                          (unsigned long long)fs);
+                          "%s: %sbyte %llu: the file size field says %llu bytes, less than %s; "
+                          "the file is corrupt; %s", path, who,
+                          (unsigned long long)(base + 12), (unsigned long long)fs, k->min_what,
+                          fix);
     if (size < fs)
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte %llu: file ends at byte %llu, expected %llu; the file is "
-                          "truncated; " FIX_CORRUPT, path, (unsigned long long)size,
-                          (unsigned long long)size, (unsigned long long)fs);
-    if (size > fs)
+                          "%s: %sbyte %llu: file ends at byte %llu, expected %llu; the file is "
+                          "truncated; %s", path, who, end, end, (unsigned long long)(base + fs),
+                          fix);
+    if (size > fs) {
+        char cut[96];
+        if (who[0]) /* inside an ensemble: its writer put the member's length wrong */
+            snprintf(cut, sizeof cut, "%s", "fix: re-create the ensemble");
+        else
+            snprintf(cut, sizeof cut, "fix: cut the file at %llu bytes or copy it again",
+                     (unsigned long long)fs);
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte %llu: %llu unexpected bytes after the end of the model "
-                          "(trailing garbage); fix: cut the file at %llu bytes or copy it "
-                          "again", path, (unsigned long long)fs,
-                          (unsigned long long)(size - fs), (unsigned long long)fs);
+                          "%s: %sbyte %llu: %llu unexpected bytes after the end of the %s "
+                          "(trailing garbage); %s", path, who, (unsigned long long)(base + fs),
+                          (unsigned long long)(size - fs), k->name, cut);
+    }
 
     uLong crc = crc32(0L, Z_NULL, 0);
     crc = crc32(crc, h, HEADER_BYTES);
     unsigned char buf[16384];
     for (uint64_t off = HEADER_BYTES; off < fs - CRC_BYTES;) {
-        size_t k = fs - CRC_BYTES - off < sizeof buf ? (size_t)(fs - CRC_BYTES - off) : sizeof buf;
-        if (fread(buf, 1, k, f) != k)
-            return read_failed(f, path, off, fs, err);
-        crc = crc32(crc, buf, (uInt)k);
-        off += k;
+        size_t n = fs - CRC_BYTES - off < sizeof buf ? (size_t)(fs - CRC_BYTES - off) : sizeof buf;
+        if (fread(buf, 1, n, f) != n)
+            return read_failed(f, path, base + off, base + fs, err);
+        crc = crc32(crc, buf, (uInt)n);
+        off += n;
     }
     unsigned char c[CRC_BYTES];
     if (fread(c, 1, CRC_BYTES, f) != CRC_BYTES)
-        return read_failed(f, path, fs - CRC_BYTES, fs, err);
+        return read_failed(f, path, base + fs - CRC_BYTES, base + fs, err);
     if (get_u32(c) != (uint32_t)crc)
         return ns_err_set(err, NS_EINPUT,
-                          "%s: byte %llu: checksum mismatch: the file is corrupt (stored "
-                          "%08x, computed %08x); " FIX_CORRUPT, path,
-                          (unsigned long long)(fs - CRC_BYTES), get_u32(c), (uint32_t)crc);
+                          "%s: %sbyte %llu: checksum mismatch: the file is corrupt (stored "
+                          "%08x, computed %08x); %s", path, who,
+                          (unsigned long long)(base + fs - CRC_BYTES), get_u32(c),
+                          (uint32_t)crc, fix);
     *file_size = fs;
     return 0;
 }
 
-int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
+/* Opens path for reading when it is a regular file; *size is its length. */
+static int open_regular(const char *path, FILE **f, uint64_t *size, ns_err *err)
 {
-    memset(mf, 0, sizeof *mf);
-    FILE *f = fopen(path, "rb");
-    if (!f) /* a wrong path is the user's to fix: exit code 2 */
+    *f = fopen(path, "rb");
+    if (!*f) /* a wrong path is the user's to fix: exit code 2 */
         return ns_err_set(err, errno == ENOENT || errno == EACCES ? NS_EINPUT : NS_ERUNTIME,
                           "%s: cannot open the model file: %s; fix: check the path", path,
                           strerror(errno));
     struct stat st;
-    int rc;
-    uint64_t fs = 0;
-    uint32_t version = 0;
-    if (fstat(fileno(f), &st) != 0)
+    int rc = 0;
+    if (fstat(fileno(*f), &st) != 0)
         rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot stat the model file: %s", path,
                         strerror(errno));
     else if (!S_ISREG(st.st_mode))
         rc = ns_err_set(err, NS_EINPUT, "%s: not a regular file; fix: pass the model file "
                         "itself", path);
-    else
-        rc = check_envelope(f, path, (uint64_t)st.st_size, &fs, &version, err);
-    if (!rc && fseek(f, HEADER_BYTES, SEEK_SET) != 0)
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: cannot seek: %s", path, strerror(errno));
+    if (rc) {
+        fclose(*f);
+        *f = NULL;
+        return rc;
+    }
+    *size = (uint64_t)st.st_size;
+    return 0;
+}
+
+/* Reads the model file that fills bytes [base, base + size) of f: a whole model file
+ * (base 0, who "") or one ensemble member. *mf must be zeroed; on failure it is freed
+ * and zeroed again. */
+static int read_model(FILE *f, const char *path, const char *who, uint64_t base,
+                      uint64_t size, ns_model_file *mf, ns_err *err)
+{
+    uint64_t fs = 0;
+    uint32_t version = 0;
+    int rc = seek_to(f, path, base, err);
+    if (!rc)
+        rc = check_envelope(f, path, who, base, size, &MODEL_KIND, &fs, &version, err);
+    if (!rc)
+        rc = seek_to(f, path, base + HEADER_BYTES, err);
     if (!rc) {
-        rd r = {.f = f, .path = path, .err = err, .off = HEADER_BYTES, .end = fs - CRC_BYTES};
+        rd r = {.f = f, .path = path, .who = who, .fix = who[0] ? FIX_ENS : NULL, .err = err,
+                .off = base + HEADER_BYTES, .end = base + fs - CRC_BYTES};
         /* Version 1 is version 2 without the training statistics. */
         if (!(rc = rd_arch(&r, mf)) && !(rc = rd_preprocessing(&r, mf)) &&
             !(rc = version >= 2 ? rd_feature_stats(&r, mf) : 0) &&
@@ -743,10 +918,126 @@ int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
             rc = bad(&r, r.off, "%llu unexpected bytes between the parameters and the checksum",
                      (unsigned long long)(r.end - r.off));
     }
-    fclose(f);
     if (rc)
         ns_model_file_free(mf);
     return rc;
+}
+
+int ns_model_load(const char *path, ns_model_file *mf, ns_err *err)
+{
+    memset(mf, 0, sizeof *mf);
+    FILE *f;
+    uint64_t size = 0;
+    int rc = open_regular(path, &f, &size, err);
+    if (rc)
+        return rc;
+    rc = read_model(f, path, "", 0, size, mf, err);
+    fclose(f);
+    return rc;
+}
+
+/* An ensemble file: its envelope, whose CRC covers the members too (so damage anywhere is
+ * a checksum mismatch, as in a model file), then the member table (each length within
+ * what is left, nothing between the last member and the checksum), then each member
+ * through the model reader, which checks its own envelope and CRC, then that the members
+ * agree. The file is read three times (two checksums and the parse), all sequentially. */
+static int read_ensemble(FILE *f, const char *path, uint64_t size, ns_model_file **members,
+                         int *n, ns_err *err)
+{
+    uint64_t fs = 0;
+    uint32_t version = 0, count = 0;
+    int rc = seek_to(f, path, 0, err);
+    if (rc || (rc = check_envelope(f, path, "", 0, size, &ENS_KIND, &fs, &version, err)) ||
+        (rc = seek_to(f, path, HEADER_BYTES, err)))
+        return rc;
+    rd r = {.f = f, .path = path, .who = "", .fix = FIX_ENS, .err = err, .off = HEADER_BYTES,
+            .end = fs - CRC_BYTES};
+    if ((rc = rd_range(&r, &count, 1, NS_ENSEMBLE_MAX_MEMBERS, "member count")))
+        return rc;
+    uint64_t start[NS_ENSEMBLE_MAX_MEMBERS], len[NS_ENSEMBLE_MAX_MEMBERS];
+    for (uint32_t i = 0; i < count; i++) {
+        uint64_t at = r.off;
+        char what[64];
+        snprintf(what, sizeof what, "the length of member %u of %u", i + 1, count);
+        if ((rc = rd_u64(&r, &len[i], what)))
+            return rc;
+        if (len[i] > r.end - r.off)
+            return bad(&r, at, "member %u of %u is %llu bytes long but only %llu remain before "
+                       "the checksum", i + 1, count, (unsigned long long)len[i],
+                       (unsigned long long)(r.end - r.off));
+        start[i] = r.off;
+        r.off += len[i];
+        if ((rc = seek_to(f, path, r.off, err)))
+            return rc;
+    }
+    if (r.off != r.end)
+        return bad(&r, r.off, "%llu unexpected bytes between the last member and the checksum",
+                   (unsigned long long)(r.end - r.off));
+
+    ns_model_file *m = calloc(count, sizeof *m);
+    if (!m)
+        return ns_err_set(err, NS_ERUNTIME, "%s: out of memory for %u models", path, count);
+    for (uint32_t i = 0; i < count && !rc; i++) {
+        char who[48], why[512];
+        snprintf(who, sizeof who, "member %u of %u: ", i + 1, count);
+        rc = read_model(f, path, who, start[i], len[i], &m[i], err);
+        if (!rc && i && members_differ(&m[0], &m[i], why, sizeof why))
+            rc = ns_err_set(err, NS_EINPUT, "%s: byte %llu: member %u of %u disagrees with "
+                            "member 1: %s; fix: an ensemble averages models trained for the "
+                            "same task on the same columns; re-create it", path,
+                            (unsigned long long)start[i], i + 1, count, why);
+    }
+    if (rc) {
+        ns_models_free(m, (int)count);
+        return rc;
+    }
+    *members = m;
+    *n = (int)count;
+    return 0;
+}
+
+int ns_models_load(const char *path, ns_model_file **members, int *n, ns_err *err)
+{
+    *members = NULL;
+    *n = 0;
+    FILE *f;
+    uint64_t size = 0;
+    int rc = open_regular(path, &f, &size, err);
+    if (rc)
+        return rc;
+    unsigned char h[8];
+    size_t k = size < 8 ? (size_t)size : 8;
+    if (k && fread(h, 1, k, f) != k) {
+        rc = read_failed(f, path, 0, k, err);
+    } else if (k >= 3 && !memcmp(h, ENS_MAGIC, k)) {
+        /* The magics share "NS": from the third byte on a truncated file shows its kind;
+         * before that the model reader's message (truncated) is as good as any. */
+        rc = read_ensemble(f, path, size, members, n, err);
+    } else if (memcmp(h, MAGIC, k)) {
+        rc = ns_err_set(err, NS_EINPUT,
+                        "%s: byte 0: not an nnsearch model file (it starts neither with "
+                        "\"NSMODEL\" nor with \"NSENSMB\", the mark of an ensemble); fix: "
+                        "pass a model written by `nnsearch train`", path);
+    } else {
+        ns_model_file *m = calloc(1, sizeof *m);
+        if (!m)
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: out of memory", path);
+        else if ((rc = read_model(f, path, "", 0, size, m, err)))
+            free(m);
+        else {
+            *members = m;
+            *n = 1;
+        }
+    }
+    fclose(f);
+    return rc;
+}
+
+void ns_models_free(ns_model_file *members, int n)
+{
+    for (int i = 0; members && i < n; i++)
+        ns_model_file_free(&members[i]);
+    free(members);
 }
 
 void ns_model_file_free(ns_model_file *mf)

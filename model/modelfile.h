@@ -1,7 +1,8 @@
 /* modelfile.h — the trained-model file: architecture, weights, preprocessing statistics,
  * training-data statistics for the drift check, class and feature names, and provenance,
- * with a format version and a CRC-32 checksum. `nnsearch predict` needs nothing else to
- * reproduce the training-time preprocessing. Format (little-endian): docs/model-format.md. */
+ * with a format version and a CRC-32 checksum; and the ensemble file, several model files
+ * whose predictions are averaged. `nnsearch predict` needs nothing else to reproduce the
+ * training-time preprocessing. Format (little-endian): docs/model-format.md. */
 #ifndef NS_MODELFILE_H
 #define NS_MODELFILE_H
 
@@ -68,11 +69,32 @@ typedef struct ns_model_file {
 int ns_model_save(const char *path, const ns_model_file *mf, ns_err *err);
 /* Reads and verifies magic, version, sizes and checksum; NS_EINPUT with the byte offset
  * of the problem on a bad or truncated file. Reads versions NS_MODEL_VERSION_MIN to
- * NS_MODEL_VERSION; a version-1 file loads with fstats zeroed (absent). Caller frees
- * with ns_model_file_free. */
+ * NS_MODEL_VERSION; a version-1 file loads with fstats zeroed (absent). An ensemble file
+ * is refused (NS_EINPUT, saying so): read it with ns_models_load. Caller frees with
+ * ns_model_file_free. */
 int ns_model_load(const char *path, ns_model_file *mf, ns_err *err);
 /* Frees what load allocated (names, statistics, parameters) and zeroes *mf. Safe on a
  * zeroed struct, after a failed load (which leaves *mf zeroed) and twice in a row. */
 void ns_model_file_free(ns_model_file *mf);
+
+/* An ensemble file: K >= 1 complete model files (members) whose predictions are averaged
+ * (classification: the mean of the members' class probabilities; regression: the mean
+ * of their outputs in target units). Members must agree on task, n_in, n_out, n_classes,
+ * class names, feature names and label name (each may have its own architecture widths,
+ * weights, standardisation and training statistics). Layout: docs/model-format.md,
+ * "Ensemble files". Messages number members from 1 ("member 2 of 5"). */
+#define NS_ENSEMBLE_MAX_MEMBERS 256
+/* Writes members[0..n) as one ensemble file, atomically like ns_model_save; each member
+ * is stored as exactly the bytes ns_model_save would write for it. NS_EINPUT when n is
+ * outside [1, NS_ENSEMBLE_MAX_MEMBERS], a member would not save on its own, or members
+ * disagree; NS_ERUNTIME on an I/O failure. */
+int ns_ensemble_save(const char *path, const ns_model_file *members, int n, ns_err *err);
+/* Loads a model file (n = 1) or an ensemble file (n = members): *members is an array of
+ * *n loaded models the caller frees with ns_models_free. Same error rules as
+ * ns_model_load; a problem inside member i names the member and the byte offset in the file.
+ * On failure *members is NULL and *n 0. */
+int ns_models_load(const char *path, ns_model_file **members, int *n, ns_err *err);
+/* Frees every member and the array; safe with NULL. */
+void ns_models_free(ns_model_file *members, int n);
 
 #endif

@@ -986,3 +986,578 @@ Test(modelfile, free_is_safe)
     assert_zeroed(&mf);
     ns_model_file_free(&mf);
 }
+
+/* ---- ensemble files --------------------------------------------------------------- */
+
+/* Member v of a test ensemble: the full classifier, each with its own weights (bits
+ * XOR v), standardisation and training statistics; member 2 also with other widths. */
+static void make_member(ns_model_file *mf, int v)
+{
+    make_classifier(mf, 1);
+    if (v == 2) {
+        free(mf->params);
+        mf->spec.n_hidden = 1;
+        mf->spec.hidden[0] = 4;
+        mf->spec.hidden[1] = 0;
+        mf->n_params = 4 * 5 + 4 + 4 * 4 + 4; /* 44 */
+        fill_params(mf);
+    }
+    for (size_t i = 0; i < mf->n_params; i++) {
+        uint32_t u;
+        memcpy(&u, &mf->params[i], 4);
+        u ^= (uint32_t)v * 0x01010101u;
+        memcpy(&mf->params[i], &u, 4);
+    }
+    for (int j = 0; j < 5; j++) {
+        mf->stdz.mean[j] += (float)v;
+        mf->stdz.scale[j] *= 1.0f + (float)v;
+        mf->fstats.max[j] += (float)v;
+    }
+    mf->fstats.n_rows += v;
+    mf->seed += (uint64_t)v;
+}
+
+static void make_members(ns_model_file *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        make_member(&m[i], i);
+}
+
+static void free_members(ns_model_file *m, int n)
+{
+    for (int i = 0; i < n; i++)
+        ns_model_file_free(&m[i]);
+}
+
+/* The ensemble layout of docs/model-format.md written out independently of the code under
+ * test: header, then per member its u64 length and bytes, then the CRC. */
+static unsigned char *build_ensemble(unsigned char *const *parts, const size_t *lens, int n,
+                                     size_t *len)
+{
+    size_t total = 24 + 4;
+    for (int i = 0; i < n; i++)
+        total += 8 + lens[i];
+    unsigned char *b = malloc(total + 16);
+    cr_assert_not_null(b);
+    memcpy(b, "NSENSMB\0", 8);
+    put32(b + 8, 1);
+    put64(b + 12, total);
+    put32(b + 20, (uint32_t)n);
+    size_t at = 24;
+    for (int i = 0; i < n; i++) {
+        put64(b + at, lens[i]);
+        memcpy(b + at + 8, parts[i], lens[i]);
+        at += 8 + lens[i];
+    }
+    put32(b + at, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b, (uInt)at));
+    *len = total;
+    return b;
+}
+
+/* Saves members as dir/e.nse and returns the bytes. */
+static unsigned char *ensemble_bytes(const char *dir, const ns_model_file *m, int n, size_t *len)
+{
+    char *p = path_in(dir, "e.nse");
+    ns_err err = {0};
+    cr_assert_eq(ns_ensemble_save(p, m, n, &err), NS_OK, "%s", err.msg);
+    unsigned char *b = read_all(p, len);
+    unlink(p);
+    free(p);
+    return b;
+}
+
+/* Writes b to dir/bad.nse and loads it with ns_models_load; fills err; asserts that a
+ * failure is clean (nothing handed back, one line naming the file). */
+static int load_models_bytes(const char *dir, const unsigned char *b, size_t len, ns_err *err)
+{
+    char *p = path_in(dir, "bad.nse");
+    write_all(p, b, len);
+    ns_model_file *m = (ns_model_file *)&m; /* load must set it whatever it was */
+    int n = -7;
+    *err = (ns_err){0};
+    int rc = ns_models_load(p, &m, &n, err);
+    if (rc != NS_OK) {
+        cr_assert_null(m, "a failed load handed back members");
+        cr_assert_eq(n, 0);
+        cr_assert(strncmp(err->msg, p, strlen(p)) == 0, "error does not name the file: %s",
+                  err->msg);
+        cr_assert(strchr(err->msg, '\n') == NULL, "error is not one line: %s", err->msg);
+    } else {
+        cr_assert(n >= 1 && m);
+    }
+    ns_models_free(m, rc == NS_OK ? n : 0);
+    unlink(p);
+    free(p);
+    return rc;
+}
+
+Test(ensemble, roundtrip_three_members_and_layout)
+{
+    char *dir = tu_temp_dir();
+    char *p = path_in(dir, "e.nse");
+    ns_model_file a[3];
+    make_members(a, 3);
+    ns_err err = {0};
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_OK, "%s", err.msg);
+    ns_model_file *b = NULL;
+    int n = 0;
+    cr_assert_eq(ns_models_load(p, &b, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_same(&a[i], &b[i]);
+    cr_assert_eq(b[2].spec.n_hidden, 1, "member 3 keeps its own architecture");
+    cr_assert_eq(b[1].stdz.mean[0], a[0].stdz.mean[0] + 1.0f);
+    ns_models_free(b, n);
+
+    /* Byte for byte the documented layout: each member is exactly what ns_model_save
+     * writes for it, and the file is what an independent writer of the layout gives. */
+    size_t len;
+    unsigned char *f = read_all(p, &len);
+    unsigned char *parts[3];
+    size_t lens[3];
+    for (int i = 0; i < 3; i++)
+        parts[i] = saved_bytes(dir, &a[i], &lens[i]);
+    size_t want_len;
+    unsigned char *want = build_ensemble(parts, lens, 3, &want_len);
+    cr_assert_eq(len, want_len, "file is %zu bytes, the documented layout gives %zu", len,
+                 want_len);
+    cr_assert_eq(memcmp(f, want, len), 0, "the file differs from the documented layout");
+    cr_assert_eq(get64(f + 24), lens[0]);
+    cr_assert_eq(memcmp(f + 32, parts[0], lens[0]), 0);
+    for (int i = 0; i < 3; i++)
+        free(parts[i]);
+    free(want);
+    free(f);
+
+    /* The single-model reader refuses it, saying what it is and what to use. */
+    ns_model_file one;
+    cr_assert_eq(ns_model_load(p, &one, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "byte 0: this is an ensemble file") &&
+              strstr(err.msg, "ns_models_load"), "%s", err.msg);
+    assert_zeroed(&one);
+
+    /* An ensemble of one is allowed. */
+    cr_assert_eq(ns_ensemble_save(p, a + 1, 1, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_models_load(p, &b, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    assert_same(&a[1], &b[0]);
+    ns_models_free(b, n);
+
+    free_members(a, 3);
+    free(p);
+    rm_dir(dir);
+}
+
+Test(ensemble, models_load_reads_a_model_file_as_one_member)
+{
+    char *dir = tu_temp_dir();
+    char *p = path_in(dir, "m.nsm");
+    ns_model_file a;
+    make_regressor(&a);
+    ns_err err = {0};
+    cr_assert_eq(ns_model_save(p, &a, &err), NS_OK, "%s", err.msg);
+    ns_model_file *b = NULL;
+    int n = 0;
+    cr_assert_eq(ns_models_load(p, &b, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    assert_same(&a, &b[0]);
+    ns_models_free(b, n);
+    ns_models_free(NULL, 0);
+
+    /* The same error rules as ns_model_load: a wrong path, and a model file's own damage
+     * reported as before. */
+    char *none = path_in(dir, "none.nse");
+    cr_assert_eq(ns_models_load(none, &b, &n, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, strerror(ENOENT)), "%s", err.msg);
+    cr_assert(b == NULL && n == 0);
+    cr_assert_eq(ns_models_load(dir, &b, &n, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "not a regular file"), "%s", err.msg);
+    size_t len;
+    unsigned char *m = saved_bytes(dir, &a, &len);
+    cr_assert_eq(load_models_bytes(dir, m, len - 1, &err), NS_EINPUT);
+    char want[96];
+    snprintf(want, sizeof want, "byte %zu: file ends at byte %zu, expected %zu", len - 1,
+             len - 1, len);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(m);
+    free(none);
+    ns_model_file_free(&a);
+    free(p);
+    rm_dir(dir);
+}
+
+Test(ensemble, save_refuses_bad_counts_bad_members_and_disagreement)
+{
+    char *dir = tu_temp_dir();
+    char *p = path_in(dir, "e.nse");
+    ns_model_file a[3];
+    make_members(a, 3);
+    ns_err err = {0};
+
+    cr_assert_eq(ns_ensemble_save(p, a, 0, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "0 members"), "%s", err.msg);
+    cr_assert_eq(ns_ensemble_save(p, a, NS_ENSEMBLE_MAX_MEMBERS + 1, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "257 members"), "%s", err.msg);
+    cr_assert_eq(ns_ensemble_save(p, NULL, 2, &err), NS_EINPUT);
+
+    a[2].n_params--; /* a member that would not save on its own */
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "member 3 of 3: n_params is 43"), "%s", err.msg);
+    a[2].n_params++;
+
+    /* Feature names differ. */
+    free(a[1].feature_names[3]);
+    a[1].feature_names[3] = dup_str("other");
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "member 2 of 3 disagrees with member 1: feature 3 is named "
+                              "'other', in member 1 ''"), "%s", err.msg);
+    free(a[1].feature_names[3]);
+    a[1].feature_names[3] = dup_str(FEATURE_NAMES[3]);
+
+    /* A member with 3 classes among members with 4. */
+    ns_model_file c;
+    make_classifier(&c, 1);
+    free(c.params);
+    free(c.class_names[3]);
+    c.spec.n_out = c.n_classes = 3;
+    c.n_params = 7 * 5 + 7 + 3 * 7 + 3 + 3 * 3 + 3; /* 78 */
+    fill_params(&c);
+    ns_model_file mixed[2] = {a[0], c};
+    cr_assert_eq(ns_ensemble_save(p, mixed, 2, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "member 2 of 2 disagrees with member 1: 3 classes, member 1 has "
+                              "4"), "%s", err.msg);
+    c.n_classes = 4; /* restore what free expects: 4 class names were allocated... */
+    c.class_names[3] = NULL; /* ...of which the last is already freed */
+    ns_model_file_free(&c);
+
+    /* A label column, and class names absent in one member. */
+    free(a[2].label_name);
+    a[2].label_name = dup_str("kind2");
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "member 3 of 3 disagrees with member 1: label column 'kind2'"),
+              "%s", err.msg);
+    free(a[2].label_name);
+    a[2].label_name = dup_str("kind");
+    char **names = a[1].class_names;
+    a[1].class_names = NULL;
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "class names absent, member 1's present"), "%s", err.msg);
+    a[1].class_names = names;
+
+    cr_assert_eq(count_entries(dir, NULL, 0), 0, "a refused save created a file");
+    cr_assert_eq(ns_ensemble_save(p, a, 3, &err), NS_OK, "%s", err.msg);
+
+    /* Into a missing folder: an I/O error, nothing left behind. */
+    char *q = path_in(dir, "no/such/e.nse");
+    cr_assert_eq(ns_ensemble_save(q, a, 3, &err), NS_ERUNTIME);
+    cr_assert(strstr(err.msg, strerror(ENOENT)), "%s", err.msg);
+    cr_assert_eq(count_entries(dir, NULL, 0), 1);
+    free(q);
+    free_members(a, 3);
+    free(p);
+    rm_dir(dir);
+}
+
+Test(ensemble, bad_magic)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2];
+    make_members(a, 2);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 2, &len);
+    ns_err err;
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_OK, "%s", err.msg);
+    b[5] = 'm'; /* "NSENSmB" */
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "byte 0: not an nnsearch model file (it starts neither with "
+                              "\"NSMODEL\" nor with \"NSENSMB\""), "%s", err.msg);
+    const char csv[] = "x,y\n1,2\n";
+    cr_assert_eq(load_models_bytes(dir, (const unsigned char *)csv, sizeof csv - 1, &err),
+                 NS_EINPUT);
+    cr_assert(strstr(err.msg, "not an nnsearch model file"), "%s", err.msg);
+    free(b);
+    free_members(a, 2);
+    rm_dir(dir);
+}
+
+Test(ensemble, future_version)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2];
+    make_members(a, 2);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 2, &len);
+    ns_err err;
+    put32(b + 8, 2);
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "byte 8: ensemble format version 2, but this build of nnsearch "
+                              "reads versions 1 to 1"), "%s", err.msg);
+    free(b);
+    free_members(a, 2);
+    rm_dir(dir);
+}
+
+Test(ensemble, truncation_at_every_offset)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[3];
+    make_members(a, 3);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 3, &len);
+    ns_err err;
+    for (size_t n = 0; n < len; n++) {
+        cr_assert_eq(load_models_bytes(dir, b, n, &err), NS_EINPUT, "cut at %zu: %s", n,
+                     err.msg);
+        char want[160];
+        if (n >= 20)
+            snprintf(want, sizeof want, "byte %zu: file ends at byte %zu, expected %zu", n, n,
+                     len);
+        else
+            snprintf(want, sizeof want, "file ends at byte %zu, expected at least 20", n);
+        cr_assert(strstr(err.msg, want), "cut at %zu: %s", n, err.msg);
+    }
+    free(b);
+    free_members(a, 3);
+    rm_dir(dir);
+}
+
+Test(ensemble, flipped_byte_is_a_checksum_mismatch)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2];
+    make_members(a, 2);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 2, &len);
+    ns_err err;
+    /* Anywhere: in the header, the member table, inside a member. Past the header the
+     * ensemble's own CRC catches it first, whichever field it hit. */
+    for (size_t i = 0; i < len; i++) {
+        b[i] ^= 0x04;
+        cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT, "flip at %zu: %s", i,
+                     err.msg);
+        if (i >= 20) {
+            char want[64];
+            snprintf(want, sizeof want, "byte %zu: checksum mismatch", len - 4);
+            cr_assert(strstr(err.msg, want), "flip at %zu: %s", i, err.msg);
+        }
+        b[i] ^= 0x04;
+    }
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_OK, "%s", err.msg);
+    free(b);
+    free_members(a, 2);
+    rm_dir(dir);
+}
+
+Test(ensemble, member_count_zero_and_too_large)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2];
+    make_members(a, 2);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 2, &len);
+    ns_err err;
+    const uint32_t counts[] = {0, NS_ENSEMBLE_MAX_MEMBERS + 1, 0xffffffffu};
+    for (int k = 0; k < 3; k++) {
+        put32(b + 20, counts[k]);
+        reseal(b, len);
+        cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+        char want[96];
+        snprintf(want, sizeof want, "byte 20: member count is %u, outside [1, 256]", counts[k]);
+        cr_assert(strstr(err.msg, want), "%s", err.msg);
+    }
+    /* One member fewer than stored: the second becomes bytes before the checksum. */
+    put32(b + 20, 1);
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "unexpected bytes between the last member and the checksum") &&
+              strstr(err.msg, "fix: copy the file again or re-create the ensemble"), "%s",
+              err.msg);
+    /* One more than stored: the third length runs into the checksum. */
+    put32(b + 20, 3);
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    char want[96];
+    snprintf(want, sizeof want, "byte %zu: the length of member 3 of 3 needs 8 bytes but only "
+             "0 remain", len - 4);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(b);
+    free_members(a, 2);
+    rm_dir(dir);
+}
+
+Test(ensemble, member_length_past_the_end)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[3];
+    make_members(a, 3);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 3, &len);
+    ns_err err;
+    size_t l0 = get64(b + 24), at1 = 24 + 8 + l0, l1 = get64(b + at1);
+    size_t at2 = at1 + 8 + l1, l2 = get64(b + at2);
+    cr_assert_eq(at2 + 8 + l2 + 4, len);
+
+    put64(b + at2, l2 + 1); /* one byte into the checksum */
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    char want[128];
+    snprintf(want, sizeof want, "byte %zu: member 3 of 3 is %zu bytes long but only %zu remain "
+             "before the checksum", at2, l2 + 1, l2);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+
+    put64(b + at2, l2);
+    put64(b + at1, UINT64_MAX); /* far past the end, no overflow */
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    snprintf(want, sizeof want, "byte %zu: member 2 of 3 is %llu bytes long", at1,
+             (unsigned long long)UINT64_MAX);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+
+    /* Lengths that add up but cut a member short: member 2 loses its last 4 bytes to a
+     * length field that gives member 3 the 4 bytes more it now spans. The member reader,
+     * placed in the file, says which member and where. */
+    put64(b + at1, l1 - 4);
+    put64(b + at2 - 4, l2 + 4);
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    snprintf(want, sizeof want, "member 2 of 3: byte %zu: file ends at byte %zu, expected %zu",
+             at1 + 8 + l1 - 4, at1 + 8 + l1 - 4, at1 + 8 + l1);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(b);
+    free_members(a, 3);
+    rm_dir(dir);
+}
+
+Test(ensemble, trailing_bytes)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2];
+    make_members(a, 2);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 2, &len);
+    ns_err err;
+    b[len] = '\n';
+    cr_assert_eq(load_models_bytes(dir, b, len + 1, &err), NS_EINPUT);
+    char want[96];
+    snprintf(want, sizeof want, "byte %zu: 1 unexpected bytes after the end of the ensemble",
+             len);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+
+    /* Inside a resealed file: bytes between the last member and the checksum. */
+    unsigned char *c = malloc(len + 8);
+    memcpy(c, b, len - 4);
+    memset(c + len - 4, 0, 8);
+    reseal(c, len + 4);
+    cr_assert_eq(load_models_bytes(dir, c, len + 4, &err), NS_EINPUT);
+    snprintf(want, sizeof want, "byte %zu: 4 unexpected bytes between the last member and the "
+             "checksum", len - 4);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(c);
+    free(b);
+    free_members(a, 2);
+    rm_dir(dir);
+}
+
+/* Damage inside a member that the ensemble's CRC does not see (a buggy writer): the
+ * message names the member and the offset in the whole file. */
+Test(ensemble, problem_inside_a_member_names_it)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[3];
+    make_members(a, 3);
+    size_t len;
+    unsigned char *b = ensemble_bytes(dir, a, 3, &len);
+    ns_err err;
+    size_t l0 = get64(b + 24), at1 = 24 + 8 + l0, m1 = at1 + 8, l1 = get64(b + at1);
+    b[m1 + 100] ^= 0x01;
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    char want[96];
+    snprintf(want, sizeof want, "member 2 of 3: byte %zu: checksum mismatch", m1 + l1 - 4);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    b[m1 + 100] ^= 0x01;
+
+    /* A member that is not a model file at all. */
+    b[m1 + 2] = 'X';
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    snprintf(want, sizeof want, "member 2 of 3: byte %zu: not an nnsearch model file", m1);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    b[m1 + 2] = 'M';
+
+    /* A field inside a member, member CRC resealed too: the field's offset in the file. */
+    put32(b + m1 + OFF_ARCH + 20, 99); /* activation code (member 2 has two hidden layers) */
+    put32(b + m1 + l1 - 4, (uint32_t)crc32(crc32(0L, Z_NULL, 0), b + m1, (uInt)(l1 - 4)));
+    reseal(b, len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    snprintf(want, sizeof want, "member 2 of 3: byte %zu: activation code is 99",
+             m1 + OFF_ARCH + 20);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(b);
+    free_members(a, 3);
+    rm_dir(dir);
+}
+
+/* Members that disagree, written by another writer (ns_ensemble_save refuses them). */
+Test(ensemble, load_refuses_members_that_disagree)
+{
+    char *dir = tu_temp_dir();
+    ns_model_file a[2], c;
+    make_members(a, 2);
+    unsigned char *parts[2];
+    size_t lens[2], len;
+    ns_err err;
+
+    /* Feature names. */
+    free(a[1].feature_names[0]);
+    a[1].feature_names[0] = dup_str("petal width");
+    parts[0] = saved_bytes(dir, &a[0], &lens[0]);
+    parts[1] = saved_bytes(dir, &a[1], &lens[1]);
+    unsigned char *b = build_ensemble(parts, lens, 2, &len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    char want[160];
+    snprintf(want, sizeof want, "byte %zu: member 2 of 2 disagrees with member 1: feature 0 is "
+             "named 'petal width', in member 1 'petal length'", 24 + 8 + lens[0] + 8);
+    cr_assert(strstr(err.msg, want), "%s", err.msg);
+    free(b);
+    free(parts[1]);
+
+    /* Class count: a 3-class member after a 4-class one. */
+    make_classifier(&c, 1);
+    free(c.params);
+    free(c.class_names[3]);
+    c.class_names[3] = NULL;
+    c.spec.n_out = c.n_classes = 3;
+    c.n_params = 78;
+    fill_params(&c);
+    parts[1] = saved_bytes(dir, &c, &lens[1]);
+    b = build_ensemble(parts, lens, 2, &len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "member 2 of 2 disagrees with member 1: 3 classes, member 1 has 4"),
+              "%s", err.msg);
+    free(b);
+    free(parts[1]);
+    c.n_classes = 4;
+    ns_model_file_free(&c);
+
+    /* A regressor among classifiers. */
+    make_regressor(&c);
+    parts[1] = saved_bytes(dir, &c, &lens[1]);
+    b = build_ensemble(parts, lens, 2, &len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "task is regression, member 1's classification"), "%s", err.msg);
+    free(b);
+    free(parts[1]);
+    ns_model_file_free(&c);
+
+    /* The same member twice agrees. */
+    parts[1] = parts[0];
+    lens[1] = lens[0];
+    b = build_ensemble(parts, lens, 2, &len);
+    cr_assert_eq(load_models_bytes(dir, b, len, &err), NS_OK, "%s", err.msg);
+    free(b);
+    free(parts[0]);
+    free_members(a, 2);
+    rm_dir(dir);
+}
