@@ -103,6 +103,33 @@ check "version-1 model: one note, no warning ($(cat "$T/v1.err"))" bash -c \
   "grep -q '^nnsearch: note: .*tiny-v1.nsm has no training statistics' '$T/v1.err' &&
    ! grep -q warning '$T/v1.err' && test \$(wc -l <'$T/v1.err') -eq 2"
 
+# --- ensemble files (docs/model-format.md, "Ensemble files"), assembled here byte by byte
+# from the layout: of the model once, or twice, they predict exactly what the model does,
+# drift warnings included
+le() { local v=$1 n=$2 i; for ((i = 0; i < n; i++)); do printf "\\x$(printf %02x $(((v >> (8 * i)) & 255)))"; done; }
+ensemble() { # OUT MODEL...
+  local out=$1 total=28 m; shift
+  for m; do total=$((total + 8 + $(stat -c %s "$m"))); done
+  { printf 'NSENSMB\0'; le 1 4; le "$total" 8; le $# 4
+    for m; do le "$(stat -c %s "$m")" 8; cat "$m"; done; } >"$out"
+  gzip -c "$out" | tail -c 8 | head -c 4 >>"$out" # gzip's trailer: the CRC-32 of its input
+}
+ensemble "$T/one.nse" "$T/tiny.nsm"
+ensemble "$T/two.nse" "$T/tiny.nsm" "$T/tiny.nsm"
+check "ensemble file layout: 24-byte header, the model, the CRC" \
+  test "$(stat -c %s "$T/two.nse")" -eq $((28 + 2 * (8 + $(stat -c %s "$T/tiny.nsm"))))
+"$NS" predict "$T/one.nse" configs/data/tiny.csv -o "$T/pred_one.csv" 2>"$T/one.err"
+rc=$?
+check "ensemble of one: exit 0, the model's predictions and summary ($(cat "$T/one.err"))" \
+  bash -c "test $rc -eq 0 && cmp -s '$T/pred.csv' '$T/pred_one.csv' && cmp -s '$T/pred.err' '$T/one.err'"
+"$NS" predict "$T/two.nse" "$T/drifted.csv" -o "$T/pred_two.csv" 2>"$T/two.err"
+rc=$?
+check "ensemble of the model twice: exit 0, the same predictions and drift warnings" \
+  bash -c "test $rc -eq 0 && cmp -s '$T/pred_drift.csv' '$T/pred_two.csv' && cmp -s '$T/drift.err' '$T/two.err'"
+head -c 100 "$T/two.nse" >"$T/trunc.nse"
+expect_error "truncated ensemble" "trunc.nse: byte 100: file ends at byte 100, expected" \
+  "$NS" predict "$T/trunc.nse" configs/data/tiny.csv
+
 # --- checkpoints: a run killed at any moment and continued gives the uninterrupted bits
 # 15000 epochs of the tiny model: about 2 s, so kills land after the first checkpoints
 # (written once a second) as well as before them.

@@ -1,5 +1,6 @@
-/* predict.c — model file + new data -> predictions CSV. Columns of a CSV are matched to
- * the model's features by name, so column order and extra columns do not matter. */
+/* predict.c — model file (or ensemble file) + new data -> predictions CSV. Columns of a CSV
+ * are matched to the model's features by name, so column order and extra columns do not
+ * matter. An ensemble's prediction is the mean of its members'; nothing here trains. */
 #include "search/cli/predict.h"
 
 #include "engine/atomic.h"
@@ -123,84 +124,129 @@ void ns_predict_summary_free(ns_predict_summary *sum)
     memset(sum, 0, sizeof *sum);
 }
 
+/* Whether a network built for a computes b's forward pass once b's weights are in it: the
+ * same widths and activation (dropout, init and loss play no part at inference). */
+static int same_network(const ns_mlp_spec *a, const ns_mlp_spec *b)
+{
+    if (a->n_in != b->n_in || a->n_out != b->n_out || a->n_hidden != b->n_hidden ||
+        a->act != b->act)
+        return 0;
+    for (int l = 0; l < a->n_hidden; l++)
+        if (a->hidden[l] != b->hidden[l])
+            return 0;
+    return 1;
+}
+
+/* One network, holding one member's weights at a time. The members of an ensemble built
+ * from one config share an architecture, so a batch costs a weight upload per member, not
+ * a network each: memory stays one network and one batch whatever the member count. */
+typedef struct runner {
+    ns_backend *be;
+    int eb;             /* rows per batch */
+    ns_mlp *m;          /* or NULL */
+    int loaded;         /* the member whose weights m holds; -1 none */
+    float *xb;          /* host (eb, n_in): the batch in the member's standardisation */
+    float *xdev, *pdev; /* device (eb, n_in), (eb, n_out) */
+    float *probs;       /* host (eb, n_out): the member's probabilities or outputs */
+} runner;
+
+/* Member k's outputs for B raw rows x (B, n_in) into r->probs: softmax probabilities
+ * (classification) or standardised outputs (regression). NULL with *err on failure. */
+static const float *member_run(runner *r, const ns_model_file *mf, int k, const float *x,
+                               int B, ns_err *err)
+{
+    const int d = mf->spec.n_in, K = mf->spec.n_out;
+    if (r->loaded != k) {
+        if (!r->m || !same_network(&r->m->spec, &mf->spec)) {
+            ns_mlp_free(r->m);
+            r->loaded = -1;
+            if (!(r->m = ns_mlp_alloc(&mf->spec, r->be, r->eb, err)))
+                return NULL;
+        }
+        ns_buf_upload(r->be, r->m->params, mf->params, mf->n_params * sizeof(float));
+        r->loaded = k;
+    }
+    memcpy(r->xb, x, (size_t)B * d * sizeof *r->xb);
+    ns_standardizer_apply(&mf->stdz, r->xb, B);
+    ns_buf_upload(r->be, r->xdev, r->xb, (size_t)B * d * sizeof(float));
+    const float *z = ns_mlp_forward(r->m, r->xdev, B, 0, 0);
+    if (mf->task == NS_TASK_CLASSIFY)
+        ns_op_softmax(r->be, r->pdev, z, B, K);
+    else
+        ns_buf_copy(r->be, r->pdev, z, (size_t)B * K * sizeof(float));
+    ns_buf_download(r->be, r->probs, r->pdev, (size_t)B * K * sizeof(float));
+    return r->probs;
+}
+
 int ns_predict_file(const char *model_path, const char *data_path, const char *labels_path,
                     const char *out_path, int drift_check, ns_predict_summary *sum,
                     ns_err *err)
 {
     memset(sum, 0, sizeof *sum);
-    ns_model_file mf;
+    ns_model_file *mm = NULL;
+    int n_models = 0;
     ns_dataset ds = {0};
-    ns_backend *be = NULL;
-    ns_mlp *m = NULL;
+    runner r = {.loaded = -1};
     FILE *out = stdout;
     ns_atomic_file af = {0};
-    float *probs = NULL;
-    int rc = ns_model_load(model_path, &mf, err);
+    double *acc = NULL;
+    /* A model file is an ensemble of one: the mean of one member's outputs is that
+     * member's outputs, bit for bit (below). */
+    int rc = ns_models_load(model_path, &mm, &n_models, err);
     if (rc)
         return rc;
+    /* Members agree on task, columns, classes and names (ns_models_load checked it):
+     * member 0 speaks for all of them in what follows. */
+    const ns_model_file *mf = &mm[0];
 
-    ns_csv_opts o = {.label = NULL, .task = mf.task};
+    ns_csv_opts o = {.label = NULL, .task = mf->task};
     int text = is_text(data_path);
     if (text && labels_path) {
         rc = ns_err_set(err, NS_EINPUT, "%s: --labels is for IDX images; a CSV brings its labels in "
-                        "its '%s' column", data_path, mf.label_name ? mf.label_name : "label");
+                        "its '%s' column", data_path, mf->label_name ? mf->label_name : "label");
         goto done;
     }
-    if (text && mf.label_name && header_has(data_path, mf.label_name)) {
-        o.label = mf.label_name;
-        o.class_names = mf.class_names;
-        o.n_classes = mf.n_classes;
+    if (text && mf->label_name && header_has(data_path, mf->label_name)) {
+        o.label = mf->label_name;
+        o.class_names = mf->class_names;
+        o.n_classes = mf->n_classes;
     }
     if ((rc = ns_dataset_load(&ds, data_path, text ? NULL : labels_path, &o, err)))
         goto done;
-    if ((rc = match_columns(&ds, &mf, data_path, err)))
+    if ((rc = match_columns(&ds, mf, data_path, err)))
         goto done;
-    if (ds.y && mf.task == NS_TASK_CLASSIFY && ds.n_classes > mf.n_classes) {
+    if (ds.y && mf->task == NS_TASK_CLASSIFY && ds.n_classes > mf->n_classes) {
         rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the model knows %d classes",
-                        labels_path ? labels_path : data_path, ds.n_classes - 1, mf.n_classes);
+                        labels_path ? labels_path : data_path, ds.n_classes - 1, mf->n_classes);
         goto done;
-    }
-    ns_standardizer_apply(&mf.stdz, ds.x, ds.n);
-    /* On the standardised rows, the units the statistics were taken in; one O(n d) pass,
-     * small next to the forward pass. */
-    if (drift_check && !mf.fstats.d) {
-        sum->drift_state = NS_DRIFT_NO_STATS;
-    } else if (drift_check) {
-        if ((rc = ns_drift_check(&sum->drift, &mf.fstats, mf.feature_names, ds.x, ds.n, ds.d,
-                                 err)))
-            goto done;
-        sum->drift_state = NS_DRIFT_DONE;
     }
 
-    const int EB = 1024, K = mf.spec.n_out;
-    if (!(be = ns_backend_cpu_alloc(1, err)) || !(m = ns_mlp_alloc(&mf.spec, be, EB, err))) {
+    const int EB = 1024, K = mf->spec.n_out;
+    r.eb = EB;
+    if (!(r.be = ns_backend_cpu_alloc(1, err))) {
         rc = err ? err->code : NS_ERUNTIME;
         goto done;
     }
-    ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
-    probs = malloc((size_t)EB * K * sizeof *probs);
-    float *pdev = ns_buf_alloc(be, (size_t)EB * K * sizeof(float));
-    float *xdev = ns_buf_alloc(be, (size_t)EB * mf.spec.n_in * sizeof(float));
-    if (!probs || !pdev || !xdev) {
-        ns_buf_free(be, pdev);
-        ns_buf_free(be, xdev);
+    r.probs = malloc((size_t)EB * K * sizeof *r.probs);
+    r.xb = malloc((size_t)EB * ds.d * sizeof *r.xb);
+    acc = malloc((size_t)EB * K * sizeof *acc);
+    r.pdev = ns_buf_alloc(r.be, (size_t)EB * K * sizeof(float));
+    r.xdev = ns_buf_alloc(r.be, (size_t)EB * ds.d * sizeof(float));
+    if (!r.probs || !r.xb || !acc || !r.pdev || !r.xdev) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
     if (out_path) {
-        if ((rc = ns_atomic_open(&af, out_path, err))) {
-            ns_buf_free(be, pdev);
-            ns_buf_free(be, xdev);
+        if ((rc = ns_atomic_open(&af, out_path, err)))
             goto done;
-        }
         out = af.f;
     }
     fputs("row,prediction", out);
-    if (mf.task == NS_TASK_CLASSIFY)
+    if (mf->task == NS_TASK_CLASSIFY)
         for (int c = 0; c < K; c++) {
             fputs(",p_", out);
-            if (mf.class_names)
-                write_field(out, mf.class_names[c]);
+            if (mf->class_names)
+                write_field(out, mf->class_names[c]);
             else
                 fprintf(out, "%d", c);
         }
@@ -209,31 +255,46 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     double sq = 0;
     for (long i0 = 0; i0 < ds.n; i0 += EB) {
         int B = (int)(ds.n - i0 < EB ? ds.n - i0 : EB);
-        ns_buf_upload(be, xdev, ds.x + (size_t)i0 * ds.d, (size_t)B * ds.d * sizeof(float));
-        const float *z = ns_mlp_forward(m, xdev, B, 0, 0);
-        if (mf.task == NS_TASK_CLASSIFY)
-            ns_op_softmax(be, pdev, z, B, K);
-        else
-            ns_buf_copy(be, pdev, z, (size_t)B * K * sizeof(float));
-        ns_buf_download(be, probs, pdev, (size_t)B * K * sizeof(float));
+        /* acc = the mean over members, in double, of the probabilities (classification)
+         * or of the outputs in target units (regression: each member maps back with its
+         * own target statistics). The first member is copied rather than added to 0, and
+         * x / 1 is x, so one member gives its own values exactly (-0 included). */
+        for (int k = 0; k < n_models; k++) {
+            const ns_model_file *mk = &mm[k];
+            const float *p = member_run(&r, mk, k, ds.x + (size_t)i0 * ds.d, B, err);
+            if (!p) {
+                rc = err ? err->code : NS_ERUNTIME;
+                goto done;
+            }
+            for (int i = 0; i < B; i++)
+                for (int c = 0; c < (mk->task == NS_TASK_CLASSIFY ? K : 1); c++) {
+                    size_t at = (size_t)i * K + c;
+                    double v = mk->task == NS_TASK_CLASSIFY
+                                   ? (double)p[at]
+                                   : (double)p[at] * mk->stdz.t_std + mk->stdz.t_mean;
+                    acc[at] = k ? acc[at] + v : v;
+                }
+        }
         for (int i = 0; i < B; i++) {
-            const float *p = probs + (size_t)i * K;
+            double *q = acc + (size_t)i * K;
+            for (int c = 0; c < (mf->task == NS_TASK_CLASSIFY ? K : 1); c++)
+                q[c] /= n_models;
             fprintf(out, "%ld,", i0 + i);
-            if (mf.task == NS_TASK_CLASSIFY) {
+            if (mf->task == NS_TASK_CLASSIFY) {
                 int arg = 0;
                 for (int c = 1; c < K; c++)
-                    if (p[c] > p[arg])
+                    if (q[c] > q[arg])
                         arg = c;
-                if (mf.class_names)
-                    write_field(out, mf.class_names[arg]);
+                if (mf->class_names)
+                    write_field(out, mf->class_names[arg]);
                 else
                     fprintf(out, "%d", arg);
                 for (int c = 0; c < K; c++)
-                    fprintf(out, ",%.6g", p[c]);
+                    fprintf(out, ",%.6g", q[c]);
                 if (ds.y)
                     hits += ds.y[i0 + i] == arg;
             } else {
-                double v = (double)p[0] * mf.stdz.t_std + mf.stdz.t_mean;
+                double v = q[0];
                 fprintf(out, "%.9g", v);
                 if (ds.t)
                     sq += (v - ds.t[i0 + i]) * (v - ds.t[i0 + i]);
@@ -241,8 +302,6 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
             fputc('\n', out);
         }
     }
-    ns_buf_free(be, pdev);
-    ns_buf_free(be, xdev);
     sum->rows = ds.n;
     if (ds.y && ds.n) {
         sum->has_accuracy = 1;
@@ -252,6 +311,20 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
         sum->has_rmse = 1;
         sum->rmse = sqrt(sq / ds.n);
     }
+    /* The drift check runs once the rows are no longer needed raw: it standardises them in
+     * place, in the units of the statistics. An ensemble is checked against member 0's
+     * standardisation and training statistics: one reference, whose numbers are those of
+     * one model file (the members of a fold ensemble saw most of the same rows). One
+     * O(n d) pass, small next to the forward passes. */
+    if (drift_check && !mf->fstats.d) {
+        sum->drift_state = NS_DRIFT_NO_STATS;
+    } else if (drift_check) {
+        ns_standardizer_apply(&mf->stdz, ds.x, ds.n);
+        if ((rc = ns_drift_check(&sum->drift, &mf->fstats, mf->feature_names, ds.x, ds.n, ds.d,
+                                 err)))
+            goto done;
+        sum->drift_state = NS_DRIFT_DONE;
+    }
     if (out_path) {
         rc = ns_atomic_commit(&af, err); /* frees af: nothing left for `done` */
     } else if (fflush(stdout)) {
@@ -259,10 +332,16 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     }
 done:
     ns_atomic_abort(&af); /* no-op once committed or never opened */
-    free(probs);
-    ns_mlp_free(m);
-    ns_backend_free(be);
+    free(acc);
+    free(r.probs);
+    free(r.xb);
+    if (r.be) {
+        ns_buf_free(r.be, r.pdev);
+        ns_buf_free(r.be, r.xdev);
+    }
+    ns_mlp_free(r.m);
+    ns_backend_free(r.be);
     ns_dataset_free(&ds);
-    ns_model_file_free(&mf);
+    ns_models_free(mm, n_models);
     return rc;
 }
