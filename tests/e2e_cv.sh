@@ -2,8 +2,9 @@
 # e2e_cv.sh — end-to-end checks of cross-validated search (search.resampling): every trial
 # scored on the same folds with a per-fold record and a standard error, racing stopping
 # hopeless trials after some folds, the same trials, racings and choice with -j 1, -j 2 and
-# after SIGKILLs and resumes, and the winner refit on every training row, which export
-# hands out and `nnsearch train` reproduces to the last digit.
+# after SIGKILLs and resumes, and the winner's final model (its fold ensemble, or with
+# search.final: refit its refit on every training row), which export hands out and
+# `nnsearch train` reproduces to the last digit.
 # usage: tests/e2e_cv.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
 NS=${1:?usage: e2e_cv.sh NNSEARCH}
@@ -62,16 +63,31 @@ se=$(dec "$T/a" 3:select '$.standard_error')
 check "select's standard error is the best trial's fold spread ($se)" test \
   "$(sqlite3 "$T/a/study.db" "SELECT abs(json_extract(result, '$.val_se') - $se) <= 1e-5 * $se FROM trial WHERE state='complete' ORDER BY val_metric DESC LIMIT 1")" = 1
 ta=$(dec "$T/a" 3:select '$.test_acc')
-check "the winner ($w) is refit on every row for its folds' epochs, test accuracy $ta" bash -c \
-  "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.refit.config')' = trials/$w/refit.yaml ] && grep -q '^  val_fraction: 0$' '$T/a/trials/$w/refit.yaml' && [ -f '$T/a/trials/$w/refit.nsm' ]"
+check "the winner ($w) becomes the fold ensemble of its 4 fold models (final: auto, val_acc), test accuracy $ta" bash -c \
+  "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.final')' = ensemble ] && [ '$(dec "$T/a" 3:select '$.ensemble.config')' = trials/$w/ensemble.yaml ] && grep -q '^  ensemble: 4$' '$T/a/trials/$w/ensemble.yaml' && [ -f '$T/a/trials/$w/ensemble.nsm' ] && ! ls '$T/a/trials/$w/' | grep -q member"
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the chosen trial's folds" grep -Eq "^folds:   4-fold cross-validation x 1, 4 folds run, standard error [0-9.e-]+:( [0-9.]+){4}$" "$T/status.txt"
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
-check "export hands out the refit" grep -q "refit of trial $w" "$T/best.yaml"
+check "export hands out the ensemble" grep -q "fold ensemble of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null
 got=$(tail -1 "$T/train.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
-check "the exported refit trains to the selection's test accuracy ($got vs $ta)" \
+check "the exported ensemble trains to the selection's test accuracy ($got vs $ta)" \
   /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$ta')) < 1e-9 else 1)"
+check "its members are the trial's fold models: their mean validation accuracy is the trial's metric" \
+  /usr/bin/python3 -c "
+import json, sqlite3, sys
+v = json.loads(open('$T/train.json').read().splitlines()[-1])['val_acc']
+m = sqlite3.connect('$T/a/study.db').execute('SELECT val_metric FROM trial WHERE number = $w').fetchone()[0]
+sys.exit(0 if abs(v - m) < 1e-6 else 1)"
+"$NS" train "$T/best.yaml" -o "$T/ck.nsm" --checkpoint "$T/ck.bin" >/dev/null 2>"$T/ck.err"; rc=$?
+check "an ensemble with --checkpoint: exit 2, one line ($(cat "$T/ck.err"))" bash -c \
+  "[ $rc -eq 2 ] && [ \$(wc -l <'$T/ck.err') -eq 1 ] && grep -q 'drop --checkpoint' '$T/ck.err' && [ ! -e '$T/ck.nsm' ]"
+"$NS" predict "$T/best.nsm" configs/data/quickstart-test.csv -o "$T/pred.csv" 2>"$T/pred.err"
+"$NS" predict "$T/a/trials/$w/ensemble.nsm" configs/data/quickstart-test.csv -o "$T/pred-study.csv" 2>/dev/null
+check "the exported ensemble predicts what the study's predicts, to the last digit" cmp -s "$T/pred.csv" "$T/pred-study.csv"
+pacc=$(sed -nE 's/.*accuracy ([0-9.]+).*/\1/p' "$T/pred.err")
+check "predict averages the members: its accuracy is the ensemble's test accuracy ($pacc vs $ta)" \
+  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$pacc') - float('$ta')) < 1e-4 else 1)"
 
 "$NS" "$T/cv.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
 check "cv -j 2 exit 0" test $? -eq 0
@@ -83,8 +99,19 @@ check "killed and resumed: the same folds and racings" cmp -s <(folds "$T/a") <(
 # one fidelity per GP: a bayes stage observes only trials trained to its own budget
 sed -e 's/    - {stage: random, trials: 6, epochs: 6}/    - {stage: lr_range}\n    - {stage: compare, optimizers: [adam, sgd], schedules: [cosine], seeds: 2, epochs: 1}\n    - {stage: random, trials: 4, epochs: 6}\n    - {stage: random, trials: 2, epochs: 3}/' \
     -e 's/trials: 8, epochs: 6, round: 2/trials: 4, epochs: 6, round: 2/' "$T/cv.yaml" >"$T/fid.yaml"
+sed -i 's/  resampling: {cv: 4}/  resampling: {cv: 4}\n  final: refit/' "$T/fid.yaml"
 "$NS" "$T/fid.yaml" -o "$T/fid" --quiet >/dev/null 2>"$T/fid.err"
 check "fidelity study: exit 0 ($(tail -1 "$T/fid.err"))" test $? -eq 0
+wf=$(dec "$T/fid" 6:select '$.winner')
+tf=$(dec "$T/fid" 6:select '$.test_acc')
+check "final: refit: the winner ($wf) is refit on every row for its folds' epochs, test accuracy $tf" bash -c \
+  "[ -n '$tf' ] && [ '$(dec "$T/fid" 6:select '$.final')' = refit ] && [ '$(dec "$T/fid" 6:select '$.refit.config')' = trials/$wf/refit.yaml ] && grep -q '^  val_fraction: 0$' '$T/fid/trials/$wf/refit.yaml' && [ -f '$T/fid/trials/$wf/refit.nsm' ]"
+"$NS" export "$T/fid" -o "$T/refit.yaml" >/dev/null
+check "export hands out the refit" grep -q "refit of trial $wf" "$T/refit.yaml"
+"$NS" train "$T/refit.yaml" -o "$T/refit.nsm" --json --quiet >"$T/refit.json" 2>/dev/null
+got=$(tail -1 "$T/refit.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
+check "the exported refit trains to the selection's test accuracy ($got vs $tf)" \
+  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$tf')) < 1e-9 else 1)"
 seen=$(cat "$T"/fid/trials/*/gp.obs 2>/dev/null | tr ' ' '\n' | grep -v '^$' | sort -un | tr '\n' ,)
 same=$(sqlite3 "$T/fid/study.db" "SELECT group_concat(number) FROM (SELECT number FROM trial WHERE stage IN ('3:random', '5:bayes') ORDER BY number)")
 check "the GP saw trials ($seen), all of the 6-epoch random and bayes stages ($same,)" bash -c \

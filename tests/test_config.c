@@ -669,6 +669,38 @@ Test(config, error_other_rules)
                  "data:\n  train: %s\ntrain:\n  lr: 0.01\n  min_lr: 0.1\n", csv_file);
 }
 
+Test(config, ensemble_keys)
+{
+    ns_config c;
+    ns_err e;
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n  val_fraction: 0\nmodel:\n  ensemble: 5\n"
+                       "  ensemble_seed: 18446744073709551615\ntrain:\n  patience: 3\n", csv_file),
+                 NS_OK, "%s", e.msg); /* members validate on their folds: patience needs no split */
+    cr_assert_eq(c.ensemble, 5);
+    cr_assert_eq(c.ensemble_seed, UINT64_MAX);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n", csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.ensemble, 0);
+    cr_assert_eq(c.ensemble_seed, 1);
+    cr_assert_eq(c.search.final, NS_FINAL_AUTO);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-3, 1e-1]}\n"
+                       "search:\n  final: refit\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                       csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.search.final, NS_FINAL_REFIT);
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:13:", "model.ensemble", "1 fold is one model"),
+                 "data:\n  train: %s\nmodel:\n  ensemble: 1\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:13:", "model.ensemble", "out of range"),
+                 "data:\n  train: %s\nmodel:\n  ensemble: 51\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:13:", "model.ensemble", "search.final"),
+                 "data:\n  train: %s\nmodel:\n  ensemble: 5\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                 csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:10:", "search.final", "unknown final 'ensembel'", "did you mean 'ensemble'?"),
+                 "data:\n  train: %s\nsearch:\n  final: ensembel\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                 csv_file);
+}
+
 Test(config, error_data_files)
 {
     EXPECT_ERROR(FRAGS("cfg.yaml:2:10:", "data.train", "IDX file", "train_labels is missing"),

@@ -6,7 +6,7 @@
 #   - rows with a missing value in any column are dropped (no imputation);
 #   - unordered factors (and logicals) are one-hot encoded, one 0/1 column per level that
 #     occurs; ordered factors become their level number 1..L (the order is the information);
-#   - ID columns are dropped (`drop` below; none of the chosen sets has one besides those);
+#   - ID columns are dropped (`drop` below: cells' `case` is a train/test marker);
 #   - the label is the class index 0..K-1 in the factor's level order (levels without rows
 #     dropped); SET.classes holds the class names, one a line, in index order.
 
@@ -18,7 +18,14 @@ sets <- list(
   two_class_dat = list(pkg = "modeldata", label = "Class",     drop = character()),
   attrition     = list(pkg = "modeldata", label = "Attrition", drop = character()),
   hpc_data      = list(pkg = "modeldata", label = "class",     drop = character()),
-  ticdata       = list(pkg = "kernlab",   label = "CARAVAN",   drop = character())
+  ticdata       = list(pkg = "kernlab",   label = "CARAVAN",   drop = character()),
+  # measurement sets (scripts/bench/tabular --sets only): never part of the benchmark
+  cells         = list(pkg = "modeldata", label = "class",     drop = "case"),
+  credit_data   = list(pkg = "modeldata", label = "Status",    drop = character()),
+  mlc_churn     = list(pkg = "modeldata", label = "churn",     drop = character()),
+  stackoverflow = list(pkg = "modeldata", label = "Remote",    drop = character()),
+  wa_churn      = list(pkg = "modeldata", label = "churn",     drop = character()),
+  lending_club  = list(pkg = "modeldata", label = "Class",     drop = character())
 )
 
 args <- commandArgs(trailingOnly = TRUE)

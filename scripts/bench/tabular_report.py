@@ -7,6 +7,7 @@ usage: /usr/bin/python3 tabular_report.py winner STATUS_JSON            -> the w
        /usr/bin/python3 tabular_report.py append TSV SET SPLIT SIDE BUDGET SECONDS "ROWS D K RATIO" [JSON]
        /usr/bin/python3 tabular_report.py line SIDE JSON SECONDS           -> one progress line
        /usr/bin/python3 tabular_report.py summarise TSV
+       /usr/bin/python3 tabular_report.py compare A_TSV B_TSV           -> nnsearch of A against B
 """
 import json
 import math
@@ -217,6 +218,45 @@ def summarise(path):
             print(f"  {r['set']} split {r['split']} {r['side']}")
 
 
+def compare(path_a, path_b):
+    """nnsearch of run A against nnsearch of run B (e.g. two search.resampling modes), paired
+    by set and split: test accuracy, macro-F1, |estimate - test|, trials."""
+    runs = []
+    for p in (path_a, path_b):
+        comments, rows = read_tsv(p)
+        print(f"{'AB'[len(runs)]}: {p}")
+        for c in comments:
+            print("   " + c[1:].strip())
+        runs.append({(r["set"], int(r["split"])): r for r in rows
+                     if r["side"] == "nnsearch" and r["status"] == "ok"})
+    keys = sorted(set(runs[0]) & set(runs[1]))
+    sets = list(dict.fromkeys(k[0] for k in keys))
+    print()
+    print("paired by split; diff = B - A ± SE; gap = |estimate - test|")
+    print(f"{'set':<14} {'rows':>5} {'n':>2} {'acc A':>6} {'acc B':>6} {'diff acc':>14} {'F1 A':>6} {'F1 B':>6} "
+          f"{'diff F1':>14} {'gap A':>6} {'gap B':>6} {'trials A':>8} {'trials B':>8}")
+    tot = {"acc": [], "f1": []}
+    for name in sets:
+        ks = [k for k in keys if k[0] == name]
+        pair = [(runs[0][k], runs[1][k]) for k in ks]
+        line = f"{name:<14} {pair[0][0]['rows']:>5} {len(ks):>2}"
+        for m in ("acc", "f1"):
+            a = [float(x[f"test_{m}"]) for x, _ in pair]
+            b = [float(y[f"test_{m}"]) for _, y in pair]
+            d = [y - x for x, y in zip(a, b)]
+            se = sd(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+            line += f" {mean(a):6.3f} {mean(b):6.3f} {pm(mean(d), se):>14}"
+            tot[m].append(mean(d))
+        gaps = [mean([abs(float(r["val_score"]) - float(r["test_score"])) for r in side]) for side in zip(*pair)]
+        trials = [mean([int(r["trials"]) for r in side]) for side in zip(*pair)]
+        line += f" {gaps[0]:6.3f} {gaps[1]:6.3f} {trials[0]:8.0f} {trials[1]:8.0f}"
+        print(line)
+    for m in ("acc", "f1"):
+        d = tot[m]
+        print(f"mean over sets, test {m}: B - A {mean(d):+.4f} (B better on {sum(x > 0 for x in d)}, "
+              f"worse on {sum(x < 0 for x in d)} of {len(d)} sets)")
+
+
 def main():
     a = sys.argv[1:]
     if len(a) == 2 and a[0] == "winner":
@@ -231,6 +271,8 @@ def main():
               f"val {r['val_score']:.3f} test {r['test_score']:.3f}  {r['trials']} trials  {float(a[3]):.1f} s")
     elif len(a) == 2 and a[0] == "summarise":
         summarise(a[1])
+    elif len(a) == 3 and a[0] == "compare":
+        compare(a[1], a[2])
     else:
         raise SystemExit(__doc__)
 

@@ -402,6 +402,79 @@ static int cmd_export(int argc, char **argv)
     return ns_cmd_export(dir, out, stdout, &err) ? report(&err) : 0;
 }
 
+static void print_member(void *user, int member, int n)
+{
+    train_out *o = user;
+    if (!o->quiet)
+        fprintf(stderr, "nnsearch: member %d of %d: trained on the rows outside fold %d, validated "
+                "on it\n", member + 1, n, member + 1);
+    if (o->json)
+        printf("{\"member\":%d,\"members\":%d}\n", member, n);
+}
+
+/* `nnsearch train` of a fold ensemble (model.ensemble): every member, then one file. */
+static int train_ensemble(const ns_config *c, const char *config, const char *model_path,
+                          train_out *o)
+{
+    ns_err err = {0};
+    o->task = c->data.task;
+    o->total_epochs = c->train.budget == NS_BUDGET_EPOCHS ? c->train.epochs : 0;
+    if (!o->quiet)
+        fprintf(stderr, "nnsearch: %s: an ensemble of %d members, one per stratified fold of the "
+                "training rows (model.ensemble)\n", config, c->ensemble);
+    ns_run_result res;
+    install_signals();
+    int rc = ns_run_ensemble(c, print_epoch, print_member, o, model_path, &stop_requested, &res,
+                             NULL, &err);
+    free(o->recs);
+    if (rc)
+        return report(&err);
+    if (res.interrupted) {
+        fprintf(stderr, "nnsearch: interrupted; no model written (the same command trains the "
+                "ensemble again)\n");
+        return 130;
+    }
+    int classify = c->data.task == NS_TASK_CLASSIFY;
+    if (o->json) {
+        printf("{\"final\":true,\"members\":%d,\"epochs\":%d,\"best_epoch\":%d,\"diverged\":%s,",
+               c->ensemble, res.epochs, res.best_epoch, res.diverged ? "true" : "false");
+        jnum(stdout, "val_loss", res.val_loss, 1);
+        if (classify) {
+            jnum(stdout, "val_acc", res.val_acc, 1);
+            jnum(stdout, "val_balanced_acc", res.val_bacc, 1);
+            jnum(stdout, "val_macro_f1", res.val_f1, 1);
+            jnum(stdout, "test_loss", res.test_loss, 1);
+            jnum(stdout, "test_acc", res.test_acc, 1);
+            jnum(stdout, "test_balanced_acc", res.test_bacc, 1);
+            jnum(stdout, "test_macro_f1", res.test_f1, 1);
+        } else {
+            jnum(stdout, "val_rmse", res.val_rmse, 1);
+            jnum(stdout, "test_rmse", res.test_rmse, 1);
+        }
+        printf("\"model\":");
+        jstr(stdout, model_path);
+        printf("}\n");
+    } else {
+        printf("ensemble of %d members; epochs %d (median best %d)%s\n", c->ensemble, res.epochs,
+               res.best_epoch, res.diverged ? ", a member DIVERGED" : "");
+        if (classify) {
+            printf("val (mean over members, each on its fold): loss %.4f  acc %.4f  balanced_acc %.4f  "
+                   "macro_f1 %.4f\n", res.val_loss, res.val_acc, res.val_bacc, res.val_f1);
+            if (isfinite(res.test_acc))
+                printf("test (averaged probabilities): loss %.4f  acc %.4f  balanced_acc %.4f  "
+                       "macro_f1 %.4f\n", res.test_loss, res.test_acc, res.test_bacc, res.test_f1);
+        } else {
+            printf("val (mean over members, each on its fold): loss %.4f  rmse %.4g\n", res.val_loss,
+                   res.val_rmse);
+            if (isfinite(res.test_rmse))
+                printf("test (averaged prediction): rmse %.4g\n", res.test_rmse);
+        }
+        printf("health: judged per member by a study's cross-validation, not here\n");
+        printf("model %s\n", model_path);
+    }
+    return 0;
+}
+
 static int cmd_train(int argc, char **argv, int is_search_run)
 {
     const char *config = NULL, *out = NULL, *ckpt = NULL;
@@ -437,6 +510,7 @@ static int cmd_train(int argc, char **argv, int is_search_run)
 
     ns_err err = {0};
     ns_config c;
+    int rc_train;
     if (ns_config_load(&c, config, &err))
         return report(&err);
     (void)is_search_run;
@@ -449,6 +523,19 @@ static int cmd_train(int argc, char **argv, int is_search_run)
         c.train.seed = (uint64_t)seed;
     if (threads > 0)
         c.threads = (int)threads;
+    if (c.ensemble) {
+        if (ckpt) {
+            ns_config_free(&c);
+            return usage_error("%s", "--checkpoint keeps one model's training state; an ensemble "
+                               "(model.ensemble) trains its members again when interrupted: drop "
+                               "--checkpoint");
+        }
+        char *model_path = out ? strdup(out) : default_model_path(config);
+        rc_train = train_ensemble(&c, config, model_path, &o);
+        free(model_path);
+        ns_config_free(&c);
+        return rc_train;
+    }
     ns_prepared p;
     if (ns_prepare_data(&p, &c, &err)) {
         ns_config_free(&c);

@@ -459,7 +459,7 @@ static ranked *rank_trials(const study_view *v)
 /* The trial the last complete final stage trained (its decision's "trial") or select
  * stage chose ("winner"), or -1: the stages' choice, which is the study's answer whatever
  * scored higher elsewhere. */
-static long final_choice(const ns_stage_row *stages, int n)
+static long final_choice(const ns_stage_row *stages, int n, int *ensemble)
 {
     for (int i = n - 1; i >= 0; i--) {
         const char *colon = strchr(stages[i].name, ':');
@@ -467,15 +467,20 @@ static long final_choice(const ns_stage_row *stages, int n)
         if (stages[i].state != NS_STAGE_COMPLETE || !colon)
             continue;
         if ((!strcmp(colon + 1, "final") && ns_json_get_num(stages[i].decision, "trial", &t)) ||
-            (!strcmp(colon + 1, "select") && ns_json_get_num(stages[i].decision, "winner", &t)))
+            (!strcmp(colon + 1, "select") && ns_json_get_num(stages[i].decision, "winner", &t))) {
+            char kind[16] = "";
+            if (ensemble)
+                *ensemble = ns_json_get_str(stages[i].decision, "final", kind, sizeof kind) &&
+                            !strcmp(kind, "ensemble");
             return (long)t;
+        }
     }
     return -1;
 }
 
 static const ns_trial_row *best_of(const study_view *v, const ranked *r)
 {
-    long fin = final_choice(v->stages, v->n_stages);
+    long fin = final_choice(v->stages, v->n_stages, NULL);
     for (int i = 0; fin >= 0 && i < v->n_trials; i++)
         if (v->trials[i].number == fin && rank_class(&v->trials[i]) < 2)
             return &v->trials[i];
@@ -719,7 +724,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         char pre[64];
         snprintf(pre, sizeof pre, "           ");
         if (best->health_flags > 0) {
-            int chosen = final_choice(v->stages, v->n_stages) == best->number;
+            int chosen = final_choice(v->stages, v->n_stages, NULL) == best->number;
             fprintf(f, "health:  trial %d%s:\n", best->number,
                     chosen ? " (the stages' choice)"
                     : rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)"
@@ -879,7 +884,7 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     ns_store *s = NULL;
     ns_study_row st = {0};
     ns_trial_row best = {0};
-    int found = 0;
+    int found = 0, final_ensemble = 0;
     char *def_path = NULL, *src = NULL, *text = NULL, *header = NULL;
     size_t len = 0;
     char *d = norm_dir(dir);
@@ -897,7 +902,7 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
         ns_stage_row *stages = NULL;
         int n_stages = 0;
         rc = ns_store_stages(s, &stages, &n_stages, err);
-        long fin = rc == NS_OK ? final_choice(stages, n_stages) : -1;
+        long fin = rc == NS_OK ? final_choice(stages, n_stages, &final_ensemble) : -1;
         ns_stage_rows_free(stages, n_stages);
         ns_trial_row t;
         int tf = 0;
@@ -922,8 +927,9 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     }
     if (!out_path)
         out_path = def_path = strf("%s/best.yaml", d);
-    /* a cross-validated winner is exported as its refit on every training row */
-    src = strf("%s/trials/%d/" NS_REFIT_CONFIG, d, best.number);
+    /* a cross-validated winner is exported as its final model: the fold ensemble or the
+     * refit on every training row, whichever the decision made */
+    src = strf("%s/trials/%d/%s", d, best.number, final_ensemble ? NS_ENSEMBLE_CONFIG : NS_REFIT_CONFIG);
     if (src && access(src, F_OK) != 0) {
         free(src);
         src = strf("%s/trials/%d/config.yaml", d, best.number);

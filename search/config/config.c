@@ -51,6 +51,8 @@ static const enum_name metric_names[] = {
     {"val_loss", NS_METRIC_VAL_LOSS}, {"val_acc", NS_METRIC_VAL_ACC}, {"val_rmse", NS_METRIC_VAL_RMSE},
     {"val_balanced_acc", NS_METRIC_VAL_BACC}, {"val_macro_f1", NS_METRIC_VAL_F1},
     {NULL, 0}};
+static const enum_name final_names[] = {
+    {"auto", NS_FINAL_AUTO}, {"refit", NS_FINAL_REFIT}, {"ensemble", NS_FINAL_ENSEMBLE}, {NULL, 0}};
 static const enum_name sched_names[] = {
     {"constant", NS_SCHED_CONSTANT}, {"step", NS_SCHED_STEP},       {"exponential", NS_SCHED_EXP},
     {"cosine", NS_SCHED_COSINE},     {"onecycle", NS_SCHED_ONECYCLE}, {"plateau", NS_SCHED_PLATEAU},
@@ -97,6 +99,8 @@ const key_def cfg_keys[] = {
     {.section = "model", .key = "class_weights", .type = KT_WEIGHTS, .off = OFF(class_weights),
      .min = 0, .max = 1e6, .flags = MIN_OPEN | S, .def = "auto", .names = cw_names,
      .count_off = OFF(n_class_weights), .list_off = OFF(class_weight_list), .max_items = 65536},
+    NUM("model", "ensemble", KT_INT, ensemble, 0, NS_CV_MAX_FOLDS, 0, "0"),
+    NUM("model", "ensemble_seed", KT_U64, ensemble_seed, 0, INF, 0, "1"),
 
     NUM("train", "epochs", KT_LONG, train.epochs, 1, INF, 0, "10"),
     NUM("train", "steps", KT_LONG, train.steps, 1, INF, 0, NULL),
@@ -164,6 +168,7 @@ const key_def cfg_keys[] = {
     ENUM("search", "metric", search.metric, metric_names, 0, NULL),
     {.section = "search", .key = "resampling", .type = KT_RESAMPLING, .off = OFF(search)},
     NUM("search", "budget", KT_DURATION, search.budget, 0, INF, MIN_OPEN, NULL),
+    ENUM("search", "final", search.final, final_names, 0, "auto"),
     {.section = "search", .key = "stages", .type = KT_STAGES, .off = OFF(search)},
 };
 
@@ -959,11 +964,12 @@ int cfg_check_values(ctx *x)
                    "train.min_lr: %g is above train.lr %g; make min_lr smaller than lr",
                    c->train.sched.min_lr, c->train.lr)))
         return rc;
-    if (c->data.val_fraction <= 0 && c->train.patience > 0 &&
+    /* an ensemble's members validate on their own folds */
+    if (c->data.val_fraction <= 0 && c->train.patience > 0 && !c->ensemble &&
         (rc = rule(x, K("train", "patience"), K("data", "val_fraction"), -1,
                    "train.patience: early stopping needs a validation set but data.val_fraction is 0; set val_fraction > 0 or patience: 0")))
         return rc;
-    if (c->data.val_fraction <= 0 && c->train.sched.kind == NS_SCHED_PLATEAU &&
+    if (c->data.val_fraction <= 0 && c->train.sched.kind == NS_SCHED_PLATEAU && !c->ensemble &&
         (rc = rule(x, K("train", "schedule"), K("data", "val_fraction"), -1,
                    "train.schedule: plateau needs a validation set but data.val_fraction is 0; set val_fraction > 0 or choose another schedule")))
         return rc;
@@ -1040,6 +1046,17 @@ static int check_rules(ctx *x)
         return cfg_fail(x, x->kmark[later], "model.%s conflicts with model.%s (line %zu): give either hidden: [...] or depth: and width:",
                     cfg_keys[later].key, cfg_keys[earlier].key, x->kmark[earlier].line + 1);
     }
+
+    /* An ensemble: one member per fold; a search makes its own (search.final) */
+    if (c->ensemble == 1)
+        return cfg_fail(x, vmark(x, "model", "ensemble"),
+                    "model.ensemble: 1 fold is one model; use 0 (one model) or K >= 2 (one member per fold)");
+    size_t search_sec = 0;
+    while (strcmp(cfg_sections[search_sec], "search"))
+        search_sec++;
+    if (c->ensemble && x->sec_given[search_sec])
+        return cfg_fail(x, vmark(x, "model", "ensemble"),
+                    "model.ensemble: a study's trials are single models (its final model may be an ensemble: search.final); remove it or the search: section");
 
     if ((rc = cfg_check_values(x)))
         return rc;

@@ -122,6 +122,14 @@ typedef enum ns_resampling {
  * holdout split is already precise and CV's cost is what a study can least afford. */
 #define NS_CV_AUTO_MAX_ROWS 10000
 #define NS_CV_DEFAULT_FOLDS 5
+/* A cross-validated winner's final model (search.final). */
+typedef enum ns_final_kind {
+    NS_FINAL_AUTO = 0, /* the ensemble for a classification study ranked by accuracy or
+                          loss, the refit otherwise (what scripts/bench/final_model measured) */
+    NS_FINAL_REFIT,    /* its config trained once on every training row */
+    NS_FINAL_ENSEMBLE, /* its K fold models, their predictions averaged */
+} ns_final_kind;
+
 #define NS_CV_MAX_FOLDS 50
 #define NS_CV_MAX_REPEATS 20
 
@@ -134,6 +142,7 @@ typedef struct ns_search_cfg {
     ns_metric metric;     /* [val_acc for classification, val_rmse for regression] */
     ns_resampling resampling; /* [auto] */
     int folds, repeats;   /* cross-validation's K [5] and R [1] */
+    ns_final_kind final;  /* [auto] */
     double budget;        /* wall-clock seconds for the whole study; 0: none (each stage's own
                              trials and seconds) [0] */
     int n_stages;         /* >= 1 when given */
@@ -156,6 +165,10 @@ typedef struct ns_config {
     ns_health_spec health; /* the health: section, the trial detectors' thresholds */
     ns_datacheck_spec datacheck; /* the health: section's data-check thresholds */
     int threads;          /* BLAS threads for `train` [1] */
+    int ensemble;         /* model.ensemble: 0, one model; K >= 2, one member per stratified
+                             fold of the training rows, validated on its fold, predictions
+                             averaged [0] */
+    uint64_t ensemble_seed; /* the folds and each member's training stream [1] */
     int depth, width;     /* model.depth x model.width when given (width > 0): then hidden
                              holds depth layers of width units; 0, 0 when hidden is a list */
     ns_space space;       /* the searched keys; n == 0 for a fixed config. A searched key

@@ -137,6 +137,8 @@ static int exported(const ns_config *c, const key_def *k)
             return c->train.budget == NS_BUDGET_SECONDS;
     }
     if (!strcmp(k->section, "model")) {
+        if (!strcmp(k->key, "ensemble") || !strcmp(k->key, "ensemble_seed"))
+            return c->ensemble > 0;
         if (!strcmp(k->key, "hidden"))
             return c->width <= 0;
         if (!strcmp(k->key, "depth") || !strcmp(k->key, "width"))

@@ -663,8 +663,8 @@ static int prepare_resampling(ns_search *s, ns_err *err)
         return NS_OK;
     if (sc->resampling == NS_RESAMPLE_AUTO && rows < 2L * K)
         K = (int)(rows / 2);
-    int rc = ns_prepare_folds(&s->folds, &s->base, K, sc->repeats,
-                              ns_seed_derive(sc->seed, 0, SEED_CV), err);
+    s->fold_seed = ns_seed_derive(sc->seed, 0, SEED_CV);
+    int rc = ns_prepare_folds(&s->folds, &s->base, K, sc->repeats, s->fold_seed, err);
     if (rc)
         return rc;
     progress(s, "data: %d-fold cross-validation x %d of %ld rows (search.resampling); each trial's "

@@ -16,6 +16,7 @@
 /* In trials/<n>/: a cross-validated winner's refit on every training row, which export
  * hands out instead of the trial's own config. */
 #define NS_REFIT_CONFIG "refit.yaml"
+#define NS_ENSEMBLE_CONFIG "ensemble.yaml"
 
 typedef struct ns_search_opts {
     const char *config_path;

@@ -4,6 +4,7 @@
 #ifndef NS_DRIVER_IMPL_H
 #define NS_DRIVER_IMPL_H
 
+#include "engine/jsonbuf.h"
 #include "search/config/config.h"
 #include "search/stages/driver.h"
 #include "search/stages/pipeline.h"
@@ -66,6 +67,7 @@ typedef struct ns_search {
     ns_prune_ref *prune_at;
     long prune_epochs, prune_min;
     ns_folds folds;            /* cross-validation's parts; n == 0: trials validate on data.val */
+    uint64_t fold_seed;        /* the seed the folds were drawn from (ns_prepare_folds) */
     double budget;             /* seconds for this run of the study; 0: none */
     double t_start;            /* monotonic time the run started */
     double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
@@ -190,21 +192,31 @@ void ns_race_end(ns_search *s);
  * per-fold difference to the incumbent below 0 (worse in the study's direction). */
 int ns_race_should_stop(const ns_search *s, const double *metric, int done);
 
-/* The final model of a cross-validated trial: its config refit on every training row for
- * the epochs its folds chose (the median best epoch), written to trials/<n>/refit.yaml
- * (what export hands out) and trained from that file as `nnsearch train` would, to
- * trials/<n>/refit.nsm, then scored once on the test set. */
-typedef struct ns_refit_result {
+/* The final model of a cross-validated trial (search.final): its config refit on every
+ * training row for the epochs its folds chose (the median best epoch), written to
+ * trials/<n>/refit.yaml, or its fold ensemble, written to trials/<n>/ensemble.yaml (the
+ * config with model.ensemble: K and the study's fold seed: the members are the trial's own
+ * fold models of the first repeat). Either file is what export hands out; it is trained
+ * from that file as `nnsearch train` trains it (trials/<n>/refit.nsm or ensemble.nsm),
+ * then scored once on the test set. */
+typedef struct ns_final_result {
     int done;
-    long epochs;               /* the refit's epoch budget; 0 for a steps budget */
+    int ensemble;              /* 1: the fold ensemble; 0: the refit */
+    int members;               /* the ensemble's members */
+    long epochs;               /* the refit's epoch budget (0 for a steps budget); the
+                                  members' (the config's) for an ensemble */
     int diverged;
     double test_loss, test_acc, test_rmse, test_bacc, test_f1; /* NaN without a test set */
-} ns_refit_result;
+} ns_final_result;
 
-/* Refits trial n (its result JSON `result` gives best_epoch). A plateau schedule needs
- * validation: its refit keeps the config's split. Not interruptible (one short training of
- * data small enough for cross-validation). NS_OK, or a config/training error with *err. */
-int ns_refit(ns_search *s, int n, const char *result, ns_refit_result *out, ns_err *err);
+/* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */
+int ns_final_is_ensemble(const ns_search *s);
+/* Trial n's final model (its result JSON `result` gives best_epoch). A plateau schedule
+ * needs validation: its refit keeps the config's split. Not interruptible (short trainings
+ * of data small enough for cross-validation). NS_OK, or a config/training error. */
+int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out, ns_err *err);
+/* The decision's part about it: ,"final":"refit"|"ensemble","<kind>":{...} */
+void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f);
 
 /* A trial state that never runs again. */
 int ns_trial_is_final(ns_trial_state st);

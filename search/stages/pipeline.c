@@ -147,6 +147,29 @@ fail:
     return rc;
 }
 
+int ns_load_test(ns_dataset *ds, const ns_config *c, const ns_prepared *ref, ns_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (!c->data.test)
+        return NS_OK;
+    ns_dataset vocab = ref->train;
+    vocab.n_classes = ref->n_classes;
+    vocab.class_names = ref->class_names;
+    int rc = load_one(ds, c, c->data.test, c->data.test_labels, &vocab, err);
+    if (!rc && ds->d != ref->train.d)
+        rc = ns_err_set(err, NS_EINPUT, "%s: %d features per row, but the training file %s has %d; "
+                        "use a test set with the same columns", c->data.test, ds->d, c->data.train,
+                        ref->train.d);
+    if (!rc && ds->task == NS_TASK_CLASSIFY && ds->n_classes > ref->n_classes)
+        rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the training file has only "
+                        "%d classes", c->data.test, ds->n_classes - 1, ref->n_classes);
+    if (rc)
+        ns_dataset_free(ds);
+    else if (ds->task == NS_TASK_CLASSIFY)
+        ds->n_classes = ref->n_classes;
+    return rc;
+}
+
 void ns_folds_free(ns_folds *f)
 {
     for (int i = 0; f->part && i < f->n; i++)

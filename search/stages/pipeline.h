@@ -46,6 +46,11 @@ typedef struct ns_folds {
 int ns_prepare_folds(ns_folds *f, const ns_config *c, int K, int R, uint64_t seed, ns_err *err);
 void ns_folds_free(ns_folds *f);
 
+/* data.test as it is in the file (not standardised), with ref's class vocabulary and
+ * checked against ref's columns; an empty *ds when the config has no test set. Caller
+ * frees with ns_dataset_free. */
+int ns_load_test(ns_dataset *ds, const ns_config *c, const ns_prepared *ref, ns_err *err);
+
 typedef struct ns_run_result {
     int epochs;           /* epochs run */
     int best_epoch;       /* epoch whose weights were kept (early stopping) or the last */
@@ -111,6 +116,25 @@ ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_bac
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
                     const char *checkpoint, const char *model_path, const volatile int *stop,
                     ns_run_result *res, ns_err *err);
+
+/* Called before member `member` (0-based) of an ensemble of n starts training. */
+typedef void (*ns_member_fn)(void *user, int member, int n);
+
+/* Trains c's fold ensemble (c->ensemble = K >= 2, implemented in ensemble.c): the folds of
+ * ns_prepare_folds(c, K, 1, c->ensemble_seed) and one member per fold, trained exactly as
+ * ns_run_training trains the fold's part (validated on the fold, its stream from the
+ * fold: the study's cross-validation runs of the same config and seed), then written as
+ * one ensemble file at model_path (not NULL; members pass through model_path.member<k>
+ * files that are removed). res: epochs the most any member ran, best_epoch their median
+ * (the lower middle), diverged if one did, interrupted if *stop stopped one (no file
+ * written), val_* the means over the members (the cross-validation estimate), test_*
+ * those of the averaged prediction on data.test (NaN without): accuracy, balanced accuracy
+ * and macro-F1 from the mean class probabilities, the loss their cross-entropy (no class
+ * weights), RMSE of the mean prediction. members (K entries, may be NULL) receives each
+ * member's own result. */
+int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *user,
+                    const char *model_path, const volatile int *stop, ns_run_result *res,
+                    ns_run_result *members, ns_err *err);
 
 /* The gradient noise scale B_simple of c's model at its initial weights (ns_noise_scale in
  * stats.h), from the mean squared gradient norm over a few batches of b_small and of b_big

@@ -518,7 +518,7 @@ static int best_cand(const ns_search *s, const cand *c, int nc, int fallback)
     return b;
 }
 
-/* Spends what the study budget leaves before the refit on re-scoring the top candidates
+/* Spends what the study budget leaves before the final model on re-scoring the top candidates
  * (NS_RESCORE_*): each round draws a new fold assignment from the study seed and the round,
  * trains each candidate's config on it and re-computes its mean and standard error over all
  * its folds. Stops early on Ctrl-C (keeping the rounds done). *rounds: rounds run. */
@@ -551,8 +551,11 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
         if (r == 1) /* before any round: the candidates' own K-fold runs, one after another */
             for (int i = 0; i < nt; i++)
                 last += c[top[i]].t->seconds;
+        /* the final model after it: the ensemble retrains the best's folds (its own run
+         * time), the refit one fold's training on 1/(K-1) more rows */
+        double reserve = c[b].t->seconds * (ns_final_is_ensemble(s) ? 1.0 : 1.25 / s->folds.k);
         double t0 = ns_now_s();
-        if (nt < 2 || t0 + last >= end || (s->opts->stop && *s->opts->stop))
+        if (nt < 2 || t0 + last + reserve >= end || (s->opts->stop && *s->opts->stop))
             return NS_OK; /* the best stands out, or no time for another round */
         ns_folds fo;
         int rc = ns_prepare_folds(&fo, &s->base, s->folds.k, 1,
@@ -759,14 +762,14 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     }
     const ns_trial_row *win = c[w].t;
     double tl, ta, tr;
-    ns_refit_result refit = {0};
-    if (s->folds.n) { /* no trial model: the final model is the refit */
-        if ((rc = ns_refit(s, win->number, win->result, &refit, err))) {
+    ns_final_result fin = {0};
+    if (s->folds.n) { /* no trial model: the final model is the refit or the fold ensemble */
+        if ((rc = ns_final_model(s, win->number, win->result, &fin, err))) {
             free_cands(c, nc);
             ns_trial_rows_free(rows, n);
             return rc;
         }
-        tl = refit.test_loss, ta = refit.test_acc, tr = refit.test_rmse;
+        tl = fin.test_loss, ta = fin.test_acc, tr = fin.test_rmse;
     } else {
         winner_test(s, win->number, &tl, &ta, &tr);
     }
@@ -780,15 +783,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_jbuf_num(j, tl);
     ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
     ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? ta : tr);
-    if (refit.done) {
-        ns_jbuf_putf(j, ",\"refit\":{\"config\":\"trials/%d/" NS_REFIT_CONFIG "\",\"epochs\":%ld,"
-                     "\"diverged\":%s,\"test_macro_f1\":", win->number, refit.epochs,
-                     refit.diverged ? "true" : "false");
-        ns_jbuf_num(j, refit.test_f1);
-        ns_jbuf_put(j, ",\"test_balanced_acc\":", 21);
-        ns_jbuf_num(j, refit.test_bacc);
-        ns_jbuf_put(j, "}", 1);
-    }
+    ns_final_json(j, win->number, &fin);
     /* the other top trials by metric, each with why it lost */
     ns_jbuf_put(j, ",\"others\":[", 11);
     int shown = 0;

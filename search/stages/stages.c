@@ -632,17 +632,16 @@ static int decide_final(DECIDE_ARGS)
     if (ns_json_get_num(r[0].result, "val_loss", &v))
         ns_jbuf_putf(j, ",\"val_loss\":%.9g", v);
     if (s->folds.n && r[0].state == NS_TRIAL_COMPLETE) {
-        /* cross-validated: the final model is the refit on every training row */
-        ns_refit_result refit;
-        int rc = ns_refit(s, r[0].number, r[0].result, &refit, err);
+        /* cross-validated: the final model is the refit or the fold ensemble */
+        ns_final_result fin;
+        int rc = ns_final_model(s, r[0].number, r[0].result, &fin, err);
         if (rc)
             return rc;
         ns_jbuf_put(j, ",\"test_loss\":", 13);
-        ns_jbuf_num(j, refit.test_loss);
+        ns_jbuf_num(j, fin.test_loss);
         ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
-        ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? refit.test_acc : refit.test_rmse);
-        ns_jbuf_putf(j, ",\"refit\":{\"config\":\"trials/%d/" NS_REFIT_CONFIG "\",\"epochs\":%ld}",
-                     r[0].number, refit.epochs);
+        ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? fin.test_acc : fin.test_rmse);
+        ns_final_json(j, r[0].number, &fin);
     } else {
         static const char *const keys[] = {"test_loss", "test_acc", "test_rmse"};
         for (size_t k = 0; k < sizeof keys / sizeof *keys; k++)

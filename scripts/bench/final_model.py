@@ -1,0 +1,140 @@
+"""final_model.py — the final model of a cross-validated winner: refit on every training row,
+or the average of K fold models. Measured on the winners of a `scripts/bench/tabular` run:
+for every set and split, the winner's config (from the run's status.json.gz) is trained
+(a) once on all trainval rows and (b) once per stratified fold on the other folds' rows, for
+the epochs the study chose, with `nnsearch train`; both are scored on the split's test rows
+(the ensemble by the mean of its members' class probabilities from `nnsearch predict`).
+
+usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
+Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
+side and the paired difference (ensemble - refit) with its standard error."""
+
+import argparse
+import gzip
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tabular_metrics import accuracy, macro_f1  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+NNS = os.environ.get("NNSEARCH", os.path.join(ROOT, "build", "nnsearch"))
+DATA = os.path.join(ROOT, "results", "bench-tabular", "data", "splits")
+
+
+def read_csv(path):
+    with open(path) as f:
+        head = f.readline().strip().split(",")
+    x = np.loadtxt(path, delimiter=",", skiprows=1, ndmin=2)
+    return head, x
+
+
+def write_csv(path, head, x):
+    with open(path, "w") as f:
+        f.write(",".join(head) + "\n")
+        for row in x:
+            f.write(",".join(repr(float(v)) if i < len(row) - 1 else str(int(v))
+                             for i, v in enumerate(row)) + "\n")
+
+
+def config(train_csv, params, epochs, seed):
+    """The winner as a fixed training config (no validation rows: the epochs are given)."""
+    p = params
+    cw = p.get("model.class_weights")
+    return "\n".join([
+        "data:", f"  train: {train_csv}", "  label: label", "  val_fraction: 0",
+        "model:", f"  depth: {p['model.depth']}", f"  width: {p['model.width']}",
+        f"  dropout: {p['model.dropout']!r}"] + ([f"  class_weights: {cw}"] if cw else []) + [
+        "train:", f"  epochs: {epochs}", f"  optimizer: {p.get('train.optimizer', 'adam')}",
+        f"  schedule: {p.get('train.schedule', 'constant')}", f"  lr: {p['train.lr']!r}",
+        f"  weight_decay: {p['train.weight_decay']!r}", f"  batch_size: {p['train.batch_size']}",
+        f"  seed: {seed}", ""])
+
+
+def train_predict(tmp, name, train_csv, test_csv, params, epochs, seed):
+    cfg = os.path.join(tmp, name + ".yaml")
+    model = os.path.join(tmp, name + ".nsm")
+    pred = os.path.join(tmp, name + ".csv")
+    with open(cfg, "w") as f:
+        f.write(config(train_csv, params, epochs, seed))
+    subprocess.run([NNS, "train", cfg, "-o", model, "--quiet"], check=True, stdout=subprocess.DEVNULL)
+    subprocess.run([NNS, "predict", model, test_csv, "-o", pred, "--no-drift-check"], check=True,
+                   stderr=subprocess.DEVNULL)
+    _, p = read_csv(pred)
+    return p[:, 2:]  # row, prediction, then one probability per class
+
+
+def stratified_folds(y, k, seed):
+    rng = np.random.default_rng(seed)
+    fold = np.empty(len(y), dtype=int)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        fold[idx] = np.arange(len(idx)) % k
+    return fold
+
+
+def one(run, s, k, folds):
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    epochs = int(best["result"].get("best_epoch") or 30)
+    split = os.path.join(DATA, s, str(k))
+    head, tv = read_csv(os.path.join(split, "trainval.csv"))
+    _, te = read_csv(os.path.join(split, "test.csv"))
+    y = te[:, -1].astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        test_csv = os.path.join(split, "test.csv")
+        refit = train_predict(tmp, "refit", os.path.join(split, "trainval.csv"), test_csv,
+                              best["params"], epochs, 1)
+        fold = stratified_folds(tv[:, -1].astype(int), folds, 1000 + k)
+        probs = []
+        for f in range(folds):
+            path = os.path.join(tmp, f"fold{f}.csv")
+            write_csv(path, head, tv[fold != f])
+            probs.append(train_predict(tmp, f"m{f}", path, test_csv, best["params"], epochs, 2 + f))
+        ens = np.mean(probs, axis=0)
+    r, e = refit.argmax(1), ens.argmax(1)
+    return {"acc": (accuracy(y, r), accuracy(y, e)), "f1": (macro_f1(y, r), macro_f1(y, e))}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("run")
+    ap.add_argument("--sets", default="")
+    ap.add_argument("--folds", type=int, default=5)
+    a = ap.parse_args()
+    sets = a.sets.split(",") if a.sets else sorted(
+        d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
+    print(f"refit vs {a.folds}-fold ensemble of the winners of {a.run}; {NNS}")
+    print(f"{'set':<14} {'acc refit':>9} {'acc ens':>8} {'diff±SE':>15} {'F1 refit':>9} {'F1 ens':>8} {'diff±SE':>15}")
+    allr = {"acc": [], "f1": []}
+    for s in sets:
+        res = []
+        for k in sorted(os.listdir(os.path.join(a.run, s)), key=int):
+            if os.path.exists(os.path.join(a.run, s, k, "status.json.gz")):
+                res.append(one(a.run, s, int(k), a.folds))
+        if not res:
+            continue
+        out = [f"{s:<14}"]
+        for m in ("acc", "f1"):
+            r = np.array([x[m][0] for x in res])
+            e = np.array([x[m][1] for x in res])
+            d = e - r
+            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+            out.append(f"{r.mean():>9.3f} {e.mean():>8.3f} {d.mean():>+8.3f}±{se:.3f}")
+            allr[m].append(d.mean())
+        print(" ".join(out), flush=True)
+    for m in ("acc", "f1"):
+        d = np.array(allr[m])
+        print(f"mean over sets, {m}: ensemble - refit {d.mean():+.4f} "
+              f"(better on {int((d > 0).sum())}, worse on {int((d < 0).sum())} of {len(d)} sets)")
+
+
+if __name__ == "__main__":
+    main()
