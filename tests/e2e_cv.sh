@@ -67,6 +67,7 @@ check "the winner ($w) becomes the fold ensemble of its 4 fold models (final: au
   "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.final')' = ensemble ] && [ '$(dec "$T/a" 3:select '$.ensemble.config')' = trials/$w/ensemble.yaml ] && grep -q '^  ensemble: 4$' '$T/a/trials/$w/ensemble.yaml' && [ -f '$T/a/trials/$w/ensemble.nsm' ] && ! ls '$T/a/trials/$w/' | grep -q member"
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the chosen trial's folds" grep -Eq "^folds:   4-fold cross-validation x 1, 4 folds run, standard error [0-9.e-]+:( [0-9.]+){4}$" "$T/status.txt"
+check "status names the final model" grep -q "^           final model: fold ensemble of 4 members (its fold models, predictions averaged), trials/$w/ensemble.yaml$" "$T/status.txt"
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
 check "export hands out the ensemble" grep -q "fold ensemble of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null

@@ -7,6 +7,7 @@
 #   - unordered factors (and logicals) are one-hot encoded, one 0/1 column per level that
 #     occurs; ordered factors become their level number 1..L (the order is the information);
 #   - ID columns are dropped (`drop` below: cells' `case` is a train/test marker);
+#   - `obj`: the object to take when the data set holds several (bivariate: its training part);
 #   - the label is the class index 0..K-1 in the factor's level order (levels without rows
 #     dropped); SET.classes holds the class names, one a line, in index order.
 
@@ -25,7 +26,11 @@ sets <- list(
   mlc_churn     = list(pkg = "modeldata", label = "churn",     drop = character()),
   stackoverflow = list(pkg = "modeldata", label = "Remote",    drop = character()),
   wa_churn      = list(pkg = "modeldata", label = "churn",     drop = character()),
-  lending_club  = list(pkg = "modeldata", label = "Class",     drop = character())
+  lending_club  = list(pkg = "modeldata", label = "Class",     drop = character()),
+  parabolic     = list(pkg = "modeldata", label = "class",     drop = character()),
+  pd_speech     = list(pkg = "modeldata", label = "class",     drop = character()),
+  penguins      = list(pkg = "modeldata", label = "species",   drop = character()),
+  bivariate     = list(pkg = "modeldata", label = "Class",     drop = character(), obj = "bivariate_train")
 )
 
 args <- commandArgs(trailingOnly = TRUE)
@@ -40,7 +45,7 @@ for (name in args[-1]) {
   if (is.null(spec)) stop(sprintf("unknown set '%s'; known: %s", name, paste(names(sets), collapse = ", ")))
   e <- new.env()
   suppressMessages(data(list = name, package = spec$pkg, envir = e))
-  d <- as.data.frame(get(name, envir = e))
+  d <- as.data.frame(get(if (is.null(spec$obj)) name else spec$obj, envir = e))
   d <- d[, setdiff(names(d), spec$drop), drop = FALSE]
   d <- d[complete.cases(d), , drop = FALSE]
   y <- droplevels(as.factor(d[[spec$label]]))

@@ -331,8 +331,35 @@ static void put_eligibility(FILE *f, const char *decision)
     fputc('\n', f);
 }
 
+/* A cross-validated winner's final model, one line: "final model: fold ensemble of 5
+ * members, trials/12/ensemble.yaml"; nothing when the decision made none. */
+static void put_final(FILE *f, const char *decision)
+{
+    char kind[16], config[256];
+    double members;
+    if (!ns_json_get_str(decision, "final", kind, sizeof kind))
+        return;
+    const char *b, *e;
+    if (!ns_json_get(decision, kind, &b, &e) || *b != '{')
+        return;
+    size_t n = (size_t)(e - b);
+    char *obj = malloc(n + 1);
+    if (!obj)
+        return;
+    memcpy(obj, b, n);
+    obj[n] = 0;
+    if (ns_json_get_str(obj, "config", config, sizeof config)) {
+        if (!strcmp(kind, "ensemble") && ns_json_get_num(obj, "members", &members))
+            fprintf(f, "           final model: fold ensemble of %.0f members (its fold models, "
+                    "predictions averaged), %s\n", members, config);
+        else
+            fprintf(f, "           final model: refit on every training row, %s\n", config);
+    }
+    free(obj);
+}
+
 /* The evidence of a compare (its ranking) or select (its eligibility, why the others
- * lost) decision, one line each below the stage's line. */
+ * lost, its final model) decision, one line each below the stage's line. */
 static void put_stage_evidence(FILE *f, const ns_stage_row *st)
 {
     const char *colon = strchr(st->name, ':'), *b, *e;
@@ -342,8 +369,11 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st)
         for_each_object(f, b, put_pair_row);
     } else if (!strcmp(colon + 1, "select")) {
         put_eligibility(f, st->decision);
+        put_final(f, st->decision);
         if (ns_json_get(st->decision, "others", &b, &e))
             for_each_object(f, b, put_other_row);
+    } else if (!strcmp(colon + 1, "final")) {
+        put_final(f, st->decision);
     }
 }
 
