@@ -123,11 +123,15 @@ check "so later trials search the short-list's optimizers instead of fixing the 
   "$(sqlite3 "$T/fid/study.db" "SELECT count(DISTINCT json_extract(params, '\$.\"train.optimizer\"')) FROM trial WHERE stage IN ('3:random', '5:bayes')")" = 2
 
 # auto: a small file is cross-validated, and a class with fewer rows than folds is named
-awk -F, 'NR == 1 || $NF != "ruby" || ++r <= 3' configs/data/quickstart.csv >"$T/rare.csv"
+awk -F, 'NR == 1 || (NR <= 1800 && ($NF != "ruby" || ++r <= 3))' configs/data/quickstart.csv >"$T/rare.csv"
 printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/auto.yaml"
 "$NS" "$T/auto.yaml" -o "$T/auto" >/dev/null 2>"$T/auto.err"
 check "auto: exit 0 ($(tail -1 "$T/auto.err"))" test $? -eq 0
 check "auto: 5-fold cross-validation of a small file" grep -q "5-fold cross-validation x 1 of" "$T/auto.err"
+printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 1, epochs: 1}]\n' "$PWD/configs/data/quickstart.csv" >"$T/big.yaml"
+"$NS" "$T/big.yaml" -o "$T/big" >/dev/null 2>"$T/big.err"; rc=$?
+check "auto: a file of 3,000 rows (above 2,000) is validated on a holdout split" bash -c \
+  "[ $rc -eq 0 ] && ! grep -q 'cross-validation' '$T/big.err' && [ \"\$(sqlite3 '$T/big/study.db' \"SELECT json_extract(result, '\$.cv') IS NULL FROM trial\")\" = 1 ]"
 check "auto: the class with 3 rows is named with advice" grep -q "class 'ruby' has 3 rows, fewer than the 5 folds.*cv: 3" "$T/auto.err"
 check "imbalanced: ranked by macro-F1" test "$(sqlite3 "$T/auto/study.db" "SELECT metric FROM study")" = val_macro_f1
 check "imbalanced: class weighting is searched over none, sqrt and balanced" bash -c \

@@ -116,11 +116,14 @@ typedef enum ns_resampling {
     NS_RESAMPLE_CV,       /* stratified K-fold, repeated R times with other folds */
 } ns_resampling;
 
-/* auto: cross-validate training files of at most this many rows. Below it one holdout row
- * weighs more than 1/2000 of the metric (a 20% split of 10,000 rows), and K-fold's K
- * times the cost buys a standard error sqrt(K) times smaller on every row; above it a
- * holdout split is already precise and CV's cost is what a study can least afford. */
-#define NS_CV_AUTO_MAX_ROWS 10000
+/* auto: cross-validate training files of at most this many rows. Measured with
+ * scripts/bench/tabular --resampling holdout|cv --no-optuna on ten sets outside the
+ * benchmark (30 s, -j 2, 3 splits each; docs/BENCHMARKS.md): at 252-1,009 rows CV's test
+ * scores were higher (+0.6 points of accuracy, +1.0 of macro-F1, better on 3 of 4 sets, a
+ * tie on the 4th); at 2,019-9,857 rows they were not (-1.0 points of accuracy, +0.2 of
+ * macro-F1: holdout ran 3-6 times the trials), although CV's estimates were twice as close
+ * to the test scores at every size. */
+#define NS_CV_AUTO_MAX_ROWS 2000
 #define NS_CV_DEFAULT_FOLDS 5
 /* A cross-validated winner's final model (search.final). */
 typedef enum ns_final_kind {
