@@ -288,7 +288,7 @@ int ns_final_is_ensemble(const ns_search *s)
     const ns_search_cfg *sc = &s->base.search;
     if (sc->final != NS_FINAL_AUTO)
         return sc->final == NS_FINAL_ENSEMBLE;
-    /* measured (scripts/bench/final_model, 12 sets x 5 splits): averaging the fold models
+    /* measured (scripts/bench/final_model.py, 12 sets x 5 splits): averaging the fold models
      * raised test accuracy by 0.5 points over the refit and left macro-F1 where it was
      * (+0.0005; -0.003 on the four imbalanced sets); regression was not measured */
     return s->data.task == NS_TASK_CLASSIFY &&
