@@ -2,8 +2,8 @@
 # e2e_cv.sh — end-to-end checks of cross-validated search (search.resampling): every trial
 # scored on the same folds with a per-fold record and a standard error, racing stopping
 # hopeless trials after some folds, the same trials, racings and choice with -j 1, -j 2 and
-# after SIGKILLs and resumes, and the winner's final model (its fold ensemble, or with
-# search.final: refit its refit on every training row), which export hands out and
+# after SIGKILLs and resumes, and the winner's final model (its refit on every training
+# row, or with search.final: ensemble its fold ensemble), which export hands out and
 # `nnsearch train` reproduces to the last digit.
 # usage: tests/e2e_cv.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
@@ -30,6 +30,7 @@ search:
   name: cv
   seed: 3
   resampling: {cv: 4}
+  final: ensemble
   stages:
     - {stage: random, trials: 6, epochs: 6}
     - {stage: bayes, trials: 8, epochs: 6, round: 2}
@@ -63,7 +64,7 @@ se=$(dec "$T/a" 3:select '$.standard_error')
 check "select's standard error is the best trial's fold spread ($se)" test \
   "$(sqlite3 "$T/a/study.db" "SELECT abs(json_extract(result, '$.val_se') - $se) <= 1e-5 * $se FROM trial WHERE state='complete' ORDER BY val_metric DESC LIMIT 1")" = 1
 ta=$(dec "$T/a" 3:select '$.test_acc')
-check "the winner ($w) becomes the fold ensemble of its 4 fold models (final: auto, val_acc), test accuracy $ta" bash -c \
+check "final: ensemble: the winner ($w) becomes the fold ensemble of its 4 fold models, test accuracy $ta" bash -c \
   "[ -n '$ta' ] && [ '$(dec "$T/a" 3:select '$.final')' = ensemble ] && [ '$(dec "$T/a" 3:select '$.ensemble.config')' = trials/$w/ensemble.yaml ] && grep -q '^  ensemble: 4$' '$T/a/trials/$w/ensemble.yaml' && [ -f '$T/a/trials/$w/ensemble.nsm' ] && ! ls '$T/a/trials/$w/' | grep -q member"
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the chosen trial's folds" grep -Eq "^folds:   4-fold cross-validation x 1, 4 folds run, standard error [0-9.e-]+:( [0-9.]+){4}$" "$T/status.txt"
@@ -100,12 +101,12 @@ check "killed and resumed: the same folds and racings" cmp -s <(folds "$T/a") <(
 # one fidelity per GP: a bayes stage observes only trials trained to its own budget
 sed -e 's/    - {stage: random, trials: 6, epochs: 6}/    - {stage: lr_range}\n    - {stage: compare, optimizers: [adam, sgd], schedules: [cosine], seeds: 2, epochs: 1}\n    - {stage: random, trials: 4, epochs: 6}\n    - {stage: random, trials: 2, epochs: 3}/' \
     -e 's/trials: 8, epochs: 6, round: 2/trials: 4, epochs: 6, round: 2/' "$T/cv.yaml" >"$T/fid.yaml"
-sed -i 's/  resampling: {cv: 4}/  resampling: {cv: 4}\n  final: refit/' "$T/fid.yaml"
+sed -i '/^  final: ensemble$/d' "$T/fid.yaml"   # final: auto, the refit
 "$NS" "$T/fid.yaml" -o "$T/fid" --quiet >/dev/null 2>"$T/fid.err"
 check "fidelity study: exit 0 ($(tail -1 "$T/fid.err"))" test $? -eq 0
 wf=$(dec "$T/fid" 6:select '$.winner')
 tf=$(dec "$T/fid" 6:select '$.test_acc')
-check "final: refit: the winner ($wf) is refit on every row for its folds' epochs, test accuracy $tf" bash -c \
+check "final: auto: the winner ($wf) is refit on every row for its folds' epochs, test accuracy $tf" bash -c \
   "[ -n '$tf' ] && [ '$(dec "$T/fid" 6:select '$.final')' = refit ] && [ '$(dec "$T/fid" 6:select '$.refit.config')' = trials/$wf/refit.yaml ] && grep -q '^  val_fraction: 0$' '$T/fid/trials/$wf/refit.yaml' && [ -f '$T/fid/trials/$wf/refit.nsm' ]"
 "$NS" export "$T/fid" -o "$T/refit.yaml" >/dev/null
 check "export hands out the refit" grep -q "refit of trial $wf" "$T/refit.yaml"
@@ -145,7 +146,7 @@ check "a misspelt resampling key: exit 2 with its location ($(cat "$T/bad.err"))
 sed -e 's/{stage: bayes, trials: 8, epochs: 6, round: 2}/{stage: bayes, epochs: 6, round: 2}/' "$T/cv.yaml" >"$T/budget.yaml"
 "$NS" "$T/budget.yaml" -o "$T/nobudget" >/dev/null 2>"$T/nobudget.err"; rc=$?
 check "bayes without trials and no budget: exit 2 with its location ($(cat "$T/nobudget.err"))" \
-  bash -c "[ $rc -eq 2 ] && grep -q 'budget.yaml:17:7: .*bayes stage without trials.*--budget' '$T/nobudget.err'"
+  bash -c "[ $rc -eq 2 ] && grep -q 'budget.yaml:18:7: .*bayes stage without trials.*--budget' '$T/nobudget.err'"
 start=$(date +%s.%N)
 "$NS" "$T/budget.yaml" -o "$T/budget" -j 2 --budget 8s >/dev/null 2>"$T/budget.err"; rc=$?
 spent=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }')

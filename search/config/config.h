@@ -127,8 +127,8 @@ typedef enum ns_resampling {
 #define NS_CV_DEFAULT_FOLDS 5
 /* A cross-validated winner's final model (search.final). */
 typedef enum ns_final_kind {
-    NS_FINAL_AUTO = 0, /* the ensemble for a classification study ranked by accuracy or
-                          loss, the refit otherwise (what scripts/bench/final_model measured) */
+    NS_FINAL_AUTO = 0, /* the refit: what scripts/bench/final_model.py measured (no
+                          reliable difference; one model is simpler to deploy) */
     NS_FINAL_REFIT,    /* its config trained once on every training row */
     NS_FINAL_ENSEMBLE, /* its K fold models, their predictions averaged */
 } ns_final_kind;

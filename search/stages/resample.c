@@ -285,14 +285,11 @@ done:
 
 int ns_final_is_ensemble(const ns_search *s)
 {
-    const ns_search_cfg *sc = &s->base.search;
-    if (sc->final != NS_FINAL_AUTO)
-        return sc->final == NS_FINAL_ENSEMBLE;
-    /* measured (scripts/bench/final_model.py, 12 sets x 5 splits): averaging the fold models
-     * raised test accuracy by 0.5 points over the refit and left macro-F1 where it was
-     * (+0.0005; -0.003 on the four imbalanced sets); regression was not measured */
-    return s->data.task == NS_TASK_CLASSIFY &&
-           (s->metric == NS_METRIC_VAL_ACC || s->metric == NS_METRIC_VAL_LOSS);
+    /* auto is the refit: averaging the fold models was measured (scripts/bench/final_model.py)
+     * +0.5 points of test accuracy on the benchmark's 12 sets but -0.5 on 7 sets outside
+     * it, and lower macro-F1 on imbalanced sets; with no reliable gain, one model trained
+     * on every row is the simpler thing to deploy */
+    return s->base.search.final == NS_FINAL_ENSEMBLE;
 }
 
 /* Writes c to path (atomically) with a header saying what it is. */
