@@ -87,12 +87,12 @@ t_cuts=$EPOCHREALTIME
 # Each attempt runs the study (the config first, `resume` once the study exists) with -j 1 or
 # -j 2 and SIGKILLs it at a seeded random point of its progress, as its progress lines show it:
 # while the open stage (the first not complete in study.db) has fewer kills than its quota,
-# after the header (data loaded, study open) and a random share (up to 0.7) of the stage's
+# after the header (data loaded, study open) and a random share (up to 0.6) of the stage's
 # trials not yet ended; once it has them, after the stage's completion line, so that the next
 # stage gets its kills; then a random 0 to 20 ms more. The lines are read from a FIFO by shell
 # builtins, so the kill follows its line closely even on a busy machine, where fixed delays
 # land anywhere. A kill counts for the stage that is open in study.db after it.
-quota=(3 3 3 9 3)
+quota=(4 4 4 10 4) # 26: a few may overshoot into the next stage
 mapfile -t rnd < <(python3 -c "import random; r = random.Random($SEED); print('\n'.join('%.6f' % r.random() for _ in range(600)))")
 count_of=(); for i in "${!names[@]}"; do count_of[i]=$(db "$T/ref" "SELECT count(*) FROM trial WHERE stage = '${names[i]}'"); done
 mkfifo "$T/progress"
@@ -127,7 +127,7 @@ while ((attempts < 100)); do
   s=$(db "$T/c" "SELECT count(*) FROM stage WHERE state = 'complete'"); s=${s:-0}
   ((s == 5)) && break
   ended=$(db "$T/c" "SELECT count(*) FROM trial WHERE stage = '${names[s]}' AND state IN ('complete', 'pruned', 'diverged', 'failed')")
-  k=$(awk -v u="${rnd[ri]}" -v n=$((count_of[s] - ${ended:-0})) 'BEGIN { print int(u * 0.7 * n) }')
+  k=$(awk -v u="${rnd[ri]}" -v n=$((count_of[s] - ${ended:-0})) 'BEGIN { print int(u * 0.6 * n) }')
   us=$(awk -v u="${rnd[ri + 1]}" 'BEGIN { print int(20000 * u) }')
   j=$(awk -v u="${rnd[ri + 2]}" 'BEGIN { print (u < 0.5 ? 1 : 2) }'); ri=$((ri + 3))
   ((j == 1)) && j1=$((j1 + 1)) || j2=$((j2 + 1))
