@@ -2,7 +2,8 @@
  * algebra written out, likelihood and prediction gradients against finite differences,
  * log EI against the direct formula and its tail, constant-liar proposals, feasibility,
  * determinism, a short Branin run, the subset rule for many observations, the guard
- * against near-duplicate proposals and known noise variances.
+ * against near-duplicate proposals, known noise variances, and proposals that do not depend
+ * on OpenBLAS's thread count.
  * Not the benchmark (scripts/bench/bo measures regret against random search and TPE). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -12,6 +13,8 @@
 
 #include <gsl/gsl_cdf.h>
 
+#include "engine/backend/backend.h"
+#include "engine/rng.h"
 #include "search/bo/bo.h"
 #include "search/bo/gp.h"
 
@@ -552,4 +555,59 @@ Test(gp, noisy_proposals_are_deterministic_and_check_their_noise)
     nv[5] = 0;
     s.post_max = 1; /* below fit_max */
     cr_assert_eq(ns_bo_propose_noisy(&s, 2, X, y, nv, NULL, N, NULL, 0, NULL, a, &err), NS_EINPUT);
+}
+
+/* A resumed study must propose what the uninterrupted one did, but OpenBLAS's thread count
+ * is process-wide history: a fresh process has its default (all cores), a running study
+ * the last trial's train.threads, and threaded BLAS calls round differently. Studies that
+ * were killed between two bayes rounds proposed other points (6th digit) from then on. */
+Test(gp, proposals_do_not_depend_on_the_blas_thread_count)
+{
+    static const int dims[] = {2, 5, 8}, sizes[] = {19, 22, 30, 49};
+    static const int threads[] = {2, 4};
+    int before = ns_blas_threads_set(1);
+    for (size_t a = 0; a < sizeof dims / sizeof *dims; a++)
+        for (size_t b = 0; b < sizeof sizes / sizeof *sizes; b++) {
+            int d = dims[a], n = sizes[b], np = NS_BO_HYP_LEN(d);
+            double X[49 * 8], y[49], nv[49], ref[8], x[8], hyp0[2 * 10], h1[2 * 10], hk[2 * 10];
+            ns_rng r;
+            ns_rng_seed(&r, (uint64_t)(100 * n + d));
+            for (int i = 0; i < n * d; i++)
+                X[i] = ns_rng_uniform(&r);
+            for (int i = 0; i < n; i++) {
+                y[i] = sin(3 * X[i * d]) + X[i * d + 1] * X[i * d + 1] + 0.01 * ns_rng_uniform(&r);
+                nv[i] = 1e-4 * ns_rng_uniform(&r);
+            }
+            ns_bo_spec s;
+            ns_bo_spec_default(&s, d);
+            s.seed = 7;
+            s.n_init = 3;
+            ns_err err = {0};
+            /* cold (every start) and warm (from the cold fit, one start) */
+            for (int warm = 0; warm < 2; warm++) {
+                for (int k = 0; k < np; k++)
+                    h1[k] = warm ? hyp0[k] : NAN;
+                ns_blas_threads_set(1);
+                cr_assert_eq(ns_bo_propose_noisy(&s, d, X, y, nv, NULL, n, NULL, 0, h1, ref, &err),
+                             NS_OK, "%s", err.msg);
+                if (!warm)
+                    memcpy(hyp0, h1, (size_t)np * sizeof *h1);
+                for (size_t t = 0; t < sizeof threads / sizeof *threads; t++) {
+                    for (int k = 0; k < np; k++)
+                        hk[k] = warm ? hyp0[k] : NAN;
+                    ns_blas_threads_set(threads[t]);
+                    int now = ns_blas_threads_set(threads[t]); /* what OpenBLAS granted */
+                    cr_assert_eq(ns_bo_propose_noisy(&s, d, X, y, nv, NULL, n, NULL, 0, hk, x, &err),
+                                 NS_OK, "%s", err.msg);
+                    cr_assert_eq(ns_blas_threads_set(now), now,
+                                 "the caller's thread count is left as it was");
+                    cr_assert(memcmp(ref, x, (size_t)d * sizeof *x) == 0 &&
+                                  memcmp(h1, hk, (size_t)np * sizeof *hk) == 0,
+                              "d %d, %d observations, %s start: 1 and %d BLAS threads propose "
+                              "%.17g and %.17g (first input)", d, n, warm ? "warm" : "cold",
+                              threads[t], ref[0], x[0]);
+                }
+            }
+        }
+    ns_blas_threads_set(before);
 }

@@ -32,6 +32,12 @@ typedef enum ns_act {
 /* CPU backend on OpenBLAS; threads = BLAS threads for this backend's GEMMs (>= 1).
  * Returns NULL and sets *err on failure; caller frees with ns_backend_free. */
 ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err);
+/* Sets OpenBLAS's thread count, which is process-wide, to threads (>= 1; written only when
+ * it changes) and returns the count it had. A threaded BLAS call can round differently from
+ * a single-threaded one, and the count at any moment is whatever the last caller set (or
+ * OpenBLAS's default, all cores or OPENBLAS_NUM_THREADS, in a fresh process), so code that
+ * promises the same bits whatever ran before it sets the count itself (search/bo/bo.c). */
+int ns_blas_threads_set(int threads);
 void ns_backend_free(ns_backend *be);
 const char *ns_backend_name(const ns_backend *be);
 /* Nonzero when device buffers are ordinary host memory (the CPU backend). */

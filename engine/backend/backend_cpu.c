@@ -391,8 +391,15 @@ ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err)
     be->ops = &cpu_ops;
     be->threads = threads;
     /* OpenBLAS's thread count is process-wide: backends made side by side by a trial pool
-     * must ask for the same count, and only a change is written. */
-    if (openblas_get_num_threads() != threads)
-        openblas_set_num_threads(threads);
+     * must ask for the same count */
+    ns_blas_threads_set(threads);
     return be;
+}
+
+int ns_blas_threads_set(int threads)
+{
+    int was = openblas_get_num_threads();
+    if (threads >= 1 && was != threads)
+        openblas_set_num_threads(threads);
+    return was;
 }

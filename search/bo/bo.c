@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "engine/backend/backend.h"
 #include "search/bo/gp.h"
 
 enum { SEED_DESIGN = 1, SEED_CAND = 2, SEED_FIT = 3, SEED_FEAS = 4, SEED_LOCAL = 5 };
@@ -336,10 +337,10 @@ int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *
                                out, err);
 }
 
-int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const double *y,
-                        const double *noise_var, const int *feasible, int n_obs,
-                        const double *pending, int n_pending, double *hyp, double *out,
-                        ns_err *err)
+/* ns_bo_propose_noisy with OpenBLAS's thread count as the caller left it. */
+static int propose(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                   const double *noise_var, const int *feasible, int n_obs,
+                   const double *pending, int n_pending, double *hyp, double *out, ns_err *err)
 {
     int rc = check_inputs(spec, d, X, y, noise_var, feasible, n_obs, pending, n_pending, err);
     if (rc)
@@ -616,4 +617,20 @@ void ns_bo_snap_space(double *x, int d, void *ctx)
     double u[sp->n > 0 ? sp->n : 1];
     ns_bo_decode(sp, x, u);
     ns_bo_encode(sp, u, x);
+}
+
+int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                        const double *noise_var, const int *feasible, int n_obs,
+                        const double *pending, int n_pending, double *hyp, double *out,
+                        ns_err *err)
+{
+    /* The GP's Cholesky, solves and products go through GSL to OpenBLAS, whose thread count
+     * is the process's history (a fresh process: all cores; a running study: the last
+     * trial's train.threads), and threaded calls round differently: a study resumed
+     * between two bayes rounds proposed other points from the 6th digit on. One thread,
+     * whatever came before; the caller's count is given back. */
+    int was = ns_blas_threads_set(1);
+    int rc = propose(spec, d, X, y, noise_var, feasible, n_obs, pending, n_pending, hyp, out, err);
+    ns_blas_threads_set(was);
+    return rc;
 }

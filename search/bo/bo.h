@@ -122,7 +122,10 @@ void ns_bo_spec_default(ns_bo_spec *spec, int d);
  * warm-start the fits and it receives the fitted hyperparameters (NaN for a GP that was
  * not fitted; each in the units of the data its posterior saw, see the subset rule);
  * pass the previous proposal's hyp to keep a search cheap.
- * Same inputs (hyp included), same output bits. NS_OK; NS_EINPUT on bad dimensions, a
+ * Same inputs (hyp included), same output bits, whatever ran before in the process: the
+ * GP's BLAS calls run on one OpenBLAS thread (ns_blas_threads_set), the caller's count is
+ * given back. That count is process-wide, so no trial may train on another thread during
+ * the call (the stages propose between rounds). NS_OK; NS_EINPUT on bad dimensions, a
  * point outside the cube or a non-finite feasible y; NS_ERUNTIME when out of memory or
  * the GP breaks down numerically. */
 int ns_bo_propose(const ns_bo_spec *spec, int d, const double *X, const double *y,

@@ -75,26 +75,23 @@ static int point_of(const ns_space *sp, const char *params, double *u)
 /* The value the GP minimises: the study metric, negated when higher is better. */
 static double objective(const ns_search *s, double metric) { return s->higher ? -metric : metric; }
 
-/* The GP hyperparameters of trial n's proposal (trials/<n>/gp.hyp, len doubles as text),
- * or all NaN (no warm start) when use is 0 or the file is missing or short. */
+/* The GP hyperparameters of trial n's proposal (trials/<n>/gp.hyp, len doubles as hex
+ * floats, which fscanf reads back to the same bits), or all NaN (no warm start) when use
+ * is 0 or the file is missing or short. */
 static void read_hyp(const ns_search *s, long n, int use, double *hyp, int len)
 {
-    for (int k = 0; k < len; k++)
-        hyp[k] = NAN;
-    if (!use)
-        return;
+    int k = 0;
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%ld/gp.hyp", s->dir, n);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return;
-    double v[256];
-    int k = 0;
-    while (k < len && k < 256 && fscanf(f, "%lf", &v[k]) == 1)
-        k++;
-    fclose(f);
-    if (k == len)
-        memcpy(hyp, v, (size_t)len * sizeof *hyp);
+    FILE *f = use ? fopen(path, "r") : NULL;
+    if (f) {
+        while (k < len && fscanf(f, "%lf", &hyp[k]) == 1)
+            k++;
+        fclose(f);
+    }
+    if (k < len)
+        for (k = 0; k < len; k++)
+            hyp[k] = NAN;
 }
 
 /* Writes trial n's hyperparameters, exactly (%a), and the numbers of the trials its
