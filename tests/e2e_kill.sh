@@ -32,6 +32,7 @@ search:
   name: kill
   seed: 5
   resampling: {cv: 3}
+  final: ensemble   # select trains the 3 members: time for its kills to land
   stages:
     - {stage: lr_range, seeds: 2, sweep_steps: 100}
     - {stage: batch_sweep, sizes: [16, 32, 64, 128], epochs: 3}
