@@ -395,7 +395,7 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
         int diverged = 0;
         double t0 = now_s();
         while (tr->epoch_step < tr->steps_per_epoch) {
-            if (tr->stop && *tr->stop) {
+            if (ns_stop_requested(tr->stop)) {
                 double spent = now_s() - t0;
                 tr->sums.seconds += spent;
                 tr->elapsed += spent;

@@ -548,7 +548,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
     const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
     int rc = NS_OK;
     for (long r0 = 0; r0 < T && !rc; r0 += R) {
-        if ((s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at)
+        if (ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at)
             break;
         long n_pending = 0;
         if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
@@ -587,7 +587,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             for (long k = 0; k < n_pending; k++) {
                 int skip;
 #pragma omp critical(ns_store)
-                skip = failed || (s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at;
+                skip = failed || ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at;
                 if (skip)
                     continue;
                 ns_err e = {0};
@@ -818,7 +818,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             break;
         if ((rc = run_stage(&s, st, stage, first, counts[i], err)))
             break;
-        if (o.stop && *o.stop) {
+        if (ns_stop_requested(o.stop)) {
             res->interrupted = 1;
             break;
         }
