@@ -509,12 +509,6 @@ int ns_trial_is_final(ns_trial_state st)
            st == NS_TRIAL_FAILED;
 }
 
-/* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
- * from (study seed, number); bayes: a GP proposal; the others: settings from their options
- * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
- * each round planned from the trials final before it, so that no plan depends on which
- * worker finished first. Trials already final in the study are kept; the others (new,
- * queued, interrupted) run on the pool, in trial-number order as workers free up. */
 /* The monotonic time after which stage st starts no more trials under the study budget
  * (the shares of NS_BUDGET_EARLY_SHARE and NS_BUDGET_LATE_RESERVE); INFINITY without one. */
 static double budget_deadline(const ns_search *s, const ns_stage_cfg *st)
@@ -536,13 +530,73 @@ static double budget_deadline(const ns_search *s, const ns_stage_cfg *st)
     return s->t_start + share * s->budget;
 }
 
+/* One round's trials as the pool draws them, in number order: each is planned, its config
+ * written and its row recorded only when a worker is about to run it, so that a stage of
+ * many trials cut short by its seconds, the study budget or a signal leaves behind the
+ * trials it ran and no others (a plan depends on the stored results before the round and
+ * on the trials planned before it, never on when it is made). Under the store lock. */
+typedef struct round_feed {
+    ns_search *s;
+    const ns_stage_cfg *st;
+    const char *stage;
+    long first;            /* the stage's first trial number */
+    long next, end;        /* the round's next index in the stage, and its end */
+    double stop_at;        /* no trial starts after this monotonic time */
+    int failed;            /* the first error (store, plan or trial): nothing more starts */
+    ns_err err;
+} round_feed;
+
+/* The next trial of the round to run into *n: 1, or 0 when the round is over (every trial
+ * handed out, a stop request, the deadline, or an error). Trials already final in the
+ * study are counted and passed over, and so is a point recorded as failed at once. */
+static int next_trial(round_feed *f, long *n)
+{
+    ns_search *s = f->s;
+    while (!f->failed && f->next < f->end) {
+        if (ns_stop_requested(s->opts->stop) || ns_now_s() >= f->stop_at)
+            return 0;
+        long i = f->next++, num = f->first + i;
+        ns_trial_row row;
+        int found = 0, failed_at_once = 0, rc;
+        if ((rc = ns_store_trial_get(s->store, (int)num, &row, &found, &f->err))) {
+            f->failed = rc;
+            return 0;
+        }
+        if (found) {
+            ns_trial_state state = row.state;
+            ns_trial_row_free(&row);
+            if (ns_trial_is_final(state)) {
+                s->done++;
+                continue;
+            }
+        } else {
+            ns_trial_plan plan;
+            if ((rc = ns_stage_plan(s, f->st, f->first, i, &plan, &f->err)) ||
+                (rc = queue_trial(s, f->st, f->stage, num, &plan, &failed_at_once, &f->err))) {
+                f->failed = rc;
+                return 0;
+            }
+            if (failed_at_once) {
+                s->done++;
+                continue;
+            }
+        }
+        *n = num;
+        return 1;
+    }
+    return 0;
+}
+
+/* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
+ * from (study seed, number); bayes: a GP proposal; the others: settings from their options
+ * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
+ * each round planned from the trials final before it, so that no plan depends on which
+ * worker finished first. Trials already final in the study are kept; the others (new,
+ * queued, interrupted) run on the pool, in trial-number order as workers free up. */
 static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
                      ns_err *err)
 {
     long R = st->kind == NS_STAGE_BAYES && st->round > 0 ? st->round : T;
-    long *pending = malloc((size_t)(R > 0 ? R : 1) * sizeof *pending);
-    if (!pending)
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
     const double t0 = ns_now_s();
     /* no trial starts after the stage's own seconds or its share of the study budget */
     const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
@@ -550,66 +604,37 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
     for (long r0 = 0; r0 < T && !rc; r0 += R) {
         if (ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at)
             break;
-        long n_pending = 0;
         if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
             (rc = ns_race_begin(s, st, first + r0, err)))
             break;
-        for (long i = r0; i < r0 + R && i < T && !rc; i++) {
-            long n = first + i;
-            ns_trial_row row;
-            int found = 0;
-            if ((rc = ns_store_trial_get(s->store, (int)n, &row, &found, err)))
+        round_feed f = {.s = s, .st = st, .stage = stage, .first = first, .next = r0,
+                        .end = r0 + R < T ? r0 + R : T, .stop_at = stop_at};
+#pragma omp parallel num_threads(s->opts->parallel)
+        for (;;) {
+            long n = 0;
+            int go;
+#pragma omp critical(ns_store)
+            go = next_trial(&f, &n);
+            if (!go)
                 break;
-            ns_trial_state state = row.state;
-            if (found)
-                ns_trial_row_free(&row);
-            if (found && ns_trial_is_final(state)) {
-                s->done++;
-                continue;
-            }
-            int failed_at_once = 0;
-            if (!found) {
-                ns_trial_plan plan;
-                if ((rc = ns_stage_plan(s, st, first, i, &plan, err)) ||
-                    (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
-                    break;
-            }
-            if (failed_at_once) {
-                s->done++;
-                continue;
-            }
-            pending[n_pending++] = n;
-        }
-        int failed = rc;
-        ns_err pool_err = {0};
-        if (!rc) {
-#pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
-            for (long k = 0; k < n_pending; k++) {
-                int skip;
+            ns_err e = {0};
+            int trc = run_trial(s, st, n, &e);
+            if (trc) {
 #pragma omp critical(ns_store)
-                skip = failed || ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at;
-                if (skip)
-                    continue;
-                ns_err e = {0};
-                int trc = run_trial(s, st, pending[k], &e);
-                if (trc) {
-#pragma omp critical(ns_store)
-                    if (!failed) {
-                        failed = trc;
-                        pool_err = e;
-                    }
+                if (!f.failed) {
+                    f.failed = trc;
+                    f.err = e;
                 }
             }
         }
         ns_stage_round_end(s);
         ns_race_end(s);
-        if (failed && !rc) {
+        if (f.failed) {
             if (err)
-                *err = pool_err;
-            rc = failed;
+                *err = f.err;
+            rc = f.failed;
         }
     }
-    free(pending);
     return rc;
 }
 
@@ -798,6 +823,10 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     long first = 0;
     for (int i = 0; i < c->search.n_stages && !rc; i++) {
         const ns_stage_cfg *st = &c->search.stages[i];
+        if (ns_stop_requested(o.stop)) { /* e.g. while the data loaded or a stage decided */
+            res->interrupted = 1;
+            break;
+        }
         char stage[64];
         snprintf(stage, sizeof stage, "%d:%s", i + 1, st->name);
         ns_stage_row row;
@@ -823,8 +852,18 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             break;
         }
         char *decision = NULL;
-        if ((rc = ns_stage_decide(&s, st, first, counts[i], &decision, err)) ||
-            (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
+        if ((rc = ns_stage_decide(&s, st, first, counts[i], &decision, err))) {
+            free(decision);
+            break;
+        }
+        /* a decision that measures (select's re-scoring) ends early when asked to stop:
+         * not recorded, so the resumed study decides again, as an unbroken one would */
+        if (ns_stop_requested(o.stop)) {
+            free(decision);
+            res->interrupted = 1;
+            break;
+        }
+        if ((rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
             free(decision);
             break;
         }
