@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # e2e_limits.sh — end-to-end checks of what a study costs and how it stops: a stage of
 # ten million trials capped by seconds creates only the trials it ran and answers SIGTERM
-# within a second or two.
+# within a second or two; trial counts beyond the 32-bit trial numbers are refused up front;
+# too many BLAS threads for the cores draw one warning; a checkpoint left ahead of the
+# store (power loss under synchronous=NORMAL) does not change the study.
 # usage: tests/e2e_limits.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
 NS=${1:?usage: e2e_limits.sh NNSEARCH}
@@ -69,6 +71,13 @@ timeout -s KILL 30 "$NS" resume "$T/i" --quiet >/dev/null 2>"$T/i2.err"
 check "SIGTERM then resume: exit 0 ($(tail -1 "$T/i2.err"))" test $? -eq 0
 check "SIGTERM then resume: the stage completed" \
   test "$(sqlite3 "$T/i/study.db" "SELECT state FROM stage WHERE name = '1:random'")" = complete
+
+# --- trial numbers are 32-bit ---------------------------------------------------------------
+# 32 stages of 10^9 trials would number past INT_MAX: a stage asks for 10^7 at the most
+sed 's/trials: 10000000,/trials: 1000000000,/' "$T/huge.yaml" >"$T/toomany.yaml"
+expect_error "10^9 trials refused where written, with the limit" "toomany.yaml:14:31: search.stages[0].trials: 1000000000 is above the limit of 10000000" \
+  timeout -s KILL 10 "$NS" "$T/toomany.yaml" -o "$T/toomany" --quiet
+check "10^9 trials: no study made" test ! -e "$T/toomany"
 
 echo "e2e_limits: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -81,6 +81,7 @@ typedef struct ns_search {
 
 /* The most trials a bayes stage without trials: runs before the study budget ends it. */
 #define NS_BAYES_BUDGET_TRIALS 100000
+_Static_assert(NS_BAYES_BUDGET_TRIALS <= NS_MAX_STAGE_TRIALS, "trial numbers must fit in an int");
 
 /* Shares of search.budget (docs/config.md, "The study budget"): the stages before the first
  * bayes stage start trials until this share has passed; bayes stages until all but the
