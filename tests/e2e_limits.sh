@@ -79,5 +79,30 @@ expect_error "10^9 trials refused where written, with the limit" "toomany.yaml:1
   timeout -s KILL 10 "$NS" "$T/toomany.yaml" -o "$T/toomany" --quiet
 check "10^9 trials: no study made" test ! -e "$T/toomany"
 
+# --- BLAS threads x parallel trials beyond the cores: one warning with the numbers and the fix
+cores=$(getconf _NPROCESSORS_ONLN)
+cat >"$T/threads.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  label: label
+  val_fraction: 0.2
+model:
+  hidden: [8]
+train:
+  threads: $cores
+  lr: {log_uniform: [1e-3, 1e-1]}
+search:
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 2, epochs: 1}
+YAML
+"$NS" "$T/threads.yaml" -j 2 -o "$T/th" >/dev/null 2>"$T/th.err"
+check "threads $cores x -j 2: exit 0" test $? -eq 0
+check "threads $cores x -j 2 on $cores cores: one warning line" test "$(grep -c 'warning' "$T/th.err")" -eq 1
+check "the warning says the numbers and the fix ($(grep warning "$T/th.err"))" \
+  grep -qE "train.threads $cores x $((2)) parallel trials = $((2 * cores)) threads on $cores online cores.*-j " "$T/th.err"
+"$NS" "$T/threads.yaml" -j 1 -o "$T/th1" >/dev/null 2>"$T/th1.err"
+check "threads $cores x -j 1: no warning" test "$(grep -c 'warning' "$T/th1.err")" -eq 0
+
 echo "e2e_limits: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -745,7 +745,20 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         }
     }
     /* BLAS threads per trial stay train.threads whatever -j is: threaded GEMMs round
-     * differently, and a trial's bits must not depend on how many ran beside it. */
+     * differently, and a trial's bits must not depend on how many ran beside it. More
+     * threads than cores only take turns (slower, same results): said once. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && (long)c->threads * o.parallel > cores) {
+        long fit = cores / c->threads;
+        char fix[96];
+        if (fit >= 1)
+            snprintf(fix, sizeof fix, "give -j %ld (search.parallel)", fit);
+        else
+            snprintf(fix, sizeof fix, "set train.threads to %ld or fewer and give -j 1", cores);
+        progress(&s, "warning: train.threads %d x %d parallel trials = %ld threads on %ld online cores: "
+                 "they take turns and every trial runs slower; %s\n", c->threads, o.parallel,
+                 (long)c->threads * o.parallel, cores, fix);
+    }
     s.metric = c->search.metric;
     s.higher = ns_metric_higher_is_better(s.metric);
     snprintf(s.dir, sizeof s.dir, "%s", opts->output ? opts->output : c->search.output);
