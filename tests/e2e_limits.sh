@@ -2,8 +2,10 @@
 # e2e_limits.sh — end-to-end checks of what a study costs and how it stops: a stage of
 # ten million trials capped by seconds creates only the trials it ran and answers SIGTERM
 # within a second or two; trial counts beyond the 32-bit trial numbers are refused up front;
-# too many BLAS threads for the cores draw one warning; a checkpoint left ahead of the
-# store (power loss under synchronous=NORMAL) does not change the study.
+# too many BLAS threads for the cores draw one warning; no fixed-size buffer cuts a value
+# short (a long choice recorded with a failed trial, a GP warm start of many inputs); a
+# checkpoint left ahead of the store (power loss under synchronous=NORMAL) does not change
+# the study.
 # usage: tests/e2e_limits.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
 NS=${1:?usage: e2e_limits.sh NNSEARCH}
@@ -103,6 +105,74 @@ check "the warning says the numbers and the fix ($(grep warning "$T/th.err"))" \
   grep -qE "train.threads $cores x $((2)) parallel trials = $((2 * cores)) threads on $cores online cores.*-j " "$T/th.err"
 "$NS" "$T/threads.yaml" -j 1 -o "$T/th1" >/dev/null 2>"$T/th1.err"
 check "threads $cores x -j 1: no warning" test "$(grep -c 'warning' "$T/th1.err")" -eq 0
+
+# --- no silent caps --------------------------------------------------------------------------
+# a failed point's values are recorded whole: a 400-digit choice (adam + nesterov fails)
+z=$(printf '0%.0s' $(seq 400))
+cat >"$T/long.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  label: label
+  val_fraction: 0.2
+model:
+  hidden: [8]
+  dropout: {choice: [0.1${z}1, 0.2]}
+train:
+  optimizer: {choice: [adam, sgd]}
+  nesterov: true
+search:
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 6, epochs: 1}
+YAML
+"$NS" "$T/long.yaml" -o "$T/long" --quiet >/dev/null 2>&1
+check "long choice: exit 0" test $? -eq 0
+check "long choice: some points failed" test "$(sqlite3 "$T/long/study.db" "SELECT count(*) FROM trial WHERE state = 'failed'")" -ge 1
+check "long choice: every failed point's params are valid JSON with the whole value" \
+  test "$(sqlite3 "$T/long/study.db" "SELECT count(*) FROM trial WHERE state = 'failed' AND NOT (json_valid(params) AND json_extract(params, '$.\"model.dropout\"') = '0.1${z}1')")" -eq 0
+
+# the GP warm start of a wide space: 133 batch sizes and the LR are 134 GP inputs, 272
+# hyperparameters (more than the 256 once read back); trial 3's proposal starts its fit
+# from trial 2's gp.hyp, so other values there give another proposal
+bs=$(seq -s, 8 140)
+cat >"$T/wide.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  label: label
+  val_fraction: 0.2
+model:
+  hidden: [8]
+train:
+  batch_size: {choice: [$bs]}
+  lr: {log_uniform: [1e-3, 1e-1]}
+search:
+  seed: 3
+  resampling: holdout
+  stages:
+    - {stage: bayes, trials: 4, round: 1, init: 2, epochs: 1}
+YAML
+"$NS" "$T/wide.yaml" -o "$T/wa" --quiet >/dev/null 2>&1
+check "wide space: exit 0" test $? -eq 0
+check "wide space: 272 warm-start values beside trial 2" test "$(wc -l <"$T/wa/trials/2/gp.hyp")" -eq 272
+# forget_trial3 DIR: the study as it stood before trial 3 was proposed
+forget_trial3() {
+  rm -f "$1/study.lock"
+  sqlite3 "$1/study.db" "DELETE FROM epoch WHERE trial = 3; DELETE FROM trial WHERE number = 3;
+    UPDATE stage SET state = 'running', decision = NULL, finished = NULL WHERE name = '1:bayes'"
+  rm -rf "$1/trials/3"
+}
+p3() { sqlite3 "$1/study.db" "SELECT params FROM trial WHERE number = 3"; }
+cp -r "$T/wa" "$T/wb" && forget_trial3 "$T/wb"
+"$NS" resume "$T/wb" --quiet >/dev/null 2>&1
+check "wide space: trial 3 proposed again is the same ($(p3 "$T/wb"))" test "$(p3 "$T/wb")" = "$(p3 "$T/wa")"
+cp -r "$T/wa" "$T/wc" && forget_trial3 "$T/wc"
+python3 - "$T/wc/trials/2/gp.hyp" <<'PY'
+import math, sys
+v = [float.fromhex(l.strip()) for l in open(sys.argv[1])]
+open(sys.argv[1], 'w').write(''.join((x + 1.0).hex() + '\n' if math.isfinite(x) else 'nan\n' for x in v))
+PY
+"$NS" resume "$T/wc" --quiet >/dev/null 2>&1
+check "wide space: another warm start, another proposal (the start is read back)" test "$(p3 "$T/wc")" != "$(p3 "$T/wa")"
 
 echo "e2e_limits: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

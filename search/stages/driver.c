@@ -97,15 +97,25 @@ static void progress(ns_search *s, const char *fmt, ...)
 
 void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
 {
-    if (p->n_set >= NS_PLAN_MAX_SETTINGS)
+    int k = 0;
+    while (k < p->n_set && strcmp(p->set[k].key, key))
+        k++;
+    if (k == NS_PLAN_MAX_SETTINGS) {
+        p->bad = key;
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->value[p->n_set], sizeof p->value[p->n_set], fmt, ap);
+    int len = vsnprintf(p->value[k], sizeof p->value[k], fmt, ap);
     va_end(ap);
-    p->set[p->n_set].key = key;
-    p->set[p->n_set].value = p->value[p->n_set];
-    p->n_set++;
+    if (len < 0 || (size_t)len >= sizeof p->value[k]) {
+        p->bad = key;
+        return;
+    }
+    p->set[k].key = key;
+    p->set[k].value = p->value[k];
+    if (k == p->n_set)
+        p->n_set++;
 }
 
 /* The keys a trial's stage set (in the order set, each once), then the searched keys not
@@ -150,27 +160,33 @@ static char *trial_params_json(const ns_space *sp, const ns_config *tc, const ns
 }
 
 /* The searched values of point u as a JSON object of strings, for a point whose config
- * could not be built (the values are recorded with the failure). */
+ * could not be built (the values are recorded with the failure, whole: a choice's text
+ * has no length limit). NULL when out of memory. */
 static char *params_of_point(const ns_space *sp, const double *u)
 {
-    size_t cap = 64 + (size_t)sp->n * 160, len = 0;
-    char *out = malloc(cap);
-    if (!out)
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
         return NULL;
-    len += (size_t)snprintf(out + len, cap - len, "{");
+    fputc('{', f);
     for (int i = 0; i < sp->n; i++) {
-        char buf[64];
-        const char *v = ns_dim_text(&sp->dims[i], u[i], buf);
-        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":\"", i ? "," : "", sp->dims[i].name);
-        for (const char *c = v; *c && len + 8 < cap; c++)
+        char tmp[64];
+        const char *v = ns_dim_text(&sp->dims[i], u[i], tmp);
+        fprintf(f, "%s\"%s\":\"", i ? "," : "", sp->dims[i].name); /* section.key: no escaping */
+        for (const char *c = v; *c; c++)
             if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
-                out[len++] = *c;
-        len += (size_t)snprintf(out + len, cap - len, "\"");
+                fputc(*c, f);
+        fputc('"', f);
     }
-    snprintf(out + len, cap - len, "}");
-    return out;
+    fputc('}', f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
-
 
 /* Builds trial n's fixed config from the study seed and n, writes it to
  * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks

@@ -73,7 +73,9 @@ typedef struct ns_search {
     double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
 } ns_search;
 
-#define NS_PLAN_MAX_SETTINGS 16
+/* A plan holds each key once (ns_plan_set), so room for every key of the config means a
+ * plan never runs out of it. */
+#define NS_PLAN_MAX_SETTINGS NS_CONFIG_MAX_KEYS
 
 /* compare: the leader is separated from the runner-up when Welch's p is below this;
  * otherwise the short-list is handed on as searched choices. */
@@ -100,11 +102,15 @@ typedef struct ns_trial_plan {
     double point[NS_PLAN_MAX_DIMS];
     int own_budget;            /* 1: keep the config's train: budget (final stage) */
     int n_set;
-    ns_setting set[NS_PLAN_MAX_SETTINGS];
+    ns_setting set[NS_PLAN_MAX_SETTINGS]; /* each key once */
     char value[NS_PLAN_MAX_SETTINGS][64]; /* storage of set[].value */
+    const char *bad;           /* a key whose value the plan could not hold; ns_stage_plan
+                                  then fails rather than plan without it */
 } ns_trial_plan;
 
-/* Adds key = printf(fmt, ...) to p (ignored past NS_PLAN_MAX_SETTINGS, which no stage reaches). */
+/* Sets key = printf(fmt, ...) in p; a key set before takes the new value in its place
+ * (applying a key twice is applying its last value). A value over 63 characters, or a
+ * key past NS_PLAN_MAX_SETTINGS, is not dropped: it marks p->bad. */
 void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

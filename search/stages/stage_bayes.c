@@ -88,13 +88,12 @@ static void read_hyp(const ns_search *s, long n, int use, double *hyp, int len)
     FILE *f = fopen(path, "r");
     if (!f)
         return;
-    double v[256];
-    int k = 0;
-    while (k < len && k < 256 && fscanf(f, "%lf", &v[k]) == 1)
+    int k = 0; /* straight into hyp: no cap on the GP inputs (a wide choice has many) */
+    while (k < len && fscanf(f, "%lf", &hyp[k]) == 1)
         k++;
     fclose(f);
-    if (k == len)
-        memcpy(hyp, v, (size_t)len * sizeof *hyp);
+    for (int q = 0; k < len && q < len; q++) /* short: no warm start, as without the file */
+        hyp[q] = NAN;
 }
 
 /* Writes trial n's hyperparameters, exactly (%a), and the numbers of the trials its

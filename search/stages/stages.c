@@ -501,16 +501,24 @@ static int decide_batch(DECIDE_ARGS)
     double bsimple = NAN;
     if (ns >= 2) {
         ns_config tc;
-        double u[64];
         const ns_config *b = &s->base;
-        for (int i = 0; i < b->space.n && i < 64; i++)
+        double *u = malloc((size_t)(b->space.n > 0 ? b->space.n : 1) * sizeof *u);
+        if (!u)
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        for (int i = 0; i < b->space.n; i++)
             u[i] = 0.5;
         ns_trial_plan p;
         memset(&p, 0, sizeof p);
         p.midpoint = 1;
         inherit(s, &p, opt, s->dec.have_pair, 0);
+        if (p.bad) {
+            free(u);
+            return ns_err_set(err, NS_ERUNTIME, "batch_sweep: the reference plan cannot hold %s", p.bad);
+        }
         ns_err e = {0};
-        if (b->space.n <= 64 && !ns_config_instantiate_set(b, b->space.n ? u : NULL, p.set, p.n_set, &tc, &e)) {
+        int bad_point = ns_config_instantiate_set(b, b->space.n ? u : NULL, p.set, p.n_set, &tc, &e);
+        free(u);
+        if (!bad_point) { /* a midpoint that breaks a rule has no noise scale */
             int rc = ns_pipeline_noise_scale(&tc, &s->data, sizes[0], sizes[ns - 1],
                                              ns_seed_derive(b->search.seed, 0x6e6f697365, 0),
                                              &bsimple, err);
@@ -875,7 +883,12 @@ int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
 {
     memset(p, 0, sizeof *p);
     const stage_ops *k = ops_of(st);
-    return k->plan ? k->plan(s, st, first, i, p, err) : NS_OK;
+    int rc = k->plan ? k->plan(s, st, first, i, p, err) : NS_OK;
+    if (!rc && p->bad)
+        rc = ns_err_set(err, NS_ERUNTIME, "trial %ld: the plan cannot hold its setting of %s (over %zu "
+                        "characters or %d keys)", first + i, p->bad, sizeof p->value[0] - 1,
+                        NS_PLAN_MAX_SETTINGS);
+    return rc;
 }
 
 void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision)
