@@ -510,6 +510,24 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
     return rc;
 }
 
+int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ns_err_set(err, NS_ERUNTIME, "%s: %s", path, strerror(errno));
+    char magic[8];
+    uint32_t ver = 0;
+    uint64_t np, tag;
+    int32_t e = 0;
+    int bad = get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
+              ver != CKPT_VERSION || get(f, &np, 8) || get(f, &tag, 8) || get(f, &e, 4) || e < 0;
+    fclose(f);
+    if (bad)
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this version", path);
+    *epoch = e;
+    return NS_OK;
+}
+
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
 {
     FILE *in = fopen(path, "rb");

@@ -176,5 +176,9 @@ void ns_trainer_free(ns_trainer *tr);
  * Loading checks the magic, version, shapes and checksum; NS_EINPUT on any mismatch. */
 int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err);
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err);
+/* The epochs completed when the checkpoint at path was written (its header only; the
+ * contents are checked by ns_trainer_load). NS_EINPUT when path is not a checkpoint of
+ * this version, NS_ERUNTIME when it cannot be read. */
+int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err);
 
 #endif

@@ -352,6 +352,38 @@ static void append_folds(char *buf, size_t cap, const ns_cv_result *cv, const ns
                  json_num(v, cv->se), fo->k, fo->repeats, cv->raced ? ",\"raced\":true" : "");
 }
 
+/* Drops trial n's checkpoint when it is ahead of the store: when the store lacks an epoch
+ * record up to the checkpoint's epoch. Checkpoints are fsynced while the store commits
+ * with synchronous=NORMAL, so a power loss can take the store's last commits and leave a
+ * later checkpoint; continuing from it would leave those epochs unrecorded (and judge the
+ * trial's health without them). Run again from the start instead, the trial repeats them
+ * to the same bits. (A kill without power loss keeps the store ahead: each epoch is
+ * recorded before its checkpoint is written.) */
+static int drop_checkpoint_ahead(ns_search *s, long n, const char *ckpt, ns_err *err)
+{
+    int epoch = 0;
+    ns_err e = {0};
+    if (access(ckpt, F_OK) || ns_checkpoint_epoch(ckpt, &epoch, &e) || epoch == 0)
+        return NS_OK; /* none, nothing to miss, or one the trainer refuses with its reason */
+    ns_epoch_record *recs = NULL;
+    int nrec = 0, rc, have = 0;
+#pragma omp critical(ns_store)
+    rc = ns_store_epochs(s->store, (int)n, &recs, &nrec, err);
+    if (rc)
+        return rc;
+    for (int k = 0; k < nrec; k++)
+        have += recs[k].epoch >= 1 && recs[k].epoch <= epoch;
+    free(recs);
+    if (have >= epoch)
+        return NS_OK;
+    if (unlink(ckpt) && errno != ENOENT)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot remove: %s", ckpt, strerror(errno));
+#pragma omp critical(ns_store)
+    progress(s, "trial %ld: its checkpoint (epoch %d) is ahead of the study's records (%d of its "
+             "epochs; a power loss?): it runs again from the start\n", n, epoch, have);
+    return NS_OK;
+}
+
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
 static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
@@ -394,10 +426,12 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         else if (use_cv)
             trc = ns_cv_run(s, &s->folds, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES,
                             &cv, &res, &terr);
-        else
+        else if (!(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
         ns_config_free(&tc);
+        if (rc)
+            return rc; /* the store could not be read */
     }
     if (use_cv && !trc && !res.interrupted) { /* the mean curve is the trial's record */
         t.pruned = cv.raced;
