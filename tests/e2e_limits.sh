@@ -74,6 +74,35 @@ check "SIGTERM then resume: exit 0 ($(tail -1 "$T/i2.err"))" test $? -eq 0
 check "SIGTERM then resume: the stage completed" \
   test "$(sqlite3 "$T/i/study.db" "SELECT state FROM stage WHERE name = '1:random'")" = complete
 
+# SIGTERM during an LR range test (100,000 sweep steps): the sweep stops within a step, the
+# trial is recorded interrupted (it runs again on resume), exit 130
+cat >"$T/sweep.yaml" <<YAML
+data:
+  train: $PWD/configs/data/quickstart.csv
+  label: label
+  val_fraction: 0.2
+model:
+  hidden: [128, 128]
+search:
+  resampling: holdout
+  stages:
+    - {stage: lr_range, seeds: 1, sweep_steps: 100000}
+YAML
+"$NS" "$T/sweep.yaml" -j 1 -o "$T/sw" --quiet >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 200); do [[ "$(sqlite3 "$T/sw/study.db" "SELECT state FROM trial WHERE number = 0" 2>/dev/null)" == running ]] && break; sleep 0.05; done
+sleep 0.5
+t0=$(ms)
+kill -TERM "$pid"
+for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+t=$(($(ms) - t0))
+kill -KILL "$pid" 2>/dev/null
+wait "$pid"; rc=$?
+check "SIGTERM during an LR range test: ended within 2 s (took $t ms)" test "$t" -le 2000
+check "SIGTERM during an LR range test: exit 130 (got $rc)" test "$rc" -eq 130
+check "SIGTERM during an LR range test: the trial is interrupted, no curve" \
+  test "$(sqlite3 "$T/sw/study.db" "SELECT state FROM trial WHERE number = 0")" = interrupted -a ! -e "$T/sw/trials/0/lr_curve.csv"
+
 # --- trial numbers are 32-bit ---------------------------------------------------------------
 # 32 stages of 10^9 trials would number past INT_MAX: a stage asks for 10^7 at the most
 sed 's/trials: 10000000,/trials: 1000000000,/' "$T/huge.yaml" >"$T/toomany.yaml"

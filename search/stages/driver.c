@@ -422,7 +422,7 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         hs = tc.health;
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
         if (lrfind)
-            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
+            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &res.interrupted, &terr);
         else if (use_cv)
             trc = ns_cv_run(s, &s->folds, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES,
                             &cv, &res, &terr);

@@ -137,10 +137,11 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec);
  * The one place pruning learns how noisy a score is. */
 double ns_stage_prune_se(const ns_search *s, double v);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
- * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
- * NS_OK or the trial's own error (a failed trial, not a failed search). */
+ * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. A stop
+ * request ends the sweep: *interrupted = 1, no result and no curve (it runs again).
+ * Returns NS_OK or the trial's own error (a failed trial, not a failed search). */
 int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
-                     char **result, ns_err *err);
+                     char **result, int *interrupted, ns_err *err);
 /* The decision of the stage whose trials are first..first+count-1, all final: JSON text
  * (caller frees) with its evidence. NS_ERUNTIME on a store failure. */
 int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
@@ -219,8 +220,9 @@ typedef struct ns_final_result {
 /* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */
 int ns_final_is_ensemble(const ns_search *s);
 /* Trial n's final model (its result JSON `result` gives best_epoch). A plateau schedule
- * needs validation: its refit keeps the config's split. Not interruptible (short trainings
- * of data small enough for cross-validation). NS_OK, or a config/training error. */
+ * needs validation: its refit keeps the config's split. A stop request ends its training:
+ * NS_OK with out->done 0 and no model file (the driver then records no decision, and the
+ * resumed study trains it again). NS_OK, or a config/training error. */
 int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out, ns_err *err);
 /* The decision's part about it: ,"final":"refit"|"ensemble","<kind>":{...} */
 void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f);

@@ -267,20 +267,27 @@ static int plan_bayes(PLAN_ARGS)
 
 
 int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
-                     char **result, ns_err *err)
+                     char **result, int *interrupted, ns_err *err)
 {
     *result = NULL;
+    *interrupted = 0;
     ns_lrfind_spec spec;
     ns_lrfind_spec_default(&spec);
     spec.lr_start = st->lr_start;
     spec.lr_end = st->lr_end;
     spec.steps = st->sweep_steps;
     spec.batch_size = tc->train.batch_size;
+    spec.stop = s->opts->stop;
     ns_lrfind_curve curve;
     memset(&curve, 0, sizeof curve);
     int rc = ns_lrfind_config(tc, &s->data, &spec, tc->train.seed, &curve, err);
     if (rc)
         return rc;
+    if (curve.interrupted) {
+        ns_lrfind_curve_free(&curve);
+        *interrupted = 1;
+        return NS_OK;
+    }
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%ld/lr_curve.csv", s->dir, n);
     if ((rc = ns_lrfind_write_csv(path, &curve, err))) {
