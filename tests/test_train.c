@@ -3,6 +3,8 @@
  * early stopping keeping the best weights, clipping, and that training actually learns. */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +13,8 @@
 #include "engine/rng.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
+#include "search/stages/driver.h"
+#include "search/stages/pipeline.h"
 #include "tests/testutil.h"
 
 /* Three Gaussian blobs in d dimensions, rows in random order. */
@@ -323,14 +327,14 @@ Test(train, divergence_stops_the_run_not_the_program)
 
 /* Interrupt a run between two steps in the middle of an epoch through the stop flag,
  * checkpoint, continue in a fresh trainer: the same bits as a run never interrupted. */
-static volatile int stop_flag;
+static ns_stop_flag stop_flag;
 static int batches_left;
 static ns_net inner;
 static int counting_batch(void *ctx, const float *x, const int32_t *y, const float *t, int B,
                           int training, uint64_t seed, ns_batch_out *out, ns_err *err)
 {
     if (training && --batches_left == 0)
-        stop_flag = 1;
+        atomic_store(&stop_flag, 1);
     return inner.batch(ctx, x, y, t, B, training, seed, out, err);
 }
 
@@ -351,7 +355,7 @@ static void interrupted_resumes_exactly(int stop_after_batches, int want_epoch, 
     run_start(&first, &s, &tr, &va, 0.2f, NS_OPT_ADAM);
     inner = first.m->net;
     first.m->net.batch = counting_batch;
-    stop_flag = 0;
+    atomic_store(&stop_flag, 0);
     batches_left = stop_after_batches;
     first.tr.stop = &stop_flag;
     cr_assert_eq(ns_trainer_run(&first.tr, 0, keep_record, &first, &err), NS_OK);
@@ -388,6 +392,43 @@ Test(train, interrupted_mid_epoch_resumes_exactly) { interrupted_resumes_exactly
 /* Raised during the last batch of epoch 1: seen when epoch 2 has drawn its order and not
  * yet stepped. */
 Test(train, interrupted_at_epoch_start_resumes_exactly) { interrupted_resumes_exactly(13, 2, 0); }
+
+/* The stop flag is written by a signal handler and read by the pool's threads: every
+ * interface that carries it takes the lock-free atomic (a volatile int or sig_atomic_t
+ * read by another thread is a data race). */
+#define IS_STOP_FLAG(e) _Generic((e), const ns_stop_flag *: 1, default: 0)
+_Static_assert(IS_STOP_FLAG(((ns_trainer *)0)->stop), "ns_trainer.stop is an ns_stop_flag");
+_Static_assert(IS_STOP_FLAG(((ns_search_opts *)0)->stop), "ns_search_opts.stop is an ns_stop_flag");
+
+static void *raise_stop_later(void *arg)
+{
+    usleep(50 * 1000);
+    atomic_store((ns_stop_flag *)arg, 1);
+    return NULL;
+}
+
+/* Raised by another thread while a long run trains: the run stops within a step. */
+Test(train, stop_raised_by_another_thread)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 2000, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    s.epochs = 1000000;
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_ADAM);
+    static ns_stop_flag flag;
+    atomic_store(&flag, 0);
+    r.tr.stop = &flag;
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, raise_stop_later, &flag), 0);
+    cr_assert_eq(ns_trainer_run(&r.tr, 0, NULL, NULL, &err), NS_OK, "%s", err.msg);
+    pthread_join(th, NULL);
+    cr_assert(r.tr.interrupted);
+    cr_assert(r.tr.epoch < 1000000);
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
 
 /* Every buffer allocation of model and trainer set-up fails in turn: each failure is
  * reported as NS_ERUNTIME and unwinds cleanly; past the last one, set-up succeeds. */

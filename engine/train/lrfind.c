@@ -16,6 +16,7 @@ void ns_lrfind_spec_default(ns_lrfind_spec *s)
     s->beta = 0.98;
     s->stop_factor = 4.0;
     s->batch_size = 128;
+    s->stop = NULL;
 }
 
 void ns_lrfind_curve_free(ns_lrfind_curve *c)
@@ -117,6 +118,10 @@ int ns_lrfind_run(const ns_lrfind_spec *spec, ns_backend *be, ns_net *net,
     const double ratio = log(spec->lr_end / spec->lr_start);
     double ema = 0, best = INFINITY;
     for (int i = 0; i < steps; i++) {
+        if (ns_stop_requested(spec->stop)) {
+            out->interrupted = 1;
+            break;
+        }
         if (pos + B > n) {
             ns_rng_shuffle_i32(&rng, order, n);
             pos = 0;

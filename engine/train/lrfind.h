@@ -20,6 +20,8 @@ typedef struct ns_lrfind_spec {
                            non-finite loss stops the sweep */
     int batch_size;     /* rows per step, >= 1 and <= net->max_batch; more rows than the
                            training set has are clamped to them [128] */
+    const ns_stop_flag *stop; /* polled before every step; when raised the sweep ends with
+                                 interrupted set [NULL: never] */
 } ns_lrfind_spec;
 
 #define NS_LRFIND_MIN_STEPS 10
@@ -37,6 +39,7 @@ typedef struct ns_lrfind_curve {
     double *smoothed; /* (n) debiased EMA of loss[0..i] */
     /* one buffer: lr owns it, loss and smoothed point into it */
     int blew_up;      /* the sweep was stopped by the stop_factor or non-finite rule */
+    int interrupted;  /* spec.stop ended it: a partial curve, to be run again */
 } ns_lrfind_curve;
 
 /* Runs the sweep on net (net->params hold the initial weights; they are left modified: the

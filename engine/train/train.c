@@ -395,7 +395,7 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
         int diverged = 0;
         double t0 = now_s();
         while (tr->epoch_step < tr->steps_per_epoch) {
-            if (tr->stop && *tr->stop) {
+            if (ns_stop_requested(tr->stop)) {
                 double spent = now_s() - t0;
                 tr->sums.seconds += spent;
                 tr->elapsed += spent;
@@ -508,6 +508,24 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
     }
     free(buf);
     return rc;
+}
+
+int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return ns_err_set(err, NS_ERUNTIME, "%s: %s", path, strerror(errno));
+    char magic[8];
+    uint32_t ver = 0;
+    uint64_t np, tag;
+    int32_t e = 0;
+    int bad = get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
+              ver != CKPT_VERSION || get(f, &np, 8) || get(f, &tag, 8) || get(f, &e, 4) || e < 0;
+    fclose(f);
+    if (bad)
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this version", path);
+    *epoch = e;
+    return NS_OK;
 }
 
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)

@@ -11,6 +11,7 @@
 #include "engine/backend/backend.h"
 #include "engine/data/data.h"
 #include "engine/rng.h"
+#include "engine/stop.h"
 #include "engine/train/optim.h"
 #include "engine/train/sched.h"
 
@@ -130,7 +131,7 @@ typedef struct ns_trainer {
     int bad_epochs;
     int stopped_early;
     int interrupted;      /* the last ns_trainer_run returned because *stop was set */
-    const volatile int *stop; /* caller's flag (e.g. set by a signal handler); polled before
+    const ns_stop_flag *stop; /* caller's flag (e.g. set by a signal handler); polled before
                                  every step; NULL: never */
     int in_epoch;         /* the epoch in progress has drawn its row order */
     long epoch_step;      /* steps done in the epoch in progress (0 between epochs) */
@@ -175,5 +176,9 @@ void ns_trainer_free(ns_trainer *tr);
  * Loading checks the magic, version, shapes and checksum; NS_EINPUT on any mismatch. */
 int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err);
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err);
+/* The epochs completed when the checkpoint at path was written (its header only; the
+ * contents are checked by ns_trainer_load). NS_EINPUT when path is not a checkpoint of
+ * this version, NS_ERUNTIME when it cannot be read. */
+int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err);
 
 #endif

@@ -71,14 +71,14 @@ static const char usage[] =
 
 /* First SIGINT/SIGTERM: ask the run to stop after its current step (it checkpoints and
  * the program exits 130). Second: exit at once; the last checkpoint still resumes. */
-static volatile int stop_requested;
+static ns_stop_flag stop_requested;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    if (stop_requested)
+    if (atomic_load(&stop_requested)) /* lock-free: safe in a handler (engine/stop.h) */
         _exit(130);
-    stop_requested = 1;
+    atomic_store(&stop_requested, 1);
 }
 
 static void install_signals(void)

@@ -52,6 +52,12 @@ const char *ns_metric_name(ns_metric m);       /* "val_loss", "val_acc", "val_rm
 int ns_metric_higher_is_better(ns_metric m);   /* 1 for the accuracies and F1, 0 for losses */
 
 #define NS_MAX_STAGES 32
+/* The most trials one stage may ask for. Trial numbers are int (the store, the stages,
+ * status), numbered on across the stages: NS_MAX_STAGES stages of this many stay below
+ * INT_MAX, so a number never wraps. docs/config.md, search.stages. */
+#define NS_MAX_STAGE_TRIALS 10000000
+_Static_assert((long long)NS_MAX_STAGES * NS_MAX_STAGE_TRIALS < 2147483647LL,
+               "trial numbers of every stage together must fit in an int");
 
 /* The stages (search.stages[].stage). */
 typedef enum ns_stage_kind {

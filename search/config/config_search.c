@@ -303,7 +303,8 @@ int cfg_parse_space(ctx *x, int i, yaml_node_t *m)
 #define SOFF(f) offsetof(ns_stage_cfg, f)
 /* Keys of every stage (besides stage:); offsets into ns_stage_cfg. */
 static const key_def stage_keys[] = {
-    {.section = "stage", .key = "trials", .type = KT_LONG, .off = SOFF(trials), .min = 1, .max = 1e9},
+    {.section = "stage", .key = "trials", .type = KT_LONG, .off = SOFF(trials), .min = 1,
+     .max = NS_MAX_STAGE_TRIALS},
     {.section = "stage", .key = "epochs", .type = KT_LONG, .off = SOFF(epochs), .min = 1, .max = INF},
     {.section = "stage", .key = "steps", .type = KT_LONG, .off = SOFF(steps), .min = 1, .max = INF},
     {.section = "stage", .key = "seconds", .type = KT_DOUBLE, .off = SOFF(seconds), .min = 0,
@@ -536,6 +537,12 @@ static int parse_stage(ctx *x, int j, yaml_node_t *m)
                             j, w, seen_mark[i].line + 1);
         seen[n_seen] = k;
         seen_mark[n_seen++] = kn->start_mark;
+        if (!strcmp(k->key, "trials") && vn->type == YAML_SCALAR_NODE && cfg_decimal_chars(scalar(vn)) &&
+            strtod(scalar(vn), NULL) > NS_MAX_STAGE_TRIALS)
+            return cfg_fail(x, vn->start_mark, "search.stages[%d].trials: %.60s is above the limit of %d "
+                            "trials a stage (trial numbers are 32-bit, shared by up to %d stages); give "
+                            "trials: %d or fewer, and seconds: or search.budget to bound the stage by time",
+                            j, scalar(vn), NS_MAX_STAGE_TRIALS, NS_MAX_STAGES, NS_MAX_STAGE_TRIALS);
         snprintf(label, sizeof label, "search.stages[%d].%s", j, k->key);
         x->label = label;
         int rc = cfg_set_value(x, st, k, vn);

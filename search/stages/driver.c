@@ -97,15 +97,25 @@ static void progress(ns_search *s, const char *fmt, ...)
 
 void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
 {
-    if (p->n_set >= NS_PLAN_MAX_SETTINGS)
+    int k = 0;
+    while (k < p->n_set && strcmp(p->set[k].key, key))
+        k++;
+    if (k == NS_PLAN_MAX_SETTINGS) {
+        p->bad = key;
         return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(p->value[p->n_set], sizeof p->value[p->n_set], fmt, ap);
+    int len = vsnprintf(p->value[k], sizeof p->value[k], fmt, ap);
     va_end(ap);
-    p->set[p->n_set].key = key;
-    p->set[p->n_set].value = p->value[p->n_set];
-    p->n_set++;
+    if (len < 0 || (size_t)len >= sizeof p->value[k]) {
+        p->bad = key;
+        return;
+    }
+    p->set[k].key = key;
+    p->set[k].value = p->value[k];
+    if (k == p->n_set)
+        p->n_set++;
 }
 
 /* The keys a trial's stage set (in the order set, each once), then the searched keys not
@@ -150,27 +160,33 @@ static char *trial_params_json(const ns_space *sp, const ns_config *tc, const ns
 }
 
 /* The searched values of point u as a JSON object of strings, for a point whose config
- * could not be built (the values are recorded with the failure). */
+ * could not be built (the values are recorded with the failure, whole: a choice's text
+ * has no length limit). NULL when out of memory. */
 static char *params_of_point(const ns_space *sp, const double *u)
 {
-    size_t cap = 64 + (size_t)sp->n * 160, len = 0;
-    char *out = malloc(cap);
-    if (!out)
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f)
         return NULL;
-    len += (size_t)snprintf(out + len, cap - len, "{");
+    fputc('{', f);
     for (int i = 0; i < sp->n; i++) {
-        char buf[64];
-        const char *v = ns_dim_text(&sp->dims[i], u[i], buf);
-        len += (size_t)snprintf(out + len, cap - len, "%s\"%s\":\"", i ? "," : "", sp->dims[i].name);
-        for (const char *c = v; *c && len + 8 < cap; c++)
+        char tmp[64];
+        const char *v = ns_dim_text(&sp->dims[i], u[i], tmp);
+        fprintf(f, "%s\"%s\":\"", i ? "," : "", sp->dims[i].name); /* section.key: no escaping */
+        for (const char *c = v; *c; c++)
             if (*c != '"' && *c != '\\' && (unsigned char)*c >= 0x20)
-                out[len++] = *c;
-        len += (size_t)snprintf(out + len, cap - len, "\"");
+                fputc(*c, f);
+        fputc('"', f);
     }
-    snprintf(out + len, cap - len, "}");
-    return out;
+    fputc('}', f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) {
+        free(buf);
+        return NULL;
+    }
+    return buf;
 }
-
 
 /* Builds trial n's fixed config from the study seed and n, writes it to
  * trials/<n>/config.yaml (atomically) and records the trial as queued. A point that breaks
@@ -336,6 +352,38 @@ static void append_folds(char *buf, size_t cap, const ns_cv_result *cv, const ns
                  json_num(v, cv->se), fo->k, fo->repeats, cv->raced ? ",\"raced\":true" : "");
 }
 
+/* Drops trial n's checkpoint when it is ahead of the store: when the store lacks an epoch
+ * record up to the checkpoint's epoch. Checkpoints are fsynced while the store commits
+ * with synchronous=NORMAL, so a power loss can take the store's last commits and leave a
+ * later checkpoint; continuing from it would leave those epochs unrecorded (and judge the
+ * trial's health without them). Run again from the start instead, the trial repeats them
+ * to the same bits. (A kill without power loss keeps the store ahead: each epoch is
+ * recorded before its checkpoint is written.) */
+static int drop_checkpoint_ahead(ns_search *s, long n, const char *ckpt, ns_err *err)
+{
+    int epoch = 0;
+    ns_err e = {0};
+    if (access(ckpt, F_OK) || ns_checkpoint_epoch(ckpt, &epoch, &e) || epoch == 0)
+        return NS_OK; /* none, nothing to miss, or one the trainer refuses with its reason */
+    ns_epoch_record *recs = NULL;
+    int nrec = 0, rc, have = 0;
+#pragma omp critical(ns_store)
+    rc = ns_store_epochs(s->store, (int)n, &recs, &nrec, err);
+    if (rc)
+        return rc;
+    for (int k = 0; k < nrec; k++)
+        have += recs[k].epoch >= 1 && recs[k].epoch <= epoch;
+    free(recs);
+    if (have >= epoch)
+        return NS_OK;
+    if (unlink(ckpt) && errno != ENOENT)
+        return ns_err_set(err, NS_ERUNTIME, "%s: cannot remove: %s", ckpt, strerror(errno));
+#pragma omp critical(ns_store)
+    progress(s, "trial %ld: its checkpoint (epoch %d) is ahead of the study's records (%d of its "
+             "epochs; a power loss?): it runs again from the start\n", n, epoch, have);
+    return NS_OK;
+}
+
 /* Trains trial n from its config file (continuing from its checkpoint if one is there) and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
 static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
@@ -374,14 +422,16 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         hs = tc.health;
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
         if (lrfind)
-            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &terr);
+            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &res.interrupted, &terr);
         else if (use_cv)
             trc = ns_cv_run(s, &s->folds, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES,
                             &cv, &res, &terr);
-        else
+        else if (!(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
         ns_config_free(&tc);
+        if (rc)
+            return rc; /* the store could not be read */
     }
     if (use_cv && !trc && !res.interrupted) { /* the mean curve is the trial's record */
         t.pruned = cv.raced;
@@ -509,12 +559,6 @@ int ns_trial_is_final(ns_trial_state st)
            st == NS_TRIAL_FAILED;
 }
 
-/* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
- * from (study seed, number); bayes: a GP proposal; the others: settings from their options
- * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
- * each round planned from the trials final before it, so that no plan depends on which
- * worker finished first. Trials already final in the study are kept; the others (new,
- * queued, interrupted) run on the pool, in trial-number order as workers free up. */
 /* The monotonic time after which stage st starts no more trials under the study budget
  * (the shares of NS_BUDGET_EARLY_SHARE and NS_BUDGET_LATE_RESERVE); INFINITY without one. */
 static double budget_deadline(const ns_search *s, const ns_stage_cfg *st)
@@ -536,80 +580,111 @@ static double budget_deadline(const ns_search *s, const ns_stage_cfg *st)
     return s->t_start + share * s->budget;
 }
 
-static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
-                     ns_err *err)
+/* One round's trials as the pool draws them, in number order: each is planned, its config
+ * written and its row recorded only when a worker is about to run it, so that a stage of
+ * many trials cut short by its seconds, the study budget or a signal leaves behind the
+ * trials it ran and no others (a plan depends on the stored results before the round and
+ * on the trials planned before it, never on when it is made). Under the store lock. */
+typedef struct round_feed {
+    ns_search *s;
+    const ns_stage_cfg *st;
+    const char *stage;
+    long first;            /* the stage's first trial number */
+    long next, end;        /* the round's next index in the stage, and its end */
+    double stop_at;        /* no trial starts after this monotonic time */
+    int failed;            /* the first error (store, plan or trial): nothing more starts */
+    ns_err err;
+} round_feed;
+
+/* The next trial of the round to run into *n: 1, or 0 when the round is over (every trial
+ * handed out, a stop request, the deadline, or an error). Trials already final in the
+ * study are counted and passed over, and so is a point recorded as failed at once. */
+static int next_trial(round_feed *f, long *n)
 {
-    long R = st->kind == NS_STAGE_BAYES && st->round > 0 ? st->round : T;
-    long *pending = malloc((size_t)(R > 0 ? R : 1) * sizeof *pending);
-    if (!pending)
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    const double t0 = ns_now_s();
-    /* no trial starts after the stage's own seconds or its share of the study budget */
-    const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
-    int rc = NS_OK;
-    for (long r0 = 0; r0 < T && !rc; r0 += R) {
-        if ((s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at)
-            break;
-        long n_pending = 0;
-        if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
-            (rc = ns_race_begin(s, st, first + r0, err)))
-            break;
-        for (long i = r0; i < r0 + R && i < T && !rc; i++) {
-            long n = first + i;
-            ns_trial_row row;
-            int found = 0;
-            if ((rc = ns_store_trial_get(s->store, (int)n, &row, &found, err)))
-                break;
+    ns_search *s = f->s;
+    while (!f->failed && f->next < f->end) {
+        if (ns_stop_requested(s->opts->stop) || ns_now_s() >= f->stop_at)
+            return 0;
+        long i = f->next++, num = f->first + i;
+        ns_trial_row row;
+        int found = 0, failed_at_once = 0, rc;
+        if ((rc = ns_store_trial_get(s->store, (int)num, &row, &found, &f->err))) {
+            f->failed = rc;
+            return 0;
+        }
+        if (found) {
             ns_trial_state state = row.state;
-            if (found)
-                ns_trial_row_free(&row);
-            if (found && ns_trial_is_final(state)) {
+            ns_trial_row_free(&row);
+            if (ns_trial_is_final(state)) {
                 s->done++;
                 continue;
             }
-            int failed_at_once = 0;
-            if (!found) {
-                ns_trial_plan plan;
-                if ((rc = ns_stage_plan(s, st, first, i, &plan, err)) ||
-                    (rc = queue_trial(s, st, stage, n, &plan, &failed_at_once, err)))
-                    break;
+        } else {
+            ns_trial_plan plan;
+            if ((rc = ns_stage_plan(s, f->st, f->first, i, &plan, &f->err)) ||
+                (rc = queue_trial(s, f->st, f->stage, num, &plan, &failed_at_once, &f->err))) {
+                f->failed = rc;
+                return 0;
             }
             if (failed_at_once) {
                 s->done++;
                 continue;
             }
-            pending[n_pending++] = n;
         }
-        int failed = rc;
-        ns_err pool_err = {0};
-        if (!rc) {
-#pragma omp parallel for num_threads(s->opts->parallel) schedule(dynamic, 1)
-            for (long k = 0; k < n_pending; k++) {
-                int skip;
+        *n = num;
+        return 1;
+    }
+    return 0;
+}
+
+/* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
+ * from (study seed, number); bayes: a GP proposal; the others: settings from their options
+ * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
+ * each round planned from the trials final before it, so that no plan depends on which
+ * worker finished first. Trials already final in the study are kept; the others (new,
+ * queued, interrupted) run on the pool, in trial-number order as workers free up. */
+static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, long first, long T,
+                     ns_err *err)
+{
+    long R = st->kind == NS_STAGE_BAYES && st->round > 0 ? st->round : T;
+    const double t0 = ns_now_s();
+    /* no trial starts after the stage's own seconds or its share of the study budget */
+    const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
+    int rc = NS_OK;
+    for (long r0 = 0; r0 < T && !rc; r0 += R) {
+        if (ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at)
+            break;
+        if ((rc = ns_stage_round_begin(s, st, first, first + r0, err)) ||
+            (rc = ns_race_begin(s, st, first + r0, err)))
+            break;
+        round_feed f = {.s = s, .st = st, .stage = stage, .first = first, .next = r0,
+                        .end = r0 + R < T ? r0 + R : T, .stop_at = stop_at};
+#pragma omp parallel num_threads(s->opts->parallel)
+        for (;;) {
+            long n = 0;
+            int go;
 #pragma omp critical(ns_store)
-                skip = failed || (s->opts->stop && *s->opts->stop) || ns_now_s() >= stop_at;
-                if (skip)
-                    continue;
-                ns_err e = {0};
-                int trc = run_trial(s, st, pending[k], &e);
-                if (trc) {
+            go = next_trial(&f, &n);
+            if (!go)
+                break;
+            ns_err e = {0};
+            int trc = run_trial(s, st, n, &e);
+            if (trc) {
 #pragma omp critical(ns_store)
-                    if (!failed) {
-                        failed = trc;
-                        pool_err = e;
-                    }
+                if (!f.failed) {
+                    f.failed = trc;
+                    f.err = e;
                 }
             }
         }
         ns_stage_round_end(s);
         ns_race_end(s);
-        if (failed && !rc) {
+        if (f.failed) {
             if (err)
-                *err = pool_err;
-            rc = failed;
+                *err = f.err;
+            rc = f.failed;
         }
     }
-    free(pending);
     return rc;
 }
 
@@ -720,7 +795,20 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         }
     }
     /* BLAS threads per trial stay train.threads whatever -j is: threaded GEMMs round
-     * differently, and a trial's bits must not depend on how many ran beside it. */
+     * differently, and a trial's bits must not depend on how many ran beside it. More
+     * threads than cores only take turns (slower, same results): said once. */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores > 0 && (long)c->threads * o.parallel > cores) {
+        long fit = cores / c->threads;
+        char fix[96];
+        if (fit >= 1)
+            snprintf(fix, sizeof fix, "give -j %ld (search.parallel)", fit);
+        else
+            snprintf(fix, sizeof fix, "set train.threads to %ld or fewer and give -j 1", cores);
+        progress(&s, "warning: train.threads %d x %d parallel trials = %ld threads on %ld online cores: "
+                 "they take turns and every trial runs slower; %s\n", c->threads, o.parallel,
+                 (long)c->threads * o.parallel, cores, fix);
+    }
     s.metric = c->search.metric;
     s.higher = ns_metric_higher_is_better(s.metric);
     snprintf(s.dir, sizeof s.dir, "%s", opts->output ? opts->output : c->search.output);
@@ -798,6 +886,10 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     long first = 0;
     for (int i = 0; i < c->search.n_stages && !rc; i++) {
         const ns_stage_cfg *st = &c->search.stages[i];
+        if (ns_stop_requested(o.stop)) { /* e.g. while the data loaded or a stage decided */
+            res->interrupted = 1;
+            break;
+        }
         char stage[64];
         snprintf(stage, sizeof stage, "%d:%s", i + 1, st->name);
         ns_stage_row row;
@@ -818,13 +910,23 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             break;
         if ((rc = run_stage(&s, st, stage, first, counts[i], err)))
             break;
-        if (o.stop && *o.stop) {
+        if (ns_stop_requested(o.stop)) {
             res->interrupted = 1;
             break;
         }
         char *decision = NULL;
-        if ((rc = ns_stage_decide(&s, st, first, counts[i], &decision, err)) ||
-            (rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
+        if ((rc = ns_stage_decide(&s, st, first, counts[i], &decision, err))) {
+            free(decision);
+            break;
+        }
+        /* a decision that measures (select's re-scoring) ends early when asked to stop:
+         * not recorded, so the resumed study decides again, as an unbroken one would */
+        if (ns_stop_requested(o.stop)) {
+            free(decision);
+            res->interrupted = 1;
+            break;
+        }
+        if ((rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_COMPLETE, decision, err))) {
             free(decision);
             break;
         }

@@ -9,6 +9,7 @@
 #include <stdio.h>
 
 #include "engine/err.h"
+#include "engine/stop.h"
 
 /* DIR/config.source: the absolute path of the config a study was made from, written
  * before the first trial; `nnsearch resume DIR` runs that config again. */
@@ -25,7 +26,7 @@ typedef struct ns_search_opts {
     int force;                 /* continue a study whose config changed */
     int quiet;                 /* no progress lines */
     FILE *progress;            /* progress lines (stderr) */
-    const volatile int *stop;  /* set (by a signal) to stop: running trials checkpoint */
+    const ns_stop_flag *stop;  /* set (by a signal) to stop: running trials checkpoint */
     double budget;             /* wall-clock seconds for this run of the study; 0: the
                                   config's search.budget */
 } ns_search_opts;

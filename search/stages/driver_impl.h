@@ -73,7 +73,9 @@ typedef struct ns_search {
     double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
 } ns_search;
 
-#define NS_PLAN_MAX_SETTINGS 16
+/* A plan holds each key once (ns_plan_set), so room for every key of the config means a
+ * plan never runs out of it. */
+#define NS_PLAN_MAX_SETTINGS NS_CONFIG_MAX_KEYS
 
 /* compare: the leader is separated from the runner-up when Welch's p is below this;
  * otherwise the short-list is handed on as searched choices. */
@@ -81,6 +83,7 @@ typedef struct ns_search {
 
 /* The most trials a bayes stage without trials: runs before the study budget ends it. */
 #define NS_BAYES_BUDGET_TRIALS 100000
+_Static_assert(NS_BAYES_BUDGET_TRIALS <= NS_MAX_STAGE_TRIALS, "trial numbers must fit in an int");
 
 /* Shares of search.budget (docs/config.md, "The study budget"): the stages before the first
  * bayes stage start trials until this share has passed; bayes stages until all but the
@@ -99,11 +102,15 @@ typedef struct ns_trial_plan {
     double point[NS_PLAN_MAX_DIMS];
     int own_budget;            /* 1: keep the config's train: budget (final stage) */
     int n_set;
-    ns_setting set[NS_PLAN_MAX_SETTINGS];
+    ns_setting set[NS_PLAN_MAX_SETTINGS]; /* each key once */
     char value[NS_PLAN_MAX_SETTINGS][64]; /* storage of set[].value */
+    const char *bad;           /* a key whose value the plan could not hold; ns_stage_plan
+                                  then fails rather than plan without it */
 } ns_trial_plan;
 
-/* Adds key = printf(fmt, ...) to p (ignored past NS_PLAN_MAX_SETTINGS, which no stage reaches). */
+/* Sets key = printf(fmt, ...) in p; a key set before takes the new value in its place
+ * (applying a key twice is applying its last value). A value over 63 characters, or a
+ * key past NS_PLAN_MAX_SETTINGS, is not dropped: it marks p->bad. */
 void ns_plan_set(ns_trial_plan *p, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -130,10 +137,11 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec);
  * The one place pruning learns how noisy a score is. */
 double ns_stage_prune_se(const ns_search *s, double v);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to
- * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. Returns
- * NS_OK or the trial's own error (a failed trial, not a failed search). */
+ * trials/<n>/lr_curve.csv; *result (caller frees) is the trial's result JSON. A stop
+ * request ends the sweep: *interrupted = 1, no result and no curve (it runs again).
+ * Returns NS_OK or the trial's own error (a failed trial, not a failed search). */
 int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
-                     char **result, ns_err *err);
+                     char **result, int *interrupted, ns_err *err);
 /* The decision of the stage whose trials are first..first+count-1, all final: JSON text
  * (caller frees) with its evidence. NS_ERUNTIME on a store failure. */
 int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
@@ -212,8 +220,9 @@ typedef struct ns_final_result {
 /* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */
 int ns_final_is_ensemble(const ns_search *s);
 /* Trial n's final model (its result JSON `result` gives best_epoch). A plateau schedule
- * needs validation: its refit keeps the config's split. Not interruptible (short trainings
- * of data small enough for cross-validation). NS_OK, or a config/training error. */
+ * needs validation: its refit keeps the config's split. A stop request ends its training:
+ * NS_OK with out->done 0 and no model file (the driver then records no decision, and the
+ * resumed study trains it again). NS_OK, or a config/training error. */
 int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out, ns_err *err);
 /* The decision's part about it: ,"final":"refit"|"ensemble","<kind>":{...} */
 void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f);

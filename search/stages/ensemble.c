@@ -109,7 +109,7 @@ static int cmp_int(const void *a, const void *b)
 }
 
 int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *user,
-                    const char *model_path, const volatile int *stop, ns_run_result *res,
+                    const char *model_path, const ns_stop_flag *stop, ns_run_result *res,
                     ns_run_result *members, ns_err *err)
 {
     memset(res, 0, sizeof *res);

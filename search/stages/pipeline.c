@@ -542,7 +542,7 @@ done:
 }
 
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, const volatile int *stop,
+                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
                     ns_run_result *res, ns_err *err)
 {
     memset(res, 0, sizeof *res);

@@ -114,7 +114,7 @@ ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_bac
  * checkpoints and returns NS_OK with res->interrupted = 1 and no model written. When
  * model_path is not NULL, the final model file is written there. */
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, const volatile int *stop,
+                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
                     ns_run_result *res, ns_err *err);
 
 /* Called before member `member` (0-based) of an ensemble of n starts training. */
@@ -133,7 +133,7 @@ typedef void (*ns_member_fn)(void *user, int member, int n);
  * weights), RMSE of the mean prediction. members (K entries, may be NULL) receives each
  * member's own result. */
 int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *user,
-                    const char *model_path, const volatile int *stop, ns_run_result *res,
+                    const char *model_path, const ns_stop_flag *stop, ns_run_result *res,
                     ns_run_result *members, ns_err *err);
 
 /* The gradient noise scale B_simple of c's model at its initial weights (ns_noise_scale in

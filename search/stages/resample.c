@@ -356,16 +356,16 @@ int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out
         return rc;
     ns_run_result res;
     if (out->ensemble) {
-        rc = ns_run_ensemble(&fc, NULL, NULL, NULL, model, NULL, &res, NULL, err);
+        rc = ns_run_ensemble(&fc, NULL, NULL, NULL, model, s->opts->stop, &res, NULL, err);
     } else {
         ns_prepared p;
         if (!(rc = ns_prepare_data(&p, &fc, err))) {
-            rc = ns_run_training(&fc, &p, NULL, NULL, NULL, model, NULL, &res, err);
+            rc = ns_run_training(&fc, &p, NULL, NULL, NULL, model, s->opts->stop, &res, err);
             ns_prepared_free(&p);
         }
     }
     ns_config_free(&fc);
-    if (rc)
+    if (rc || res.interrupted)
         return rc;
     out->done = 1;
     out->diverged = res.diverged;

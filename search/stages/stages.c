@@ -267,20 +267,27 @@ static int plan_bayes(PLAN_ARGS)
 
 
 int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_config *tc,
-                     char **result, ns_err *err)
+                     char **result, int *interrupted, ns_err *err)
 {
     *result = NULL;
+    *interrupted = 0;
     ns_lrfind_spec spec;
     ns_lrfind_spec_default(&spec);
     spec.lr_start = st->lr_start;
     spec.lr_end = st->lr_end;
     spec.steps = st->sweep_steps;
     spec.batch_size = tc->train.batch_size;
+    spec.stop = s->opts->stop;
     ns_lrfind_curve curve;
     memset(&curve, 0, sizeof curve);
     int rc = ns_lrfind_config(tc, &s->data, &spec, tc->train.seed, &curve, err);
     if (rc)
         return rc;
+    if (curve.interrupted) {
+        ns_lrfind_curve_free(&curve);
+        *interrupted = 1;
+        return NS_OK;
+    }
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%ld/lr_curve.csv", s->dir, n);
     if ((rc = ns_lrfind_write_csv(path, &curve, err))) {
@@ -334,27 +341,37 @@ int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_c
 
 /* ---- decisions --------------------------------------------------------------------------- */
 
-/* The trials first..first+count-1 (all of them, in number order; missing ones zeroed). */
-static int stage_rows(ns_search *s, long first, long count, ns_trial_row **out, ns_err *err)
+/* The recorded trials of first..first+count-1 in number order: *have rows, up to the last
+ * one recorded (a stage cut short by time or a signal never created the rest), missing
+ * ones zeroed. */
+static int stage_rows(ns_search *s, long first, long count, ns_trial_row **out, long *have,
+                      ns_err *err)
 {
-    ns_trial_row *rows = NULL, *mine = calloc((size_t)(count > 0 ? count : 1), sizeof *mine);
+    ns_trial_row *rows = NULL, *mine;
     int n = 0;
-    if (!mine)
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    *out = NULL;
+    *have = 0;
     int rc = ns_store_trials(s->store, &rows, &n, err);
-    if (rc) {
-        free(mine);
+    if (rc)
         return rc;
+    long span = 0;
+    for (int i = 0; i < n; i++)
+        if (rows[i].number >= first && rows[i].number - first < count && rows[i].number - first + 1 > span)
+            span = rows[i].number - first + 1;
+    if (!(mine = calloc((size_t)(span > 0 ? span : 1), sizeof *mine))) {
+        ns_trial_rows_free(rows, n);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
     for (int i = 0; i < n; i++) {
         long k = rows[i].number - first;
-        if (k >= 0 && k < count) {
+        if (k >= 0 && k < span) {
             mine[k] = rows[i];
             memset(&rows[i], 0, sizeof rows[i]);
         }
     }
     ns_trial_rows_free(rows, n);
     *out = mine;
+    *have = span;
     return NS_OK;
 }
 
@@ -363,7 +380,16 @@ static int healthy(const ns_trial_row *t)
     return !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
 }
 
-#define DECIDE_ARGS ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count, ns_jbuf *j, ns_err *err
+/* Row i of a stage's recorded trials r (have of them): a zeroed row, no stage and no
+ * result, for a trial never created (its stage was cut short before it). */
+static const ns_trial_row *row_of(const ns_trial_row *r, long have, long i)
+{
+    static const ns_trial_row none;
+    return i < have ? &r[i] : &none;
+}
+
+/* r: the stage's recorded trials, have of its count (stage_rows) */
+#define DECIDE_ARGS ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long have, long count, ns_jbuf *j, ns_err *err
 
 /* random (and any stage's summary): counts and the best trial, healthy ones first */
 static int decide_summary(DECIDE_ARGS)
@@ -372,7 +398,7 @@ static int decide_summary(DECIDE_ARGS)
     long counts[8] = {0}, best = -1, started = 0;
     double bm = NAN;
     int best_healthy = 0;
-    for (long i = 0; i < count; i++) {
+    for (long i = 0; i < have; i++) {
         if (!r[i].stage)
             continue;
         started++;
@@ -401,14 +427,14 @@ static int decide_summary(DECIDE_ARGS)
 
 static int decide_lr_range(DECIDE_ARGS)
 {
-    (void)err;
+    (void)err, (void)count;
     int fam[NS_N_FAMILIES];
     int nf = lr_families(s, st, fam);
     ns_jbuf_putf(j, "\"rule\":\"%s\",\"seeds\":%d", ns_lr_rule_name((ns_lr_rule)st->rule), st->seeds);
     for (int k = 0; k < nf; k++) {
         double picks[100];
         int np = 0, batch = 0;
-        for (long i = (long)k * st->seeds; i < (long)(k + 1) * st->seeds && i < count; i++) {
+        for (long i = (long)k * st->seeds; i < (long)(k + 1) * st->seeds && i < have; i++) {
             double v, b;
             if (r[i].state == NS_TRIAL_COMPLETE && ns_json_get_num(r[i].result, "pick", &v) && v > 0 &&
                 np < 100)
@@ -460,9 +486,10 @@ static int decide_batch(DECIDE_ARGS)
     int stable[NS_MAX_SIZES];
     double best = INFINITY;
     for (int i = 0; i < ns && i < count; i++) {
+        const ns_trial_row *t = row_of(r, have, i);
         loss[i] = NAN;
-        stable[i] = r[i].state == NS_TRIAL_COMPLETE && healthy(&r[i]) &&
-                    ns_json_get_num(r[i].result, "val_loss", &loss[i]) && isfinite(loss[i]);
+        stable[i] = t->state == NS_TRIAL_COMPLETE && healthy(t) &&
+                    ns_json_get_num(t->result, "val_loss", &loss[i]) && isfinite(loss[i]);
         if (stable[i] && loss[i] < best)
             best = loss[i];
     }
@@ -481,16 +508,24 @@ static int decide_batch(DECIDE_ARGS)
     double bsimple = NAN;
     if (ns >= 2) {
         ns_config tc;
-        double u[64];
         const ns_config *b = &s->base;
-        for (int i = 0; i < b->space.n && i < 64; i++)
+        double *u = malloc((size_t)(b->space.n > 0 ? b->space.n : 1) * sizeof *u);
+        if (!u)
+            return ns_err_set(err, NS_ERUNTIME, "out of memory");
+        for (int i = 0; i < b->space.n; i++)
             u[i] = 0.5;
         ns_trial_plan p;
         memset(&p, 0, sizeof p);
         p.midpoint = 1;
         inherit(s, &p, opt, s->dec.have_pair, 0);
+        if (p.bad) {
+            free(u);
+            return ns_err_set(err, NS_ERUNTIME, "batch_sweep: the reference plan cannot hold %s", p.bad);
+        }
         ns_err e = {0};
-        if (b->space.n <= 64 && !ns_config_instantiate_set(b, b->space.n ? u : NULL, p.set, p.n_set, &tc, &e)) {
+        int bad_point = ns_config_instantiate_set(b, b->space.n ? u : NULL, p.set, p.n_set, &tc, &e);
+        free(u);
+        if (!bad_point) { /* a midpoint that breaks a rule has no noise scale */
             int rc = ns_pipeline_noise_scale(&tc, &s->data, sizes[0], sizes[ns - 1],
                                              ns_seed_derive(b->search.seed, 0x6e6f697365, 0),
                                              &bsimple, err);
@@ -505,11 +540,13 @@ static int decide_batch(DECIDE_ARGS)
     ns_jbuf_num(j, bsimple);
     ns_jbuf_put(j, ",\"sizes\":[", 10);
     for (int i = 0; i < ns && i < count; i++) {
-        ns_jbuf_putf(j, "%s{\"batch\":%d,\"trial\":%d,\"val_loss\":", i ? "," : "", sizes[i],
-                     r[i].number);
+        const ns_trial_row *t = row_of(r, have, i);
+        ns_jbuf_putf(j, "%s{\"batch\":%d,\"trial\":", i ? "," : "", sizes[i]);
+        ns_jbuf_putf(j, t->stage ? "%d" : "null", t->number); /* null: never started */
+        ns_jbuf_put(j, ",\"val_loss\":", 12);
         ns_jbuf_num(j, loss[i]);
         ns_jbuf_put(j, ",\"samples_per_s\":", 17);
-        ns_jbuf_num(j, trial_speed(s, r[i].number));
+        ns_jbuf_num(j, t->stage ? trial_speed(s, t->number) : NAN);
         ns_jbuf_putf(j, ",\"stable\":%s}", stable[i] ? "true" : "false");
     }
     ns_jbuf_put(j, "]", 1);
@@ -536,7 +573,7 @@ static int decide_compare(DECIDE_ARGS)
         p->sched = st->schedules[q % st->n_schedules];
         double sum = 0, sum2 = 0;
         for (long i = (long)q * st->seeds; i < (long)(q + 1) * st->seeds && i < count; i++) {
-            const ns_trial_row *t = &r[i];
+            const ns_trial_row *t = row_of(r, have, i);
             double v;
             /* the gravest reason over the seeds: failed, then diverged, then unstable */
             static const char *const why[] = {
@@ -620,8 +657,8 @@ static int decide_compare(DECIDE_ARGS)
 
 static int decide_final(DECIDE_ARGS)
 {
-    (void)st;
-    if (count < 1 || !r[0].stage) {
+    (void)st, (void)count;
+    if (have < 1 || !r[0].stage) {
         ns_jbuf_put(j, "\"trial\":null", 12);
         return NS_OK;
     }
@@ -654,7 +691,7 @@ static int decide_final(DECIDE_ARGS)
 
 static int decide_select(DECIDE_ARGS)
 {
-    (void)r, (void)count;
+    (void)r, (void)have, (void)count;
     return ns_select_decide(s, st, j, err);
 }
 
@@ -824,8 +861,8 @@ typedef struct stage_ops {
     long (*count)(const ns_search *s, const ns_stage_cfg *st);
     int (*plan)(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p,
                 ns_err *err);                            /* NULL: it trains nothing */
-    int (*decide)(ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long count,
-                  ns_jbuf *j, ns_err *err);
+    int (*decide)(ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long have,
+                  long count, ns_jbuf *j, ns_err *err);
     void (*absorb)(ns_search *s, const char *decision); /* NULL: later stages take nothing */
 } stage_ops;
 
@@ -853,7 +890,12 @@ int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
 {
     memset(p, 0, sizeof *p);
     const stage_ops *k = ops_of(st);
-    return k->plan ? k->plan(s, st, first, i, p, err) : NS_OK;
+    int rc = k->plan ? k->plan(s, st, first, i, p, err) : NS_OK;
+    if (!rc && p->bad)
+        rc = ns_err_set(err, NS_ERUNTIME, "trial %ld: the plan cannot hold its setting of %s (over %zu "
+                        "characters or %d keys)", first + i, p->bad, sizeof p->value[0] - 1,
+                        NS_PLAN_MAX_SETTINGS);
+    return rc;
 }
 
 void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision)
@@ -868,7 +910,8 @@ int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count
 {
     *decision = NULL;
     ns_trial_row *r = NULL;
-    int rc = stage_rows(s, first, count, &r, err);
+    long have = 0;
+    int rc = stage_rows(s, first, count, &r, &have, err);
     if (rc)
         return rc;
     /* written into a generous buffer; only a decision that does not fit is made again,
@@ -881,7 +924,7 @@ int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count
     for (int pass = 0; pass < 2 && !rc; pass++) {
         j = (ns_jbuf){buf, cap, 0};
         ns_jbuf_put(&j, "{", 1);
-        rc = ops_of(st)->decide(s, st, r, count, &j, err);
+        rc = ops_of(st)->decide(s, st, r, have, count, &j, err);
         ns_jbuf_put(&j, "}", 1);
         if (rc || j.len < cap)
             break;
@@ -894,7 +937,7 @@ int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count
         buf = bigger;
         cap = j.len + 4096;
     }
-    ns_trial_rows_free(r, (int)count);
+    ns_trial_rows_free(r, (int)have);
     if (rc) {
         free(buf);
         return rc;
