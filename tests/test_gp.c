@@ -1,9 +1,9 @@
 /* test_gp.c — the Gaussian process and the Bayesian optimiser: posterior against the 2x2
  * algebra written out, likelihood and prediction gradients against finite differences,
  * log EI against the direct formula and its tail, constant-liar proposals, feasibility,
- * determinism, a short Branin run, the subset rule for many observations, the guard
- * against near-duplicate proposals, known noise variances, and proposals that do not depend
- * on OpenBLAS's thread count.
+ * determinism, short Branin runs that must beat random search clearly, the subset rule for
+ * many observations, the guard against near-duplicate proposals, known noise variances,
+ * and proposals that do not depend on OpenBLAS's thread count.
  * Not the benchmark (scripts/bench/bo measures regret against random search and TPE). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -280,13 +280,20 @@ Test(gp, infeasible_region_is_avoided)
     cr_assert(out[0] > 0.3 && out[0] < 0.6, "proposal x0 = %g: not at the feasibility edge", out[0]);
 }
 
-Test(gp, branin_regret_after_30_evaluations)
+/* Random search with the same 30 evaluations (20,000 runs of ns_rng_uniform points): median
+ * regret 1.20, 5% of runs below 0.094, 26% below 0.5 (the threshold this test had, which
+ * a proposer no better than random passed one time in four). Over 5 runs, random's median
+ * regret was below 0.05 in 1 of 10,000 groups and its worst below 0.2 in none of 20,000;
+ * GP-BO's (seeds 1..20) median is 0.0098 and its worst 0.087. So both limits below sit
+ * far on GP-BO's side: a GP that models nothing (proposals of the Sobol design alone, or
+ * EI maximised the wrong way) fails them. */
+static double branin_regret(uint64_t seed, int T)
 {
-    enum { T = 30 };
-    double X[T * 2], y[T], hyp[NS_BO_HYP_LEN(2)];
+    double X[30 * 2], y[30], hyp[NS_BO_HYP_LEN(2)];
+    cr_assert(T <= 30);
     ns_bo_spec s;
     ns_bo_spec_default(&s, 2);
-    s.seed = 1;
+    s.seed = seed;
     ns_err err = {0};
     double best = HUGE_VAL;
     for (int t = 0; t < T; t++) {
@@ -295,7 +302,25 @@ Test(gp, branin_regret_after_30_evaluations)
         y[t] = branin(X + 2 * t);
         best = fmin(best, y[t]);
     }
-    cr_assert(best - 0.397887 < 0.5, "regret %g after %d evaluations", best - 0.397887, T);
+    return best - 0.397887;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+Test(gp, branin_regret_after_30_evaluations_beats_random_search)
+{
+    enum { RUNS = 5, T = 30 };
+    double r[RUNS];
+    for (int k = 0; k < RUNS; k++)
+        r[k] = branin_regret((uint64_t)k + 1, T);
+    qsort(r, RUNS, sizeof *r, cmp_double);
+    cr_assert(r[RUNS / 2] < 0.05 && r[RUNS - 1] < 0.2,
+              "regrets after %d evaluations, seeds 1..%d: median %g (limit 0.05; random search "
+              "1.20), worst %g (limit 0.2)", T, RUNS, r[RUNS / 2], r[RUNS - 1]);
 }
 
 Test(gp, space_encoding_one_hot_and_snap)
