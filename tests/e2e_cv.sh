@@ -72,9 +72,8 @@ check "status names the final model" grep -q "^           final model: fold ense
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
 check "export hands out the ensemble" grep -q "fold ensemble of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null
-got=$(tail -1 "$T/train.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
-check "the exported ensemble trains to the selection's test accuracy ($got vs $ta)" \
-  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$ta')) < 1e-9 else 1)"
+got=$(jnum "$T/train.json" test_acc)
+check "the exported ensemble trains to the selection's test accuracy ($got vs $ta)" num 'abs(a - b) < 1e-9' a="$got" b="$ta"
 check "its members are the trial's fold models: their mean validation accuracy is the trial's metric" \
   /usr/bin/python3 -c "
 import json, sqlite3, sys
@@ -89,7 +88,7 @@ check "an ensemble with --checkpoint: exit 2, one line ($(cat "$T/ck.err"))" bas
 check "the exported ensemble predicts what the study's predicts, to the last digit" cmp -s "$T/pred.csv" "$T/pred-study.csv"
 pacc=$(sed -nE 's/.*accuracy ([0-9.]+).*/\1/p' "$T/pred.err")
 check "predict averages the members: its accuracy is the ensemble's test accuracy ($pacc vs $ta)" \
-  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$pacc') - float('$ta')) < 1e-4 else 1)"
+  num 'abs(a - b) < 1e-4' a="$pacc" b="$ta"
 
 "$NS" "$T/cv.yaml" -j 2 -o "$T/b" --quiet >/dev/null 2>&1
 check "cv -j 2 exit 0" test $? -eq 0
@@ -111,9 +110,8 @@ check "final: auto: the winner ($wf) is refit on every row for its folds' epochs
 "$NS" export "$T/fid" -o "$T/refit.yaml" >/dev/null
 check "export hands out the refit" grep -q "refit of trial $wf" "$T/refit.yaml"
 "$NS" train "$T/refit.yaml" -o "$T/refit.nsm" --json --quiet >"$T/refit.json" 2>/dev/null
-got=$(tail -1 "$T/refit.json" | sed -E 's/.*"test_acc":([^,}]*).*/\1/')
-check "the exported refit trains to the selection's test accuracy ($got vs $tf)" \
-  /usr/bin/python3 -c "import sys; sys.exit(0 if abs(float('$got') - float('$tf')) < 1e-9 else 1)"
+got=$(jnum "$T/refit.json" test_acc)
+check "the exported refit trains to the selection's test accuracy ($got vs $tf)" num 'abs(a - b) < 1e-9' a="$got" b="$tf"
 seen=$(cat "$T"/fid/trials/*/gp.obs 2>/dev/null | tr ' ' '\n' | grep -v '^$' | sort -un | tr '\n' ,)
 same=$(sqlite3 "$T/fid/study.db" "SELECT group_concat(number) FROM (SELECT number FROM trial WHERE stage IN ('3:random', '5:bayes') ORDER BY number)")
 check "the GP saw trials ($seen), all of the 6-epoch random and bayes stages ($same,)" bash -c \

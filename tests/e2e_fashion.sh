@@ -8,20 +8,18 @@ NS=${1:?usage: e2e_fashion.sh NNSEARCH}
 D=/usr/share/datasets/fashion-mnist
 T=$(mktemp -d /tmp/nnsearch-fashion-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh"
 
 "$NS" train configs/fashion-mnist-train.yaml --json --quiet -o "$T/fm.nsm" >"$T/fm.json"
 check "train exit 0" test $? -eq 0
-final=$(tail -1 "$T/fm.json")
-acc=$(sed -E 's/.*"test_acc":([0-9.]+).*/\1/' <<<"$final")
-echo "fashion-mnist: $final"
-check "test accuracy $acc >= 0.885" awk -v a="$acc" 'BEGIN { exit !(a >= 0.885) }'
+echo "fashion-mnist: $(tail -1 "$T/fm.json")"
+acc=$(jnum "$T/fm.json" test_acc)
+check "test accuracy $acc >= 0.885" num 'a >= 0.885' a="$acc"
 "$NS" predict "$T/fm.nsm" "$D/t10k-images-idx3-ubyte.gz" --labels "$D/t10k-labels-idx1-ubyte.gz" \
   -o "$T/pred.csv" 2>"$T/pred.err"
 check "predict exit 0" test $? -eq 0
-pacc=$(sed -E 's/.*accuracy ([0-9.]+).*/\1/' "$T/pred.err")
-check "predict accuracy $pacc equals the test accuracy $acc" awk -v a="$acc" -v b="$pacc" 'BEGIN { exit !(a - b < 1e-4 && b - a < 1e-4) }'
+pacc=$(sed -nE 's/.*accuracy ([0-9.]+).*/\1/p' "$T/pred.err")
+check "predict accuracy $pacc equals the test accuracy $acc" num 'abs(a - b) < 1e-4' a="$acc" b="$pacc"
 check "10000 predictions" test "$(wc -l <"$T/pred.csv")" -eq 10001
 echo "e2e_fashion: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

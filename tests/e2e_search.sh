@@ -8,8 +8,7 @@ NS=${1:?usage: e2e_search.sh NNSEARCH}
 NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
 T=$(mktemp -d /tmp/nnsearch-search-XXXXXX)
 trap 'rm -rf "$T"' EXIT
-pass=0 fail=0
-check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh" # pass, fail, check, jnum, num
 expect_error() { # NAME SUBSTRING CMD...: exit 2 and one stderr line holding SUBSTRING
   local name=$1 want=$2; shift 2
   "$@" >"$T/out" 2>"$T/err"; local rc=$?
@@ -19,7 +18,6 @@ expect_error() { # NAME SUBSTRING CMD...: exit 2 and one stderr line holding SUB
   pass=$((pass + 1))
 }
 # The trial table as the study records it (timings left out).
-table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
 
 cat >"$T/s.yaml" <<YAML
 data:
@@ -78,8 +76,8 @@ best=$(sqlite3 "$T/a/study.db" "SELECT number, val_metric FROM trial WHERE state
 bn=${best%%|*} bv=${best#*|}
 "$NS" export "$T/a" -o "$T/exported.yaml" >/dev/null
 check "export exit 0" test $? -eq 0
-acc=$("$NS" train "$T/exported.yaml" --json --quiet -o "$T/exp.nsm" | tail -1 | sed -E 's/.*"val_acc":([0-9.]+).*/\1/')
-check "exported trial $bn trains to its val_acc $bv (got $acc)" awk -v a="$acc" -v b="$bv" 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }'
+acc=$("$NS" train "$T/exported.yaml" --json --quiet -o "$T/exp.nsm" | jnum - val_acc)
+check "exported trial $bn trains to its val_acc $bv (got $acc)" num 'abs(a - b) < 1e-9' a="$acc" b="$bv"
 
 # SIGKILL at random moments, resume each time: the same study as uninterrupted
 rm -rf "$T/c"

@@ -1,10 +1,46 @@
-# lib_e2e.sh — shared by the stage end-to-end scripts (sourced, not a test itself: ctest
-# runs tests/e2e_*.sh): the check counter, a study's trials and decisions without timings,
-# and the kill-and-resume round every stage must survive.
+# lib_e2e.sh — shared by the end-to-end scripts (sourced, not a test itself: ctest runs
+# tests/e2e_*.sh): the check counter, numbers read from JSON and compared as numbers, a
+# study's trials and decisions without timings, and the kill-and-resume round every stage
+# must survive.
 
 pass=0 fail=0
 # check WHAT CMD...: counts CMD's success; a failure prints WHAT.
 check() { local what=$1; shift; if "$@"; then pass=$((pass + 1)); else fail=$((fail + 1)); echo "FAIL: $what" >&2; fi; }
+
+# Numbers. A value that is missing, empty or not a finite number makes the comparison
+# fail: a pattern match that misses leaves the whole line, and awk compares that as a
+# string and passes; these never do.
+# jnum FILE KEY: the number KEY of the JSON object on FILE's last line ('-': stdin); prints
+# it (17 digits) or prints nothing and fails when the line is not JSON or the value is
+# missing or not a finite number.
+jnum() {
+  /usr/bin/python3 -c '
+import json, math, sys
+f = sys.stdin if sys.argv[1] == "-" else open(sys.argv[1])
+lines = f.read().splitlines()
+try:
+    v = json.loads(lines[-1])[sys.argv[2]]
+except (IndexError, ValueError, KeyError, TypeError) as e:
+    sys.exit("jnum: no %s in %r (%s)" % (sys.argv[2], lines[-1][:200] if lines else "", e))
+if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+    sys.exit("jnum: %s is %r, not a finite number" % (sys.argv[2], v))
+print(repr(float(v)))' "$@"
+}
+# num EXPR NAME=VALUE...: evaluates the Python expression EXPR with each NAME bound to its
+# VALUE read as a finite number; fails, saying why, when a VALUE is not one or EXPR is false.
+num() {
+  /usr/bin/python3 -c '
+import math, re, sys
+env = {"abs": abs, "min": min, "max": max, "sqrt": math.sqrt, "log": math.log}
+for a in sys.argv[2:]:
+    k, _, v = a.partition("=")
+    if not re.fullmatch(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?", v.strip()):
+        sys.exit("num: %s = %r is not a number" % (k, v[:200]))
+    env[k] = float(v)
+ok = eval(sys.argv[1], {"__builtins__": {}}, env)
+sys.exit(0 if ok is True else "num: %s is false for %s" % (sys.argv[1], " ".join(sys.argv[2:])))' "$@"
+}
+
 # The trial table as the study records it (timings left out).
 table() { sqlite3 "$1/study.db" "SELECT number, stage, state, params, seed, epochs, val_metric FROM trial ORDER BY number"; }
 # The stages' decisions without samples/s (evidence measured anew by every run).
