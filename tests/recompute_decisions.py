@@ -2,7 +2,7 @@
 # by the rules docs/config.md and the headers state, written again here in Python (stdlib
 # only), and compares: a decision the C code computed wrongly fails, however plausible it
 # looks. Used by tests/e2e_stages.sh (not a test by itself).
-# usage: /usr/bin/python3 tests/recompute_decisions.py STUDY_DIR lr_range|batch_sweep|compare
+# usage: /usr/bin/python3 tests/recompute_decisions.py STUDY_DIR lr_range|batch_sweep TOLERANCE|compare
 # Exit 0 when every number agrees; else one line per difference on stderr and exit 1.
 import csv, json, math, sqlite3, sys
 d, what = sys.argv[1], sys.argv[2]
@@ -68,10 +68,10 @@ if what == "lr_range":
 
 elif what == "batch_sweep":
     # the largest stable size (complete, no rejected finding, finite loss) whose val loss
-    # is within the tolerance (2%) of the best stable one
+    # is within the stage's tolerance of the best stable one
     dec = decision("2:batch_sweep")
     ts = trials("2:batch_sweep")
-    tol = 0.02
+    tol = float(sys.argv[3])
     expect(dec["tolerance"] == tol, "tolerance %s" % dec["tolerance"])
     sz = [t["params"]["train.batch_size"] for t in ts]
     loss = [t["result"].get("val_loss") for t in ts]
