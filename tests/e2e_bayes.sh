@@ -36,7 +36,8 @@ search:
 YAML
 
 "$NS" "$T/b.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
-check "bayes -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+rc=$?
+check "bayes -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $rc -eq 0
 check "18 trials, none left running" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('complete','pruned')")" -eq 18
 check "the median rule pruned some trials" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='pruned'")" -ge 1
 check "pruned trials stopped before the budget" test "$(sqlite3 "$T/a/study.db" "SELECT max(epochs) FROM trial WHERE state='pruned'")" -lt 20
@@ -87,9 +88,11 @@ sed -e 's/{stage: bayes, trials: 12, epochs: 20, round: 2}/{stage: bayes, trials
 sed -e 's/{stage: bayes, trials: 16, epochs: 20, round: 2, init: 4, prune: none}/{stage: random, trials: 16, epochs: 20}/' \
     "$T/gp.yaml" >"$T/rs.yaml"
 "$NS" "$T/gp.yaml" -j 2 -o "$T/gp" --quiet >/dev/null 2>"$T/gp.err"
-check "GP study: exit 0 ($(tail -1 "$T/gp.err"))" test $? -eq 0
+rc=$?
+check "GP study: exit 0 ($(tail -1 "$T/gp.err"))" test $rc -eq 0
 "$NS" "$T/rs.yaml" -j 2 -o "$T/rs" --quiet >/dev/null 2>"$T/rs.err"
-check "random control: exit 0 ($(tail -1 "$T/rs.err"))" test $? -eq 0
+rc=$?
+check "random control: exit 0 ($(tail -1 "$T/rs.err"))" test $rc -eq 0
 check "the GP study and its control share their first 6 trials" \
   cmp -s <(table "$T/gp" | head -6) <(table "$T/rs" | head -6)
 gpv=$(sqlite3 "$T/gp/study.db" "SELECT group_concat(val_metric, ' ') FROM (SELECT val_metric FROM trial WHERE number BETWEEN 10 AND 21 AND stage = '2:bayes' AND state = 'complete' ORDER BY number)")
@@ -108,7 +111,8 @@ sys.exit(0 if mg - mr >= 0.15 and k >= 8 else 1)"
 # bayes as the first stage: nothing has made trials/ yet when the first proposal is kept
 sed -e '/stage: random/d' -e 's/trials: 12, epochs: 20/trials: 4, epochs: 3/' "$T/b.yaml" >"$T/first.yaml"
 "$NS" "$T/first.yaml" -o "$T/first" --quiet >/dev/null 2>"$T/first.err"
-check "bayes as the first stage: exit 0 ($(tail -1 "$T/first.err"))" test $? -eq 0
+rc=$?
+check "bayes as the first stage: exit 0 ($(tail -1 "$T/first.err"))" test $rc -eq 0
 check "bayes as the first stage: 4 trials ended, each proposal's fit kept" \
   bash -c "[ \"\$(sqlite3 '$T/first/study.db' \"SELECT count(*) FROM trial WHERE state IN ('complete','pruned')\")\" = 4 ] && [ \"\$(ls '$T'/first/trials/*/gp.hyp | wc -l)\" = 4 ]"
 printf 'data: {train: %s}\nsearch:\n  stages: [{stage: bayes, trials: 3, epochs: 2}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"

@@ -179,7 +179,8 @@ train:
   lr: 0.01
 YAML
 "$NS" train "$T/reg.yaml" --json --quiet -o "$T/reg.nsm" >"$T/reg.json" 2>"$T/reg.err"
-check "regression train exit 0 ($(cat "$T/reg.err"))" test $? -eq 0
+rc=$? # before the check: a $(...) in its arguments would set $? to its own status
+check "regression train exit 0 ($(cat "$T/reg.err"))" test $rc -eq 0
 rmse=$(jnum "$T/reg.json" val_rmse)
 check "regression val_rmse < 0.15 (got $rmse)" num 'a < 0.15' a="$rmse"
 "$NS" predict "$T/reg.nsm" "$T/reg.csv" >"$T/reg_pred.csv" 2>"$T/reg_pred.err"
@@ -222,7 +223,8 @@ check "a failed predict leaves no output or temporary file" bash -c "! ls '$T' |
 # --- lr-find: suggestion, plot, CSV of every seed; the search config's spaces taken at
 # their middle; one-line errors for bad options
 "$NS" lr-find configs/tiny-train.yaml --csv "$T/lr.csv" >"$T/lr.out" 2>"$T/lr.err"
-check "lr-find exit 0 ($(head -c 300 "$T/lr.err"))" test $? -eq 0
+rc=$?
+check "lr-find exit 0 ($(head -c 300 "$T/lr.err"))" test $rc -eq 0
 check "lr-find suggestion line" grep -Eq '^suggestion: lr [0-9.e+-]+ \(rule valley' "$T/lr.out"
 check "lr-find bounds and plot" bash -c "grep -q '^bounds: ' '$T/lr.out' && grep -q '^ *+-----' '$T/lr.out'"
 check "lr-find CSV header" bash -c "head -1 '$T/lr.csv' | grep -qx 'seed,step,lr,loss,smoothed'"

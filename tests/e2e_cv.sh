@@ -38,7 +38,8 @@ search:
 YAML
 
 "$NS" "$T/cv.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
-check "cv -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+rc=$?
+check "cv -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $rc -eq 0
 check "the study says it cross-validates" grep -q "4-fold cross-validation x 1 of 3000 rows" "$T/a.err"
 check "14 trials ended" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('complete','pruned')")" -eq 14
 check "every complete trial has 4 fold results and a standard error" test \
@@ -102,7 +103,8 @@ sed -e 's/    - {stage: random, trials: 6, epochs: 6}/    - {stage: lr_range}\n 
     -e 's/trials: 8, epochs: 6, round: 2/trials: 4, epochs: 6, round: 2/' "$T/cv.yaml" >"$T/fid.yaml"
 sed -i '/^  final: ensemble$/d' "$T/fid.yaml"   # final: auto, the refit
 "$NS" "$T/fid.yaml" -o "$T/fid" --quiet >/dev/null 2>"$T/fid.err"
-check "fidelity study: exit 0 ($(tail -1 "$T/fid.err"))" test $? -eq 0
+rc=$?
+check "fidelity study: exit 0 ($(tail -1 "$T/fid.err"))" test $rc -eq 0
 wf=$(dec "$T/fid" 6:select '$.winner')
 tf=$(dec "$T/fid" 6:select '$.test_acc')
 check "final: auto: the winner ($wf) is refit on every row for its folds' epochs, test accuracy $tf" bash -c \
@@ -125,7 +127,8 @@ check "so later trials search the short-list's optimizers instead of fixing the 
 awk -F, 'NR == 1 || (NR <= 1800 && ($NF != "ruby" || ++r <= 3))' configs/data/quickstart.csv >"$T/rare.csv"
 printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 2}]\n' "$T/rare.csv" >"$T/auto.yaml"
 "$NS" "$T/auto.yaml" -o "$T/auto" >/dev/null 2>"$T/auto.err"
-check "auto: exit 0 ($(tail -1 "$T/auto.err"))" test $? -eq 0
+rc=$?
+check "auto: exit 0 ($(tail -1 "$T/auto.err"))" test $rc -eq 0
 check "auto: 5-fold cross-validation of a small file" grep -q "5-fold cross-validation x 1 of" "$T/auto.err"
 printf 'data: {train: %s}\ntrain: {lr: {log_uniform: [1e-3, 1e-1]}}\nsearch:\n  stages: [{stage: random, trials: 1, epochs: 1}]\n' "$PWD/configs/data/quickstart.csv" >"$T/big.yaml"
 "$NS" "$T/big.yaml" -o "$T/big" >/dev/null 2>"$T/big.err"; rc=$?

@@ -15,7 +15,8 @@ dec() { sqlite3 "$T/fm/study.db" "SELECT json_extract(decision, '$2') FROM stage
 
 start=$(date +%s.%N)
 "$NS" configs/fashion-mnist-stages.yaml -j 2 -o "$T/fm" --quiet >/dev/null 2>"$T/err"
-check "the stages run (exit 0; $(tail -1 "$T/err"))" test $? -eq 0
+rc=$?
+check "the stages run (exit 0; $(tail -1 "$T/err"))" test $rc -eq 0
 secs=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.0f", b - a }')
 check "4 stages complete" test "$(sqlite3 "$T/fm/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -eq 4
 acc=$(dec 4:final '$.test_acc')
@@ -34,7 +35,8 @@ echo "fashion-mnist stages: ${secs}s; adam-like LR $(dec 1:lr_range '$.adaptive_
 sed '/^search:/,$d' configs/fashion-mnist-stages.yaml >"$T/hand.yaml"
 fseed=$(sqlite3 "$T/fm/study.db" "SELECT seed FROM trial WHERE stage = '4:final'")
 "$NS" train "$T/hand.yaml" --seed "$fseed" --json --quiet -o "$T/hand.nsm" >"$T/hand.json" 2>"$T/hand.err"
-check "the hand-set config trains (exit 0; $(tail -1 "$T/hand.err"))" test $? -eq 0
+rc=$?
+check "the hand-set config trains (exit 0; $(tail -1 "$T/hand.err"))" test $rc -eq 0
 hacc=$(jnum "$T/hand.json" test_acc)
 echo "no search (hand-set values, 10 epochs, seed $fseed): test accuracy $hacc"
 check "the chosen configuration's test accuracy $acc is within 0.0085 of the hand-set one's $hacc or above" \

@@ -70,7 +70,8 @@ check "SIGTERM: exit 130 (got $rc)" test "$rc" -eq 130
 check "SIGTERM: nothing queued that never ran" \
   test "$(sqlite3 "$T/i/study.db" "SELECT count(*) FROM trial WHERE state = 'queued'")" -eq 0
 timeout -s KILL 30 "$NS" resume "$T/i" --quiet >/dev/null 2>"$T/i2.err"
-check "SIGTERM then resume: exit 0 ($(tail -1 "$T/i2.err"))" test $? -eq 0
+rc=$?
+check "SIGTERM then resume: exit 0 ($(tail -1 "$T/i2.err"))" test $rc -eq 0
 check "SIGTERM then resume: the stage completed" \
   test "$(sqlite3 "$T/i/study.db" "SELECT state FROM stage WHERE name = '1:random'")" = complete
 
@@ -245,7 +246,8 @@ ahead=$(sqlite3 "$T/pb/study.db" "SELECT max(epoch) FROM epoch WHERE trial = 0")
 check "power loss: the checkpoint is ahead of the copy (epoch $ahead > $snap)" test "$ahead" -gt "$snap"
 cp "$T/snap.db" "$T/pb/study.db" && rm -f "$T/pb/study.db-wal" "$T/pb/study.db-shm"
 "$NS" resume "$T/pb" >/dev/null 2>"$T/pb.err"
-check "power loss: resume exit 0 ($(tail -1 "$T/pb.err"))" test $? -eq 0
+rc=$?
+check "power loss: resume exit 0 ($(tail -1 "$T/pb.err"))" test $rc -eq 0
 check "power loss: resume says the checkpoint was ahead" grep -q "trial 0: its checkpoint (epoch [0-9]*) is ahead of the study's records" "$T/pb.err"
 check "power loss: the resumed study equals the unbroken one, every epoch recorded" \
   cmp -s <(state "$T/pa") <(state "$T/pb")

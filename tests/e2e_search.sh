@@ -43,7 +43,8 @@ search:
 YAML
 
 "$NS" "$T/s.yaml" -j 1 -o "$T/a" --quiet >"$T/a.out" 2>"$T/a.err"
-check "search -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+rc=$?
+check "search -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $rc -eq 0
 check "8 trials recorded" test "$(sqlite3 "$T/a/study.db" 'SELECT count(*) FROM trial')" -eq 8
 check "every trial ended" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state IN ('queued','running','interrupted')")" -eq 0
 check "epochs recorded for every complete trial" test "$(sqlite3 "$T/a/study.db" "SELECT count(DISTINCT trial) FROM epoch")" -eq "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM trial WHERE state='complete' OR state='diverged'")"

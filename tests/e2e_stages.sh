@@ -36,7 +36,8 @@ search:
 YAML
 
 "$NS" "$T/s.yaml" -j 1 -o "$T/a" >"$T/a.out" 2>"$T/a.err"
-check "stages -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $? -eq 0
+rc=$?
+check "stages -j 1 exit 0 ($(tail -1 "$T/a.err"))" test $rc -eq 0
 check "4 stages complete" test "$(sqlite3 "$T/a/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -eq 4
 # 2 families x 2 seeds + 4 sizes + 4 pairs x 2 seeds + 1
 check "17 trials" test "$(sqlite3 "$T/a/study.db" 'SELECT count(*) FROM trial')" -eq 17
