@@ -428,7 +428,9 @@ static void view_answer(ns_report *r)
         text = read_text(path, 1 << 16);
     }
     fputs("<h3>Its config</h3>\n<p class=\"note\">", f);
-    ns_html_text(f, path ? path : rel);
+    ns_html_text(f, r->shown);
+    fputc('/', f);
+    ns_html_text(f, rel);
     fputs(" (what <code>nnsearch export</code> hands out, below two lines of provenance):</p>\n", f);
     if (text) {
         fputs("<pre class=\"cfg\">", f);
@@ -440,11 +442,11 @@ static void view_answer(ns_report *r)
     free(text);
     free(path);
     fputs("<h3>Use it</h3>\n<pre class=\"cmd\">nnsearch export ", f);
-    ns_html_text(f, r->dir);
-    fputs("                 # writes ", f);
-    ns_html_text(f, r->dir);
+    ns_html_text(f, r->shown);
+    fputs("       # writes ", f);
+    ns_html_text(f, r->shown);
     fputs("/best.yaml\nnnsearch train ", f);
-    ns_html_text(f, r->dir);
+    ns_html_text(f, r->shown);
     fputs("/best.yaml -o model.nsm   # trains the final model\nnnsearch predict model.nsm DATA.csv</pre>\n", f);
     fputs("</section>\n", f);
 }
@@ -774,7 +776,7 @@ static const char css[] =
     ".ctitle{font-size:15px;font-weight:bold;fill:#1d1d1f}.alabel{font-size:13px;fill:#333}\n"
     ".ticks text{font-size:12px;fill:#444}.legend{font-size:12.5px;fill:#222}\n"
     ".grid line{stroke:#e6e9ed;stroke-width:1}.frame{fill:none;stroke:#9aa4ae;stroke-width:1}\n"
-    ".lbl{font-size:12px;fill:#222}.axisname{font-size:12.5px;font-weight:bold;fill:#222}\n"
+    ".lbl{font-size:12px;fill:#222;paint-order:stroke;stroke:#fff;stroke-width:3px;stroke-linejoin:round}.axisname{font-size:12.5px;font-weight:bold;fill:#222}\n"
     "#jserr{color:#c62828;font-weight:bold}.row{display:flex;flex-wrap:wrap;gap:0 12px}\n"
     ".bar{display:inline-block;height:10px;background:#0072b2;vertical-align:middle}\n";
 
@@ -803,7 +805,7 @@ static void document(ns_report *r)
             "<body>\n<h1>nnsearch report: ", css, script);
     ns_html_text(f, st->name);
     fputs("</h1>\n<p class=\"meta\">Study folder ", f);
-    ns_html_text(f, r->dir);
+    ns_html_text(f, r->shown);
     fputs("; metric ", f);
     ns_html_text(f, st->metric);
     fprintf(f, " (%s is better); seed %llu; config hash ", st->higher_is_better ? "higher" : "lower",
@@ -920,6 +922,8 @@ int ns_report_build(const char *dir, FILE *f, ns_err *err)
     while (n > 1 && d[n - 1] == '/')
         d[--n] = '\0';
     r.dir = d;
+    char *abs = realpath(d, NULL);
+    r.shown = abs ? abs : d;
     r.f = f;
     int rc = report_load(&r, d, err);
     if (rc == NS_OK) {
@@ -928,6 +932,7 @@ int ns_report_build(const char *dir, FILE *f, ns_err *err)
             rc = ns_err_set(err, NS_ERUNTIME, "%s: writing the report failed", d);
     }
     report_free(&r);
+    free(abs);
     free(d);
     return rc;
 }

@@ -18,7 +18,8 @@
 
 typedef struct ns_report {
     FILE *f;
-    const char *dir;
+    const char *dir;               /* the study folder as given (files are read below it) */
+    const char *shown;             /* the same, absolute where it resolves (page text, commands) */
     ns_study_view v;
     const ns_trial_row **ranked;   /* (v.n_trials) best first */
     const ns_trial_row *best;      /* the study's answer, or NULL */

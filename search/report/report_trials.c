@@ -648,7 +648,8 @@ void ns_rep_view_timeline(ns_report *r)
         ylab[l] = ybuf[l];
     }
     ns_chart c;
-    ns_chart_begin(&c, f, r->next_id++, 1120, 130 + 30 * lanes, 0, 200,
+    int height = 130 + 30 * lanes, legend_h = 100 + 19 * (r->v.n_stages + 2);
+    ns_chart_begin(&c, f, r->next_id++, 1120, height > legend_h ? height : legend_h, 0, 250,
                    "Trials over time, one row per lane of the pool (each bar a trial, start to finish)");
     ns_axis_fit(&c.x, 0, span, 0, 0.01, c.x0, c.x0 + c.w);
     c.y = (ns_axis){-0.6, lanes - 0.4, 0, c.y0, c.y0 + c.h};
@@ -667,12 +668,10 @@ void ns_rep_view_timeline(ns_report *r)
         fprintf(f, "%s s</title></rect>\n", ns_num(num2, it[i].e - t0));
     }
     int li = 0;
-    for (int s = 0; s < r->v.n_stages && li < (int)(c.h / 19) - 2; s++)
+    for (int s = 0; s < r->v.n_stages; s++)
         ns_chart_legend(&c, li++, ns_color(s), NULL, 's', r->v.stages[s].name);
-    if (li < (int)(c.h / 19) - 1)
-        ns_chart_legend(&c, li++, "#bbb", NULL, 's', "pale: pruned");
-    if (li < (int)(c.h / 19))
-        ns_chart_legend(&c, li++, BAD_COLOR, NULL, 'x', "red edge: failed/diverged");
+    ns_chart_legend(&c, li++, "#bbb", NULL, 's', "pruned (pale)");
+    ns_chart_legend(&c, li++, BAD_COLOR, NULL, 'x', "failed or diverged (red edge)");
     ns_chart_end(&c);
     fprintf(f, "<p>%d trials on %d lane%s; the lanes were busy <b>%.0f%%</b> of the %s s from the "
             "first start to the last finish (", n, lanes, lanes == 1 ? "" : "s",
