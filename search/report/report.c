@@ -227,9 +227,10 @@ static const char *const mistake_answer[7] = {
     "preprocessing stored in the model file and reapplied by predict; drift check at predict time",
     "export of the winning config; train for production; the smaller model wins near-ties"};
 
-/* One row of the metrics table: validation and test values of a key pair. */
+/* One row of the metrics table: the validation value and, with a test column, the first
+ * test value among the sources. */
 static void metric_row(FILE *f, const char *label, const char *res, const char *vkey,
-                       const char *const *tsrc, const char *tkey)
+                       const char *const *tsrc, const char *tkey, int test)
 {
     double v = NAN, t = NAN;
     char a[32], b[32];
@@ -239,8 +240,10 @@ static void metric_row(FILE *f, const char *label, const char *res, const char *
             break;
     if (!isfinite(v) && !isfinite(t))
         return;
-    fprintf(f, "<tr><td>%s</td><td class=\"n\">%s</td><td class=\"n\">%s</td></tr>\n", label,
-            ns_num(a, v), ns_num(b, t));
+    fprintf(f, "<tr><td>%s</td><td class=\"n\">%s</td>", label, ns_num(a, v));
+    if (test)
+        fprintf(f, "<td class=\"n\">%s</td>", ns_num(b, t));
+    fputs("</tr>\n", f);
 }
 
 static void view_answer(ns_report *r)
@@ -302,12 +305,13 @@ static void view_answer(ns_report *r)
             if (tsrc[i] && ns_rj_num(tsrc[i], tkeys[j], &t) && isfinite(t))
                 has_test = 1;
         }
-    fputs("<table class=\"small\"><tr><th>metric</th><th>validation</th><th>test</th></tr>\n", f);
-    metric_row(f, "loss", res, "val_loss", tsrc, "test_loss");
-    metric_row(f, "accuracy", res, "val_acc", tsrc, "test_acc");
-    metric_row(f, "balanced accuracy", res, "val_balanced_acc", tsrc, "test_balanced_acc");
-    metric_row(f, "macro-F1", res, "val_macro_f1", tsrc, "test_macro_f1");
-    metric_row(f, "RMSE", res, "val_rmse", tsrc, "test_rmse");
+    fprintf(f, "<table class=\"small\"><tr><th>metric</th><th>validation</th>%s</tr>\n",
+            has_test ? "<th>test</th>" : "");
+    metric_row(f, "loss", res, "val_loss", tsrc, "test_loss", has_test);
+    metric_row(f, "accuracy", res, "val_acc", tsrc, "test_acc", has_test);
+    metric_row(f, "balanced accuracy", res, "val_balanced_acc", tsrc, "test_balanced_acc", has_test);
+    metric_row(f, "macro-F1", res, "val_macro_f1", tsrc, "test_macro_f1", has_test);
+    metric_row(f, "RMSE", res, "val_rmse", tsrc, "test_rmse", has_test);
     fputs("</table>\n", f);
     if (has_test)
         fprintf(f, "<p class=\"note\">Test figures are the %s scored once on data.test; the test "

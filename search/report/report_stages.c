@@ -304,7 +304,7 @@ static void batch_stage(ns_report *r, const ns_stage_row *st)
     fputs("<div class=\"row\">\n", f);
     ns_chart c;
     ns_chart_begin(&c, f, r->next_id++, 560, 360, 0, 170, "Validation loss per batch size");
-    c.x = (ns_axis){-0.5, n - 0.5, 0, c.x0, c.x0 + c.w};
+    c.x = ns_axis_category(n, c.x0, c.x0 + c.w);
     ns_axis_fit(&c.y, lmin, lmax, 0, 0.08, c.y0 + c.h, c.y0);
     ns_chart_axes(&c, "batch size (rows per step)", "validation loss (per row)", labels, n, NULL, 0);
     if (isfinite(best) && isfinite(tol)) {
@@ -351,7 +351,7 @@ static void batch_stage(ns_report *r, const ns_stage_row *st)
     ns_chart_end(&c);
 
     ns_chart_begin(&c, f, r->next_id++, 560, 360, 0, 20, "Training throughput per batch size");
-    c.x = (ns_axis){-0.5, n - 0.5, 0, c.x0, c.x0 + c.w};
+    c.x = ns_axis_category(n, c.x0, c.x0 + c.w);
     ns_axis_fit(&c.y, 0, smax > 0 ? smax : 1, 0, 0.06, c.y0 + c.h, c.y0);
     c.y.lo = 0;
     ns_chart_axes(&c, "batch size (rows per step)", "samples per second", labels, n, NULL, 0);
@@ -448,7 +448,7 @@ static void compare_stage(ns_report *r, const ns_stage_row *st)
     ns_chart_begin(&c, f, r->next_id++, 1120, 110 + 30 * n, 170, 220,
                    "Mean final validation loss per optimizer/schedule pair, with 95% intervals");
     ns_axis_fit(&c.x, lo, hi, 0, 0.05, c.x0, c.x0 + c.w);
-    c.y = (ns_axis){-0.6, n - 0.4, 0, c.y0, c.y0 + c.h};
+    c.y = ns_axis_category(n, c.y0, c.y0 + c.h);
     ns_chart_axes(&c, "validation loss after the stage's epochs (per row, mean over seeds)", NULL, NULL,
                   0, ynames, n);
     for (int i = 0; i < n; i++) {

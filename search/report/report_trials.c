@@ -50,6 +50,7 @@ void ns_rep_view_history(ns_report *r)
              r->v.study.metric);
     ns_chart_begin(&c, f, r->next_id++, 1120, 440, 0, 250, label);
     ns_axis_fit(&c.x, 0, maxnum, 0, 0.02, c.x0, c.x0 + c.w);
+    c.x.whole = 1;
     ns_axis_fit(&c.y, ylo, yhi, 0, 0.06, c.y0 + c.h, c.y0);
     ns_chart_axes(&c, "trial number (order queued)", ns_rep_metric_label(r->v.study.metric), NULL, 0,
                   NULL, 0);
@@ -165,6 +166,7 @@ void ns_rep_view_curves(ns_report *r)
     ns_chart_begin(&c, f, r->next_id++, 1120, 440, 0, 250,
                    "Training (dashed) and validation (solid) loss per epoch: the top trials and the winner");
     ns_axis_fit(&c.x, 1, emax > 1 ? emax : 2, 0, 0.02, c.x0, c.x0 + c.w);
+    c.x.whole = 1;
     ns_axis_fit(&c.y, ylo, yhi, 0, 0.05, c.y0 + c.h, c.y0);
     ns_chart_axes(&c, "epoch", "loss (per row)", NULL, 0, NULL, 0);
     ns_chart_clip(&c);
@@ -189,13 +191,16 @@ void ns_rep_view_curves(ns_report *r)
     for (int k = 0; k < r->n_curves; k++) {
         const ns_trial_row *t = r->curve_trial[k];
         char num[32];
-        snprintf(label, sizeof label, "trial %d%s: %s %s", t->number, t == r->best ? " (winner)" : "",
-                 r->v.study.metric, ns_num(num, t->val_metric));
+        snprintf(label, sizeof label, "trial %d%s: %s", t->number, t == r->best ? " (winner)" : "",
+                 ns_num(num, t->val_metric));
         ns_chart_legend(&c, li++, t == r->best ? WINNER_COLOR : curve_color(k),
                         NULL, 0, label);
     }
     ns_chart_legend(&c, li++, "#333", NULL, 0, "validation loss");
     ns_chart_legend(&c, li++, "#333", "6 4", 0, "training loss");
+    fprintf(f, "<text class=\"legend\" x=\"%.1f\" y=\"%.1f\">(trial: ", c.x0 + c.w + 16, c.y0 + 12 + 19 * li);
+    ns_html_text(f, r->v.study.metric);
+    fputs(")</text>\n", f);
     ns_chart_end(&c);
     fputs("<p class=\"note\">The five best trials by the metric (healthy ones first, as selection "
           "ranks them) and the winner. A cross-validated trial's epochs are the means over the "
@@ -395,19 +400,27 @@ void ns_rep_view_params(ns_report *r)
     for (int i = 0; i < n; i++)
         ord[i] = (ranked_value){rows[i].t->state == NS_TRIAL_PRUNED ? -INFINITY : rows[i].key, i};
     qsort(ord, (size_t)n, sizeof *ord, rv_cmp);
-    for (int i = 0; i < n; i++)
+    /* colour by the metric's rank among the complete trials: a few bad trials would
+     * otherwise squeeze every good one into one colour */
+    double *crank = malloc((size_t)n * sizeof *crank);
+    int n_drawn_complete = 0;
+    for (int i = 0; i < n; i++) {
         order[i] = ord[i].i;
+        if (crank)
+            crank[ord[i].i] = rows[ord[i].i].t->state == NS_TRIAL_PRUNED ? 0 : n_drawn_complete++;
+    }
     free(ord);
 
     ns_chart c;
     ns_chart_begin(&c, f, r->next_id++, 1120, 470, 60, 150,
-                   "Parallel coordinates: one line per trial of the random and bayes stages, coloured by the metric");
+                   "Parallel coordinates: one line per trial of the random and bayes stages, coloured by the metric's rank");
     c.y0 += 34; /* room for the axis names */
     c.h -= 34;
     int K = D + 1;
     double gap = c.w / (K - 1);
     ns_axis *ax = malloc((size_t)K * sizeof *ax);
     if (!ax) {
+        free(crank);
         free(order);
         free(rows);
         free(val);
@@ -417,7 +430,7 @@ void ns_rep_view_params(ns_report *r)
     for (int j = 0; j < D; j++) {
         const ns_dim *d = &sp->dims[j];
         if (d->kind == NS_DIM_CHOICE)
-            ax[j] = (ns_axis){-0.5, d->n_choices - 0.5, 0, c.y0 + c.h, c.y0};
+            ax[j] = ns_axis_category(d->n_choices, c.y0 + c.h, c.y0);
         else
             ns_axis_fit(&ax[j], d->lo, d->hi, d->kind == NS_DIM_LOG_UNIFORM || d->kind == NS_DIM_INT_LOG,
                         0.02, c.y0 + c.h, c.y0);
@@ -429,10 +442,9 @@ void ns_rep_view_params(ns_report *r)
         const ns_trial_row *t = rows[i].t;
         char col[8];
         int pruned = t->state == NS_TRIAL_PRUNED;
-        double u = mhi > mlo ? (t->val_metric - mlo) / (mhi - mlo) : 1;
-        ns_ramp(r->v.study.higher_is_better ? u : 1 - u, col);
-        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s points=\"",
-                pruned ? PALE_COLOR : col, t == r->best ? "3" : "1.4",
+        ns_ramp(crank && n_drawn_complete > 1 ? crank[i] / (n_drawn_complete - 1) : 1, col);
+        fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"%s\"%s%s points=\"",
+                pruned ? PALE_COLOR : col, n > 300 ? "1" : "1.4", n > 300 ? " stroke-opacity=\"0.6\"" : "",
                 pruned ? " stroke-dasharray=\"3 3\"" : "");
         for (int j = 0; j < D; j++)
             fprintf(f, "%.1f,%.1f ", c.x0 + gap * j, ns_axis_px(&ax[j], val[(size_t)i * D + j]));
@@ -456,7 +468,7 @@ void ns_rep_view_params(ns_report *r)
         const ns_dim *d = j < D ? &sp->dims[j] : NULL;
         fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#444\" "
                 "stroke-width=\"1.2\"/>\n", x, c.y0, x, c.y0 + c.h);
-        double ny = c.y0 - 10 - (gap < 150 && j % 2 ? 16 : 0);
+        double ny = c.y0 - 10 - (gap < 220 && j % 2 ? 17 : 0);
         fprintf(f, "<text class=\"axisname\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">", x, ny,
                 j == 0 ? "start" : j == K - 1 ? "end" : "middle");
         ns_html_text(f, d ? d->name : r->v.study.metric);
@@ -493,6 +505,7 @@ void ns_rep_view_params(ns_report *r)
     }
     fprintf(f, "</linearGradient></defs>\n<rect x=\"%.1f\" y=\"%.1f\" width=\"16\" height=\"%.1f\" "
             "fill=\"url(#ramp%d)\"/>\n", bx, by, bh, gid);
+    fprintf(f, "<text class=\"legend\" x=\"%.1f\" y=\"%.1f\">colour: rank</text>\n", bx - 6, by - 26);
     fprintf(f, "<text class=\"legend\" x=\"%.1f\" y=\"%.1f\">best %s</text>\n", bx - 6, by - 8,
             ns_num(num, r->v.study.higher_is_better ? mhi : mlo));
     fprintf(f, "<text class=\"legend\" x=\"%.1f\" y=\"%.1f\">worst %s</text>\n", bx - 6, by + bh + 18,
@@ -562,6 +575,7 @@ void ns_rep_view_params(ns_report *r)
         free(idx);
         free(im);
     }
+    free(crank);
     free(order);
     free(rows);
     free(val);
@@ -585,7 +599,9 @@ static int tl_cmp(const void *pa, const void *pb)
 }
 
 #define TL_MAX_LANES 64
-#define TL_SLACK 0.05 /* s: a trial that starts this soon before another ends shares its lane */
+/* First fit in start order: a trial takes the first lane whose last trial ended by its start
+ * (no slack: greedy colouring of intervals sorted by start uses exactly as many lanes as the
+ * most trials that overlapped, also for trials of a few milliseconds) */
 
 void ns_rep_view_timeline(ns_report *r)
 {
@@ -624,7 +640,7 @@ void ns_rep_view_timeline(ns_report *r)
     int lanes = 0;
     for (int i = 0; i < n; i++) {
         int l = 0;
-        while (l < lanes && lane_end[l] > it[i].s + TL_SLACK)
+        while (l < lanes && lane_end[l] > it[i].s)
             l++;
         if (l == lanes) {
             if (lanes == TL_MAX_LANES) { /* more at once than drawn: the busiest lane takes it */
@@ -652,7 +668,7 @@ void ns_rep_view_timeline(ns_report *r)
     ns_chart_begin(&c, f, r->next_id++, 1120, height > legend_h ? height : legend_h, 0, 250,
                    "Trials over time, one row per lane of the pool (each bar a trial, start to finish)");
     ns_axis_fit(&c.x, 0, span, 0, 0.01, c.x0, c.x0 + c.w);
-    c.y = (ns_axis){-0.6, lanes - 0.4, 0, c.y0, c.y0 + c.h};
+    c.y = ns_axis_category(lanes, c.y0, c.y0 + c.h);
     ns_chart_axes(&c, "seconds since the first trial started", NULL, NULL, 0, ylab, lanes);
     for (int i = 0; i < n; i++) {
         const ns_trial_row *t = it[i].t;

@@ -56,6 +56,7 @@ void ns_axis_fit(ns_axis *a, double lo, double hi, int log, double pad, double p
 {
     a->p0 = p0;
     a->p1 = p1;
+    a->whole = 0;
     if (!(lo <= hi) || !isfinite(lo) || !isfinite(hi)) {
         lo = log ? 1 : 0;
         hi = log ? 10 : 1;
@@ -73,6 +74,11 @@ void ns_axis_fit(ns_axis *a, double lo, double hi, int log, double pad, double p
     }
     a->lo = a->log ? pow(10, l) : l;
     a->hi = a->log ? pow(10, h) : h;
+}
+
+ns_axis ns_axis_category(int n, double p0, double p1)
+{
+    return (ns_axis){.lo = -0.5, .hi = n - 0.5, .log = 0, .p0 = p0, .p1 = p1, .whole = 1};
 }
 
 int ns_axis_ticks(const ns_axis *a, double *t, int cap)
@@ -107,6 +113,8 @@ int ns_axis_ticks(const ns_axis *a, double *t, int cap)
     double raw = span / 6, p = pow(10, floor(log10(raw))), step;
     double r = raw / p;
     step = (r < 1.5 ? 1 : r < 3.5 ? 2 : r < 7.5 ? 5 : 10) * p;
+    if (a->whole && step < 1)
+        step = 1;
     for (double k = ceil(a->lo / step - 1e-9); k * step <= a->hi + 1e-9 * step && n < cap; k++) {
         double v = k * step;
         t[n++] = fabs(v) < 1e-12 * step ? 0 : v;

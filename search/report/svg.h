@@ -18,14 +18,17 @@ typedef struct ns_axis {
     double lo, hi;
     int log;
     double p0, p1;
+    int whole;  /* ticks on whole numbers only (epochs, trial numbers) */
 } ns_axis;
 
 /* data -> pixel; a non-positive value on a log axis maps below the axis start. */
 double ns_axis_px(const ns_axis *a, double v);
 /* [lo, hi] (the data's extent; non-finite ends ignored, lo > hi means no data) padded by
  * pad (a share of the span, in log space on a log axis), a single value widened, a log
- * axis with a non-positive lo falling back to linear. */
+ * axis with a non-positive lo falling back to linear; whole = 0. */
 void ns_axis_fit(ns_axis *a, double lo, double hi, int log, double pad, double p0, double p1);
+/* A category axis: n categories at 0..n-1, half a step of room at each end. */
+ns_axis ns_axis_category(int n, double p0, double p1);
 /* Tick values inside [lo, hi]: steps of 1, 2 or 5 x 10^k (about 6 ticks), on a log axis
  * the powers of ten (every other one beyond 8 decades; 1-2-5 within each decade below 3).
  * Returns the count (at most cap). */
