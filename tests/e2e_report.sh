@@ -132,6 +132,30 @@ check "it says lr_range, batch_sweep and compare did not run" \
   bash -c "grep -q 'No lr_range stage ran' '$T/small/report.html' && grep -q 'No batch_sweep stage ran' '$T/small/report.html' && grep -q 'No compare stage ran' '$T/small/report.html'"
 check "and is well-formed" xmllint --noout "$T/small/report.html"
 
+# scale: the study's random and bayes trials (with their epochs) copied to over 1,000 trials,
+# later in time, as if the search had gone on; the report stays fast and small
+cp -r "$T/s" "$T/big"
+sqlite3 "$T/big/study.db" "
+  CREATE TEMP TABLE src AS SELECT * FROM trial WHERE stage IN ('4:random', '5:bayes');
+  CREATE TEMP TABLE k AS WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < 70) SELECT i FROM k;
+  INSERT INTO trial SELECT 1000 + 100 * k.i + number, stage, params, seed, state,
+         started + k.i * 30, finished + k.i * 30, seconds, epochs, val_metric, result, health,
+         checkpoint, error, health_flags FROM src, k;
+  INSERT INTO epoch SELECT 1000 + 100 * k.i + e.trial, e.epoch, e.step, e.train_loss, e.val_loss, e.val_acc,
+         e.val_rmse, e.lr, e.grad_norm, e.layer_grad_norm, e.seconds, e.samples_per_s, e.diverged,
+         e.stopped_early FROM epoch e JOIN src ON src.number = e.trial, k;"
+nbig=$(sqlite3 "$T/big/study.db" 'SELECT count(*) FROM trial')
+t0=$(date +%s.%N)
+"$NS" report "$T/big" -o "$T/big.html" >/dev/null
+t1=$(date +%s.%N)
+secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+bigsize=$(stat -c %s "$T/big.html")
+echo "report of $nbig trials: $secs s, $bigsize bytes"
+check "over 1,000 trials ($nbig)" test "$nbig" -gt 1000
+check "the report of $nbig trials takes under 2 s ($secs s)" awk -v s="$secs" 'BEGIN { exit !(s < 2) }'
+check "and stays under 5 MB ($bigsize bytes)" test "$bigsize" -lt 5000000
+check "and is well-formed" xmllint --noout "$T/big.html"
+
 # usage errors
 "$NS" report "$T/none" >/dev/null 2>"$T/e1"
 check "no study: exit 2 with the reason" bash -c "[ $? -eq 2 ] && grep -q 'no study here' '$T/e1'"
