@@ -594,8 +594,9 @@ static void view_mistakes(ns_report *r)
         int any = 0;
         for (int k = 0; k < ncc; k++)
             if (cc[k].mistake == m) {
-                fprintf(f, "%s<a href=\"#f-%s\">%s</a>: %d trial%s", any++ ? "; " : "", cc[k].code,
-                        cc[k].code, cc[k].n, cc[k].n == 1 ? "" : "s");
+                fprintf(f, "%s<a href=\"#f-%d\">", any++ ? "; " : "", k);
+                ns_html_text(f, cc[k].code);
+                fprintf(f, "</a>: %d trial%s", cc[k].n, cc[k].n == 1 ? "" : "s");
             }
         for (const char *p = ns_rj_first(dfind); p; p = ns_rj_next(p)) {
             double dm = 0;
@@ -613,8 +614,9 @@ static void view_mistakes(ns_report *r)
         fprintf(f, "<p class=\"none\">No trial has a finding (%d trials judged).</p>\n", judged);
     for (int k = 0; k < ncc; k++) {
         int rejects = (ns_health_code_bit(cc[k].code) & NS_SELECT_REJECT) != 0;
-        fprintf(f, "<details id=\"f-%s\"><summary><b>%s</b> &#8212; mistake %d (%s) &#8212; %d "
-                "trial%s %s</summary>\n<p>fix: ", cc[k].code, cc[k].code, cc[k].mistake,
+        fprintf(f, "<details id=\"f-%d\"><summary><b>", k);
+        ns_html_text(f, cc[k].code);
+        fprintf(f, "</b> &#8212; mistake %d (%s) &#8212; %d trial%s %s</summary>\n<p>fix: ", cc[k].mistake,
                 cc[k].mistake >= 1 && cc[k].mistake <= 6 ? mistake_title[cc[k].mistake] : "?",
                 cc[k].n, cc[k].n == 1 ? "" : "s",
                 rejects ? "<span class=\"rej\">rejects</span>" : "<span class=\"warn\">warns</span>");

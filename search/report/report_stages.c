@@ -140,8 +140,11 @@ static void lr_stage(ns_report *r, const ns_stage_row *st)
         for (int i = 0; i < q->n; i++)
             if (q->lr[i] > 0 && isfinite(q->loss[i]))
                 fprintf(f, "%.1f,%.1f ", ns_axis_px(&c.x, q->lr[i]), ns_axis_px(&c.y, q->loss[i]));
-        fprintf(f, "\"><title>trial %d: %s, %s</title></polyline>\n", q->t->number, q->family,
-                q->optimizer);
+        fprintf(f, "\"><title>trial %d: ", q->t->number);
+        ns_html_text(f, q->family);
+        fputs(", ", f);
+        ns_html_text(f, q->optimizer);
+        fputs("</title></polyline>\n", f);
         double pl = loss_at(q, q->pick);
         if (q->pick > 0 && isfinite(pl))
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" fill=\"%s\" stroke=\"#fff\"><title>"
