@@ -151,6 +151,10 @@ static void tick_label(FILE *f, const ns_axis *a, double v)
     char buf[32];
     if (a->log && v > 0 && fabs(log10(v) - round(log10(v))) < 1e-9 && (v < 1e-3 || v >= 1e4))
         snprintf(buf, sizeof buf, "1e%d", (int)round(log10(v)));
+    else if (fabs(v) >= 1e6) /* throughputs: 7M reads better than 7e+06 */
+        snprintf(buf, sizeof buf, "%gM", v / 1e6);
+    else if (fabs(v) >= 1e4)
+        snprintf(buf, sizeof buf, "%gk", v / 1e3);
     else
         snprintf(buf, sizeof buf, "%g", v);
     ns_html_text(f, buf);
