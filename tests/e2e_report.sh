@@ -126,8 +126,10 @@ search:
   stages:
     - {stage: random, trials: 3, epochs: 3}
 YAML
+mkdir -p "$T/small" && touch "$T/small/report.html.tmp.Ab12Cd" # as a search killed mid-write leaves
 "$NS" "$T/small.yaml" -o "$T/small" --quiet >/dev/null 2>&1
 check "a random-only study: report written" test -s "$T/small/report.html"
+check "the temporary file a killed search left is removed" test ! -e "$T/small/report.html.tmp.Ab12Cd"
 check "it says lr_range, batch_sweep and compare did not run" \
   bash -c "grep -q 'No lr_range stage ran' '$T/small/report.html' && grep -q 'No batch_sweep stage ran' '$T/small/report.html' && grep -q 'No compare stage ran' '$T/small/report.html'"
 check "and is well-formed" xmllint --noout "$T/small/report.html"

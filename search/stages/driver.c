@@ -938,6 +938,9 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         /* the report follows every stage; it only reads the study, and its failure (a full
          * disk, say) costs a warning, never the search */
         ns_err rerr = {0};
+        char rpath[sizeof s.dir + sizeof NS_REPORT_FILE + 1];
+        snprintf(rpath, sizeof rpath, "%s/%s", s.dir, NS_REPORT_FILE);
+        ns_atomic_remove_stale(rpath); /* a search killed while writing it left these */
         if (ns_report_write(s.dir, NULL, &rerr) && o.progress)
             fprintf(o.progress, "nnsearch: warning: %s/%s not written: %s\n", s.dir, NS_REPORT_FILE,
                     rerr.msg);
