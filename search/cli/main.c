@@ -15,6 +15,7 @@
 #include "search/cli/status_export.h"
 #include "search/config/config.h"
 #include "search/config/space.h"
+#include "search/report/report.h"
 #include "search/stages/driver.h"
 #include "search/stages/lrfind.h"
 #include "search/stages/pipeline.h"
@@ -28,6 +29,8 @@ static const char usage[] =
     "  nnsearch resume DIR               continue an interrupted study\n"
     "  nnsearch status DIR [--json]      stages, trials (best first) and the best trial\n"
     "  nnsearch export DIR [-o FILE]     the best trial as a training config [DIR/best.yaml]\n"
+    "  nnsearch report DIR [-o FILE]     the study as one self-contained HTML page\n"
+    "                                    [DIR/report.html; a search rewrites it after each stage]\n"
     "  nnsearch train CONFIG [-o MODEL]  train one fixed config to a model file\n"
     "  nnsearch predict MODEL DATA       predictions as CSV, with the model's preprocessing\n"
     "  nnsearch lr-find CONFIG           LR range test: suggested LR, bounds and a plot\n"
@@ -400,6 +403,33 @@ static int cmd_export(int argc, char **argv)
         return usage_error("%s", "export needs the study folder DIR");
     ns_err err = {0};
     return ns_cmd_export(dir, out, stdout, &err) ? report(&err) : 0;
+}
+
+static int cmd_report(int argc, char **argv)
+{
+    const char *dir = NULL, *out = NULL;
+    for (int i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "-o") || !strcmp(argv[i], "--output")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", argv[i]);
+            out = argv[++i];
+        } else if (argv[i][0] == '-')
+            return usage_error("unknown option '%s'", argv[i]);
+        else if (!dir)
+            dir = argv[i];
+        else
+            return usage_error("unexpected argument '%s'", argv[i]);
+    }
+    if (!dir)
+        return usage_error("%s", "report needs the study folder DIR");
+    ns_err err = {0};
+    if (ns_report_write(dir, out, &err))
+        return report(&err);
+    if (out)
+        printf("%s\n", out);
+    else
+        printf("%s/%s\n", dir, NS_REPORT_FILE);
+    return 0;
 }
 
 static void print_member(void *user, int member, int n)
@@ -962,6 +992,8 @@ int main(int argc, char **argv)
         return cmd_status(argc - 2, argv + 2);
     if (!strcmp(cmd, "export"))
         return cmd_export(argc - 2, argv + 2);
+    if (!strcmp(cmd, "report"))
+        return cmd_report(argc - 2, argv + 2);
     if (!strcmp(cmd, "resume"))
         return cmd_resume(argc - 2, argv + 2);
     if (cmd[0] == '-')

@@ -24,6 +24,7 @@
 #include "search/config/config.h"
 #include "search/stages/driver.h"
 #include "search/study/store.h"
+#include "search/study/view.h"
 
 #ifndef NS_VERSION
 #define NS_VERSION "unknown"
@@ -377,23 +378,7 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st)
     }
 }
 
-/* ---- reading a study ---------------------------------------------------------------- */
-
-typedef struct study_view {
-    ns_study_row study;
-    ns_stage_row *stages;
-    int n_stages;
-    ns_trial_row *trials;  /* by number */
-    int n_trials;
-} study_view;
-
-static void view_free(study_view *v)
-{
-    ns_study_row_free(&v->study);
-    ns_stage_rows_free(v->stages, v->n_stages);
-    ns_trial_rows_free(v->trials, v->n_trials);
-    memset(v, 0, sizeof *v);
-}
+/* ---- reading a study: search/study/view.h ------------------------------------------- */
 
 /* DIR without trailing slashes (messages and paths read better); NULL when out of memory. */
 static char *norm_dir(const char *dir)
@@ -403,118 +388,6 @@ static char *norm_dir(const char *dir)
     while (n > 1 && d[n - 1] == '/')
         d[--n] = '\0';
     return d;
-}
-
-/* Opens the study in dir read-only; the message for a folder without one tells what to do. */
-static int open_study(const char *dir, ns_store **s, ns_err *err)
-{
-    *s = NULL;
-    char *db = strf("%s/study.db", dir);
-    if (!db)
-        return oom(dir, err);
-    struct stat sb;
-    int missing = stat(db, &sb) != 0 || !S_ISREG(sb.st_mode);
-    free(db);
-    if (missing)
-        return ns_err_set(err, NS_EINPUT, "%s: no study here (no study.db); run nnsearch CONFIG "
-                          "first", dir);
-    return ns_store_open_readonly(s, dir, err);
-}
-
-/* The study, its stages and its trials, from one snapshot (a writer may be running). */
-static int view_load(const char *dir, study_view *v, ns_err *err)
-{
-    ns_store *s;
-    memset(v, 0, sizeof *v);
-    int rc = open_study(dir, &s, err);
-    if (rc != NS_OK)
-        return rc;
-    rc = ns_store_begin(s, err);
-    if (rc == NS_OK)
-        rc = ns_store_study_get(s, &v->study, err);
-    if (rc == NS_OK)
-        rc = ns_store_stages(s, &v->stages, &v->n_stages, err);
-    if (rc == NS_OK)
-        rc = ns_store_trials(s, &v->trials, &v->n_trials, err);
-    ns_store_rollback(s);
-    ns_store_close(s);
-    if (rc != NS_OK)
-        view_free(v);
-    return rc;
-}
-
-/* ---- ranking ------------------------------------------------------------------------ */
-
-typedef struct ranked {
-    const ns_trial_row *t;
-    int higher_is_better;
-} ranked;
-
-/* Trials that can be "best" (complete, finite metric) come first, those without a
- * disqualifying finding before those with one; the rest after them. */
-static int rank_class(const ns_trial_row *t)
-{
-    if (t->state != NS_TRIAL_COMPLETE || !isfinite(t->val_metric))
-        return 2;
-    return t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT) ? 1 : 0;
-}
-
-/* Best first: rankable trials by metric in the study's direction, ties and the rest by
- * number; the same order as ns_store_best, so the first rankable trial is the best. */
-static int rank_cmp(const void *pa, const void *pb)
-{
-    const ranked *a = pa, *b = pb;
-    int ca = rank_class(a->t), cb = rank_class(b->t);
-    if (ca != cb)
-        return ca - cb;
-    if (ca < 2 && a->t->val_metric != b->t->val_metric) {
-        int lower = a->t->val_metric < b->t->val_metric;
-        return (lower != a->higher_is_better) ? -1 : 1;
-    }
-    return (a->t->number > b->t->number) - (a->t->number < b->t->number);
-}
-
-/* The trials best first (caller frees); NULL when out of memory and there are trials. */
-static ranked *rank_trials(const study_view *v)
-{
-    ranked *r = malloc((size_t)(v->n_trials ? v->n_trials : 1) * sizeof *r);
-    if (!r)
-        return NULL;
-    for (int i = 0; i < v->n_trials; i++)
-        r[i] = (ranked){&v->trials[i], v->study.higher_is_better};
-    qsort(r, (size_t)v->n_trials, sizeof *r, rank_cmp);
-    return r;
-}
-
-/* The trial the last complete final stage trained (its decision's "trial") or select
- * stage chose ("winner"), or -1: the stages' choice, which is the study's answer whatever
- * scored higher elsewhere. */
-static long final_choice(const ns_stage_row *stages, int n, int *ensemble)
-{
-    for (int i = n - 1; i >= 0; i--) {
-        const char *colon = strchr(stages[i].name, ':');
-        double t;
-        if (stages[i].state != NS_STAGE_COMPLETE || !colon)
-            continue;
-        if ((!strcmp(colon + 1, "final") && ns_json_get_num(stages[i].decision, "trial", &t)) ||
-            (!strcmp(colon + 1, "select") && ns_json_get_num(stages[i].decision, "winner", &t))) {
-            char kind[16] = "";
-            if (ensemble)
-                *ensemble = ns_json_get_str(stages[i].decision, "final", kind, sizeof kind) &&
-                            !strcmp(kind, "ensemble");
-            return (long)t;
-        }
-    }
-    return -1;
-}
-
-static const ns_trial_row *best_of(const study_view *v, const ranked *r)
-{
-    long fin = final_choice(v->stages, v->n_stages, NULL);
-    for (int i = 0; fin >= 0 && i < v->n_trials; i++)
-        if (v->trials[i].number == fin && rank_class(&v->trials[i]) < 2)
-            return &v->trials[i];
-    return v->n_trials > 0 && rank_class(r[0].t) < 2 ? r[0].t : NULL;
 }
 
 /* A cross-validated trial's folds, one line: "folds:   4-fold cross-validation x 1, 4 folds
@@ -541,7 +414,7 @@ typedef struct stage_count {
     int trials, ended, pruned;
 } stage_count;
 
-static stage_count count_stage(const study_view *v, const char *stage)
+static stage_count count_stage(const ns_study_view *v, const char *stage)
 {
     stage_count c = {0, 0, 0};
     for (int i = 0; i < v->n_trials; i++) {
@@ -558,7 +431,7 @@ static stage_count count_stage(const study_view *v, const char *stage)
 
 /* The prune rate of a stage that prunes (a bayes stage, or one with a pruned trial):
  * "pruned P of N trials (R%)", of the ended trials while some are still to run. */
-static void put_prune_rate(FILE *f, const study_view *v, const ns_stage_row *st)
+static void put_prune_rate(FILE *f, const ns_study_view *v, const ns_stage_row *st)
 {
     const char *colon = strchr(st->name, ':');
     stage_count c = count_stage(v, st->name);
@@ -590,7 +463,7 @@ static void put_trial_json(FILE *f, const ns_trial_row *t)
     fputc('}', f);
 }
 
-static void status_json(FILE *f, const study_view *v, const ns_trial_row *best)
+static void status_json(FILE *f, const ns_study_view *v, const ns_trial_row *best)
 {
     const ns_study_row *st = &v->study;
     fputs("{\"study\":{\"name\":", f);
@@ -633,7 +506,7 @@ static int max_int(int a, int b)
     return a > b ? a : b;
 }
 
-static void status_text(FILE *f, const char *dir, const study_view *v, const ranked *r,
+static void status_text(FILE *f, const char *dir, const ns_study_view *v, const ns_trial_row *const *r,
                         const ns_trial_row *best)
 {
     const ns_study_row *st = &v->study;
@@ -707,7 +580,7 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         fprintf(f, "  %*s  %-*s  %-*s  %*s  %6s  %8s  %-*s  params\n", wnum, "trial", wstage, "stage",
                 wstate, "state", wmetric, st->metric, "epochs", "seconds", whealth, "health");
         for (int i = 0; i < v->n_trials; i++) {
-            const ns_trial_row *t = r[i].t;
+            const ns_trial_row *t = r[i];
             fprintf(f, "  %*d  ", wnum, t->number);
             put_line(f, t->stage);
             fprintf(f, "%*s  %-*s  ", wstage - (int)strlen(t->stage), "", wstate,
@@ -739,8 +612,8 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
 
     /* why trials that scored better than the best lost, and the best's own findings */
     for (int i = 0; best && i < v->n_trials; i++) {
-        const ns_trial_row *t = r[i].t;
-        if (rank_class(t) != 1 || t->val_metric == best->val_metric ||
+        const ns_trial_row *t = r[i];
+        if (ns_trial_rank_class(t) != 1 || t->val_metric == best->val_metric ||
             (t->val_metric > best->val_metric) != (st->higher_is_better != 0))
             continue;
         char pre[64];
@@ -754,10 +627,10 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
         char pre[64];
         snprintf(pre, sizeof pre, "           ");
         if (best->health_flags > 0) {
-            int chosen = final_choice(v->stages, v->n_stages, NULL) == best->number;
+            int chosen = ns_study_stages_choice(v->stages, v->n_stages, NULL) == best->number;
             fprintf(f, "health:  trial %d%s:\n", best->number,
                     chosen ? " (the stages' choice)"
-                    : rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)"
+                    : ns_trial_rank_class(best) == 1 ? " (every complete trial has a disqualifying finding)"
                                             : "");
             put_findings(f, best->health, pre);
         }
@@ -777,25 +650,25 @@ static void status_text(FILE *f, const char *dir, const study_view *v, const ran
 
 int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err)
 {
-    study_view v;
-    ranked *r = NULL;
+    ns_study_view v;
+    const ns_trial_row **r = NULL;
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = NULL;
     char *d = norm_dir(dir);
     if (!d)
         return oom(dir, err);
-    int rc = view_load(d, &v, err);
+    int rc = ns_study_view_load(d, &v, err);
     if (rc != NS_OK) {
         free(d);
         return rc;
     }
     /* Built in memory first: an error prints nothing, a success prints all at once. */
-    if (!(r = rank_trials(&v)) || !(mem = open_memstream(&buf, &len))) {
+    if (!(r = ns_study_view_rank(&v)) || !(mem = open_memstream(&buf, &len))) {
         rc = oom(d, err);
         goto done;
     }
-    const ns_trial_row *best = best_of(&v, r);
+    const ns_trial_row *best = ns_study_view_best(&v, r);
     if (json)
         status_json(mem, &v, best);
     else
@@ -812,8 +685,8 @@ done:
     if (mem)
         fclose(mem);
     free(buf);
-    free(r);
-    view_free(&v);
+    free((void *)r);
+    ns_study_view_free(&v);
     free(d);
     return rc;
 }
@@ -920,7 +793,7 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     char *d = norm_dir(dir);
     if (!d)
         return oom(dir, err);
-    int rc = open_study(d, &s, err);
+    int rc = ns_study_open_readonly(d, &s, err);
     if (rc != NS_OK)
         goto done;
     rc = ns_store_begin(s, err);
@@ -928,11 +801,11 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
         rc = ns_store_study_get(s, &st, err);
     if (rc == NS_OK)
         rc = ns_store_best(s, st.higher_is_better, NS_SELECT_REJECT, &best, &found, err);
-    if (rc == NS_OK) { /* a final stage's trial is the choice (see final_choice) */
+    if (rc == NS_OK) { /* a final stage's trial is the choice (ns_study_stages_choice) */
         ns_stage_row *stages = NULL;
         int n_stages = 0;
         rc = ns_store_stages(s, &stages, &n_stages, err);
-        long fin = rc == NS_OK ? final_choice(stages, n_stages, &final_ensemble) : -1;
+        long fin = rc == NS_OK ? ns_study_stages_choice(stages, n_stages, &final_ensemble) : -1;
         ns_stage_rows_free(stages, n_stages);
         ns_trial_row t;
         int tf = 0;

@@ -21,6 +21,7 @@
 #include "engine/rng.h"
 #include "search/config/config.h"
 #include "search/config/space.h"
+#include "search/report/report.h"
 #include "search/stages/driver_impl.h"
 #include "search/stages/pipeline.h"
 #include "search/study/store.h"
@@ -934,12 +935,21 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         progress(&s, "stage %s complete: %s\n", stage, decision);
         free(decision);
         first += counts[i];
+        /* the report follows every stage; it only reads the study, and its failure (a full
+         * disk, say) costs a warning, never the search */
+        ns_err rerr = {0};
+        char rpath[sizeof s.dir + sizeof NS_REPORT_FILE + 1];
+        snprintf(rpath, sizeof rpath, "%s/%s", s.dir, NS_REPORT_FILE);
+        ns_atomic_remove_stale(rpath); /* a search killed while writing it left these */
+        if (ns_report_write(s.dir, NULL, &rerr) && o.progress)
+            fprintf(o.progress, "nnsearch: warning: %s/%s not written: %s\n", s.dir, NS_REPORT_FILE,
+                    rerr.msg);
     }
     if (!rc) {
         ns_trial_row best;
         int found = 0;
         rc = ns_store_best(s.store, s.higher, NS_SELECT_REJECT, &best, &found, err);
-        if (!rc && s.dec.final_trial >= 0) { /* the stages' choice (status_export.c, final_choice) */
+        if (!rc && s.dec.final_trial >= 0) { /* the stages' choice (search/study/view.h, ns_study_stages_choice) */
             ns_trial_row t;
             int tf = 0;
             if (!(rc = ns_store_trial_get(s.store, (int)s.dec.final_trial, &t, &tf, err)) && tf &&
