@@ -636,6 +636,21 @@ Test(csv_bad, labels)
     csv_bad("a,y\n1,cat\n", &r, "data.csv:2:2: target 'cat' is not a number");
 }
 
+Test(csv_bad, too_many_columns)
+{
+    /* 2^20 + 1 columns: the header's bookkeeping (80 bytes a column) would otherwise grow
+     * without bound with a long first line */
+    long ncol = (1L << 20) + 1;
+    size_t cap = (size_t)ncol * 10 + 16, k = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    for (long j = 0; j < ncol; j++)
+        k += (size_t)snprintf(text + k, cap - k, "c%ld,", j);
+    k += (size_t)snprintf(text + k, cap - k, "y\n1,0\n");
+    csv_bad(text, &Y, "data.csv:1:1: the header has more than 1048576 columns");
+    free(text);
+}
+
 Test(csv_bad, quoting)
 {
     csv_bad("a,y\n\"1,0\n2,1\n", &Y, "data.csv:2:1: the quoted field is never closed");

@@ -16,6 +16,10 @@
 /* Integer labels beyond this are codes (ids, years), not class indices: one output unit per
  * value up to the largest would be absurd, so they must be given as names or renumbered. */
 #define NS_DATA_MAX_INT_LABEL 65535
+/* Columns of the header. Each costs about 80 bytes of bookkeeping for as little as two of
+ * file, so an unbounded header (a binary file, a table with a newline-free gigabyte line)
+ * could take 40 times the file in memory before any row is read. */
+#define NS_DATA_MAX_COLS (1 << 20)
 /* How many names an error message lists before "...". */
 #define NS_DATA_LIST_NAMES 8
 
@@ -213,6 +217,11 @@ static int data_csv_record(data_csv_cur *c, data_csv_field **f, int *cap, int gr
                 e--;
         }
         if (k == *cap && grow) {
+            if (k >= NS_DATA_MAX_COLS)
+                return ns_err_set(err, NS_EINPUT, "%s:%ld:1: the header has more than %d "
+                                  "columns, the most nnsearch reads; check that this is a CSV "
+                                  "file with one row per line, or keep the columns you need",
+                                  path, line0, NS_DATA_MAX_COLS);
             int ncap = *cap ? (*cap > INT_MAX / 2 ? INT_MAX : 2 * *cap) : 64;
             data_csv_field *nf2 = realloc(*f, (size_t)ncap * sizeof **f);
             if (!nf2)
