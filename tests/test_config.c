@@ -1199,7 +1199,8 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Parses text (len bytes) that must fail in well under a second with one located line
+/* Parses text (len bytes) that must fail within 2 s (a loaded machine; these took 30 s to
+ * minutes) with one located line
  * holding frag. */
 static void expect_fast_refusal(const char *text, size_t len, const char *loc, const char *frag)
 {
@@ -1213,7 +1214,7 @@ static void expect_fast_refusal(const char *text, size_t len, const char *loc, c
     cr_assert_null(strchr(e.msg, '\n'), "message is not one line: %s", e.msg);
     cr_assert(strstr(e.msg, loc), "message lacks \"%s\": %s", loc, e.msg);
     cr_assert(strstr(e.msg, frag), "message lacks \"%s\": %s", frag, e.msg);
-    cr_assert_lt(dt, 0.5, "refused after %.2f s: %s", dt, e.msg);
+    cr_assert_lt(dt, 2.0, "refused after %.2f s: %s", dt, e.msg);
 }
 
 /* libyaml's scanner costs the nesting depth on every token: 150,000 nested lists (300 KB)
