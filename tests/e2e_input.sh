@@ -46,5 +46,29 @@ fast "deeply nested config refused" 2 "$NS" train "$T/deep.yaml" -o "$T/deep.nsm
 fast "deeply nested search config refused" 2 "$NS" "$T/deep.yaml" -o "$T/deep-study"
 check "no model or study from a refused config" bash -c "! test -e '$T/deep.nsm' && ! test -e '$T/deep-study'"
 
+# --- 4. labels: a single class trained to "val_acc 1.0" without a word; a fractional label
+# among class indices turned the whole column into names, a negative one was refused
+awk -F, 'NR == 1 { print; next } { $NF = "alpha"; print }' OFS=, configs/data/tiny.csv >"$T/one.csv"
+printf 'data:\n  train: %s\nmodel:\n  hidden: [8]\ntrain:\n  epochs: 2\n' "$T/one.csv" >"$T/one.yaml"
+expect_error "train on a single class" "one.csv: the label column 'label' of all 600 rows is class 'alpha'; a classifier needs at least 2 classes" \
+  "$NS" train "$T/one.yaml" -o "$T/one.nsm"
+check "no model from a single class" test ! -e "$T/one.nsm"
+cat "$T/one.yaml" - >"$T/one-search.yaml" <<'YAML'
+search:
+  stages:
+    - {stage: random, trials: 2, epochs: 2}
+YAML
+sed -i 's/^  hidden: \[8\]/  hidden: {choice: [[8], [16]]}/' "$T/one-search.yaml"
+expect_error "search on a single class" "a classifier needs at least 2 classes" "$NS" "$T/one-search.yaml" -o "$T/one-study"
+check "no study from a single class" test ! -e "$T/one-study"
+awk -F, 'NR == 1 { print; next } { $NF = (NR == 40 ? "1.5" : NR % 3); print }' OFS=, configs/data/tiny.csv >"$T/frac.csv"
+sed "s|$T/one.csv|$T/frac.csv|" "$T/one.yaml" >"$T/frac.yaml"
+expect_error "a fractional class index" "frac.csv:40:9: class label 1.5 is not a whole number; when every label is a number the labels are class indices" \
+  "$NS" train "$T/frac.yaml" -o "$T/frac.nsm"
+awk -F, 'NR == 1 { print; next } { $NF = (NR == 40 ? "-1" : NR % 3); print }' OFS=, configs/data/tiny.csv >"$T/neg.csv"
+sed "s|$T/one.csv|$T/neg.csv|" "$T/one.yaml" >"$T/neg.yaml"
+expect_error "a negative class index" "neg.csv:40:9: class label -1 is negative; when every label is a number the labels are class indices" \
+  "$NS" train "$T/neg.yaml" -o "$T/neg.nsm"
+
 echo "e2e_input: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -627,6 +627,47 @@ Test(csv_bad, header_names)
     csv_bad(",a,y\n0,1,2\n", &Y, "data.csv:1:1: column 1 has no name");
 }
 
+/* One rule for label columns (docs/config.md, data): all numbers -> class indices, and a
+ * number that cannot be one is refused whether it is negative or fractional; any text ->
+ * every label is a name. A fractional value used to turn the column into names silently. */
+Test(csv_bad, numeric_labels_must_all_be_class_indices)
+{
+    const char *fix = "when every label is a number the labels are class indices 0..K-1";
+    csv_bad("a,y\n1,0\n2,1\n3,1.5\n4,2\n", &Y, "data.csv:4:2: class label 1.5 is not a whole number");
+    csv_bad("a,y\n1,0\n2,1\n3,1.5\n", &Y, fix);
+    csv_bad("a,y\n1,0\n2,1\n3,-2\n", &Y, "data.csv:4:2: class label -2 is negative");
+    csv_bad("a,y\n1,0\n2,1\n3,-2\n", &Y, fix);
+    csv_bad("a,y\n1,0.25\n2,0.75\n", &Y, "set data.task: regression");
+    /* a test file read with the training's numeric vocabulary follows the same rule */
+    ns_csv_opts k3 = {"y", NS_TASK_CLASSIFY, NULL, 3};
+    csv_bad("a,y\n1,0\n2,1.5\n", &k3, "data.csv:3:2: label '1.5' is not a class index 0..2");
+}
+
+Test(csv, numeric_labels_written_as_decimals_or_mixed_with_names)
+{
+    ns_dataset ds;
+    ns_err err = {0};
+    /* whole numbers written as decimals (pandas writes 1.0 after a NaN) are indices */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,0.0\n2,2\n3,1e0\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_null(ds.class_names);
+    cr_assert(ds.y[0] == 0 && ds.y[1] == 2 && ds.y[2] == 1);
+    ns_dataset_free(&ds);
+    /* one label that is not a number: every label is a name, numbers included */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,1.5\n2,-1\n3,n/a\n4,-1\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_str_eq(ds.class_names[0], "1.5");
+    cr_assert_str_eq(ds.class_names[1], "-1");
+    cr_assert_str_eq(ds.class_names[2], "n/a");
+    cr_assert(ds.y[1] == 1 && ds.y[3] == 1);
+    ns_dataset_free(&ds);
+    /* inf, nan and hex are text, not numbers */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,0\n2,inf\n3,0x1\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_str_eq(ds.class_names[1], "inf");
+    ns_dataset_free(&ds);
+}
+
 Test(csv_bad, labels)
 {
     csv_bad("a,y\n1,1\n2,-1\n", &Y, "data.csv:3:2: class label -1 is negative");

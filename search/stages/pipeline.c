@@ -23,6 +23,31 @@ void ns_prepared_free(ns_prepared *p)
     memset(p, 0, sizeof *p);
 }
 
+/* A training file whose labels are all one class: every model scores 1.0 on it by
+ * predicting that class, so a run or a search would report a perfect, meaningless result.
+ * Only the training file is checked: a test file may well hold one class. */
+static int one_class_check(const ns_dataset *ds, const ns_config *c, const char *path,
+                           const char *labels, ns_err *err)
+{
+    for (long i = 1; i < ds->n; i++)
+        if (ds->y[i] != ds->y[0])
+            return NS_OK;
+    char cls[64];
+    if (ds->class_names)
+        snprintf(cls, sizeof cls, "'%.40s'", ds->class_names[ds->y[0]]);
+    else
+        snprintf(cls, sizeof cls, "%d", (int)ds->y[0]);
+    char where[300];
+    if (labels)
+        snprintf(where, sizeof where, "%s: all %ld labels", labels, ds->n);
+    else
+        snprintf(where, sizeof where, "%s: the label column '%.60s' of all %ld rows", path,
+                 c->data.label, ds->n);
+    return ns_err_set(err, NS_EINPUT, "%s is class %s; a classifier needs at least 2 classes: "
+                      "check that data.label names the class column, add rows of the other "
+                      "classes, or set data.task: regression for a numeric target", where, cls);
+}
+
 static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const char *labels,
                     const ns_dataset *vocab, ns_err *err)
 {
@@ -38,6 +63,8 @@ static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const 
         return ns_err_set(err, NS_EINPUT, "%s: data.task is %s but the file holds %s data", path,
                           c->data.task == NS_TASK_CLASSIFY ? "classification" : "regression",
                           ds->task == NS_TASK_CLASSIFY ? "classification" : "regression");
+    if (!vocab && ds->task == NS_TASK_CLASSIFY && ds->y)
+        return one_class_check(ds, c, path, labels, err);
     return NS_OK;
 }
 
