@@ -46,6 +46,45 @@ fast "deeply nested config refused" 2 "$NS" train "$T/deep.yaml" -o "$T/deep.nsm
 fast "deeply nested search config refused" 2 "$NS" "$T/deep.yaml" -o "$T/deep-study"
 check "no model or study from a refused config" bash -c "! test -e '$T/deep.nsm' && ! test -e '$T/deep-study'"
 
+# --- 2. a model that cannot fit: "out of memory allocating the model", exit 1 (or, where
+# the kernel lets the allocations through, a process that fills the machine and is killed).
+# Every case runs under ulimit -v 4 GB, so that a build without the check cannot take the
+# machine's memory (the physical-RAM limit itself is test_memory's, which allocates
+# nothing). 2^40 parameters:
+printf 'data:\n  train: %s\nmodel:\n  hidden: [1048576, 1048576]\ntrain:\n  epochs: 1\n' "$TINY" >"$T/huge.yaml"
+expect_error "a model beyond the machine's memory" "huge.yaml: the model does not fit in memory: model.hidden [1048576, 1048576] with 8 inputs and 3 outputs has 1099525259267 parameters; with their gradients, adam's 2 state copies (train.optimizer) and the activations of batch 1024 (train.batch_size, train.eval_batch) training needs 16.0 TiB, but this process may use" \
+  bash -c "ulimit -v 4000000; exec '$NS' train '$T/huge.yaml' -o '$T/huge.nsm'"
+check "no model file" test ! -e "$T/huge.nsm"
+# under ulimit -v 4 GB: 2^30 parameters with sgd's momentum need 12.8 GiB
+printf 'data:\n  train: %s\nmodel:\n  hidden: [32768, 32768]\ntrain:\n  epochs: 1\n  optimizer: sgd\n' "$TINY" >"$T/big.yaml"
+expect_error "a model beyond ulimit -v" "sgd's 1 state copy (train.optimizer) and the activations of batch 1024 (train.batch_size, train.eval_batch) training needs 12.8 GiB, but this process may use" \
+  bash -c "ulimit -v 4000000; exec '$NS' train '$T/big.yaml' -o '$T/big.nsm'"
+check "ulimit -v is named" grep -q "(ulimit -v, the address-space limit, less what is mapped)" "$T/err"
+# a search whose model is not searched: refused before the study starts
+cat "$T/big.yaml" - >"$T/big-search.yaml" <<'YAML'
+  lr: {log_uniform: [1e-3, 1e-1]}
+search:
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 2, epochs: 1}
+YAML
+expect_error "a search whose every trial is too large" "big-search.yaml: no trial can fit in memory: model.hidden [32768, 32768] with 8 inputs and 3 outputs has 1074167811 parameters; they and their gradients alone need 8.0 GiB" \
+  bash -c "ulimit -v 4000000; exec '$NS' '$T/big-search.yaml' -o '$T/big-study'"
+check "no study folder for a refused search" test ! -e "$T/big-study"
+# a search whose model is searched: the trials that cannot fit fail with the reason, the
+# others run, the study ends normally
+sed 's/^  hidden: .*/  hidden: {choice: [[16], [32768, 32768]]}/' "$T/big-search.yaml" >"$T/some-search.yaml"
+sed -i 's/trials: 2/trials: 6/' "$T/some-search.yaml"
+(ulimit -v 4000000; "$NS" "$T/some-search.yaml" -o "$T/some-study" --quiet >/dev/null 2>"$T/some.err")
+check "a search with some trials too large exits 0 ($(head -c 300 "$T/some.err"))" test $? -eq 0
+failed=$(sqlite3 "$T/some-study/study.db" "SELECT count(*) FROM trial WHERE state = 'failed' AND params LIKE '%32768%' AND error LIKE '%the model does not fit in memory: model.hidden [32768, 32768]%'" 2>/dev/null)
+others=$(sqlite3 "$T/some-study/study.db" "SELECT count(*) FROM trial WHERE state = 'complete' AND params NOT LIKE '%32768%'" 2>/dev/null)
+all=$(sqlite3 "$T/some-study/study.db" "SELECT count(*) FROM trial" 2>/dev/null)
+check "the too-large trials failed with the reason, the others completed ($failed + $others of $all)" \
+  bash -c "test '${failed:-0}' -ge 1 && test '${others:-0}' -ge 1 && test \$(( ${failed:-0} + ${others:-0} )) -eq '${all:-0}'"
+"$NS" status "$T/some-study" >"$T/some.status" 2>&1
+check "status shows the reason" grep -q "^failed:  trial [0-9]*: .*the model does not fit in memory" "$T/some.status"
+
 # --- 4. labels: a single class trained to "val_acc 1.0" without a word; a fractional label
 # among class indices turned the whole column into names, a negative one was refused
 awk -F, 'NR == 1 { print; next } { $NF = "alpha"; print }' OFS=, configs/data/tiny.csv >"$T/one.csv"
