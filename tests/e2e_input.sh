@@ -85,6 +85,62 @@ check "the too-large trials failed with the reason, the others completed ($faile
 "$NS" status "$T/some-study" >"$T/some.status" 2>&1
 check "status shows the reason" grep -q "^failed:  trial [0-9]*: .*the model does not fit in memory" "$T/some.status"
 
+# --- 3. a damaged study: an emptied study.db beside its trials/ was started afresh by
+# resume (exit 0), a damaged page made status exit 1. Every command must refuse it with
+# one line (exit 2) and change no file of the study.
+cat >"$T/q.yaml" <<YAML
+data:
+  train: $TINY
+model:
+  hidden: {choice: [[8], [16]]}
+train:
+  lr: {log_uniform: [1e-3, 1e-1]}
+search:
+  name: q
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 3, epochs: 2}
+    - {stage: select}
+YAML
+"$NS" "$T/q.yaml" -o "$T/q" --quiet >/dev/null 2>&1
+check "a small study to damage" test -s "$T/q/study.db" -a -d "$T/q/trials/0"
+# sums of every file but the lock (it holds the pid of the last opener) and SQLite's
+# shared-memory index (rebuilt by any reader)
+sums() { (cd "$1" && find . -type f ! -name study.lock ! -name 'study.db-shm' | sort | xargs sha256sum); }
+damage_round() { # NAME DIR: every command refuses DIR, and DIR is left as it was
+  local name=$1 dir=$2 before
+  before=$(sums "$dir")
+  expect_error "$name: resume" "$dir: the study is damaged: " "$NS" resume "$dir" --quiet
+  check "$name: resume names the remedy" grep -q "restore $dir/study.db from a backup, or run the config into a new folder" "$T/err"
+  cp "$T/err" "$T/$name.resume.err"
+  expect_error "$name: status" "$dir: the study is damaged: " "$NS" status "$dir"
+  expect_error "$name: status --json" "$dir: the study is damaged: " "$NS" status "$dir" --json
+  expect_error "$name: export" "$dir: the study is damaged: " "$NS" export "$dir" -o "$T/$name-best.yaml"
+  check "$name: no export written" test ! -e "$T/$name-best.yaml"
+  expect_error "$name: run into it" "$dir: the study is damaged: " "$NS" "$T/q.yaml" -o "$dir" --quiet
+  check "$name: the study's files are untouched" cmp -s <(echo "$before") <(sums "$dir")
+}
+cp -a "$T/q" "$T/empty" && : >"$T/empty/study.db" && rm -f "$T/empty/study.db-wal" "$T/empty/study.db-shm"
+damage_round empty "$T/empty"
+check "empty: says what is damaged" grep -q "study.db is empty (0 bytes) but trials/ holds the study's trials" "$T/empty.resume.err"
+cp -a "$T/q" "$T/missing" && rm -f "$T/missing/study.db"*
+damage_round missing "$T/missing"
+check "missing: says what is damaged" grep -q "study.db is missing but trials/ holds the study's trials" "$T/missing.resume.err"
+# page 3 of 4 KiB overwritten with garbage (a table's root page)
+cp -a "$T/q" "$T/page"
+head -c 4096 /dev/urandom >"$T/garbage"
+dd if="$T/garbage" of="$T/page/study.db" bs=4096 seek=2 conv=notrunc status=none
+damage_round page "$T/page"
+check "page: SQLite's finding is named" grep -q "study.db fails SQLite's check (Page 3: " "$T/page.resume.err"
+# the header page: not a database at all
+cp -a "$T/q" "$T/header"
+dd if="$T/garbage" of="$T/header/study.db" bs=4096 seek=0 count=1 conv=notrunc status=none
+damage_round header "$T/header"
+check "header: says what is damaged" grep -q "study.db is not a database (file is not a database) but trials/ holds" "$T/header.resume.err"
+# the undamaged study still reads
+"$NS" status "$T/q" >/dev/null 2>&1
+check "the undamaged study's status exits 0" test $? -eq 0
+
 # --- 4. labels: a single class trained to "val_acc 1.0" without a word; a fractional label
 # among class indices turned the whole column into names, a negative one was refused
 awk -F, 'NR == 1 { print; next } { $NF = "alpha"; print }' OFS=, configs/data/tiny.csv >"$T/one.csv"
