@@ -100,7 +100,7 @@ void ns_pipeline_health_noise_rows(ns_health_spec *hs, ns_task task, long val_ro
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
 /* Whether training c on p fits in the memory this process may use (ns_sysmem_limit: the
- * physical RAM, or ulimit -v / -d when set): the parameters and their gradients, the
+ * physical RAM, a cgroup limit, or ulimit -v / -d when set): the parameters and their gradients, the
  * optimizer's state (adam and adamw 2 copies, rmsprop 1 or 2, sgd with momentum 1), the
  * early-stopping copy (train.patience > 0), the activations of max_batch rows forward and
  * backward (max_batch 0: the larger of train.batch_size and train.eval_batch), the batch
