@@ -53,6 +53,19 @@ uint64_t ns_mlp_spec_param_count(const ns_mlp_spec *s)
     return n;
 }
 
+uint64_t ns_mlp_spec_bytes(const ns_mlp_spec *s, int max_batch)
+{
+    uint64_t act = 0, widest = (uint64_t)s->n_in, B = max_batch > 0 ? (uint64_t)max_batch : 1;
+    for (int l = 0; l <= s->n_hidden; l++) {
+        uint64_t out = (uint64_t)(l < s->n_hidden ? s->hidden[l] : s->n_out);
+        act += out;
+        if (out > widest)
+            widest = out;
+    }
+    /* params + grads, pre + out per layer, dbuf[0] + dbuf[1] */
+    return 4 * (2 * ns_mlp_spec_param_count(s) + 2 * B * act + 2 * B * widest);
+}
+
 ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err)
 {
     if (spec_check(spec, err))
@@ -87,13 +100,14 @@ ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_
     m->off[m->n_layers] = n;
     m->n_params = n;
 
-    m->params = ns_buf_alloc(be, n * sizeof(float));
-    m->grads = ns_buf_alloc(be, n * sizeof(float));
-    /* pre and out of every layer share one allocation; the output layer's out is its pre. */
-    m->acts = ns_buf_alloc(be, 2 * n_act * sizeof(float));
-    m->dbuf[0] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float));
-    m->dbuf[1] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float));
-    if (!m->params || !m->grads || !m->acts || !m->dbuf[0] || !m->dbuf[1])
+    /* One at a time: after a failure the rest are not allocated (the CPU backend zeroes
+     * what it allocates, so going on would touch gigabytes only to free them). The
+     * pre and out of every layer share one allocation; the output layer's out is its pre. */
+    if (!(m->params = ns_buf_alloc(be, n * sizeof(float))) ||
+        !(m->grads = ns_buf_alloc(be, n * sizeof(float))) ||
+        !(m->acts = ns_buf_alloc(be, 2 * n_act * sizeof(float))) ||
+        !(m->dbuf[0] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float))) ||
+        !(m->dbuf[1] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float))))
         goto oom;
 
     float *a = m->acts;

@@ -57,6 +57,12 @@ typedef struct ns_mlp {
  * with widths n_in, hidden..., n_out (for a spec within the model limits it fits 64 bits). */
 uint64_t ns_mlp_spec_param_count(const ns_mlp_spec *spec);
 
+/* Bytes ns_mlp_alloc(spec, be, max_batch) takes on be: parameters and gradients (4 bytes
+ * each), the pre- and post-activations of max_batch rows for every layer and the two
+ * activation-gradient buffers (forward and backward). Exact, not an estimate: it follows
+ * ns_mlp_alloc's layout. Fits 64 bits for any spec within the model limits. */
+uint64_t ns_mlp_spec_bytes(const ns_mlp_spec *spec, int max_batch);
+
 /* Validates spec (NS_EINPUT with a reason) and allocates everything on be.
  * Parameters start at zero; call ns_mlp_init_params. Caller frees with ns_mlp_free. */
 ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err);

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "search/config/config.h"
@@ -1187,4 +1188,116 @@ Test(config, error_stages)
                  "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: 4\n      trials: 5\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:6:15:", "search.stages[0].trials: expected a whole number, got 'many'"),
                  "data:\n  train: %s\nsearch:\n  stages:\n    - stage: random\n      trials: many\n", csv_file);
+}
+
+/* ---- the cost of reading a config is bounded --------------------------------------------- */
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Parses text (len bytes) that must fail within 2 s (a loaded machine; these took 30 s to
+ * minutes) with one located line
+ * holding frag. */
+static void expect_fast_refusal(const char *text, size_t len, const char *loc, const char *frag)
+{
+    ns_config c;
+    ns_err e = {0};
+    double t0 = now_s();
+    int rc = ns_config_parse(&c, "cfg.yaml", text, len, &e);
+    double dt = now_s() - t0;
+    cr_assert_eq(rc, NS_EINPUT, "expected NS_EINPUT, got %d (%s)", rc, e.msg);
+    cr_assert_null(c.text);
+    cr_assert_null(strchr(e.msg, '\n'), "message is not one line: %s", e.msg);
+    cr_assert(strstr(e.msg, loc), "message lacks \"%s\": %s", loc, e.msg);
+    cr_assert(strstr(e.msg, frag), "message lacks \"%s\": %s", frag, e.msg);
+    cr_assert_lt(dt, 2.0, "refused after %.2f s: %s", dt, e.msg);
+}
+
+/* libyaml's scanner costs the nesting depth on every token: 150,000 nested lists (300 KB)
+ * took about a minute before the depth was bounded on the event stream. */
+Test(config, pathological_configs_are_refused_at_once, .timeout = 30)
+{
+    size_t depth = 150000, cap = 1 << 20, len;
+    char *text = malloc(cap);
+    cr_assert(text);
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\nmodel:\n  hidden: ", csv_file);
+    memset(text + len, '[', depth);
+    memset(text + len + depth, ']', depth);
+    len += 2 * depth;
+    text[len++] = '\n';
+    expect_fast_refusal(text, len, "cfg.yaml:4:", "nested more than 16 deep");
+
+    /* nested flow mappings */
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\nmodel:\n  hidden: ", csv_file);
+    for (size_t i = 0; i < 40000; i++)
+        memcpy(text + len, "{a: ", 4), len += 4;
+    for (size_t i = 0; i < 40000; i++)
+        text[len++] = '}';
+    text[len++] = '\n';
+    expect_fast_refusal(text, len, "cfg.yaml:4:", "nested more than 16 deep");
+
+    /* nested block mappings (indentation): located at the 17th level */
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\nmodel:\n", csv_file);
+    for (int i = 0; i < 40; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%*sa:\n", 2 * (i + 1), "");
+    expect_fast_refusal(text, len, "cfg.yaml:", "nested more than 16 deep");
+
+    /* a choice of 100,000 values: each was compared with all before it (30 s) */
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\ntrain:\n  batch_size: {choice: [", csv_file);
+    for (int i = 1; i <= 100000 && len + 16 < cap; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%d,", i);
+    len += (size_t)snprintf(text + len, cap - len, "1]}\n" SEARCH_SECTION);
+    cr_assert_lt(len, cap);
+    expect_fast_refusal(text, len, "cfg.yaml:4:24:", "choice lists 100001 values, at most 4096");
+    free(text);
+
+    /* more than 1 MiB, and more nodes than any config needs */
+    size_t big = (size_t)NS_CONFIG_MAX_BYTES + 10;
+    text = malloc(big + 1);
+    cr_assert(text);
+    memset(text, '#', big);
+    text[big] = 0;
+    expect_fast_refusal(text, big, "cfg.yaml:1:1:", "larger than 1048576 bytes");
+    len = (size_t)snprintf(text, big, "data:\n  train: %s\nmodel:\n  class_weights: [", csv_file);
+    while (len + 8 < (size_t)NS_CONFIG_MAX_BYTES - 8)
+        memcpy(text + len, "1,", 2), len += 2;
+    memcpy(text + len, "1]\n", 3), len += 3;
+    expect_fast_refusal(text, len, "cfg.yaml:4:", "more than 200000 values, lists and mappings");
+    free(text);
+
+    /* a file of zeros stops at the size bound instead of filling memory */
+    ns_config c;
+    ns_err e = {0};
+    cr_assert_eq(ns_config_load(&c, "/dev/zero", &e), NS_EINPUT);
+    cr_assert(strstr(e.msg, "/dev/zero:1:1: the config is larger than"), "%s", e.msg);
+}
+
+/* The bounds leave room for real configs: 16 levels and a 4096-value choice still parse. */
+Test(config, configs_within_the_bounds_parse)
+{
+    size_t cap = 1 << 16, len;
+    char *text = malloc(cap);
+    cr_assert(text);
+    /* hidden as a list nested 16 deep: refused for what it is, not for its depth */
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\nmodel:\n  hidden: ", csv_file);
+    memset(text + len, '[', 14), len += 14;
+    memset(text + len, ']', 14), len += 14;
+    text[len++] = '\n';
+    ns_config c;
+    ns_err e = {0};
+    cr_assert_eq(ns_config_parse(&c, "cfg.yaml", text, len, &e), NS_EINPUT);
+    cr_assert(strstr(e.msg, "expected a number, got a list"), "%s", e.msg);
+    len = (size_t)snprintf(text, cap, "data:\n  train: %s\ntrain:\n  batch_size: {choice: [", csv_file);
+    for (int i = 1; i <= 4096; i++)
+        len += (size_t)snprintf(text + len, cap - len, "%s%d", i > 1 ? "," : "", i);
+    len += (size_t)snprintf(text + len, cap - len, "]}\n" SEARCH_SECTION);
+    cr_assert_lt(len, cap);
+    cr_assert_eq(ns_config_parse(&c, "cfg.yaml", text, len, &e), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.space.dims[0].n_choices, 4096);
+    ns_config_free(&c);
+    free(text);
 }

@@ -627,6 +627,47 @@ Test(csv_bad, header_names)
     csv_bad(",a,y\n0,1,2\n", &Y, "data.csv:1:1: column 1 has no name");
 }
 
+/* One rule for label columns (docs/config.md, data): all numbers -> class indices, and a
+ * number that cannot be one is refused whether it is negative or fractional; any text ->
+ * every label is a name. A fractional value used to turn the column into names silently. */
+Test(csv_bad, numeric_labels_must_all_be_class_indices)
+{
+    const char *fix = "when every label is a number the labels are class indices 0..K-1";
+    csv_bad("a,y\n1,0\n2,1\n3,1.5\n4,2\n", &Y, "data.csv:4:2: class label 1.5 is not a whole number");
+    csv_bad("a,y\n1,0\n2,1\n3,1.5\n", &Y, fix);
+    csv_bad("a,y\n1,0\n2,1\n3,-2\n", &Y, "data.csv:4:2: class label -2 is negative");
+    csv_bad("a,y\n1,0\n2,1\n3,-2\n", &Y, fix);
+    csv_bad("a,y\n1,0.25\n2,0.75\n", &Y, "set data.task: regression");
+    /* a test file read with the training's numeric vocabulary follows the same rule */
+    ns_csv_opts k3 = {"y", NS_TASK_CLASSIFY, NULL, 3};
+    csv_bad("a,y\n1,0\n2,1.5\n", &k3, "data.csv:3:2: label '1.5' is not a class index 0..2");
+}
+
+Test(csv, numeric_labels_written_as_decimals_or_mixed_with_names)
+{
+    ns_dataset ds;
+    ns_err err = {0};
+    /* whole numbers written as decimals (pandas writes 1.0 after a NaN) are indices */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,0.0\n2,2\n3,1e0\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_null(ds.class_names);
+    cr_assert(ds.y[0] == 0 && ds.y[1] == 2 && ds.y[2] == 1);
+    ns_dataset_free(&ds);
+    /* one label that is not a number: every label is a name, numbers included */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,1.5\n2,-1\n3,n/a\n4,-1\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_str_eq(ds.class_names[0], "1.5");
+    cr_assert_str_eq(ds.class_names[1], "-1");
+    cr_assert_str_eq(ds.class_names[2], "n/a");
+    cr_assert(ds.y[1] == 1 && ds.y[3] == 1);
+    ns_dataset_free(&ds);
+    /* inf, nan and hex are text, not numbers */
+    cr_assert_eq(csv_load(&ds, "a,y\n1,0\n2,inf\n3,0x1\n", &Y, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ds.n_classes, 3);
+    cr_assert_str_eq(ds.class_names[1], "inf");
+    ns_dataset_free(&ds);
+}
+
 Test(csv_bad, labels)
 {
     csv_bad("a,y\n1,1\n2,-1\n", &Y, "data.csv:3:2: class label -1 is negative");
@@ -634,6 +675,21 @@ Test(csv_bad, labels)
     csv_bad("a,y\n1,\n", &Y, "data.csv:2:2: the label is empty");
     ns_csv_opts r = {"y", NS_TASK_REGRESS, NULL, 0};
     csv_bad("a,y\n1,cat\n", &r, "data.csv:2:2: target 'cat' is not a number");
+}
+
+Test(csv_bad, too_many_columns)
+{
+    /* 2^20 + 1 columns: the header's bookkeeping (80 bytes a column) would otherwise grow
+     * without bound with a long first line */
+    long ncol = (1L << 20) + 1;
+    size_t cap = (size_t)ncol * 10 + 16, k = 0;
+    char *text = malloc(cap);
+    cr_assert_not_null(text);
+    for (long j = 0; j < ncol; j++)
+        k += (size_t)snprintf(text + k, cap - k, "c%ld,", j);
+    k += (size_t)snprintf(text + k, cap - k, "y\n1,0\n");
+    csv_bad(text, &Y, "data.csv:1:1: the header has more than 1048576 columns");
+    free(text);
 }
 
 Test(csv_bad, quoting)

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -234,6 +235,118 @@ Test(store, wal_and_missing_study)
     cr_assert_eq(ns_store_open_readonly(&s, empty, &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "no study here"), "%s", err.msg);
     free(empty);
+    free(dir);
+}
+
+/* ---- damaged studies ------------------------------------------------------------------ */
+
+/* The bytes of DIR/study.db (NULL, 0 when missing); caller frees. */
+static unsigned char *file_bytes(const char *dir, long *len)
+{
+    char *p = db_path(dir);
+    FILE *f = fopen(p, "rb");
+    free(p);
+    *len = 0;
+    if (!f)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)*len + 1);
+    cr_assert_eq(fread(b, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return b;
+}
+
+/* Both opens of dir refuse it with NS_EINPUT and one line holding what, and leave
+ * study.db byte for byte as it was (also when missing: not created). */
+static void refused_unchanged(const char *dir, const char *what)
+{
+    long n0, n1;
+    unsigned char *b0 = file_bytes(dir, &n0);
+    for (int readonly = 0; readonly <= 1; readonly++)
+        for (int create = 0; create <= !readonly; create++) {
+            ns_store *s = NULL;
+            ns_err err = {0};
+            int rc = readonly ? ns_store_open_readonly(&s, dir, &err) : ns_store_open(&s, dir, create, &err);
+            cr_assert_eq(rc, NS_EINPUT, "readonly %d create %d: %d %s", readonly, create, rc, err.msg);
+            cr_assert_null(s);
+            cr_assert_null(strchr(err.msg, '\n'), "%s", err.msg);
+            cr_assert(strstr(err.msg, ": the study is damaged: "), "%s", err.msg);
+            cr_assert(strstr(err.msg, what), "lacks \"%s\": %s", what, err.msg);
+            cr_assert(strstr(err.msg, "/study.db from a backup, or run the config into a new folder"), "%s", err.msg);
+            unsigned char *b1 = file_bytes(dir, &n1);
+            cr_assert(n1 == n0 && (!n0 || !memcmp(b0, b1, (size_t)n0)), "study.db changed");
+            cr_assert_eq(!b1, !b0, "study.db created or removed");
+            free(b1);
+        }
+    free(b0);
+}
+
+/* An emptied or missing study.db beside trials/ was started afresh; a damaged page was
+ * found only by the query that read it (NS_ERUNTIME, exit 1), or not at all. */
+Test(store, damaged_study_is_refused_and_left_unchanged)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 300); /* several pages of trials */
+    for (int e = 1; e <= 40; e++) {
+        ns_epoch_record r = epoch_rec(e);
+        cr_assert_eq(ns_store_epoch_add(s, 0, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_store_close(s);
+    cr_assert_gt(raw_int(dir, "PRAGMA page_count"), 8);
+    char trials[4200];
+    snprintf(trials, sizeof trials, "%s/trials", dir);
+    cr_assert_eq(mkdir(trials, 0755), 0);
+    snprintf(trials, sizeof trials, "%s/trials/0", dir);
+    cr_assert_eq(mkdir(trials, 0755), 0);
+    cr_assert_eq(ns_store_check_damage(dir, &err), NS_OK, "%s", err.msg);
+    long n;
+    unsigned char *good = file_bytes(dir, &n);
+    char *p = db_path(dir);
+
+    /* every page but the header in turn: whichever b-tree it holds, open refuses it */
+    long pages = n / 4096;
+    for (long pg = 1; pg < pages; pg++) {
+        FILE *f = fopen(p, "r+b");
+        cr_assert(f);
+        unsigned char junk[4096];
+        for (int i = 0; i < 4096; i++)
+            junk[i] = (unsigned char)(i * 37 + pg);
+        fseek(f, pg * 4096, SEEK_SET);
+        fwrite(junk, 1, sizeof junk, f);
+        fclose(f);
+        refused_unchanged(dir, "study.db fails SQLite's check (");
+        f = fopen(p, "wb");
+        fwrite(good, 1, (size_t)n, f);
+        fclose(f);
+    }
+    s = open_ok(dir, 0); /* restored from the "backup": opens again */
+    ns_store_close(s);
+
+    /* the header page: not a database, but trials/ says it was a study */
+    FILE *f = fopen(p, "r+b");
+    fwrite("garbage!garbage!", 1, 16, f);
+    fclose(f);
+    refused_unchanged(dir, "study.db is not a database (file is not a database) but trials/ holds");
+
+    f = fopen(p, "wb"); /* emptied */
+    fclose(f);
+    refused_unchanged(dir, "study.db is empty (0 bytes) but trials/ holds the study's trials");
+    cr_assert_eq(ns_store_check_damage(dir, &err), NS_EINPUT);
+
+    unlink(p); /* deleted */
+    refused_unchanged(dir, "study.db is missing but trials/ holds the study's trials");
+
+    /* without trials an empty study.db is one stopped while being created: it starts */
+    rmdir(trials);
+    f = fopen(p, "wb");
+    fclose(f);
+    s = open_ok(dir, 1);
+    ns_store_close(s);
+    free(p);
+    free(good);
     free(dir);
 }
 

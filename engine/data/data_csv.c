@@ -16,6 +16,10 @@
 /* Integer labels beyond this are codes (ids, years), not class indices: one output unit per
  * value up to the largest would be absurd, so they must be given as names or renumbered. */
 #define NS_DATA_MAX_INT_LABEL 65535
+/* Columns of the header. Each costs about 80 bytes of bookkeeping for as little as two of
+ * file, so an unbounded header (a binary file, a table with a newline-free gigabyte line)
+ * could take 40 times the file in memory before any row is read. */
+#define NS_DATA_MAX_COLS (1 << 20)
 /* How many names an error message lists before "...". */
 #define NS_DATA_LIST_NAMES 8
 
@@ -213,6 +217,11 @@ static int data_csv_record(data_csv_cur *c, data_csv_field **f, int *cap, int gr
                 e--;
         }
         if (k == *cap && grow) {
+            if (k >= NS_DATA_MAX_COLS)
+                return ns_err_set(err, NS_EINPUT, "%s:%ld:1: the header has more than %d "
+                                  "columns, the most nnsearch reads; check that this is a CSV "
+                                  "file with one row per line, or keep the columns you need",
+                                  path, line0, NS_DATA_MAX_COLS);
             int ncap = *cap ? (*cap > INT_MAX / 2 ? INT_MAX : 2 * *cap) : 64;
             data_csv_field *nf2 = realloc(*f, (size_t)ncap * sizeof **f);
             if (!nf2)
@@ -290,23 +299,31 @@ static int data_csv_number(const char *s, size_t len, float *out)
     return 0;
 }
 
-/* "[+-]digits" -> 1 and *v (saturated), else 0. */
-static int data_label_int(const char *s, long *v)
+/* Whether a label is a number: a plain decimal with an optional sign, fraction and exponent
+ * ("3", "-1", "1.5", "2e3"), finite; hex, inf and nan are text. One test decides both the
+ * rule of data_csv_classes (all numbers: class indices) and what a number is there. */
+static int data_label_number(const char *s, double *v)
 {
-    int neg = 0;
-    long x = 0;
-    if (*s == '+' || *s == '-')
-        neg = *s++ == '-';
-    if (!*s)
+    if (!*s || strspn(s, "0123456789+-.eE") != strlen(s) || !strpbrk(s, "0123456789"))
         return 0;
-    for (; *s; s++) {
-        if (*s < '0' || *s > '9')
-            return 0;
-        if (x < 1000000000L)
-            x = x * 10 + (*s - '0');
-    }
-    *v = neg ? -x : x;
+    char *end;
+    double x = strtod(s, &end);
+    if (*end || !isfinite(x))
+        return 0;
+    *v = x;
     return 1;
+}
+
+/* Why a number cannot be a class index 0..NS_DATA_MAX_INT_LABEL, or NULL when it can. */
+static const char *data_label_not_index(double v)
+{
+    if (v < 0)
+        return "negative";
+    if (v != floor(v))
+        return "not a whole number";
+    if (v > NS_DATA_MAX_INT_LABEL)
+        return "too large";
+    return NULL;
 }
 
 /* Growable per-row storage while parsing. */
@@ -362,7 +379,8 @@ static int data_csv_all_numeric(const data_csv_field *f, int n)
 
 /* Maps the label text of every row to a class index and sets t->y, n_classes and
  * class_names. Vocabulary: opts names (fixed), opts n_classes (fixed, numeric), or built:
- * all-integer labels are indices (names NULL), else names in order of first appearance. */
+ * labels that are all numbers are indices (names NULL; one that cannot be an index is an
+ * error), else every label is a name, in order of first appearance. */
 static int data_csv_classes(ns_dataset *t, data_csv_rows *r, int col, const char *path,
                             const ns_csv_opts *o, ns_err *err)
 {
@@ -400,8 +418,9 @@ static int data_csv_classes(ns_dataset *t, data_csv_rows *r, int col, const char
     }
     if (o->n_classes > 0) {
         for (long i = 0; i < n; i++) {
-            long v;
-            if (!data_label_int(r->lab[i], &v) || v < 0 || v >= o->n_classes) {
+            double v;
+            if (!data_label_number(r->lab[i], &v) || data_label_not_index(v) ||
+                v >= o->n_classes) {
                 rc = ns_err_set(err, NS_EINPUT, "%s:%ld:%d: label '%s' is not a class index "
                                 "0..%d like the training labels; fix the label", path,
                                 r->line[i], col + 1,
@@ -414,23 +433,30 @@ static int data_csv_classes(ns_dataset *t, data_csv_rows *r, int col, const char
         t->n_classes = o->n_classes;
         goto done;
     }
-    long v = 0, max = 0, i;
-    for (i = 0; i < n && data_label_int(r->lab[i], &v); i++)
+    /* The rule (docs/config.md, data): when every label is a number, the labels are class
+     * indices 0..K-1, and a number that cannot be one (negative, fractional, too large) is
+     * an error, since it most likely means a regression target or a mislabelled row; when
+     * any label is not a number, every label is a class name, "2" included. */
+    double v = 0;
+    long max = 0, i;
+    for (i = 0; i < n && data_label_number(r->lab[i], &v); i++)
         ;
-    if (i == n) { /* all integers: they are the class indices */
+    if (i == n) {
         for (i = 0; i < n; i++) {
-            data_label_int(r->lab[i], &v);
-            if (v < 0 || v > NS_DATA_MAX_INT_LABEL) {
-                rc = ns_err_set(err, NS_EINPUT, "%s:%ld:%d: class label %s is %s; integer "
-                                "labels must be class indices 0..K-1 (K <= %d), renumber them "
-                                "or use names", path, r->line[i], col + 1,
-                                data_show(buf, sizeof buf, r->lab[i], strlen(r->lab[i])),
-                                v < 0 ? "negative" : "too large", NS_DATA_MAX_INT_LABEL + 1);
+            data_label_number(r->lab[i], &v);
+            const char *why = data_label_not_index(v);
+            if (why) {
+                rc = ns_err_set(err, NS_EINPUT, "%s:%ld:%d: class label %s is %s; when every "
+                                "label is a number the labels are class indices 0..K-1 "
+                                "(K <= %d): renumber them, give the classes names, or set "
+                                "data.task: regression for a numeric target", path, r->line[i],
+                                col + 1, data_show(buf, sizeof buf, r->lab[i], strlen(r->lab[i])),
+                                why, NS_DATA_MAX_INT_LABEL + 1);
                 goto fail;
             }
             t->y[i] = (int32_t)v;
-            if (v > max)
-                max = v;
+            if ((long)v > max)
+                max = (long)v;
         }
         t->n_classes = (int)max + 1;
         goto done;

@@ -567,7 +567,9 @@ static int cmd_train(int argc, char **argv, int is_search_run)
         return rc_train;
     }
     ns_prepared p;
-    if (ns_prepare_data(&p, &c, &err)) {
+    /* the memory check before the first progress line: a refusal is then the only line */
+    if (ns_prepare_data(&p, &c, &err) || ns_pipeline_memory_check(&c, &p, 0, &err)) {
+        ns_prepared_free(&p);
         ns_config_free(&c);
         return report(&err);
     }

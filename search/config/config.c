@@ -1191,6 +1191,57 @@ static int syntax_error(ctx *x, yaml_parser_t *p)
                 p->problem ? p->problem : "unreadable YAML", ctxt);
 }
 
+int cfg_bound_cost(ctx *x, const char *text, size_t len)
+{
+    if (len > (size_t)NS_CONFIG_MAX_BYTES) {
+        yaml_mark_t m = {0, 0, 0};
+        return cfg_fail(x, m, "the config is larger than %ld bytes, the most a config may "
+                        "have; is this the right file? (configs are a few KB of YAML)",
+                        (long)NS_CONFIG_MAX_BYTES);
+    }
+    yaml_parser_t p;
+    if (!yaml_parser_initialize(&p))
+        return cfg_oom(x);
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    int depth = 0, rc = NS_OK;
+    long nodes = 0;
+    for (;;) {
+        yaml_event_t ev;
+        if (!yaml_parser_parse(&p, &ev)) {
+            if (p.error == YAML_MEMORY_ERROR)
+                rc = cfg_oom(x);
+            break; /* a syntax error: the document load reports it with its own message */
+        }
+        yaml_event_type_t t = ev.type;
+        yaml_mark_t m = ev.start_mark;
+        yaml_event_delete(&ev);
+        if (t == YAML_STREAM_END_EVENT)
+            break;
+        if (t == YAML_SEQUENCE_END_EVENT || t == YAML_MAPPING_END_EVENT) {
+            depth--;
+            continue;
+        }
+        if (t != YAML_SCALAR_EVENT && t != YAML_ALIAS_EVENT && t != YAML_SEQUENCE_START_EVENT &&
+            t != YAML_MAPPING_START_EVENT)
+            continue;
+        if (++nodes > NS_CONFIG_MAX_NODES) {
+            rc = cfg_fail(x, m, "the config has more than %d values, lists and mappings; "
+                          "a config needs a few hundred: shorten the long lists",
+                          NS_CONFIG_MAX_NODES);
+            break;
+        }
+        if ((t == YAML_SEQUENCE_START_EVENT || t == YAML_MAPPING_START_EVENT) &&
+            ++depth > NS_CONFIG_MAX_DEPTH) {
+            rc = cfg_fail(x, m, "lists and mappings nested more than %d deep; a config nests "
+                          "at most 7 (search.stages, a stage's key, a choice of lists): remove "
+                          "the extra brackets or indentation", NS_CONFIG_MAX_DEPTH);
+            break;
+        }
+    }
+    yaml_parser_delete(&p);
+    return rc;
+}
+
 uint64_t ns_fnv1a64(const void *data, size_t len)
 {
     const unsigned char *b = data;
@@ -1223,6 +1274,8 @@ int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len
     t.text[len] = 0;
     t.hash = ns_fnv1a64(text, len);
 
+    if ((rc = cfg_bound_cost(&x, text, len)))
+        goto fail;
     if (!yaml_parser_initialize(&parser)) {
         rc = cfg_oom(&x);
         goto fail;
@@ -1281,11 +1334,13 @@ int ns_config_load(ns_config *c, const char *path, ns_err *err)
     if (!f)
         return ns_err_set(err, NS_EINPUT, "%s: cannot open the config: %s; check the path", path,
                           strerror(errno));
-    size_t cap = 4096, len = 0;
+    /* Read at most one byte past the limit: a huge file, or /dev/zero, costs no more than
+     * that before the size check in ns_config_parse refuses it. */
+    size_t cap = 4096, len = 0, most = (size_t)NS_CONFIG_MAX_BYTES + 1;
     char *buf = malloc(cap);
     while (buf) {
         len += fread(buf + len, 1, cap - len, f);
-        if (len < cap)
+        if (len < cap || len >= most)
             break;
         char *more = realloc(buf, cap * 2);
         if (!more) {

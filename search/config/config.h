@@ -187,6 +187,16 @@ typedef struct ns_config {
                              dependent defaults are derived again for every trial) */
 } ns_config;
 
+/* What one config may cost to read. libyaml's scanner spends time proportional to the
+ * nesting depth on every token, so a few hundred KB of "[[[[...]]]]" took minutes: the
+ * nesting is checked on the event stream, before the document is built. The deepest real
+ * config nests 7 levels (search: stages: - {key: {choice: [[64, 32]]}}); the largest lists
+ * (class weights, choices) stay far below the node bound. */
+#define NS_CONFIG_MAX_BYTES (1L << 20)  /* 1 MiB */
+#define NS_CONFIG_MAX_DEPTH 16          /* nested mappings and lists */
+#define NS_CONFIG_MAX_NODES 200000      /* values, lists, mappings and aliases */
+#define NS_CONFIG_MAX_CHOICES 4096      /* values of one choice space */
+
 /* Parses and validates path. NS_EINPUT with a located message on any problem;
  * nothing is allocated on failure. Caller frees with ns_config_free. */
 int ns_config_load(ns_config *c, const char *path, ns_err *err);

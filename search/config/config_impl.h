@@ -98,6 +98,9 @@ int cfg_decimal_chars(const char *s);
 int cfg_to_number(const key_def *k, const char *s, double *out, uint64_t *u64, char *why, size_t n);
 int cfg_to_bool(const char *s, int *b);
 int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v);
+/* Refuses text nested deeper than NS_CONFIG_MAX_DEPTH or with more than NS_CONFIG_MAX_NODES
+ * nodes, located; NS_OK also on a syntax error (the document load reports it). */
+int cfg_bound_cost(ctx *x, const char *text, size_t len);
 int cfg_key_index(const char *section, const char *key);
 void cfg_dependent_defaults(ctx *x);
 int cfg_check_values(ctx *x);

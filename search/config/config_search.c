@@ -145,6 +145,11 @@ static int parse_choices(ctx *x, const key_def *k, yaml_node_t *v, ns_dim *d)
     if (n == 0)
         return cfg_fail(x, v->start_mark, "%s: choice: the list is empty; give at least one value, e.g. %s: %s",
                     cfg_kname(x, k), k->key, ex);
+    /* Each choice is compared with the earlier ones: bound the list, and with it that cost. */
+    if (n > NS_CONFIG_MAX_CHOICES)
+        return cfg_fail(x, v->start_mark, "%s: choice lists %d values, at most %d are supported; "
+                        "use a uniform, log_uniform or int range for many values",
+                        cfg_kname(x, k), n, NS_CONFIG_MAX_CHOICES);
     if (!(d->choices = calloc((size_t)n, sizeof *d->choices)))
         return cfg_oom(x);
     d->n_choices = n;

@@ -816,7 +816,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     snprintf(res->dir, sizeof res->dir, "%s", s.dir);
 
     /* The data first: a bad file is reported before anything is written. */
-    if ((rc = ns_prepare_data(&s.data, c, err)))
+    if ((rc = ns_prepare_data(&s.data, c, err)) || (rc = ns_pipeline_search_memory_check(c, &s.data, err)))
         goto done;
     ns_data_report dr;
     char *checks = NULL;

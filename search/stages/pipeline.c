@@ -9,6 +9,7 @@
 
 #include "engine/atomic.h"
 #include "engine/rng.h"
+#include "engine/sysmem.h"
 #include "engine/train/metrics.h"
 #include "model/modelfile.h"
 #include "search/stages/stats.h"
@@ -21,6 +22,31 @@ void ns_prepared_free(ns_prepared *p)
     ns_standardizer_free(&p->stdz);
     free(p->class_counts);
     memset(p, 0, sizeof *p);
+}
+
+/* A training file whose labels are all one class: every model scores 1.0 on it by
+ * predicting that class, so a run or a search would report a perfect, meaningless result.
+ * Only the training file is checked: a test file may well hold one class. */
+static int one_class_check(const ns_dataset *ds, const ns_config *c, const char *path,
+                           const char *labels, ns_err *err)
+{
+    for (long i = 1; i < ds->n; i++)
+        if (ds->y[i] != ds->y[0])
+            return NS_OK;
+    char cls[64];
+    if (ds->class_names)
+        snprintf(cls, sizeof cls, "'%.40s'", ds->class_names[ds->y[0]]);
+    else
+        snprintf(cls, sizeof cls, "%d", (int)ds->y[0]);
+    char where[300];
+    if (labels)
+        snprintf(where, sizeof where, "%s: all %ld labels", labels, ds->n);
+    else
+        snprintf(where, sizeof where, "%s: the label column '%.60s' of all %ld rows", path,
+                 c->data.label, ds->n);
+    return ns_err_set(err, NS_EINPUT, "%s is class %s; a classifier needs at least 2 classes: "
+                      "check that data.label names the class column, add rows of the other "
+                      "classes, or set data.task: regression for a numeric target", where, cls);
 }
 
 static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const char *labels,
@@ -38,6 +64,8 @@ static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const 
         return ns_err_set(err, NS_EINPUT, "%s: data.task is %s but the file holds %s data", path,
                           c->data.task == NS_TASK_CLASSIFY ? "classification" : "regression",
                           ds->task == NS_TASK_CLASSIFY ? "classification" : "regression");
+    if (!vocab && ds->task == NS_TASK_CLASSIFY && ds->y)
+        return one_class_check(ds, c, path, labels, err);
     return NS_OK;
 }
 
@@ -325,9 +353,103 @@ static int class_weights(const ns_config *c, const ns_prepared *p, float **w, ns
     return NS_OK;
 }
 
+/* "model.hidden [1048576, 1048576] (model.depth x model.width) with 8 inputs and 3 outputs"
+ * into buf. */
+static const char *model_text(const ns_config *c, const ns_mlp_spec *s, char *buf, size_t cap)
+{
+    size_t k = (size_t)snprintf(buf, cap, "model.hidden [");
+    for (int l = 0; l < s->n_hidden && k < cap; l++) {
+        if (l == 6 && s->n_hidden > 8) {
+            k += (size_t)snprintf(buf + k, cap - k, ", ... (%d layers)", s->n_hidden);
+            break;
+        }
+        k += (size_t)snprintf(buf + k, cap - k, "%s%d", l ? ", " : "", s->hidden[l]);
+    }
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]%s with %d inputs and %d outputs",
+                 c->width > 0 ? " (model.depth x model.width)" : "", s->n_in, s->n_out);
+    return buf;
+}
+
+/* Copies of the parameters the optimizer keeps (optim.c's ns_optim_init). */
+static int optimizer_copies(const ns_optim_spec *o)
+{
+    switch (o->kind) {
+    case NS_OPT_SGD: return o->momentum > 0.0;
+    case NS_OPT_ADAM:
+    case NS_OPT_ADAMW: return 2;
+    case NS_OPT_RMSPROP: return 1 + (o->momentum > 0.0);
+    }
+    return 2;
+}
+
+int ns_pipeline_memory_check(const ns_config *c, const ns_prepared *p, int max_batch, ns_err *err)
+{
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    if (max_batch <= 0)
+        max_batch = c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
+    /* Every term fits 64 bits: widths <= 2^20, 33 layers, batch <= 2^24, inputs <= 2^31. */
+    uint64_t np = ns_mlp_spec_param_count(&spec), B = (uint64_t)max_batch, d = (uint64_t)spec.n_in;
+    uint64_t K = p->task == NS_TASK_CLASSIFY ? (uint64_t)spec.n_out : 0;
+    int copies = optimizer_copies(&c->train.opt) + (c->train.patience > 0);
+    uint64_t model = ns_mlp_spec_bytes(&spec, max_batch);
+    uint64_t extra = 4 * np * (uint64_t)copies /* optimizer state, best weights */
+                     + 4 * B * d + 8 * B         /* the trainer's batch: x, y, t */
+                     + 4 * (uint64_t)p->train.n  /* its row order */
+                     + 8 * K * K + 4 * B * K;    /* per-class tallies and logits */
+    uint64_t need = model + extra;
+    const char *what;
+    uint64_t have = ns_sysmem_limit(&what);
+    if (need <= have)
+        return NS_OK;
+    char mt[300], hn[32], hh[32], state[160] = "";
+    int oc = optimizer_copies(&c->train.opt);
+    if (oc)
+        snprintf(state, sizeof state, ", %s's %d state cop%s (train.optimizer)",
+                 ns_opt_kind_name(c->train.opt.kind), oc, oc == 1 ? "y" : "ies");
+    if (c->train.patience > 0)
+        snprintf(state + strlen(state), sizeof state - strlen(state),
+                 ", the best weights (train.patience)");
+    return ns_err_set(err, NS_EINPUT,
+                      "%s: the model does not fit in memory: %s has %llu parameters; with their "
+                      "gradients%s and the activations of batch %d (train.batch_size, "
+                      "train.eval_batch) training needs %s, but this process may use %s (%s); "
+                      "use fewer or narrower hidden layers or a smaller batch",
+                      c->path ? c->path : "config", model_text(c, &spec, mt, sizeof mt),
+                      (unsigned long long)np, state, max_batch, ns_sysmem_human(need, hn, sizeof hn),
+                      ns_sysmem_human(have, hh, sizeof hh), what);
+}
+
+int ns_pipeline_search_memory_check(const ns_config *c, const ns_prepared *p, ns_err *err)
+{
+    const char *keys[] = {"model.hidden", "model.depth", "model.width"};
+    for (int i = 0; i < c->space.n; i++)
+        for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++)
+            if (c->space.dims[i].key == ns_config_key_find(keys[k]))
+                return NS_OK;
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    uint64_t np = ns_mlp_spec_param_count(&spec), need = 8 * np;
+    const char *what;
+    uint64_t have = ns_sysmem_limit(&what);
+    if (need <= have)
+        return NS_OK;
+    char mt[300], hn[32], hh[32];
+    return ns_err_set(err, NS_EINPUT,
+                      "%s: no trial can fit in memory: %s has %llu parameters; they and their "
+                      "gradients alone need %s, before any optimizer state or activations, but "
+                      "this process may use %s (%s); use fewer or narrower hidden layers",
+                      c->path ? c->path : "config", model_text(c, &spec, mt, sizeof mt),
+                      (unsigned long long)np, ns_sysmem_human(need, hn, sizeof hn),
+                      ns_sysmem_human(have, hh, sizeof hh), what);
+}
+
 ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
                                 int max_batch, uint64_t seed, ns_err *err)
 {
+    if (ns_pipeline_memory_check(c, p, max_batch, err))
+        return NULL;
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
     ns_mlp *m = ns_mlp_alloc(&spec, be, max_batch, err);
@@ -556,6 +678,8 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     memset(&tr, 0, sizeof tr);
     ns_mlp *m = NULL;
     int rc;
+    if ((rc = ns_pipeline_memory_check(c, p, max_batch, err)))
+        return rc;
     ns_backend *be = ns_backend_cpu_alloc(c->threads, err);
     if (!be)
         return err ? err->code : NS_ERUNTIME;

@@ -99,11 +99,29 @@ void ns_pipeline_health_noise_rows(ns_health_spec *hs, ns_task task, long val_ro
 /* The model spec of c completed from the data (n_in, n_out). */
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
+/* Whether training c on p fits in the memory this process may use (ns_sysmem_limit: the
+ * physical RAM, a cgroup limit, or ulimit -v / -d when set): the parameters and their gradients, the
+ * optimizer's state (adam and adamw 2 copies, rmsprop 1 or 2, sgd with momentum 1), the
+ * early-stopping copy (train.patience > 0), the activations of max_batch rows forward and
+ * backward (max_batch 0: the larger of train.batch_size and train.eval_batch), the batch
+ * buffers and the per-class tallies. NS_OK, or NS_EINPUT with one line saying what was
+ * asked (bytes, model.hidden, inputs, outputs, batch, optimizer) and what the machine has.
+ * Called before anything is allocated: the total RAM, not the free memory, so the answer
+ * for a config is the same whenever it is asked. */
+int ns_pipeline_memory_check(const ns_config *c, const ns_prepared *p, int max_batch, ns_err *err);
+
+/* For a search: NS_EINPUT when no trial of c could fit, so the study is refused before it
+ * starts instead of recording every trial as failed. Only the model is judged (parameters
+ * and gradients, which every trial needs whatever its batch or optimizer), and only when
+ * model.hidden, model.depth and model.width are not searched; a searched model is judged
+ * per trial by ns_run_training, and a trial that cannot fit fails with that reason. */
+int ns_pipeline_search_memory_check(const ns_config *c, const ns_prepared *p, ns_err *err);
+
 /* c's model on p as ns_run_training builds it: the spec of ns_pipeline_model_spec, room for
  * max_batch rows, weights initialised from the stream ns_seed_derive(seed, 0x696e6974, 0)
  * (seed = c->train.seed gives the training's initial weights) and c's class weights.
- * NULL with *err set on failure (NS_EINPUT for a class_weights list of the wrong length).
- * Caller frees with ns_mlp_free. */
+ * NULL with *err set on failure (NS_EINPUT for a class_weights list of the wrong length,
+ * or a model that does not fit: ns_pipeline_memory_check). Caller frees with ns_mlp_free. */
 ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
                                 int max_batch, uint64_t seed, ns_err *err);
 

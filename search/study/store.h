@@ -105,11 +105,17 @@ typedef struct ns_trial_result {
 /* Opens DIR/study.db for writing and locks the study. create != 0: makes DIR (and its
  * parents) and a new study when there is none; create == 0: DIR must hold a study.
  * Refuses (NS_EINPUT) a study held by another process, another program's database or a
- * newer/unknown schema version. *out is NULL on error. */
+ * newer/unknown schema version, and a damaged study (ns_store_check_damage, PRAGMA
+ * quick_check, a file SQLite finds malformed) without writing to it: the one line says
+ * what is damaged and how to go on. *out is NULL on error. */
 int ns_store_open(ns_store **out, const char *dir, int create, ns_err *err);
 /* Opens an existing study for reading only, without the lock (works while a writer runs).
- * Every write on such a handle fails with NS_ERUNTIME. */
+ * Every write on such a handle fails with NS_ERUNTIME. Damage is refused as above. */
 int ns_store_open_readonly(ns_store **out, const char *dir, ns_err *err);
+/* NS_EINPUT when DIR/trials holds trials but DIR/study.db is missing or empty: the study's
+ * record is lost, and starting afresh would silently discard it. NS_OK otherwise (a
+ * folder without trials is a study not started yet, or no study). */
+int ns_store_check_damage(const char *dir, ns_err *err);
 /* Closes the database and releases the lock. NULL is fine. */
 void ns_store_close(ns_store *s);
 

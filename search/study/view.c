@@ -22,6 +22,9 @@ int ns_study_open_readonly(const char *dir, ns_store **s, ns_err *err)
     struct stat sb;
     int missing = stat(db, &sb) != 0 || !S_ISREG(sb.st_mode);
     free(db);
+    int rc = ns_store_check_damage(dir, err); /* trials without their study.db */
+    if (rc)
+        return rc;
     if (missing)
         return ns_err_set(err, NS_EINPUT, "%s: no study here (no study.db); run nnsearch CONFIG "
                           "first", dir);
