@@ -12,6 +12,7 @@
 #include "engine/atomic.h"
 #include "model/modelfile.h"
 #include "search/cli/predict.h"
+#include "search/cli/progress.h"
 #include "search/cli/status_export.h"
 #include "search/config/config.h"
 #include "search/config/space.h"
@@ -267,15 +268,22 @@ static int check_fixed(const ns_config *c)
 static int search_main(const char *config, const char *out, long jobs, double budget, int force,
                        int quiet)
 {
+    ns_term *term = quiet ? NULL : ns_term_alloc(stderr);
     ns_search_opts o = {.config_path = config, .output = out, .parallel = (int)jobs,
                         .force = force, .quiet = quiet, .progress = stderr,
+                        .on_progress = term ? ns_term_event : NULL, .progress_user = term,
                         .stop = &stop_requested, .budget = budget};
     ns_search_result res;
     ns_err err = {0};
     install_signals();
     int rc = ns_search_run(&o, &res, &err);
+    ns_term_free(term); /* the live line is cleared before anything else is printed */
     if (rc)
         return report(&err);
+    if (!quiet && !res.interrupted && res.best_trial >= 0) {
+        ns_err serr = {0}; /* the closing summary; a study that cannot be read shows below */
+        (void)ns_cmd_summary(res.dir, 5, stderr, &serr);
+    }
     if (res.interrupted) {
         fprintf(stderr, "nnsearch: interrupted; running trials were checkpointed. Continue with "
                 "`nnsearch resume %s` (or the same command)\n", res.dir);
