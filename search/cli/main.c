@@ -733,7 +733,8 @@ static int cmd_predict(int argc, char **argv)
         return report(&err);
     }
     if (sum.has_accuracy)
-        fprintf(stderr, "nnsearch: %ld rows, accuracy %.4f\n", sum.rows, sum.accuracy);
+        fprintf(stderr, "nnsearch: %ld rows, accuracy %.4f, balanced_acc %.4f, macro_f1 %.4f\n",
+                sum.rows, sum.accuracy, sum.balanced_acc, sum.macro_f1);
     else if (sum.has_rmse)
         fprintf(stderr, "nnsearch: %ld rows, rmse %.6g\n", sum.rows, sum.rmse);
     else
