@@ -280,12 +280,12 @@ static void eta_text(const ns_term *t, double now, char *buf, size_t cap)
     char d[32];
     if (p->stage_planned < 0 && isfinite(p->stage_time_left)) {
         ns_fmt_duration(d, sizeof d, fmax(0, p->stage_time_left - since));
-        snprintf(buf, cap, "ETA %s (budget share left)", d);
+        snprintf(buf, cap, "ETA %s (budget share)", d);
         return;
     }
     if (p->open_ended && isfinite(p->budget_left)) {
         ns_fmt_duration(d, sizeof d, fmax(0, p->budget_left - since));
-        snprintf(buf, cap, "ETA %s (budget left)", d);
+        snprintf(buf, cap, "ETA %s (budget)", d);
         return;
     }
     double mean = t->n_stage ? t->sum_stage / (double)t->n_stage
@@ -312,8 +312,11 @@ static void eta_text(const ns_term *t, double now, char *buf, size_t cap)
 static void seg_counts(const ns_term *t, char *buf, size_t cap)
 {
     const ns_progress *p = &t->last;
-    if (p->open_ended || p->total <= 0)
-        snprintf(buf, cap, "%ld trials, %d running", p->done, p->running);
+    if ((p->open_ended || p->total <= 0) && p->stage_planned > 0)
+        snprintf(buf, cap, "%ld done (stage %ld/%ld), %d running", p->done, p->stage_done,
+                 p->stage_planned, p->running);
+    else if (p->open_ended || p->total <= 0)
+        snprintf(buf, cap, "%ld done, %d running", p->done, p->running);
     else
         snprintf(buf, cap, "%ld/%ld done, %d running", p->done, p->total, p->running);
 }
@@ -566,7 +569,10 @@ void ns_term_event(void *term, const ns_progress *p)
         break;
     case NS_PROGRESS_STAGE_BEGIN: {
         char left[32];
-        if (p->stage_planned >= 0) {
+        if (p->stage_planned == 0) {
+            put(t, C_BOLD, "stage %d/%d %s: deciding", p->stage_index + 1, p->n_stages,
+                t->stage_kind);
+        } else if (p->stage_planned > 0) {
             put(t, C_BOLD, "stage %d/%d %s: %ld trial%s", p->stage_index + 1, p->n_stages,
                 t->stage_kind, p->stage_planned, p->stage_planned == 1 ? "" : "s");
         } else {
