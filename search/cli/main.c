@@ -962,11 +962,6 @@ static int cmd_lrfind(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    /* the plot shows the seed whose pick is the median one */
-    int shown = 0;
-    for (int k = 0; k < n; k++)
-        if (fabs(log(picks[k] / centre)) < fabs(log(picks[shown] / centre)) || !isfinite(picks[shown]))
-            shown = k;
     if (json) {
         printf("{\"config\":");
         jstr(stdout, config);
@@ -1010,9 +1005,7 @@ static int cmd_lrfind(int argc, char **argv)
         printf("spread: %.3gx (largest / smallest pick)\n", spread);
         printf("bounds: %.3g .. %.3g (smallest pick / %g, largest x %g)\n", lo, hi,
                NS_LRFIND_MARGIN, NS_LRFIND_MARGIN);
-        char name[64];
-        snprintf(name, sizeof name, "seed %d's %s", shown, ns_lr_rule_name(rule));
-        ns_lrfind_plot(stdout, &curves[shown], picks[shown], name, 60, 15);
+        ns_lrfind_plot_seeds(stdout, curves, n, centre, lo, hi, 60, 15);
         if (csv)
             printf("curves: %s\n", csv);
     }
@@ -1062,6 +1055,17 @@ static int takes_value(const char *a)
     static const char *const opts[] = {"-o", "--output", "-j", "--budget", "--checkpoint",
                                        "--seed", "--threads", "--seeds", "--start", "--end",
                                        "--steps", "--rule", "--csv", "--labels"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strcmp(a, opts[i]))
+            return 1;
+    return 0;
+}
+
+/* Options of any command that take no value. */
+static int is_flag(const char *a)
+{
+    static const char *const opts[] = {"--quiet", "--force", "--json", "--no-drift-check",
+                                       "-h", "--help", "--version"};
     for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
         if (!strcmp(a, opts[i]))
             return 1;
@@ -1171,7 +1175,13 @@ int main(int argc, char **argv)
             fputs(c ? c->usage : n > 0 && is_config_path(rest[0]) ? usage_search : usage, stdout);
             rc = 0;
         } else {
-            rc = usage_error("%s", "missing the command or CONFIG.yaml");
+            /* an option no command knows is named; known ones only lack the command */
+            const char *odd = NULL;
+            for (int i = 0; i < n && !odd; i++)
+                if (rest[i][0] == '-' && rest[i][1] && !takes_value(rest[i]) && !is_flag(rest[i]))
+                    odd = rest[i];
+            rc = odd ? usage_error("unknown option '%s'", odd)
+                     : usage_error("%s", "missing the command or CONFIG.yaml");
         }
     } else if (find_command(word)) {
         const command *c = find_command(word);

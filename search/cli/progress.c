@@ -313,7 +313,7 @@ static void seg_counts(const ns_term *t, char *buf, size_t cap)
 {
     const ns_progress *p = &t->last;
     if ((p->open_ended || p->total <= 0) && p->stage_planned > 0)
-        snprintf(buf, cap, "%ld done (stage %ld/%ld), %d running", p->done, p->stage_done,
+        snprintf(buf, cap, "%ld done (%ld/%ld of the stage), %d running", p->done, p->stage_done,
                  p->stage_planned, p->running);
     else if (p->open_ended || p->total <= 0)
         snprintf(buf, cap, "%ld done, %d running", p->done, p->running);
