@@ -271,7 +271,8 @@ void ns_lrfind_plot_seeds(FILE *f, const ns_lrfind_curve *c, int n, double sugge
         int col = (int)lround((e - x0) / (x1 - x0) * (W - 1));
         if (col < 0 || col >= W)
             continue;
-        axis[col] = '+';
+        if (col > 0) /* column 0 is the corner's */
+            axis[col] = '+';
         char t[16];
         int len = snprintf(t, sizeof t, "1e%+03d", e);
         int at = col - len / 2;
