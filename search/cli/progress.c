@@ -91,8 +91,8 @@ static void add_bare(sbuf *s, const char *b, const char *e)
 {
     for (const char *p = b; p < e && s->len + 1 < s->cap; p++)
         if (*p != '"' && *p != '[' && *p != ']' && *p != '\\' && (unsigned char)*p >= 0x20) {
-            s->b[s->len++] = *p == ',' ? ',' : *p;
-            if (*p == ',' && s->len + 1 < s->cap)
+            s->b[s->len++] = *p;
+            if (*p == ',' && s->len + 1 < s->cap) /* "a, b" */
                 s->b[s->len++] = ' ';
         }
     s->b[s->len] = 0;
