@@ -884,6 +884,12 @@ static void summary_text(FILE *f, const char *dir, const study_view *v, const ra
         if (ensemble)
             fputs(" (fold ensemble)", f);
     }
+    if (best->health_flags > 0) {
+        ns_health_flags_text(best->health_flags, hc, sizeof hc);
+        fprintf(f, "; health: %s (nnsearch status ", hc);
+        put_line(f, dir);
+        fputs(" tells why)", f);
+    }
     fputs("; export it with: nnsearch export ", f);
     put_line(f, dir);
     fputc('\n', f);
