@@ -171,11 +171,15 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The command being run ("train"; "" for a search or none), for the help a usage error
+ * points to. */
+static const char *help_cmd = "";
+
 static int usage_error(const char *fmt, const char *arg)
 {
     fputs("nnsearch: ", stderr);
     fprintf(stderr, fmt, arg);
-    fputs(" (see nnsearch --help)\n", stderr);
+    fprintf(stderr, " (see nnsearch %s%s--help)\n", help_cmd, help_cmd[0] ? " " : "");
     return 2;
 }
 
@@ -910,7 +914,7 @@ static int cmd_lrfind(int argc, char **argv)
     if (steps > 0)
         spec.steps = (int)steps;
     if (!(spec.lr_end > spec.lr_start)) {
-        fprintf(stderr, "nnsearch: lr-find: end LR %g must be above the start LR %g (see nnsearch --help)\n",
+        fprintf(stderr, "nnsearch: lr-find: end LR %g must be above the start LR %g (see nnsearch lr-find --help)\n",
                 spec.lr_end, spec.lr_start);
         return 2;
     }
@@ -1189,6 +1193,7 @@ int main(int argc, char **argv)
             fputs(c->usage, stdout);
             rc = 0;
         } else {
+            help_cmd = c->name;
             rc = c->run(n, rest);
         }
     } else if (!is_config_path(word)) {
