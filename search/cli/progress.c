@@ -42,7 +42,13 @@ struct ns_term {
     double sum_all, sum_stage; /* this run's finished trials (not LR tests: far shorter) */
     long n_all, n_stage;
     double last_trial_line;    /* plain mode */
+    double last_draw;          /* live mode: when the line was last drawn */
 };
+
+/* Live mode: trial events redraw the line at most this often (the clock redraws it every
+ * second): a terminal over a slow link must not hold up the workers, which report under
+ * the store lock. */
+#define LIVE_REDRAW_S 0.1
 
 static double mono_s(void)
 {
@@ -392,6 +398,7 @@ static void draw(ns_term *t)
     }
     fflush(t->f);
     t->drawn = 1;
+    t->last_draw = now;
 }
 
 /* A line of its own: above the live line (which is drawn again), or timestamped. */
@@ -453,7 +460,7 @@ ns_term *ns_term_alloc(FILE *f)
     t->t0 = t->t_event = mono_s();
     t->last.best_trial = -1;
     t->last.best = NAN;
-    t->last_trial_line = -INFINITY;
+    t->last_trial_line = t->last_draw = -INFINITY;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (t->live) {
@@ -527,7 +534,7 @@ static void trial_end(ns_term *t, const ns_progress *p, double now)
     if (t->live) {
         if (failed || diverged)
             put(t, C_RED, "%s", what);
-        else
+        else if (now - t->last_draw >= LIVE_REDRAW_S)
             draw(t);
         return;
     }
@@ -583,7 +590,8 @@ void ns_term_event(void *term, const ns_progress *p)
         break;
     }
     case NS_PROGRESS_TRIAL_START:
-        draw(t);
+        if (now - t->last_draw >= LIVE_REDRAW_S)
+            draw(t);
         break;
     case NS_PROGRESS_TRIAL_END:
         trial_end(t, p, now);
