@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 
 pkgs=(build-essential cmake pkgconf libgsl-dev libopenblas-dev libopenblas0-pthread python3
       libyaml-dev libsqlite3-dev sqlite3 zlib1g-dev libcriterion-dev dataset-fashion-mnist
-      libxml2-utils chromium)   # the report's test: xmllint, and a headless browser to render it
+      libxml2-utils chromium   # the report's test: xmllint, and a headless browser to render it
+      bsdutils)   # bsdutils: script(1), the pseudo-terminal of tests/e2e_progress.sh
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-optuna python3-sklearn r-base-core r-cran-modeldata r-cran-kernlab)
 fi

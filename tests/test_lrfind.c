@@ -4,6 +4,7 @@
  * short trainings finds, for SGD with momentum and for Adam. Also the search layer's
  * ns_lrfind_config and CSV writer on the tiny config. */
 #include <criterion/criterion.h>
+#include <ctype.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -460,6 +461,40 @@ Test(lrfind, config_sweep_and_csv)
         lines += buf[i] == '\n';
     cr_assert_eq(lines, 18, "%s", buf);
     cr_assert(strchr(buf, '|') && strchr(buf, '*'), "%s", buf);
+    free(buf);
+    /* every seed's curve: its digit, the suggestion '|' and bounds ':' in their columns,
+     * the legend, a tick label per drawn power of ten and both axis titles */
+    buf = NULL;
+    len = 0;
+    mf = open_memstream(&buf, &len);
+    double sug = a.lr[a.n / 2], lo = a.lr[a.n / 4], hi = a.lr[3 * a.n / 4];
+    ns_lrfind_plot_seeds(mf, two, 2, sug, lo, hi, 60, 15);
+    fclose(mf);
+    lines = 0;
+    for (size_t i = 0; i < len; i++)
+        lines += buf[i] == '\n';
+    cr_assert_eq(lines, 2 + 1 + 15 + 3, "%s", buf); /* title, legend, "loss", rows, axis */
+    cr_assert(strstr(buf, "2 seeds: 0 1"), "%s", buf);
+    cr_assert(strstr(buf, "| suggestion") && strstr(buf, ": bounds"), "%s", buf);
+    cr_assert(strstr(buf, "learning rate (log scale)") && strstr(buf, "loss\n"), "%s", buf);
+    int has0 = 0, has1 = 0, bar_cols = 0;
+    char *row = strstr(buf, "loss\n") + 5;
+    for (int r = 0; r < 15; r++) {
+        char *nl = strchr(row, '\n');
+        cr_assert(nl && nl - row == 11 + 60, "row %d: %.*s", r, (int)(nl - row), row);
+        for (char *q = row + 11; q < nl; q++) {
+            has0 |= *q == '0' || *q == '*';
+            has1 |= *q == '1' || *q == '*';
+        }
+        /* the suggestion's column: log-spaced, so at its place among the 60 */
+        int col = (int)lround((log10(sug) - log10(a.lr[0])) / (log10(a.lr[a.n - 1]) - log10(a.lr[0])) * 59);
+        bar_cols += row[11 + col] == '|' || isdigit((unsigned char)row[11 + col]) || row[11 + col] == '*' ||
+                    row[11 + col] == '^';
+        row = nl + 1;
+    }
+    cr_assert(has0 && has1, "%s", buf);
+    cr_assert_eq(bar_cols, 15, "%s", buf);
+    cr_assert(strstr(buf, "1e-0") || strstr(buf, "1e+0"), "%s", buf);
     free(buf);
     free(dir);
     ns_lrfind_curve_free(&a);

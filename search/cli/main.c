@@ -12,6 +12,7 @@
 #include "engine/atomic.h"
 #include "model/modelfile.h"
 #include "search/cli/predict.h"
+#include "search/cli/progress.h"
 #include "search/cli/status_export.h"
 #include "search/config/config.h"
 #include "search/config/space.h"
@@ -21,9 +22,9 @@
 #include "search/stages/pipeline.h"
 
 static const char usage[] =
-    "usage: nnsearch COMMAND [options]\n"
+    "usage: nnsearch COMMAND [options]   (options may come before or after the arguments)\n"
     "\n"
-    "commands:\n"
+    "commands (nnsearch COMMAND --help for each one's options):\n"
     "  nnsearch CONFIG.yaml              run (or continue) the search the config describes;\n"
     "                                    without a search: section, one training\n"
     "  nnsearch resume DIR               continue an interrupted study\n"
@@ -35,42 +36,133 @@ static const char usage[] =
     "  nnsearch predict MODEL DATA       predictions as CSV, with the model's preprocessing\n"
     "  nnsearch lr-find CONFIG           LR range test: suggested LR, bounds and a plot\n"
     "\n"
-    "search options:\n"
-    "  -o, --output DIR      study folder [search.output, i.e. results/<name>]\n"
+    "CONFIG is a path to an existing file or a name ending in .yaml or .yml; any other\n"
+    "first word that is not a command is an error.\n"
+    "\n"
+    "paths: data paths inside a config resolve against the config file's folder; every\n"
+    "output path (-o, --csv, --checkpoint, search.output and the defaults under results/)\n"
+    "resolves against the working directory. -o names a folder for a search (the study)\n"
+    "and a file for every other command (export: the YAML, train: the model, predict: the\n"
+    "CSV).\n"
+    "\n"
+    "progress goes to stderr (a live line on a terminal, timestamped lines otherwise; set\n"
+    "NO_COLOR for no colours, --quiet for none), results to stdout.\n"
+    "common: -h, --help    this text (or a command's);  --version  print the version\n"
+    "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error, 130 interrupted\n"
+    "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
+
+static const char usage_search[] =
+    "usage: nnsearch CONFIG.yaml [options]\n"
+    "\n"
+    "Runs the search the config's search: section describes, or continues it when its study\n"
+    "folder already holds it (a config without search: trains once: see nnsearch train --help).\n"
+    "Progress on stderr; at the end the top trials and the winner (stderr), and the path of\n"
+    "the exported winner and a one-line result (stdout).\n"
+    "\n"
+    "options:\n"
+    "  -o, --output DIR      the study FOLDER, against the working directory\n"
+    "                        [search.output, i.e. results/<search.name>]\n"
     "  -j N                  trials at once [search.parallel]\n"
     "  --budget TIME         wall-clock budget of this run (300, 90s, 5m, 1h) [search.budget]\n"
     "  --force               continue a study although its config changed\n"
-    "  --quiet               no progress lines on stderr\n"
+    "  --quiet               no progress on stderr (errors still)\n"
     "\n"
-    "train options:\n"
-    "  -o, --output FILE     model file [results/<config name>/model.nsm]\n"
+    "progress: on a terminal one status line rewritten in place (stage, trials done/planned,\n"
+    "running, best so far, ETA), with a line per stage decision; otherwise timestamped lines.\n"
+    "NO_COLOR=1 turns the colours off. Data paths in the config resolve against its folder.\n";
+
+static const char usage_resume[] =
+    "usage: nnsearch resume DIR [options]\n"
+    "\n"
+    "Continues the study in DIR with the config it was made from (DIR/config.source).\n"
+    "\n"
+    "options:\n"
+    "  -j N                  trials at once [search.parallel]\n"
+    "  --budget TIME         wall-clock budget of this run (300, 90s, 5m, 1h) [search.budget]\n"
+    "  --force               continue although the config changed since\n"
+    "  --quiet               no progress on stderr (errors still)\n";
+
+static const char usage_status[] =
+    "usage: nnsearch status DIR [--json]\n"
+    "\n"
+    "The study in DIR: its stages and their decisions, the trials best first, the best trial.\n"
+    "Reads the study without locking it: works while a search runs.\n"
+    "\n"
+    "options:\n"
+    "  --json                one JSON object (study, stages, trials, best) instead of text\n";
+
+static const char usage_export[] =
+    "usage: nnsearch export DIR [-o FILE]\n"
+    "\n"
+    "Writes the best trial of the study in DIR as a complete training config and prints the\n"
+    "path written.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE     the YAML FILE to write, against the working directory\n"
+    "                        [DIR/best.yaml]\n";
+
+static const char usage_report[] =
+    "usage: nnsearch report DIR [-o FILE]\n"
+    "\n"
+    "Writes the study in DIR as one self-contained HTML page (the winner and how it was\n"
+    "chosen, the six mistakes, the LR range test, the batch sweep, the comparison, the\n"
+    "history, learning curves, parameters, the pool's timeline) and prints the path written.\n"
+    "A search rewrites DIR/report.html after every stage.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE     the HTML FILE to write, against the working directory\n"
+    "                        [DIR/report.html]\n";
+
+static const char usage_train[] =
+    "usage: nnsearch train CONFIG [options]\n"
+    "\n"
+    "Trains one fixed config (no search spaces; e.g. an exported one) to a model file.\n"
+    "Progress (one line per epoch) on stderr, the result on stdout.\n"
+    "\n"
+    "options:\n"
+    "  -o, --output FILE     the model FILE, against the working directory\n"
+    "                        [results/<config file name>/model.nsm]\n"
     "  --json                one JSON object per epoch on stdout, then a final one\n"
     "  --checkpoint FILE     write the full training state after every epoch and on Ctrl-C;\n"
     "                        if FILE exists, continue from it (bit-identical to an unbroken run)\n"
     "  --seed N              override train.seed\n"
     "  --threads N           BLAS threads (overrides the config's threads) [1]\n"
-    "  --quiet               no progress lines on stderr\n"
+    "  --quiet               no progress lines on stderr\n";
+
+static const char usage_predict[] =
+    "usage: nnsearch predict MODEL DATA [options]\n"
     "\n"
-    "lr-find options (a config with search spaces is taken at the middle of every space):\n"
-    "  --seeds N             sweeps with seeds derived from train.seed [3]\n"
-    "  --start X, --end X    LR of the first and last step [1e-7, 10]\n"
-    "  --steps N             steps per sweep (it stops early when the loss blows up) [200]\n"
-    "  --rule R              valley, steepest or min10: the suggestion handed on [valley]\n"
-    "  --csv FILE            all sweeps as CSV: seed,step,lr,loss,smoothed\n"
-    "  --json                one JSON object with everything on stdout\n"
+    "Predictions of the model file MODEL for DATA (CSV or IDX) as CSV: row,prediction and,\n"
+    "for classification, one probability column per class. The model's preprocessing is\n"
+    "applied and DATA's columns checked against it. When DATA has labels, stderr gets the\n"
+    "accuracy, balanced accuracy (mean recall over the classes) and macro-F1 (or the RMSE).\n"
     "\n"
-    "predict options:\n"
-    "  -o, --output FILE     write the CSV there instead of stdout\n"
-    "  --labels FILE         IDX labels for DATA: also report accuracy on stderr\n"
+    "options:\n"
+    "  -o, --output FILE     the CSV FILE, against the working directory [stdout]\n"
+    "  --labels FILE         IDX labels for IDX DATA (a CSV's label column is read as it is)\n"
     "  --no-drift-check      skip the drift check: by default DATA is compared with the\n"
     "                        model's training statistics, with a warning on stderr (exit\n"
     "                        status still 0) when a feature's mean moved by more than 0.5\n"
     "                        training std (50 rows or more) or over 1% of values lie\n"
-    "                        outside the training range\n"
+    "                        outside the training range\n";
+
+static const char usage_lrfind[] =
+    "usage: nnsearch lr-find CONFIG [options]\n"
     "\n"
-    "common: -h, --help    this text;  --version  print the version\n"
-    "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error, 130 interrupted\n"
-    "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
+    "The LR range test of the config's model and optimizer on its data: the learning rate\n"
+    "grows exponentially step by step while the loss is recorded. Prints each seed's\n"
+    "suggestions, the suggested LR, bounds, and a plot of every seed's smoothed loss against\n"
+    "the LR (log axis) with the suggestion and the bounds marked. A config with search spaces\n"
+    "is taken at the middle of every space.\n"
+    "\n"
+    "options:\n"
+    "  --seeds N             sweeps with seeds derived from train.seed [3]\n"
+    "  --start X, --end X    LR of the first and last step [1e-7, 10]\n"
+    "  --steps N             steps per sweep (it stops early when the loss blows up) [200]\n"
+    "  --rule R              valley, steepest or min10: the suggestion handed on [valley]\n"
+    "  --csv FILE            all sweeps as CSV (seed,step,lr,loss,smoothed) to FILE, against\n"
+    "                        the working directory\n"
+    "  --json                one JSON object with everything on stdout (no plot)\n";
 
 /* First SIGINT/SIGTERM: ask the run to stop after its current step (it checkpoints and
  * the program exits 130). Second: exit at once; the last checkpoint still resumes. */
@@ -94,11 +186,15 @@ static void install_signals(void)
     sigaction(SIGTERM, &sa, NULL);
 }
 
+/* The command being run ("train"; "" for a search or none), for the help a usage error
+ * points to. */
+static const char *help_cmd = "";
+
 static int usage_error(const char *fmt, const char *arg)
 {
     fputs("nnsearch: ", stderr);
     fprintf(stderr, fmt, arg);
-    fputs(" (see nnsearch --help)\n", stderr);
+    fprintf(stderr, " (see nnsearch %s%s--help)\n", help_cmd, help_cmd[0] ? " " : "");
     return 2;
 }
 
@@ -270,15 +366,22 @@ static int check_fixed(const ns_config *c)
 static int search_main(const char *config, const char *out, long jobs, double budget, int force,
                        int quiet)
 {
+    ns_term *term = quiet ? NULL : ns_term_alloc(stderr);
     ns_search_opts o = {.config_path = config, .output = out, .parallel = (int)jobs,
                         .force = force, .quiet = quiet, .progress = stderr,
+                        .on_progress = term ? ns_term_event : NULL, .progress_user = term,
                         .stop = &stop_requested, .budget = budget};
     ns_search_result res;
     ns_err err = {0};
     install_signals();
     int rc = ns_search_run(&o, &res, &err);
+    ns_term_free(term); /* the live line is cleared before anything else is printed */
     if (rc)
         return report(&err);
+    if (!quiet && !res.interrupted && res.best_trial >= 0) {
+        ns_err serr = {0}; /* the closing summary; a study that cannot be read shows below */
+        (void)ns_cmd_summary(res.dir, 5, stderr, &serr);
+    }
     if (res.interrupted) {
         fprintf(stderr, "nnsearch: interrupted; running trials were checkpointed. Continue with "
                 "`nnsearch resume %s` (or the same command)\n", res.dir);
@@ -329,9 +432,34 @@ static int cmd_search(int argc, char **argv, const char *config)
 
 static int cmd_resume(int argc, char **argv)
 {
-    if (argc < 1 || argv[0][0] == '-')
+    const char *dir = NULL;
+    int force = 0, quiet = 0;
+    long jobs = 0;
+    double budget = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--force"))
+            force = 1;
+        else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (!strcmp(a, "-j") || !strcmp(a, "--budget")) {
+            if (i + 1 >= argc)
+                return usage_error("option %s needs a value", a);
+            const char *v = argv[++i];
+            if (a[1] == 'j') {
+                if (parse_long(v, &jobs) || jobs < 1 || jobs > 256)
+                    return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
+            } else if (parse_duration(v, &budget))
+                return bad_budget(v);
+        } else if (a[0] == '-' && a[1])
+            return usage_error("unknown option '%s'", a);
+        else if (!dir)
+            dir = a;
+        else
+            return usage_error("unexpected argument '%s'", a);
+    }
+    if (!dir)
         return usage_error("%s", "resume needs the study folder DIR");
-    const char *dir = argv[0];
     char path[4200], config[4096];
     snprintf(path, sizeof path, "%s/" NS_STUDY_SOURCE_FILE, dir);
     FILE *f = fopen(path, "r");
@@ -344,23 +472,6 @@ static int cmd_resume(int argc, char **argv)
     }
     fclose(f);
     config[strcspn(config, "\n")] = 0;
-    int force = 0, quiet = 0;
-    long jobs = 0;
-    double budget = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force"))
-            force = 1;
-        else if (!strcmp(argv[i], "--quiet"))
-            quiet = 1;
-        else if (!strcmp(argv[i], "-j") && i + 1 < argc) {
-            if (parse_long(argv[++i], &jobs) || jobs < 1 || jobs > 256)
-                return usage_error("bad value for -j: expected a whole number 1..256, got '%s'", argv[i]);
-        } else if (!strcmp(argv[i], "--budget") && i + 1 < argc) {
-            if (parse_duration(argv[++i], &budget))
-                return bad_budget(argv[i]);
-        } else
-            return usage_error("unknown option '%s'", argv[i]);
-    }
     return search_main(config, dir, jobs, budget, force, quiet);
 }
 
@@ -757,7 +868,8 @@ static int cmd_predict(int argc, char **argv)
         return report(&err);
     }
     if (sum.has_accuracy)
-        fprintf(stderr, "nnsearch: %ld rows, accuracy %.4f\n", sum.rows, sum.accuracy);
+        fprintf(stderr, "nnsearch: %ld rows, accuracy %.4f, balanced_acc %.4f, macro_f1 %.4f\n",
+                sum.rows, sum.accuracy, sum.balanced_acc, sum.macro_f1);
     else if (sum.has_rmse)
         fprintf(stderr, "nnsearch: %ld rows, rmse %.6g\n", sum.rows, sum.rmse);
     else
@@ -846,7 +958,7 @@ static int cmd_lrfind(int argc, char **argv)
     if (steps > 0)
         spec.steps = (int)steps;
     if (!(spec.lr_end > spec.lr_start)) {
-        fprintf(stderr, "nnsearch: lr-find: end LR %g must be above the start LR %g (see nnsearch --help)\n",
+        fprintf(stderr, "nnsearch: lr-find: end LR %g must be above the start LR %g (see nnsearch lr-find --help)\n",
                 spec.lr_end, spec.lr_start);
         return 2;
     }
@@ -898,11 +1010,6 @@ static int cmd_lrfind(int argc, char **argv)
         rc = 1;
         goto done;
     }
-    /* the plot shows the seed whose pick is the median one */
-    int shown = 0;
-    for (int k = 0; k < n; k++)
-        if (fabs(log(picks[k] / centre)) < fabs(log(picks[shown] / centre)) || !isfinite(picks[shown]))
-            shown = k;
     if (json) {
         printf("{\"config\":");
         jstr(stdout, config);
@@ -946,9 +1053,7 @@ static int cmd_lrfind(int argc, char **argv)
         printf("spread: %.3gx (largest / smallest pick)\n", spread);
         printf("bounds: %.3g .. %.3g (smallest pick / %g, largest x %g)\n", lo, hi,
                NS_LRFIND_MARGIN, NS_LRFIND_MARGIN);
-        char name[64];
-        snprintf(name, sizeof name, "seed %d's %s", shown, ns_lr_rule_name(rule));
-        ns_lrfind_plot(stdout, &curves[shown], picks[shown], name, 60, 15);
+        ns_lrfind_plot_seeds(stdout, curves, n, centre, lo, hi, 60, 15);
         if (csv)
             printf("curves: %s\n", csv);
     }
@@ -964,48 +1069,208 @@ done:
     return rc;
 }
 
+/* ---- commands --------------------------------------------------------------------------- */
+
+static int run_train(int argc, char **argv)
+{
+    return cmd_train(argc, argv, 0);
+}
+
+typedef struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* the arguments after the command word, in order */
+    const char *usage;
+} command;
+
+static const command commands[] = {
+    {"resume", cmd_resume, usage_resume},   {"status", cmd_status, usage_status},
+    {"export", cmd_export, usage_export},   {"report", cmd_report, usage_report},
+    {"train", run_train, usage_train},
+    {"predict", cmd_predict, usage_predict}, {"lr-find", cmd_lrfind, usage_lrfind},
+};
+#define N_COMMANDS ((int)(sizeof commands / sizeof commands[0]))
+
+static const command *find_command(const char *name)
+{
+    for (int i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(commands[i].name, name))
+            return &commands[i];
+    return NULL;
+}
+
+/* Options of any command that take a value: the word after them is never the command. */
+static int takes_value(const char *a)
+{
+    static const char *const opts[] = {"-o", "--output", "-j", "--budget", "--checkpoint",
+                                       "--seed", "--threads", "--seeds", "--start", "--end",
+                                       "--steps", "--rule", "--csv", "--labels"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strcmp(a, opts[i]))
+            return 1;
+    return 0;
+}
+
+/* Options of any command that take no value. */
+static int is_flag(const char *a)
+{
+    static const char *const opts[] = {"--quiet", "--force", "--json", "--no-drift-check",
+                                       "-h", "--help", "--version"};
+    for (size_t i = 0; i < sizeof opts / sizeof opts[0]; i++)
+        if (!strcmp(a, opts[i]))
+            return 1;
+    return 0;
+}
+
+static int is_help(const char *a)
+{
+    return !strcmp(a, "-h") || !strcmp(a, "--help");
+}
+
+/* The optimal string alignment distance of a and b (both short), for "did you mean". */
+static int edit_distance(const char *a, const char *b)
+{
+    int la = (int)strlen(a), lb = (int)strlen(b);
+    if (la > 30 || lb > 30)
+        return 99;
+    int d[32][32];
+    for (int i = 0; i <= la; i++)
+        d[i][0] = i;
+    for (int j = 0; j <= lb; j++)
+        d[0][j] = j;
+    for (int i = 1; i <= la; i++)
+        for (int j = 1; j <= lb; j++) {
+            int c = a[i - 1] != b[j - 1];
+            int v = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < v)
+                v = d[i][j - 1] + 1;
+            if (d[i - 1][j - 1] + c < v)
+                v = d[i - 1][j - 1] + c;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
+                v = d[i - 2][j - 2] + 1;
+            d[i][j] = v;
+        }
+    return d[la][lb];
+}
+
+/* A config is a path to an existing file, or a name ending in .yaml or .yml (a missing
+ * one is then reported by the config loader with its path). */
+static int is_config_path(const char *w)
+{
+    struct stat st;
+    size_t n = strlen(w);
+    if (!stat(w, &st) && S_ISREG(st.st_mode))
+        return 1;
+    return (n > 5 && !strcmp(w + n - 5, ".yaml")) || (n > 4 && !strcmp(w + n - 4, ".yml"));
+}
+
+/* One line for a first word that is neither a command nor a config. */
+static int unknown_command(const char *w)
+{
+    struct stat st;
+    if (!stat(w, &st) && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "nnsearch: %s is a folder, not a config file; for the study in it: "
+                "nnsearch status %s, or nnsearch resume %s\n", w, w, w);
+        return 2;
+    }
+    const char *best = NULL;
+    int bd = 99;
+    for (int i = 0; i < N_COMMANDS; i++) {
+        int d = edit_distance(w, commands[i].name);
+        if (d < bd)
+            bd = d, best = commands[i].name;
+    }
+    if (best && (bd <= 2 || (strlen(w) >= 3 && !strncmp(w, best, strlen(w)))))
+        fprintf(stderr, "nnsearch: unknown command '%s' (did you mean '%s'?)\n", w, best);
+    else
+        fprintf(stderr, "nnsearch: unknown command '%s': not a command, nor a config file (an "
+                "existing file or a name ending in .yaml/.yml); see nnsearch --help\n", w);
+    return 2;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
     }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
-        fputs(usage, stdout);
-        return 0;
-    }
-    if (!strcmp(cmd, "--version")) {
+    if (!strcmp(argv[1], "--version")) {
         printf("nnsearch %s\n", NS_VERSION);
         return 0;
     }
-    for (int i = 2; i < argc; i++)
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            fputs(usage, stdout);
-            return 0;
+    /* The command word (or config): the first argument that is neither an option nor an
+     * option's value, so that options may come before it (nnsearch -j 2 cfg.yaml). */
+    int at = -1;
+    for (int i = 1; i < argc && at < 0; i++) {
+        if (argv[i][0] != '-' || !argv[i][1])
+            at = i;
+        else if (takes_value(argv[i]))
+            i++;
+    }
+    /* everything but the command word, in order */
+    char **rest = malloc((size_t)argc * sizeof *rest);
+    if (!rest)
+        return report(&(ns_err){NS_ERUNTIME, "out of memory"});
+    int n = 0, help = 0;
+    for (int i = 1; i < argc; i++)
+        if (i != at) {
+            rest[n++] = argv[i];
+            help |= is_help(argv[i]);
         }
-    if (!strcmp(cmd, "train"))
-        return cmd_train(argc - 2, argv + 2, 0);
-    if (!strcmp(cmd, "predict"))
-        return cmd_predict(argc - 2, argv + 2);
-    if (!strcmp(cmd, "lr-find"))
-        return cmd_lrfind(argc - 2, argv + 2);
-    if (!strcmp(cmd, "status"))
-        return cmd_status(argc - 2, argv + 2);
-    if (!strcmp(cmd, "export"))
-        return cmd_export(argc - 2, argv + 2);
-    if (!strcmp(cmd, "report"))
-        return cmd_report(argc - 2, argv + 2);
-    if (!strcmp(cmd, "resume"))
-        return cmd_resume(argc - 2, argv + 2);
-    if (cmd[0] == '-')
-        return usage_error("unknown option '%s'", cmd);
-    /* nnsearch CONFIG.yaml: the search it describes, or one training run without one. */
-    ns_config c;
-    ns_err err = {0};
-    if (ns_config_load(&c, cmd, &err))
-        return report(&err);
-    int search = c.search.given;
-    ns_config_free(&c);
-    return search ? cmd_search(argc - 2, argv + 2, cmd) : cmd_train(argc - 1, argv + 1, 1);
+    const char *word = at > 0 ? argv[at] : NULL;
+    int rc;
+    if (!word || !strcmp(word, "help")) {
+        const command *c = word && n > 0 ? find_command(rest[0]) : NULL;
+        if (word || help) {
+            fputs(c ? c->usage : n > 0 && is_config_path(rest[0]) ? usage_search : usage, stdout);
+            rc = 0;
+        } else {
+            /* an option no command knows is named; known ones only lack the command */
+            const char *odd = NULL;
+            for (int i = 0; i < n && !odd; i++)
+                if (rest[i][0] == '-' && rest[i][1] && !takes_value(rest[i]) && !is_flag(rest[i]))
+                    odd = rest[i];
+            rc = odd ? usage_error("unknown option '%s'", odd)
+                     : usage_error("%s", "missing the command or CONFIG.yaml");
+        }
+    } else if (find_command(word)) {
+        const command *c = find_command(word);
+        if (help) {
+            fputs(c->usage, stdout);
+            rc = 0;
+        } else {
+            help_cmd = c->name;
+            rc = c->run(n, rest);
+        }
+    } else if (!is_config_path(word)) {
+        rc = help ? (fputs(usage, stdout), 0) : unknown_command(word);
+    } else if (help) {
+        fputs(usage_search, stdout);
+        rc = 0;
+    } else {
+        /* nnsearch CONFIG.yaml: the search it describes, or one training run without one. */
+        ns_config c;
+        ns_err err = {0};
+        if (ns_config_load(&c, word, &err)) {
+            rc = report(&err);
+        } else {
+            int search = c.search.given;
+            ns_config_free(&c);
+            if (search) {
+                rc = cmd_search(n, rest, word);
+            } else {
+                /* train's parser takes the config among its arguments */
+                char **targs = malloc((size_t)(n + 1) * sizeof *targs);
+                if (!targs) {
+                    rc = report(&(ns_err){NS_ERUNTIME, "out of memory"});
+                } else {
+                    targs[0] = (char *)word;
+                    memcpy(targs + 1, rest, (size_t)n * sizeof *targs);
+                    rc = cmd_train(n + 1, targs, 1);
+                    free(targs);
+                }
+            }
+        }
+    }
+    free(rest);
+    return rc;
 }

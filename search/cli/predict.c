@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "engine/data/data.h"
+#include "engine/train/metrics.h"
 #include "model/mlp.h"
 #include "model/modelfile.h"
 
@@ -190,6 +191,7 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     FILE *out = stdout;
     ns_atomic_file af = {0};
     double *acc = NULL;
+    long *conf = NULL; /* (K, K) confusion matrix when the data has labels */
     /* A model file is an ensemble of one: the mean of one member's outputs is that
      * member's outputs, bit for bit (below). */
     int rc = ns_models_load(model_path, &mm, &n_models, err);
@@ -253,6 +255,10 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     fputc('\n', out);
     long hits = 0;
     double sq = 0;
+    if (mf->task == NS_TASK_CLASSIFY && ds.y && !(conf = calloc((size_t)K * K, sizeof *conf))) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
     for (long i0 = 0; i0 < ds.n; i0 += EB) {
         int B = (int)(ds.n - i0 < EB ? ds.n - i0 : EB);
         /* acc = the mean over members, in double, of the probabilities (classification)
@@ -291,8 +297,11 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
                     fprintf(out, "%d", arg);
                 for (int c = 0; c < K; c++)
                     fprintf(out, ",%.6g", q[c]);
-                if (ds.y)
+                if (ds.y) {
                     hits += ds.y[i0 + i] == arg;
+                    if (ds.y[i0 + i] >= 0 && ds.y[i0 + i] < K)
+                        conf[(size_t)ds.y[i0 + i] * K + arg]++;
+                }
             } else {
                 double v = q[0];
                 fprintf(out, "%.9g", v);
@@ -306,6 +315,7 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     if (ds.y && ds.n) {
         sum->has_accuracy = 1;
         sum->accuracy = (double)hits / ds.n;
+        ns_class_metrics(conf, K, &sum->balanced_acc, &sum->macro_f1);
     }
     if (ds.t && ds.n) {
         sum->has_rmse = 1;
@@ -332,6 +342,7 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     }
 done:
     ns_atomic_abort(&af); /* no-op once committed or never opened */
+    free(conf);
     free(acc);
     free(r.probs);
     free(r.xb);

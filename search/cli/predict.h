@@ -16,6 +16,8 @@ typedef struct ns_predict_summary {
     long rows;
     int has_accuracy; /* labels were available (IDX --labels, or the CSV label column) */
     double accuracy;
+    double balanced_acc;  /* with has_accuracy: the mean recall over the true classes */
+    double macro_f1;      /* with has_accuracy: ns_class_metrics (engine/train/metrics.h) */
     int has_rmse;
     double rmse;
     ns_drift_state drift_state;

@@ -691,6 +691,114 @@ done:
     return rc;
 }
 
+/* ---- the closing summary of a search ------------------------------------------------- */
+
+/* The decision of the last complete select or final stage, or NULL. */
+static const char *choice_decision(const ns_study_view *v)
+{
+    for (int i = v->n_stages - 1; i >= 0; i--) {
+        const char *colon = strchr(v->stages[i].name, ':');
+        if (v->stages[i].state == NS_STAGE_COMPLETE && colon && v->stages[i].decision &&
+            (!strcmp(colon + 1, "final") || !strcmp(colon + 1, "select")))
+            return v->stages[i].decision;
+    }
+    return NULL;
+}
+
+static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
+                         const ns_trial_row *const *r, const ns_trial_row *best, int top)
+{
+    const ns_study_row *st = &v->study;
+    int rankable = 0;
+    for (int i = 0; i < v->n_trials; i++)
+        rankable += ns_trial_rank_class(r[i]) < 2;
+    int k = rankable < top ? rankable : top;
+    if (k == 0) {
+        fprintf(f, "no complete trial among %d\n", v->n_trials);
+        return;
+    }
+    fprintf(f, "top %d of %d trials by ", k, v->n_trials);
+    put_line(f, st->metric);
+    fprintf(f, " (%s is better; trials without a disqualifying finding first):\n",
+            st->higher_is_better ? "higher" : "lower");
+    int wnum = 1, wstage = 1;
+    char num[40], hc[256];
+    for (int i = 0; i < k; i++) {
+        wnum = max_int(wnum, snprintf(num, sizeof num, "%d", r[i]->number));
+        wstage = max_int(wstage, (int)strlen(r[i]->stage));
+    }
+    for (int i = 0; i < k; i++) {
+        const ns_trial_row *t = r[i];
+        fprintf(f, " %s trial %*d  ", t == best ? "*" : " ", wnum, t->number);
+        put_line(f, t->stage);
+        ns_health_flags_text(t->health_flags, hc, sizeof hc);
+        fprintf(f, "%*s  %.4f  %3d epochs  %-11s  ", wstage - (int)strlen(t->stage), "",
+                t->val_metric, t->epochs, hc);
+        put_pairs(f, t->params);
+        fputc('\n', f);
+    }
+    if (!best)
+        return;
+    fprintf(f, "winner: trial %d (stage ", best->number);
+    put_line(f, best->stage);
+    fputs("), ", f);
+    put_line(f, st->metric);
+    fprintf(f, " %.4f", best->val_metric);
+    const char *d = choice_decision(v);
+    double x;
+    int ensemble = 0;
+    if (d && ns_study_stages_choice(v->stages, v->n_stages, &ensemble) == best->number) {
+        if (ns_json_get_num(d, "standard_error", &x) && isfinite(x))
+            fprintf(f, " +- %.4f", x);
+        if (ns_json_get_num(d, "test_acc", &x) && isfinite(x))
+            fprintf(f, ", test_acc %.4f", x);
+        if (ns_json_get_num(d, "test_rmse", &x) && isfinite(x))
+            fprintf(f, ", test_rmse %.4g", x);
+        if (ensemble)
+            fputs(" (fold ensemble)", f);
+    }
+    if (best->health_flags > 0) {
+        ns_health_flags_text(best->health_flags, hc, sizeof hc);
+        fprintf(f, "; health: %s (nnsearch status ", hc);
+        put_line(f, dir);
+        fputs(" tells why)", f);
+    }
+    fputs("; export it with: nnsearch export ", f);
+    put_line(f, dir);
+    fputc('\n', f);
+}
+
+int ns_cmd_summary(const char *dir, int top, FILE *out, ns_err *err)
+{
+    ns_study_view v;
+    char *buf = NULL;
+    size_t len = 0;
+    char *d = norm_dir(dir);
+    if (!d)
+        return oom(dir, err);
+    int rc = ns_study_view_load(d, &v, err);
+    if (rc != NS_OK) {
+        free(d);
+        return rc;
+    }
+    const ns_trial_row **r = ns_study_view_rank(&v);
+    FILE *mem = r ? open_memstream(&buf, &len) : NULL;
+    if (!mem) {
+        rc = oom(d, err);
+    } else {
+        summary_text(mem, d, &v, r, ns_study_view_best(&v, r), top);
+        if (fclose(mem) != 0)
+            rc = oom(d, err);
+        else if (fwrite(buf, 1, len, out) != len || fflush(out) != 0)
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: writing the summary: %s", d, strerror(errno));
+    }
+    free(buf);
+    free((void *)r);
+    ns_study_view_free(&v);
+    free(d);
+    return rc;
+}
+
 /* ---- export ------------------------------------------------------------------------- */
 
 /* The whole file, NUL-terminated (caller frees); NULL with errno set on failure. */

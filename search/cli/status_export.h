@@ -16,6 +16,11 @@
  * is printed on error. */
 int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err);
 
+/* The closing lines of a search on out: the `top` best trials as status ranks them (the
+ * stages' choice marked '*') and the winner with its standard error and test figures
+ * where the select or final stage recorded them. Errors as ns_cmd_status. */
+int ns_cmd_summary(const char *dir, int top, FILE *out, ns_err *err);
+
 /* Writes the best complete trial (healthy first, NS_SELECT_REJECT) training config (DIR/trials/<n>/config.yaml) to
  * out_path (NULL: DIR/best.yaml) atomically, after two '#' lines of provenance, and prints
  * the path written, one line, to out. The file is a fixed config that ns_config_load and

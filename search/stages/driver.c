@@ -82,16 +82,53 @@ static const char *json_num(char buf[32], double v)
     return buf;
 }
 
+/* Sends ev to the caller's progress callback with the study's counts filled in; nothing
+ * when quiet or without a callback. From the pool: under the store lock. */
+static void emit(ns_search *s, ns_progress *ev)
+{
+    if (s->opts->quiet || !s->opts->on_progress)
+        return;
+    const ns_search_cfg *sc = &s->base.search;
+    double now = ns_now_s();
+    ev->stage = s->stage_name;
+    ev->stage_kind = s->stage ? s->stage->name : NULL;
+    ev->stage_index = s->stage ? (int)(s->stage - sc->stages) : -1;
+    ev->n_stages = sc->n_stages;
+    ev->stage_planned = s->stage_planned;
+    ev->stage_done = s->done - s->stage_done0;
+    ev->done = s->done;
+    ev->total = s->total;
+    ev->open_ended = s->open_ended;
+    ev->running = s->running;
+    ev->parallel = s->opts->parallel;
+    ev->metric = ns_metric_name(s->metric);
+    ev->higher = s->higher;
+    ev->best_trial = s->best_trial;
+    ev->best = s->best;
+    ev->stage_time_left = isfinite(s->stage_stop_at) ? fmax(0, s->stage_stop_at - now) : INFINITY;
+    ev->budget_left = s->budget > 0 ? fmax(0, s->t_start + s->budget - now) : INFINITY;
+    s->opts->on_progress(s->opts->progress_user, ev);
+}
+
+/* A line of progress: a NOTE event (without its newline) to the callback, or the line on
+ * opts->progress. */
 static void progress(ns_search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void progress(ns_search *s, const char *fmt, ...)
 {
-    if (s->opts->quiet || !s->opts->progress)
+    if (s->opts->quiet || (!s->opts->progress && !s->opts->on_progress))
         return;
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(s->opts->progress, fmt, ap);
+    if (s->opts->on_progress) {
+        char line[1024];
+        vsnprintf(line, sizeof line, fmt, ap);
+        line[strcspn(line, "\n")] = 0;
+        emit(s, &(ns_progress){.kind = NS_PROGRESS_NOTE, .text = line, .trial = -1});
+    } else {
+        vfprintf(s->opts->progress, fmt, ap);
+        fflush(s->opts->progress);
+    }
     va_end(ap);
-    fflush(s->opts->progress);
 }
 
 /* ---- trial configs ------------------------------------------------------------------- */
@@ -402,6 +439,10 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         rc = ns_store_trial_start(s->store, n, err);
         if (!rc)
             rc = ns_store_trial_set_checkpoint(s->store, n, rel, err);
+        if (!rc) {
+            s->running++;
+            emit(s, &(ns_progress){.kind = NS_PROGRESS_TRIAL_START, .trial = n, .value = NAN});
+        }
     }
     if (rc)
         return rc;
@@ -448,10 +489,14 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         }
         if (rc) {
             ns_cv_result_free(&cv);
+#pragma omp critical(ns_store)
+            s->running--;
             return rc;
         }
     }
     if (t.store_failed) {
+#pragma omp critical(ns_store)
+        s->running--;
         if (err)
             *err = t.store_err;
         return t.store_err.code ? t.store_err.code : NS_ERUNTIME;
@@ -463,6 +508,8 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
     char *result = calloc(rcap, 1);
     if (!result) {
         ns_cv_result_free(&cv);
+#pragma omp critical(ns_store)
+        s->running--;
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
     char *health = NULL;
@@ -507,6 +554,8 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err))) {
             free(result);
             ns_cv_result_free(&cv);
+#pragma omp critical(ns_store)
+            s->running--;
             return rc;
         }
         ns_health_flags_text(flags, codes, sizeof codes);
@@ -517,32 +566,44 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
 #pragma omp critical(ns_store)
     {
         rc = ns_store_trial_finish(s->store, n, state, &r, err);
+        s->running--;
         if (state != NS_TRIAL_INTERRUPTED) {
             unlink(ckpt); /* a finished trial is never continued */
             s->done++;
             s->run++;
             /* the best so far as selection sees it: healthy trials first */
             int healthy = !(flags & NS_SELECT_REJECT);
-            if (state == NS_TRIAL_COMPLETE &&
+            if (state == NS_TRIAL_COMPLETE && isfinite(m) &&
                 (healthy > s->best_healthy || (healthy == s->best_healthy && ns_search_better(s, m, s->best)))) {
                 s->best = m;
                 s->best_trial = n;
                 s->best_healthy = healthy;
             }
             /* [done/total], or [done] when a stage runs until the budget ends */
-            char count[48];
+            char count[48], line[1400];
             if (s->open_ended)
                 snprintf(count, sizeof count, "[%ld]", s->done);
             else
                 snprintf(count, sizeof count, "[%ld/%ld]", s->done, s->total);
             if (state == NS_TRIAL_FAILED)
-                progress(s, "trial %ld failed: %s %s\n", n, terr.msg, count);
+                snprintf(line, sizeof line, "trial %ld failed: %s %s", n, terr.msg, count);
             else if (lrfind)
-                progress(s, "trial %ld complete: LR range test in %.1fs %s\n", n, r.seconds, count);
+                snprintf(line, sizeof line, "trial %ld complete: LR range test in %.1fs %s", n,
+                         r.seconds, count);
             else
-                progress(s, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best %.4f, trial %ld) %s\n",
-                         n, ns_trial_state_name(state), ns_metric_name(s->metric), m, res.epochs,
-                         r.seconds, codes, s->best, s->best_trial, count);
+                snprintf(line, sizeof line, "trial %ld %s: %s %.4f in %d epochs, %.1fs, %s (best "
+                         "%.4f, trial %ld) %s", n, ns_trial_state_name(state),
+                         ns_metric_name(s->metric), m, res.epochs, r.seconds, codes, s->best,
+                         s->best_trial, count);
+            if (s->opts->on_progress)
+                emit(s, &(ns_progress){.kind = NS_PROGRESS_TRIAL_END, .text = line, .trial = n,
+                                       .state = ns_trial_state_name(state), .value = m,
+                                       .epochs = res.epochs, .seconds = r.seconds,
+                                       .health = lrfind ? "" : codes,
+                                       .error = state == NS_TRIAL_FAILED ? terr.msg : NULL,
+                                       .lr_test = lrfind});
+            else
+                progress(s, "%s\n", line);
         }
     }
     free(health);
@@ -651,6 +712,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
     const double t0 = ns_now_s();
     /* no trial starts after the stage's own seconds or its share of the study budget */
     const double stop_at = fmin(st->seconds > 0 ? t0 + st->seconds : INFINITY, budget_deadline(s, st));
+    s->stage_stop_at = stop_at;
     int rc = NS_OK;
     for (long r0 = 0; r0 < T && !rc; r0 += R) {
         if (ns_stop_requested(s->opts->stop) || ns_now_s() >= stop_at)
@@ -769,6 +831,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     s.best_trial = -1;
     s.best = NAN;
     s.dec.final_trial = -1;
+    s.stage_stop_at = INFINITY;
     ns_search_opts o = *opts;
     s.opts = &o;
     int rc = ns_config_load(&s.base, opts->config_path, err);
@@ -880,9 +943,14 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
                  s.budget);
     else
         snprintf(within, sizeof within, ",");
-    progress(&s, "nnsearch: study %s in %s: %d stage(s), %ld trials%s %d at a time%s\n",
+    char plan[4400];
+    snprintf(plan, sizeof plan, "study %s in %s: %d stage(s), %ld trials%s %d at a time%s",
              c->search.name, s.dir, c->search.n_stages, s.total, within, o.parallel,
              n_reset ? " (continuing: interrupted trials resume from their checkpoints)" : "");
+    if (o.on_progress)
+        emit(&s, &(ns_progress){.kind = NS_PROGRESS_STUDY, .text = plan, .trial = -1});
+    else
+        progress(&s, "nnsearch: %s\n", plan);
 
     long first = 0;
     for (int i = 0; i < c->search.n_stages && !rc; i++) {
@@ -909,6 +977,13 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             ns_stage_row_free(&row);
         if ((rc = ns_store_stage_set(s.store, stage, i, NS_STAGE_RUNNING, NULL, err)))
             break;
+        s.stage = st;
+        s.stage_name = stage;
+        s.stage_planned = st->kind == NS_STAGE_BAYES && st->trials == 0 ? -1 : counts[i];
+        s.stage_done0 = s.done;
+        s.stage_stop_at = fmin(st->seconds > 0 ? ns_now_s() + st->seconds : INFINITY,
+                               budget_deadline(&s, st));
+        emit(&s, &(ns_progress){.kind = NS_PROGRESS_STAGE_BEGIN, .trial = -1});
         if ((rc = run_stage(&s, st, stage, first, counts[i], err)))
             break;
         if (ns_stop_requested(o.stop)) {
@@ -932,7 +1007,10 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             break;
         }
         ns_stage_absorb(&s, st, decision);
-        progress(&s, "stage %s complete: %s\n", stage, decision);
+        if (o.on_progress)
+            emit(&s, &(ns_progress){.kind = NS_PROGRESS_STAGE_END, .decision = decision, .trial = -1});
+        else
+            progress(&s, "stage %s complete: %s\n", stage, decision);
         free(decision);
         first += counts[i];
         /* the report follows every stage; it only reads the study, and its failure (a full
@@ -945,6 +1023,8 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
             fprintf(o.progress, "nnsearch: warning: %s/%s not written: %s\n", s.dir, NS_REPORT_FILE,
                     rerr.msg);
     }
+    s.stage = NULL; /* its name lived in the loop */
+    s.stage_name = NULL;
     if (!rc) {
         ns_trial_row best;
         int found = 0;

@@ -19,13 +19,63 @@
 #define NS_REFIT_CONFIG "refit.yaml"
 #define NS_ENSEMBLE_CONFIG "ensemble.yaml"
 
+/* What a running search reports (ns_search_opts.on_progress), so that the caller owns the
+ * terminal: the driver prints nothing itself when a callback is given. Every event carries
+ * the study's counts as they stand; the pointers live for the call only. Events come from
+ * the driver thread and from the pool's workers, one at a time (under the store lock). */
+typedef enum ns_progress_kind {
+    NS_PROGRESS_NOTE,          /* text: a line about the data or the study (no newline) */
+    NS_PROGRESS_STUDY,         /* the study starts; text: its plan in one line */
+    NS_PROGRESS_STAGE_BEGIN,   /* a stage starts (a stage complete in the study sends none) */
+    NS_PROGRESS_TRIAL_START,   /* trial `trial` starts training */
+    NS_PROGRESS_TRIAL_END,     /* trial `trial` reached an end state */
+    NS_PROGRESS_STAGE_END      /* decision: the stage's decision (JSON) */
+} ns_progress_kind;
+
+typedef struct ns_progress {
+    ns_progress_kind kind;
+    const char *text;          /* NOTE, STUDY: the line; TRIAL_END: the driver's line */
+    const char *stage;         /* "2:batch_sweep"; NULL before the first stage */
+    const char *stage_kind;    /* "batch_sweep" */
+    int stage_index, n_stages; /* 0-based */
+    long stage_planned;        /* the stage's trials; -1: it runs until its budget share ends */
+    long stage_done;           /* its trials in an end state */
+    long done, total;          /* the study's trials in an end state, and planned (stages
+                                  that run until the budget are not counted) */
+    int open_ended;            /* the study has a stage that runs until the budget ends */
+    int running;               /* trials training now */
+    int parallel;              /* trials at once */
+    const char *metric;        /* the study metric ("val_acc") */
+    int higher;                /* higher metric is better */
+    long best_trial;           /* -1: none yet */
+    double best;
+    double stage_time_left;    /* seconds before the stage starts no more trials (its
+                                  seconds or its budget share); INFINITY: no limit */
+    double budget_left;        /* seconds of search.budget / --budget left; INFINITY: none */
+    /* TRIAL_*: the trial */
+    long trial;
+    const char *state;         /* TRIAL_END: complete, pruned, diverged, failed */
+    double value;              /* TRIAL_END: its metric; NaN when none */
+    int epochs;
+    double seconds;            /* TRIAL_END: its training time */
+    const char *health;        /* TRIAL_END: its findings' codes ("ok", "overfitting") */
+    const char *error;         /* TRIAL_END of a failed trial: why */
+    int lr_test;               /* TRIAL_END: an LR range test (no metric) */
+    const char *decision;      /* STAGE_END */
+} ns_progress;
+
+typedef void (*ns_progress_fn)(void *user, const ns_progress *p);
+
 typedef struct ns_search_opts {
     const char *config_path;
     const char *output;        /* study folder; NULL: the config's search.output */
     int parallel;              /* trials at once; 0: the config's search.parallel */
     int force;                 /* continue a study whose config changed */
     int quiet;                 /* no progress lines */
-    FILE *progress;            /* progress lines (stderr) */
+    FILE *progress;            /* progress lines (stderr) when on_progress is NULL */
+    ns_progress_fn on_progress;/* progress events (not called when quiet); NULL: lines on
+                                  `progress` */
+    void *progress_user;
     const ns_stop_flag *stop;  /* set (by a signal) to stop: running trials checkpoint */
     double budget;             /* wall-clock seconds for this run of the study; 0: the
                                   config's search.budget */

@@ -62,6 +62,12 @@ typedef struct ns_search {
     long best_trial;
     double best;
     int best_healthy;          /* the best so far has no disqualifying finding */
+    int running;               /* trials training now */
+    const ns_stage_cfg *stage; /* the running stage (progress events) ... */
+    const char *stage_name;
+    long stage_planned, stage_done0; /* ... its planned trials (-1: until its budget share),
+                                  s->done when it started */
+    double stage_stop_at;      /* monotonic time it starts no more trials; INFINITY: none */
     /* the running round's pruning reference (bayes): prune_at[e - 1] at epoch e; NULL: no
      * pruning */
     ns_prune_ref *prune_at;

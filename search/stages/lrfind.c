@@ -154,3 +154,139 @@ void ns_lrfind_plot(FILE *f, const ns_lrfind_curve *c, double mark_lr, const cha
     }
     free(grid);
 }
+
+/* The glyph of seed k: its digit, then letters. */
+static char seed_glyph(int k)
+{
+    return k < 10 ? (char)('0' + k) : k < 36 ? (char)('a' + k - 10) : '+';
+}
+
+void ns_lrfind_plot_seeds(FILE *f, const ns_lrfind_curve *c, int n, double suggestion,
+                          double lo, double hi, int width, int height)
+{
+    int W = width < 20 ? 20 : width > 200 ? 200 : width;
+    int H = height < 5 ? 5 : height > 100 ? 100 : height;
+    double x0 = INFINITY, x1 = -INFINITY, ymin = INFINITY, ymax = -INFINITY, first = -INFINITY;
+    int points = 0;
+    for (int k = 0; k < n; k++) {
+        if (c[k].n < 1)
+            continue;
+        x0 = fmin(x0, log10(c[k].lr[0]));
+        x1 = fmax(x1, log10(c[k].lr[c[k].n - 1]));
+        first = fmax(first, c[k].smoothed[0]);
+        for (int i = 0; i < c[k].n; i++)
+            if (isfinite(c[k].smoothed[i])) {
+                ymin = fmin(ymin, c[k].smoothed[i]);
+                ymax = fmax(ymax, c[k].smoothed[i]);
+                points++;
+            }
+    }
+    if (points < 2 || !(x1 > x0)) {
+        fprintf(f, "(no curve to plot: %d points)\n", points);
+        return;
+    }
+    double cap = ymin + 1.5 * (first - ymin);
+    if (cap > ymin && cap < ymax)
+        ymax = cap;
+    if (!(ymax > ymin))
+        ymax = ymin + 1;
+    char *grid = malloc((size_t)W * H);
+    char *axis = malloc((size_t)W + 1);
+    if (!grid || !axis) {
+        free(grid);
+        free(axis);
+        return;
+    }
+    memset(grid, ' ', (size_t)W * H);
+#define COL_OF(lr) ((int)lround((log10(lr) - x0) / (x1 - x0) * (W - 1)))
+    double marks[3] = {lo, hi, suggestion};
+    const char glyph[3] = {':', ':', '|'};
+    int shown[3] = {0, 0, 0};
+    for (int m = 0; m < 3; m++) {
+        if (!isfinite(marks[m]) || !(marks[m] > 0))
+            continue;
+        int col = COL_OF(marks[m]);
+        if (col < 0 || col >= W)
+            continue;
+        shown[m] = 1;
+        for (int r = 0; r < H; r++)
+            grid[(size_t)r * W + col] = glyph[m];
+    }
+    for (int k = 0; k < n; k++)
+        for (int i = 0; i < c[k].n; i++) {
+            double y = c[k].smoothed[i];
+            if (!isfinite(y))
+                continue;
+            int col = COL_OF(c[k].lr[i]);
+            int row = (int)lround((ymax - y) / (ymax - ymin) * (H - 1));
+            char ch = seed_glyph(k);
+            if (row < 0) {
+                row = 0;
+                ch = '^';
+            }
+            if (row > H - 1)
+                row = H - 1;
+            char *cell = &grid[(size_t)row * W + col];
+            /* another seed's point in the cell: '*' (a mark or this seed's own: overwrite) */
+            *cell = (*cell != ' ' && *cell != ':' && *cell != '|' && *cell != ch && ch != '^') ? '*' : ch;
+        }
+#undef COL_OF
+    /* title and legend */
+    fprintf(f, "smoothed training loss against learning rate, %d seed%s:", n, n == 1 ? "" : "s");
+    for (int k = 0; k < n && k < 36; k++)
+        fprintf(f, " %c", seed_glyph(k));
+    fprintf(f, "%s\n", n > 1 ? " (* several)" : "");
+    if (shown[2] || shown[0] || shown[1]) {
+        fprintf(f, "%11s", "");
+        if (shown[2])
+            fprintf(f, "| suggestion %.3g", suggestion);
+        if (shown[0] || shown[1])
+            fprintf(f, "%s: bounds %.3g .. %.3g", shown[2] ? "   " : "", lo, hi);
+        fputc('\n', f);
+    }
+    fprintf(f, "%9s\n", "loss");
+    for (int r = 0; r < H; r++) {
+        double y = ymax - (ymax - ymin) * r / (H - 1);
+        if (r == 0 || r == H - 1 || r == (H - 1) / 2)
+            fprintf(f, "%9.4g +", y);
+        else
+            fprintf(f, "%9s |", "");
+        fwrite(grid + (size_t)r * W, 1, (size_t)W, f);
+        fputc('\n', f);
+    }
+    /* the LR axis: a tick '+' and a label at each power of ten (every second or more when
+     * the labels would touch) */
+    int decades = (int)floor(x1) - (int)ceil(x0) + 1;
+    int step = 1;
+    while (decades / step > W / 8)
+        step++;
+    memset(axis, '-', (size_t)W);
+    axis[W] = 0;
+    char labels[256];
+    memset(labels, ' ', sizeof labels);
+    int right = -1;
+    for (int e = (int)ceil(x0); e <= (int)floor(x1); e++) {
+        if ((e - (int)ceil(x0)) % step)
+            continue;
+        int col = (int)lround((e - x0) / (x1 - x0) * (W - 1));
+        if (col < 0 || col >= W)
+            continue;
+        if (col > 0) /* column 0 is the corner's */
+            axis[col] = '+';
+        char t[16];
+        int len = snprintf(t, sizeof t, "1e%+03d", e);
+        int at = col - len / 2;
+        if (at < 0)
+            at = 0;
+        if ((right >= 0 && at <= right + 1) || at + len > (int)sizeof labels - 1)
+            continue;
+        memcpy(labels + at, t, (size_t)len);
+        right = at + len - 1;
+    }
+    labels[right + 1 > 0 ? right + 1 : 0] = 0;
+    fprintf(f, "%9s +%s\n", "", axis);
+    fprintf(f, "%9s  %s\n", "", labels);
+    fprintf(f, "%9s  %*s\n", "", W / 2 + 13, "learning rate (log scale)");
+    free(grid);
+    free(axis);
+}

@@ -43,4 +43,14 @@ int ns_lrfind_write_csv_seeds(const char *path, const ns_lrfind_curve *c, int n,
 void ns_lrfind_plot(FILE *f, const ns_lrfind_curve *c, double mark_lr, const char *mark_name,
                     int width, int height);
 
+/* A width x height character plot of n curves' smoothed losses against log10(lr) on f:
+ * each seed drawn with its digit (0-9, then letters; '*' where seeds share a cell), a
+ * column of '|' at `suggestion` and of ':' at the bounds lo and hi (each skipped when not
+ * finite or off the LR range), a legend line, loss ticks (top, middle, bottom), LR ticks
+ * at powers of ten and the axis titles. The loss axis is cut as ns_lrfind_plot's (1.5x
+ * the largest first value's distance above the minimum; higher points as '^' on the top
+ * row). width >= 20, height >= 5 (smaller values are raised); n >= 1. */
+void ns_lrfind_plot_seeds(FILE *f, const ns_lrfind_curve *c, int n, double suggestion,
+                          double lo, double hi, int width, int height);
+
 #endif

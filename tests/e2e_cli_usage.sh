@@ -1,0 +1,153 @@
+#!/usr/bin/env bash
+# e2e_cli_usage.sh — how the command line reads: each command's own --help (and what its -o
+# names), an unknown command as a one-line error with exit 2 (with a suggestion when it is
+# close to a command) while a config path still runs, options before or after the
+# arguments for every command, and predict's balanced accuracy and macro-F1 checked
+# against an independent computation in Python.
+# usage: tests/e2e_cli_usage.sh PATH/TO/nnsearch   (run from the repository root)
+set -uo pipefail
+NS=${1:?usage: e2e_cli_usage.sh NNSEARCH}
+NS=$(cd "$(dirname "$NS")" && pwd)/$(basename "$NS")
+T=$(mktemp -d /tmp/nnsearch-usage-XXXXXX)
+trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib_e2e.sh"
+
+# expect_error NAME SUBSTRING CMD...: exit 2 and exactly one stderr line holding SUBSTRING
+expect_error() {
+  local name=$1 want=$2; shift 2
+  "$@" >"$T/out" 2>"$T/err"; local rc=$?
+  check "$name: exit 2, one line with '$want' (exit $rc: $(head -c 300 "$T/err"))" bash -c \
+    "[ $rc -eq 2 ] && [ \$(wc -l <'$T/err') -eq 1 ] && grep -qF -- \"\$1\" '$T/err'" _ "$want"
+}
+
+# ---- per-command help -----------------------------------------------------------------
+"$NS" --help >"$T/global.txt"
+check "global --help: exit 0, lists the commands" grep -q 'nnsearch lr-find CONFIG' "$T/global.txt"
+check "global --help: says how paths resolve" bash -c \
+  "grep -q 'data paths inside a config resolve against the config file' '$T/global.txt' && grep -q 'resolves against the working directory' '$T/global.txt'"
+for cmd in resume status export train predict lr-find; do
+  "$NS" "$cmd" --help >"$T/h.txt" 2>"$T/h.err"; rc=$?
+  check "$cmd --help: exit 0, its own usage on stdout, nothing on stderr" bash -c \
+    "[ $rc -eq 0 ] && head -1 '$T/h.txt' | grep -q '^usage: nnsearch $cmd ' && [ ! -s '$T/h.err' ] && ! cmp -s '$T/h.txt' '$T/global.txt'"
+  "$NS" help "$cmd" >"$T/h2.txt"
+  check "help $cmd is $cmd --help" cmp -s "$T/h.txt" "$T/h2.txt"
+  "$NS" "$cmd" ARG -h >"$T/h3.txt"
+  check "$cmd ARG -h is $cmd --help" cmp -s "$T/h.txt" "$T/h3.txt"
+done
+"$NS" configs/tiny-train.yaml --help >"$T/hs.txt"
+check "CONFIG --help: the search's usage" bash -c "head -1 '$T/hs.txt' | grep -q '^usage: nnsearch CONFIG.yaml'"
+check "search --help: -o names the study folder" grep -q -- '-o, --output DIR .*FOLDER' "$T/hs.txt"
+check "export --help: -o names the YAML file" bash -c "'$NS' export --help | grep -q -- '-o, --output FILE .*YAML FILE'"
+check "train --help: -o names the model file" bash -c "'$NS' train --help | grep -q -- '-o, --output FILE .*model FILE'"
+check "predict --help: -o names the CSV file" bash -c "'$NS' predict --help | grep -q -- '-o, --output FILE .*CSV FILE'"
+check "predict --help: names its figures" bash -c "'$NS' predict --help | grep -q 'balanced accuracy'"
+
+# ---- unknown commands --------------------------------------------------------------------
+expect_error "a misspelt command" "unknown command 'stauts' (did you mean 'status'?)" "$NS" stauts "$T"
+expect_error "a misspelt command with a config" "did you mean 'lr-find'?" "$NS" lr-fnd configs/tiny-train.yaml
+expect_error "a word that is nothing" "unknown command 'frobnicate'" "$NS" frobnicate
+expect_error "a folder" "is a folder, not a config file" "$NS" "$T"
+expect_error "a missing .yaml is the loader's error" "missing.yaml" "$NS" "$T/missing.yaml"
+expect_error "no command" "missing the command" "$NS" --quiet
+expect_error "an unknown option without a command" "unknown option '--bogus'" "$NS" --bogus
+expect_error "an option the command does not take" "unknown option '-j'" "$NS" -j 2 status "$T"
+# a config is any existing file, whatever its name
+sed "s#data/tiny.csv#$PWD/configs/data/tiny.csv#" configs/tiny-train.yaml >"$T/tiny.conf"
+"$NS" "$T/tiny.conf" --quiet -o "$T/conf.nsm" >/dev/null 2>"$T/conf.err"
+check "an existing file without .yaml runs as a config ($(head -c 200 "$T/conf.err"))" test -s "$T/conf.nsm"
+
+# ---- options before or after the arguments ----------------------------------------------
+cat >"$T/s.yaml" <<YAML
+data:
+  train: $PWD/configs/data/tiny.csv
+  val_fraction: 0.2
+model:
+  hidden: [16]
+  dropout: {uniform: [0, 0.2]}
+train:
+  batch_size: 32
+  lr: {log_uniform: [1e-3, 1e-1]}
+search:
+  name: u
+  seed: 5
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 3, epochs: 3}
+YAML
+"$NS" -j 2 -o "$T/before" --quiet "$T/s.yaml" >/dev/null 2>"$T/before.err"; rc=$?
+check "nnsearch -j 2 -o DIR --quiet CONFIG: exit 0 ($(head -c 200 "$T/before.err"))" test $rc -eq 0
+"$NS" "$T/s.yaml" -o "$T/after" --quiet -j 2 >/dev/null 2>&1; rc=$?
+check "options after the config: exit 0" test $rc -eq 0
+check "options before and after: the same study" cmp -s <(table "$T/before") <(table "$T/after")
+check "-o before the config named the study folder" test -s "$T/before/study.db"
+"$NS" --json status "$T/before" >"$T/st1.json"
+"$NS" status "$T/before" --json >"$T/st2.json"
+check "status: --json before DIR" bash -c "[ -s '$T/st1.json' ] && cmp -s '$T/st1.json' '$T/st2.json'"
+"$NS" -o "$T/exp1.yaml" export "$T/before" >/dev/null
+"$NS" export -o "$T/exp2.yaml" "$T/before" >/dev/null
+check "export: -o before the command and before DIR" bash -c "cmp -s <(grep -v 'run it with' '$T/exp1.yaml') <(grep -v 'run it with' '$T/exp2.yaml') && [ -s '$T/exp1.yaml' ]"
+"$NS" resume --quiet -j 1 "$T/before" >/dev/null 2>"$T/res.err"; rc=$?
+check "resume: options before DIR ($(head -c 200 "$T/res.err"))" test $rc -eq 0
+"$NS" train --quiet --json -o "$T/m1.nsm" configs/tiny-train.yaml >"$T/m1.json"
+"$NS" train configs/tiny-train.yaml --json -o "$T/m2.nsm" --quiet >"$T/m2.json"
+check "train: options before CONFIG give the same run" bash -c "[ -s '$T/m1.nsm' ] && [ -s '$T/m2.nsm' ] && cmp -s <(tail -1 '$T/m1.json' | sed 's/\"model\":.*//') <(tail -1 '$T/m2.json' | sed 's/\"model\":.*//')"
+"$NS" lr-find --seeds 1 --steps 40 --json configs/tiny-train.yaml >"$T/lr1.json" 2>/dev/null
+"$NS" lr-find configs/tiny-train.yaml --json --steps 40 --seeds 1 >"$T/lr2.json" 2>/dev/null
+check "lr-find: options before CONFIG" bash -c "[ -s '$T/lr1.json' ] && cmp -s '$T/lr1.json' '$T/lr2.json'"
+
+# ---- predict: accuracy, balanced accuracy and macro-F1 -----------------------------------
+# an imbalanced sample of the tiny CSV (all of one class, a few of the others), so that the
+# three figures differ
+python3 - "$PWD/configs/data/tiny.csv" "$T/imb.csv" <<'PY'
+import csv, sys
+rows = list(csv.reader(open(sys.argv[1])))
+head, body = rows[0], rows[1:]
+li = head.index("label")
+keep, seen = [], {}
+for r in body:
+    c = r[li]
+    seen[c] = seen.get(c, 0) + 1
+    cap = {0: 10**9, 1: 25, 2: 8}[sorted({x[li] for x in body}).index(c)]
+    if seen[c] <= cap:
+        keep.append(r)
+w = csv.writer(open(sys.argv[2], "w", newline=""), lineterminator="\n")
+w.writerow(head)
+w.writerows(keep)
+PY
+"$NS" predict -o "$T/pred.csv" "$T/m1.nsm" "$T/imb.csv" 2>"$T/pred.err"; rc=$?
+check "predict (options first): exit 0 ($(cat "$T/pred.err"))" test $rc -eq 0
+check "predict: accuracy, balanced_acc and macro_f1 on one line" grep -qE \
+  '^nnsearch: [0-9]+ rows, accuracy 0\.[0-9]{4}, balanced_acc 0\.[0-9]{4}, macro_f1 0\.[0-9]{4}$' "$T/pred.err"
+python3 - "$T/imb.csv" "$T/pred.csv" "$T/pred.err" <<'PY' >"$T/py.txt" 2>&1
+import csv, re, sys
+truth = [r["label"] for r in csv.DictReader(open(sys.argv[1]))]
+pred = [r["prediction"] for r in csv.DictReader(open(sys.argv[2]))]
+assert len(truth) == len(pred), (len(truth), len(pred))
+n = len(truth)
+acc = sum(t == p for t, p in zip(truth, pred)) / n
+classes_true = sorted(set(truth))
+recall = [sum(t == p == c for t, p in zip(truth, pred)) / truth.count(c) for c in classes_true]
+bacc = sum(recall) / len(recall)
+f1 = []
+for c in sorted(set(truth) | set(pred)):  # scikit-learn's labels: the union
+    tp = sum(t == p == c for t, p in zip(truth, pred))
+    fp = sum(p == c and t != c for t, p in zip(truth, pred))
+    fn = sum(t == c and p != c for t, p in zip(truth, pred))
+    f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+mf1 = sum(f1) / len(f1)
+line = open(sys.argv[3]).read()
+m = re.search(r"(\d+) rows, accuracy ([0-9.]+), balanced_acc ([0-9.]+), macro_f1 ([0-9.]+)", line)
+got = [float(m.group(i)) for i in (2, 3, 4)]
+want = [acc, bacc, mf1]
+print("rows", n, "want", ["%.6f" % x for x in want], "got", got)
+assert int(m.group(1)) == n
+# printed with 4 decimals: within half a unit of the last place
+assert all(abs(g - w) <= 0.5e-4 + 1e-9 for g, w in zip(got, want)), (got, want)
+# the sample is imbalanced enough that the figures tell different stories
+assert abs(acc - bacc) > 1e-3 or abs(acc - mf1) > 1e-3, want
+PY
+rc=$?
+check "predict's figures equal Python's ($(tail -1 "$T/py.txt"))" test $rc -eq 0
+
+echo "e2e_cli_usage: $pass passed, $fail failed"
+[[ $fail -eq 0 ]]
