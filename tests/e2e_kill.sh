@@ -41,6 +41,8 @@ search:
     - {stage: select}
 YAML
 db() { sqlite3 "$1/study.db" "$2" 2>/dev/null; }
+# the progress lines with stderr not a terminal: "2026-12-06 15:25:31 trial 3 complete: ..."
+TS='^[0-9-]+ [0-9:]+ '
 
 # ---- the uninterrupted study ----------------------------------------------------------------
 "$NS" "$T/k.yaml" -j 2 -o "$T/ref" >/dev/null 2>"$T/ref.err"
@@ -53,7 +55,7 @@ check "uninterrupted: every trial ended" \
 mapfile -t names < <(db "$T/ref" "SELECT name FROM stage ORDER BY position")
 # the campaign steers by these lines
 check "uninterrupted: the progress has the header and each stage's completion line" \
-  test "$(grep -c -e '^nnsearch: study ' -e '^stage [1-5]:[a-z_]* complete:' "$T/ref.err")" = 6
+  test "$(grep -cE -e "${TS}nnsearch: study " -e "${TS}stage [1-5]:[a-z_]* done:" "$T/ref.err")" = 6
 first_bayes=$(db "$T/ref" "SELECT min(number) FROM trial WHERE stage = '4:bayes'")
 
 # ---- killed between two bayes rounds ------------------------------------------------------------
@@ -106,7 +108,7 @@ run_killed() {
   local pid=$!
   exec 3<"$T/progress"
   while ((n >= 0)) && IFS= read -r line <&3; do
-    if ((!head)); then [[ $line == "nnsearch: study "* ]] && head=1
+    if ((!head)); then [[ $line =~ ${TS}nnsearch:\ study\  ]] && head=1
     elif [[ $line =~ $ere ]]; then seen=$((seen + 1)); fi
     ((head && seen >= n)) && break
   done
@@ -134,10 +136,10 @@ while ((attempts < 100)); do
   ((j == 1)) && j1=$((j1 + 1)) || j2=$((j2 + 1))
   if [[ -f "$T/c/config.source" ]]; then cmd=("$NS" resume "$T/c" -j "$j"); else cmd=("$NS" "$T/k.yaml" -j "$j" -o "$T/c"); fi
   if ((hits[s] < quota[s])); then
-    run_killed '^trial [0-9]+ (complete|pruned|diverged|failed)' "$k" "$us" "${cmd[@]}"
+    run_killed "${TS}trial [0-9]+ (complete|pruned|diverged|failed)" "$k" "$us" "${cmd[@]}"
     what="header+${k}trials+${us}us"
   elif ((s + 1 < 5)); then
-    run_killed "^stage ${names[s]} complete:" 1 "$us" "${cmd[@]}"
+    run_killed "${TS}stage ${names[s]} done:" 1 "$us" "${cmd[@]}"
     what="${names[s]}+${us}us"
   else # the last stage has its kills: the study ends
     run_killed x -1 0 "${cmd[@]}"

@@ -22,9 +22,6 @@
 #define C_CYAN "\033[36m"
 #define C_RESET "\033[0m"
 
-/* Plain mode: a trial line at most this often, unless the trial is notable (failed,
- * diverged, a new best, the stage's last). */
-#define PLAIN_TRIAL_EVERY_S 5.0
 
 struct ns_term {
     FILE *f;
@@ -41,7 +38,6 @@ struct ns_term {
     double t0;
     double sum_all, sum_stage; /* this run's finished trials (not LR tests: far shorter) */
     long n_all, n_stage;
-    double last_trial_line;    /* plain mode */
     double last_draw;          /* live mode: when the line was last drawn */
 };
 
@@ -460,7 +456,7 @@ ns_term *ns_term_alloc(FILE *f)
     t->t0 = t->t_event = mono_s();
     t->last.best_trial = -1;
     t->last.best = NAN;
-    t->last_trial_line = t->last_draw = -INFINITY;
+    t->last_draw = -INFINITY;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv, NULL);
     if (t->live) {
@@ -538,11 +534,7 @@ static void trial_end(ns_term *t, const ns_progress *p, double now)
             draw(t);
         return;
     }
-    int notable = failed || diverged || p->best_trial == p->trial ||
-                  (p->stage_planned > 0 && p->stage_done >= p->stage_planned);
-    if (!notable && now - t->last_trial_line < PLAIN_TRIAL_EVERY_S)
-        return;
-    t->last_trial_line = now;
+    /* plain mode (a log): every trial's outcome, one line each */
     char counts[512];
     counts_text(t, now, counts, sizeof counts);
     put(t, NULL, "%s | %s", what, counts);
