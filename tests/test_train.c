@@ -434,6 +434,9 @@ static void interrupted_resumes_exactly(int stop_after_batches, int want_epoch, 
     cr_assert_eq(memcmp(&a->train_loss, &b->train_loss, sizeof(double)), 0);
     cr_assert_eq(memcmp(&a->grad_norm, &b->grad_norm, sizeof(double)), 0);
     cr_assert_eq(memcmp(&a->val_loss, &b->val_loss, sizeof(double)), 0);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
     run_free(&straight);
     run_free(&second);
     ns_dataset_free(&tr);
