@@ -14,6 +14,9 @@
  *                      vfprintf, and fflush/fclose with output still buffered (a failing
  *                      fflush/fclose drops that output, as a full disk would)
  *   NS_FAULT_STICKY=1  fail every event of that kind from the Nth on (a disk that stays full)
+ *   NS_FAULT_PATH=S    count only the writes to files whose path contains S (e.g. model.nsm,
+ *                      which also matches its temporary model.nsm.tmp.XXXXXX): a test can
+ *                      aim at one file whatever else the program writes
  *   NS_FAULT_LOG=FILE  appends "fault KIND #N CALL at FRAMES" when a fault fires (frames as
  *                      module+offset, for addr2line) and "counts allocs=A writes=W" at exit */
 #define _GNU_SOURCE
@@ -37,6 +40,7 @@ static const char *const KIND[2] = {"alloc", "write"};
 static atomic_long count[2];
 static long fail_at[2]; /* 0: never */
 static int sticky;
+static const char *path_filter; /* NS_FAULT_PATH or NULL */
 static atomic_int armed;
 static int log_fd = -1;
 static __thread int inside; /* the shim's own calls are not counted */
@@ -185,6 +189,9 @@ __attribute__((constructor)) static void shim_init(void)
     fail_at[K_ALLOC] = env_long("NS_FAULT_ALLOC");
     fail_at[K_WRITE] = env_long("NS_FAULT_WRITE");
     sticky = env_long("NS_FAULT_STICKY") != 0;
+    path_filter = getenv("NS_FAULT_PATH");
+    if (path_filter && !*path_filter)
+        path_filter = NULL;
     const char *log = getenv("NS_FAULT_LOG");
     if (log && *log)
         log_fd = r_open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -303,10 +310,22 @@ int posix_memalign(void **p, size_t a, size_t n)
 
 /* ---- writes ---------------------------------------------------------------------------- */
 
+static int path_wanted(const char *path) { return !path_filter || (path && strstr(path, path_filter)); }
+
 static int file_fd(int fd)
 {
     struct stat st;
-    return fd > 2 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+    if (fd <= 2 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (!path_filter)
+        return 1;
+    char link[64], path[4096];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, path, sizeof path - 1);
+    if (n < 0)
+        return 0;
+    path[n] = 0;
+    return path_wanted(path);
 }
 static int file_stream(FILE *f) { return f && f != stdout && f != stderr && file_fd(fileno(f)); }
 static int buffered(FILE *f) { return f->_IO_write_ptr > f->_IO_write_base; }
@@ -358,7 +377,7 @@ int fdatasync(int fd)
 int mkdir(const char *path, mode_t mode)
 {
     /* a full disk still answers EEXIST for a folder that is there */
-    if (access(path, F_OK) != 0 && should_fail(K_WRITE, "mkdir")) {
+    if (access(path, F_OK) != 0 && path_wanted(path) && should_fail(K_WRITE, "mkdir")) {
         errno = ENOSPC;
         return -1;
     }
@@ -369,7 +388,7 @@ static int open_with(int (*next)(const char *, int, ...), const char *call, cons
                      int flags, va_list ap)
 {
     mode_t mode = flags & (O_CREAT | O_TMPFILE) ? va_arg(ap, mode_t) : 0;
-    if ((flags & O_CREAT) && should_fail(K_WRITE, call)) {
+    if ((flags & O_CREAT) && path_wanted(path) && should_fail(K_WRITE, call)) {
         errno = ENOSPC;
         return -1;
     }
@@ -394,7 +413,7 @@ int open64(const char *path, int flags, ...)
 
 FILE *fopen(const char *path, const char *mode)
 {
-    if (strpbrk(mode, "wa+") && should_fail(K_WRITE, "fopen")) {
+    if (strpbrk(mode, "wa+") && path_wanted(path) && should_fail(K_WRITE, "fopen")) {
         errno = ENOSPC;
         return NULL;
     }
