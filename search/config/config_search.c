@@ -775,8 +775,13 @@ static int apply_text(ctx *x, int i, const char *text)
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = cfg_fail(x, parser.problem_mark, "%s.%s: the value '%.60s' is not valid YAML",
-                  cfg_keys[i].section, cfg_keys[i].key, text);
+        /* as in syntax_error (config.c): a failure without a problem is libyaml out of
+         * memory, not a bad value (which would fail the trial for good) */
+        if (parser.error == YAML_MEMORY_ERROR || parser.error == YAML_NO_ERROR || !parser.problem)
+            rc = cfg_oom(x);
+        else
+            rc = cfg_fail(x, parser.problem_mark, "%s.%s: the value '%.60s' is not valid YAML",
+                          cfg_keys[i].section, cfg_keys[i].key, text);
         yaml_parser_delete(&parser);
         return rc;
     }

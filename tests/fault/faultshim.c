@@ -17,6 +17,8 @@
  *   NS_FAULT_PATH=S    count only the writes to files whose path contains S (e.g. model.nsm,
  *                      which also matches its temporary model.nsm.tmp.XXXXXX): a test can
  *                      aim at one file whatever else the program writes
+ *   NS_FAULT_IN=S      count only the events whose call stack passes through a library
+ *                      whose file name contains S (e.g. libyaml: its allocations only)
  *   NS_FAULT_LOG=FILE  appends "fault KIND #N CALL at FRAMES" when a fault fires (frames as
  *                      module+offset, for addr2line) and "counts allocs=A writes=W" at exit */
 #define _GNU_SOURCE
@@ -41,6 +43,7 @@ static atomic_long count[2];
 static long fail_at[2]; /* 0: never */
 static int sticky;
 static const char *path_filter; /* NS_FAULT_PATH or NULL */
+static const char *module_filter; /* NS_FAULT_IN or NULL */
 static atomic_int armed;
 static int log_fd = -1;
 static __thread int inside; /* the shim's own calls are not counted */
@@ -162,10 +165,30 @@ static void note(int k, long n, const char *call)
     log_str(line);
 }
 
+/* Whether the caller's stack passes through a library named like NS_FAULT_IN. */
+static int called_from_module(void)
+{
+    void *frames[24];
+    int nf = backtrace(frames, 24);
+    for (int i = 0; i < nf; i++) {
+        Dl_info di;
+        if (dladdr(frames[i], &di) && di.dli_fname && strstr(di.dli_fname, module_filter))
+            return 1;
+    }
+    return 0;
+}
+
 static int should_fail(int k, const char *call)
 {
     if (!atomic_load(&armed) || inside)
         return 0;
+    if (module_filter) {
+        inside = 1;
+        int in = called_from_module();
+        inside = 0;
+        if (!in)
+            return 0;
+    }
     long n = atomic_fetch_add(&count[k], 1) + 1;
     if (!fail_at[k] || (n != fail_at[k] && !(sticky && n > fail_at[k])))
         return 0;
@@ -189,6 +212,9 @@ __attribute__((constructor)) static void shim_init(void)
     fail_at[K_ALLOC] = env_long("NS_FAULT_ALLOC");
     fail_at[K_WRITE] = env_long("NS_FAULT_WRITE");
     sticky = env_long("NS_FAULT_STICKY") != 0;
+    module_filter = getenv("NS_FAULT_IN");
+    if (module_filter && !*module_filter)
+        module_filter = NULL;
     path_filter = getenv("NS_FAULT_PATH");
     if (path_filter && !*path_filter)
         path_filter = NULL;
