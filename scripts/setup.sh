@@ -4,6 +4,10 @@
 #   --bench   also install the benchmark references (python3-torch, python3-optuna) and the
 #             data of scripts/bench/tabular (python3-sklearn, r-base-core, r-cran-modeldata,
 #             r-cran-kernlab)
+#   --fuzz    also install clang with its libFuzzer and sanitizer runtimes and OpenMP
+#             library (clang, libclang-rt-dev, libomp-dev) for scripts/fuzz/run
+# The sanitizer build (scripts/sanitize) and the fault walk (scripts/faultwalk) need nothing
+# more: gcc's ASan/UBSan runtimes come with build-essential. docs/TESTING.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +15,14 @@ pkgs=(build-essential cmake pkgconf libgsl-dev libopenblas-dev libopenblas0-pthr
       libyaml-dev libsqlite3-dev sqlite3 zlib1g-dev libcriterion-dev dataset-fashion-mnist
       libxml2-utils chromium   # the report's test: xmllint, and a headless browser to render it
       bsdutils)   # bsdutils: script(1), the pseudo-terminal of tests/e2e_progress.sh
-if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-optuna python3-sklearn r-base-core r-cran-modeldata r-cran-kernlab)
-fi
+for opt in "$@"; do
+  case $opt in
+    --bench) pkgs+=(python3-torch python3-optuna python3-sklearn r-base-core r-cran-modeldata
+                    r-cran-kernlab) ;;
+    --fuzz) pkgs+=(clang libclang-rt-dev libomp-dev) ;;
+    *) echo "usage: scripts/setup.sh [--bench] [--fuzz]" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

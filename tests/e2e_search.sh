@@ -84,7 +84,9 @@ check "exported trial $bn trains to its val_acc $bv (got $acc)" num 'abs(a - b) 
 rm -rf "$T/c"
 : >"$T/early"
 kills=0 cut_short=0
+# NS_TEST_TIME_SCALE stretches the delays for slower builds (scripts/sanitize sets it)
 for delay in 0.15 0.3 0.25 0.4 0.6 0.9; do
+  delay=$(awk -v d="$delay" -v s="${NS_TEST_TIME_SCALE:-1}" 'BEGIN { print d * s }')
   bash -c 'timeout -s KILL "$@" >/dev/null 2>&1; exit 0' _ "$delay" "$NS" "$T/s.yaml" -j 2 -o "$T/c" --quiet 2>/dev/null
   kills=$((kills + 1))
   # every trial complete after any kill must come out of the later runs untouched
@@ -105,7 +107,12 @@ check "at least one trial was complete before the resumes" test -s "$T/early"
 rm -rf "$T/d"
 "$NS" "$T/s.yaml" -j 2 -o "$T/d" --quiet >/dev/null 2>"$T/d.err" &
 pid=$!
-sleep 0.3
+# signal once a trial runs: earlier, nnsearch has not installed its handler yet, and a
+# background job of a script inherits SIGINT ignored (a slow start would then finish)
+for _ in $(seq 600); do
+  [[ "$(sqlite3 "$T/d/study.db" "SELECT count(*) FROM trial WHERE state='running'" 2>/dev/null)" -ge 1 ]] && break
+  sleep 0.05
+done
 kill -INT "$pid"
 wait "$pid"; rc=$?
 check "SIGINT exit 130 (got $rc)" test "$rc" -eq 130

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "engine/backend/backend.h"
 #include "engine/rng.h"
@@ -247,6 +248,62 @@ Test(train, corrupt_checkpoint_is_refused)
     ns_dataset_free(&tr);
 }
 
+/* Sets the int64 at byte off of checkpoint path to v and makes its CRC-32 right again, as a
+ * file written by a buggy or hostile writer would be. */
+static void patch_checkpoint(const char *path, long off, int64_t v)
+{
+    FILE *f = fopen(path, "r+b");
+    cr_assert(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    unsigned char *buf = malloc((size_t)size);
+    fseek(f, 0, SEEK_SET);
+    cr_assert_eq(fread(buf, 1, (size_t)size, f), (size_t)size);
+    memcpy(buf + off, &v, sizeof v);
+    uint32_t crc = (uint32_t)crc32(0L, buf, (uInt)(size - 4));
+    memcpy(buf + size - 4, &crc, 4);
+    fseek(f, 0, SEEK_SET);
+    fwrite(buf, 1, (size_t)size, f);
+    fclose(f);
+    free(buf);
+}
+
+/* Found by fuzzing (tests/fuzz/regressions/ckpt/): a checkpoint with a valid checksum but
+ * a position in the epoch beyond its steps made the resumed run index the row order out of
+ * bounds. The counters are now checked against the run. */
+Test(train, checkpoint_with_impossible_counters_is_refused)
+{
+    ns_dataset tr;
+    make_blobs(&tr, 100, 6, 3, 1.0);
+    ns_train_spec s = base_spec();
+    run r;
+    ns_err err = {0};
+    run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_ADAM);
+    ns_trainer_run(&r.tr, 1, NULL, NULL, &err);
+    char *dir = tu_temp_dir();
+    char path[512];
+    snprintf(path, sizeof path, "%s/ckpt.bin", dir);
+    /* magic 8, version 4, n_params 8, tag 8, epoch 4: step at 32; ... rng 32 bytes at 68,
+     * in_epoch at 100, epoch_step at 104 */
+    const struct { long off; int64_t v; } bad[] = {
+        {104, INT64_C(-7531100774462289218)}, {104, 1000}, {32, -1}, {32, INT64_MAX}};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        cr_assert_eq(ns_trainer_save(&r.tr, path, &err), NS_OK);
+        cr_assert_eq(ns_trainer_load(&r.tr, path, &err), NS_OK, "%s", err.msg);
+        patch_checkpoint(path, bad[i].off, bad[i].v);
+        cr_assert_eq(ns_trainer_load(&r.tr, path, &err), NS_EINPUT, "case %zu", i);
+        cr_assert(strstr(err.msg, "impossible state"), "%s", err.msg);
+        run_free(&r); /* a failed load leaves the trainer to be freed */
+        run_start(&r, &s, &tr, NULL, 0.0f, NS_OPT_ADAM);
+        ns_trainer_run(&r.tr, 1, NULL, NULL, &err);
+    }
+    unlink(path);
+    rmdir(dir);
+    free(dir);
+    run_free(&r);
+    ns_dataset_free(&tr);
+}
+
 Test(train, step_budget_and_partial_epoch)
 {
     ns_dataset tr;
@@ -381,6 +438,9 @@ static void interrupted_resumes_exactly(int stop_after_batches, int want_epoch, 
     cr_assert_eq(memcmp(&a->train_loss, &b->train_loss, sizeof(double)), 0);
     cr_assert_eq(memcmp(&a->grad_norm, &b->grad_norm, sizeof(double)), 0);
     cr_assert_eq(memcmp(&a->val_loss, &b->val_loss, sizeof(double)), 0);
+    unlink(path);
+    rmdir(dir);
+    free(dir);
     run_free(&straight);
     run_free(&second);
     ns_dataset_free(&tr);

@@ -21,7 +21,14 @@
 #include "engine/backend/cpu_ops.h"
 
 #define NS_INLINE static inline __attribute__((always_inline))
+/* clang 14 (Debian 12's, used for fuzzing) names an exported clone set's dispatcher
+ * "f.ifunc" and emits no "f", so backend_cpu.c could not link: clang builds take the
+ * baseline loop (same bits, as above). The static clone sets in backend_cpu.c are fine. */
+#if defined(__clang__)
+#define NS_CLONES
+#else
 #define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
 
 /* ---- SGD ------------------------------------------------------------------------- */
 

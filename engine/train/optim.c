@@ -226,7 +226,7 @@ int ns_optim_load(ns_optim *o, FILE *f)
     if (fread(&t, sizeof t, 1, f) != 1 || fread(&n, sizeof n, 1, f) != 1 ||
         fread(&kind, sizeof kind, 1, f) != 1 || fread(&mask, sizeof mask, 1, f) != 1)
         return NS_EINPUT;
-    if (t < 0 || n != (uint64_t)o->n || kind != (int32_t)o->spec.kind || mask != buf_mask(o))
+    if (t < 0 || t > (INT64_C(1) << 53) || n != (uint64_t)o->n || kind != (int32_t)o->spec.kind || mask != buf_mask(o))
         return NS_EINPUT;
     if (!mask) {
         o->t = (long)t;

@@ -528,6 +528,35 @@ int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
     return NS_OK;
 }
 
+/* What a checkpoint's counters must satisfy for this trainer to continue from them (the
+ * checksum only proves the bytes are the ones written): the epoch in progress indexes the
+ * row order, and the counters are incremented and multiplied by the loop. NULL when they
+ * hold, else which rule they break. */
+#define CKPT_MAX_EPOCH (1L << 30)
+#define CKPT_MAX_STEP (INT64_C(1) << 53)
+static const char *ckpt_counters_problem(const ns_trainer *tr, int32_t epoch, int64_t step,
+                                         int32_t best_epoch, int32_t bad, int32_t stopped,
+                                         int32_t sbad, int32_t in_epoch, int64_t epoch_step)
+{
+    const ns_epoch_sums *e = &tr->sums;
+    if (epoch < 0 || epoch > CKPT_MAX_EPOCH || step < 0 || step > CKPT_MAX_STEP)
+        return "epoch or step count out of range";
+    if (best_epoch < 0 || best_epoch > epoch || bad < 0 || bad > epoch || sbad < 0 ||
+        sbad > epoch || (stopped != 0 && stopped != 1))
+        return "early-stopping counters out of range";
+    if ((in_epoch != 0 && in_epoch != 1) || epoch_step < 0 ||
+        epoch_step >= tr->steps_per_epoch || (!in_epoch && epoch_step) || epoch_step > step)
+        return "position in the epoch out of range";
+    if (e->steps < 0 || e->steps > epoch_step || e->rows < 0 ||
+        e->rows > epoch_step * tr->spec.batch_size || !isfinite(e->seconds) || e->seconds < 0)
+        return "sums of the epoch in progress out of range";
+    if (!isfinite(tr->elapsed) || tr->elapsed < 0 || isnan(tr->best_metric) ||
+        !isfinite(tr->sched.plateau_mult) || !(tr->sched.plateau_mult > 0) || tr->div_n < 0 ||
+        tr->div_n > step)
+        return "timing, schedule or divergence state out of range";
+    return NULL;
+}
+
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
 {
     FILE *in = fopen(path, "rb");
@@ -581,6 +610,18 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
         (has_best != (tr->best_params != NULL)) ||
         (has_best && get_params(tr, f, tr->best_params)) || ns_optim_load(&tr->opt, f)) {
         rc = ns_err_set(err, NS_EINPUT, "%s: checkpoint does not match this run's settings", path);
+        goto done;
+    }
+    if (fgetc(f) != EOF) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: checkpoint has bytes after the optimizer state; "
+                        "delete it to restart the run", path);
+        goto done;
+    }
+    const char *why = ckpt_counters_problem(tr, epoch, step, best_epoch, bad, stopped, sbad,
+                                            in_epoch, epoch_step);
+    if (why) {
+        rc = ns_err_set(err, NS_EINPUT, "%s: checkpoint holds an impossible state (%s); delete "
+                        "it to restart the run", path, why);
         goto done;
     }
     tr->epoch = epoch;

@@ -173,7 +173,10 @@ void ns_trainer_free(ns_trainer *tr);
 
 /* Checkpoint: parameters, best parameters, optimizer moments, schedule, RNG, counters.
  * Written atomically (temporary file, fsync, rename) with a CRC-32 over the contents.
- * Loading checks the magic, version, shapes and checksum; NS_EINPUT on any mismatch. */
+ * Loading checks the magic, version, shapes and checksum, then that the counters describe
+ * a run this trainer can continue (position within the epoch, early-stopping counters,
+ * sums, nothing after the optimizer state); NS_EINPUT on any mismatch. After a failed
+ * load *tr is partly overwritten: free it (or init it again), do not run it. */
 int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err);
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err);
 /* The epochs completed when the checkpoint at path was written (its header only; the

@@ -1171,7 +1171,10 @@ out:
 
 static int syntax_error(ctx *x, yaml_parser_t *p)
 {
-    if (p->error == YAML_MEMORY_ERROR)
+    /* libyaml reports a syntax error with a problem; some of its failed allocations return
+     * without setting error (found by scripts/faultwalk): a failure with no problem is one
+     * of those, not "unreadable YAML" (which would fail a trial for good) */
+    if (p->error == YAML_MEMORY_ERROR || p->error == YAML_NO_ERROR || !p->problem)
         return cfg_oom(x);
     if (p->error == YAML_READER_ERROR) { /* only a byte offset: find its line and column */
         yaml_mark_t m = {0, 0, 0};

@@ -332,9 +332,11 @@ static const enum_name stage_sched_names[] = {
 
 #define SNUM(k, t, f, lo, hi, fl) \
     {.section = "stage", .key = k, .type = t, .off = SOFF(f), .min = lo, .max = hi, .flags = fl}
-static const key_def seeds_key = SNUM("seeds", KT_INT, seeds, 1, 100, 0);
+/* A macro, not a const object: C does not take an object as a constant initializer (gcc
+ * accepts it as an extension, clang refuses it). */
+#define SEEDS_KEY SNUM("seeds", KT_INT, seeds, 1, 100, 0)
 static const key_def lr_range_opts[] = {
-    seeds_key,
+    SEEDS_KEY,
     SNUM("start", KT_DOUBLE, lr_start, 0, INF, MIN_OPEN),
     SNUM("end", KT_DOUBLE, lr_end, 0, INF, MIN_OPEN),
     SNUM("sweep_steps", KT_INT, sweep_steps, 10, 100000, 0),
@@ -347,7 +349,7 @@ static const key_def batch_opts[] = {
     SNUM("tolerance", KT_DOUBLE, tolerance, 0, 1, 0),
 };
 static const key_def compare_opts[] = {
-    seeds_key,
+    SEEDS_KEY,
     {.section = "stage", .key = "optimizers", .type = KT_ENUMS, .off = SOFF(optimizers),
      .names = stage_opt_names, .count_off = SOFF(n_optimizers), .max_items = NS_MAX_PAIRS},
     {.section = "stage", .key = "schedules", .type = KT_ENUMS, .off = SOFF(schedules),
@@ -785,8 +787,13 @@ static int apply_text(ctx *x, int i, const char *text)
     yaml_parser_set_input_string(&parser, (const unsigned char *)text, strlen(text));
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
-        rc = cfg_fail(x, parser.problem_mark, "%s.%s: the value '%.60s' is not valid YAML",
-                  cfg_keys[i].section, cfg_keys[i].key, text);
+        /* as in syntax_error (config.c): a failure without a problem is libyaml out of
+         * memory, not a bad value (which would fail the trial for good) */
+        if (parser.error == YAML_MEMORY_ERROR || parser.error == YAML_NO_ERROR || !parser.problem)
+            rc = cfg_oom(x);
+        else
+            rc = cfg_fail(x, parser.problem_mark, "%s.%s: the value '%.60s' is not valid YAML",
+                          cfg_keys[i].section, cfg_keys[i].key, text);
         yaml_parser_delete(&parser);
         return rc;
     }

@@ -299,10 +299,14 @@ static int queue_trial(ns_search *s, const ns_stage_cfg *st, const char *stage, 
     ns_atomic_file f;
     ns_atomic_remove_stale(path); /* a study killed while queueing this trial left these */
     if (!(rc = mkdir_p(dir, err)) && !(rc = ns_atomic_open(&f, path, err))) {
-        if ((rc = ns_config_export_yaml(&tc, f.f, header, err)))
+        if ((rc = ns_config_export_yaml(&tc, f.f, header, err))) {
+            int e = errno; /* the message names the file written, not the study's config */
             ns_atomic_abort(&f);
-        else
+            if (rc == NS_ERUNTIME)
+                ns_err_set(err, rc, "%s: cannot write the trial's config: %s", path, strerror(e));
+        } else {
             rc = ns_atomic_commit(&f, err);
+        }
     }
     if (!rc) {
         params = trial_params_json(&b->space, &tc, plan);
@@ -499,7 +503,21 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
         s->running--;
         if (err)
             *err = t.store_err;
+        ns_cv_result_free(&cv);
+        free(lr_result);
         return t.store_err.code ? t.store_err.code : NS_ERUNTIME;
+    }
+    if (trc == NS_ERUNTIME) {
+        /* Out of memory or an I/O failure (a full disk): the machine failed, not the
+         * trial's hyperparameters. Recorded as failed, the trial would be lost for good and
+         * the study would end differently; left as a kill leaves it (running, with its
+         * checkpoint), `nnsearch resume` trains it again once the cause is gone. The
+         * study stops with the error. */
+        if (err)
+            *err = terr;
+        ns_cv_result_free(&cv);
+        free(lr_result);
+        return trc;
     }
     ns_trial_state state;
     char codes[256] = "";

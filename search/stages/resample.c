@@ -5,6 +5,7 @@
  * is worse beyond its 95% confidence interval; and a cross-validated winner's final model
  * (the refit on every training row, or the fold ensemble). Not the pool or the store:
  * driver.c. */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -300,10 +301,14 @@ static int write_config(const ns_config *c, const char *path, const char *header
     int rc = ns_atomic_open(&f, path, err);
     if (rc)
         return rc;
-    if ((rc = ns_config_export_yaml(c, f.f, header, err)))
+    if ((rc = ns_config_export_yaml(c, f.f, header, err))) {
+        int e = errno; /* the message names the file written, not the config's own path */
         ns_atomic_abort(&f);
-    else
+        if (rc == NS_ERUNTIME)
+            ns_err_set(err, rc, "%s: cannot write the config: %s", path, strerror(e));
+    } else {
         rc = ns_atomic_commit(&f, err);
+    }
     return rc;
 }
 

@@ -396,19 +396,22 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)
 
 /* ---- select ------------------------------------------------------------------------------------ */
 
-/* Parameters of trial n's model from its config file (0 when it cannot be read). */
-static long trial_params(const ns_search *s, int n)
+/* Parameters of trial n's model from its config file into *out. A config that cannot be
+ * read (out of memory, a damaged study) is an error: counted as 0 it would win the
+ * tie-break on size. */
+static int trial_params(const ns_search *s, int n, long *out, ns_err *err)
 {
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
     ns_config c;
-    ns_err e = {0};
-    if (ns_config_load(&c, path, &e))
-        return 0;
+    int rc = ns_config_load(&c, path, err);
+    if (rc)
+        return rc;
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, &c, &s->data);
     ns_config_free(&c);
-    return (long)ns_mlp_spec_param_count(&spec);
+    *out = (long)ns_mlp_spec_param_count(&spec);
+    return NS_OK;
 }
 
 static int popcount(int64_t v)
@@ -420,22 +423,31 @@ static int popcount(int64_t v)
 }
 
 /* Test loss and metric of trial n's saved model (NaN when there is no test set or no
- * model file: the test set is looked at here, once, for the winner). */
-static void winner_test(const ns_search *s, int n, double *loss, double *acc, double *rmse)
+ * readable model file: the test set is looked at here, once, for the winner). Out of
+ * memory or an I/O failure is an error (NS_ERUNTIME): the decision would otherwise be
+ * recorded without the test figures for good. */
+static int winner_test(const ns_search *s, int n, double *loss, double *acc, double *rmse,
+                       ns_err *err)
 {
     *loss = *acc = *rmse = NAN;
     const ns_dataset *ds = &s->data.test;
     if (!ds->n)
-        return;
+        return NS_OK;
     char path[4300];
     snprintf(path, sizeof path, "%s/trials/%d/model.nsm", s->dir, n);
     ns_model_file mf;
     ns_err e = {0};
-    if (ns_model_load(path, &mf, &e))
-        return;
+    int rc = ns_model_load(path, &mf, &e);
+    if (rc)
+        return rc == NS_ERUNTIME ? (err ? (*err = e, rc) : rc) : NS_OK;
     const int EB = 1024;
     ns_backend *be = ns_backend_cpu_alloc(1, &e);
     ns_mlp *m = be ? ns_mlp_alloc(&mf.spec, be, EB, &e) : NULL;
+    if (!m && e.code == NS_ERUNTIME) {
+        rc = e.code;
+        if (err)
+            *err = e;
+    }
     if (m && mf.n_params == m->n_params) {
         ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
         double ls = 0, ws = 0, sq = 0;
@@ -446,8 +458,12 @@ static void winner_test(const ns_search *s, int n, double *loss, double *acc, do
             ns_batch_out o;
             ok = !m->net.batch(m->net.ctx, ds->x + (size_t)i0 * ds->d, ds->y ? ds->y + i0 : NULL,
                                ds->t ? ds->t + i0 : NULL, B, 0, 0, &o, &e);
-            if (!ok)
+            if (!ok) {
+                rc = e.code ? e.code : NS_ERUNTIME;
+                if (err)
+                    *err = e;
                 break;
+            }
             ls += o.loss_sum;
             ws += o.weight_sum;
             hits += o.correct;
@@ -464,6 +480,7 @@ static void winner_test(const ns_search *s, int n, double *loss, double *acc, do
     ns_mlp_free(m);
     ns_backend_free(be);
     ns_model_file_free(&mf);
+    return rc;
 }
 
 /* Whether trial t comes from a stage that trains to the config's budget or its own search
@@ -735,7 +752,11 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     for (int k = 0; k < nc; k++) {
         if (!(c[k].eligible || fallback) || fabs(c[k].metric - best) > se)
             continue;
-        c[k].params = trial_params(s, c[k].t->number);
+        if ((rc = trial_params(s, c[k].t->number, &c[k].params, err))) {
+            free_cands(c, nc);
+            ns_trial_rows_free(rows, n);
+            return rc;
+        }
         if (w < 0)
             w = k;
         else {
@@ -767,8 +788,10 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             return rc;
         }
         tl = fin.test_loss, ta = fin.test_acc, tr = fin.test_rmse;
-    } else {
-        winner_test(s, win->number, &tl, &ta, &tr);
+    } else if ((rc = winner_test(s, win->number, &tl, &ta, &tr, err))) {
+        free_cands(c, nc);
+        ns_trial_rows_free(rows, n);
+        return rc;
     }
     ns_jbuf_putf(j, "\"winner\":%d,\"stage\":\"%s\",\"%s\":", win->number, win->stage,
                  ns_metric_name(s->metric));
@@ -807,7 +830,13 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             snprintf(why, sizeof why, "%s %.6g is %.3g from the best, beyond its standard error %.3g",
                      ns_metric_name(s->metric), x->metric, fabs(x->metric - best), se);
         } else {
-            long px = trial_params(s, x->t->number);
+            long px = 0;
+            if ((rc = trial_params(s, x->t->number, &px, err))) {
+                free(used);
+                free_cands(c, nc);
+                ns_trial_rows_free(rows, n);
+                return rc;
+            }
             if (px != c[w].params)
                 snprintf(why, sizeof why, "within the standard error of the best, but %ld parameters "
                          "against the winner's %ld", px, c[w].params);
