@@ -577,6 +577,10 @@ Test(config, row_limits)
                  "data:\n  train: %s\n  max_rows: 2.5\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows: 1 row is too few", "at least 2"),
                  "data:\n  train: %s\n  max_rows: 1\n", csv_file);
+    /* 0 is every row, as an exported trial config writes it, with or without a test file */
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n  max_rows: 0\n  test_max_rows: 0\n", csv_file),
+                 NS_OK, "%s", e.msg);
+    ns_config_free(&c);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:18:", "data.test_max_rows: given without data.test"),
                  "data:\n  train: %s\n  test_max_rows: 100\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows cannot be searched", "shared by every trial"),

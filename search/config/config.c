@@ -1067,7 +1067,7 @@ static int check_rules(ctx *x)
     if (c->data.max_rows == 1)
         return cfg_fail(x, vmark(x, "data", "max_rows"),
                     "data.max_rows: 1 row is too few to train and validate on; use 0 (every row) or at least 2");
-    if (given(x, "data", "test_max_rows") && !c->data.test)
+    if (c->data.test_max_rows > 0 && !c->data.test)
         return cfg_fail(x, vmark(x, "data", "test_max_rows"),
                     "data.test_max_rows: given without data.test; add test: with the test file, or remove it");
 
