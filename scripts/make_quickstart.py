@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""make_quickstart.py — writes the dataset behind configs/quickstart.yaml:
+"""make_quickstart.py — writes the small generated dataset of the end-to-end tests (and
+of configs/quickstart.yaml before it moved to Fashion-MNIST):
 
   configs/data/quickstart.csv       3000 training rows (the search splits off its validation rows)
   configs/data/quickstart-test.csv  1000 held-out test rows from the same generator

@@ -238,5 +238,14 @@ expect_error "lr-find bad seeds" "--seeds" "$NS" lr-find configs/tiny-train.yaml
 expect_error "lr-find unknown option" "--bogus" "$NS" lr-find configs/tiny-train.yaml --bogus
 expect_error "lr-find end below start" "end LR" "$NS" lr-find configs/tiny-train.yaml --start 1 --end 0.1
 
+# data.max_rows / data.test_max_rows: a stratified sample of each file, the rest of the run unchanged
+printf 'data:\n  train: %s\n  test: %s\n  max_rows: 500\n  test_max_rows: 100\nmodel: {hidden: [16]}\ntrain: {epochs: 2}\n' \
+  "$PWD/configs/data/quickstart.csv" "$PWD/configs/data/quickstart-test.csv" >"$T/rows.yaml"
+"$NS" train "$T/rows.yaml" -o "$T/rows.nsm" >"$T/rows.out" 2>"$T/rows.err"
+check "max_rows: 500 of 3000 rows, 100 test rows ($(head -1 "$T/rows.err"))" \
+  grep -q '450 training, 50 validation, 100 test rows' "$T/rows.err"
+sed 's/max_rows: 500/max_rows: 1/' "$T/rows.yaml" >"$T/rows1.yaml"
+expect_error "max_rows: 1 is refused" "data.max_rows: 1 row is too few" "$NS" train "$T/rows1.yaml"
+
 echo "e2e_cli: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -46,6 +46,8 @@ YAML
 check "search exit 0 ($(tail -1 "$T/s.err"))" test $? -eq 0
 check "the search wrote DIR/report.html" test -s "$T/s/report.html"
 check "written after the last stage (the select decision is in it)" grep -q "chose it among" "$T/s/report.html"
+check "the search ends with the winner's test score and the report's path ($(tail -2 "$T/s.out" | head -1))" bash -c \
+  "grep -q '^winner: trial $(dec "$T/s" 6:select '$.winner'), chosen by stage 6:select; test_acc 0\.[0-9]* on the test set' '$T/s.out' && tail -1 '$T/s.out' | grep -qx 'report: $T/s/report.html'"
 check "no temporary report left beside it" test -z "$(ls "$T/s" | grep 'report.html.tmp')"
 
 out=$("$NS" report "$T/s" -o "$T/r.html")

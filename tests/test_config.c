@@ -216,6 +216,8 @@ Test(config, defaults_when_keys_are_omitted)
     cr_assert_eq(c.data.val_fraction, 0.1);
     cr_assert_eq(c.data.split_seed, 1);
     cr_assert_eq(c.data.standardize, 1);
+    cr_assert_eq(c.data.max_rows, 0, "every row");
+    cr_assert_eq(c.data.test_max_rows, 0);
     cr_assert_null(c.data.test);
     cr_assert_eq(c.model.n_hidden, 2);
     cr_assert_eq(c.model.hidden[0], 256);
@@ -558,6 +560,31 @@ Test(config, error_wrong_type)
                  "data:\n  train: %s\ntrain:\n  lr: .inf\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:10:", "data.label", "empty"), "data:\n  train: %s\n  label: ''\n",
                  csv_file);
+}
+
+Test(config, row_limits)
+{
+    ns_config c;
+    ns_err e;
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n  test: %s\n  max_rows: 2\n  test_max_rows: 7\n",
+                       csv_file, csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.data.max_rows, 2);
+    cr_assert_eq(c.data.test_max_rows, 7);
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows", "-5 is out of range"),
+                 "data:\n  train: %s\n  max_rows: -5\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows", "expected a whole number"),
+                 "data:\n  train: %s\n  max_rows: 2.5\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows: 1 row is too few", "at least 2"),
+                 "data:\n  train: %s\n  max_rows: 1\n", csv_file);
+    /* 0 is every row, as an exported trial config writes it, with or without a test file */
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n  max_rows: 0\n  test_max_rows: 0\n", csv_file),
+                 NS_OK, "%s", e.msg);
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:18:", "data.test_max_rows: given without data.test"),
+                 "data:\n  train: %s\n  test_max_rows: 100\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:13:", "data.max_rows cannot be searched", "shared by every trial"),
+                 "data:\n  train: %s\n  max_rows: {int: [10, 100]}\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 1}]\n", csv_file);
 }
 
 Test(config, error_out_of_range)

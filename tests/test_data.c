@@ -848,6 +848,79 @@ Test(split, regression_zero_fraction_and_bad_fraction)
     ns_dataset_free(&ds);
 }
 
+/* ---- row limits (data.max_rows) ------------------------------------------------------ */
+
+/* Draws m rows of make_classes' 103 and checks they are ascending, distinct, and per class
+ * the counts of Hamilton's rule (want). */
+static void check_sample(const ns_dataset *ds, long m, uint64_t seed, const long want[6])
+{
+    int32_t idx[103];
+    long k = -1, got[6] = {0};
+    ns_err err = {0};
+    cr_assert_eq(ns_sample_stratified(ds, m, seed, idx, &k, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(k, m < ds->n ? m : ds->n);
+    for (long i = 0; i < k; i++) {
+        cr_assert(idx[i] >= 0 && idx[i] < ds->n);
+        cr_assert(i == 0 || idx[i] > idx[i - 1], "rows ascending and distinct");
+        got[ds->y[idx[i]]]++;
+    }
+    for (int c = 0; c < 6; c++)
+        cr_assert_eq(got[c], want[c], "m %ld, class %d: %ld rows, want %ld", m, c, got[c], want[c]);
+}
+
+Test(sample, stratified_counts_sum_to_m)
+{
+    ns_dataset ds;
+    make_classes(&ds); /* classes of 50, 30, 20, 2, 1, 0 rows */
+    /* m 20: shares 9.71, 5.83, 3.88, 0.39, 0.19: floors 9, 5, 3; the 3 rows left go to the
+     * largest remainders (classes 2, 1, 0). m 50: 24.27, 14.56, 9.71, 0.97, 0.49: floors
+     * 24, 14, 9 and the 3 left to classes 3, 2, 1, so a class of 2 rows keeps one. m 102:
+     * 49.51, 29.71, 19.81, 1.98, 0.99: the 4 rows left go to classes 4, 3, 2, 1 (the row
+     * dropped is one of the largest class's). */
+    check_sample(&ds, 20, 5, (const long[6]){10, 6, 4, 0, 0, 0});
+    check_sample(&ds, 50, 5, (const long[6]){24, 15, 10, 1, 0, 0});
+    check_sample(&ds, 102, 5, (const long[6]){49, 30, 20, 2, 1, 0});
+    check_sample(&ds, 103, 5, (const long[6]){50, 30, 20, 2, 1, 0});
+    check_sample(&ds, 1000, 5, (const long[6]){50, 30, 20, 2, 1, 0}); /* more than n: every row */
+    ns_dataset_free(&ds);
+}
+
+Test(sample, deterministic_and_seeded)
+{
+    ns_dataset ds;
+    make_classes(&ds);
+    int32_t a[103], b[103];
+    long na, nb;
+    cr_assert_eq(ns_sample_stratified(&ds, 40, 9, a, &na, NULL), NS_OK);
+    cr_assert_eq(ns_sample_stratified(&ds, 40, 9, b, &nb, NULL), NS_OK);
+    cr_assert(na == 40 && nb == 40 && memcmp(a, b, 40 * sizeof *a) == 0, "same seed, same rows");
+    cr_assert_eq(ns_sample_stratified(&ds, 40, 10, b, &nb, NULL), NS_OK);
+    cr_assert(memcmp(a, b, 40 * sizeof *a) != 0, "another seed, other rows");
+    ns_dataset_free(&ds);
+}
+
+Test(sample, regression_and_bad_counts)
+{
+    ns_dataset ds = {0};
+    ds.n = 10;
+    ds.d = 1;
+    ds.task = NS_TASK_REGRESS;
+    ds.x = calloc(10, sizeof *ds.x);
+    ds.t = calloc(10, sizeof *ds.t);
+    int32_t idx[10];
+    long k;
+    ns_err err = {0};
+    cr_assert_eq(ns_sample_stratified(&ds, 4, 1, idx, &k, &err), NS_OK);
+    cr_assert_eq(k, 4);
+    for (long i = 1; i < k; i++)
+        cr_assert(idx[i] > idx[i - 1]);
+    cr_assert_eq(ns_sample_stratified(&ds, 0, 1, idx, &k, &err), NS_EINPUT);
+    assert_msg_has(err, "at least 1");
+    cr_assert_eq(k, 0);
+    cr_assert_eq(ns_sample_stratified(&ds, -3, 1, idx, &k, &err), NS_EINPUT);
+    ns_dataset_free(&ds);
+}
+
 /* ---- cross-validation folds ---------------------------------------------------------- */
 
 Test(folds, stratified_balanced_and_deterministic)

@@ -628,7 +628,7 @@ Test(space, export_round_trip)
     snprintf(want, sizeof want,
              "# exported by test_space\n# second line\n\n"
              "data:\n  train: \"%s\"\n  label: \"label\"\n  task: classification\n  val_fraction: 0.1\n"
-             "  split_seed: 1\n  standardize: true\n\n"
+             "  split_seed: 1\n  standardize: true\n  max_rows: 0\n  test_max_rows: 0\n\n"
              "model:\n  hidden: []\n  activation: relu\n  dropout: 0\n  init: he\n  loss: cross_entropy\n"
              "  label_smoothing: 0\n  class_weights: auto\n\n"
              "train:\n  epochs: 10\n  max_epochs: 0\n  batch_size: 128\n  eval_batch: 1024\n  optimizer: adam\n"

@@ -396,6 +396,107 @@ done:
     return rc;
 }
 
+typedef struct sample_share {
+    long long rem; /* m n_k mod n: the fraction of a row class k's exact share is short of */
+    int k;
+} sample_share;
+
+static int sample_share_cmp(const void *a, const void *b)
+{
+    const sample_share *x = a, *y = b;
+    if (x->rem != y->rem)
+        return x->rem > y->rem ? -1 : 1;
+    return (x->k > y->k) - (x->k < y->k);
+}
+
+int ns_sample_stratified(const ns_dataset *ds, long m, uint64_t seed, int32_t *idx, long *n_out,
+                         ns_err *err)
+{
+    long n = ds->n;
+    int32_t *order = NULL;
+    long *start = NULL;
+    unsigned char *keep = NULL;
+    sample_share *share = NULL;
+    int rc = NS_OK;
+    *n_out = 0;
+    if (m < 1)
+        return ns_err_set(err, NS_EINPUT, "sample: %ld rows asked for; ask for at least 1", m);
+    if (n < 0 || n > INT32_MAX)
+        return ns_err_set(err, NS_EINPUT, "sample: %ld rows is outside 0..%d", n, INT32_MAX);
+    if (m >= n) {
+        for (long i = 0; i < n; i++)
+            idx[i] = (int32_t)i;
+        *n_out = n;
+        return NS_OK;
+    }
+    if (!(order = malloc((size_t)n * sizeof *order)) || !(keep = calloc((size_t)n, 1)))
+        goto oom;
+    ns_rng rng;
+    ns_rng_seed(&rng, seed);
+    if (ds->task == NS_TASK_CLASSIFY && ds->y && ds->n_classes > 0) {
+        int K = ds->n_classes;
+        if (!(start = calloc((size_t)K + 1, sizeof *start)) || !(share = malloc((size_t)K * sizeof *share)))
+            goto oom;
+        for (long i = 0; i < n; i++) {
+            if (ds->y[i] < 0 || ds->y[i] >= K) {
+                rc = ns_err_set(err, NS_EINPUT, "sample: row %ld has label %d outside 0..%d", i,
+                                (int)ds->y[i], K - 1);
+                goto done;
+            }
+            start[ds->y[i] + 1]++;
+        }
+        /* Hamilton's rule: floors first, then the largest remainders. */
+        long given = 0;
+        for (int c = 0; c < K; c++) {
+            long long t = (long long)m * start[c + 1];
+            share[c].rem = t % n;
+            share[c].k = c;
+            given += (long)(t / n);
+        }
+        qsort(share, (size_t)K, sizeof *share, sample_share_cmp);
+        long *take = calloc((size_t)K, sizeof *take);
+        if (!take)
+            goto oom;
+        for (int c = 0; c < K; c++)
+            take[c] = (long)((long long)m * start[c + 1] / n);
+        for (long j = 0; j < m - given; j++)
+            take[share[j].k]++;
+        for (int c = 0; c < K; c++)
+            start[c + 1] += start[c];
+        for (long i = 0; i < n; i++) /* grouped by class, as in ns_split_stratified */
+            order[start[ds->y[i]]++] = (int32_t)i;
+        for (int c = K; c > 0; c--)
+            start[c] = start[c - 1];
+        start[0] = 0;
+        for (int c = 0; c < K; c++) {
+            ns_rng_shuffle_i32(&rng, order + start[c], start[c + 1] - start[c]);
+            for (long j = 0; j < take[c]; j++)
+                keep[order[start[c] + j]] = 1;
+        }
+        free(take);
+    } else {
+        for (long i = 0; i < n; i++)
+            order[i] = (int32_t)i;
+        ns_rng_shuffle_i32(&rng, order, n);
+        for (long j = 0; j < m; j++)
+            keep[order[j]] = 1;
+    }
+    long k = 0;
+    for (long i = 0; i < n; i++)
+        if (keep[i])
+            idx[k++] = (int32_t)i;
+    *n_out = k;
+    goto done;
+oom:
+    rc = ns_err_set(err, NS_ERUNTIME, "sample: out of memory for %ld rows", n);
+done:
+    free(order);
+    free(start);
+    free(keep);
+    free(share);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------------
  * Standardisation */
 

@@ -90,6 +90,16 @@ int ns_dataset_subset(ns_dataset *dst, const ns_dataset *src, const int32_t *idx
 int ns_split_stratified(const ns_dataset *ds, double frac, uint64_t seed, int32_t *idx_train,
                         long *n_train, int32_t *idx_val, long *n_val, ns_err *err);
 
+/* Deterministic stratified sample of m rows (data.max_rows: a smaller data set with the
+ * class shares of the whole). Classification: class k gets floor(m n_k / n) rows, and the
+ * rows still missing go one each to the classes with the largest remainders (ties: lower
+ * class first), so the counts sum to m and each is within one row of its exact share; the
+ * rows of a class are chosen by a stream seeded with seed. Regression or no labels: m rows
+ * uniformly. Writes the chosen row numbers ascending to idx (room for min(m, n)) and their
+ * count to *n_out; m >= n: every row. m < 1 is NS_EINPUT. Same (ds, m, seed), same rows. */
+int ns_sample_stratified(const ns_dataset *ds, long m, uint64_t seed, int32_t *idx, long *n_out,
+                         ns_err *err);
+
 /* Deterministic assignment of rows 0..n-1 to K folds (stratified K-fold): fold_of[i] in
  * [0, K). Classification: each class's rows are shuffled by a stream seeded with seed and
  * dealt round-robin, each class starting at the fold after the one where the previous

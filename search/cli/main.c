@@ -20,6 +20,8 @@
 #include "search/stages/driver.h"
 #include "search/stages/lrfind.h"
 #include "search/stages/pipeline.h"
+#include "search/study/json.h"
+#include "search/study/view.h"
 
 static const char usage[] =
     "usage: nnsearch COMMAND [options]   (options may come before or after the arguments)\n"
@@ -363,6 +365,38 @@ static int check_fixed(const ns_config *c)
 }
 
 
+/* The study's answer in two lines after a search: the test score of the chosen
+ * configuration (from the last complete stage that reported one: select or final) and the
+ * report's path. Reading only; a study without them prints what it has. */
+static void print_answer(const char *dir)
+{
+    ns_study_view v;
+    ns_err err = {0};
+    if (ns_study_view_load(dir, &v, &err))
+        return;
+    for (int i = v.n_stages - 1; i >= 0; i--) {
+        const ns_stage_row *st = &v.stages[i];
+        double test, w = -1;
+        const char *key = "test_acc";
+        if (st->state != NS_STAGE_COMPLETE || !st->decision)
+            continue;
+        if (!ns_json_get_num(st->decision, key, &test) &&
+            !ns_json_get_num(st->decision, key = "test_rmse", &test))
+            continue;
+        if (!ns_json_get_num(st->decision, "winner", &w))
+            ns_json_get_num(st->decision, "trial", &w);
+        printf("winner: trial %.0f, chosen by stage %s; %s %.4g on the test set (scored once, "
+               "never used to choose)\n", w, st->name, key, test);
+        break;
+    }
+    ns_study_view_free(&v);
+    char path[4200];
+    struct stat sb;
+    snprintf(path, sizeof path, "%s/report.html", dir);
+    if (!stat(path, &sb))
+        printf("report: %s\n", path);
+}
+
 static int search_main(const char *config, const char *out, long jobs, double budget, int force,
                        int quiet)
 {
@@ -395,6 +429,7 @@ static int search_main(const char *config, const char *out, long jobs, double bu
         return report(&err);
     printf("best: trial %ld, %.6g; details: nnsearch status %s\n", res.best_trial, res.best_metric,
            res.dir);
+    print_answer(res.dir);
     return 0;
 }
 

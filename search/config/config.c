@@ -85,6 +85,8 @@ const key_def cfg_keys[] = {
     NUM("data", "val_fraction", KT_DOUBLE, data.val_fraction, 0, 0.9, 0, "0.1"),
     NUM("data", "split_seed", KT_U64, data.split_seed, 0, INF, 0, "1"),
     NUM("data", "standardize", KT_BOOL, data.standardize, 0, 1, 0, "true"),
+    NUM("data", "max_rows", KT_LONG, data.max_rows, 0, INT32_MAX, 0, "0"),
+    NUM("data", "test_max_rows", KT_LONG, data.test_max_rows, 0, INT32_MAX, 0, "0"),
 
     {.section = "model", .key = "hidden", .type = KT_INTS, .off = OFF(model.hidden), .min = 1,
      .max = 1 << 20, .flags = S, .def = "256,128", .count_off = OFF(model.n_hidden),
@@ -1060,6 +1062,14 @@ static int check_rules(ctx *x)
 
     if ((rc = cfg_check_values(x)))
         return rc;
+
+    /* Row limits: 0 is every row; one row cannot be both trained and validated on. */
+    if (c->data.max_rows == 1)
+        return cfg_fail(x, vmark(x, "data", "max_rows"),
+                    "data.max_rows: 1 row is too few to train and validate on; use 0 (every row) or at least 2");
+    if (c->data.test_max_rows > 0 && !c->data.test)
+        return cfg_fail(x, vmark(x, "data", "test_max_rows"),
+                    "data.test_max_rows: given without data.test; add test: with the test file, or remove it");
 
     /* Files that come in pairs. */
     if (c->data.test_labels && !c->data.test)

@@ -34,6 +34,8 @@ typedef struct ns_data_cfg {
     double val_fraction;  /* [0.1], in [0, 0.9] */
     uint64_t split_seed;  /* [1] */
     int standardize;      /* [true] */
+    long max_rows;        /* [0]: every row; else a stratified sample of this many training rows */
+    long test_max_rows;   /* [0]: every row; else a stratified sample of the test file */
 } ns_data_cfg;
 
 /* The validation metric that compares trials. */

@@ -49,9 +49,39 @@ static int one_class_check(const ns_dataset *ds, const ns_config *c, const char 
                       "classes, or set data.task: regression for a numeric target", where, cls);
 }
 
-static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const char *labels,
-                    const ns_dataset *vocab, ns_err *err)
+/* Purposes of the streams derived from data.split_seed for the row limits. */
+#define SEED_ROWS 0x726f7773ULL      /* "rows": data.max_rows' sample of the training file */
+#define SEED_TEST_ROWS 0x74726f7773ULL /* "trows": data.test_max_rows' sample of the test file */
+
+/* Keeps a stratified sample of max rows of *ds (0: all), drawn from the split seed: the
+ * same rows for every load of the file, so every trial, fold and refit sees the same data. */
+static int limit_rows(ns_dataset *ds, long max, uint64_t seed, ns_err *err)
 {
+    if (max <= 0 || ds->n <= max)
+        return NS_OK;
+    int32_t *idx = malloc((size_t)max * sizeof *idx);
+    if (!idx)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory for %ld row numbers", max);
+    long k = 0;
+    ns_dataset sub = {0};
+    int rc = ns_sample_stratified(ds, max, seed, idx, &k, err);
+    if (!rc)
+        rc = ns_dataset_subset(&sub, ds, idx, k, err);
+    free(idx);
+    if (rc)
+        return rc;
+    sub.n_classes = ds->n_classes; /* a class left without rows keeps its output */
+    ns_dataset_free(ds);
+    *ds = sub;
+    return NS_OK;
+}
+
+/* Loads the training file (test 0) or the test file (test 1, with the training vocabulary
+ * vocab), cut to data.max_rows / data.test_max_rows. */
+static int load_one(ns_dataset *ds, const ns_config *c, int test, const ns_dataset *vocab, ns_err *err)
+{
+    const char *path = test ? c->data.test : c->data.train;
+    const char *labels = test ? c->data.test_labels : c->data.train_labels;
     ns_csv_opts o = {.label = c->data.label, .task = c->data.task};
     if (vocab) {
         o.class_names = vocab->class_names;
@@ -64,7 +94,11 @@ static int load_one(ns_dataset *ds, const ns_config *c, const char *path, const 
         return ns_err_set(err, NS_EINPUT, "%s: data.task is %s but the file holds %s data", path,
                           c->data.task == NS_TASK_CLASSIFY ? "classification" : "regression",
                           ds->task == NS_TASK_CLASSIFY ? "classification" : "regression");
-    if (!vocab && ds->task == NS_TASK_CLASSIFY && ds->y)
+    rc = test ? limit_rows(ds, c->data.test_max_rows, ns_seed_derive(c->data.split_seed, 0, SEED_TEST_ROWS), err)
+              : limit_rows(ds, c->data.max_rows, ns_seed_derive(c->data.split_seed, 0, SEED_ROWS), err);
+    if (rc)
+        return rc;
+    if (!test && ds->task == NS_TASK_CLASSIFY && ds->y)
         return one_class_check(ds, c, path, labels, err);
     return NS_OK;
 }
@@ -122,7 +156,7 @@ int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
     memset(p, 0, sizeof *p);
     ns_dataset full = {0};
     int32_t *itr = NULL, *iva = NULL;
-    int rc = load_one(&full, c, c->data.train, c->data.train_labels, NULL, err);
+    int rc = load_one(&full, c, 0, NULL, err);
     if (rc)
         goto fail;
     if (full.n < 2) {
@@ -131,7 +165,7 @@ int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
         goto fail;
     }
     if (c->data.test) {
-        rc = load_one(&p->test, c, c->data.test, c->data.test_labels, &full, err);
+        rc = load_one(&p->test, c, 1, &full, err);
         if (rc)
             goto fail;
         if (p->test.d != full.d) {
@@ -183,7 +217,7 @@ int ns_load_test(ns_dataset *ds, const ns_config *c, const ns_prepared *ref, ns_
     ns_dataset vocab = ref->train;
     vocab.n_classes = ref->n_classes;
     vocab.class_names = ref->class_names;
-    int rc = load_one(ds, c, c->data.test, c->data.test_labels, &vocab, err);
+    int rc = load_one(ds, c, 1, &vocab, err);
     if (!rc && ds->d != ref->train.d)
         rc = ns_err_set(err, NS_EINPUT, "%s: %d features per row, but the training file %s has %d; "
                         "use a test set with the same columns", c->data.test, ds->d, c->data.train,
@@ -216,7 +250,7 @@ int ns_prepare_folds(ns_folds *f, const ns_config *c, int K, int R, uint64_t see
     ns_dataset full = {0};
     int32_t *fold = NULL, *itr = NULL, *iva = NULL;
     long *counts = NULL;
-    int rc = load_one(&full, c, c->data.train, c->data.train_labels, NULL, err);
+    int rc = load_one(&full, c, 0, NULL, err);
     if (rc)
         goto fail;
     if (full.n < 2L * K) {
