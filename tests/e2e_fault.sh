@@ -37,6 +37,7 @@ check "uninterrupted run exit 0" test $? -eq 0
 # hold no trial recorded as failed, and resume (or the same command, when the study was not
 # recorded yet) to the uninterrupted trials and decisions.
 fault_point() {
+  local t0=$SECONDS
   local name=$1 why=$2 d=$T/$1; shift 2
   env LD_PRELOAD="$T/shim.so" NS_FAULT_LOG="$T/$name.log" "$@" \
     "$NS" "$T/f.yaml" -o "$d" -j 1 --quiet >/dev/null 2>"$T/$name.err"
@@ -60,6 +61,7 @@ fault_point() {
   check "$name: resumed study has the uninterrupted trials" cmp -s <(table "$T/ref") <(table "$d")
   check "$name: and its decisions" cmp -s <(decisions "$T/ref") <(decisions "$d")
   rm -rf "$d"
+  [[ -n ${FAULT_TIMES:-} ]] && echo "$name $((SECONDS - t0)) s" >&2
 }
 
 # full_disk NAME PATH_PART [sticky]: the first write to a file whose path holds PATH_PART
@@ -80,13 +82,13 @@ full_disk database study.db-wal sticky
 full_disk best best.yaml
 
 # Failed allocations inside libyaml (which reads every config: the study's, each trial's
-# when it runs and when select counts its parameters), at every 60th of them: out of
+# when it runs and when select counts its parameters), at every 150th of them: out of
 # memory is never a bad config, a failed trial or a winner of "0 parameters".
 env LD_PRELOAD="$T/shim.so" NS_FAULT_IN=libyaml NS_FAULT_LOG="$T/yaml.count" \
   "$NS" "$T/f.yaml" -o "$T/count" -j 1 --quiet >/dev/null 2>&1
 total=$(sed -n 's/^counts allocs=\([0-9]*\) .*/\1/p' "$T/yaml.count" | tail -1)
 check "libyaml allocations counted (${total:-none})" test "${total:-0}" -gt 100
-for ((n = 1; n <= ${total:-0}; n += 60)); do
+for ((n = 1; n <= ${total:-0}; n += 150)); do
   fault_point "yaml-alloc-$n" 'out of memory' NS_FAULT_ALLOC=$n NS_FAULT_IN=libyaml
 done
 

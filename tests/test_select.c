@@ -1,12 +1,15 @@
 /* test_select.c — the select stage's eligibility counts (ns_select_decide) on a study built
- * by hand with the store API (no training, no model files): every trial but the range tests
- * considered, each reason a trial could not win counted, the winner unchanged by them. The
- * choice itself (near-ties, reasons) is checked end to end by tests/e2e_bayes.sh. */
+ * by hand with the store API (no training, no model files; each trial's config file, which
+ * select reads for the parameter count): every trial but the range tests considered, each
+ * reason a trial could not win counted, the winner unchanged by them. The choice itself
+ * (near-ties, reasons) is checked end to end by tests/e2e_bayes.sh. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "engine/atomic.h"
 #include "search/stages/bayes.h"
@@ -90,6 +93,16 @@ Test(select, counts_why_trials_were_not_eligible)
         ns_trial_result r = {.seconds = 1, .epochs = 3, .val_metric = t[i].metric,
                              .health = t[i].health, .health_flags = t[i].flags};
         cr_assert_eq(ns_store_trial_finish(s.store, i, t[i].state, &r, &err), NS_OK, "%s", err.msg);
+        char path[600];
+        snprintf(path, sizeof path, "%s/trials", dir);
+        mkdir(path, 0755);
+        snprintf(path, sizeof path, "%s/trials/%d", dir, i);
+        cr_assert_eq(mkdir(path, 0755), 0);
+        snprintf(path, sizeof path, "%s/trials/%d/config.yaml", dir, i);
+        FILE *f = fopen(path, "w");
+        cr_assert(f);
+        fprintf(f, "data: {train: %s/configs/data/tiny.csv}\nmodel: {hidden: [8]}\n", NS_SOURCE_DIR);
+        cr_assert_eq(fclose(f), 0);
     }
     ns_stage_cfg st = {.kind = NS_STAGE_SELECT, .top = 2};
     char buf[4096];
@@ -106,6 +119,15 @@ Test(select, counts_why_trials_were_not_eligible)
     char obj[4200];
     snprintf(obj, sizeof obj, "{%s}", buf);
     cr_assert(ns_json_valid(obj), "%s", obj);
+
+    /* A candidate's config that cannot be read is an error, not a model of 0 parameters
+     * (which won the tie-break on size; found by scripts/faultwalk as out of memory) */
+    char path[600];
+    snprintf(path, sizeof path, "%s/trials/1/config.yaml", dir);
+    cr_assert_eq(unlink(path), 0);
+    j.len = 0;
+    cr_assert_eq(ns_select_decide(&s, &st, &j, &err), NS_EINPUT);
+    cr_assert(strstr(err.msg, "trials/1/config.yaml"), "%s", err.msg);
     ns_store_close(s.store);
     free(dir);
 }
