@@ -11,7 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "engine/atomic.h"
 #include "search/stages/bayes.h"
 #include "search/study/json.h"
 #include "tests/testutil.h"
@@ -69,23 +68,6 @@ Test(select, counts_why_trials_were_not_eligible)
     for (int i = 0; i < 5; i++)
         cr_assert_eq(ns_store_stage_set(s.store, stages[i], i, NS_STAGE_COMPLETE, NULL, &err), NS_OK,
                      "%s", err.msg);
-    /* every trial has its config, as in a study (select counts their parameters); the same
-     * model for all, so the parameter tie-break does not decide */
-    char path[4300];
-    snprintf(path, sizeof path, "%s/d.csv", dir);
-    FILE *csv = fopen(path, "w");
-    cr_assert(csv);
-    fputs("a,label\n1,0\n2,1\n3,0\n4,1\n", csv);
-    fclose(csv);
-    for (int i = 0; i < n; i++) {
-        snprintf(path, sizeof path, "%s/trials/%d", dir, i);
-        cr_assert_eq(ns_mkdir_p(path, NULL, 0), 0);
-        snprintf(path, sizeof path, "%s/trials/%d/config.yaml", dir, i);
-        FILE *f = fopen(path, "w");
-        cr_assert(f);
-        fprintf(f, "data:\n  train: %s/d.csv\nmodel:\n  hidden: [16]\n", dir);
-        fclose(f);
-    }
     for (int i = 0; i < n; i++) {
         cr_assert_eq(ns_store_trial_insert(s.store, i, t[i].stage, "{}", (uint64_t)i, &err), NS_OK,
                      "%s", err.msg);
