@@ -15,6 +15,8 @@ trap 'rm -rf "$T"' EXIT
 source tests/lib_e2e.sh
 export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1
 cc -shared -fPIC -O2 -o "$T/shim.so" tests/fault/faultshim.c -ldl || { echo "FAIL: cannot build the shim" >&2; exit 1; }
+# under scripts/sanitize: the shim comes before the ASan runtime, which then must not object
+asan="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 
 head -121 configs/data/tiny.csv >"$T/small.csv"
 cat >"$T/f.yaml" <<YAML
@@ -39,7 +41,7 @@ check "uninterrupted run exit 0" test $? -eq 0
 fault_point() {
   local t0=$SECONDS
   local name=$1 why=$2 d=$T/$1; shift 2
-  env LD_PRELOAD="$T/shim.so" NS_FAULT_LOG="$T/$name.log" "$@" \
+  env LD_PRELOAD="$T/shim.so" NS_FAULT_LOG="$T/$name.log" "$@" ASAN_OPTIONS="$asan" \
     "$NS" "$T/f.yaml" -o "$d" -j 1 --quiet >/dev/null 2>"$T/$name.err"
   local rc=$?
   check "$name: the fault fired" grep -q '^fault ' "$T/$name.log"
@@ -84,7 +86,7 @@ full_disk best best.yaml
 # Failed allocations inside libyaml (which reads every config: the study's, each trial's
 # when it runs and when select counts its parameters), at every 150th of them: out of
 # memory is never a bad config, a failed trial or a winner of "0 parameters".
-env LD_PRELOAD="$T/shim.so" NS_FAULT_IN=libyaml NS_FAULT_LOG="$T/yaml.count" \
+env LD_PRELOAD="$T/shim.so" NS_FAULT_IN=libyaml NS_FAULT_LOG="$T/yaml.count" ASAN_OPTIONS="$asan" \
   "$NS" "$T/f.yaml" -o "$T/count" -j 1 --quiet >/dev/null 2>&1
 total=$(sed -n 's/^counts allocs=\([0-9]*\) .*/\1/p' "$T/yaml.count" | tail -1)
 check "libyaml allocations counted (${total:-none})" test "${total:-0}" -gt 100

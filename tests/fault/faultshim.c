@@ -129,6 +129,14 @@ static void resolve(void)
     resolving = 0;
 }
 
+/* A wrapper may run before the constructor (the ASan runtime opens its log file while it
+ * starts): the next definitions are looked up then. */
+#define NEED(name)              \
+    do {                        \
+        if (!r_##name)          \
+            resolve();          \
+    } while (0)
+
 /* ---- counting and the log ------------------------------------------------------------ */
 
 static void log_str(const char *s)
@@ -248,6 +256,7 @@ int __libc_start_main(int (*main)(int, char **, char **), int argc, char **argv,
 
 void _exit(int status)
 {
+    NEED(_exit);
     log_counts();
     r__exit(status);
     __builtin_unreachable();
@@ -311,6 +320,7 @@ void free(void *p)
 
 void *aligned_alloc(size_t a, size_t n)
 {
+    NEED(aligned_alloc);
     if (should_fail(K_ALLOC, "aligned_alloc")) {
         errno = ENOMEM;
         return NULL;
@@ -320,6 +330,7 @@ void *aligned_alloc(size_t a, size_t n)
 
 void *memalign(size_t a, size_t n)
 {
+    NEED(memalign);
     if (should_fail(K_ALLOC, "memalign")) {
         errno = ENOMEM;
         return NULL;
@@ -329,6 +340,7 @@ void *memalign(size_t a, size_t n)
 
 int posix_memalign(void **p, size_t a, size_t n)
 {
+    NEED(posix_memalign);
     if (should_fail(K_ALLOC, "posix_memalign"))
         return ENOMEM;
     return r_posix_memalign(p, a, n);
@@ -371,37 +383,44 @@ static void stream_failed(FILE *f)
 
 ssize_t write(int fd, const void *b, size_t n)
 {
+    NEED(write);
     FAIL_FD(fd, "write");
     return r_write(fd, b, n);
 }
 ssize_t pwrite(int fd, const void *b, size_t n, off_t off)
 {
+    NEED(pwrite);
     FAIL_FD(fd, "pwrite");
     return r_pwrite(fd, b, n, off);
 }
 ssize_t pwrite64(int fd, const void *b, size_t n, off_t off)
 {
+    NEED(pwrite64);
     FAIL_FD(fd, "pwrite64");
     return r_pwrite64(fd, b, n, off);
 }
 ssize_t writev(int fd, const struct iovec *v, int n)
 {
+    NEED(writev);
     FAIL_FD(fd, "writev");
     return r_writev(fd, v, n);
 }
 int fsync(int fd)
 {
+    NEED(fsync);
     FAIL_FD(fd, "fsync");
     return r_fsync(fd);
 }
 int fdatasync(int fd)
 {
+    NEED(fdatasync);
     FAIL_FD(fd, "fdatasync");
     return r_fdatasync(fd);
 }
 
 int mkdir(const char *path, mode_t mode)
 {
+    NEED(mkdir);
     /* a full disk still answers EEXIST for a folder that is there */
     if (access(path, F_OK) != 0 && path_wanted(path) && should_fail(K_WRITE, "mkdir")) {
         errno = ENOSPC;
@@ -422,6 +441,7 @@ static int open_with(int (*next)(const char *, int, ...), const char *call, cons
 }
 int open(const char *path, int flags, ...)
 {
+    NEED(open);
     va_list ap;
     va_start(ap, flags);
     int fd = open_with(r_open, "open", path, flags, ap);
@@ -430,6 +450,7 @@ int open(const char *path, int flags, ...)
 }
 int open64(const char *path, int flags, ...)
 {
+    NEED(open64);
     va_list ap;
     va_start(ap, flags);
     int fd = open_with(r_open64, "open64", path, flags, ap);
@@ -439,6 +460,7 @@ int open64(const char *path, int flags, ...)
 
 FILE *fopen(const char *path, const char *mode)
 {
+    NEED(fopen);
     if (strpbrk(mode, "wa+") && path_wanted(path) && should_fail(K_WRITE, "fopen")) {
         errno = ENOSPC;
         return NULL;
@@ -448,6 +470,7 @@ FILE *fopen(const char *path, const char *mode)
 
 size_t fwrite(const void *p, size_t size, size_t n, FILE *f)
 {
+    NEED(fwrite);
     if (size && n && file_stream(f) && should_fail(K_WRITE, "fwrite")) {
         stream_failed(f);
         return 0;
@@ -456,6 +479,7 @@ size_t fwrite(const void *p, size_t size, size_t n, FILE *f)
 }
 int fputs(const char *s, FILE *f)
 {
+    NEED(fputs);
     if (file_stream(f) && should_fail(K_WRITE, "fputs")) {
         stream_failed(f);
         return EOF;
@@ -464,6 +488,7 @@ int fputs(const char *s, FILE *f)
 }
 int fputc(int c, FILE *f)
 {
+    NEED(fputc);
     if (file_stream(f) && should_fail(K_WRITE, "fputc")) {
         stream_failed(f);
         return EOF;
@@ -472,6 +497,7 @@ int fputc(int c, FILE *f)
 }
 int putc(int c, FILE *f)
 {
+    NEED(putc);
     if (file_stream(f) && should_fail(K_WRITE, "putc")) {
         stream_failed(f);
         return EOF;
@@ -480,6 +506,7 @@ int putc(int c, FILE *f)
 }
 int vfprintf(FILE *f, const char *fmt, va_list ap)
 {
+    NEED(vfprintf);
     if (file_stream(f) && should_fail(K_WRITE, "vfprintf")) {
         stream_failed(f);
         return -1;
@@ -488,6 +515,7 @@ int vfprintf(FILE *f, const char *fmt, va_list ap)
 }
 int fprintf(FILE *f, const char *fmt, ...)
 {
+    NEED(vfprintf);
     va_list ap;
     va_start(ap, fmt);
     int n;
@@ -502,6 +530,7 @@ int fprintf(FILE *f, const char *fmt, ...)
 }
 int fflush(FILE *f)
 {
+    NEED(fflush);
     if (f && file_stream(f) && buffered(f) && should_fail(K_WRITE, "fflush")) {
         __fpurge(f);
         stream_failed(f);
@@ -511,6 +540,7 @@ int fflush(FILE *f)
 }
 int fclose(FILE *f)
 {
+    NEED(fclose);
     if (file_stream(f) && buffered(f) && should_fail(K_WRITE, "fclose")) {
         __fpurge(f);
         r_fclose(f);
