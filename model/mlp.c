@@ -217,6 +217,41 @@ const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint
     return m->pre[m->n_layers - 1];
 }
 
+/* Adds B rows to the (k x k) confusion table conf: row = label, column = argmax of the
+ * logits (the first of equal ones, as the accuracy counts). Logits and labels are copied to
+ * the host where they live on a device; rows outside the table are not counted. */
+static int add_confusion(ns_mlp *m, const float *logits, const int32_t *y, int B, long *conf,
+                         int k, ns_err *err)
+{
+    const int K = m->spec.n_out;
+    int host = ns_backend_is_host(m->be);
+    float *z = host ? NULL : malloc((size_t)B * (size_t)K * sizeof *z);
+    int32_t *lab = host ? NULL : malloc((size_t)B * sizeof *lab);
+    if (!host && (!z || !lab)) {
+        free(z);
+        free(lab);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory for the confusion table");
+    }
+    if (!host) {
+        ns_buf_download(m->be, z, logits, (size_t)B * (size_t)K * sizeof *z);
+        ns_buf_download(m->be, lab, y, (size_t)B * sizeof *lab);
+    }
+    const float *zz = host ? logits : z;
+    const int32_t *yy = host ? y : lab;
+    for (int i = 0; i < B; i++) {
+        const float *zi = zz + (size_t)i * K;
+        int arg = 0;
+        for (int c = 1; c < K; c++)
+            if (zi[c] > zi[arg])
+                arg = c;
+        if (yy[i] >= 0 && yy[i] < k && arg < k)
+            conf[(long)yy[i] * k + arg]++;
+    }
+    free(z);
+    free(lab);
+    return NS_OK;
+}
+
 int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const float *t, int B,
                          int grads, uint64_t noise_seed, ns_batch_out *out, ns_err *err)
 {
@@ -227,6 +262,11 @@ int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const floa
     if (m->spec.loss == NS_LOSS_XENT) {
         if (!y)
             return ns_err_set(err, NS_EINPUT, "cross-entropy needs class labels");
+        if (m->net.conf) {
+            int rc = add_confusion(m, logits, y, B, m->net.conf, m->net.conf_k, err);
+            if (rc)
+                return rc;
+        }
         out->loss_sum = ns_op_softmax_xent(m->be, d, &out->correct, &out->weight_sum, logits, y,
                                            m->class_w, m->spec.label_smoothing, B, m->spec.n_out);
     } else {

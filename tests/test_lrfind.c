@@ -217,7 +217,7 @@ static double short_training(const ns_dataset *tr, const ns_dataset *va, ns_opt_
     cr_assert_eq(ns_trainer_init(&t, &s, md.be, &md.m->net, tr, NULL, &err), NS_OK, "%s", err.msg);
     cr_assert_eq(ns_trainer_run(&t, 0, NULL, NULL, &err), NS_OK, "%s", err.msg);
     double loss = NAN, acc, rmse;
-    cr_assert_eq(ns_trainer_evaluate(&t, va, &loss, &acc, &rmse, &err), NS_OK);
+    cr_assert_eq(ns_trainer_evaluate(&t, va, &loss, &acc, &rmse, NULL, NULL, &err), NS_OK);
     ns_trainer_free(&t);
     model_free(&md);
     return isfinite(loss) ? loss : INFINITY;

@@ -59,11 +59,15 @@ static void study_free(study *x)
 static ns_epoch_record rec_of(const study *x, int epoch, double v)
 {
     ns_epoch_record r = {.epoch = epoch, .train_loss = 0.5, .val_loss = NAN, .val_acc = NAN,
-                         .val_rmse = NAN, .grad_norm = 1};
+                         .val_rmse = NAN, .val_bacc = NAN, .val_f1 = NAN, .grad_norm = 1};
     if (x->s.metric == NS_METRIC_VAL_ACC)
         r.val_acc = v;
     else if (x->s.metric == NS_METRIC_VAL_RMSE)
         r.val_rmse = v;
+    else if (x->s.metric == NS_METRIC_VAL_BACC)
+        r.val_bacc = v;
+    else if (x->s.metric == NS_METRIC_VAL_F1)
+        r.val_f1 = v;
     else
         r.val_loss = v;
     return r;
@@ -204,6 +208,61 @@ Test(prune, rmse_uses_its_own_standard_error)
     cr_assert_float_eq(x.s.prune_at[2].bar_se, 0.12, 1e-12);
     cr_assert(!prunes(&x, 3, 1.3));
     cr_assert(prunes(&x, 3, 1.5));
+    study_free(&x);
+}
+
+/* Trial n, final, with the validation loss and macro-F1 given at every epoch. */
+static void reference_loss_f1(study *x, int n, double loss, double f1)
+{
+    ns_err err = {0};
+    cr_assert_eq(ns_store_trial_insert(x->s.store, n, "1:bayes", "{}", (uint64_t)n, &err), NS_OK,
+                 "%s", err.msg);
+    cr_assert_eq(ns_store_trial_start(x->s.store, n, &err), NS_OK, "%s", err.msg);
+    for (int e = 1; e <= EPOCHS; e++) {
+        ns_epoch_record r = rec_of(x, e, f1);
+        r.val_loss = loss;
+        cr_assert_eq(ns_store_epoch_add(x->s.store, n, &r, &err), NS_OK, "%s", err.msg);
+    }
+    ns_trial_result res = {.seconds = 1, .epochs = EPOCHS, .val_metric = f1};
+    cr_assert_eq(ns_store_trial_finish(x->s.store, n, NS_TRIAL_COMPLETE, &res, &err), NS_OK, "%s",
+                 err.msg);
+}
+
+Test(prune, an_imbalanced_study_prunes_by_its_macro_f1_not_the_loss)
+{
+    /* 90 + 10 validation rows. Five earlier trials predicted the majority: a low loss (0.2)
+     * and macro-F1 0.47; two weighed the rare class: loss 0.6, F1 0.70 and 0.72. Pruned by
+     * the loss, a trial that weighs the rare class (loss 0.6, F1 0.75) would stop (the
+     * median loss 0.2 is 20 standard errors away); by the F1 it is the best so far. */
+    int32_t y[100];
+    for (int i = 0; i < 100; i++)
+        y[i] = i < 90 ? 0 : 1;
+    study x;
+    study_init(&x, NS_METRIC_VAL_F1, NS_TASK_CLASSIFY, 100, NS_PRUNE_MEDIAN);
+    x.s.data.val.y = y;
+    x.s.data.val.n_classes = 2;
+    static const double loss[7] = {0.2, 0.2, 0.2, 0.2, 0.2, 0.6, 0.6};
+    static const double f1[7] = {0.47, 0.47, 0.47, 0.47, 0.47, 0.70, 0.72};
+    for (int i = 0; i < 7; i++)
+        reference_loss_f1(&x, FIRST + i, loss[i], f1[i]);
+    ns_err err = {0};
+    cr_assert_eq(ns_stage_round_begin(&x.s, &x.st, FIRST, FIRST + 7, &err), NS_OK, "%s", err.msg);
+    const ns_prune_ref *r = &x.s.prune_at[3 - 1];
+    cr_assert_float_eq(r->bar, 0.47, 1e-12);
+    cr_assert_float_eq(r->incumbent, 0.72, 1e-12);
+    /* as sure as a share on 2^2 / (1/90 + 1/10) = 36 rows, not on all 100 */
+    cr_assert_float_eq(r->bar_se, ns_score_se(NS_SCORE_SHARE, 0.47, 36), 1e-12);
+    cr_assert_float_eq(r->se, ns_score_se(NS_SCORE_SHARE, 0.72, 36), 1e-12);
+
+    ns_epoch_record weighted = rec_of(&x, 3, 0.75);
+    weighted.val_loss = 0.6;
+    cr_assert(!ns_stage_should_prune(&x.s, &weighted), "the best F1 so far goes on");
+    ns_epoch_record majority = rec_of(&x, 3, 0.47);
+    majority.val_loss = 0.2;
+    cr_assert(!ns_stage_should_prune(&x.s, &majority), "at the median: not worse than it");
+    ns_epoch_record bad = rec_of(&x, 3, 0.20);
+    bad.val_loss = 0.1;
+    cr_assert(ns_stage_should_prune(&x.s, &bad), "a lower loss does not save a poor F1");
     study_free(&x);
 }
 

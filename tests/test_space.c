@@ -636,7 +636,7 @@ Test(space, export_round_trip)
              "  alpha: 0.99\n  weight_decay: 0\n  schedule: constant\n  step_size: 10\n  gamma: 0.1\n"
              "  warmup: 0.05\n  warmup_start: 0\n  min_lr: 0\n  pct_start: 0.3\n  div: 25\n  final_div: 10000\n"
              "  plateau_factor: 0.1\n  plateau_patience: 5\n  plateau_threshold: 0.0001\n  clip_norm: 0\n"
-             "  patience: 0\n  min_delta: 0\n  seed: 1\n  drop_last: false\n  threads: 1\n\n"
+             "  patience: 0\n  min_delta: 0\n  metric: auto\n  seed: 1\n  drop_last: false\n  threads: 1\n\n"
              "health:\n  divergence_factor: 4\n  min_epochs: 6\n  smoothing: 0.3\n  oscillation: 0.1\n"
              "  spike_factor: 2\n  overfit_patience: 5\n  overfit_rise: 0.1\n  gap_max: 2\n"
              "  gap_abs_min: 0.1\n  min_drop: 0.01\n  baseline_frac: 0.9\n  tail_share: 0.2\n  tail_drop: 0.1\n"

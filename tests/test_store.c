@@ -83,6 +83,8 @@ static ns_epoch_record epoch_rec(int e)
     r.val_loss = 1.1 / e;
     r.val_acc = 0.5 + 0.01 * e;
     r.val_rmse = NAN;
+    r.val_bacc = 0.25 + 0.01 * e;
+    r.val_f1 = e == 2 ? NAN : 1.0 / 3.0 + e; /* NaN: no validation rows of a class */
     r.lr = 1e-3;
     r.grad_norm = 0.25 * e;
     r.n_groups = 3;
@@ -197,6 +199,8 @@ Test(store, create_close_reopen_persists)
         cr_assert_eq(e[i].val_loss, r.val_loss);
         cr_assert_eq(e[i].val_acc, r.val_acc);
         cr_assert(isnan(e[i].val_rmse));
+        cr_assert_eq(e[i].val_bacc, r.val_bacc);
+        cr_assert(i == 1 ? isnan(e[i].val_f1) : e[i].val_f1 == r.val_f1);
         cr_assert_eq(e[i].lr, r.lr);
         cr_assert_eq(e[i].grad_norm, r.grad_norm);
         cr_assert_eq(e[i].n_groups, 3);
@@ -356,13 +360,13 @@ Test(store, newer_or_foreign_database_refused)
     ns_err err = {0};
     ns_store *s = fresh_study(dir, 0);
     ns_store_close(s);
-    raw_exec(dir, "PRAGMA user_version = 3");
+    raw_exec(dir, "PRAGMA user_version = 4");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert_null(s);
-    cr_assert(strstr(err.msg, "version 3 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 4 is newer"), "%s", err.msg);
     cr_assert_null(strchr(err.msg, '\n'));
     cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_EINPUT);
-    cr_assert(strstr(err.msg, "version 3 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 4 is newer"), "%s", err.msg);
     raw_exec(dir, "PRAGMA user_version = 0");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "unknown study format version 0"), "%s", err.msg);
@@ -819,6 +823,8 @@ Test(store, version_1_study_is_upgraded_by_the_writer)
                                  "ALTER TABLE trial DROP COLUMN health_flags;"
                                  "ALTER TABLE epoch DROP COLUMN diverged;"
                                  "ALTER TABLE epoch DROP COLUMN stopped_early;"
+                                 "ALTER TABLE epoch DROP COLUMN val_bacc;"
+                                 "ALTER TABLE epoch DROP COLUMN val_macro_f1;"
                                  "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK,
                  "%s", sqlite3_errmsg(h));
     sqlite3_close(h);
@@ -837,6 +843,45 @@ Test(store, version_1_study_is_upgraded_by_the_writer)
     cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_OK, "%s", err.msg);
     ns_store_close(s);
     free(db);
+    free(dir);
+}
+
+/* A version-2 study (before per-class epoch scores) reads as it is, its epochs without
+ * them; the writer upgrades it and then keeps them. */
+Test(store, version_2_study_reads_as_is_and_is_upgraded_by_the_writer)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 1);
+    ns_epoch_record rec = epoch_rec(1);
+    cr_assert_eq(ns_store_trial_start(s, 0, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_epoch_add(s, 0, &rec, &err), NS_OK, "%s", err.msg);
+    ns_store_close(s);
+    raw_exec(dir, "ALTER TABLE epoch DROP COLUMN val_bacc; ALTER TABLE epoch DROP COLUMN "
+                  "val_macro_f1; PRAGMA user_version = 2;");
+    ns_epoch_record *e;
+    int n;
+    cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_epochs(s, 0, &e, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 1);
+    cr_assert_eq(e[0].val_acc, rec.val_acc);
+    cr_assert(isnan(e[0].val_bacc) && isnan(e[0].val_f1));
+    free(e);
+    ns_store_close(s);
+    cr_assert_eq(raw_int(dir, "PRAGMA user_version"), 2, "reading changes nothing");
+    s = open_ok(dir, 0);
+    cr_assert_eq(raw_int(dir, "PRAGMA user_version"), NS_STORE_VERSION);
+    rec = epoch_rec(2);
+    rec.val_f1 = 0.625;
+    cr_assert_eq(ns_store_epoch_add(s, 0, &rec, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_epochs(s, 0, &e, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 2);
+    cr_assert(isnan(e[0].val_bacc), "an epoch of version 2 keeps no score");
+    cr_assert_eq(e[1].val_bacc, rec.val_bacc);
+    cr_assert_eq(e[1].val_f1, 0.625);
+    free(e);
+    cr_assert_eq(ns_store_integrity_check(s, &err), NS_OK, "%s", err.msg);
+    ns_store_close(s);
     free(dir);
 }
 

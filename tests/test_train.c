@@ -12,6 +12,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/rng.h"
+#include "engine/train/metrics.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
 #include "search/stages/driver.h"
@@ -356,10 +357,80 @@ Test(train, early_stopping_keeps_best_weights)
     cr_assert(r.tr.stopped_early, "did not stop early in %d epochs", r.tr.epoch);
     cr_assert_eq(r.tr.epoch, r.tr.best_epoch + 2);
     double loss, acc, rmse;
-    cr_assert_eq(ns_trainer_evaluate(&r.tr, &va, &loss, &acc, &rmse, &err), NS_OK);
+    cr_assert_eq(ns_trainer_evaluate(&r.tr, &va, &loss, &acc, &rmse, NULL, NULL, &err), NS_OK);
     double best = r.recs[r.tr.best_epoch - 1].val_acc;
     cr_assert_eq(acc, best, "restored weights give %g, best epoch had %g", acc, best);
     run_free(&r);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+}
+
+/* The confusion table of the model's argmax on ds, counted here from the logits. */
+static void confusion_by_hand(ns_mlp *m, const ns_dataset *ds, long conf[9])
+{
+    memset(conf, 0, 9 * sizeof *conf);
+    for (long i = 0; i < ds->n; i++) {
+        const float *z = ns_mlp_forward(m, ds->x + (size_t)i * ds->d, 1, 0, 0);
+        int arg = 0;
+        for (int k = 1; k < 3; k++)
+            if (z[k] > z[arg])
+                arg = k;
+        conf[ds->y[i] * 3 + arg]++;
+    }
+}
+
+Test(train, early_stopping_watches_the_monitored_metric)
+{
+    /* The same noisy run as above, its best epoch chosen by macro-F1 and by balanced
+     * accuracy: every epoch records both (equal to those of a confusion table counted by
+     * hand from the logits), the kept epoch is the first with the best monitored value,
+     * and the restored weights score it. */
+    ns_dataset tr, va;
+    make_blobs(&tr, 300, 6, 7, 2.5);
+    make_blobs(&va, 200, 6, 8, 2.5);
+    for (long i = 0; i < va.n; i += 3) /* class 2 rarer among the validation rows */
+        if (va.y[i] == 2)
+            va.y[i] = 0;
+    const ns_monitor monitors[2] = {NS_MONITOR_F1, NS_MONITOR_BACC};
+    for (int k = 0; k < 2; k++) {
+        ns_train_spec s = base_spec();
+        s.epochs = 40;
+        s.patience = 2;
+        s.lr = 0.05;
+        s.sched.kind = NS_SCHED_CONSTANT;
+        s.monitor = monitors[k];
+        run r;
+        ns_err err = {0};
+        run_start(&r, &s, &tr, &va, 0.0f, NS_OPT_ADAM);
+        cr_assert_eq(ns_trainer_run(&r.tr, 0, keep_record, &r, &err), NS_OK);
+        cr_assert(r.tr.stopped_early);
+        int best = 0;
+        for (int e = 0; e < r.n_recs; e++) {
+            double v = k == 0 ? r.recs[e].val_f1 : r.recs[e].val_bacc;
+            cr_assert(isfinite(r.recs[e].val_f1) && isfinite(r.recs[e].val_bacc));
+            if (v > (k == 0 ? r.recs[best].val_f1 : r.recs[best].val_bacc))
+                best = e;
+        }
+        int best_acc = 0;
+        for (int e = 0; e < r.n_recs; e++)
+            if (r.recs[e].val_acc > r.recs[best_acc].val_acc)
+                best_acc = e;
+        /* on these rows balanced accuracy peaks later than accuracy: watching accuracy
+         * would keep epoch 4 and stop at 6 */
+        cr_assert(k == 0 || best != best_acc, "balanced accuracy peaks with accuracy here");
+        cr_assert_eq(r.tr.best_epoch, best + 1, "monitor %d kept epoch %d, the best is %d", k,
+                     r.tr.best_epoch, best + 1);
+        double loss, acc, rmse, bacc, f1, hb, hf;
+        cr_assert_eq(ns_trainer_evaluate(&r.tr, &va, &loss, &acc, &rmse, &bacc, &f1, &err), NS_OK);
+        cr_assert_eq(f1, r.recs[best].val_f1);
+        cr_assert_eq(bacc, r.recs[best].val_bacc);
+        long conf[9];
+        confusion_by_hand(r.m, &va, conf);
+        ns_class_metrics(conf, 3, &hb, &hf);
+        cr_assert_eq(bacc, hb);
+        cr_assert_eq(f1, hf);
+        run_free(&r);
+    }
     ns_dataset_free(&tr);
     ns_dataset_free(&va);
 }

@@ -5,6 +5,7 @@
 #include "engine/train/train.h"
 
 #include "engine/atomic.h"
+#include "engine/train/metrics.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -37,10 +38,16 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Internally every metric is "lower is better". */
-static double metric_of(const ns_trainer *tr, double acc, double rmse)
+/* The monitored metric of an epoch record; internally every metric is "lower is better". */
+static double metric_of(const ns_trainer *tr, const ns_epoch_record *rec)
 {
-    return tr->train->task == NS_TASK_CLASSIFY ? -acc : rmse;
+    if (tr->train->task != NS_TASK_CLASSIFY)
+        return rec->val_rmse;
+    switch (tr->spec.monitor) {
+    case NS_MONITOR_BACC: return -rec->val_bacc;
+    case NS_MONITOR_F1: return -rec->val_f1;
+    default: return -rec->val_acc;
+    }
 }
 
 int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, ns_net *net,
@@ -162,16 +169,24 @@ static void gather(ns_trainer *tr, const ns_dataset *ds, const int32_t *idx, int
 }
 
 int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, double *acc,
-                        double *rmse, ns_err *err)
+                        double *rmse, double *bacc, double *f1, ns_err *err)
 {
     ns_net *net = tr->net;
     double ls = 0, ws = 0, sq = 0;
     long hits = 0;
     int EB = tr->spec.eval_batch;
     int host = ns_backend_is_host(tr->be);
+    /* the table's side: every class the net was built for (the training set's) */
+    int K = ds->task == NS_TASK_CLASSIFY && ds->y && (bacc || f1)
+                ? (ds->n_classes > tr->train->n_classes ? ds->n_classes : tr->train->n_classes)
+                : 0;
     int32_t *idx = host ? NULL : malloc((size_t)EB * sizeof *idx);
-    if (!host && !idx)
+    long *conf = K > 0 ? calloc((size_t)K * (size_t)K, sizeof *conf) : NULL;
+    if ((!host && !idx) || (K > 0 && !conf)) {
+        free(idx);
+        free(conf);
         return ns_err_set(err, NS_ERUNTIME, "out of memory for evaluation");
+    }
     for (long i0 = 0; i0 < ds->n; i0 += EB) {
         int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
         const float *x;
@@ -190,9 +205,13 @@ int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, doub
             t = ds->t ? tr->tb : NULL;
         }
         ns_batch_out o;
+        net->conf = conf;
+        net->conf_k = K;
         int rc = net->batch(net->ctx, x, y, t, B, 0, 0, &o, err);
+        net->conf = NULL;
         if (rc) {
             free(idx);
+            free(conf);
             return rc;
         }
         ls += o.loss_sum;
@@ -204,6 +223,14 @@ int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, doub
     *loss = ws > 0 ? ls / ws : NAN;
     *acc = ds->task == NS_TASK_CLASSIFY ? (double)hits / (double)ds->n : NAN;
     *rmse = ds->task == NS_TASK_REGRESS ? sqrt(sq / (double)ds->n) * tr->t_std : NAN;
+    double b = NAN, m = NAN;
+    if (conf)
+        ns_class_metrics(conf, K, &b, &m);
+    if (bacc)
+        *bacc = b;
+    if (f1)
+        *f1 = m;
+    free(conf);
     return NS_OK;
 }
 
@@ -344,12 +371,13 @@ static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err 
     for (int g = 0; g < net->n_groups; g++)
         rec->group_grad_norm[g] = e->steps ? e->group_norm[g] / e->steps : NAN;
     rec->samples_per_s = e->seconds > 0 ? e->rows / e->seconds : 0;
-    rec->val_loss = rec->val_acc = rec->val_rmse = NAN;
+    rec->val_loss = rec->val_acc = rec->val_rmse = rec->val_bacc = rec->val_f1 = NAN;
     if (tr->val && !diverged) {
-        int rc = ns_trainer_evaluate(tr, tr->val, &rec->val_loss, &rec->val_acc, &rec->val_rmse, err);
+        int rc = ns_trainer_evaluate(tr, tr->val, &rec->val_loss, &rec->val_acc, &rec->val_rmse,
+                                     &rec->val_bacc, &rec->val_f1, err);
         if (rc)
             return rc;
-        double m = metric_of(tr, rec->val_acc, rec->val_rmse);
+        double m = metric_of(tr, rec);
         if (m < tr->best_metric - tr->spec.min_delta) {
             tr->best_metric = m;
             tr->best_epoch = rec->epoch;

@@ -36,9 +36,19 @@ typedef struct ns_net {
      * gradient of the mean loss is ACCUMULATED into grads. Returns NS_OK or sets *err. */
     int (*batch)(void *ctx, const float *x, const int32_t *y, const float *t, int B,
                  int training, uint64_t noise_seed, ns_batch_out *out, ns_err *err);
+    /* Set by an evaluation for its duration, NULL otherwise: classification batches add
+     * each row to this (conf_k x conf_k) confusion table, conf[label * conf_k + argmax];
+     * conf_k is at least the number of classes the net outputs. */
+    long *conf;
+    int conf_k;
 } ns_net;
 
 typedef enum ns_budget_kind { NS_BUDGET_EPOCHS = 0, NS_BUDGET_STEPS, NS_BUDGET_SECONDS } ns_budget_kind;
+
+/* The validation metric that picks the best epoch (early stopping, the weights kept):
+ * accuracy (RMSE for regression), or one that stays honest on imbalanced classes, where
+ * the most accurate epoch is often the one that predicts the majority best. */
+typedef enum ns_monitor { NS_MONITOR_AUTO = 0, NS_MONITOR_BACC, NS_MONITOR_F1 } ns_monitor;
 
 typedef struct ns_train_spec {
     ns_budget_kind budget;
@@ -54,6 +64,7 @@ typedef struct ns_train_spec {
     double clip_norm;     /* global gradient-norm clip; 0 = off */
     int patience;         /* early stopping on the validation metric; 0 = off */
     double min_delta;     /* improvement that resets patience [0] */
+    ns_monitor monitor;   /* the metric patience and the best epoch watch [auto] */
     uint64_t seed;        /* the run's stream: shuffling and dropout */
     int drop_last;        /* drop a final partial batch [0] */
     /* Divergence stop: a debiased EMA of the per-step training loss, beta =
@@ -82,6 +93,8 @@ typedef struct ns_epoch_record {
     double val_loss;      /* NaN when there is no validation set */
     double val_acc;       /* classification: accuracy; NaN otherwise */
     double val_rmse;      /* regression: RMSE in target units; NaN otherwise */
+    double val_bacc;      /* classification: balanced accuracy; NaN otherwise */
+    double val_f1;        /* classification: macro-F1; NaN otherwise */
     double lr;            /* LR of the epoch's last step */
     double grad_norm;     /* global L2 norm of the gradient, mean over the epoch's steps */
     int n_groups;
@@ -166,9 +179,10 @@ int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, n
 int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err);
 /* Nonzero when the budget is spent or early stopping fired. */
 int ns_trainer_done(const ns_trainer *tr);
-/* Evaluates net on ds (no dropout): loss, accuracy or RMSE. */
+/* Evaluates net on ds (no dropout): loss, accuracy or RMSE, and for classification the
+ * balanced accuracy and macro-F1 into bacc and f1 when they are not NULL (NaN otherwise). */
 int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, double *acc,
-                        double *rmse, ns_err *err);
+                        double *rmse, double *bacc, double *f1, ns_err *err);
 void ns_trainer_free(ns_trainer *tr);
 
 /* Checkpoint: parameters, best parameters, optimizer moments, schedule, RNG, counters.

@@ -96,9 +96,19 @@ def quiet(optuna):
 
 def journal_storage(optuna, path):
     """The study shared by the worker processes: Optuna's journal file, locked with open(2)
-    (the symlink lock, the default, cost 50% more per write here)."""
+    (the symlink lock, the default, cost 50% more per write here). Reads take the lock too:
+    Optuna 3.1 reads without it, and a read that meets a line half appended by the other
+    worker takes the rest of that line for the next one and fails (JSONDecodeError, or
+    "Should not reach" later); that lost 8 of 60 runs of one benchmark."""
+    from optuna.storages._journal.file import get_lock_file
+
+    class LockedReads(optuna.storages.JournalFileStorage):
+        def read_logs(self, log_number_from):
+            with get_lock_file(self._lock):
+                return super().read_logs(log_number_from)
+
     lock = optuna.storages.JournalFileOpenLock(path)
-    return optuna.storages.JournalStorage(optuna.storages.JournalFileStorage(path, lock_obj=lock))
+    return optuna.storages.JournalStorage(LockedReads(path, lock_obj=lock))
 
 
 def worker(splitdir, deadline, seed, rank, jobs, workdir, journal):
@@ -212,6 +222,13 @@ def main():
     # one process per job (threads would share one interpreter lock), each its own TPE seed
     procs = [subprocess.Popen([sys.executable, __file__, "--worker", splitdir, repr(deadline), str(seed),
                                str(k), str(jobs), workdir, journal]) for k in range(jobs)]
+    # a worker that fails leaves worker 0 waiting for its done file: stop the others then
+    while any(p.poll() is None for p in procs) and not any(p.poll() for p in procs):
+        time.sleep(0.1)
+    if any(p.poll() for p in procs):
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
     rcs = [p.wait() for p in procs]
     if any(rcs):
         raise SystemExit(f"tabular_optuna: a worker failed (exit codes {rcs})")

@@ -28,6 +28,7 @@ _Static_assert(sizeof(ns_sched_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_class_weights) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_metric) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_budget_kind) == sizeof(int), "enum size");
+_Static_assert(sizeof(ns_monitor) == sizeof(int), "enum size");
 
 /* ---- the table of keys (its types are in config_impl.h) ------------------------------ */
 
@@ -50,6 +51,9 @@ static const enum_name opt_names[] = {{"sgd", NS_OPT_SGD},
 static const enum_name metric_names[] = {
     {"val_loss", NS_METRIC_VAL_LOSS}, {"val_acc", NS_METRIC_VAL_ACC}, {"val_rmse", NS_METRIC_VAL_RMSE},
     {"val_balanced_acc", NS_METRIC_VAL_BACC}, {"val_macro_f1", NS_METRIC_VAL_F1},
+    {NULL, 0}};
+static const enum_name monitor_names[] = {
+    {"auto", NS_MONITOR_AUTO}, {"val_balanced_acc", NS_MONITOR_BACC}, {"val_macro_f1", NS_MONITOR_F1},
     {NULL, 0}};
 static const enum_name final_names[] = {
     {"auto", NS_FINAL_AUTO}, {"refit", NS_FINAL_REFIT}, {"ensemble", NS_FINAL_ENSEMBLE}, {NULL, 0}};
@@ -134,6 +138,7 @@ const key_def cfg_keys[] = {
     NUM("train", "clip_norm", KT_DOUBLE, train.clip_norm, 0, INF, S, "0"),
     NUM("train", "patience", KT_INT, train.patience, 0, INF, S, "0"),
     NUM("train", "min_delta", KT_DOUBLE, train.min_delta, 0, INF, S, "0"),
+    ENUM("train", "metric", train.monitor, monitor_names, 0, "auto"),
     NUM("train", "seed", KT_U64, train.seed, 0, INF, 0, "1"),
     NUM("train", "drop_last", KT_BOOL, train.drop_last, 0, 1, S, "false"),
     NUM("train", "threads", KT_INT, threads, 1, 4096, 0, "1"),
@@ -948,6 +953,10 @@ int cfg_check_values(ctx *x)
         c->data.task != NS_TASK_CLASSIFY &&
         (rc = rule(x, K("model", "class_weights"), K("data", "task"), -1,
                    "model.class_weights: applies to classification only, but data.task is regression; remove it")))
+        return rc;
+    if (c->train.monitor != NS_MONITOR_AUTO && c->data.task != NS_TASK_CLASSIFY &&
+        (rc = rule(x, K("train", "metric"), K("data", "task"), -1,
+                   "train.metric: val_balanced_acc and val_macro_f1 apply to classification only, but data.task is regression; remove it")))
         return rc;
 
     /* Optimizer. */

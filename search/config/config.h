@@ -39,8 +39,9 @@ typedef struct ns_data_cfg {
 } ns_data_cfg;
 
 /* The validation metric that compares trials. */
-/* val_balanced_acc and val_macro_f1 (classification) are computed once, from the final
- * weights; early stopping still watches the accuracy. */
+/* val_balanced_acc and val_macro_f1 (classification) are a trial's from its final weights
+ * and are recorded at every epoch too (pruning compares them); early stopping watches
+ * train.metric, which a search sets to them (driver.c). */
 typedef enum ns_metric {
     NS_METRIC_VAL_LOSS = 0,
     NS_METRIC_VAL_ACC,

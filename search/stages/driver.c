@@ -927,6 +927,13 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         progress(&s, "data: ranking trials by val_macro_f1 (imbalanced classes; set "
                  "search.metric to choose)\n");
     }
+    /* Each trial keeps the weights of its best epoch by the metric the study compares it
+     * by: the most accurate epoch of an imbalanced set is often the one that predicts the
+     * majority best. Written into every trial's config, so export and train keep it too. */
+    if (!c->given[ns_config_key_find("train.metric")] && c->data.task == NS_TASK_CLASSIFY)
+        s.base.train.monitor = s.metric == NS_METRIC_VAL_F1     ? NS_MONITOR_F1
+                               : s.metric == NS_METRIC_VAL_BACC ? NS_MONITOR_BACC
+                                                                : NS_MONITOR_AUTO;
     if (imbalanced && (rc = search_class_weights(&s, err)))
         goto done;
     if ((rc = prepare_resampling(&s, err)))

@@ -137,9 +137,10 @@ void ns_stage_round_end(ns_search *s);
  * within the noise allowance of ns_prune_ref). Called from the pool's threads: reads only
  * the round's fixed reference. */
 int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec);
-/* The standard error of the metric pruning compares (the study metric where epochs record
- * it, val_acc or val_rmse, else the validation loss) at value v on the study's validation
- * rows: ns_score_se (stats.h) with s->data.val.n; 0 when it cannot be known (no rows).
+/* The standard error of the metric pruning compares (the study metric) at value v on the
+ * study's validation rows: ns_score_se (stats.h) with s->data.val.n rows, or for balanced
+ * accuracy and macro-F1 the rows a per-class score is as sure as (K^2 / sum_c 1/n_c over
+ * the K classes present); 0 when it cannot be known (no rows).
  * The one place pruning learns how noisy a score is. */
 double ns_stage_prune_se(const ns_search *s, double v);
 /* Runs lr_range trial n of stage st from its config file: the sweep, its curve written to

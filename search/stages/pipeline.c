@@ -764,9 +764,9 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     res->diverged = h.last.diverged;
     res->best_epoch = tr.best_epoch > 0 && tr.best_params ? tr.best_epoch : tr.epoch;
     res->last = h.last;
-    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse, err)))
+    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse, NULL, NULL, err)))
         goto done;
-    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse, err)))
+    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse, NULL, NULL, err)))
         goto done;
     if (p->task == NS_TASK_CLASSIFY && p->val.n &&
         (rc = class_scores(m, &p->val, p->n_classes, c->train.eval_batch, &res->val_bacc, &res->val_f1, err)))

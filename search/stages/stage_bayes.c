@@ -271,26 +271,63 @@ done:
 /* ---- pruning: the median rule and asha ------------------------------------------------------- */
 
 /* The metric of an epoch record that pruning compares, and whether higher is better: the
- * study metric where epochs record it, else the validation loss. */
+ * study metric (epochs record each one), so that a trial is stopped by the score it is
+ * ranked by. (Pruning an imbalanced study by the validation loss stopped the class-weighted
+ * trials, whose loss is higher because they give the rare classes their due, and kept the
+ * ones that predicted the majority.) */
 static double epoch_metric(const ns_search *s, const ns_epoch_record *r, int *higher)
 {
-    *higher = 0;
+    *higher = ns_metric_higher_is_better(s->metric);
     switch (s->metric) {
-    case NS_METRIC_VAL_ACC: *higher = 1; return r->val_acc;
+    case NS_METRIC_VAL_ACC: return r->val_acc;
     case NS_METRIC_VAL_RMSE: return r->val_rmse;
+    case NS_METRIC_VAL_BACC: return r->val_bacc;
+    case NS_METRIC_VAL_F1: return r->val_f1;
     default: return r->val_loss;
     }
+}
+
+/* The rows a per-class score is as sure as: balanced accuracy is the mean of K recalls, the
+ * recall of class c measured on its n_c rows, so its variance is sum_c p(1-p)/n_c / K^2,
+ * that of a share on K^2 / sum_c (1/n_c) rows (n when the classes are equal in size, fewer
+ * as the smallest shrinks); macro-F1 is taken to be as sure. Classes absent from the
+ * validation rows do not count. */
+static double per_class_rows(const ns_dataset *val)
+{
+    if (!val->y || val->n_classes < 1)
+        return (double)val->n;
+    long *cnt = calloc((size_t)val->n_classes, sizeof *cnt);
+    if (!cnt)
+        return (double)val->n;
+    for (long i = 0; i < val->n; i++)
+        if (val->y[i] >= 0 && val->y[i] < val->n_classes)
+            cnt[val->y[i]]++;
+    double inv = 0;
+    int k = 0;
+    for (int c = 0; c < val->n_classes; c++)
+        if (cnt[c] > 0) {
+            inv += 1.0 / (double)cnt[c];
+            k++;
+        }
+    free(cnt);
+    return k ? (double)k * k / inv : (double)val->n;
 }
 
 double ns_stage_prune_se(const ns_search *s, double v)
 {
     ns_score_kind kind;
+    double n = (double)s->data.val.n;
     switch (s->metric) {
     case NS_METRIC_VAL_ACC: kind = NS_SCORE_SHARE; break;
+    case NS_METRIC_VAL_BACC:
+    case NS_METRIC_VAL_F1:
+        kind = NS_SCORE_SHARE;
+        n = per_class_rows(&s->data.val);
+        break;
     case NS_METRIC_VAL_RMSE: kind = NS_SCORE_RMSE; break;
     default: kind = s->data.task == NS_TASK_REGRESS ? NS_SCORE_MSE : NS_SCORE_XENT; break;
     }
-    double se = ns_score_se(kind, v, s->data.val.n);
+    double se = ns_score_se(kind, v, (long)floor(n));
     return isfinite(se) ? se : 0;
 }
 

@@ -28,9 +28,11 @@
 #define NS_STORE_APP_ID 0x4E535344
 #define NS_STORE_BUSY_MS 5000 /* readers and checkpoints can hold the file briefly */
 
-/* Schema version 1, then migrate_v2 on top: a new study runs both in one transaction (a
- * kill during creation leaves an empty database, which the next open creates again); a
- * version-1 study opened for writing runs migrate_v2 in one transaction. */
+/* Schema version 1, then migrate_v2 and migrate_v3 on top: a new study runs all three in
+ * one transaction (a kill during creation leaves an empty database, which the next open
+ * creates again); an older study opened for writing runs the migrations it lacks in one
+ * transaction. A version-2 study opens read-only as it is (its epochs read with no
+ * per-class scores); a version-1 study must be upgraded first. */
 static const char schema_v1[] =
     "CREATE TABLE study ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -92,6 +94,12 @@ static const char migrate_v2[] =
     "ALTER TABLE epoch ADD COLUMN diverged INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE epoch ADD COLUMN stopped_early INTEGER NOT NULL DEFAULT 0;";
 
+/* Version 3: each epoch's balanced accuracy and macro-F1 (classification), which pruning
+ * compares in a study ranked by one of them. */
+static const char migrate_v3[] =
+    "ALTER TABLE epoch ADD COLUMN val_bacc REAL;"
+    "ALTER TABLE epoch ADD COLUMN val_macro_f1 REAL;";
+
 #define TRIAL_COLS "number, stage, params, seed, state, started, finished, seconds, epochs, " \
                    "val_metric, result, health, checkpoint, error, health_flags"
 #define STAGE_COLS "name, position, state, decision, started, finished"
@@ -117,6 +125,7 @@ enum {
     ST_EPOCH_ADD,
     ST_EPOCH_TRUNC,
     ST_EPOCHS,
+    ST_EPOCHS_V2, /* a version-2 study read as it is: no per-class scores */
     ST_COUNT
 };
 
@@ -162,12 +171,15 @@ static const char *const sql_text[ST_COUNT] = {
     /* A resumed trial repeats the epochs after its checkpoint: the repeat replaces. */
     [ST_EPOCH_ADD] = "INSERT OR REPLACE INTO epoch (trial, epoch, step, train_loss, val_loss,"
                      " val_acc, val_rmse, lr, grad_norm, layer_grad_norm, seconds, samples_per_s,"
-                     " diverged, stopped_early)"
-                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                     " diverged, stopped_early, val_bacc, val_macro_f1)"
+                     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     [ST_EPOCH_TRUNC] = "DELETE FROM epoch WHERE trial = ?1 AND epoch > ?2",
     [ST_EPOCHS] = "SELECT epoch, step, train_loss, val_loss, val_acc, val_rmse, lr, grad_norm,"
-                  " layer_grad_norm, seconds, samples_per_s, diverged, stopped_early FROM epoch WHERE trial = ?1"
-                  " ORDER BY epoch",
+                  " layer_grad_norm, seconds, samples_per_s, diverged, stopped_early, val_bacc,"
+                  " val_macro_f1 FROM epoch WHERE trial = ?1 ORDER BY epoch",
+    [ST_EPOCHS_V2] = "SELECT epoch, step, train_loss, val_loss, val_acc, val_rmse, lr, grad_norm,"
+                     " layer_grad_norm, seconds, samples_per_s, diverged, stopped_early, NULL,"
+                     " NULL FROM epoch WHERE trial = ?1 ORDER BY epoch",
 };
 
 struct ns_store {
@@ -176,6 +188,7 @@ struct ns_store {
     char *db_path;   /* DIR/study.db */
     int lock_fd;     /* DIR/study.lock, held with flock(LOCK_EX); -1 for read-only handles */
     int readonly;
+    int version;     /* the schema version of the file (older ones open read-only) */
     sqlite3_stmt *st[ST_COUNT]; /* prepared on first use, finalized by ns_store_close */
 };
 
@@ -462,13 +475,14 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         /* WAL must be chosen outside a transaction; it is stored in the file. */
         if ((rc = exec(s, "PRAGMA journal_mode = WAL", "choosing WAL mode", err)) != NS_OK)
             return rc;
-        char sql[sizeof schema_v1 + sizeof migrate_v2 + 160];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s PRAGMA application_id = %d; "
-                 "PRAGMA user_version = %d; COMMIT;", schema_v1, migrate_v2, NS_STORE_APP_ID,
-                 NS_STORE_VERSION);
+        char sql[sizeof schema_v1 + sizeof migrate_v2 + sizeof migrate_v3 + 160];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s %s PRAGMA application_id = %d; "
+                 "PRAGMA user_version = %d; COMMIT;", schema_v1, migrate_v2, migrate_v3,
+                 NS_STORE_APP_ID, NS_STORE_VERSION);
         rc = exec(s, sql, "creating the study", err);
         if (rc != NS_OK)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->version = NS_STORE_VERSION;
         return rc;
     }
     if (app != NS_STORE_APP_ID)
@@ -482,19 +496,25 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         return ns_err_set(err, NS_EINPUT, "%s: study format version 1 (an older nnsearch); "
                           "`nnsearch resume %s` upgrades it to version %d", s->db_path, s->dir,
                           NS_STORE_VERSION);
-    if (version == 1) { /* the lock is held: no other writer can interleave */
-        char sql[sizeof migrate_v2 + 80];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s PRAGMA user_version = 2; COMMIT;",
-                 migrate_v2);
-        rc = exec(s, sql, "upgrading the study to format version 2", err);
+    if (version == 2 && s->readonly) { /* read as it is */
+        s->version = 2;
+        return NS_OK;
+    }
+    if (version == 1 || version == 2) { /* the lock is held: no other writer can interleave */
+        char sql[sizeof migrate_v2 + sizeof migrate_v3 + 80];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s PRAGMA user_version = %d; COMMIT;",
+                 version == 1 ? migrate_v2 : "", migrate_v3, NS_STORE_VERSION);
+        rc = exec(s, sql, "upgrading the study to the current format version", err);
         if (rc != NS_OK)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        s->version = NS_STORE_VERSION;
         return rc;
     }
     if (version != NS_STORE_VERSION)
         return ns_err_set(err, NS_EINPUT, "%s: unknown study format version %lld (this nnsearch "
                           "reads version %d); use a new output folder", s->db_path,
                           (long long)version, NS_STORE_VERSION);
+    s->version = NS_STORE_VERSION;
     return NS_OK;
 }
 
@@ -1249,6 +1269,8 @@ int ns_store_epoch_add(ns_store *s, int trial, const ns_epoch_record *rec, ns_er
     if (b == SQLITE_OK) b = bind_real(st, 12, rec->samples_per_s);
     if (b == SQLITE_OK) b = sqlite3_bind_int(st, 13, rec->diverged);
     if (b == SQLITE_OK) b = sqlite3_bind_int(st, 14, rec->stopped_early);
+    if (b == SQLITE_OK) b = bind_real(st, 15, rec->val_bacc);
+    if (b == SQLITE_OK) b = bind_real(st, 16, rec->val_f1);
     int src = b == SQLITE_OK ? sqlite3_step(st) : b;
     if (src == SQLITE_DONE)
         rc = NS_OK;
@@ -1280,7 +1302,7 @@ int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_e
     int cap = 0, len = 0;
     *recs = NULL;
     *n = 0;
-    int rc = prep(s, ST_EPOCHS, &st, err);
+    int rc = prep(s, s->version == 2 ? ST_EPOCHS_V2 : ST_EPOCHS, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_bind_int(st, 1, trial);
@@ -1310,6 +1332,8 @@ int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_e
         e->samples_per_s = col_real(st, 10);
         e->diverged = sqlite3_column_int(st, 11);
         e->stopped_early = sqlite3_column_int(st, 12);
+        e->val_bacc = col_real(st, 13);
+        e->val_f1 = col_real(st, 14);
         if (norms_parse((const char *)sqlite3_column_text(st, 8), e->group_grad_norm,
                         NS_MAX_GROUPS, &e->n_groups)) {
             rc = ns_err_set(err, NS_ERUNTIME, "%s: trial %d epoch %d: layer_grad_norm is not "

@@ -17,7 +17,7 @@
 #include "engine/train/health.h"
 #include "engine/train/train.h"
 
-#define NS_STORE_VERSION 2 /* PRAGMA user_version of the schema this code writes */
+#define NS_STORE_VERSION 3 /* PRAGMA user_version of the schema this code writes */
 
 /* Selection: a trial with any of these findings is never the best while a complete trial
  * without them exists (unstable or overfitting runs; not_converged, budget_limited and
