@@ -4,7 +4,8 @@
 # seed, holdout (epoch records and pruning verdicts through rank 0) and cross-validated
 # (racing); a worker SIGKILLed mid-trial ends the job, and `nnsearch resume` under mpirun
 # continues from rank 0's store and the checkpoints the worker sent to the uninterrupted
-# study's end; a worker of another version, or without the data, is refused at start.
+# study's end; a worker of another version, or without the data or with other data (in
+# a mount namespace of its own, where unshare is permitted), is refused at start.
 # Registered in ctest only in a build with MPI.
 # usage: tests/e2e_mpi.sh PATH/TO/nnsearch [MPIRUN]   (run from the repository root)
 set -uo pipefail
@@ -160,6 +161,15 @@ if unshare -m true 2>/dev/null; then
   check "no data on a worker: the message names the rank and the missing file" \
     grep -q "rank 2 on .*: refused: .*quickstart.csv.*every host needs the data" "$T/d.err"
   check "no data on a worker: nothing written" test ! -e "$T/d/study.db"
+  # a host whose copy of the data differs: the same paths, one value changed
+  awk -F, 'NR == 2 { $1 = $1 + 1 } 1' OFS=, "$T/data/quickstart.csv" >"$T/other.csv"
+  mpi -n 2 "$NS" "$T/h.yaml" -o "$T/o" --quiet : -n 1 unshare -m bash -c \
+    'mount -t tmpfs none "$1" && cp "$5" "$1/quickstart.csv" && cp "$6" "$1/" && exec "$2" "$3" -o "$4" --quiet' \
+    _ "$T/data" "$NS" "$T/h.yaml" "$T/o" "$T/other.csv" "$PWD/configs/data/quickstart-test.csv" >/dev/null 2>"$T/o.err"
+  rc=$?
+  check "other data on a worker: refused (exit $rc)" test "$rc" -ne 0
+  check "other data on a worker: the message says its data differ" \
+    grep -q "rank 2 on .*: refused: its data differ from rank 0's" "$T/o.err"
 else
   echo "note: unshare -m is not permitted here: the missing-data refusal is not exercised"
 fi
