@@ -103,10 +103,13 @@ int ns_dist_recv(int from, int tag, const atomic_int *cancel, void **buf, size_t
 {
     MPI_Status st;
     int flag = 0, rc, polls = 0;
-    long pause_ns = 20000;
+    long pause_ns = 20000, waited_ns = 0;
     /* A reply to a message just sent comes within microseconds: a short spin first; then
-     * pauses that double up to NS_DIST_MAX_PAUSE_US, so that a worker waiting for its next
-     * trial costs its host next to nothing (a blocking MPI_Recv would spin a core). */
+     * pauses that double up to 1 ms, and on a long wait (a trial training for seconds) up
+     * to NS_DIST_LATENCY_SHARE of the time waited so far (at most NS_DIST_MAX_PAUSE_US):
+     * a worker waiting for its next trial, or one of rank 0's many threads waiting for a
+     * long trial, costs its host next to nothing (a blocking MPI_Recv spins a core), and
+     * the wake-up comes at most that share of the wait late. */
     for (;;) {
         if ((rc = MPI_Iprobe(from, tag, MPI_COMM_WORLD, &flag, &st)) != MPI_SUCCESS)
             return mpi_fail(err, rc, "probe");
@@ -118,8 +121,13 @@ int ns_dist_recv(int from, int tag, const atomic_int *cancel, void **buf, size_t
             continue;
         struct timespec ts = {0, pause_ns};
         nanosleep(&ts, NULL);
-        if (pause_ns < NS_DIST_MAX_PAUSE_US * 1000L)
-            pause_ns *= 2;
+        waited_ns += pause_ns;
+        long cap = (long)(waited_ns * NS_DIST_LATENCY_SHARE);
+        if (cap < 1000000L)
+            cap = 1000000L;
+        if (cap > NS_DIST_MAX_PAUSE_US * 1000L)
+            cap = NS_DIST_MAX_PAUSE_US * 1000L;
+        pause_ns = pause_ns * 2 < cap ? pause_ns * 2 : cap;
     }
     int count = 0;
     MPI_Get_count(&st, MPI_BYTE, &count);

@@ -35,12 +35,14 @@ void ns_dist_host(char *out, size_t cap);
 int ns_dist_send(int to, int tag, const void *buf, size_t len, ns_err *err);
 /* Waits for the next message from rank `from` with `tag` and returns it whole in *buf
  * (caller frees; never NULL on success) and *len. Waiting polls with growing pauses
- * (up to NS_DIST_MAX_PAUSE_US) instead of spinning: an idle rank leaves its core to
+ * (mpi.c: never more than NS_DIST_MAX_PAUSE_US, nor than NS_DIST_LATENCY_SHARE of the
+ * time waited) instead of spinning: an idle rank leaves its core to
  * the ranks that train. One thread at a time may wait on a (from, tag) pair. A set *cancel
  * (may be NULL) ends the wait with NS_ERUNTIME: another thread gave up. */
 int ns_dist_recv(int from, int tag, const atomic_int *cancel, void **buf, size_t *len,
                  ns_err *err);
-#define NS_DIST_MAX_PAUSE_US 1000
+#define NS_DIST_MAX_PAUSE_US 20000
+#define NS_DIST_LATENCY_SHARE 0.05
 
 /* Bytes this process sent and received since ns_dist_init (the payloads). */
 uint64_t ns_dist_bytes_sent(void);
