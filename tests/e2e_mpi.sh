@@ -50,7 +50,8 @@ search:
     - {stage: select, top: 3}
 YAML
 "$NS" "$T/h.yaml" -j 2 -o "$T/h1" --quiet >/dev/null 2>"$T/h1.err"
-check "holdout -j 2: exit 0 ($(tail -1 "$T/h1.err"))" test $? -eq 0
+rc=$?
+check "holdout -j 2: exit 0 ($(tail -1 "$T/h1.err"))" test $rc -eq 0
 NNSEARCH_MPI_STATS=1 mpi -n 3 "$NS" "$T/h.yaml" -j 1 -o "$T/hm" --quiet >"$T/hm.out" 2>"$T/hm.err"
 rc=$?
 check "holdout mpirun -n 3: exit 0 ($(grep -v '^mpi:' "$T/hm.err" | tail -1))" test $rc -eq 0
@@ -90,9 +91,11 @@ search:
     - {stage: select, top: 2}
 YAML
 "$NS" "$T/c.yaml" -j 2 -o "$T/c1" --quiet >/dev/null 2>"$T/c1.err"
-check "cv -j 2: exit 0 ($(tail -1 "$T/c1.err"))" test $? -eq 0
+rc=$?
+check "cv -j 2: exit 0 ($(tail -1 "$T/c1.err"))" test $rc -eq 0
 mpi -n 3 "$NS" "$T/c.yaml" -j 1 -o "$T/cm" --quiet >/dev/null 2>"$T/cm.err"
-check "cv mpirun -n 3: exit 0 ($(tail -1 "$T/cm.err"))" test $? -eq 0
+rc=$?
+check "cv mpirun -n 3: exit 0 ($(tail -1 "$T/cm.err"))" test $rc -eq 0
 check "cv mpirun = -j 2: the same trials" cmp -s <(table "$T/c1") <(table "$T/cm")
 check "cv mpirun = -j 2: the same decisions" cmp -s <(decisions "$T/c1") <(decisions "$T/cm")
 check "cv mpirun = -j 2: the same fold metrics" cmp -s \
@@ -100,12 +103,34 @@ check "cv mpirun = -j 2: the same fold metrics" cmp -s \
   <(sqlite3 "$T/cm/study.db" "SELECT number, json_extract(result, '$.folds') FROM trial ORDER BY number")
 
 # ---- a worker killed mid-trial, then resume ------------------------------------------------
-# Trials long enough (a second or more) that a checkpoint reaches rank 0 before the kill.
-sed -e 's/name: h/name: k/' -e 's/epochs: 6/epochs: 40/g' -e 's/batch_size: 64/batch_size: 8/' \
-  -e 's/trials: 6, epochs: 40, round: 2/trials: 2, epochs: 40, round: 2/' \
-  -e 's/trials: 4, epochs: 40/trials: 2, epochs: 40/' "$T/h.yaml" >"$T/k.yaml"
+# Trials of about 1.5 s (40 epochs of a 256-256 MLP, batch 8), so that a checkpoint (written
+# once a second) reaches rank 0 before the kill.
+cat >"$T/k.yaml" <<YAML
+data:
+  train: $T/data/quickstart.csv
+  test: $T/data/quickstart-test.csv
+  val_fraction: 0.2
+model:
+  hidden: [256, 256]
+  dropout: {uniform: [0, 0.3]}
+train:
+  epochs: 40
+  batch_size: 8
+  optimizer: adam
+  lr: {log_uniform: [1e-4, 1e-2]}
+  schedule: cosine
+search:
+  name: k
+  seed: 4
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 2, epochs: 40}
+    - {stage: bayes, trials: 2, epochs: 40, round: 2}
+    - {stage: select, top: 2}
+YAML
 "$NS" "$T/k.yaml" -j 2 -o "$T/k1" --quiet >/dev/null 2>"$T/k1.err"
-check "kill reference -j 2: exit 0 ($(tail -1 "$T/k1.err"))" test $? -eq 0
+rc=$?
+check "kill reference -j 2: exit 0 ($(tail -1 "$T/k1.err"))" test $rc -eq 0
 mpi -n 3 "$NS" "$T/k.yaml" -j 1 -o "$T/km" --quiet >/dev/null 2>"$T/km.err" &
 job=$!
 # the pid of rank R of this job: an nnsearch whose environment names it
@@ -132,11 +157,14 @@ done
 wait "$job"
 rc=$?
 check "a worker was killed mid-trial (trial ${killed:-none})" test -n "$killed"
+echo "killed rank 1 while trial ${killed:-none} ran; mpirun exit $rc, its words:"
+grep -v "^ *$" "$T/km.err" | head -8 | sed "s/^/  /"
 check "the job ended with the worker (exit $rc)" test "$rc" -ne 0
 check "the study was left unfinished" \
   test "$(sqlite3 "$T/km/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -lt 3
 mpi -n 3 "$NS" resume "$T/km" -j 1 --quiet >/dev/null 2>"$T/kr.err"
-check "resume under mpirun: exit 0 ($(tail -1 "$T/kr.err"))" test $? -eq 0
+rc=$?
+check "resume under mpirun: exit 0 ($(tail -1 "$T/kr.err"))" test $rc -eq 0
 check "killed and resumed: the same trials as uninterrupted" cmp -s <(table "$T/k1") <(table "$T/km")
 check "killed and resumed: the same decisions" cmp -s <(decisions "$T/k1") <(decisions "$T/km")
 check "killed and resumed: the same epoch records" cmp -s \
