@@ -4,7 +4,8 @@
 # seed, holdout (epoch records and pruning verdicts through rank 0) and cross-validated
 # (racing); a worker SIGKILLed mid-trial ends the job, and `nnsearch resume` under mpirun
 # continues from rank 0's store and the checkpoints the worker sent to the uninterrupted
-# study's end; a worker of another version, or without the data or with other data (in
+# study's end, and so does a study stopped by Ctrl-C (SIGINT) on mpirun;
+# a worker of another version, or without the data or with other data (in
 # a mount namespace of its own, where unshare is permitted), is refused at start.
 # Registered in ctest only in a build with MPI.
 # usage: tests/e2e_mpi.sh PATH/TO/nnsearch [MPIRUN]   (run from the repository root)
@@ -170,6 +171,32 @@ check "killed and resumed: the same decisions" cmp -s <(decisions "$T/k1") <(dec
 check "killed and resumed: the same epoch records" cmp -s \
   <(sqlite3 "$T/k1/study.db" "SELECT trial, epoch, step, train_loss, val_loss FROM epoch ORDER BY trial, epoch") \
   <(sqlite3 "$T/km/study.db" "SELECT trial, epoch, step, train_loss, val_loss FROM epoch ORDER BY trial, epoch")
+
+# ---- Ctrl-C on mpirun: every rank stops, running trials checkpoint through rank 0 -------------
+# job control on for this job: a script's background jobs otherwise start with SIGINT ignored
+set -m
+"$MPIRUN" --oversubscribe --allow-run-as-root --mca btl_vader_single_copy_mechanism none -n 3 "$NS" "$T/k.yaml" \
+  -j 1 -o "$T/ki" --quiet >/dev/null 2>"$T/ki.err" &
+set +m
+job=$!
+for _ in $(seq 1 600); do
+  [[ "$(sqlite3 "$T/ki/study.db" "SELECT count(*) FROM epoch" 2>/dev/null)" -ge 4 ]] && break
+  kill -0 "$job" 2>/dev/null || break
+  sleep 0.05
+done
+kill -INT "$job"
+wait "$job"
+rc=$?
+check "Ctrl-C: mpirun reports the stop (exit $rc)" test "$rc" -ne 0
+check "Ctrl-C: the study stopped short" \
+  test "$(sqlite3 "$T/ki/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -lt 3
+check "Ctrl-C: running trials were recorded interrupted, with their checkpoints at rank 0" \
+  bash -c "n=\$(sqlite3 '$T/ki/study.db' \"SELECT number FROM trial WHERE state='interrupted' LIMIT 1\"); [ -n \"\$n\" ] && [ -s '$T/ki/trials/'\$n/checkpoint ]"
+mpi -n 3 "$NS" resume "$T/ki" -j 1 --quiet >/dev/null 2>"$T/kir.err"
+rc=$?
+check "Ctrl-C then resume under mpirun: exit 0 ($(tail -1 "$T/kir.err"))" test $rc -eq 0
+check "Ctrl-C then resume: the same trials as uninterrupted" cmp -s <(table "$T/k1") <(table "$T/ki")
+check "Ctrl-C then resume: the same decisions" cmp -s <(decisions "$T/k1") <(decisions "$T/ki")
 
 # ---- refusals at start ----------------------------------------------------------------------
 mpi -n 2 "$NS" "$T/h.yaml" -o "$T/v" --quiet : -n 1 env NNSEARCH_TEST_VERSION=0.0.1 "$NS" "$T/h.yaml" \
