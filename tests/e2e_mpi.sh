@@ -192,9 +192,9 @@ check "Ctrl-C: the study stopped short" \
   test "$(sqlite3 "$T/ki/study.db" "SELECT count(*) FROM stage WHERE state='complete'")" -lt 3
 check "Ctrl-C: running trials were recorded interrupted, with their checkpoints at rank 0" \
   bash -c "n=\$(sqlite3 '$T/ki/study.db' \"SELECT number FROM trial WHERE state='interrupted' LIMIT 1\"); [ -n \"\$n\" ] && [ -s '$T/ki/trials/'\$n/checkpoint ]"
-mpi -n 3 "$NS" resume "$T/ki" -j 1 --quiet >/dev/null 2>"$T/kir.err"
+"$NS" resume "$T/ki" -j 2 --quiet >/dev/null 2>"$T/kir.err"   # rank 0's folder alone, one process
 rc=$?
-check "Ctrl-C then resume under mpirun: exit 0 ($(tail -1 "$T/kir.err"))" test $rc -eq 0
+check "Ctrl-C then resume in one process: exit 0 ($(tail -1 "$T/kir.err"))" test $rc -eq 0
 check "Ctrl-C then resume: the same trials as uninterrupted" cmp -s <(table "$T/k1") <(table "$T/ki")
 check "Ctrl-C then resume: the same decisions" cmp -s <(decisions "$T/k1") <(decisions "$T/ki")
 

@@ -101,11 +101,11 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
 /* ---- under MPI (mpirun, srun; search/stages/remote.c) ----------------------------------- */
 
 /* Ranks 1..N-1 of an MPI run: waits for rank 0's study, loads its data once and trains the
- * trials rank 0 hands out, opts->parallel at a time (each with its own threads), until
- * rank 0 says quit. NS_OK when told to quit (also when rank 0 refused this rank: it says
- * why); an error of the transport or of this host otherwise, after which the job must end
- * (ns_dist_abort): rank 0 would wait for the trial. stop is this process's stop flag;
- * rank 0 raises it here too when it stops. */
+ * trials rank 0 hands out, rank 0's -j (search.parallel) at a time, each with its own
+ * threads, until rank 0 says quit. NS_OK when told to quit (also when rank 0 refused this
+ * rank: it says why); an error of the transport or of this host otherwise, after which the
+ * job must end (ns_dist_abort): rank 0 would wait for the trial. stop is this process's
+ * stop flag; rank 0 raises it here too when it stops. */
 int ns_search_worker(int rank, ns_stop_flag *stop, ns_err *err);
 /* Rank 0, before MPI ends: tells the workers of a run of `ranks` ranks to quit, whether or
  * not a study ran. With NNSEARCH_MPI_STATS set, prints on stderr the trials sent, the
