@@ -938,16 +938,18 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         progress(&s, "data: ranking trials by val_macro_f1 (imbalanced classes; set "
                  "search.metric to choose)\n");
     }
-    if (imbalanced && (rc = search_class_weights(&s, err)))
+    if ((imbalanced && (rc = search_class_weights(&s, err))) || (rc = prepare_resampling(&s, err))) {
+        free(checks);
         goto done;
-    if ((rc = prepare_resampling(&s, err)))
-        goto done;
+    }
     /* Under MPI the workers load the same data and answer before anything is written: a
      * worker that cannot is refused here. From now on the pool has a slot per worker
      * thread, rank 0's -j (search.parallel) on each worker. */
     if (o.ranks > 1) {
-        if ((rc = ns_remote_start(&s, err)))
+        if ((rc = ns_remote_start(&s, err))) {
+            free(checks);
             goto done;
+        }
         o.parallel *= o.ranks - 1;
     }
     char hash[17];
