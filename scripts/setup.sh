@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh — installs what nnsearch needs from Debian's archive (only what is missing)
-# and builds it in Release into build/. Run as root on Debian 12. Idempotent.
+# and builds it in Release into build/ (with MPI: OpenMPI is among them). Run as root on
+# Debian 12. Idempotent.
 #   --bench   also install the benchmark references (python3-torch, python3-optuna) and the
 #             data of scripts/bench/tabular (python3-sklearn, r-base-core, r-cran-modeldata,
 #             r-cran-kernlab)
@@ -14,7 +15,8 @@ cd "$(dirname "$0")/.."
 pkgs=(build-essential cmake pkgconf libgsl-dev libopenblas-dev libopenblas0-pthread python3
       libyaml-dev libsqlite3-dev sqlite3 zlib1g-dev libcriterion-dev dataset-fashion-mnist
       libxml2-utils chromium   # the report's test: xmllint, and a headless browser to render it
-      bsdutils)   # bsdutils: script(1), the pseudo-terminal of tests/e2e_progress.sh
+      bsdutils    # bsdutils: script(1), the pseudo-terminal of tests/e2e_progress.sh
+      libopenmpi-dev openmpi-bin)   # MPI: mpirun runs of one study, tests/e2e_mpi.sh
 for opt in "$@"; do
   case $opt in
     --bench) pkgs+=(python3-torch python3-optuna python3-sklearn r-base-core r-cran-modeldata

@@ -10,7 +10,8 @@
  *                                        (the defaults) or all (fit and posterior on
  *                                        every point)
  *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
- *                                        proposals per n [10] */
+ *                                        proposals per n [10]
+ *        bo_bench timing-at K N...    -> the same at the given observation counts N */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +219,17 @@ int main(int argc, char **argv)
                 return 1;
         return 0;
     }
+    if (argc >= 4 && !strcmp(argv[1], "timing-at")) { /* scripts/bench/mpi: chosen sizes */
+        int K = atoi(argv[2]);
+        if (K < 1) {
+            fprintf(stderr, "bo_bench: K must be >= 1\n");
+            return 2;
+        }
+        for (int i = 3; i < argc; i++)
+            if (atoi(argv[i]) < 2 || timing(atoi(argv[i]), K))
+                return 1;
+        return 0;
+    }
     if (argc == 5 && !strcmp(argv[1], "scale")) {
         int reps = atoi(argv[2]), n0 = atoi(argv[3]), evals = atoi(argv[4]);
         problem p = {"hartmann6in8", 8, hartmann6in8, HARTMANN6_MIN};
@@ -239,6 +251,7 @@ int main(int argc, char **argv)
         return 0;
     }
     fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K] | "
+            "bo_bench timing-at K N... | "
             "bo_bench scale REPS N0 EVALS\n");
     return 2;
 }

@@ -16,6 +16,7 @@
 #include "search/cli/status_export.h"
 #include "search/config/config.h"
 #include "search/config/space.h"
+#include "search/dist/mpi.h"
 #include "search/report/report.h"
 #include "search/stages/driver.h"
 #include "search/stages/lrfind.h"
@@ -49,7 +50,7 @@ static const char usage[] =
     "\n"
     "progress goes to stderr (a live line on a terminal, timestamped lines otherwise; set\n"
     "NO_COLOR for no colours, --quiet for none), results to stdout.\n"
-    "common: -h, --help    this text (or a command's);  --version  print the version\n"
+    "common: -h, --help    this text (or a command's);  --version  the version and MPI support\n"
     "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error, 130 interrupted\n"
     "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
 
@@ -64,14 +65,20 @@ static const char usage_search[] =
     "options:\n"
     "  -o, --output DIR      the study FOLDER, against the working directory\n"
     "                        [search.output, i.e. results/<search.name>]\n"
-    "  -j N                  trials at once [search.parallel]\n"
+    "  -j N                  trials at once (under MPI: per worker rank) [search.parallel]\n"
     "  --budget TIME         wall-clock budget of this run (300, 90s, 5m, 1h) [search.budget]\n"
     "  --force               continue a study although its config changed\n"
     "  --quiet               no progress on stderr (errors still)\n"
     "\n"
     "progress: on a terminal one status line rewritten in place (stage, trials done/planned,\n"
     "running, best so far, ETA), with a line per stage decision; otherwise timestamped lines.\n"
-    "NO_COLOR=1 turns the colours off. Data paths in the config resolve against its folder.\n";
+    "NO_COLOR=1 turns the colours off. Data paths in the config resolve against its folder.\n"
+    "\n"
+    "under MPI: mpirun -n N nnsearch CONFIG.yaml [-j T] (or srun): rank 0 drives the study and\n"
+    "alone writes its folder; ranks 1..N-1 load the data once and train T trials at a time\n"
+    "each. The same trials and decisions as one process with the same seed. Every host needs\n"
+    "the data at the config's paths and the same nnsearch build; nnsearch --version says\n"
+    "whether MPI is compiled in. docs/config.md, \"Running under MPI\".\n";
 
 static const char usage_resume[] =
     "usage: nnsearch resume DIR [options]\n"
@@ -79,10 +86,13 @@ static const char usage_resume[] =
     "Continues the study in DIR with the config it was made from (DIR/config.source).\n"
     "\n"
     "options:\n"
-    "  -j N                  trials at once [search.parallel]\n"
+    "  -j N                  trials at once (under MPI: per worker rank) [search.parallel]\n"
     "  --budget TIME         wall-clock budget of this run (300, 90s, 5m, 1h) [search.budget]\n"
     "  --force               continue although the config changed since\n"
-    "  --quiet               no progress on stderr (errors still)\n";
+    "  --quiet               no progress on stderr (errors still)\n"
+    "\n"
+    "under MPI (mpirun -n N nnsearch resume DIR [-j T]): rank 0 continues the study from DIR\n"
+    "and its checkpoints, ranks 1..N-1 train; DIR need only be on rank 0's host.\n";
 
 static const char usage_status[] =
     "usage: nnsearch status DIR [--json]\n"
@@ -169,6 +179,8 @@ static const char usage_lrfind[] =
 /* First SIGINT/SIGTERM: ask the run to stop after its current step (it checkpoints and
  * the program exits 130). Second: exit at once; the last checkpoint still resumes. */
 static ns_stop_flag stop_requested;
+/* MPI_COMM_WORLD's size under mpirun or srun; 1 otherwise (main) */
+static int mpi_ranks = 1;
 
 static void on_signal(int sig)
 {
@@ -404,7 +416,7 @@ static int search_main(const char *config, const char *out, long jobs, double bu
     ns_search_opts o = {.config_path = config, .output = out, .parallel = (int)jobs,
                         .force = force, .quiet = quiet, .progress = stderr,
                         .on_progress = term ? ns_term_event : NULL, .progress_user = term,
-                        .stop = &stop_requested, .budget = budget};
+                        .stop = &stop_requested, .budget = budget, .ranks = mpi_ranks};
     ns_search_result res;
     ns_err err = {0};
     install_signals();
@@ -1222,14 +1234,20 @@ static int unknown_command(const char *w)
     return 2;
 }
 
-int main(int argc, char **argv)
+static int run_command(int argc, char **argv)
 {
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
     }
     if (!strcmp(argv[1], "--version")) {
+        char mpi[256];
+        ns_dist_library(mpi, sizeof mpi);
         printf("nnsearch %s\n", NS_VERSION);
+        if (ns_dist_compiled())
+            printf("mpi: yes, %s (mpirun -n N nnsearch CONFIG: docs/config.md, \"Running under MPI\")\n", mpi);
+        else
+            printf("mpi: no (built without MPI: install libopenmpi-dev and rebuild)\n");
         return 0;
     }
     /* The command word (or config): the first argument that is neither an option nor an
@@ -1307,5 +1325,49 @@ int main(int argc, char **argv)
         }
     }
     free(rest);
+    return rc;
+}
+
+/* Under mpirun or srun, MPI starts here: ranks above 0 become workers that train what
+ * rank 0 hands them (search/stages/remote.c) and never run a command themselves; rank 0
+ * runs the command as always, a search spread over the workers. Without a launcher
+ * nothing of MPI is touched. */
+int main(int argc, char **argv)
+{
+    if (!ns_dist_launched())
+        return run_command(argc, argv);
+    const char *world = getenv("OMPI_COMM_WORLD_SIZE");
+    if (!world)
+        world = getenv("PMI_SIZE");
+    if (!ns_dist_compiled()) {
+        if (world && !strcmp(world, "1"))
+            return run_command(argc, argv);
+        /* each process would run the whole study on its own, all into one folder */
+        fprintf(stderr, "nnsearch: started by mpirun or srun, but this nnsearch was built without "
+                "MPI (see nnsearch --version); install libopenmpi-dev and rebuild "
+                "(scripts/setup.sh), or run it without the launcher\n");
+        return 2;
+    }
+    int rank = 0, rc;
+    ns_err err = {0};
+    if (ns_dist_init(&rank, &mpi_ranks, &err))
+        return report(&err);
+    if (rank > 0) {
+        install_signals(); /* mpirun passes SIGTERM on: a running trial checkpoints */
+        if ((rc = ns_search_worker(rank, &stop_requested, &err))) {
+            report(&err);
+            ns_dist_abort(rc); /* rank 0 waits for this rank's trials: end the job */
+        }
+        ns_dist_finalize();
+        return rc;
+    }
+    rc = run_command(argc, argv);
+    if (ns_search_trials_in_flight() > 0) {
+        fprintf(stderr, "nnsearch: ending every rank: workers still train trials of the failed run "
+                "(`nnsearch resume DIR` continues it)\n");
+        ns_dist_abort(rc ? rc : 1);
+    }
+    ns_search_workers_release(mpi_ranks);
+    ns_dist_finalize();
     return rc;
 }

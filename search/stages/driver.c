@@ -426,9 +426,10 @@ static int drop_checkpoint_ahead(ns_search *s, long n, const char *ckpt, ns_err 
     return NS_OK;
 }
 
-/* Trains trial n from its config file (continuing from its checkpoint if one is there) and
+/* Trains trial n from its config file (continuing from its checkpoint if one is there), here
+ * or (under MPI) on the worker behind pool slot `slot`, and
  * records the outcome. Returns NS_OK unless the study itself could not be written. */
-static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
+static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_err *err)
 {
     char cfg_path[4300], ckpt[4300], model[4300];
     trial_path(s, n, "config.yaml", cfg_path, sizeof cfg_path);
@@ -467,11 +468,15 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, ns_err *err)
     if (!trc) {
         hs = tc.health;
         hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
-        if (lrfind)
+        const int race = st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES;
+        if (lrfind) /* under MPI too: a sweep of a few hundred steps, here on rank 0 */
             trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &res.interrupted, &terr);
-        else if (use_cv)
-            trc = ns_cv_run(s, &s->folds, &tc, st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES,
-                            &cv, &res, &terr);
+        else if (s->opts->ranks > 1) { /* slot's worker rank trains it; records come here */
+            if (use_cv || !(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
+                rc = ns_remote_trial(s, slot, n, cfg_path, ckpt, model, use_cv, race, record_epoch, &t,
+                                     &cv, &res, &trc, &terr, err);
+        } else if (use_cv)
+            trc = ns_cv_run(s, &s->folds, &tc, race, &cv, &res, &terr);
         else if (!(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
             trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
                                   &res, &terr);
@@ -749,7 +754,7 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             if (!go)
                 break;
             ns_err e = {0};
-            int trc = run_trial(s, st, n, &e);
+            int trc = run_trial(s, st, n, omp_get_thread_num(), &e);
             if (trc) {
 #pragma omp critical(ns_store)
                 if (!f.failed) {
@@ -830,7 +835,13 @@ static int prepare_resampling(ns_search *s, ns_err *err)
     return NS_OK;
 }
 
-static void search_free(ns_search *s)
+int ns_search_prepare_worker(ns_search *s, ns_err *err)
+{
+    int rc = ns_prepare_data(&s->data, &s->base, err);
+    return rc ? rc : prepare_resampling(s, err);
+}
+
+void ns_search_free(ns_search *s)
 {
     ns_race_end(s);
     ns_folds_free(&s->folds);
@@ -929,15 +940,26 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     }
     /* Each trial keeps the weights of its best epoch by the metric the study compares it
      * by: the most accurate epoch of an imbalanced set is often the one that predicts the
-     * majority best. Written into every trial's config, so export and train keep it too. */
+     * majority best. Written into every trial's config, so export and train keep it too
+     * (and MPI workers, which train from that file). */
     if (!c->given[ns_config_key_find("train.metric")] && c->data.task == NS_TASK_CLASSIFY)
         s.base.train.monitor = s.metric == NS_METRIC_VAL_F1     ? NS_MONITOR_F1
                                : s.metric == NS_METRIC_VAL_BACC ? NS_MONITOR_BACC
                                                                 : NS_MONITOR_AUTO;
-    if (imbalanced && (rc = search_class_weights(&s, err)))
+    if ((imbalanced && (rc = search_class_weights(&s, err))) || (rc = prepare_resampling(&s, err))) {
+        free(checks);
         goto done;
-    if ((rc = prepare_resampling(&s, err)))
-        goto done;
+    }
+    /* Under MPI the workers load the same data and answer before anything is written: a
+     * worker that cannot is refused here. From now on the pool has a slot per worker
+     * thread, rank 0's -j (search.parallel) on each worker. */
+    if (o.ranks > 1) {
+        if ((rc = ns_remote_start(&s, err))) {
+            free(checks);
+            goto done;
+        }
+        o.parallel *= o.ranks - 1;
+    }
     char hash[17];
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->hash);
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
@@ -1075,6 +1097,6 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     }
     res->trials_run = s.run;
 done:
-    search_free(&s);
+    ns_search_free(&s);
     return rc;
 }

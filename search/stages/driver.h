@@ -77,6 +77,9 @@ typedef struct ns_search_opts {
                                   `progress` */
     void *progress_user;
     const ns_stop_flag *stop;  /* set (by a signal) to stop: running trials checkpoint */
+    int ranks;                 /* > 1: an MPI run of this many ranks, this one rank 0: the
+                                  pool's slots are the workers' (parallel trials each;
+                                  remote.c); 0 or 1: trials train here */
     double budget;             /* wall-clock seconds for this run of the study; 0: the
                                   config's search.budget */
 } ns_search_opts;
@@ -94,5 +97,22 @@ typedef struct ns_search_result {
  * config (unless opts->force); a failing or diverging trial is recorded and the search
  * goes on. */
 int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err);
+
+/* ---- under MPI (mpirun, srun; search/stages/remote.c) ----------------------------------- */
+
+/* Ranks 1..N-1 of an MPI run: waits for rank 0's study, loads its data once and trains the
+ * trials rank 0 hands out, rank 0's -j (search.parallel) at a time, each with its own
+ * threads, until rank 0 says quit. NS_OK when told to quit (also when rank 0 refused this
+ * rank: it says why); an error of the transport or of this host otherwise, after which the
+ * job must end (ns_dist_abort): rank 0 would wait for the trial. stop is this process's
+ * stop flag; rank 0 raises it here too when it stops. */
+int ns_search_worker(int rank, ns_stop_flag *stop, ns_err *err);
+/* Rank 0, before MPI ends: tells the workers of a run of `ranks` ranks to quit, whether or
+ * not a study ran. With NNSEARCH_MPI_STATS set, prints on stderr the trials sent, the
+ * trials per second through rank 0 and the bytes per trial (scripts/bench/mpi). */
+void ns_search_workers_release(int ranks);
+/* Trials handed to workers whose result never came back (a failed run): the workers are
+ * busy with them, so the job must be aborted rather than released. */
+int ns_search_trials_in_flight(void);
 
 #endif

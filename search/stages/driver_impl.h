@@ -234,6 +234,30 @@ int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out
 /* The decision's part about it: ,"final":"refit"|"ensemble","<kind>":{...} */
 void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f);
 
+
+/* ---- remote.c: trials on the worker ranks of an MPI run ---------------------------------- */
+
+/* Rank 0, before the study is opened: sends every worker the config (its text and absolute
+ * path), the study metric and opts->parallel (trials at once per worker), and waits for
+ * each to answer with its version, its host and a hash of its prepared data. A worker of
+ * another build, or one that cannot read the data or reads other data, refuses the whole
+ * run: NS_EINPUT naming the rank and host (every worker is told to quit). */
+int ns_remote_start(ns_search *s, ns_err *err);
+/* Rank 0, from pool slot `slot`: trains trial n on its worker (rank 1 + slot / parallel).
+ * Sends the trial's config file and its checkpoint (if any); every epoch record that comes
+ * back goes to fn(user, rec) (record_epoch: stored, and the pruning verdict sent back);
+ * checkpoints that come back replace `ckpt`, the final model `model`. *trc, *terr, *res
+ * and (use_cv) *cv are what local training would have returned (cv caller frees). NS_OK,
+ * or a failure of the transport or of writing those files (the study stops). */
+int ns_remote_trial(ns_search *s, int slot, long n, const char *cfg_path, const char *ckpt,
+                    const char *model, int use_cv, int race, ns_epoch_fn fn, void *user,
+                    ns_cv_result *cv, ns_run_result *res, int *trc, ns_err *terr, ns_err *err);
+
+/* driver.c, for a worker rank: s->base parsed and s->opts, s->metric and s->higher set;
+ * prepares the data and the folds exactly as ns_search_run does (NS_EINPUT: the data
+ * cannot be read here). ns_search_free frees what either made. */
+int ns_search_prepare_worker(ns_search *s, ns_err *err);
+void ns_search_free(ns_search *s);
 /* A trial state that never runs again. */
 int ns_trial_is_final(ns_trial_state st);
 
