@@ -19,4 +19,9 @@ typedef struct ns_err {
 int ns_err_set(ns_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* The code of a failed system call with errno e: NS_ERUNTIME when the machine ran short
+ * (memory, disk space or quota, open files) or the device failed, which no change to the
+ * input fixes; NS_EINPUT otherwise (a wrong path, missing permissions). */
+int ns_err_code_of_errno(int e);
+
 #endif

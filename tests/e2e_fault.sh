@@ -83,6 +83,23 @@ full_disk database-create study.db-wal
 full_disk database study.db-wal sticky
 full_disk best best.yaml
 
+# A machine that runs short is never the user's input: a full disk creating the study
+# folder or its lock exits 1 (runtime), not 2 (a bad path), with no advice about paths.
+# (sqlite does not say why it could not open the database, so that stays exit 2.)
+expect_runtime() {
+  local name=$1 why=$2; shift 2
+  env LD_PRELOAD="$T/shim.so" NS_FAULT_LOG="$T/$name.log" "$@" ASAN_OPTIONS="$asan" \
+    "$NS" "$T/f.yaml" -o "$T/$name" -j 1 --quiet >/dev/null 2>"$T/$name.err"
+  local rc=$?
+  check "$name: exit 1 (got $rc: $(head -c 200 "$T/$name.err"))" test "$rc" -eq 1
+  check "$name: says why, no advice about the path" \
+    bash -c "grep -q '$why' '$T/$name.err' && ! grep -q 'check the' '$T/$name.err'"
+  rm -rf "$T/$name"
+}
+expect_runtime folder-full 'cannot create the study folder .*No space left on device' \
+  NS_FAULT_WRITE=1 NS_FAULT_PATH=folder-full
+expect_runtime lock-full 'study.lock: No space left on device' NS_FAULT_WRITE=1 NS_FAULT_PATH=study.lock
+
 # Failed allocations inside libyaml (which reads every config: the study's, each trial's
 # when it runs and when select counts its parameters), at every 150th of them: out of
 # memory is never a bad config, a failed trial or a winner of "0 parameters".

@@ -847,10 +847,12 @@ static int write_atomic(const char *path, const char *a, size_t alen, const char
         fwrite(b, 1, blen, out.f);
         rc = ns_atomic_commit(&out, NULL); /* a short write shows in the stream's error flag */
     }
-    if (rc)
-        return ns_err_set(err, NS_EINPUT, "%s: cannot write the exported config: %s; check "
-                          "that the folder exists, is writable and has free space", path,
-                          strerror(errno));
+    if (rc) {
+        int e = errno;
+        return ns_err_set(err, ns_err_code_of_errno(e), "%s: cannot write the exported config: "
+                          "%s; check that the folder exists, is writable and has free space",
+                          path, strerror(e));
+    }
     return NS_OK;
 }
 

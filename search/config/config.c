@@ -1353,9 +1353,11 @@ int ns_config_load(ns_config *c, const char *path, ns_err *err)
 {
     memset(c, 0, sizeof *c);
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return ns_err_set(err, NS_EINPUT, "%s: cannot open the config: %s; check the path", path,
-                          strerror(errno));
+    if (!f) {
+        int e = errno, code = ns_err_code_of_errno(e);
+        return ns_err_set(err, code, "%s: cannot open the config: %s%s", path, strerror(e),
+                          code == NS_EINPUT ? "; check the path" : "");
+    }
     /* Read at most one byte past the limit: a huge file, or /dev/zero, costs no more than
      * that before the size check in ns_config_parse refuses it. */
     size_t cap = 4096, len = 0, most = (size_t)NS_CONFIG_MAX_BYTES + 1;

@@ -410,8 +410,9 @@ static int make_dirs(const char *dir, ns_err *err)
     if (e == ENOMEM)
         return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", dir);
     if (e)
-        return ns_err_set(err, NS_EINPUT, "%s: cannot create the study folder %s: %s; check "
-                          "the path and its permissions", dir, failed, strerror(e));
+        return ns_err_set(err, ns_err_code_of_errno(e), "%s: cannot create the study folder "
+                          "%s: %s%s", dir, failed, strerror(e),
+                          ns_err_code_of_errno(e) == NS_EINPUT ? "; check the path and its permissions" : "");
     struct stat sb;
     if (stat(dir, &sb) != 0 || !S_ISDIR(sb.st_mode))
         return ns_err_set(err, NS_EINPUT, "%s: not a folder; choose another output folder", dir);
@@ -430,8 +431,9 @@ static int take_lock(ns_store *s, ns_err *err)
     int e = errno;
     free(path);
     if (fd < 0)
-        return ns_err_set(err, NS_EINPUT, "%s: cannot open study.lock: %s; check the folder's "
-                          "permissions", s->dir, strerror(e));
+        return ns_err_set(err, ns_err_code_of_errno(e), "%s: cannot open study.lock: %s%s", s->dir,
+                          strerror(e),
+                          ns_err_code_of_errno(e) == NS_EINPUT ? "; check the folder's permissions" : "");
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         e = errno;
         char buf[32] = {0};
