@@ -34,7 +34,7 @@ search:
   resampling: {cv: 3}
   final: ensemble   # select trains the 3 members: time for its kills to land
   stages:
-    - {stage: lr_range, seeds: 2, sweep_steps: 100}
+    - {stage: lr_range, seeds: 2, sweep_steps: 400}   # long enough for its kills to land
     - {stage: batch_sweep, sizes: [16, 32, 64, 128], epochs: 3}
     - {stage: compare, optimizers: [adam, sgd], schedules: [cosine, constant], seeds: 1, epochs: 3}
     - {stage: bayes, trials: 24, init: 4, epochs: 8, round: 2, prune: median}
