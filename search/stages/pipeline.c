@@ -663,40 +663,6 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     return rc;
 }
 
-/* Balanced accuracy and macro-F1 of m on ds (classification, K classes), from the argmax
- * of the logits (first maximum, as the trainer's accuracy counts). */
-static int class_scores(ns_mlp *m, const ns_dataset *ds, int K, int EB, double *bacc,
-                        double *f1, ns_err *err)
-{
-    long *conf = calloc((size_t)K * K, sizeof *conf);
-    float *z = malloc((size_t)EB * K * sizeof *z);
-    float *xdev = ns_buf_alloc(m->be, (size_t)EB * ds->d * sizeof(float));
-    int rc = NS_OK;
-    if (!conf || !z || !xdev) {
-        rc = ns_err_set(err, NS_ERUNTIME, "out of memory for per-class metrics");
-        goto done;
-    }
-    for (long i0 = 0; i0 < ds->n; i0 += EB) {
-        int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
-        ns_buf_upload(m->be, xdev, ds->x + (size_t)i0 * ds->d, (size_t)B * ds->d * sizeof(float));
-        ns_buf_download(m->be, z, ns_mlp_forward(m, xdev, B, 0, 0), (size_t)B * K * sizeof(float));
-        for (int i = 0; i < B; i++) {
-            const float *zi = z + (size_t)i * K;
-            int arg = 0;
-            for (int k = 1; k < K; k++)
-                if (zi[k] > zi[arg])
-                    arg = k;
-            conf[(long)ds->y[i0 + i] * K + arg]++;
-        }
-    }
-    ns_class_metrics(conf, K, bacc, f1);
-done:
-    ns_buf_free(m->be, xdev);
-    free(z);
-    free(conf);
-    return rc;
-}
-
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
                     const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
                     ns_run_result *res, ns_err *err)
@@ -764,15 +730,12 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     res->diverged = h.last.diverged;
     res->best_epoch = tr.best_epoch > 0 && tr.best_params ? tr.best_epoch : tr.epoch;
     res->last = h.last;
-    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse, NULL, NULL, err)))
+    /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
+    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
+                                              &res->val_bacc, &res->val_f1, err)))
         goto done;
-    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse, NULL, NULL, err)))
-        goto done;
-    if (p->task == NS_TASK_CLASSIFY && p->val.n &&
-        (rc = class_scores(m, &p->val, p->n_classes, c->train.eval_batch, &res->val_bacc, &res->val_f1, err)))
-        goto done;
-    if (p->task == NS_TASK_CLASSIFY && p->test.n &&
-        (rc = class_scores(m, &p->test, p->n_classes, c->train.eval_batch, &res->test_bacc, &res->test_f1, err)))
+    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse,
+                                               &res->test_bacc, &res->test_f1, err)))
         goto done;
     if (model_path)
         rc = write_model(model_path, c, p, m, err);

@@ -296,12 +296,10 @@ static double per_class_rows(const ns_dataset *val)
 {
     if (!val->y || val->n_classes < 1)
         return (double)val->n;
-    long *cnt = calloc((size_t)val->n_classes, sizeof *cnt);
+    long *cnt = malloc((size_t)val->n_classes * sizeof *cnt);
     if (!cnt)
         return (double)val->n;
-    for (long i = 0; i < val->n; i++)
-        if (val->y[i] >= 0 && val->y[i] < val->n_classes)
-            cnt[val->y[i]]++;
+    ns_dataset_class_counts(val, cnt);
     double inv = 0;
     int k = 0;
     for (int c = 0; c < val->n_classes; c++)
