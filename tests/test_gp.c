@@ -636,3 +636,133 @@ Test(gp, proposals_do_not_depend_on_the_blas_thread_count)
         }
     ns_blas_threads_set(before);
 }
+
+/* ---- rounds: appended points and the round cache --------------------------------------- */
+
+Test(gp, appended_points_give_the_posterior_of_a_full_factorisation)
+{
+    enum { N = 40, A = 7, M = 25, D = 3 };
+    double X[(N + A) * D], y[N + A], Xs[M * D], th[NS_GP_NTHETA(D)];
+    sample_bowl(N + A, 31, X, y);
+    double ys[M];
+    sample_bowl(M, 32, Xs, ys); /* candidates */
+    ns_gp_theta_default(D, th);
+    th[D + 1] = log(1e-4);
+    ns_err err = {0};
+    ns_gp *inc = ns_gp_alloc(D), *full = ns_gp_alloc(D);
+    cr_assert(inc && full);
+    cr_assert_eq(ns_gp_theta_set(inc, th, &err), NS_OK);
+    cr_assert_eq(ns_gp_theta_set(full, th, &err), NS_OK);
+    cr_assert_eq(ns_gp_data(inc, X, y, N, &err), NS_OK, "%s", err.msg);
+    ns_gp_at at;
+    cr_assert_eq(ns_gp_at_init(&at, inc, Xs, M, &err), NS_OK, "%s", err.msg);
+    for (int a = 0; a < A; a++) /* growing past the first allocation on the way */
+        cr_assert_eq(ns_gp_append(inc, X + (N + a) * D, y[N + a], &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_gp_at_update(&at, inc, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_gp_n(inc), N + A);
+    /* the variance does not depend on y: a model factorised on all N + A points has it */
+    cr_assert_eq(ns_gp_data(full, X, y, N + A, &err), NS_OK, "%s", err.msg);
+    double fm[M], fv[M]; /* (the means differ: the appended points keep the first N's
+                          * standardisation, which the full model does not share) */
+    cr_assert_eq(ns_gp_predict_many(full, Xs, M, fm, fv, &err), NS_OK);
+    for (int c = 0; c < M; c++) {
+        cr_assert(fabs(at.var[c] - fv[c]) < 1e-9, "candidate %d: variance %.12g, full %.12g", c,
+                  at.var[c], fv[c]);
+        double m1, v1;
+        ns_gp_predict(inc, Xs + c * D, &m1, &v1, NULL, NULL);
+        cr_assert(fabs(m1 - at.mean[c]) < 1e-9 && fabs(v1 - at.var[c]) < 1e-9,
+                  "candidate %d: the point-wise prediction (%g, %g) differs from the kept one "
+                  "(%g, %g)", c, m1, v1, at.mean[c], at.var[c]);
+    }
+    ns_gp_at_free(&at);
+    ns_gp_free(inc);
+    ns_gp_free(full);
+}
+
+/* One round of Q proposals as a bayes stage makes them: proposal j gets the earlier ones
+ * as pending and, from j = 1 on, the round's first hyperparameters. Each proposal through
+ * `cache` (NULL: none) into P, the hyperparameters after each into H. */
+static void run_round(const ns_bo_spec *s, int D, const double *X, const double *y,
+                      const double *nv, const int *feas, int n, int Q, int from,
+                      ns_bo_cache *cache, double *P, double *H)
+{
+    int L = NS_BO_HYP_LEN(D);
+    ns_err err = {0};
+    for (int j = from; j < Q; j++) {
+        double hyp[NS_BO_HYP_LEN(8)];
+        for (int k = 0; k < L; k++)
+            hyp[k] = j == 0 ? NAN : H[k]; /* the round's first proposal's, as gp.hyp keeps it */
+        cr_assert_eq(ns_bo_propose_round(s, D, X, y, nv, feas, n, P, j, hyp, cache, P + j * D, &err),
+                     NS_OK, "proposal %d: %s", j, err.msg);
+        memcpy(H + j * L, hyp, L * sizeof *hyp);
+    }
+}
+
+Test(gp, a_round_gives_the_same_bits_with_or_without_its_cache)
+{
+    enum { N = 320, D = 3, Q = 12 };
+    int L = NS_BO_HYP_LEN(D);
+    double *X = malloc(N * D * sizeof *X), *y = malloc(N * sizeof *y), *nv = malloc(N * sizeof *nv);
+    int *feas = malloc(N * sizeof *feas);
+    cr_assert(X && y && nv && feas);
+    sample_bowl(N, 41, X, y);
+    for (int i = 0; i < N; i++) {
+        feas[i] = !(X[3 * i] > 0.85);
+        nv[i] = 1e-4 * (i % 5);
+    }
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, D);
+    s.seed = 8;
+    s.round = Q;
+    s.fit_max = 100; /* the subsets too */
+    s.post_max = 250;
+    double P0[Q * D], H0[Q * NS_BO_HYP_LEN(D)], P1[Q * D], H1[Q * NS_BO_HYP_LEN(D)];
+    double P2[Q * D], H2[Q * NS_BO_HYP_LEN(D)], P3[Q * D], H3[Q * NS_BO_HYP_LEN(D)];
+    /* without a cache, every proposal from scratch */
+    run_round(&s, D, X, y, nv, feas, N, Q, 0, NULL, P0, H0);
+    /* with one, built by the first proposal and extended by each later one */
+    ns_bo_cache *c = ns_bo_cache_alloc();
+    cr_assert(c);
+    run_round(&s, D, X, y, nv, feas, N, Q, 0, c, P1, H1);
+    cr_assert(memcmp(P0, P1, sizeof P0) == 0, "the cached round proposed other points");
+    cr_assert(memcmp(H0, H1, sizeof H0) == 0, "the cached round has other hyperparameters");
+    /* a resumed round: a fresh cache from proposal 5 on, given the same pending points */
+    ns_bo_cache *r = ns_bo_cache_alloc();
+    memcpy(P2, P0, 5 * D * sizeof *P2);
+    memcpy(H2, H0, 5 * L * sizeof *H2);
+    run_round(&s, D, X, y, nv, feas, N, Q, 5, r, P2, H2);
+    cr_assert(memcmp(P0, P2, sizeof P0) == 0, "the resumed round proposed other points");
+    /* a cache left by another round (other observations) is rebuilt, not misused */
+    double *y2 = malloc(N * sizeof *y2);
+    cr_assert(y2);
+    for (int i = 0; i < N; i++) /* tilted: the optimum moves */
+        y2[i] = y[i] + 0.5 * X[3 * i + 1];
+    run_round(&s, D, X, y2, nv, feas, N, Q, 0, c, P3, H3);
+    cr_assert(memcmp(P0, P3, sizeof P0) != 0, "other observations, the same proposals");
+    free(y2);
+    /* the last proposal again, on the first observations but with the tilted round's
+     * pending points and hyperparameters, which the cache holds */
+    double ha[NS_BO_HYP_LEN(D)], hb[NS_BO_HYP_LEN(D)], a[D], b[D];
+    memcpy(ha, H3, sizeof ha);
+    memcpy(hb, H3, sizeof hb);
+    ns_err err = {0};
+    cr_assert_eq(ns_bo_propose_round(&s, D, X, y, nv, feas, N, P3, Q - 1, ha, c, a, &err), NS_OK);
+    cr_assert_eq(ns_bo_propose_round(&s, D, X, y, nv, feas, N, P3, Q - 1, hb, NULL, b, &err), NS_OK);
+    cr_assert(memcmp(a, b, sizeof a) == 0 && memcmp(ha, hb, sizeof ha) == 0,
+              "a cache of other observations was used");
+    run_round(&s, D, X, y, nv, feas, N, Q, 0, c, P3, H3);
+    cr_assert(memcmp(P0, P3, sizeof P0) == 0, "a stale cache changed the proposals");
+    /* the round's later proposals kept its first fit and differ from each other */
+    for (int j = 1; j < Q; j++) {
+        cr_assert(memcmp(H0, H0 + j * L, L * sizeof *H0) == 0, "proposal %d refitted", j);
+        for (int q = 0; q < j; q++)
+            cr_assert(dist_to(P0 + j * D, P0 + q * D, D) >= s.min_dist, "proposal %d is within "
+                      "the guard of proposal %d", j, q);
+    }
+    ns_bo_cache_free(c);
+    ns_bo_cache_free(r);
+    free(X);
+    free(y);
+    free(nv);
+    free(feas);
+}

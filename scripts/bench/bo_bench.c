@@ -126,6 +126,83 @@ static double run_random(const problem *p, int rep, int evals)
     return best - p->fmin;
 }
 
+/* A round of R proposals at n observations of timing's function, as a bayes stage makes
+ * them under MPI with `round: R`: the first fits (a full refit: a round of 10 or more
+ * always passes a multiple of refit_every), each later one sees the earlier ones as
+ * pending and reuses the first one's models through the cache. Prints "round n R first_ms
+ * later_median_ms later_max_ms total_ms"; checks that the cache changed no bit against
+ * uncached calls for the first few proposals. */
+static int round_timing(int n, int R)
+{
+    enum { D = 8 };
+    double *X = malloc((size_t)n * D * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double *P = malloc((size_t)R * D * sizeof *P), *ms = malloc((size_t)R * sizeof *ms);
+    double w[D], hyp[NS_BO_HYP_LEN(D)], h2[NS_BO_HYP_LEN(D)], chk[D];
+    ns_bo_cache *cache = ns_bo_cache_alloc();
+    ns_err err = {0};
+    if (!X || !y || !P || !ms || !cache) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
+    ns_rng r;
+    ns_rng_seed(&r, 42);
+    for (int k = 0; k < D; k++)
+        w[k] = ns_rng_normal(&r);
+    for (int i = 0; i < n; i++) {
+        double s = 0;
+        for (int k = 0; k < D; k++) {
+            X[i * D + k] = ns_rng_uniform(&r);
+            s += w[k] * sin(3 * X[i * D + k] + k);
+        }
+        y[i] = s + 0.01 * ns_rng_normal(&r);
+    }
+    ns_bo_spec s;
+    ns_bo_spec_default(&s, D);
+    s.seed = 1;
+    s.round = R;
+    /* the previous round's hyperparameters, as a search would have them */
+    if (ns_bo_propose(&s, D, X, y, NULL, n - 1, NULL, 0, hyp, P, &err) != NS_OK)
+        goto fail;
+    double t_all = now();
+    for (int j = 0; j < R; j++) {
+        memcpy(h2, hyp, sizeof h2); /* hyp is read and written */
+        double t0 = now();
+        if (ns_bo_propose_round(&s, D, X, y, NULL, NULL, n, P, j, hyp, cache, P + (size_t)j * D,
+                                &err) != NS_OK)
+            goto fail;
+        ms[j] = 1e3 * (now() - t0);
+        if (j < 3) { /* the same bits without the cache */
+            if (ns_bo_propose_round(&s, D, X, y, NULL, NULL, n, P, j, h2, NULL, chk, &err) != NS_OK)
+                goto fail;
+            if (memcmp(chk, P + (size_t)j * D, sizeof chk) || memcmp(h2, hyp, sizeof h2)) {
+                snprintf(err.msg, sizeof err.msg, "proposal %d differs without the cache", j);
+                goto fail;
+            }
+            t_all += now() - t0 - ms[j] / 1e3; /* the check is not part of the round */
+        }
+    }
+    double total = 1e3 * (now() - t_all);
+    int K = R - 1;
+    qsort(ms + 1, (size_t)K, sizeof *ms, cmp_d);
+    double med = K < 1 ? 0 : K % 2 ? ms[1 + K / 2] : 0.5 * (ms[K / 2] + ms[1 + K / 2]);
+    printf("round %d %d %.2f %.3f %.3f %.1f\n", n, R, ms[0], med, K < 1 ? 0 : ms[R - 1], total);
+    fflush(stdout);
+    ns_bo_cache_free(cache);
+    free(X);
+    free(y);
+    free(P);
+    free(ms);
+    return 0;
+fail:
+    fprintf(stderr, "bo_bench: %s\n", err.msg);
+    ns_bo_cache_free(cache);
+    free(X);
+    free(y);
+    free(P);
+    free(ms);
+    return 1;
+}
+
 /* Proposals at n = n0 .. n0 + K - 1 observations of a smooth random 8-D function, each
  * warm-started from the previous one's hyperparameters (as in a search), so that with
  * K = refit_every the one full refit in every refit_every proposals is part of the
@@ -230,6 +307,17 @@ int main(int argc, char **argv)
                 return 1;
         return 0;
     }
+    if (argc >= 4 && !strcmp(argv[1], "round")) { /* scripts/bench/mpi: a round's proposals */
+        int R = atoi(argv[2]);
+        if (R < 1) {
+            fprintf(stderr, "bo_bench: R must be >= 1\n");
+            return 2;
+        }
+        for (int i = 3; i < argc; i++)
+            if (atoi(argv[i]) < 2 || round_timing(atoi(argv[i]), R))
+                return 1;
+        return 0;
+    }
     if (argc == 5 && !strcmp(argv[1], "scale")) {
         int reps = atoi(argv[2]), n0 = atoi(argv[3]), evals = atoi(argv[4]);
         problem p = {"hartmann6in8", 8, hartmann6in8, HARTMANN6_MIN};
@@ -251,7 +339,7 @@ int main(int argc, char **argv)
         return 0;
     }
     fprintf(stderr, "usage: bo_bench regret REPS EVALS | bo_bench timing [K] | "
-            "bo_bench timing-at K N... | "
+            "bo_bench timing-at K N... | bo_bench round R N... | "
             "bo_bench scale REPS N0 EVALS\n");
     return 2;
 }

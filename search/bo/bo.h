@@ -99,6 +99,7 @@ typedef struct ns_bo_spec {
     int n_starts;      /* hyperparameter BFGS starts, warm start included [2] */
     int max_iter;      /* BFGS iterations per hyperparameter start [20] */
     int refit_every;   /* full refits (all starts) every this many proposals [10] */
+    int round;         /* proposals per round, >= 1: when a full refit falls due [1] */
     int fit_max;       /* most observations in the hyperparameter fit, >= 2 [NS_BO_FIT_MAX] */
     int post_max;      /* most observations in the posterior, >= fit_max [NS_BO_POST_MAX] */
     double min_dist;   /* collapse guard radius in the unit cube, 0 = off [NS_BO_MIN_DIST] */
@@ -139,6 +140,19 @@ int ns_bo_propose_noisy(const ns_bo_spec *spec, int d, const double *X, const do
                         const double *noise_var, const int *feasible, int n_obs,
                         const double *pending, int n_pending, double *hyp, double *out,
                         ns_err *err);
+
+/* What the proposals of one round share (see "Rounds" above): opaque, the caller's. */
+typedef struct ns_bo_cache ns_bo_cache;
+ns_bo_cache *ns_bo_cache_alloc(void); /* NULL when out of memory */
+void ns_bo_cache_free(ns_bo_cache *c);
+/* ns_bo_propose_noisy, with a cache that may be NULL: a call whose observations and
+ * hyperparameters are those the cache was built from, and whose pending points begin with
+ * the ones it has seen, starts from its models instead of rebuilding them. The result is
+ * the same bits with or without a cache, and whatever the cache held before. */
+int ns_bo_propose_round(const ns_bo_spec *spec, int d, const double *X, const double *y,
+                        const double *noise_var, const int *feasible, int n_obs,
+                        const double *pending, int n_pending, double *hyp, ns_bo_cache *cache,
+                        double *out, ns_err *err);
 
 /* The subset rule: keep receives the indices, ascending, of min(n, m) of the n points
  * X (n, d) in the unit cube with finite y (n): the n_best (clamped to 1..m) lowest y

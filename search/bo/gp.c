@@ -39,6 +39,8 @@ struct ns_gp {
     gsl_matrix *L;       /* (cap, cap) lower Cholesky factor of K + sn2 I (+ jitter) */
     gsl_matrix *W;       /* (cap, cap) scratch: K^-1 in the gradient */
     double *alpha;       /* (cap) (K + sn2 I)^-1 y */
+    double *w;           /* (cap) L^-1 y: what an appended point extends (ns_gp_append) */
+    double sn2, jit;     /* the noise and the jitter of the current factor */
     double *scratch;     /* (cap + d) */
     double *pair;        /* (cap (cap - 1)) kernel values and derivative factors, see factorise */
     int factored;        /* L and alpha match theta and data */
@@ -64,22 +66,33 @@ fail:
     return NULL;
 }
 
-void ns_gp_free(ns_gp *gp)
+/* Frees the data and the factor: no rows, no room. */
+static void free_data(ns_gp *gp)
 {
-    if (!gp)
-        return;
     free(gp->X);
     free(gp->y);
     free(gp->nug);
-    free(gp->theta);
-    free(gp->inv_l2);
+    free(gp->alpha);
+    free(gp->w);
+    free(gp->scratch);
+    free(gp->pair);
     if (gp->L)
         gsl_matrix_free(gp->L);
     if (gp->W)
         gsl_matrix_free(gp->W);
-    free(gp->alpha);
-    free(gp->scratch);
-    free(gp->pair);
+    gp->X = gp->y = gp->nug = gp->alpha = gp->w = gp->scratch = gp->pair = NULL;
+    gp->L = gp->W = NULL;
+    gp->n = gp->cap = 0;
+    gp->factored = 0;
+}
+
+void ns_gp_free(ns_gp *gp)
+{
+    if (!gp)
+        return;
+    free_data(gp);
+    free(gp->theta);
+    free(gp->inv_l2);
     free(gp);
 }
 
@@ -125,7 +138,7 @@ static double matern52(double r2, double sf2)
  * (two doubles per pair j < i at 2 (i (i - 1) / 2 + j)): the exps are the bulk of an
  * evaluation and the gradient needs them again. Returns 0, or -1 when nothing worked. */
 static int factorise(const ns_gp *gp, gsl_matrix *m, const double *inv_l2, double sf2,
-                     double sn2)
+                     double sn2, double *jit_used)
 {
     int n = gp->n, d = gp->d;
     double *pr = gp->pair;
@@ -149,8 +162,11 @@ static int factorise(const ns_gp *gp, gsl_matrix *m, const double *inv_l2, doubl
             row[i] = sf2 + sn2 + (gp->nug ? gp->nug[i] : 0) + jit;
         }
         gsl_matrix_view v = gsl_matrix_submatrix(m, 0, 0, n, n);
-        if (gsl_linalg_cholesky_decomp1(&v.matrix) == GSL_SUCCESS)
+        if (gsl_linalg_cholesky_decomp1(&v.matrix) == GSL_SUCCESS) {
+            if (jit_used)
+                *jit_used = jit;
             return 0;
+        }
     }
     return -1;
 }
@@ -174,17 +190,58 @@ static void theta_unpack(int d, const double *theta, double *inv_l2, double *sf2
 
 static int refactor(ns_gp *gp, ns_err *err)
 {
-    double sn2;
-    theta_unpack(gp->d, gp->theta, gp->inv_l2, &gp->sf2, &sn2);
+    theta_unpack(gp->d, gp->theta, gp->inv_l2, &gp->sf2, &gp->sn2);
     gp->factored = 0;
     if (gp->n == 0)
         return NS_OK;
-    if (factorise(gp, gp->L, gp->inv_l2, gp->sf2, sn2) != 0)
+    if (factorise(gp, gp->L, gp->inv_l2, gp->sf2, gp->sn2, &gp->jit) != 0)
         return ns_err_set(err, NS_ERUNTIME,
                           "gp: the kernel matrix is not positive definite even with jitter 0.1");
     solve_alpha(gp, gp->L, gp->alpha);
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(gp->L, 0, 0, gp->n, gp->n);
+    gsl_vector_view wv = gsl_vector_view_array(gp->w, gp->n);
+    memcpy(gp->w, gp->y, (size_t)gp->n * sizeof *gp->w);
+    gsl_blas_dtrsv(CblasLower, CblasNoTrans, CblasNonUnit, &lv.matrix, &wv.vector);
     gp->factored = 1;
     return NS_OK;
+}
+
+/* Room for cap rows, keeping the first n of every array (L's n x n block included). The
+ * fit's scratch (W, pair) is reallocated empty. 0, or -1 when out of memory (the model
+ * then has no room and no data). */
+static int grow(ns_gp *gp, int cap)
+{
+    int n = gp->n, d = gp->d;
+    double *X = malloc((size_t)cap * d * sizeof *X), *y = malloc((size_t)cap * sizeof *y);
+    double *alpha = malloc((size_t)cap * sizeof *alpha), *w = malloc((size_t)cap * sizeof *w);
+    double *scratch = malloc((size_t)(cap + d) * sizeof *scratch);
+    double *pair = malloc(((size_t)cap * (cap - 1) + 1) * sizeof *pair);
+    double *nug = gp->nug ? malloc((size_t)cap * sizeof *nug) : NULL;
+    gsl_set_error_handler_off();
+    gsl_matrix *L = gsl_matrix_alloc(cap, cap), *W = gsl_matrix_alloc(cap, cap);
+    int ok = X && y && alpha && w && scratch && pair && (!gp->nug || nug) && L && W;
+    if (ok && n > 0) {
+        memcpy(X, gp->X, (size_t)n * d * sizeof *X);
+        memcpy(y, gp->y, (size_t)n * sizeof *y);
+        memcpy(alpha, gp->alpha, (size_t)n * sizeof *alpha);
+        memcpy(w, gp->w, (size_t)n * sizeof *w);
+        if (nug)
+            memcpy(nug, gp->nug, (size_t)n * sizeof *nug);
+        for (int i = 0; i < n; i++)
+            memcpy(L->data + (size_t)i * L->tda, gp->L->data + (size_t)i * gp->L->tda,
+                   (size_t)(i + 1) * sizeof *L->data);
+    }
+    int keep_n = gp->n, keep_f = gp->factored;
+    free_data(gp);
+    gp->n = keep_n;
+    gp->factored = keep_f;
+    gp->X = X, gp->y = y, gp->alpha = alpha, gp->w = w, gp->scratch = scratch;
+    gp->pair = pair, gp->nug = nug, gp->L = L, gp->W = W;
+    gp->cap = cap;
+    if (ok)
+        return 0;
+    free_data(gp);
+    return -1;
 }
 
 void ns_gp_y_stats(const double *y, int n, double *mean, double *sd)
@@ -227,28 +284,9 @@ int ns_gp_data_noise(ns_gp *gp, const double *X, const double *y, const double *
     free(gp->nug);
     gp->nug = NULL;
     if (n > gp->cap) {
-        free(gp->X);
-        free(gp->y);
-        free(gp->alpha);
-        free(gp->scratch);
-        free(gp->pair);
-        if (gp->L)
-            gsl_matrix_free(gp->L);
-        if (gp->W)
-            gsl_matrix_free(gp->W);
-        gp->cap = 0;
         gp->n = 0;
-        gp->X = malloc((size_t)n * d * sizeof *gp->X);
-        gp->y = malloc((size_t)n * sizeof *gp->y);
-        gp->alpha = malloc((size_t)n * sizeof *gp->alpha);
-        gp->scratch = malloc((size_t)(n + d) * sizeof *gp->scratch);
-        gp->pair = malloc(((size_t)n * (n - 1) + 1) * sizeof *gp->pair);
-        gsl_set_error_handler_off();
-        gp->L = gsl_matrix_alloc(n, n);
-        gp->W = gsl_matrix_alloc(n, n);
-        if (!gp->X || !gp->y || !gp->alpha || !gp->scratch || !gp->pair || !gp->L || !gp->W)
+        if (grow(gp, n))
             return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d observations", n);
-        gp->cap = n;
     }
     if (noise_var && !(gp->nug = malloc((size_t)n * sizeof *gp->nug)))
         return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d noise variances", n);
@@ -299,7 +337,7 @@ double ns_gp_log_post(ns_gp *gp, const double *theta, int with_prior, double *gr
     if (grad)
         memset(grad, 0, (size_t)(d + 2) * sizeof *grad);
     /* W holds the factor here so the model's own L stays valid for prediction */
-    if (factorise(gp, gp->W, inv_l2, sf2, sn2) != 0)
+    if (factorise(gp, gp->W, inv_l2, sf2, sn2, NULL) != 0)
         return -HUGE_VAL;
     double *alpha = gp->scratch;
     solve_alpha(gp, gp->W, alpha);
@@ -522,6 +560,153 @@ int ns_gp_predict_many(const ns_gp *gp, const double *Xs, int m, double *mean, d
         var[a] = vr > var_floor ? vr : var_floor;
     }
     gsl_matrix_free(B);
+    return NS_OK;
+}
+
+/* ---- points added to a factorised model, and a posterior kept up to date ---------------- */
+
+int ns_gp_append(ns_gp *gp, const double *x, double y, ns_err *err)
+{
+    int n = gp->n, d = gp->d;
+    if (!gp->factored)
+        return ns_err_set(err, NS_EINPUT, "gp: append to a model without data");
+    for (int k = 0; k < d; k++)
+        if (!isfinite(x[k]))
+            return ns_err_set(err, NS_EINPUT, "gp: appended input %d is not finite", k);
+    if (!isfinite(y))
+        return ns_err_set(err, NS_EINPUT, "gp: appended output is not finite");
+    if (n == gp->cap && grow(gp, n + (n / 4 > 64 ? n / 4 : 64)))
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory for %d observations", n + 1);
+    /* the new row l of L solves L l = k(X, x); its pivot is what is left of k(x, x) + the
+     * noise. In exact arithmetic that is at least sn2 + jitter; rounding near a repeated
+     * point can take it below, so it is held there (the factor stays that of a valid,
+     * slightly noisier model) */
+    double *row = gp->L->data + (size_t)n * gp->L->tda;
+    for (int i = 0; i < n; i++)
+        row[i] = matern52(r2_of(x, gp->X + (size_t)i * d, gp->inv_l2, d), gp->sf2);
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(gp->L, 0, 0, n, n);
+    gsl_vector_view rv = gsl_vector_view_array(row, n);
+    gsl_blas_dtrsv(CblasLower, CblasNoTrans, CblasNonUnit, &lv.matrix, &rv.vector);
+    double ll = 0, lw = 0;
+    for (int i = 0; i < n; i++) {
+        ll += row[i] * row[i];
+        lw += row[i] * gp->w[i];
+    }
+    double floor = gp->sn2 + gp->jit, p2 = gp->sf2 + gp->sn2 + gp->jit - ll;
+    row[n] = sqrt(p2 > floor ? p2 : floor);
+    memcpy(gp->X + (size_t)n * d, x, (size_t)d * sizeof *x);
+    gp->y[n] = (y - gp->y_mean) / gp->y_sd;
+    if (gp->nug)
+        gp->nug[n] = 0;
+    gp->w[n] = (gp->y[n] - lw) / row[n];
+    gp->n = ++n;
+    /* alpha = L^-T w */
+    memcpy(gp->alpha, gp->w, (size_t)n * sizeof *gp->alpha);
+    gsl_matrix_const_view lv1 = gsl_matrix_const_submatrix(gp->L, 0, 0, n, n);
+    gsl_vector_view av = gsl_vector_view_array(gp->alpha, n);
+    gsl_blas_dtrsv(CblasLower, CblasTrans, CblasNonUnit, &lv1.matrix, &av.vector);
+    return NS_OK;
+}
+
+void ns_gp_at_free(ns_gp_at *a)
+{
+    if (!a)
+        return;
+    free(a->Xs);
+    free(a->V);
+    free(a->mean);
+    free(a->ssq);
+    free(a->var);
+    memset(a, 0, sizeof *a);
+}
+
+/* a->var from the sums of squares, floored as ns_gp_predict does */
+static void at_var(ns_gp_at *a, const ns_gp *gp)
+{
+    double var_floor = 1e-12 * gp->sf2;
+    for (int c = 0; c < a->m; c++) {
+        double vr = gp->sf2 - a->ssq[c];
+        a->var[c] = vr > var_floor ? vr : var_floor;
+    }
+}
+
+int ns_gp_at_init(ns_gp_at *a, const ns_gp *gp, const double *Xs, int m, ns_err *err)
+{
+    int n = gp->n, d = gp->d;
+    memset(a, 0, sizeof *a);
+    if (!gp->factored || m < 1)
+        return ns_err_set(err, NS_EINPUT, "gp: a posterior at %d points of a model without data", m);
+    a->m = m;
+    a->cap = gp->cap;
+    a->Xs = malloc((size_t)m * d * sizeof *a->Xs);
+    a->V = malloc((size_t)a->cap * m * sizeof *a->V);
+    a->mean = malloc((size_t)m * sizeof *a->mean);
+    a->ssq = malloc((size_t)m * sizeof *a->ssq);
+    a->var = malloc((size_t)m * sizeof *a->var);
+    if (!a->Xs || !a->V || !a->mean || !a->ssq || !a->var) {
+        ns_gp_at_free(a);
+        return ns_err_set(err, NS_ERUNTIME, "gp: out of memory predicting %d points", m);
+    }
+    memcpy(a->Xs, Xs, (size_t)m * d * sizeof *Xs);
+    /* V = L^-1 K(X, Xs), one row per observation */
+    for (int i = 0; i < n; i++) {
+        const double *xi = gp->X + (size_t)i * d;
+        double *vi = a->V + (size_t)i * m;
+        for (int c = 0; c < m; c++)
+            vi[c] = matern52(r2_of(Xs + (size_t)c * d, xi, gp->inv_l2, d), gp->sf2);
+    }
+    gsl_matrix_const_view lv = gsl_matrix_const_submatrix(gp->L, 0, 0, n, n);
+    gsl_matrix_view vv = gsl_matrix_view_array(a->V, n, m);
+    gsl_blas_dtrsm(CblasLeft, CblasLower, CblasNoTrans, CblasNonUnit, 1.0, &lv.matrix, &vv.matrix);
+    /* mean = V^T w, ssq = the columns' sums of squares */
+    for (int c = 0; c < m; c++)
+        a->mean[c] = a->ssq[c] = 0;
+    for (int i = 0; i < n; i++) {
+        const double *vi = a->V + (size_t)i * m;
+        double wi = gp->w[i];
+        for (int c = 0; c < m; c++) {
+            a->mean[c] += vi[c] * wi;
+            a->ssq[c] += vi[c] * vi[c];
+        }
+    }
+    a->n = n;
+    at_var(a, gp);
+    return NS_OK;
+}
+
+int ns_gp_at_update(ns_gp_at *a, const ns_gp *gp, ns_err *err)
+{
+    int m = a->m, d = gp->d;
+    if (gp->n < a->n)
+        return ns_err_set(err, NS_EINPUT, "gp: the model has fewer points than its posterior");
+    if (gp->n > a->cap) {
+        double *V = realloc(a->V, (size_t)gp->cap * m * sizeof *V);
+        if (!V)
+            return ns_err_set(err, NS_ERUNTIME, "gp: out of memory predicting %d points", m);
+        a->V = V;
+        a->cap = gp->cap;
+    }
+    for (int i = a->n; i < gp->n; i++) {
+        /* row i of L^-1 K: (k(x_i, Xs) - L[i, 0..i) V[0..i, :]) / L[i, i] */
+        const double *xi = gp->X + (size_t)i * d, *li = gp->L->data + (size_t)i * gp->L->tda;
+        double *vi = a->V + (size_t)i * m;
+        for (int c = 0; c < m; c++)
+            vi[c] = matern52(r2_of(a->Xs + (size_t)c * d, xi, gp->inv_l2, d), gp->sf2);
+        if (i > 0) {
+            gsl_matrix_const_view vp = gsl_matrix_const_view_array(a->V, i, m);
+            gsl_vector_const_view lr = gsl_vector_const_view_array(li, i);
+            gsl_vector_view out = gsl_vector_view_array(vi, m);
+            gsl_blas_dgemv(CblasTrans, -1.0, &vp.matrix, &lr.vector, 1.0, &out.vector);
+        }
+        double wi = gp->w[i];
+        for (int c = 0; c < m; c++) {
+            vi[c] /= li[i];
+            a->mean[c] += vi[c] * wi;
+            a->ssq[c] += vi[c] * vi[c];
+        }
+    }
+    a->n = gp->n;
+    at_var(a, gp);
     return NS_OK;
 }
 

@@ -84,6 +84,31 @@ void ns_gp_predict(const ns_gp *gp, const double *x, double *mean, double *var,
 int ns_gp_predict_many(const ns_gp *gp, const double *Xs, int m, double *mean, double *var,
                        ns_err *err);
 
+/* Appends one observation without refactorising: x (d), y in y's own units (the
+ * model's standardisation and theta stay; no noise variance of its own). L gains a row,
+ * L^-1 y an element, alpha is solved again: O(n^2), where ns_gp_data is O(n^3). Used for
+ * a round's pending points (search/bo/bo.h's liars). Deterministic: the same model and
+ * the same appends in the same order give the same bits. NS_OK; NS_EINPUT without data or
+ * for a non-finite value; NS_ERUNTIME when out of memory. */
+int ns_gp_append(ns_gp *gp, const double *x, double y, ns_err *err);
+
+/* The posterior at a fixed set of m points, kept up to date as points are appended to the
+ * model: V = L^-1 K(X, Xs) (one row per observation), mean = V^T L^-1 y and var = sf2 -
+ * the columns' sums of squares (floored as ns_gp_predict), all standardised. Init is
+ * O(n^2 m) (BLAS-3); each appended point costs O(n m). */
+typedef struct ns_gp_at {
+    int m, n, cap;     /* points, model rows covered, rows of room in V */
+    double *Xs;        /* (m, d) */
+    double *V;         /* (cap, m) */
+    double *mean, *var, *ssq; /* (m) */
+} ns_gp_at;
+/* NS_OK; NS_EINPUT without data or m < 1; NS_ERUNTIME when out of memory (a is then
+ * empty). */
+int ns_gp_at_init(ns_gp_at *a, const ns_gp *gp, const double *Xs, int m, ns_err *err);
+/* Takes in the points appended to gp since init or the last update. Errors as init. */
+int ns_gp_at_update(ns_gp_at *a, const ns_gp *gp, ns_err *err);
+void ns_gp_at_free(ns_gp_at *a); /* a itself is the caller's; it is left empty */
+
 /* y's standardisation: y_s = (y - *mean) / *sd. */
 void ns_gp_y_scale(const ns_gp *gp, double *mean, double *sd);
 /* The standardisation ns_gp_data would use for y (n >= 1): the mean and the sample sd

@@ -361,7 +361,7 @@ static const key_def compare_opts[] = {
 static const enum_name prune_names[] = {
     {"none", NS_PRUNE_NONE}, {"median", NS_PRUNE_MEDIAN}, {"asha", NS_PRUNE_ASHA}, {NULL, 0}};
 static const key_def bayes_opts[] = {
-    SNUM("round", KT_INT, round, 1, 256, 0),
+    SNUM("round", KT_INT, round, 1, 4096, 0),
     SNUM("init", KT_INT, init, 0, 100000, 0),
     {.section = "stage", .key = "prune", .type = KT_ENUM, .off = SOFF(prune), .names = prune_names},
     SNUM("min_epochs", KT_LONG, min_epochs, 0, INF, 0),

@@ -844,6 +844,9 @@ int ns_search_prepare_worker(ns_search *s, ns_err *err)
 void ns_search_free(ns_search *s)
 {
     ns_race_end(s);
+    ns_stage_round_end(s);
+    ns_bo_cache_free(s->bo_cache);
+    s->bo_cache = NULL;
     ns_folds_free(&s->folds);
     ns_store_close(s->store);
     ns_prepared_free(&s->data);

@@ -5,6 +5,7 @@
 #define NS_DRIVER_IMPL_H
 
 #include "engine/jsonbuf.h"
+#include "search/bo/bo.h"
 #include "search/config/config.h"
 #include "search/stages/driver.h"
 #include "search/stages/pipeline.h"
@@ -77,6 +78,8 @@ typedef struct ns_search {
     double budget;             /* seconds for this run of the study; 0: none */
     double t_start;            /* monotonic time the run started */
     double *race_ref;          /* (folds.n) the round's incumbent per fold; NULL: no racing */
+    ns_bo_cache *bo_cache;     /* what a bayes round's proposals share (bo.h); NULL: none yet */
+    struct ns_bayes_round *bayes_round; /* the running bayes round's observations; NULL: none */
 } ns_search;
 
 /* A plan holds each key once (ns_plan_set), so room for every key of the config means a

@@ -171,6 +171,97 @@ static void censor_pruned(double *y, const int *feas, const int *cens, int n, in
     free(full);
 }
 
+/* What every proposal of a bayes round observes: the trials final before the round,
+ * read and mapped once, at the round's first plan (or the first after a resume), and kept
+ * until the round ends. Those trials cannot change during the round: rounds run one
+ * after another and every earlier trial is final before a round begins. */
+struct ns_bayes_round {
+    long first, round_first; /* the stage and the round it belongs to */
+    int D, n_obs, n_other;
+    double *X, *y, *noise;   /* (n_obs D), (n_obs), (n_obs) */
+    int *feas;               /* (n_obs) */
+    long *obs;               /* (n_obs) their trial numbers */
+};
+
+void ns_bayes_round_free(struct ns_bayes_round *r)
+{
+    if (!r)
+        return;
+    free(r->X);
+    free(r->y);
+    free(r->noise);
+    free(r->feas);
+    free(r->obs);
+    free(r);
+}
+
+/* The observations of the round that begins at round_first, into a new *out. */
+static int round_observations(ns_search *s, const ns_stage_cfg *st, long first, long round_first,
+                              int D, struct ns_bayes_round **out, ns_err *err)
+{
+    const ns_space *sp = &s->base.space;
+    ns_trial_row *rows = NULL;
+    int n = 0;
+    int rc = ns_store_trials(s->store, &rows, &n, err);
+    if (rc)
+        return rc;
+    struct ns_bayes_round *r = calloc(1, sizeof *r);
+    double *u = malloc((size_t)sp->n * sizeof *u);
+    int *cens = malloc((size_t)(n + 1) * sizeof *cens);
+    if (r) {
+        r->X = malloc((size_t)(n + 1) * D * sizeof *r->X);
+        r->y = malloc((size_t)(n + 1) * sizeof *r->y);
+        r->noise = malloc((size_t)(n + 1) * sizeof *r->noise);
+        r->feas = malloc((size_t)(n + 1) * sizeof *r->feas);
+        r->obs = malloc((size_t)(n + 1) * sizeof *r->obs);
+    }
+    if (!r || !u || !cens || !r->X || !r->y || !r->noise || !r->feas || !r->obs) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
+    r->first = first;
+    r->round_first = round_first;
+    r->D = D;
+    int n_pruned = 0;
+    for (int k = 0; k < n; k++) {
+        const ns_trial_row *t = &rows[k];
+        if (t->number >= round_first || !ns_trial_is_final(t->state) ||
+            !same_fidelity(s, st, t) || !point_of(sp, t->params, u))
+            continue;
+        int ok = (t->state == NS_TRIAL_COMPLETE || t->state == NS_TRIAL_PRUNED) &&
+                 isfinite(t->val_metric) &&
+                 !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
+        int bad = t->state == NS_TRIAL_DIVERGED || t->state == NS_TRIAL_FAILED ||
+                  (t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
+        if (!ok && !bad)
+            continue; /* no metric and no verdict (an LR range test): not an observation */
+        int m = r->n_obs;
+        ns_bo_encode(sp, u, r->X + (size_t)m * D);
+        r->y[m] = ok ? objective(s, t->val_metric) : NAN;
+        r->feas[m] = ok;
+        /* stopped by the epoch rules: its metric is of an earlier epoch (another fidelity);
+         * raced trials ran whole folds and are of this one */
+        cens[m] = ok && t->state == NS_TRIAL_PRUNED && !(t->result && strstr(t->result, "\"raced\":true"));
+        n_pruned += cens[m];
+        /* cross-validated: the fold spread is the observation's measured noise (squared
+         * standard error; the GP adds it to its fitted noise), so a lucky mean of a few
+         * folds is not taken at its word */
+        double se;
+        r->noise[m] = ok && t->result && ns_json_get_num(t->result, "val_se", &se) && isfinite(se) ? se * se : 0;
+        r->n_other += t->number < first;
+        r->obs[r->n_obs++] = t->number;
+    }
+    censor_pruned(r->y, r->feas, cens, r->n_obs, n_pruned);
+    *out = r;
+    r = NULL;
+done:
+    ns_bayes_round_free(r);
+    ns_trial_rows_free(rows, n);
+    free(u);
+    free(cens);
+    return rc;
+}
+
 int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_trial_plan *p, ns_err *err)
 {
     const ns_space *sp = &s->base.space;
@@ -180,91 +271,64 @@ int ns_bayes_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
     long R = st->round > 0 ? st->round : 1;
     long round_first = first + (i / R) * R, me = first + i;
     int D = ns_bo_dims(sp);
+    struct ns_bayes_round *r = s->bayes_round;
+    int rc;
+    if (!r || r->first != first || r->round_first != round_first || r->D != D) {
+        ns_bayes_round_free(r);
+        s->bayes_round = NULL;
+        if ((rc = round_observations(s, st, first, round_first, D, &s->bayes_round, err)))
+            return rc;
+        r = s->bayes_round;
+    }
+    /* pending: the round's trials planned before this one */
     ns_trial_row *rows = NULL;
     int n = 0;
-    int rc = ns_store_trials(s->store, &rows, &n, err);
-    if (rc)
+    if ((rc = ns_store_trials_from(s->store, (int)round_first, &rows, &n, err)))
         return rc;
-    double *X = malloc((size_t)(n + 1) * D * sizeof *X), *y = malloc((size_t)(n + 1) * sizeof *y);
     double *P = malloc((size_t)(n + 1) * D * sizeof *P), *u = malloc((size_t)sp->n * sizeof *u);
-    double *x = malloc((size_t)D * sizeof *x);
-    int *feas = malloc((size_t)(n + 1) * sizeof *feas), *cens = malloc((size_t)(n + 1) * sizeof *cens);
-    long *obs = malloc((size_t)(n + 1) * sizeof *obs);
-    double *noise = malloc((size_t)(n + 1) * sizeof *noise);
-    if (!X || !y || !P || !u || !x || !feas || !cens || !obs || !noise) {
+    double *x = malloc((size_t)D * sizeof *x), *hyp = malloc((size_t)NS_BO_HYP_LEN(D) * sizeof *hyp);
+    if (!P || !u || !x || !hyp) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
-    int n_obs = 0, n_pend = 0, n_other = 0, n_pruned = 0;
+    int n_pend = 0;
     for (int k = 0; k < n; k++) {
         const ns_trial_row *t = &rows[k];
-        if (t->number >= me || !same_fidelity(s, st, t) || !point_of(sp, t->params, u))
-            continue;
-        if (t->number >= round_first) { /* planned earlier in this round: pending */
+        if (t->number < me && same_fidelity(s, st, t) && point_of(sp, t->params, u))
             ns_bo_encode(sp, u, P + (size_t)n_pend++ * D);
-            continue;
-        }
-        if (!ns_trial_is_final(t->state))
-            continue;
-        int ok = (t->state == NS_TRIAL_COMPLETE || t->state == NS_TRIAL_PRUNED) &&
-                 isfinite(t->val_metric) &&
-                 !(t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
-        int bad = t->state == NS_TRIAL_DIVERGED || t->state == NS_TRIAL_FAILED ||
-                  (t->health_flags > 0 && (t->health_flags & NS_SELECT_REJECT));
-        if (!ok && !bad)
-            continue; /* no metric and no verdict (an LR range test): not an observation */
-        ns_bo_encode(sp, u, X + (size_t)n_obs * D);
-        y[n_obs] = ok ? objective(s, t->val_metric) : NAN;
-        feas[n_obs] = ok;
-        /* stopped by the epoch rules: its metric is of an earlier epoch (another fidelity);
-         * raced trials ran whole folds and are of this one */
-        cens[n_obs] = ok && t->state == NS_TRIAL_PRUNED && !(t->result && strstr(t->result, "\"raced\":true"));
-        n_pruned += cens[n_obs];
-        /* cross-validated: the fold spread is the observation's measured noise (squared
-         * standard error; the GP adds it to its fitted noise), so a lucky mean of a few
-         * folds is not taken at its word */
-        double se;
-        noise[n_obs] = ok && t->result && ns_json_get_num(t->result, "val_se", &se) && isfinite(se) ? se * se : 0;
-        n_other += t->number < first;
-        obs[n_obs++] = t->number;
     }
-    censor_pruned(y, feas, cens, n_obs, n_pruned);
     ns_bo_spec spec;
     ns_bo_spec_default(&spec, D);
     if (st->init > 0)
         spec.n_init = st->init;
-    spec.n_init += n_other; /* the space-filling design is this stage's own, whatever came before */
+    spec.n_init += r->n_other; /* the space-filling design is this stage's own, whatever came before */
+    spec.round = (int)R;
     spec.seed = ns_seed_derive(s->base.search.seed, (uint64_t)first, 0x6261796573ULL);
     spec.snap = ns_bo_snap_space;
     spec.snap_ctx = (void *)sp;
-    /* warm start: the previous proposal's hyperparameters, kept beside its trial, so a
-     * resumed study starts each fit where the uninterrupted one did */
-    double *hyp = malloc((size_t)NS_BO_HYP_LEN(D) * sizeof *hyp);
-    if (!hyp) {
+    /* warm start: the previous round's hyperparameters, kept beside its first trial, so a
+     * resumed study starts each fit where the uninterrupted one did; a round's later
+     * proposals read its own first one's, which they take as they are (bo.h, "Rounds") */
+    long from = me > round_first ? round_first : round_first - R;
+    read_hyp(s, from, from >= first, hyp, NS_BO_HYP_LEN(D));
+    /* the round's later proposals reuse its first one's models (a cache: the same bits
+     * without it, so a resumed round proposes what the uninterrupted one did) */
+    if (!s->bo_cache && !(s->bo_cache = ns_bo_cache_alloc())) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
-    read_hyp(s, me - 1, i > 0, hyp, NS_BO_HYP_LEN(D));
-    if ((rc = ns_bo_propose_noisy(&spec, D, X, y, s->folds.n ? noise : NULL, feas, n_obs, P, n_pend, hyp,
-                                  x, err)) ||
-        (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), obs, n_obs, err))) {
-        free(hyp);
+    if ((rc = ns_bo_propose_round(&spec, D, r->X, r->y, s->folds.n ? r->noise : NULL, r->feas,
+                                  r->n_obs, P, n_pend, hyp, s->bo_cache, x, err)) ||
+        (me == round_first && (rc = write_hyp(s, me, hyp, NS_BO_HYP_LEN(D), r->obs, r->n_obs, err))))
         goto done;
-    }
-    free(hyp);
     ns_bo_decode(sp, x, p->point);
     p->has_point = 1;
 done:
     ns_trial_rows_free(rows, n);
-    free(X);
-    free(y);
     free(P);
     free(u);
     free(x);
-    free(feas);
-    free(cens);
-    free(obs);
-    free(noise);
+    free(hyp);
     return rc;
 }
 
@@ -410,6 +474,8 @@ void ns_stage_round_end(ns_search *s)
 {
     free(s->prune_at);
     s->prune_at = NULL;
+    ns_bayes_round_free(s->bayes_round);
+    s->bayes_round = NULL;
 }
 
 int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)

@@ -119,6 +119,7 @@ enum {
     ST_TRIAL_FINISH,
     ST_TRIAL_GET,
     ST_TRIALS,
+    ST_TRIALS_FROM,
     ST_BEST_LOW,
     ST_BEST_HIGH,
     ST_RESET,
@@ -160,6 +161,7 @@ static const char *const sql_text[ST_COUNT] = {
                         " WHERE number = ?1 AND state = 'running'",
     [ST_TRIAL_GET] = "SELECT " TRIAL_COLS " FROM trial WHERE number = ?1",
     [ST_TRIALS] = "SELECT " TRIAL_COLS " FROM trial ORDER BY number",
+    [ST_TRIALS_FROM] = "SELECT " TRIAL_COLS " FROM trial WHERE number >= ?1 ORDER BY number",
     /* ?1: the health flags that disqualify; such trials come after every other one */
     [ST_BEST_LOW] = "SELECT " TRIAL_COLS " FROM trial WHERE state = 'complete'"
                     " AND val_metric IS NOT NULL ORDER BY (coalesce(health_flags, 0) & ?1) != 0,"
@@ -1152,6 +1154,20 @@ int ns_store_trials(ns_store *s, ns_trial_row **rows, int *n, ns_err *err)
     *rows = NULL;
     *n = 0;
     int rc = prep(s, ST_TRIALS, &st, err);
+    return rc != NS_OK ? rc : collect_trials(s, st, rows, n, err);
+}
+
+int ns_store_trials_from(ns_store *s, int first, ns_trial_row **rows, int *n, ns_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *rows = NULL;
+    *n = 0;
+    int rc = prep(s, ST_TRIALS_FROM, &st, err);
+    if (rc == NS_OK && (rc = sqlite3_bind_int64(st, 1, first)) != SQLITE_OK) {
+        rc = db_fail(s, rc, "reading trials", err);
+        done(st);
+        return rc;
+    }
     return rc != NS_OK ? rc : collect_trials(s, st, rows, n, err);
 }
 

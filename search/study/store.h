@@ -174,6 +174,8 @@ int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,
 int ns_store_trial_get(ns_store *s, int number, ns_trial_row *row, int *found, ns_err *err);
 /* All trials ordered by number; caller frees with ns_trial_rows_free. */
 int ns_store_trials(ns_store *s, ns_trial_row **rows, int *n, ns_err *err);
+/* The trials numbered first or more, ordered by number; as ns_store_trials. */
+int ns_store_trials_from(ns_store *s, int first, ns_trial_row **rows, int *n, ns_err *err);
 /* The complete trial with the lowest (higher_is_better == 0) or highest val_metric,
  * ties to the lowest number; trials without a finite metric never win, and a trial whose
  * health_flags share a bit with reject wins only when every candidate does. *found = 0
