@@ -11,7 +11,10 @@
  *                                        every point)
  *        bo_bench timing [K]          -> lines "timing n median_ms mean_ms max_ms", K
  *                                        proposals per n [10]
- *        bo_bench timing-at K N...    -> the same at the given observation counts N */
+ *        bo_bench timing-at K N...    -> the same at the given observation counts N
+ *        bo_bench round R N...        -> lines "round n R first_ms later_median_ms
+ *                                        later_max_ms total_ms": a round of R proposals
+ *                                        through the round cache (scripts/bench/mpi) */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,7 +299,7 @@ int main(int argc, char **argv)
                 return 1;
         return 0;
     }
-    if (argc >= 4 && !strcmp(argv[1], "timing-at")) { /* scripts/bench/mpi: chosen sizes */
+    if (argc >= 4 && !strcmp(argv[1], "timing-at")) { /* chosen sizes */
         int K = atoi(argv[2]);
         if (K < 1) {
             fprintf(stderr, "bo_bench: K must be >= 1\n");

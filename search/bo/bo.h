@@ -9,12 +9,27 @@
  *  - t < n_init: point t + 1 of a Sobol sequence (point 0, the corner, skipped) shifted
  *    by a random vector drawn from seed (a Cranley-Patterson rotation, modulo 1), so
  *    repetitions with different seeds differ and the design stays low-discrepancy.
- *  - otherwise a GP (gp.h) is fitted to the feasible observations plus one "constant
- *    liar" per pending point: the pending point is given the best (lowest) feasible y
+ *  - otherwise a GP (gp.h) is fitted to the feasible observations, and each pending
+ *    point is appended to it as a "constant liar": given the best (lowest) feasible y
  *    observed. The liar collapses the GP's variance at the pending point without
  *    inventing improvement, so q pending-aware proposals spread out. The caller makes
  *    proposals in trial-number order with every earlier-numbered unfinished trial as
  *    pending; then the result cannot depend on which worker finished first.
+ *  - Rounds. A bayes stage proposes `round` points from the same observations, the k-th
+ *    with the round's first k - 1 as pending. Only the round's first proposal (no pending
+ *    points) fits hyperparameters; a later one given hyperparameters (the round's first
+ *    fit) takes them as they are, and its model is the round's base (the observations,
+ *    standardised by themselves, factorised afresh at those hyperparameters) with the
+ *    liars appended one row of the Cholesky factor at a time (ns_gp_append, O(n^2)).
+ *    The candidates are the round's (seeded by n_obs, not by the proposal's number) and
+ *    their posterior is updated per liar (ns_gp_at_update, O(n m)); the later proposals
+ *    take the best allowed candidate without BFGS refinement (a refinement step is an
+ *    O(n^2) solve, 50 ms a proposal at 1,000 observations). A cache (ns_bo_cache) keeps
+ *    the base, the candidates' posterior and the liars between the calls of a round, so a
+ *    later proposal costs O(n m): 0.8 ms at 1,000 observations in 8-D (scripts/bench/mpi,
+ *    a round of 256; the first, which fits, about 0.5 s). A cache only saves work: the
+ *    same inputs give the same bits with it, without it, or with a cache of another round,
+ *    so a round resumed half-way proposes what the uninterrupted one did.
  *  - Infeasible (unhealthy) observations are left out of the objective GP (their metric
  *    is often missing or meaningless: a diverged loss) and teach a second GP instead:
  *    regression on labels +1 (feasible) / -1 (infeasible) over all observations, and
@@ -45,16 +60,17 @@
  *  - Known noise (ns_bo_propose_noisy): each feasible observation's noise variance is
  *    added to its diagonal of the objective GP's kernel (gp.h), so repeated noisy trials
  *    are averaged rather than interpolated; the liars get none.
- *  - Hyperparameters: BFGS from the warm start (hyp, the previous proposal's fit, when
- *    given) plus n_starts - 1 starts drawn from the priors (ns_gp_fit), each at most
- *    max_iter iterations.
- *    With a warm start, the extra random starts run only when t is a multiple of
- *    refit_every (a full refit), otherwise the warm start alone is refined: the
- *    hyperparameters barely move between consecutive observations and the fit is the
- *    bulk of the cost at a few hundred observations.
+ *  - Hyperparameters (a round's first proposal): BFGS from the warm start (hyp, the
+ *    previous round's fit, when given) plus n_starts - 1 starts drawn from the priors
+ *    (ns_gp_fit), each at most max_iter iterations.
+ *    With a warm start, the extra random starts run only when a multiple of refit_every
+ *    lies in (t - round, t] (a full refit; with rounds of 1: t a multiple of
+ *    refit_every), otherwise the warm start alone is refined: the hyperparameters barely
+ *    move between consecutive observations and the fit is the bulk of the cost at a few
+ *    hundred observations.
  *  - Many observations (a spent budget on a small data set gives thousands): the
  *    objective GP's posterior sees at most post_max of the feasible observations and
- *    its hyperparameter fit at most fit_max of those, each plus every liar. A subset is
+ *    its hyperparameter fit at most fit_max of those (the liars come after). A subset is
  *    chosen by ns_bo_subset: the half with the lowest y (where EI looks for
  *    improvement), then a greedy maximin fill (each next point the farthest from those
  *    kept), so every region keeps a witness, the variance stays honest away from the
