@@ -129,24 +129,12 @@ static double run_random(const problem *p, int rep, int evals)
     return best - p->fmin;
 }
 
-/* A round of R proposals at n observations of timing's function, as a bayes stage makes
- * them under MPI with `round: R`: the first fits (a full refit: a round of 10 or more
- * always passes a multiple of refit_every), each later one sees the earlier ones as
- * pending and reuses the first one's models through the cache. Prints "round n R first_ms
- * later_median_ms later_max_ms total_ms"; checks that the cache changed no bit against
- * uncached calls for the first few proposals. */
-static int round_timing(int n, int R)
+/* n points X (n, 8) of a smooth random 8-D function y = sum_k w_k sin(3 x_k + k) plus a
+ * little noise (seed 42): the timing runs' observations. */
+static void smooth_points(double *X, double *y, int n)
 {
     enum { D = 8 };
-    double *X = malloc((size_t)n * D * sizeof *X), *y = malloc((size_t)n * sizeof *y);
-    double *P = malloc((size_t)R * D * sizeof *P), *ms = malloc((size_t)R * sizeof *ms);
-    double w[D], hyp[NS_BO_HYP_LEN(D)], h2[NS_BO_HYP_LEN(D)], chk[D];
-    ns_bo_cache *cache = ns_bo_cache_alloc();
-    ns_err err = {0};
-    if (!X || !y || !P || !ms || !cache) {
-        snprintf(err.msg, sizeof err.msg, "out of memory");
-        goto fail;
-    }
+    double w[D];
     ns_rng r;
     ns_rng_seed(&r, 42);
     for (int k = 0; k < D; k++)
@@ -159,6 +147,27 @@ static int round_timing(int n, int R)
         }
         y[i] = s + 0.01 * ns_rng_normal(&r);
     }
+}
+
+/* A round of R proposals at n observations of timing's function, as a bayes stage makes
+ * them under MPI with `round: R`: the first fits (a full refit: a round of 10 or more
+ * always passes a multiple of refit_every), each later one sees the earlier ones as
+ * pending and reuses the first one's models through the cache. Prints "round n R first_ms
+ * later_median_ms later_max_ms total_ms"; checks that the cache changed no bit against
+ * uncached calls for the first few proposals. */
+static int round_timing(int n, int R)
+{
+    enum { D = 8 };
+    double *X = malloc((size_t)n * D * sizeof *X), *y = malloc((size_t)n * sizeof *y);
+    double *P = malloc((size_t)R * D * sizeof *P), *ms = malloc((size_t)R * sizeof *ms);
+    double hyp[NS_BO_HYP_LEN(D)], h2[NS_BO_HYP_LEN(D)], chk[D];
+    ns_bo_cache *cache = ns_bo_cache_alloc();
+    ns_err err = {0};
+    if (!X || !y || !P || !ms || !cache) {
+        snprintf(err.msg, sizeof err.msg, "out of memory");
+        goto fail;
+    }
+    smooth_points(X, y, n);
     ns_bo_spec s;
     ns_bo_spec_default(&s, D);
     s.seed = 1;
@@ -215,24 +224,13 @@ static int timing(int n0, int K)
     enum { D = 8 };
     int nmax = n0 + K;
     double *X = malloc((size_t)nmax * D * sizeof *X), *y = malloc((size_t)nmax * sizeof *y);
-    double w[D], hyp[NS_BO_HYP_LEN(D)], out[D], *ms = malloc((size_t)K * sizeof *ms);
+    double hyp[NS_BO_HYP_LEN(D)], out[D], *ms = malloc((size_t)K * sizeof *ms);
     ns_err err = {0};
     if (!X || !y || !ms) {
         snprintf(err.msg, sizeof err.msg, "out of memory");
         goto fail;
     }
-    ns_rng r;
-    ns_rng_seed(&r, 42);
-    for (int k = 0; k < D; k++)
-        w[k] = ns_rng_normal(&r);
-    for (int i = 0; i < nmax; i++) {
-        double s = 0;
-        for (int k = 0; k < D; k++) {
-            X[i * D + k] = ns_rng_uniform(&r);
-            s += w[k] * sin(3 * X[i * D + k] + k);
-        }
-        y[i] = s + 0.01 * ns_rng_normal(&r);
-    }
+    smooth_points(X, y, nmax);
     ns_bo_spec s;
     ns_bo_spec_default(&s, D);
     s.seed = 1;
