@@ -149,5 +149,21 @@ PY
 rc=$?
 check "predict's figures equal Python's ($(tail -1 "$T/py.txt"))" test $rc -eq 0
 
+# ---- --device: chosen once, refused with the fix when it cannot be had ----------------
+printf 'data: {train: %s, label: label, val_fraction: 0.2}\nmodel: {hidden: [8]}\ntrain: {epochs: 2}\n' \
+  "$PWD/configs/data/tiny.csv" >"$T/tiny.yaml"
+expect_error "--device gpu" "expected cpu, cuda or auto" "$NS" --device gpu configs/quickstart.yaml
+expect_error "--device without a value" "--device needs a value" "$NS" lr-find configs/quickstart.yaml --device
+if ! "$NS" --version | grep -q '^cuda: yes, [1-9]'; then
+  expect_error "--device cuda without a GPU" "--device cpu" "$NS" --device cuda configs/quickstart.yaml -o "$T/nogpu"
+  check "--device cuda without a GPU: nothing written" test ! -e "$T/nogpu"
+  "$NS" train "$T/tiny.yaml" --device auto -o "$T/auto.nsm" --quiet >/dev/null 2>"$T/auto.err"; rc=$?
+  check "--device auto without a GPU: trains on the CPU and says so (exit $rc: $(head -c 200 "$T/auto.err"))" bash -c \
+    "[ $rc -eq 0 ] && grep -q '^nnsearch: device auto: cpu (' '$T/auto.err' && [ -s '$T/auto.nsm' ]"
+fi
+"$NS" train "$T/tiny.yaml" --device=cpu -o "$T/cpu.nsm" --quiet >/dev/null 2>&1
+check "--device=cpu: the same model as no --device" bash -c \
+  "'$NS' train '$T/tiny.yaml' -o '$T/plain.nsm' --quiet >/dev/null 2>&1 && cmp -s '$T/cpu.nsm' '$T/plain.nsm'"
+
 echo "e2e_cli_usage: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -1,6 +1,26 @@
 /* backend.c — dispatch of every ns_op_* / ns_buf_* call through the backend's op table.
  * Deliberately thin: no checks on the hot path beyond what the ops themselves need. */
 #include "engine/backend/backend_impl.h"
+#include "engine/cuda/cuda.h"
+
+ns_device ns_device_resolve(ns_device dev)
+{
+    if (dev != NS_DEVICE_AUTO)
+        return dev;
+    return ns_cuda_compiled() && ns_cuda_device_count() > 0 ? NS_DEVICE_CUDA : NS_DEVICE_CPU;
+}
+
+const char *ns_device_name(ns_device dev)
+{
+    return dev == NS_DEVICE_CUDA ? "cuda" : dev == NS_DEVICE_AUTO ? "auto" : "cpu";
+}
+
+ns_backend *ns_backend_open(ns_device dev, int threads, ns_err *err)
+{
+    if (ns_device_resolve(dev) == NS_DEVICE_CUDA)
+        return ns_backend_cuda_alloc(0, err);
+    return ns_backend_cpu_alloc(threads, err);
+}
 
 void ns_backend_free(ns_backend *be)
 {

@@ -29,6 +29,22 @@ typedef enum ns_act {
 
 /* ---- lifetime and memory ---------------------------------------------------------- */
 
+/* Where training runs. The order is train.device's (search/config). */
+typedef enum ns_device {
+    NS_DEVICE_CPU = 0,
+    NS_DEVICE_CUDA,  /* GPU 0 through engine/cuda (cuda.h) */
+    NS_DEVICE_AUTO,  /* cuda when a GPU answers, else cpu */
+} ns_device;
+
+/* The one place a trainer's backend is chosen: cpu (threads BLAS threads), cuda, or auto
+ * (ns_device_resolve). NULL and *err when the device cannot be had: cuda without a GPU or
+ * in a build without CUDA is NS_EINPUT, with the fix in the message. */
+ns_backend *ns_backend_open(ns_device dev, int threads, ns_err *err);
+/* auto -> cuda when this build has CUDA and the driver sees a GPU, else cpu; the others
+ * as they are. */
+ns_device ns_device_resolve(ns_device dev);
+const char *ns_device_name(ns_device dev); /* "cpu", "cuda", "auto" */
+
 /* CPU backend on OpenBLAS; threads = BLAS threads for this backend's GEMMs (>= 1).
  * Returns NULL and sets *err on failure; caller frees with ns_backend_free. */
 ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err);

@@ -680,7 +680,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     int rc;
     if ((rc = ns_pipeline_memory_check(c, p, max_batch, err)))
         return rc;
-    ns_backend *be = ns_backend_cpu_alloc(c->threads, err);
+    ns_backend *be = ns_backend_open((ns_device)c->device, c->threads, err);
     if (!be)
         return err ? err->code : NS_ERUNTIME;
     m = ns_mlp_alloc(&spec, be, max_batch, err);
