@@ -157,6 +157,12 @@ expect_error "--device without a value" "--device needs a value" "$NS" lr-find c
 if ! "$NS" --version | grep -q '^cuda: yes, [1-9]'; then
   expect_error "--device cuda without a GPU" "--device cpu" "$NS" --device cuda configs/quickstart.yaml -o "$T/nogpu"
   check "--device cuda without a GPU: nothing written" test ! -e "$T/nogpu"
+  sed 's/train: {epochs: 2}/train: {epochs: 2, device: cuda}/' "$T/tiny.yaml" >"$T/cuda.yaml"
+  expect_error "train.device: cuda without a GPU (train)" "train.device: device cuda" "$NS" train "$T/cuda.yaml" -o "$T/cuda.nsm"
+  printf 'data: {train: %s, label: label, val_fraction: 0.2}\nmodel: {hidden: [8], dropout: {uniform: [0, 0.5]}}\ntrain: {device: cuda}\nsearch: {stages: [{stage: random, trials: 2, epochs: 1}]}\n' \
+    "$PWD/configs/data/tiny.csv" >"$T/cuda.yaml"
+  expect_error "train.device: cuda without a GPU (search)" "train.device: device cuda" "$NS" "$T/cuda.yaml" -o "$T/cudas"
+  check "train.device: cuda without a GPU: no model, no study" bash -c "[ ! -e '$T/cuda.nsm' ] && [ ! -e '$T/cudas' ]"
   "$NS" train "$T/tiny.yaml" --device auto -o "$T/auto.nsm" --quiet >/dev/null 2>"$T/auto.err"; rc=$?
   check "--device auto without a GPU: trains on the CPU and says so (exit $rc: $(head -c 200 "$T/auto.err"))" bash -c \
     "[ $rc -eq 0 ] && grep -q '^nnsearch: device auto: cpu (' '$T/auto.err' && [ -s '$T/auto.nsm' ]"

@@ -705,6 +705,10 @@ static int cmd_train(int argc, char **argv, int is_search_run)
     if (ns_config_load(&c, config, &err))
         return report(&err);
     (void)is_search_run;
+    if (ns_pipeline_device_check(&c, &err)) {
+        ns_config_free(&c);
+        return report(&err);
+    }
     int bad = check_fixed(&c);
     if (bad) {
         ns_config_free(&c);
@@ -1017,6 +1021,10 @@ static int cmd_lrfind(int argc, char **argv)
     ns_config base, c;
     if (ns_config_load(&base, config, &err))
         return report(&err);
+    if (ns_pipeline_device_check(&base, &err)) {
+        ns_config_free(&base);
+        return report(&err);
+    }
     double *mid = NULL;
     if (base.space.n > 0 && (mid = malloc((size_t)base.space.n * sizeof *mid)))
         for (int i = 0; i < base.space.n; i++)

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/atomic.h"
+#include "engine/cuda/cuda.h"
 #include "engine/rng.h"
 #include "engine/sysmem.h"
 #include "engine/train/metrics.h"
@@ -415,6 +416,19 @@ static int optimizer_copies(const ns_optim_spec *o)
     case NS_OPT_RMSPROP: return 1 + (o->momentum > 0.0);
     }
     return 2;
+}
+
+int ns_pipeline_device_check(const ns_config *c, ns_err *err)
+{
+    if (ns_device_resolve((ns_device)c->device) != NS_DEVICE_CUDA)
+        return NS_OK;
+    ns_err e = {0};
+    ns_backend *probe = ns_backend_cuda_alloc(0, &e);
+    if (probe) {
+        ns_backend_free(probe);
+        return NS_OK;
+    }
+    return ns_err_set(err, e.code, "%s: train.device: %s", c->path, e.msg);
 }
 
 int ns_pipeline_memory_check(const ns_config *c, const ns_prepared *p, int max_batch, ns_err *err)
