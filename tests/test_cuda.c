@@ -13,6 +13,7 @@
 #include "engine/rng.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
+#include "tests/testutil.h"
 
 /* fp32 on both sides: GEMMs sum in another order (atol/rtol cover it), elementwise ops
  * round alike but libm and CUDA's transcendental functions may differ in the last bit */
@@ -283,25 +284,6 @@ Test(cuda, one_step_of_each_optimizer)
 
 /* ---- a whole epoch --------------------------------------------------------------------- */
 
-static void blobs(ns_dataset *ds, long n, int d, uint64_t seed)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->n = n;
-    ds->d = d;
-    ds->task = NS_TASK_CLASSIFY;
-    ds->n_classes = 3;
-    ds->x = malloc((size_t)n * d * sizeof(float));
-    ds->y = malloc((size_t)n * sizeof(int32_t));
-    ns_rng r;
-    ns_rng_seed(&r, seed);
-    for (long i = 0; i < n; i++) {
-        int c = (int)ns_rng_below(&r, 3);
-        ds->y[i] = c;
-        for (int j = 0; j < d; j++)
-            ds->x[i * d + j] = (float)((j % 3 == c ? 1.5 : 0.0) + 0.7 * ns_rng_normal(&r));
-    }
-}
-
 static ns_epoch_record last;
 static int keep_last(void *user, const ns_epoch_record *rec)
 {
@@ -314,8 +296,8 @@ Test(cuda, one_epoch_of_training_matches_the_cpu)
 {
     ns_backend *g = gpu_or_skip(), *c = cpu();
     ns_dataset tr, va;
-    blobs(&tr, 1000, 12, 1);
-    blobs(&va, 300, 12, 2);
+    tu_blobs(&tr, 1000, 12, 1, 0.7);
+    tu_blobs(&va, 300, 12, 2, 0.7);
     ns_train_spec s;
     ns_train_spec_default(&s);
     s.epochs = 1;
