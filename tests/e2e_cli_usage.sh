@@ -163,6 +163,8 @@ if ! "$NS" --version | grep -q '^cuda: yes, [1-9]'; then
     "$PWD/configs/data/tiny.csv" >"$T/cuda.yaml"
   expect_error "train.device: cuda without a GPU (search)" "train.device: device cuda" "$NS" "$T/cuda.yaml" -o "$T/cudas"
   check "train.device: cuda without a GPU: no model, no study" bash -c "[ ! -e '$T/cuda.nsm' ] && [ ! -e '$T/cudas' ]"
+  sed 's/train: {epochs: 2}/train: {epochs: 2, precision: bf16}/' "$T/tiny.yaml" >"$T/bf16.yaml"
+  expect_error "train.precision: bf16 on the CPU" "train.precision: precision bf16 runs on a GPU" "$NS" train "$T/bf16.yaml" -o "$T/bf16.nsm"
   "$NS" train "$T/tiny.yaml" --device auto -o "$T/auto.nsm" --quiet >/dev/null 2>"$T/auto.err"; rc=$?
   check "--device auto without a GPU: trains on the CPU and says so (exit $rc: $(head -c 200 "$T/auto.err"))" bash -c \
     "[ $rc -eq 0 ] && grep -q '^nnsearch: device auto: cpu (' '$T/auto.err' && [ -s '$T/auto.nsm' ]"

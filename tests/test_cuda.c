@@ -1,6 +1,7 @@
 /* test_cuda.c — the CUDA backend against the CPU one: every op of backend.h (forward,
  * backward, losses, one step of each optimizer) on the same inputs within
- * |cpu - gpu| <= atol + rtol |cpu|, and one epoch of training. Without a GPU (or in a build
+ * |cpu - gpu| <= atol + rtol |cpu|, tf32 and bf16 GEMMs within their rounding, and one
+ * epoch of training in fp32 and in bf16. Without a GPU (or in a build
  * without CUDA) those tests report "skipped: no GPU"; what runs everywhere is the choice of
  * device: auto falls back to the CPU and cuda is refused with a message. */
 #include <criterion/criterion.h>
@@ -26,7 +27,7 @@ static ns_backend *gpu_or_skip(void)
         cr_skip_test("skipped: no GPU (%s)", ns_cuda_compiled() ? "the CUDA driver finds none"
                                                                 : "built without CUDA");
     ns_err e = {0};
-    ns_backend *g = ns_backend_cuda_alloc(0, &e);
+    ns_backend *g = ns_backend_cuda_alloc(0, NS_PREC_FP32, &e);
     cr_assert(g, "%s", e.msg);
     return g;
 }
@@ -89,11 +90,11 @@ Test(cuda, the_device_is_chosen_in_one_place)
     int n = ns_cuda_device_count();
     cr_assert_eq(ns_device_resolve(NS_DEVICE_AUTO), n > 0 ? NS_DEVICE_CUDA : NS_DEVICE_CPU);
     cr_assert_eq(ns_device_resolve(NS_DEVICE_CPU), NS_DEVICE_CPU);
-    ns_backend *a = ns_backend_open(NS_DEVICE_AUTO, 1, &e);
+    ns_backend *a = ns_backend_open(NS_DEVICE_AUTO, 1, NS_PREC_FP32, &e);
     cr_assert(a, "%s", e.msg);
     cr_assert_str_eq(ns_backend_name(a), n > 0 ? "cuda" : "cpu");
     ns_backend_free(a);
-    ns_backend *c = ns_backend_open(NS_DEVICE_CUDA, 1, &e);
+    ns_backend *c = ns_backend_open(NS_DEVICE_CUDA, 1, NS_PREC_FP32, &e);
     if (n > 0) {
         cr_assert(c, "%s", e.msg);
         ns_backend_free(c);
@@ -102,6 +103,58 @@ Test(cuda, the_device_is_chosen_in_one_place)
         cr_assert_eq(e.code, NS_EINPUT);
         cr_assert(strstr(e.msg, "--device cpu"), "the message says what to do: %s", e.msg);
     }
+    /* tensor-core precisions exist on a GPU only */
+    ns_backend *b = ns_backend_open(NS_DEVICE_CPU, 1, NS_PREC_BF16, &e);
+    cr_assert_null(b);
+    cr_assert_eq(e.code, NS_EINPUT);
+    cr_assert(strstr(e.msg, "bf16") && strstr(e.msg, "fp32"), "%s", e.msg);
+}
+
+static ns_backend *gpu_prec_or_skip(ns_precision prec)
+{
+    ns_backend_free(gpu_or_skip());
+    ns_err e = {0};
+    ns_backend *g = ns_backend_cuda_alloc(0, prec, &e);
+    cr_assert(g, "%s", e.msg);
+    return g;
+}
+
+/* tf32 and bf16 GEMMs against the CPU's fp32: inputs rounded to 10 and 7 bits of mantissa,
+ * sums in fp32. Errors grow with sqrt(C) x the rounding x the terms' size (here about 2):
+ * tf32 within 0.01 + 0.005 |ref|, bf16 within 0.05 + 0.02 |ref|. */
+Test(cuda, tensor_core_matmuls_within_their_rounding)
+{
+    const ns_precision precs[] = {NS_PREC_TF32, NS_PREC_BF16};
+    const double atol[] = {0.01, 0.05}, rtol[] = {0.005, 0.02};
+    const int B = 130, C = 45, OC = 31;
+    float *x = randn((size_t)B * C, 21, 1), *w = randn((size_t)OC * C, 22, 0.3);
+    float *dout = randn((size_t)B * OC, 23, 1);
+    for (int q = 0; q < 2; q++) {
+        ns_backend *g = gpu_prec_or_skip(precs[q]), *c = cpu();
+        ns_backend *be[2] = {c, g};
+        float *out[2], *dinp[2], *dw[2];
+        for (int k = 0; k < 2; k++) {
+            float *dx = put(be[k], x, (size_t)B * C * 4), *dwt = put(be[k], w, (size_t)OC * C * 4);
+            float *dy = put(be[k], NULL, (size_t)B * OC * 4), *ddo = put(be[k], dout, (size_t)B * OC * 4);
+            float *ddi = put(be[k], NULL, (size_t)B * C * 4), *ddw = put(be[k], NULL, (size_t)OC * C * 4);
+            ns_op_matmul_forward(be[k], dy, dx, dwt, B, C, OC);
+            ns_op_matmul_backward(be[k], ddi, ddw, ddo, dx, dwt, B, C, OC);
+            out[k] = get(be[k], dy, (size_t)B * OC);
+            dinp[k] = get(be[k], ddi, (size_t)B * C);
+            dw[k] = get(be[k], ddw, (size_t)OC * C);
+            ns_buf_free(be[k], dx), ns_buf_free(be[k], dwt), ns_buf_free(be[k], dy);
+            ns_buf_free(be[k], ddo), ns_buf_free(be[k], ddi), ns_buf_free(be[k], ddw);
+        }
+        close_arrays(out[0], out[1], (size_t)B * OC, atol[q], rtol[q], ns_precision_name(precs[q]));
+        close_arrays(dinp[0], dinp[1], (size_t)B * C, atol[q], rtol[q], "dinp");
+        /* dw sums over B = 130 rows: a scale about sqrt(B / C) larger */
+        close_arrays(dw[0], dw[1], (size_t)OC * C, 2 * atol[q], rtol[q], "dw");
+        for (int k = 0; k < 2; k++)
+            free(out[k]), free(dinp[k]), free(dw[k]);
+        ns_backend_free(g);
+        ns_backend_free(c);
+    }
+    free(x), free(w), free(dout);
 }
 
 /* ---- ops ------------------------------------------------------------------------------- */
@@ -292,9 +345,11 @@ static int keep_last(void *user, const ns_epoch_record *rec)
     return 0;
 }
 
-Test(cuda, one_epoch_of_training_matches_the_cpu)
+/* one epoch on the CPU and on the GPU in prec; losses within ltol relative, parameters
+ * within ptol */
+static void epoch_parity(ns_precision prec, double ltol, double ptol)
 {
-    ns_backend *g = gpu_or_skip(), *c = cpu();
+    ns_backend *g = gpu_prec_or_skip(prec), *c = cpu();
     ns_dataset tr, va;
     tu_blobs(&tr, 1000, 12, 1, 0.7);
     tu_blobs(&va, 300, 12, 2, 0.7);
@@ -328,13 +383,17 @@ Test(cuda, one_epoch_of_training_matches_the_cpu)
         ns_trainer_free(&t);
         ns_mlp_free(m);
     }
-    /* 32 steps of GEMMs summed in another order: the losses agree to about 1e-5 */
-    close_num(rec[0].train_loss, rec[1].train_loss, 1e-5, 1e-4, "train loss");
-    close_num(rec[0].val_loss, rec[1].val_loss, 1e-5, 1e-4, "val loss");
-    close_arrays(params[0], params[1], np, 1e-4, 1e-3, "parameters after an epoch");
+    close_num(rec[0].train_loss, rec[1].train_loss, ltol, ltol, "train loss");
+    close_num(rec[0].val_loss, rec[1].val_loss, ltol, ltol, "val loss");
+    close_arrays(params[0], params[1], np, ptol, 10 * ptol, "parameters after an epoch");
     free(params[0]), free(params[1]);
     ns_dataset_free(&tr);
     ns_dataset_free(&va);
     ns_backend_free(g);
     ns_backend_free(c);
 }
+
+/* 32 steps of fp32 GEMMs summed in another order: the losses agree to about 1e-5 */
+Test(cuda, one_epoch_of_training_matches_the_cpu) { epoch_parity(NS_PREC_FP32, 1e-4, 1e-4); }
+/* bf16 GEMMs: the same learning, the losses within 2% */
+Test(cuda, one_epoch_in_bf16_learns_as_the_cpu) { epoch_parity(NS_PREC_BF16, 2e-2, 2e-2); }

@@ -1,5 +1,7 @@
 /* backend_cuda.cu — the CUDA backend: the op table of backend_impl.h on an NVIDIA GPU.
- * GEMMs through cuBLAS in fp32 (no TF32: the default math mode), everything else as one
+ * GEMMs through cuBLAS in fp32 (no TF32: the default math mode), or with train.precision
+ * tf32 (tensor cores on fp32 data) or bf16 (inputs rounded to bfloat16 into a scratch
+ * buffer, fp32 sums, fp32 outputs: the weights stay fp32), everything else as one
  * kernel per op with the CPU backend's formulas (dropout from the same counter-based
  * hash, optimizer updates in torch.optim's order). Each backend owns a stream and a cuBLAS
  * handle, so the trial pool's workers can share one GPU. Reductions (sums of squares,
@@ -7,6 +9,7 @@
  * every time on the same GPU; the ops that return a scalar wait for the stream.
  * Not the factory (backend.c chooses a backend) and not the trainer. */
 #include <cublas_v2.h>
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <math.h>
@@ -31,6 +34,10 @@ typedef struct blas_fns {
     cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
                             const float *, const float *, int, const float *, int, const float *,
                             float *, int);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                              const void *, const void *, cudaDataType, int, const void *,
+                              cudaDataType, int, const void *, void *, cudaDataType, int,
+                              cublasComputeType_t, cublasGemmAlgo_t);
 } blas_fns;
 static blas_fns blas;
 static int blas_ok;
@@ -62,7 +69,9 @@ static void blas_load(void)
     *(void **)&blas.set_stream = dlsym(h, "cublasSetStream_v2");
     *(void **)&blas.set_math_mode = dlsym(h, "cublasSetMathMode");
     *(void **)&blas.sgemm = dlsym(h, "cublasSgemm_v2");
-    if (!blas.create || !blas.destroy || !blas.set_stream || !blas.set_math_mode || !blas.sgemm) {
+    *(void **)&blas.gemm_ex = dlsym(h, "cublasGemmEx");
+    if (!blas.create || !blas.destroy || !blas.set_stream || !blas.set_math_mode || !blas.sgemm ||
+        !blas.gemm_ex) {
         snprintf(blas_why, sizeof blas_why, "%s lacks the cuBLAS functions this build uses",
                  names[0]);
         return;
@@ -76,6 +85,9 @@ static void blas_load(void)
 typedef struct cuda_backend {
     ns_backend base;       /* first: the op table sees an ns_backend */
     int device;
+    ns_precision prec;
+    __nv_bfloat16 *half;   /* bf16: the GEMMs' inputs rounded, `half_cap` elements */
+    size_t half_cap;
     cudaStream_t stream;
     cublasHandle_t blas;
     double *part;          /* (MAX_BLOCKS) device: the first pass's partial sums */
@@ -203,6 +215,7 @@ static void cu_destroy(ns_backend *be)
         blas.destroy(c->blas);
     cudaFree(c->part);
     cudaFree(c->res);
+    cudaFree(c->half);
     cudaFreeHost(c->host);
     if (c->stream)
         cudaStreamDestroy(c->stream);
@@ -317,18 +330,83 @@ static int cu_all_finite(ns_backend *be, const float *x, size_t n)
 
 /* ---- dense layer: row-major products as cuBLAS's column-major ones ------------------------ */
 
+/* ---- bf16: the GEMMs' inputs rounded to bfloat16 in scratch, fp32 sums and outputs ---- */
+
+__global__ static void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* Room for n bf16 values in c->half; 0, or -1 (reported) when out of memory. */
+static int half_room(cuda_backend *c, size_t n)
+{
+    if (n <= c->half_cap)
+        return 0;
+    check(cudaStreamSynchronize(c->stream), "growing the bf16 scratch");
+    cudaFree(c->half);
+    c->half = NULL;
+    c->half_cap = 0;
+    if (cudaMalloc((void **)&c->half, n * sizeof *c->half) != cudaSuccess) {
+        check(cudaErrorMemoryAllocation, "the bf16 scratch");
+        return -1;
+    }
+    c->half_cap = n;
+    return 0;
+}
+
+static const __nv_bfloat16 *rounded(cuda_backend *c, size_t at, const float *src, size_t n)
+{
+    k_to_bf16<<<blocks_for(n), THREADS, 0, c->stream>>>(c->half + at, src, n);
+    return c->half + at;
+}
+
+static void gemm16(cuda_backend *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                   const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *Bm, int ldb, float beta,
+                   float *C, int ldc, const char *what)
+{
+    const float one = 1;
+    check_blas(blas.gemm_ex(c->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, Bm, CUDA_R_16BF,
+                            ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               what);
+}
+
 static void cu_matmul_forward(ns_backend *be, float *out, const float *inp, const float *w,
                               int B, int C, int OC)
 {
+    cuda_backend *c = cb(be);
     /* out (B, OC) = inp (B, C) w^T: column-major out^T (OC x B) = w (C x OC)^T inp^T */
+    if (c->prec == NS_PREC_BF16) {
+        size_t nw = (size_t)OC * C, ni = (size_t)B * C;
+        if (half_room(c, nw + ni))
+            return;
+        const __nv_bfloat16 *w16 = rounded(c, 0, w, nw), *i16 = rounded(c, nw, inp, ni);
+        gemm16(c, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, w16, C, i16, C, 0.0f, out, OC, "matmul forward");
+        return;
+    }
     const float one = 1, zero = 0;
-    check_blas(blas.sgemm(cb(be)->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, w, C, inp, C,
+    check_blas(blas.sgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, w, C, inp, C,
                            &zero, out, OC), "matmul forward");
 }
 
 static void cu_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
                                const float *inp, const float *w, int B, int C, int OC)
 {
+    cuda_backend *c = cb(be);
+    if (c->prec == NS_PREC_BF16) {
+        size_t nd = (size_t)B * OC, ni = (size_t)B * C, nw = (size_t)OC * C;
+        if (half_room(c, nd + ni + nw))
+            return;
+        const __nv_bfloat16 *d16 = rounded(c, 0, dout, nd), *i16 = rounded(c, nd, inp, ni);
+        gemm16(c, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, i16, C, d16, OC, 1.0f, dw, C,
+               "matmul backward (weights)");
+        if (dinp) {
+            const __nv_bfloat16 *w16 = rounded(c, nd + ni, w, nw);
+            gemm16(c, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, w16, C, d16, OC, 0.0f, dinp, C,
+                   "matmul backward (inputs)");
+        }
+        return;
+    }
     const float one = 1, zero = 0;
     /* dw (OC, C) += dout^T inp: column-major dw^T (C x OC) += inp^T (C x B) dout (B x OC) */
     check_blas(blas.sgemm(cb(be)->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, &one, inp, C, dout,
@@ -691,7 +769,7 @@ extern "C" int ns_cuda_describe(int device, char *out, size_t cap)
 
 extern "C" int ns_cuda_compiled(void) { return 1; }
 
-extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_err *err)
+extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_err *err)
 {
     int n = ns_cuda_device_count();
     if (n < 1) {
@@ -712,6 +790,7 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_err *err)
     c->base.ops = &cuda_ops;
     c->base.threads = 1;
     c->device = device;
+    c->prec = prec;
     cudaError_t e = cudaSetDevice(device);
     if (e == cudaSuccess)
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
@@ -736,9 +815,10 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_err *err)
     cublasStatus_t s = blas.create(&c->blas);
     if (s == CUBLAS_STATUS_SUCCESS)
         s = blas.set_stream(c->blas, c->stream);
-    /* fp32 GEMMs stay fp32: no TF32 tensor-core rounding unless asked for */
+    /* fp32 GEMMs stay fp32: TF32 tensor-core rounding only when asked for */
     if (s == CUBLAS_STATUS_SUCCESS)
-        s = blas.set_math_mode(c->blas, CUBLAS_DEFAULT_MATH);
+        s = blas.set_math_mode(c->blas, prec == NS_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                             : CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) {
         ns_err_set(err, NS_ERUNTIME, "device cuda: cuBLAS failed to start (status %d)", (int)s);
         c->blas = NULL;

@@ -15,9 +15,10 @@ int ns_cuda_compiled(void);
 int ns_cuda_device_count(void);
 /* "NVIDIA H100 80GB HBM3, 79 GiB, compute 9.0" into out; 0, or -1 (no such GPU). */
 int ns_cuda_describe(int device, char *out, size_t cap);
-/* A backend on GPU `device`: its own stream and cuBLAS handle. NULL and *err (NS_EINPUT:
- * no GPU, or no CUDA in this build; NS_ERUNTIME: the driver or cuBLAS failed) otherwise. */
-ns_backend *ns_backend_cuda_alloc(int device, ns_err *err);
+/* A backend on GPU `device` with GEMMs in prec: its own stream and cuBLAS handle. NULL and
+ * *err (NS_EINPUT: no GPU, or no CUDA in this build; NS_ERUNTIME: the driver or cuBLAS
+ * failed) otherwise. */
+ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_err *err);
 /* 1 once any CUDA call in an op has failed (reported on stderr once): the op results
  * since are not to be trusted. */
 int ns_cuda_failed(void);

@@ -13,9 +13,10 @@ int ns_cuda_describe(int device, char *out, size_t cap)
 }
 int ns_cuda_failed(void) { return 0; }
 
-ns_backend *ns_backend_cuda_alloc(int device, ns_err *err)
+ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_err *err)
 {
     (void)device;
+    (void)prec;
     ns_err_set(err, NS_EINPUT, "device cuda: this nnsearch was built without CUDA (CMake found "
                "no nvcc); rebuild with nvcc on PATH or -DNS_CUDA=ON, or use --device cpu");
     return NULL;

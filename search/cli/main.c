@@ -1303,7 +1303,7 @@ static int run_command(int argc, char **argv)
     }
     if (device_given && device_chosen == NS_DEVICE_CUDA && ns_cuda_device_count() < 1) {
         ns_err e = {0};
-        ns_backend_free(ns_backend_cuda_alloc(0, &e));
+        ns_backend_free(ns_backend_cuda_alloc(0, NS_PREC_FP32, &e));
         fprintf(stderr, "nnsearch: %s\n", e.msg);
         return 2;
     }

@@ -59,6 +59,8 @@ static const enum_name final_names[] = {
     {"auto", NS_FINAL_AUTO}, {"refit", NS_FINAL_REFIT}, {"ensemble", NS_FINAL_ENSEMBLE}, {NULL, 0}};
 static const enum_name device_names[] = {
     {"cpu", NS_DEVICE_CPU}, {"cuda", NS_DEVICE_CUDA}, {"auto", NS_DEVICE_AUTO}, {NULL, 0}};
+static const enum_name precision_names[] = {
+    {"fp32", NS_PREC_FP32}, {"tf32", NS_PREC_TF32}, {"bf16", NS_PREC_BF16}, {NULL, 0}};
 static const enum_name sched_names[] = {
     {"constant", NS_SCHED_CONSTANT}, {"step", NS_SCHED_STEP},       {"exponential", NS_SCHED_EXP},
     {"cosine", NS_SCHED_COSINE},     {"onecycle", NS_SCHED_ONECYCLE}, {"plateau", NS_SCHED_PLATEAU},
@@ -145,6 +147,7 @@ const key_def cfg_keys[] = {
     NUM("train", "drop_last", KT_BOOL, train.drop_last, 0, 1, S, "false"),
     NUM("train", "threads", KT_INT, threads, 1, 4096, 0, "1"),
     ENUM("train", "device", device, device_names, 0, "cpu"),
+    ENUM("train", "precision", precision, precision_names, 0, "fp32"),
 
     NUM("health", "divergence_factor", KT_DOUBLE, health.div_factor, 1, INF, MIN_OPEN, "4"),
     NUM("health", "min_epochs", KT_INT, health.min_epochs, 2, INF, 0, "6"),

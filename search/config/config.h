@@ -178,6 +178,7 @@ typedef struct ns_config {
     ns_datacheck_spec datacheck; /* the health: section's data-check thresholds */
     int threads;          /* BLAS threads for `train` [1] */
     int device;           /* train.device: an ns_device (engine/backend/backend.h) [cpu] */
+    int precision;        /* train.precision: an ns_precision, the GEMMs' arithmetic [fp32] */
     int ensemble;         /* model.ensemble: 0, one model; K >= 2, one member per stratified
                              fold of the training rows, validated on its fold, predictions
                              averaged [0] */
