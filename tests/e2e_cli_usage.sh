@@ -149,5 +149,29 @@ PY
 rc=$?
 check "predict's figures equal Python's ($(tail -1 "$T/py.txt"))" test $rc -eq 0
 
+# ---- --device: chosen once, refused with the fix when it cannot be had ----------------
+printf 'data: {train: %s, label: label, val_fraction: 0.2}\nmodel: {hidden: [8]}\ntrain: {epochs: 2}\n' \
+  "$PWD/configs/data/tiny.csv" >"$T/tiny.yaml"
+expect_error "--device gpu" "expected cpu, cuda or auto" "$NS" --device gpu configs/quickstart.yaml
+expect_error "--device without a value" "--device needs a value" "$NS" lr-find configs/quickstart.yaml --device
+if ! "$NS" --version | grep -q '^cuda: yes, [1-9]'; then
+  expect_error "--device cuda without a GPU" "--device cpu" "$NS" --device cuda configs/quickstart.yaml -o "$T/nogpu"
+  check "--device cuda without a GPU: nothing written" test ! -e "$T/nogpu"
+  sed 's/train: {epochs: 2}/train: {epochs: 2, device: cuda}/' "$T/tiny.yaml" >"$T/cuda.yaml"
+  expect_error "train.device: cuda without a GPU (train)" "train.device: device cuda" "$NS" train "$T/cuda.yaml" -o "$T/cuda.nsm"
+  printf 'data: {train: %s, label: label, val_fraction: 0.2}\nmodel: {hidden: [8], dropout: {uniform: [0, 0.5]}}\ntrain: {device: cuda}\nsearch: {stages: [{stage: random, trials: 2, epochs: 1}]}\n' \
+    "$PWD/configs/data/tiny.csv" >"$T/cuda.yaml"
+  expect_error "train.device: cuda without a GPU (search)" "train.device: device cuda" "$NS" "$T/cuda.yaml" -o "$T/cudas"
+  check "train.device: cuda without a GPU: no model, no study" bash -c "[ ! -e '$T/cuda.nsm' ] && [ ! -e '$T/cudas' ]"
+  sed 's/train: {epochs: 2}/train: {epochs: 2, precision: bf16}/' "$T/tiny.yaml" >"$T/bf16.yaml"
+  expect_error "train.precision: bf16 on the CPU" "train.precision: precision bf16 runs on a GPU" "$NS" train "$T/bf16.yaml" -o "$T/bf16.nsm"
+  "$NS" train "$T/tiny.yaml" --device auto -o "$T/auto.nsm" --quiet >/dev/null 2>"$T/auto.err"; rc=$?
+  check "--device auto without a GPU: trains on the CPU and says so (exit $rc: $(head -c 200 "$T/auto.err"))" bash -c \
+    "[ $rc -eq 0 ] && grep -q '^nnsearch: device auto: cpu (' '$T/auto.err' && [ -s '$T/auto.nsm' ]"
+fi
+"$NS" train "$T/tiny.yaml" --device=cpu -o "$T/cpu.nsm" --quiet >/dev/null 2>&1
+check "--device=cpu: the same model as no --device" bash -c \
+  "'$NS' train '$T/tiny.yaml' -o '$T/plain.nsm' --quiet >/dev/null 2>&1 && cmp -s '$T/cpu.nsm' '$T/plain.nsm'"
+
 echo "e2e_cli_usage: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

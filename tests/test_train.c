@@ -19,26 +19,6 @@
 #include "search/stages/pipeline.h"
 #include "tests/testutil.h"
 
-/* Three Gaussian blobs in d dimensions, rows in random order. */
-static void make_blobs(ns_dataset *ds, long n, int d, uint64_t seed, double spread)
-{
-    memset(ds, 0, sizeof *ds);
-    ds->n = n;
-    ds->d = d;
-    ds->task = NS_TASK_CLASSIFY;
-    ds->n_classes = 3;
-    ds->x = malloc((size_t)n * d * sizeof(float));
-    ds->y = malloc((size_t)n * sizeof(int32_t));
-    ns_rng r;
-    ns_rng_seed(&r, seed);
-    for (long i = 0; i < n; i++) {
-        int c = (int)ns_rng_below(&r, 3);
-        ds->y[i] = c;
-        for (int j = 0; j < d; j++)
-            ds->x[i * d + j] = (float)((j % 3 == c ? 1.5 : 0.0) + spread * ns_rng_normal(&r));
-    }
-}
-
 typedef struct run {
     ns_backend *be;
     ns_mlp *m;
@@ -102,8 +82,8 @@ static int same_bits(const run *a, const run *b)
 Test(train, learns_separable_blobs)
 {
     ns_dataset tr, va;
-    make_blobs(&tr, 600, 6, 1, 0.5);
-    make_blobs(&va, 300, 6, 2, 0.5);
+    tu_blobs(&tr, 600, 6, 1, 0.5);
+    tu_blobs(&va, 300, 6, 2, 0.5);
     ns_train_spec s = base_spec();
     run r;
     run_start(&r, &s, &tr, &va, 0.0f, NS_OPT_ADAM);
@@ -126,8 +106,8 @@ Test(train, learns_separable_blobs)
 static void check_deterministic(ns_opt_kind opt, float dropout)
 {
     ns_dataset tr, va;
-    make_blobs(&tr, 500, 6, 1, 1.0);
-    make_blobs(&va, 100, 6, 2, 1.0);
+    tu_blobs(&tr, 500, 6, 1, 1.0);
+    tu_blobs(&va, 100, 6, 2, 1.0);
     ns_train_spec s = base_spec();
     run a, b;
     ns_err err = {0};
@@ -166,8 +146,8 @@ Test(train, deterministic_every_optimizer)
 static void check_roundtrip(ns_sched_kind sched, int patience, ns_opt_kind opt, int k)
 {
     ns_dataset tr, va;
-    make_blobs(&tr, 400, 6, 3, 1.2);
-    make_blobs(&va, 120, 6, 4, 1.2);
+    tu_blobs(&tr, 400, 6, 3, 1.2);
+    tu_blobs(&va, 120, 6, 4, 1.2);
     ns_train_spec s = base_spec();
     s.sched.kind = sched;
     ns_sched_spec_default(&s.sched, sched);
@@ -221,7 +201,7 @@ Test(train, checkpoint_roundtrip_is_exact)
 Test(train, corrupt_checkpoint_is_refused)
 {
     ns_dataset tr;
-    make_blobs(&tr, 100, 6, 3, 1.0);
+    tu_blobs(&tr, 100, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     run r;
     ns_err err = {0};
@@ -275,7 +255,7 @@ static void patch_checkpoint(const char *path, long off, int64_t v)
 Test(train, checkpoint_with_impossible_counters_is_refused)
 {
     ns_dataset tr;
-    make_blobs(&tr, 100, 6, 3, 1.0);
+    tu_blobs(&tr, 100, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     run r;
     ns_err err = {0};
@@ -308,7 +288,7 @@ Test(train, checkpoint_with_impossible_counters_is_refused)
 Test(train, step_budget_and_partial_epoch)
 {
     ns_dataset tr;
-    make_blobs(&tr, 100, 6, 3, 1.0);
+    tu_blobs(&tr, 100, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     s.budget = NS_BUDGET_STEPS;
     s.steps = 10; /* 4 steps per epoch: 2.5 epochs */
@@ -326,7 +306,7 @@ Test(train, step_budget_and_partial_epoch)
 Test(train, seconds_budget_stops)
 {
     ns_dataset tr;
-    make_blobs(&tr, 2000, 6, 3, 1.0);
+    tu_blobs(&tr, 2000, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     s.budget = NS_BUDGET_SECONDS;
     s.seconds = 0.3;
@@ -343,8 +323,8 @@ Test(train, early_stopping_keeps_best_weights)
 {
     /* Noisy labels and a high LR: validation accuracy peaks early, then patience ends it. */
     ns_dataset tr, va;
-    make_blobs(&tr, 300, 6, 7, 2.5);
-    make_blobs(&va, 200, 6, 8, 2.5);
+    tu_blobs(&tr, 300, 6, 7, 2.5);
+    tu_blobs(&va, 200, 6, 8, 2.5);
     ns_train_spec s = base_spec();
     s.epochs = 40;
     s.patience = 2;
@@ -386,8 +366,8 @@ Test(train, early_stopping_watches_the_monitored_metric)
      * hand from the logits), the kept epoch is the first with the best monitored value,
      * and the restored weights score it. */
     ns_dataset tr, va;
-    make_blobs(&tr, 300, 6, 7, 2.5);
-    make_blobs(&va, 200, 6, 8, 2.5);
+    tu_blobs(&tr, 300, 6, 7, 2.5);
+    tu_blobs(&va, 200, 6, 8, 2.5);
     for (long i = 0; i < va.n; i += 3) /* class 2 rarer among the validation rows */
         if (va.y[i] == 2)
             va.y[i] = 0;
@@ -438,7 +418,7 @@ Test(train, early_stopping_watches_the_monitored_metric)
 Test(train, divergence_stops_the_run_not_the_program)
 {
     ns_dataset tr;
-    make_blobs(&tr, 200, 6, 3, 1.0);
+    tu_blobs(&tr, 200, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     s.lr = 1e30;
     s.opt.kind = NS_OPT_SGD;
@@ -469,8 +449,8 @@ static int counting_batch(void *ctx, const float *x, const int32_t *y, const flo
 static void interrupted_resumes_exactly(int stop_after_batches, int want_epoch, long want_step)
 {
     ns_dataset tr, va;
-    make_blobs(&tr, 400, 6, 3, 1.2);
-    make_blobs(&va, 120, 6, 4, 1.2);
+    tu_blobs(&tr, 400, 6, 3, 1.2);
+    tu_blobs(&va, 120, 6, 4, 1.2);
     ns_train_spec s = base_spec();
     s.epochs = 4;
     s.patience = 3;
@@ -542,7 +522,7 @@ static void *raise_stop_later(void *arg)
 Test(train, stop_raised_by_another_thread)
 {
     ns_dataset tr;
-    make_blobs(&tr, 2000, 6, 3, 1.0);
+    tu_blobs(&tr, 2000, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     s.epochs = 1000000;
     run r;
@@ -566,7 +546,7 @@ Test(train, stop_raised_by_another_thread)
 Test(train, every_allocation_failure_is_reported)
 {
     ns_dataset tr;
-    make_blobs(&tr, 100, 6, 3, 1.0);
+    tu_blobs(&tr, 100, 6, 3, 1.0);
     ns_train_spec s = base_spec();
     s.patience = 2;
     int succeeded = 0;

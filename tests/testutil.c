@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "engine/rng.h"
+
 /* Folders made by this process; removed with their contents when it exits (Criterion runs
  * each test in its own process, so every test cleans up after itself). */
 static char *made[256];
@@ -84,4 +86,23 @@ double tu_close_ratio(const double *ref, const float *x, size_t n, double atol, 
     if (worst)
         *worst = wi;
     return w;
+}
+
+void tu_blobs(ns_dataset *ds, long n, int d, uint64_t seed, double spread)
+{
+    memset(ds, 0, sizeof *ds);
+    ds->n = n;
+    ds->d = d;
+    ds->task = NS_TASK_CLASSIFY;
+    ds->n_classes = 3;
+    ds->x = malloc((size_t)n * d * sizeof(float));
+    ds->y = malloc((size_t)n * sizeof(int32_t));
+    ns_rng r;
+    ns_rng_seed(&r, seed);
+    for (long i = 0; i < n; i++) {
+        int c = (int)ns_rng_below(&r, 3);
+        ds->y[i] = c;
+        for (int j = 0; j < d; j++)
+            ds->x[i * d + j] = (float)((j % 3 == c ? 1.5 : 0.0) + spread * ns_rng_normal(&r));
+    }
 }

@@ -1,6 +1,37 @@
 /* backend.c — dispatch of every ns_op_* / ns_buf_* call through the backend's op table.
  * Deliberately thin: no checks on the hot path beyond what the ops themselves need. */
 #include "engine/backend/backend_impl.h"
+#include "engine/cuda/cuda.h"
+
+ns_device ns_device_resolve(ns_device dev)
+{
+    if (dev != NS_DEVICE_AUTO)
+        return dev;
+    return ns_cuda_compiled() && ns_cuda_device_count() > 0 ? NS_DEVICE_CUDA : NS_DEVICE_CPU;
+}
+
+const char *ns_device_name(ns_device dev)
+{
+    return dev == NS_DEVICE_CUDA ? "cuda" : dev == NS_DEVICE_AUTO ? "auto" : "cpu";
+}
+
+const char *ns_precision_name(ns_precision prec)
+{
+    return prec == NS_PREC_TF32 ? "tf32" : prec == NS_PREC_BF16 ? "bf16" : "fp32";
+}
+
+ns_backend *ns_backend_open(ns_device dev, int threads, ns_precision prec, ns_err *err)
+{
+    if (ns_device_resolve(dev) == NS_DEVICE_CUDA)
+        return ns_backend_cuda_alloc(0, prec, err);
+    if (prec != NS_PREC_FP32) {
+        ns_err_set(err, NS_EINPUT, "precision %s runs on a GPU's tensor cores only, and training "
+                   "runs on the CPU here; use precision fp32, or --device cuda on a machine with "
+                   "a GPU", ns_precision_name(prec));
+        return NULL;
+    }
+    return ns_backend_cpu_alloc(threads, err);
+}
 
 void ns_backend_free(ns_backend *be)
 {

@@ -29,6 +29,32 @@ typedef enum ns_act {
 
 /* ---- lifetime and memory ---------------------------------------------------------- */
 
+/* Where training runs. The order is train.device's (search/config). */
+typedef enum ns_device {
+    NS_DEVICE_CPU = 0,
+    NS_DEVICE_CUDA,  /* GPU 0 through engine/cuda (cuda.h) */
+    NS_DEVICE_AUTO,  /* cuda when a GPU answers, else cpu */
+} ns_device;
+
+/* The arithmetic of the GEMMs (train.precision). Weights, gradients, optimizer state and
+ * every other op stay fp32 whatever it is. */
+typedef enum ns_precision {
+    NS_PREC_FP32 = 0,
+    NS_PREC_TF32, /* GPU tensor cores, inputs rounded to 10-bit mantissas, fp32 sums */
+    NS_PREC_BF16, /* GPU tensor cores, inputs rounded to bfloat16, fp32 sums */
+} ns_precision;
+
+/* The one place a trainer's backend is chosen: cpu (threads BLAS threads), cuda, or auto
+ * (ns_device_resolve), with GEMMs in prec. NULL and *err when the device cannot be had:
+ * cuda without a GPU or in a build without CUDA, or tf32/bf16 on the CPU, is NS_EINPUT,
+ * with the fix in the message. */
+ns_backend *ns_backend_open(ns_device dev, int threads, ns_precision prec, ns_err *err);
+const char *ns_precision_name(ns_precision prec); /* "fp32", "tf32", "bf16" */
+/* auto -> cuda when this build has CUDA and the driver sees a GPU, else cpu; the others
+ * as they are. */
+ns_device ns_device_resolve(ns_device dev);
+const char *ns_device_name(ns_device dev); /* "cpu", "cuda", "auto" */
+
 /* CPU backend on OpenBLAS; threads = BLAS threads for this backend's GEMMs (>= 1).
  * Returns NULL and sets *err on failure; caller frees with ns_backend_free. */
 ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err);

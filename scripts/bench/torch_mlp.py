@@ -28,9 +28,15 @@ def parse_args():
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share [%(default)s]")
     p.add_argument("--threads", type=int, default=1, help="intra- and inter-op threads [%(default)s]")
     p.add_argument("--seed", type=int, default=1, help="seed for split, init and shuffling [%(default)s]")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"),
+                   help="where to train; on cuda the data stay on the GPU [%(default)s]")
+    p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
+                   help="bf16: autocast GEMMs to bfloat16 (fp32 weights), cuda only [%(default)s]")
     a = p.parse_args()
     if a.batch < 1 or a.epochs < 1 or a.threads < 1 or not 0.0 < a.val_fraction < 1.0:
         p.error("batch, epochs and threads must be >= 1 and val-fraction in (0, 1)")
+    if a.dtype == "bf16" and a.device != "cuda":
+        p.error("--dtype bf16 needs --device cuda")
     return a
 
 
@@ -119,9 +125,16 @@ def main():
     std = x_all[tr].std(axis=0, dtype=np.float64)
     std[std == 0.0] = 1.0
     x_all = ((x_all - mean) / std).astype(np.float32)
-    x_tr, y_tr = torch.from_numpy(x_all[tr].copy()), torch.from_numpy(y_all[tr].copy())
-    x_va, y_va = torch.from_numpy(x_all[va].copy()), torch.from_numpy(y_all[va].copy())
+    dev = torch.device(a.device)
+    x_tr, y_tr = torch.from_numpy(x_all[tr].copy()).to(dev), torch.from_numpy(y_all[tr].copy()).to(dev)
+    x_va, y_va = torch.from_numpy(x_all[va].copy()).to(dev), torch.from_numpy(y_all[va].copy()).to(dev)
     load_s = time.perf_counter() - t_load
+
+    def sync():
+        if a.device == "cuda":
+            torch.cuda.synchronize()
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if a.dtype == "bf16"
+                else torch.autocast("cpu", enabled=False))
 
     dims = [x_tr.shape[1], 256, 128, 10]
     layers = []
@@ -132,12 +145,13 @@ def main():
         layers.append(lin)
         if i < len(dims) - 2:
             layers.append(torch.nn.ReLU())
-    model = torch.nn.Sequential(*layers)
+    model = torch.nn.Sequential(*layers).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=a.lr)
     loss_fn = torch.nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(a.seed)
 
-    emit({"setup": True, "torch": torch.__version__, "backend": backend_note(),
+    emit({"setup": True, "torch": torch.__version__, "device": a.device, "dtype": a.dtype,
+          "backend": backend_note() if a.device == "cpu" else torch.cuda.get_device_name(0),
           "train_samples": int(x_tr.shape[0]), "val_samples": int(x_va.shape[0]),
           "batch": a.batch, "epochs": a.epochs, "load_seconds": round(load_s, 3),
           "openblas_coretype": os.environ.get("OPENBLAS_CORETYPE", "")})
@@ -146,17 +160,20 @@ def main():
     rates = []
     for epoch in range(1, a.epochs + 1):
         model.train()
+        sync()
         t0 = time.perf_counter()
-        order = torch.randperm(n_tr, generator=gen)
-        loss_sum = torch.zeros(())
+        order = torch.randperm(n_tr, generator=gen).to(dev)
+        loss_sum = torch.zeros((), device=dev)
         for start in range(0, n_tr, a.batch):  # last partial batch kept
             idx = order[start:start + a.batch]
             xb, yb = x_tr[idx], y_tr[idx]
             opt.zero_grad(set_to_none=True)
-            loss = loss_fn(model(xb), yb)
+            with autocast:
+                loss = loss_fn(model(xb), yb)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * idx.shape[0]
+            loss_sum += loss.detach().float() * idx.shape[0]
+        sync()
         train_s = time.perf_counter() - t0
 
         model.eval()

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "engine/atomic.h"
+#include "engine/cuda/cuda.h"
 #include "model/modelfile.h"
 #include "search/cli/predict.h"
 #include "search/cli/progress.h"
@@ -50,7 +51,9 @@ static const char usage[] =
     "\n"
     "progress goes to stderr (a live line on a terminal, timestamped lines otherwise; set\n"
     "NO_COLOR for no colours, --quiet for none), results to stdout.\n"
-    "common: -h, --help    this text (or a command's);  --version  the version and MPI support\n"
+    "common: -h, --help    this text (or a command's);  --version  the version, MPI and CUDA\n"
+    "        --device D    where trials train: cpu, cuda (GPU 0) or auto (cuda when a GPU\n"
+    "                      answers); overrides train.device [the config's, default cpu]\n"
     "exit codes: 0 success, 1 runtime failure, 2 usage/config/data error, 130 interrupted\n"
     "docs: docs/config.md (config keys), docs/model-format.md (model file)\n";
 
@@ -702,6 +705,10 @@ static int cmd_train(int argc, char **argv, int is_search_run)
     if (ns_config_load(&c, config, &err))
         return report(&err);
     (void)is_search_run;
+    if (ns_pipeline_device_check(&c, &err)) {
+        ns_config_free(&c);
+        return report(&err);
+    }
     int bad = check_fixed(&c);
     if (bad) {
         ns_config_free(&c);
@@ -1014,6 +1021,10 @@ static int cmd_lrfind(int argc, char **argv)
     ns_config base, c;
     if (ns_config_load(&base, config, &err))
         return report(&err);
+    if (ns_pipeline_device_check(&base, &err)) {
+        ns_config_free(&base);
+        return report(&err);
+    }
     double *mid = NULL;
     if (base.space.n > 0 && (mid = malloc((size_t)base.space.n * sizeof *mid)))
         for (int i = 0; i < base.space.n; i++)
@@ -1234,8 +1245,68 @@ static int unknown_command(const char *w)
     return 2;
 }
 
+/* --device D or --device=D anywhere on the line: taken out of argv (every command accepts
+ * it) and set for every config this process reads. 0, or 2 after a message. */
+static ns_device device_chosen = NS_DEVICE_CPU;
+static int device_given;
+
+static int take_device(int *argc, char **argv)
+{
+    for (int i = 1; i < *argc; i++) {
+        const char *v = NULL;
+        int used = 0;
+        if (!strcmp(argv[i], "--device")) {
+            if (i + 1 >= *argc) {
+                fprintf(stderr, "nnsearch: --device needs a value: cpu, cuda or auto\n");
+                return 2;
+            }
+            v = argv[i + 1];
+            used = 2;
+        } else if (!strncmp(argv[i], "--device=", 9)) {
+            v = argv[i] + 9;
+            used = 1;
+        } else {
+            continue;
+        }
+        ns_device d;
+        if (!strcmp(v, "cpu"))
+            d = NS_DEVICE_CPU;
+        else if (!strcmp(v, "cuda"))
+            d = NS_DEVICE_CUDA;
+        else if (!strcmp(v, "auto"))
+            d = NS_DEVICE_AUTO;
+        else {
+            fprintf(stderr, "nnsearch: --device %s: expected cpu, cuda or auto\n", v);
+            return 2;
+        }
+        /* auto is decided once, here, so that every trial of the run trains alike */
+        device_chosen = ns_device_resolve(d);
+        device_given = 1 + (d == NS_DEVICE_AUTO);
+        ns_config_device_override((int)device_chosen);
+        memmove(argv + i, argv + i + used, (size_t)(*argc - i - used + 1) * sizeof *argv);
+        *argc -= used;
+        i--;
+    }
+    return 0;
+}
+
 static int run_command(int argc, char **argv)
 {
+    if (device_given == 2) { /* --device auto: say what it chose */
+        char desc[256] = "";
+        if (device_chosen == NS_DEVICE_CUDA)
+            ns_cuda_describe(0, desc, sizeof desc);
+        fprintf(stderr, "nnsearch: device auto: %s (%s)\n", ns_device_name(device_chosen),
+                device_chosen == NS_DEVICE_CUDA ? desc
+                : ns_cuda_compiled() ? "no GPU answers"
+                                     : "this nnsearch is built without CUDA");
+    }
+    if (device_given && device_chosen == NS_DEVICE_CUDA && ns_cuda_device_count() < 1) {
+        ns_err e = {0};
+        ns_backend_free(ns_backend_cuda_alloc(0, NS_PREC_FP32, &e));
+        fprintf(stderr, "nnsearch: %s\n", e.msg);
+        return 2;
+    }
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;
@@ -1248,6 +1319,15 @@ static int run_command(int argc, char **argv)
             printf("mpi: yes, %s (mpirun -n N nnsearch CONFIG: docs/config.md, \"Running under MPI\")\n", mpi);
         else
             printf("mpi: no (built without MPI: install libopenmpi-dev and rebuild)\n");
+        if (ns_cuda_compiled()) {
+            int n = ns_cuda_device_count();
+            char desc[256] = "";
+            if (n > 0)
+                ns_cuda_describe(0, desc, sizeof desc);
+            printf("cuda: yes, %d GPU(s)%s%s (--device cuda or auto)\n", n, n > 0 ? ": " : "", desc);
+        } else {
+            printf("cuda: no (built without CUDA: rebuild where nvcc is found)\n");
+        }
         return 0;
     }
     /* The command word (or config): the first argument that is neither an option nor an
@@ -1334,6 +1414,8 @@ static int run_command(int argc, char **argv)
  * nothing of MPI is touched. */
 int main(int argc, char **argv)
 {
+    if (take_device(&argc, argv))
+        return 2;
     if (!ns_dist_launched())
         return run_command(argc, argv);
     const char *world = getenv("OMPI_COMM_WORLD_SIZE");

@@ -57,6 +57,10 @@ static const enum_name monitor_names[] = {
     {NULL, 0}};
 static const enum_name final_names[] = {
     {"auto", NS_FINAL_AUTO}, {"refit", NS_FINAL_REFIT}, {"ensemble", NS_FINAL_ENSEMBLE}, {NULL, 0}};
+static const enum_name device_names[] = {
+    {"cpu", NS_DEVICE_CPU}, {"cuda", NS_DEVICE_CUDA}, {"auto", NS_DEVICE_AUTO}, {NULL, 0}};
+static const enum_name precision_names[] = {
+    {"fp32", NS_PREC_FP32}, {"tf32", NS_PREC_TF32}, {"bf16", NS_PREC_BF16}, {NULL, 0}};
 static const enum_name sched_names[] = {
     {"constant", NS_SCHED_CONSTANT}, {"step", NS_SCHED_STEP},       {"exponential", NS_SCHED_EXP},
     {"cosine", NS_SCHED_COSINE},     {"onecycle", NS_SCHED_ONECYCLE}, {"plateau", NS_SCHED_PLATEAU},
@@ -142,6 +146,8 @@ const key_def cfg_keys[] = {
     NUM("train", "seed", KT_U64, train.seed, 0, INF, 0, "1"),
     NUM("train", "drop_last", KT_BOOL, train.drop_last, 0, 1, S, "false"),
     NUM("train", "threads", KT_INT, threads, 1, 4096, 0, "1"),
+    ENUM("train", "device", device, device_names, 0, "cpu"),
+    ENUM("train", "precision", precision, precision_names, 0, "fp32"),
 
     NUM("health", "divergence_factor", KT_DOUBLE, health.div_factor, 1, INF, MIN_OPEN, "4"),
     NUM("health", "min_epochs", KT_INT, health.min_epochs, 2, INF, 0, "6"),
@@ -1275,7 +1281,22 @@ uint64_t ns_fnv1a64(const void *data, size_t len)
     return h;
 }
 
+/* --device: every config this process reads trains there (-1: each its own train.device) */
+static int device_override = -1;
+
+void ns_config_device_override(int dev) { device_override = dev; }
+
+static int parse(ns_config *c, const char *name, const char *text, size_t len, ns_err *err);
+
 int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len, ns_err *err)
+{
+    int rc = parse(c, name, text, len, err);
+    if (rc == NS_OK && device_override >= 0)
+        c->device = device_override;
+    return rc;
+}
+
+static int parse(ns_config *c, const char *name, const char *text, size_t len, ns_err *err)
 {
     ns_config t = {0};
     ctx x = {.name = name ? name : "<config>", .c = &t, .err = err};

@@ -177,6 +177,8 @@ typedef struct ns_config {
     ns_health_spec health; /* the health: section, the trial detectors' thresholds */
     ns_datacheck_spec datacheck; /* the health: section's data-check thresholds */
     int threads;          /* BLAS threads for `train` [1] */
+    int device;           /* train.device: an ns_device (engine/backend/backend.h) [cpu] */
+    int precision;        /* train.precision: an ns_precision, the GEMMs' arithmetic [fp32] */
     int ensemble;         /* model.ensemble: 0, one model; K >= 2, one member per stratified
                              fold of the training rows, validated on its fold, predictions
                              averaged [0] */
@@ -206,6 +208,9 @@ int ns_config_load(ns_config *c, const char *path, ns_err *err);
 /* The same from text in memory; `name` is used in messages and to resolve paths. */
 int ns_config_parse(ns_config *c, const char *name, const char *text, size_t len, ns_err *err);
 void ns_config_free(ns_config *c);
+/* The CLI's --device: every config parsed from now on has train.device = dev (an
+ * ns_device), whatever its text says; dev < 0 restores each config's own. Process-wide. */
+void ns_config_device_override(int dev);
 /* Deep copy of src into *dst (overwritten); NS_OK or NS_ERUNTIME (dst left empty). */
 int ns_config_copy(ns_config *dst, const ns_config *src, ns_err *err);
 

@@ -64,7 +64,7 @@ typedef struct key_def {
 #define INF INFINITY
 
 /* The table of keys and its sections (config.c, which checks these counts). */
-#define N_KEYS 89
+#define N_KEYS 91
 #define N_SECTIONS 5
 extern const key_def cfg_keys[];
 extern const char *const cfg_sections[];

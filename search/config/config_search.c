@@ -44,7 +44,8 @@ static const char *nosearch_reason(const key_def *k)
         return "it follows data.task";
     if (!strcmp(k->section, "train") && !strcmp(k->key, "metric"))
         return "it follows search.metric: trials are compared by one metric";
-    if (!strcmp(k->key, "eval_batch") || !strcmp(k->key, "threads"))
+    if (!strcmp(k->key, "eval_batch") || !strcmp(k->key, "threads") || !strcmp(k->key, "device") ||
+        !strcmp(k->key, "precision"))
         return "it does not change what is learned";
     return NULL;
 }

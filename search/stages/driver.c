@@ -876,6 +876,10 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
                           "fixed config, or add a search: section (docs/config.md, Searching)",
                           opts->config_path, opts->config_path);
     }
+    if ((rc = ns_pipeline_device_check(c, err))) {
+        ns_config_free(&s.base);
+        return rc;
+    }
     if (o.parallel <= 0)
         o.parallel = c->search.parallel;
     s.t_start = ns_now_s();

@@ -24,7 +24,8 @@ int ns_lrfind_config(const ns_config *c, const ns_prepared *p, const ns_lrfind_s
         return ns_err_set(err, NS_EINPUT, "lr-find: batch size %d must be >= 1", s.batch_size);
     if (s.batch_size > p->train.n) /* the model needs no room for rows that never come */
         s.batch_size = (int)p->train.n;
-    ns_backend *be = ns_backend_cpu_alloc(c->threads > 0 ? c->threads : 1, err);
+    ns_backend *be = ns_backend_open((ns_device)c->device, c->threads > 0 ? c->threads : 1,
+                                     (ns_precision)c->precision, err);
     if (!be)
         return err ? err->code : NS_ERUNTIME;
     int rc;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "engine/atomic.h"
+#include "engine/cuda/cuda.h"
 #include "engine/rng.h"
 #include "engine/sysmem.h"
 #include "engine/train/metrics.h"
@@ -417,6 +418,23 @@ static int optimizer_copies(const ns_optim_spec *o)
     return 2;
 }
 
+int ns_pipeline_device_check(const ns_config *c, ns_err *err)
+{
+    ns_err e = {0};
+    if (ns_device_resolve((ns_device)c->device) != NS_DEVICE_CUDA) {
+        if (c->precision == NS_PREC_FP32)
+            return NS_OK;
+        ns_backend_free(ns_backend_open((ns_device)c->device, 1, (ns_precision)c->precision, &e));
+        return ns_err_set(err, e.code, "%s: train.precision: %s", c->path, e.msg);
+    }
+    ns_backend *probe = ns_backend_cuda_alloc(0, (ns_precision)c->precision, &e);
+    if (probe) {
+        ns_backend_free(probe);
+        return NS_OK;
+    }
+    return ns_err_set(err, e.code, "%s: train.device: %s", c->path, e.msg);
+}
+
 int ns_pipeline_memory_check(const ns_config *c, const ns_prepared *p, int max_batch, ns_err *err)
 {
     ns_mlp_spec spec;
@@ -680,7 +698,7 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     int rc;
     if ((rc = ns_pipeline_memory_check(c, p, max_batch, err)))
         return rc;
-    ns_backend *be = ns_backend_cpu_alloc(c->threads, err);
+    ns_backend *be = ns_backend_open((ns_device)c->device, c->threads, (ns_precision)c->precision, err);
     if (!be)
         return err ? err->code : NS_ERUNTIME;
     m = ns_mlp_alloc(&spec, be, max_batch, err);

@@ -99,6 +99,11 @@ void ns_pipeline_health_noise_rows(ns_health_spec *hs, ns_task task, long val_ro
 /* The model spec of c completed from the data (n_in, n_out). */
 void ns_pipeline_model_spec(ns_mlp_spec *spec, const ns_config *c, const ns_prepared *p);
 
+/* train.device against this machine: NS_OK, or NS_EINPUT naming the config when it asks
+ * for cuda (itself, or auto resolved to it) and no GPU backend can be made here, before
+ * anything is trained or written. */
+int ns_pipeline_device_check(const ns_config *c, ns_err *err);
+
 /* Whether training c on p fits in the memory this process may use (ns_sysmem_limit: the
  * physical RAM, a cgroup limit, or ulimit -v / -d when set): the parameters and their gradients, the
  * optimizer's state (adam and adamw 2 copies, rmsprop 1 or 2, sgd with momentum 1), the

@@ -1,0 +1,829 @@
+/* backend_cuda.cu — the CUDA backend: the op table of backend_impl.h on an NVIDIA GPU.
+ * GEMMs through cuBLAS in fp32 (no TF32: the default math mode), or with train.precision
+ * tf32 (tensor cores on fp32 data) or bf16 (inputs rounded to bfloat16 into a scratch
+ * buffer, fp32 sums, fp32 outputs: the weights stay fp32), everything else as one
+ * kernel per op with the CPU backend's formulas (dropout from the same counter-based
+ * hash, optimizer updates in torch.optim's order). Each backend owns a stream and a cuBLAS
+ * handle, so the trial pool's workers can share one GPU. Reductions (sums of squares,
+ * losses, correct counts) go through a fixed two-pass tree, so a run gives the same bits
+ * every time on the same GPU; the ops that return a scalar wait for the stream.
+ * Not the factory (backend.c chooses a backend) and not the trainer. */
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <dlfcn.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern "C" {
+#include "engine/backend/backend_impl.h"
+#include "engine/cuda/cuda.h"
+}
+
+/* cuBLAS is opened when the first CUDA backend is made, not linked: its two libraries are
+ * a few hundred MB that every process would map at start (0.4 s and 220 MB of resident
+ * memory for `nnsearch --help`), though most runs never touch a GPU. */
+typedef struct blas_fns {
+    cublasStatus_t (*create)(cublasHandle_t *);
+    cublasStatus_t (*destroy)(cublasHandle_t);
+    cublasStatus_t (*set_stream)(cublasHandle_t, cudaStream_t);
+    cublasStatus_t (*set_math_mode)(cublasHandle_t, cublasMath_t);
+    cublasStatus_t (*sgemm)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                            const float *, const float *, int, const float *, int, const float *,
+                            float *, int);
+    cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int,
+                              const void *, const void *, cudaDataType, int, const void *,
+                              cudaDataType, int, const void *, void *, cudaDataType, int,
+                              cublasComputeType_t, cublasGemmAlgo_t);
+} blas_fns;
+static blas_fns blas;
+static int blas_ok;
+static char blas_why[512];
+static pthread_once_t blas_once = PTHREAD_ONCE_INIT;
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+static void blas_load(void)
+{
+    /* the major version this was compiled against, by name (LD_LIBRARY_PATH, the loader's
+     * cache), then where the build found it */
+    const char *names[] = {"libcublas.so." STR(CUBLAS_VER_MAJOR),
+#ifdef NS_CUBLAS_DIR
+                           NS_CUBLAS_DIR "/libcublas.so." STR(CUBLAS_VER_MAJOR),
+#endif
+                           "libcublas.so"};
+    void *h = NULL;
+    for (size_t i = 0; i < sizeof names / sizeof *names && !h; i++)
+        h = dlopen(names[i], RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        snprintf(blas_why, sizeof blas_why, "cannot open %s (%s): put the CUDA toolkit's lib "
+                 "folder on LD_LIBRARY_PATH", names[0], dlerror());
+        return;
+    }
+    *(void **)&blas.create = dlsym(h, "cublasCreate_v2");
+    *(void **)&blas.destroy = dlsym(h, "cublasDestroy_v2");
+    *(void **)&blas.set_stream = dlsym(h, "cublasSetStream_v2");
+    *(void **)&blas.set_math_mode = dlsym(h, "cublasSetMathMode");
+    *(void **)&blas.sgemm = dlsym(h, "cublasSgemm_v2");
+    *(void **)&blas.gemm_ex = dlsym(h, "cublasGemmEx");
+    if (!blas.create || !blas.destroy || !blas.set_stream || !blas.set_math_mode || !blas.sgemm ||
+        !blas.gemm_ex) {
+        snprintf(blas_why, sizeof blas_why, "%s lacks the cuBLAS functions this build uses",
+                 names[0]);
+        return;
+    }
+    blas_ok = 1;
+}
+
+#define THREADS 256
+#define MAX_BLOCKS 1024 /* partial sums per reduction: the second pass is one block */
+
+typedef struct cuda_backend {
+    ns_backend base;       /* first: the op table sees an ns_backend */
+    int device;
+    ns_precision prec;
+    __nv_bfloat16 *half;   /* bf16: the GEMMs' inputs rounded, `half_cap` elements */
+    size_t half_cap;
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    double *part;          /* (MAX_BLOCKS) device: the first pass's partial sums */
+    double *res;           /* (4) device: reduction results */
+    double *host;          /* (4) pinned: results read back */
+} cuda_backend;
+
+static cuda_backend *cb(ns_backend *be) { return (cuda_backend *)be; }
+
+/* A CUDA call that fails in an op has no error path (ops return nothing or a number):
+ * report it once and remember it; ns_cuda_failed says whether anything failed, and the
+ * trainer's all_finite checks then see NaN (losses are returned as NaN). */
+static int failed_flag;
+static void check(cudaError_t e, const char *what)
+{
+    if (e != cudaSuccess && !failed_flag) {
+        failed_flag = 1;
+        fprintf(stderr, "nnsearch: cuda: %s: %s\n", what, cudaGetErrorString(e));
+    }
+}
+static void check_blas(cublasStatus_t s, const char *what)
+{
+    if (s != CUBLAS_STATUS_SUCCESS && !failed_flag) {
+        failed_flag = 1;
+        fprintf(stderr, "nnsearch: cuda: %s: cuBLAS status %d\n", what, (int)s);
+    }
+}
+extern "C" int ns_cuda_failed(void) { return failed_flag; }
+
+static int blocks_for(size_t n)
+{
+    size_t b = (n + THREADS - 1) / THREADS;
+    return b < 1 ? 1 : b > MAX_BLOCKS ? MAX_BLOCKS : (int)b;
+}
+
+/* ---- device helpers -------------------------------------------------------------------- */
+
+__device__ static uint64_t hash64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+/* backend_cpu.c's dropout_u: the top 24 bits of the hash as a draw in [0, 1) */
+__device__ static float dropout_u(uint64_t seed, size_t i)
+{
+    return (float)(hash64(seed + (uint64_t)i * 0xD1342543DE82EF95ULL) >> 40) * 0x1.0p-24f;
+}
+
+__device__ static float act_eval(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? x : NS_LEAKY_SLOPE * x;
+    case NS_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case NS_ACT_TANH: return tanhf(x);
+    case NS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    default: return x;
+    }
+}
+
+__device__ static float act_deriv(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : NS_LEAKY_SLOPE;
+    case NS_ACT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+               x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case NS_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case NS_ACT_SIGMOID: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    default: return 1.0f;
+    }
+}
+
+/* One block's sum of v over its threads into *out, in a fixed tree order. */
+__device__ static void block_sum(double v, double *out)
+{
+    __shared__ double s[THREADS];
+    __syncthreads(); /* a previous block_sum of this kernel is done with s */
+    s[threadIdx.x] = v;
+    __syncthreads();
+    for (int k = THREADS / 2; k > 0; k >>= 1) {
+        if (threadIdx.x < k)
+            s[threadIdx.x] += s[threadIdx.x + k];
+        __syncthreads();
+    }
+    if (threadIdx.x == 0)
+        *out = s[0];
+}
+
+/* The second pass: res[slot] = the sum of part[0..n) */
+__global__ static void k_finish(const double *part, int n, double *res, int slot)
+{
+    double v = 0;
+    for (int i = threadIdx.x; i < n; i += THREADS)
+        v += part[i];
+    block_sum(v, res + slot);
+}
+
+/* Waits for the stream and returns the results res[0..k) */
+static const double *read_back(cuda_backend *c, int k)
+{
+    check(cudaMemcpyAsync(c->host, c->res, (size_t)k * sizeof(double), cudaMemcpyDeviceToHost,
+                          c->stream), "reading a result");
+    check(cudaStreamSynchronize(c->stream), "waiting for the GPU");
+    return c->host;
+}
+
+/* ---- memory ------------------------------------------------------------------------------ */
+
+static void cu_destroy(ns_backend *be)
+{
+    cuda_backend *c = cb(be);
+    cudaSetDevice(c->device);
+    if (c->blas)
+        blas.destroy(c->blas);
+    cudaFree(c->part);
+    cudaFree(c->res);
+    cudaFree(c->half);
+    cudaFreeHost(c->host);
+    if (c->stream)
+        cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+static void *cu_alloc(ns_backend *be, size_t bytes)
+{
+    cuda_backend *c = cb(be);
+    void *p = NULL;
+    size_t n = bytes ? bytes : 64;
+    if (cudaMalloc(&p, n) != cudaSuccess) {
+        cudaGetLastError(); /* out of memory is the caller's NULL, not a sticky failure */
+        return NULL;
+    }
+    /* zeroed, as the CPU backend's, before anyone reads it */
+    check(cudaMemsetAsync(p, 0, n, c->stream), "zeroing a buffer");
+    check(cudaStreamSynchronize(c->stream), "zeroing a buffer");
+    return p;
+}
+
+static void cu_free(ns_backend *be, void *p)
+{
+    cuda_backend *c = cb(be);
+    check(cudaStreamSynchronize(c->stream), "freeing a buffer");
+    check(cudaFree(p), "freeing a buffer");
+}
+
+static void cu_upload(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_backend *c = cb(be);
+    if (!bytes)
+        return;
+    /* synchronous: the caller may reuse src at once */
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, c->stream), "upload");
+    check(cudaStreamSynchronize(c->stream), "upload");
+}
+
+static void cu_download(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_backend *c = cb(be);
+    if (!bytes)
+        return;
+    check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download");
+    check(cudaStreamSynchronize(c->stream), "download");
+}
+
+static void cu_copy(ns_backend *be, void *dst, const void *src, size_t bytes)
+{
+    cuda_backend *c = cb(be);
+    if (dst != src && bytes)
+        check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream), "copy");
+}
+
+/* ---- elementwise and reductions ---------------------------------------------------------- */
+
+static void cu_zero(ns_backend *be, float *x, size_t n)
+{
+    if (n)
+        check(cudaMemsetAsync(x, 0, n * sizeof *x, cb(be)->stream), "zero");
+}
+
+__global__ static void k_scale(float *x, float s, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        x[i] *= s;
+}
+
+static void cu_scale(ns_backend *be, float *x, float s, size_t n)
+{
+    if (n)
+        k_scale<<<blocks_for(n), THREADS, 0, cb(be)->stream>>>(x, s, n);
+}
+
+__global__ static void k_sumsq(const float *x, size_t n, double *part)
+{
+    double v = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        v += (double)x[i] * (double)x[i];
+    block_sum(v, part + blockIdx.x);
+}
+
+static double cu_sumsq(ns_backend *be, const float *x, size_t n)
+{
+    cuda_backend *c = cb(be);
+    if (!n)
+        return 0;
+    int nb = blocks_for(n);
+    k_sumsq<<<nb, THREADS, 0, c->stream>>>(x, n, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    return read_back(c, 1)[0];
+}
+
+__global__ static void k_nonfinite(const float *x, size_t n, double *part)
+{
+    double v = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        v += !isfinite(x[i]);
+    block_sum(v, part + blockIdx.x);
+}
+
+static int cu_all_finite(ns_backend *be, const float *x, size_t n)
+{
+    cuda_backend *c = cb(be);
+    if (!n)
+        return 1;
+    int nb = blocks_for(n);
+    k_nonfinite<<<nb, THREADS, 0, c->stream>>>(x, n, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    return read_back(c, 1)[0] == 0 && !failed_flag;
+}
+
+/* ---- dense layer: row-major products as cuBLAS's column-major ones ------------------------ */
+
+/* ---- bf16: the GEMMs' inputs rounded to bfloat16 in scratch, fp32 sums and outputs ---- */
+
+__global__ static void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
+{
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[i]);
+}
+
+/* Room for n bf16 values in c->half; 0, or -1 (reported) when out of memory. */
+static int half_room(cuda_backend *c, size_t n)
+{
+    if (n <= c->half_cap)
+        return 0;
+    check(cudaStreamSynchronize(c->stream), "growing the bf16 scratch");
+    cudaFree(c->half);
+    c->half = NULL;
+    c->half_cap = 0;
+    if (cudaMalloc((void **)&c->half, n * sizeof *c->half) != cudaSuccess) {
+        check(cudaErrorMemoryAllocation, "the bf16 scratch");
+        return -1;
+    }
+    c->half_cap = n;
+    return 0;
+}
+
+static const __nv_bfloat16 *rounded(cuda_backend *c, size_t at, const float *src, size_t n)
+{
+    k_to_bf16<<<blocks_for(n), THREADS, 0, c->stream>>>(c->half + at, src, n);
+    return c->half + at;
+}
+
+static void gemm16(cuda_backend *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                   const __nv_bfloat16 *A, int lda, const __nv_bfloat16 *Bm, int ldb, float beta,
+                   float *C, int ldc, const char *what)
+{
+    const float one = 1;
+    check_blas(blas.gemm_ex(c->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, Bm, CUDA_R_16BF,
+                            ldb, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               what);
+}
+
+static void cu_matmul_forward(ns_backend *be, float *out, const float *inp, const float *w,
+                              int B, int C, int OC)
+{
+    cuda_backend *c = cb(be);
+    /* out (B, OC) = inp (B, C) w^T: column-major out^T (OC x B) = w (C x OC)^T inp^T */
+    if (c->prec == NS_PREC_BF16) {
+        size_t nw = (size_t)OC * C, ni = (size_t)B * C;
+        if (half_room(c, nw + ni))
+            return;
+        const __nv_bfloat16 *w16 = rounded(c, 0, w, nw), *i16 = rounded(c, nw, inp, ni);
+        gemm16(c, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, w16, C, i16, C, 0.0f, out, OC, "matmul forward");
+        return;
+    }
+    const float one = 1, zero = 0;
+    check_blas(blas.sgemm(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, w, C, inp, C,
+                           &zero, out, OC), "matmul forward");
+}
+
+static void cu_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
+                               const float *inp, const float *w, int B, int C, int OC)
+{
+    cuda_backend *c = cb(be);
+    if (c->prec == NS_PREC_BF16) {
+        size_t nd = (size_t)B * OC, ni = (size_t)B * C, nw = (size_t)OC * C;
+        if (half_room(c, nd + ni + nw))
+            return;
+        const __nv_bfloat16 *d16 = rounded(c, 0, dout, nd), *i16 = rounded(c, nd, inp, ni);
+        gemm16(c, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, i16, C, d16, OC, 1.0f, dw, C,
+               "matmul backward (weights)");
+        if (dinp) {
+            const __nv_bfloat16 *w16 = rounded(c, nd + ni, w, nw);
+            gemm16(c, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, w16, C, d16, OC, 0.0f, dinp, C,
+                   "matmul backward (inputs)");
+        }
+        return;
+    }
+    const float one = 1, zero = 0;
+    /* dw (OC, C) += dout^T inp: column-major dw^T (C x OC) += inp^T (C x B) dout (B x OC) */
+    check_blas(blas.sgemm(cb(be)->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, &one, inp, C, dout,
+                           OC, &one, dw, C), "matmul backward (weights)");
+    /* dinp (B, C) = dout w: column-major dinp^T (C x B) = w^T (C x OC) dout^T (OC x B) */
+    if (dinp)
+        check_blas(blas.sgemm(cb(be)->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, &one, w, C, dout,
+                               OC, &zero, dinp, C), "matmul backward (inputs)");
+}
+
+__global__ static void k_bias_act_fwd(float *out, float *pre, const float *b, ns_act act, float p,
+                                      float inv_keep, uint64_t seed, int B, int OC)
+{
+    size_t n = (size_t)B * OC;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float z = pre[i] + b[i % OC];
+        pre[i] = z;
+        float a = act_eval(act, z);
+        if (p > 0.0f)
+            a = dropout_u(seed, i) >= p ? a * inv_keep : 0.0f;
+        out[i] = a;
+    }
+}
+
+static void cu_bias_act_forward(ns_backend *be, float *out, float *pre, const float *b, ns_act act,
+                                float p, uint64_t seed, int B, int OC)
+{
+    size_t n = (size_t)B * OC;
+    if (n)
+        k_bias_act_fwd<<<blocks_for(n), THREADS, 0, cb(be)->stream>>>(
+            out, pre, b, act, p, p > 0.0f ? 1.0f / (1.0f - p) : 1.0f, seed, B, OC);
+}
+
+__global__ static void k_bias_act_bwd(float *dpre, const float *dout, const float *pre, ns_act act,
+                                      float p, float inv_keep, uint64_t seed, int B, int OC)
+{
+    size_t n = (size_t)B * OC;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float g = dout[i];
+        if (p > 0.0f)
+            g = dropout_u(seed, i) >= p ? g * inv_keep : 0.0f;
+        dpre[i] = g * act_deriv(act, pre[i]);
+    }
+}
+
+/* db[j] += the column sum of dpre: one block a column, rows in a fixed order */
+__global__ static void k_colsum(float *db, const float *d, int B, int OC)
+{
+    int j = blockIdx.x;
+    double v = 0;
+    for (int i = threadIdx.x; i < B; i += THREADS)
+        v += d[(size_t)i * OC + j];
+    __shared__ double total;
+    block_sum(v, &total);
+    if (threadIdx.x == 0)
+        db[j] += (float)total;
+}
+
+static void cu_bias_act_backward(ns_backend *be, float *dpre, float *db, const float *dout,
+                                 const float *pre, ns_act act, float p, uint64_t seed, int B,
+                                 int OC)
+{
+    cuda_backend *c = cb(be);
+    size_t n = (size_t)B * OC;
+    if (!n)
+        return;
+    k_bias_act_bwd<<<blocks_for(n), THREADS, 0, c->stream>>>(
+        dpre, dout, pre, act, p, p > 0.0f ? 1.0f / (1.0f - p) : 1.0f, seed, B, OC);
+    k_colsum<<<OC, THREADS, 0, c->stream>>>(db, dpre, B, OC);
+}
+
+/* ---- losses ------------------------------------------------------------------------------- */
+
+/* per row: the loss into part-row sums (three values a block: loss, weight, hits), and the
+ * gradient scaled by 1 / W, W the rows' weight sum computed by k_row_weights first */
+__global__ static void k_row_weights(const int32_t *labels, const float *class_w, int B, double *part)
+{
+    double v = 0;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x)
+        v += class_w ? (double)class_w[labels[i]] : 1.0;
+    block_sum(v, part + blockIdx.x);
+}
+
+__global__ static void k_xent(float *dlogits, const float *logits, const int32_t *labels,
+                              const float *class_w, double hard, double soft, const double *Wsum,
+                              int B, int C, double *part_loss, double *part_hits)
+{
+    double W = *Wsum, inv_W = W > 0.0 ? 1.0 / W : 0.0, Wc = 0;
+    if (soft > 0)
+        for (int c = 0; c < C; c++)
+            Wc += class_w ? (double)class_w[c] : 1.0;
+    double loss = 0, hits = 0;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x) {
+        const float *z = logits + (size_t)i * C;
+        int y = labels[i];
+        double wy = class_w ? class_w[y] : 1.0;
+        float zmax = z[0];
+        int arg = 0;
+        for (int c = 1; c < C; c++)
+            if (z[c] > zmax) {
+                zmax = z[c];
+                arg = c;
+            }
+        double se = 0, wlogp = 0;
+        for (int c = 0; c < C; c++)
+            se += exp((double)(z[c] - zmax));
+        double lse = log(se);
+        for (int c = 0; c < C; c++)
+            wlogp += (class_w ? (double)class_w[c] : 1.0) * ((double)(z[c] - zmax) - lse);
+        loss += -hard * wy * ((double)(z[y] - zmax) - lse) - soft * wlogp;
+        hits += arg == y;
+        if (dlogits) {
+            float *d = dlogits + (size_t)i * C;
+            for (int c = 0; c < C; c++) {
+                double pc = exp((double)(z[c] - zmax) - lse);
+                double wc = class_w ? (double)class_w[c] : 1.0;
+                double g = hard * wy * (pc - (c == y)) + soft * (Wc * pc - wc);
+                d[c] = (float)(g * inv_W);
+            }
+        }
+    }
+    block_sum(loss, part_loss + blockIdx.x);
+    block_sum(hits, part_hits + blockIdx.x);
+}
+
+static double cu_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
+                              const float *logits, const int32_t *labels, const float *class_w,
+                              float eps, int B, int C)
+{
+    cuda_backend *c = cb(be);
+    if (B < 1)
+        return 0;
+    /* at most MAX_BLOCKS / 2 blocks: the loss and hit partials share part */
+    int nb = blocks_for((size_t)B);
+    if (nb > MAX_BLOCKS / 2)
+        nb = MAX_BLOCKS / 2;
+    k_row_weights<<<nb, THREADS, 0, c->stream>>>(labels, class_w, B, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 1);
+    k_xent<<<nb, THREADS, 0, c->stream>>>(dlogits, logits, labels, class_w, 1.0 - (double)eps,
+                                          (double)eps / C, c->res + 1, B, C, c->part,
+                                          c->part + MAX_BLOCKS / 2);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part + MAX_BLOCKS / 2, nb, c->res, 2);
+    const double *r = read_back(c, 3);
+    if (correct)
+        *correct += (long)llround(r[2]);
+    if (wsum)
+        *wsum = r[1];
+    return failed_flag ? NAN : r[0];
+}
+
+__global__ static void k_softmax(float *probs, const float *logits, int B, int C)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x) {
+        const float *z = logits + (size_t)i * C;
+        float *p = probs + (size_t)i * C;
+        float zmax = z[0];
+        for (int c = 1; c < C; c++)
+            zmax = z[c] > zmax ? z[c] : zmax;
+        double se = 0;
+        for (int c = 0; c < C; c++)
+            se += exp((double)(z[c] - zmax));
+        for (int c = 0; c < C; c++)
+            p[c] = (float)(exp((double)(z[c] - zmax)) / se);
+    }
+}
+
+static void cu_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
+{
+    if (B > 0)
+        k_softmax<<<blocks_for((size_t)B), THREADS, 0, cb(be)->stream>>>(probs, logits, B, C);
+}
+
+__global__ static void k_mse(float *dpred, const float *pred, const float *target, size_t n,
+                             float g, double *part)
+{
+    double v = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        double e = (double)pred[i] - (double)target[i];
+        v += e * e;
+        if (dpred)
+            dpred[i] = g * (pred[i] - target[i]);
+    }
+    block_sum(v, part + blockIdx.x);
+}
+
+static double cu_mse(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
+                     int K)
+{
+    cuda_backend *c = cb(be);
+    size_t n = (size_t)B * K;
+    if (!n)
+        return 0;
+    int nb = blocks_for(n);
+    k_mse<<<nb, THREADS, 0, c->stream>>>(dpred, pred, target, n, 2.0f / (float)n, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    double s = read_back(c, 1)[0];
+    return failed_flag ? NAN : s;
+}
+
+/* ---- optimizer updates: cpu_optim.c's loops, one thread an element ------------------------ */
+
+__global__ static void k_sgd(float *p, float *buf, const float *g, size_t n, float lr, float mu,
+                             float wd, int has_wd, int has_mu, int nesterov, double *part)
+{
+    double gsq = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        gsq += (double)gi * gi;
+        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, p[i])) : gi;
+        if (has_mu) {
+            float b = __fadd_rn(__fmul_rn(mu, buf[i]), d);
+            buf[i] = b;
+            d = nesterov ? __fadd_rn(d, __fmul_rn(mu, b)) : b;
+        }
+        p[i] = __fsub_rn(p[i], __fmul_rn(lr, d));
+    }
+    block_sum(gsq, part + blockIdx.x);
+}
+
+static double cu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
+                     float mu, float wd, int nesterov)
+{
+    cuda_backend *c = cb(be);
+    if (!n)
+        return 0;
+    int nb = blocks_for(n);
+    k_sgd<<<nb, THREADS, 0, c->stream>>>(p, buf, g, n, lr, mu, wd, wd != 0.0f, mu != 0.0f,
+                                         nesterov, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    return read_back(c, 1)[0];
+}
+
+/* The intrinsics (_rn: round to nearest, no contraction into FMA) keep each operation
+ * rounded as the CPU's, which compiles without FMA contraction. */
+__global__ static void k_adam(float *p, float *m, float *v, const float *g, size_t n, float b1,
+                              float c1, float b2, float c2, float eps, float wd, float decay,
+                              float step, float inv_bc2s, int has_wd, double *part)
+{
+    double gsq = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        gsq += (double)gi * gi;
+        float x = __fmul_rn(p[i], decay);
+        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, x)) : gi;
+        float mi = __fadd_rn(__fmul_rn(m[i], b1), __fmul_rn(c1, d));
+        float vi = __fadd_rn(__fmul_rn(v[i], b2), __fmul_rn(__fmul_rn(c2, d), d));
+        m[i] = mi;
+        v[i] = vi;
+        float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_bc2s), eps);
+        p[i] = __fsub_rn(x, __fdiv_rn(__fmul_rn(step, mi), denom));
+    }
+    block_sum(gsq, part + blockIdx.x);
+}
+
+static double cu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
+                      float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
+                      int decoupled)
+{
+    cuda_backend *c = cb(be);
+    if (!n)
+        return 0;
+    const float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
+    const float step = (float)((double)lr / bc1);
+    const float inv_bc2s = (float)(1.0 / sqrt(bc2));
+    const float decay = decoupled ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
+    int has_wd = !decoupled && wd != 0.0f;
+    int nb = blocks_for(n);
+    k_adam<<<nb, THREADS, 0, c->stream>>>(p, m, v, g, n, (float)b1, c1, (float)b2, c2, eps, wd,
+                                          has_wd ? 1.0f : decay, step, inv_bc2s, has_wd, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    return read_back(c, 1)[0];
+}
+
+__global__ static void k_rmsprop(float *p, float *v, float *buf, const float *g, size_t n, float lr,
+                                 float alpha, float cc, float eps, float wd, float mu, int has_wd,
+                                 int has_mu, double *part)
+{
+    double gsq = 0;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
+        float gi = g[i];
+        gsq += (double)gi * gi;
+        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, p[i])) : gi;
+        float vi = __fadd_rn(__fmul_rn(v[i], alpha), __fmul_rn(__fmul_rn(cc, d), d));
+        v[i] = vi;
+        float avg = __fadd_rn(__fsqrt_rn(vi), eps);
+        if (has_mu) {
+            float b = __fadd_rn(__fmul_rn(buf[i], mu), __fdiv_rn(d, avg));
+            buf[i] = b;
+            p[i] = __fsub_rn(p[i], __fmul_rn(lr, b));
+        } else {
+            p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr, d), avg));
+        }
+    }
+    block_sum(gsq, part + blockIdx.x);
+}
+
+static double cu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g, size_t n,
+                         float lr, double alpha, float eps, float wd, float mu)
+{
+    cuda_backend *c = cb(be);
+    if (!n)
+        return 0;
+    int nb = blocks_for(n);
+    k_rmsprop<<<nb, THREADS, 0, c->stream>>>(p, v, buf, g, n, lr, (float)alpha,
+                                             (float)(1.0 - alpha), eps, wd, mu, wd != 0.0f,
+                                             mu > 0.0f, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
+    return read_back(c, 1)[0];
+}
+
+static const ns_backend_ops cuda_ops = {
+    "cuda",              /* name */
+    0,                   /* is_host */
+    cu_destroy,
+    cu_alloc,
+    cu_free,
+    cu_upload,
+    cu_download,
+    cu_copy,
+    cu_zero,
+    cu_scale,
+    cu_sumsq,
+    cu_all_finite,
+    cu_matmul_forward,
+    cu_matmul_backward,
+    cu_bias_act_forward,
+    cu_bias_act_backward,
+    cu_softmax_xent,
+    cu_softmax,
+    cu_mse,
+    cu_sgd,
+    cu_adam,
+    cu_rmsprop,
+};
+
+/* ---- the public part (cuda.h) -------------------------------------------------------------- */
+
+extern "C" int ns_cuda_device_count(void)
+{
+    int n = 0;
+    if (cudaGetDeviceCount(&n) != cudaSuccess) {
+        cudaGetLastError(); /* no driver or no device: not an error of a later call */
+        return 0;
+    }
+    return n;
+}
+
+extern "C" int ns_cuda_describe(int device, char *out, size_t cap)
+{
+    cudaDeviceProp pr;
+    if (cudaGetDeviceProperties(&pr, device) != cudaSuccess) {
+        cudaGetLastError();
+        return -1;
+    }
+    snprintf(out, cap, "%s, %.0f GiB, compute %d.%d", pr.name,
+             (double)pr.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), pr.major, pr.minor);
+    return 0;
+}
+
+extern "C" int ns_cuda_compiled(void) { return 1; }
+
+extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_err *err)
+{
+    int n = ns_cuda_device_count();
+    if (n < 1) {
+        ns_err_set(err, NS_EINPUT, "device cuda: no NVIDIA GPU answers (the CUDA driver finds "
+                   "none); use --device cpu or auto");
+        return NULL;
+    }
+    if (device < 0 || device >= n) {
+        ns_err_set(err, NS_EINPUT, "device cuda: GPU %d does not exist (this machine has %d)",
+                   device, n);
+        return NULL;
+    }
+    cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
+    if (!c) {
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating the CUDA backend");
+        return NULL;
+    }
+    c->base.ops = &cuda_ops;
+    c->base.threads = 1;
+    c->device = device;
+    c->prec = prec;
+    cudaError_t e = cudaSetDevice(device);
+    if (e == cudaSuccess)
+        e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&c->part, MAX_BLOCKS * sizeof(double));
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&c->res, 4 * sizeof(double));
+    if (e == cudaSuccess)
+        e = cudaMallocHost((void **)&c->host, 4 * sizeof(double));
+    if (e != cudaSuccess) {
+        ns_err_set(err, NS_ERUNTIME, "device cuda: %s", cudaGetErrorString(e));
+        cudaGetLastError();
+        cu_destroy(&c->base);
+        return NULL;
+    }
+    pthread_once(&blas_once, blas_load);
+    if (!blas_ok) {
+        ns_err_set(err, NS_ERUNTIME, "device cuda: %s", blas_why);
+        cu_destroy(&c->base);
+        return NULL;
+    }
+    cublasStatus_t s = blas.create(&c->blas);
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = blas.set_stream(c->blas, c->stream);
+    /* fp32 GEMMs stay fp32: TF32 tensor-core rounding only when asked for */
+    if (s == CUBLAS_STATUS_SUCCESS)
+        s = blas.set_math_mode(c->blas, prec == NS_PREC_TF32 ? CUBLAS_TF32_TENSOR_OP_MATH
+                                                             : CUBLAS_DEFAULT_MATH);
+    if (s != CUBLAS_STATUS_SUCCESS) {
+        ns_err_set(err, NS_ERUNTIME, "device cuda: cuBLAS failed to start (status %d)", (int)s);
+        c->blas = NULL;
+        cu_destroy(&c->base);
+        return NULL;
+    }
+    return &c->base;
+}
