@@ -119,52 +119,18 @@ static ns_backend *gpu_prec_or_skip(ns_precision prec)
     return g;
 }
 
-/* tf32 and bf16 GEMMs against the CPU's fp32: inputs rounded to 10 and 7 bits of mantissa,
- * sums in fp32. Errors grow with sqrt(C) x the rounding x the terms' size (here about 2):
- * tf32 within 0.01 + 0.005 |ref|, bf16 within 0.05 + 0.02 |ref|. */
-Test(cuda, tensor_core_matmuls_within_their_rounding)
-{
-    const ns_precision precs[] = {NS_PREC_TF32, NS_PREC_BF16};
-    const double atol[] = {0.01, 0.05}, rtol[] = {0.005, 0.02};
-    const int B = 130, C = 45, OC = 31;
-    float *x = randn((size_t)B * C, 21, 1), *w = randn((size_t)OC * C, 22, 0.3);
-    float *dout = randn((size_t)B * OC, 23, 1);
-    for (int q = 0; q < 2; q++) {
-        ns_backend *g = gpu_prec_or_skip(precs[q]), *c = cpu();
-        ns_backend *be[2] = {c, g};
-        float *out[2], *dinp[2], *dw[2];
-        for (int k = 0; k < 2; k++) {
-            float *dx = put(be[k], x, (size_t)B * C * 4), *dwt = put(be[k], w, (size_t)OC * C * 4);
-            float *dy = put(be[k], NULL, (size_t)B * OC * 4), *ddo = put(be[k], dout, (size_t)B * OC * 4);
-            float *ddi = put(be[k], NULL, (size_t)B * C * 4), *ddw = put(be[k], NULL, (size_t)OC * C * 4);
-            ns_op_matmul_forward(be[k], dy, dx, dwt, B, C, OC);
-            ns_op_matmul_backward(be[k], ddi, ddw, ddo, dx, dwt, B, C, OC);
-            out[k] = get(be[k], dy, (size_t)B * OC);
-            dinp[k] = get(be[k], ddi, (size_t)B * C);
-            dw[k] = get(be[k], ddw, (size_t)OC * C);
-            ns_buf_free(be[k], dx), ns_buf_free(be[k], dwt), ns_buf_free(be[k], dy);
-            ns_buf_free(be[k], ddo), ns_buf_free(be[k], ddi), ns_buf_free(be[k], ddw);
-        }
-        close_arrays(out[0], out[1], (size_t)B * OC, atol[q], rtol[q], ns_precision_name(precs[q]));
-        close_arrays(dinp[0], dinp[1], (size_t)B * C, atol[q], rtol[q], "dinp");
-        /* dw sums over B = 130 rows: a scale about sqrt(B / C) larger */
-        close_arrays(dw[0], dw[1], (size_t)OC * C, 2 * atol[q], rtol[q], "dw");
-        for (int k = 0; k < 2; k++)
-            free(out[k]), free(dinp[k]), free(dw[k]);
-        ns_backend_free(g);
-        ns_backend_free(c);
-    }
-    free(x), free(w), free(dout);
-}
-
 /* ---- ops ------------------------------------------------------------------------------- */
 
-Test(cuda, matmul_forward_and_backward)
+/* One layer's GEMMs on the CPU and on g from the same inputs (x (B, C), w (OC, C), dout
+ * (B, OC), dw accumulated onto dw0 or onto 0), compared: forward and dinp within atol +
+ * rtol |cpu|, dw within dw_atol + rtol |cpu|. */
+static void compare_gemms(ns_backend *g, int B, int C, int OC, uint64_t seed, int with_dw0,
+                          double atol, double rtol, double dw_atol, const char *what)
 {
-    ns_backend *g = gpu_or_skip(), *c = cpu();
-    const int B = 67, C = 45, OC = 29; /* not multiples of anything */
-    float *x = randn((size_t)B * C, 1, 1), *w = randn((size_t)OC * C, 2, 0.3);
-    float *dout = randn((size_t)B * OC, 3, 1), *dw0 = randn((size_t)OC * C, 4, 0.1);
+    ns_backend *c = cpu();
+    float *x = randn((size_t)B * C, seed, 1), *w = randn((size_t)OC * C, seed + 1, 0.3);
+    float *dout = randn((size_t)B * OC, seed + 2, 1);
+    float *dw0 = with_dw0 ? randn((size_t)OC * C, seed + 3, 0.1) : NULL;
     ns_backend *be[2] = {c, g};
     float *out[2], *dinp[2], *dw[2];
     for (int k = 0; k < 2; k++) {
@@ -179,14 +145,40 @@ Test(cuda, matmul_forward_and_backward)
         ns_buf_free(be[k], dx), ns_buf_free(be[k], dwt), ns_buf_free(be[k], dy);
         ns_buf_free(be[k], ddo), ns_buf_free(be[k], ddi), ns_buf_free(be[k], ddw);
     }
-    close_arrays(out[0], out[1], (size_t)B * OC, ATOL, RTOL, "forward");
-    close_arrays(dinp[0], dinp[1], (size_t)B * C, ATOL, RTOL, "dinp");
-    close_arrays(dw[0], dw[1], (size_t)OC * C, ATOL, RTOL, "dw (accumulated)");
+    char name[64];
+    snprintf(name, sizeof name, "%s: forward", what);
+    close_arrays(out[0], out[1], (size_t)B * OC, atol, rtol, name);
+    snprintf(name, sizeof name, "%s: dinp", what);
+    close_arrays(dinp[0], dinp[1], (size_t)B * C, atol, rtol, name);
+    snprintf(name, sizeof name, "%s: dw", what);
+    close_arrays(dw[0], dw[1], (size_t)OC * C, dw_atol, rtol, name);
     for (int k = 0; k < 2; k++)
         free(out[k]), free(dinp[k]), free(dw[k]);
     free(x), free(w), free(dout), free(dw0);
-    ns_backend_free(g);
     ns_backend_free(c);
+}
+
+Test(cuda, matmul_forward_and_backward)
+{
+    ns_backend *g = gpu_or_skip();
+    /* sizes that are multiples of nothing; dw accumulates onto what it held */
+    compare_gemms(g, 67, 45, 29, 1, 1, ATOL, RTOL, ATOL, "fp32");
+    ns_backend_free(g);
+}
+
+/* tf32 and bf16 GEMMs against the CPU's fp32: inputs rounded to 10 and 7 bits of mantissa,
+ * sums in fp32. Errors grow with sqrt(C) x the rounding x the terms' size (here about 2):
+ * tf32 within 0.01 + 0.005 |ref|, bf16 within 0.05 + 0.02 |ref|; dw sums over B = 130
+ * rows, a scale about sqrt(B / C) larger, so twice the atol. */
+Test(cuda, tensor_core_matmuls_within_their_rounding)
+{
+    const ns_precision precs[] = {NS_PREC_TF32, NS_PREC_BF16};
+    const double atol[] = {0.01, 0.05}, rtol[] = {0.005, 0.02};
+    for (int q = 0; q < 2; q++) {
+        ns_backend *g = gpu_prec_or_skip(precs[q]);
+        compare_gemms(g, 130, 45, 31, 21, 0, atol[q], rtol[q], 2 * atol[q], ns_precision_name(precs[q]));
+        ns_backend_free(g);
+    }
 }
 
 Test(cuda, bias_activation_and_dropout_forward_and_backward)
