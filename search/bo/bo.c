@@ -187,9 +187,10 @@ static int choose(const double *X, const double *y, int n, int d, int m, int max
  * frees): the posterior sees at most spec->post_max rows, the hyperparameter fit at most
  * spec->fit_max of those, each time at most max_best of them chosen as the best.
  * n_starts 0: theta0 (d + 2, the posterior's units) as it is, no fit; otherwise the fit's
- * BFGS starts, theta0 warm-starting it when not NULL. The posterior is always factorised
- * afresh at the final theta, so that a round's later proposals, which take that theta as
- * given, rebuild the same bits. *theta_out (d + 2) receives it. */
+ * BFGS starts, theta0 warm-starting it when not NULL. *theta_out (d + 2) receives the final
+ * theta. out NULL: the fit alone; otherwise the posterior, factorised afresh at that theta
+ * (never the fit's own factor), so that a round's later proposals, which take the theta as
+ * given, rebuild the same bits. */
 static int model(const ns_bo_spec *spec, int d, const double *X, const double *y,
                  const double *nv, int n, int max_best, const double *theta0, int n_starts,
                  ns_rng *rng, ns_gp **out, double *theta_out, ns_err *err)
@@ -248,11 +249,13 @@ static int model(const ns_bo_spec *spec, int d, const double *X, const double *y
         th[d] -= shift;
         th[d + 1] -= shift;
     }
+    memcpy(theta_out, th, sizeof th);
+    if (!out)
+        goto fail; /* the fit alone: no posterior asked for */
     /* theta before data: the posterior's one factorisation is at the final theta */
     if ((rc = ns_gp_theta_set(post, th, err)) ||
         (rc = ns_gp_data_noise(post, Xp, yp, nvp, n_post, err)))
         goto fail;
-    memcpy(theta_out, th, sizeof th);
     *out = post;
     post = NULL;
 fail:
@@ -659,15 +662,13 @@ static int propose(const ns_bo_spec *spec, int d, const double *X, const double 
         long t0 = n_obs, prev = t0 - spec->round;
         int full = prev < 0 || t0 / spec->refit_every != prev / spec->refit_every;
         ns_rng rng;
-        ns_gp *g = NULL;
         double th[np];
+        /* the fits alone: the posterior is cache_build's, the same whatever the call */
         if (fit_obj) {
             ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t0, SEED_FIT));
             if ((rc = model(spec, d, Xo, yo, nvo, n_feas, n_feas, warm ? theta : NULL,
-                            full || !warm ? spec->n_starts : 1, &rng, &g, th, err)))
+                            full || !warm ? spec->n_starts : 1, &rng, NULL, th, err)))
                 goto done;
-            ns_gp_free(g);
-            g = NULL;
             memcpy(theta, th, sizeof th);
         }
         if (fit_feas) {
@@ -680,9 +681,8 @@ static int propose(const ns_bo_spec *spec, int d, const double *X, const double 
                 lab[i] = feasible[i] ? 1.0 : -1.0;
             ns_rng_seed(&rng, ns_seed_derive(spec->seed, (uint64_t)t0, SEED_FEAS));
             rc = model(spec, d, X, lab, NULL, n_obs, n_obs - n_feas, fwarm ? theta + np : NULL,
-                       full || !fwarm ? spec->n_starts : 1, &rng, &g, th, err);
+                       full || !fwarm ? spec->n_starts : 1, &rng, NULL, th, err);
             free(lab);
-            ns_gp_free(g);
             if (rc)
                 goto done;
             memcpy(theta + np, th, sizeof th);

@@ -85,8 +85,8 @@
  *    pin down d + 2 hyperparameters well and keep each likelihood evaluation to
  *    milliseconds; up to 1000 the posterior is still exact, and beyond it the cost stops
  *    growing. Now (scripts/bench/bo: ten warm-started proposals each, one of them a full
- *    refit): median 4.8, 10.2, 23.0, 302 and 308 ms at 50, 100, 200, 1000 and 3000
- *    observations, at most 511 ms at 1000 and 594 ms at 3000. Quality is kept (scripts/bench/bo --scale): on Hartmann-6 in 8-D
+ *    refit): median 4.6, 10.4, 22.3, 217 and 237 ms at 50, 100, 200, 1000 and 3000
+ *    observations, at most 425 ms at 1000 and 502 ms at 3000. Quality is kept (scripts/bench/bo --scale): on Hartmann-6 in 8-D
  *    after 600 random points, 20 proposals reach median regret 0.080 with the rule and
  *    0.17 with the fit and the posterior on every point, 7 of 16 runs below 0.01 either
  *    way, at 0.32 s a proposal instead of 0.71 s. */
