@@ -69,8 +69,9 @@ if what == "lr_range":
 elif what == "batch_sweep":
     # the largest stable size (complete, no rejected finding, finite loss) whose val loss
     # is within the stage's tolerance of the best stable one
-    dec = decision("2:batch_sweep")
-    ts = trials("2:batch_sweep")
+    name = db.execute("SELECT name FROM stage WHERE name LIKE '%:batch_sweep'").fetchone()[0]
+    dec = decision(name)
+    ts = trials(name)
     tol = float(sys.argv[3])
     expect(dec["tolerance"] == tol, "tolerance %s" % dec["tolerance"])
     sz = [t["params"]["train.batch_size"] for t in ts]
@@ -84,6 +85,23 @@ elif what == "batch_sweep":
            "sizes %s" % dec["sizes"])
     for e, l, s in zip(dec["sizes"], loss, stable):
         expect(close(e["val_loss"], l) and e["stable"] == s, "size %s: %s, trial's val_loss %s stable %s" % (e["batch"], e, l, s))
+    # the short-list: stable sizes whose study metric is not worse than the chosen size's by
+    # more than 2 standard errors (its fold SE, else binomial on the validation rows)
+    metric, higher, checks = db.execute("SELECT metric, higher_is_better, data_checks FROM study").fetchone()
+    vm = {t["n"]: r[0] for t in ts for r in db.execute("SELECT val_metric FROM trial WHERE number = ?", (t["n"],))}
+    ct = next(t for t, b, s in zip(ts, sz, stable) if s and b == chosen)
+    se = ct["result"].get("val_se")
+    if not (isinstance(se, (int, float)) and se > 0):
+        nv = json.loads(checks)["n_val"]
+        m = vm[ct["n"]]
+        se = math.sqrt(max(m * (1 - m), 0) / nv) if higher and metric != "val_loss" and nv > 0 else float("nan")
+    expect(close(dec["metric_se"], se) if math.isfinite(se) else dec["metric_se"] is None,
+           "metric_se %s, recomputed %s" % (dec["metric_se"], se))
+    c = vm[ct["n"]]
+    short = [b for t, b, s in zip(ts, sz, stable)
+             if s and (t is ct or (math.isfinite(se) and (vm[t["n"]] >= c - 2 * se if higher else vm[t["n"]] <= c + 2 * se)))]
+    expect(dec["shortlist"] == short and dec["separated"] == (len(short) < 2),
+           "shortlist %s separated %s, recomputed %s" % (dec["shortlist"], dec["separated"], short))
 
 elif what == "compare":
     # per pair of the seeds' val losses: mean, sample sd, the 95% t interval; ranking by

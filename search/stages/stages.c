@@ -478,6 +478,20 @@ static double trial_speed(ns_search *s, int trial)
     return sum / n;
 }
 
+/* The standard error of a sweep trial's study metric: its fold spread under cross-
+ * validation, else, for an accuracy-like metric, the binomial error on the validation rows;
+ * NaN when neither is known (a loss or RMSE on a holdout split). */
+static double sweep_metric_se(const ns_search *s, const ns_trial_row *t)
+{
+    double se;
+    if (t->result && ns_json_get_num(t->result, "val_se", &se) && isfinite(se) && se > 0)
+        return se;
+    double m = t->val_metric;
+    if (s->data.task == NS_TASK_CLASSIFY && s->higher && isfinite(m) && s->data.val.n > 0)
+        return sqrt(fmax(m * (1 - m), 0) / (double)s->data.val.n);
+    return NAN;
+}
+
 static int decide_batch(DECIDE_ARGS)
 {
     int sizes[NS_MAX_SIZES];
@@ -499,6 +513,22 @@ static int decide_batch(DECIDE_ARGS)
     for (int i = 0; i < ns && i < count; i++)
         if (stable[i] && loss[i] <= best * (1 + st->tolerance) && sizes[i] > chosen)
             chosen = sizes[i];
+    /* the sizes the sweep cannot tell from the chosen one: stable, with a study metric not
+     * worse than the chosen size's by more than two of its standard errors (absorb_batch
+     * hands them on as a searched choice) */
+    const ns_trial_row *ct = NULL;
+    for (int i = 0; i < ns && i < count; i++)
+        if (stable[i] && sizes[i] == chosen)
+            ct = row_of(r, have, i);
+    double se = ct ? sweep_metric_se(s, ct) : NAN;
+    int listed[NS_MAX_SIZES] = {0}, n_listed = 0;
+    for (int i = 0; i < ns && i < count; i++) {
+        const ns_trial_row *t = row_of(r, have, i);
+        double m = t->val_metric, c = ct ? ct->val_metric : NAN;
+        listed[i] = stable[i] && (t == ct || (isfinite(se) && isfinite(m) && isfinite(c) &&
+                                              (s->higher ? m >= c - 2 * se : m <= c + 2 * se)));
+        n_listed += listed[i];
+    }
     int opt = s->dec.have_pair ? s->dec.opt : s->ref_opt;
     /* the rule as configured (auto resolves per optimizer, also for later stages) */
     static const char *const scale_names[] = {"auto", "linear", "sqrt", "none"};
@@ -538,6 +568,13 @@ static int decide_batch(DECIDE_ARGS)
                  scale_names[scaling]);
     ns_jbuf_putf(j, "\"tolerance\":%g,\"noise_scale\":", st->tolerance);
     ns_jbuf_num(j, bsimple);
+    ns_jbuf_put(j, ",\"metric_se\":", 13);
+    ns_jbuf_num(j, se);
+    ns_jbuf_put(j, ",\"shortlist\":[", 14);
+    for (int i = 0, k = 0; i < ns && i < count; i++)
+        if (listed[i])
+            ns_jbuf_putf(j, "%s%d", k++ ? "," : "", sizes[i]);
+    ns_jbuf_putf(j, "],\"separated\":%s", n_listed < 2 ? "true" : "false");
     ns_jbuf_put(j, ",\"sizes\":[", 10);
     for (int i = 0; i < ns && i < count; i++) {
         const ns_trial_row *t = row_of(r, have, i);
@@ -726,6 +763,24 @@ static void narrow_lr(ns_search *s)
 
 /* ---- taking decisions in ------------------------------------------------------------------ */
 
+/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
+ * and the space does not search it already. Best effort: out of memory, later stages
+ * keep the leader's value. */
+static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
+{
+    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < m; k++)
+            seen |= !strcmp(uniq[k], names[i]);
+        if (!seen)
+            uniq[m++] = names[i];
+    }
+    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
+        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
+}
+
 static void absorb_lr_range(ns_search *s, const char *decision)
 {
     ns_decisions *d = &s->dec;
@@ -760,6 +815,22 @@ static void absorb_batch(ns_search *s, const char *decision)
         d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
                      : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
                      : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
+    /* sizes the sweep could not tell apart: later stages search them, with train.lr (a
+     * fixed LR would stay scaled to the chosen size, not to the size a trial draws) */
+    const char *b, *e;
+    double sz[NS_MAX_SIZES];
+    int n;
+    if (d->batch > 0 && ns_space_find(&s->base.space, "train.lr") >= 0 && ns_json_valid(decision) &&
+        ns_json_get(decision, "separated", &b, &e) && !strncmp(b, "false", 5) &&
+        (n = ns_json_get_nums(decision, "shortlist", sz, NS_MAX_SIZES)) >= 2) {
+        char txt_sz[NS_MAX_SIZES][16];
+        const char *names[NS_MAX_SIZES];
+        for (int k = 0; k < n; k++) {
+            snprintf(txt_sz[k], sizeof txt_sz[k], "%d", (int)sz[k]);
+            names[k] = txt_sz[k];
+        }
+        search_choice(s, "train.batch_size", names, n);
+    }
     narrow_lr(s);
 }
 
@@ -778,24 +849,6 @@ static int parse_pair(const char *txt, int *opt, int *sched)
         if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
             *sched = k;
     return *opt >= 0 && *sched >= 0;
-}
-
-/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
- * and the space does not search it already. Best effort: out of memory, later stages
- * keep the leader's value. */
-static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
-{
-    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int k = 0; k < m; k++)
-            seen |= !strcmp(uniq[k], names[i]);
-        if (!seen)
-            uniq[m++] = names[i];
-    }
-    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
-        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
 }
 
 static void absorb_compare(ns_search *s, const char *decision)
