@@ -514,8 +514,8 @@ static int decide_batch(DECIDE_ARGS)
         if (stable[i] && loss[i] <= best * (1 + st->tolerance) && sizes[i] > chosen)
             chosen = sizes[i];
     /* the sizes the sweep cannot tell from the chosen one: stable, with a study metric not
-     * worse than the chosen size's by more than two of its standard errors (absorb_batch
-     * hands them on as a searched choice) */
+     * worse than the chosen size's by more than two of its standard errors. Evidence only:
+     * searching them in later stages did not pay (docs/config.md, batch_sweep) */
     const ns_trial_row *ct = NULL;
     for (int i = 0; i < ns && i < count; i++)
         if (stable[i] && sizes[i] == chosen)
@@ -815,22 +815,6 @@ static void absorb_batch(ns_search *s, const char *decision)
         d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
                      : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
                      : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
-    /* sizes the sweep could not tell apart: later stages search them, with train.lr (a
-     * fixed LR would stay scaled to the chosen size, not to the size a trial draws) */
-    const char *b, *e;
-    double sz[NS_MAX_SIZES];
-    int n;
-    if (d->batch > 0 && ns_space_find(&s->base.space, "train.lr") >= 0 && ns_json_valid(decision) &&
-        ns_json_get(decision, "separated", &b, &e) && !strncmp(b, "false", 5) &&
-        (n = ns_json_get_nums(decision, "shortlist", sz, NS_MAX_SIZES)) >= 2) {
-        char txt_sz[NS_MAX_SIZES][16];
-        const char *names[NS_MAX_SIZES];
-        for (int k = 0; k < n; k++) {
-            snprintf(txt_sz[k], sizeof txt_sz[k], "%d", (int)sz[k]);
-            names[k] = txt_sz[k];
-        }
-        search_choice(s, "train.batch_size", names, n);
-    }
     narrow_lr(s);
 }
 
