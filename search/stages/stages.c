@@ -763,24 +763,6 @@ static void narrow_lr(ns_search *s)
 
 /* ---- taking decisions in ------------------------------------------------------------------ */
 
-/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
- * and the space does not search it already. Best effort: out of memory, later stages
- * keep the leader's value. */
-static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
-{
-    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int k = 0; k < m; k++)
-            seen |= !strcmp(uniq[k], names[i]);
-        if (!seen)
-            uniq[m++] = names[i];
-    }
-    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
-        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
-}
-
 static void absorb_lr_range(ns_search *s, const char *decision)
 {
     ns_decisions *d = &s->dec;
@@ -833,6 +815,24 @@ static int parse_pair(const char *txt, int *opt, int *sched)
         if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
             *sched = k;
     return *opt >= 0 && *sched >= 0;
+}
+
+/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
+ * and the space does not search it already. Best effort: out of memory, later stages
+ * keep the leader's value. */
+static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
+{
+    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
+    int m = 0;
+    for (int i = 0; i < n; i++) {
+        int seen = 0;
+        for (int k = 0; k < m; k++)
+            seen |= !strcmp(uniq[k], names[i]);
+        if (!seen)
+            uniq[m++] = names[i];
+    }
+    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
+        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
 }
 
 static void absorb_compare(ns_search *s, const char *decision)
