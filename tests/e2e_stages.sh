@@ -111,6 +111,12 @@ bs=$(dec "$T/sl" 1:batch_sweep '$.batch_size')
 drawn=$(sqlite3 "$T/sl/study.db" "SELECT group_concat(DISTINCT json_extract(params, '$.\"train.batch_size\"')) FROM trial WHERE stage='2:random'")
 check "not separated (short-list $short, separated $sep); the random trials keep the chosen size $bs ($drawn)" \
   bash -c "[ '$sep' = 0 ] && [[ '$short' == *,* ]] && [ '$drawn' = '$bs' ]"
+# on a holdout split the standard error is binomial on the validation rows
+sed 's/^  seed: 3$/  seed: 3\n  resampling: holdout/' "$T/sl.yaml" >"$T/slh.yaml"
+"$NS" "$T/slh.yaml" -o "$T/slh" --quiet >/dev/null 2>&1
+check "holdout short-list study exit 0" test $? -eq 0
+check "batch_sweep on a holdout: the binomial standard error ($(dec "$T/slh" 1:batch_sweep '$.metric_se')) and the short-list recomputed" \
+  bash -c "grep -q 'resampling: holdout' '$T/slh.yaml' && /usr/bin/python3 tests/recompute_decisions.py '$T/slh' batch_sweep 0.15"
 
 # config errors in the stages
 printf 'data: {train: %s}\nsearch:\n  stages: [{stage: lr_range, trials: 3}]\n' "$PWD/configs/data/tiny.csv" >"$T/bad.yaml"
