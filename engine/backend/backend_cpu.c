@@ -9,6 +9,7 @@
 
 #include "engine/backend/backend_impl.h"
 #include "engine/backend/cpu_ops.h"
+#include "engine/backend/xent_row.h"
 #include "engine/rng.h"
 
 /* OpenBLAS exports these; cblas.h of other BLAS builds does not declare them. */
@@ -260,33 +261,10 @@ static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, do
     double loss = 0.0;
     long hits = 0;
     for (int i = 0; i < B; i++) {
-        const float *z = logits + (size_t)i * C;
-        const int y = labels[i];
-        const double wy = class_w ? class_w[y] : 1.0;
-        float zmax = z[0];
-        int arg = 0;
-        for (int c = 1; c < C; c++)
-            if (z[c] > zmax) {
-                zmax = z[c];
-                arg = c;
-            }
-        double se = 0.0, wlogp = 0.0; /* wlogp = sum_c w_c log p_c */
-        for (int c = 0; c < C; c++)
-            se += exp((double)(z[c] - zmax));
-        const double lse = log(se);
-        for (int c = 0; c < C; c++)
-            wlogp += (class_w ? (double)class_w[c] : 1.0) * ((double)(z[c] - zmax) - lse);
-        loss += -hard * wy * ((double)(z[y] - zmax) - lse) - soft * wlogp;
-        hits += arg == y;
-        if (dlogits) {
-            float *d = dlogits + (size_t)i * C;
-            for (int c = 0; c < C; c++) {
-                double pc = exp((double)(z[c] - zmax) - lse);
-                double wc = class_w ? (double)class_w[c] : 1.0;
-                double g = hard * wy * (pc - (c == y)) + soft * (Wc * pc - wc);
-                d[c] = (float)(g * inv_W);
-            }
-        }
+        int hit;
+        loss += ns_xent_row(logits + (size_t)i * C, labels[i], C, class_w, hard, soft, Wc, inv_W,
+                            dlogits ? dlogits + (size_t)i * C : NULL, &hit);
+        hits += hit;
     }
     if (correct)
         *correct += hits;

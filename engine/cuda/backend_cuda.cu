@@ -20,6 +20,7 @@
 
 extern "C" {
 #include "engine/backend/backend_impl.h"
+#include "engine/backend/xent_row.h"
 #include "engine/cuda/cuda.h"
 }
 
@@ -500,33 +501,10 @@ __global__ static void k_xent(float *dlogits, const float *logits, const int32_t
             Wc += class_w ? (double)class_w[c] : 1.0;
     double loss = 0, hits = 0;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x) {
-        const float *z = logits + (size_t)i * C;
-        int y = labels[i];
-        double wy = class_w ? class_w[y] : 1.0;
-        float zmax = z[0];
-        int arg = 0;
-        for (int c = 1; c < C; c++)
-            if (z[c] > zmax) {
-                zmax = z[c];
-                arg = c;
-            }
-        double se = 0, wlogp = 0;
-        for (int c = 0; c < C; c++)
-            se += exp((double)(z[c] - zmax));
-        double lse = log(se);
-        for (int c = 0; c < C; c++)
-            wlogp += (class_w ? (double)class_w[c] : 1.0) * ((double)(z[c] - zmax) - lse);
-        loss += -hard * wy * ((double)(z[y] - zmax) - lse) - soft * wlogp;
-        hits += arg == y;
-        if (dlogits) {
-            float *d = dlogits + (size_t)i * C;
-            for (int c = 0; c < C; c++) {
-                double pc = exp((double)(z[c] - zmax) - lse);
-                double wc = class_w ? (double)class_w[c] : 1.0;
-                double g = hard * wy * (pc - (c == y)) + soft * (Wc * pc - wc);
-                d[c] = (float)(g * inv_W);
-            }
-        }
+        int hit;
+        loss += ns_xent_row(logits + (size_t)i * C, labels[i], C, class_w, hard, soft, Wc, inv_W,
+                            dlogits ? dlogits + (size_t)i * C : NULL, &hit);
+        hits += hit;
     }
     block_sum(loss, part_loss + blockIdx.x);
     block_sum(hits, part_hits + blockIdx.x);
