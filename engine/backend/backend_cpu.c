@@ -9,7 +9,7 @@
 
 #include "engine/backend/backend_impl.h"
 #include "engine/backend/cpu_ops.h"
-#include "engine/backend/xent_row.h"
+#include "engine/backend/softmax_row.h"
 #include "engine/rng.h"
 
 /* OpenBLAS exports these; cblas.h of other BLAS builds does not declare them. */
@@ -276,18 +276,8 @@ static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, do
 static void cpu_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
 {
     (void)be;
-    for (int i = 0; i < B; i++) {
-        const float *z = logits + (size_t)i * C;
-        float *p = probs + (size_t)i * C;
-        float zmax = z[0];
-        for (int c = 1; c < C; c++)
-            zmax = z[c] > zmax ? z[c] : zmax;
-        double se = 0.0;
-        for (int c = 0; c < C; c++)
-            se += exp((double)(z[c] - zmax));
-        for (int c = 0; c < C; c++)
-            p[c] = (float)(exp((double)(z[c] - zmax)) / se);
-    }
+    for (int i = 0; i < B; i++)
+        ns_softmax_row(probs + (size_t)i * C, logits + (size_t)i * C, C);
 }
 
 static double cpu_mse(ns_backend *be, float *dpred, const float *pred, const float *target,

@@ -20,7 +20,7 @@
 
 extern "C" {
 #include "engine/backend/backend_impl.h"
-#include "engine/backend/xent_row.h"
+#include "engine/backend/softmax_row.h"
 #include "engine/cuda/cuda.h"
 }
 
@@ -538,18 +538,8 @@ static double cu_softmax_xent(ns_backend *be, float *dlogits, long *correct, dou
 
 __global__ static void k_softmax(float *probs, const float *logits, int B, int C)
 {
-    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x) {
-        const float *z = logits + (size_t)i * C;
-        float *p = probs + (size_t)i * C;
-        float zmax = z[0];
-        for (int c = 1; c < C; c++)
-            zmax = z[c] > zmax ? z[c] : zmax;
-        double se = 0;
-        for (int c = 0; c < C; c++)
-            se += exp((double)(z[c] - zmax));
-        for (int c = 0; c < C; c++)
-            p[c] = (float)(exp((double)(z[c] - zmax)) / se);
-    }
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x)
+        ns_softmax_row(probs + (size_t)i * C, logits + (size_t)i * C, C);
 }
 
 static void cu_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)

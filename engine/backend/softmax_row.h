@@ -1,9 +1,10 @@
-/* xent_row.h — one row of the softmax cross-entropy with label smoothing and class weights:
- * the row's loss term and, when asked, its gradient. Both backends call it (the CPU loop in
- * backend_cpu.c, the CUDA kernel in engine/cuda/backend_cuda.cu), so that they compute one
- * formula in one order and differ only in how the rows' terms are summed. */
-#ifndef NS_XENT_ROW_H
-#define NS_XENT_ROW_H
+/* softmax_row.h — one row of the softmax, and of the softmax cross-entropy with label
+ * smoothing and class weights (the row's loss term and, when asked, its gradient). Both
+ * backends call them (the CPU loops in backend_cpu.c, the CUDA kernels in
+ * engine/cuda/backend_cuda.cu), so that they compute one formula in one order and differ
+ * only in how the rows' terms are summed. */
+#ifndef NS_SOFTMAX_ROW_H
+#define NS_SOFTMAX_ROW_H
 
 #include <math.h>
 
@@ -12,6 +13,19 @@
 #else
 #define NS_HOST_DEVICE
 #endif
+
+/* p: the row's C probabilities from its C logits z, in double before rounding to float. */
+static inline NS_HOST_DEVICE void ns_softmax_row(float *p, const float *z, int C)
+{
+    float zmax = z[0];
+    for (int c = 1; c < C; c++)
+        zmax = z[c] > zmax ? z[c] : zmax;
+    double se = 0.0;
+    for (int c = 0; c < C; c++)
+        se += exp((double)(z[c] - zmax));
+    for (int c = 0; c < C; c++)
+        p[c] = (float)(exp((double)(z[c] - zmax)) / se);
+}
 
 /* z: the row's C logits, y its label; class_w: NULL or the C class weights; hard = 1 - eps
  * and soft = eps / C (label smoothing eps); Wc: the sum of the class weights (C without
