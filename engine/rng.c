@@ -4,13 +4,7 @@
 
 #include <math.h>
 
-uint64_t ns_hash64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
+uint64_t ns_hash64(uint64_t x) { return ns_mix64(x); }
 
 uint64_t ns_seed_derive(uint64_t seed, uint64_t a, uint64_t b)
 {

@@ -7,6 +7,8 @@
 
 #include <stdint.h>
 
+#include "engine/hostdev.h"
+
 typedef struct ns_rng {
     uint64_t s[4];
 } ns_rng;
@@ -18,6 +20,14 @@ double ns_rng_normal(ns_rng *r);                  /* N(0, 1), Box-Muller, no cac
 uint64_t ns_rng_below(ns_rng *r, uint64_t n);     /* uniform in [0, n), unbiased; n > 0 */
 void ns_rng_shuffle_i32(ns_rng *r, int32_t *a, long n); /* Fisher-Yates */
 uint64_t ns_hash64(uint64_t x);                   /* splitmix64 finaliser: bijective mix */
+/* ns_hash64 inline, for loops and CUDA kernels */
+static inline NS_HOST_DEVICE uint64_t ns_mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
 /* Derives an independent stream seed from (seed, a, b), e.g. (study seed, trial, purpose). */
 uint64_t ns_seed_derive(uint64_t seed, uint64_t a, uint64_t b);
 

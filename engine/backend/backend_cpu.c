@@ -9,7 +9,7 @@
 
 #include "engine/backend/backend_impl.h"
 #include "engine/backend/cpu_ops.h"
-#include "engine/backend/softmax_row.h"
+#include "engine/backend/shared_math.h"
 #include "engine/rng.h"
 
 /* OpenBLAS exports these; cblas.h of other BLAS builds does not declare them. */
@@ -18,51 +18,13 @@ int openblas_get_num_threads(void);
 
 #define NS_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
-/* ---- activations (the scalar definitions double as the reference) ----------------- */
+/* ---- activations and dropout (shared_math.h), exported for the reference ops and tests */
 
-float ns_act_eval(ns_act act, float x)
-{
-    switch (act) {
-    case NS_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    case NS_ACT_LEAKY_RELU: return x > 0.0f ? x : NS_LEAKY_SLOPE * x;
-    case NS_ACT_GELU: return 0.5f * x * (1.0f + erff(x * (float)M_SQRT1_2));
-    case NS_ACT_TANH: return tanhf(x);
-    case NS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    case NS_ACT_IDENTITY: break;
-    }
-    return x;
-}
+float ns_act_eval(ns_act act, float x) { return ns_act_value(act, x); }
 
-float ns_act_deriv(ns_act act, float x)
-{
-    switch (act) {
-    case NS_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
-    case NS_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : NS_LEAKY_SLOPE;
-    case NS_ACT_GELU: {
-        const float inv_sqrt_2pi = 0.3989422804014327f;
-        return 0.5f * (1.0f + erff(x * (float)M_SQRT1_2)) + x * inv_sqrt_2pi * expf(-0.5f * x * x);
-    }
-    case NS_ACT_TANH: {
-        float t = tanhf(x);
-        return 1.0f - t * t;
-    }
-    case NS_ACT_SIGMOID: {
-        float s = 1.0f / (1.0f + expf(-x));
-        return s * (1.0f - s);
-    }
-    case NS_ACT_IDENTITY: break;
-    }
-    return 1.0f;
-}
+float ns_act_deriv(ns_act act, float x) { return ns_act_slope(act, x); }
 
-/* An odd multiplier makes (seed, i) -> hash input injective for a fixed seed; the top
- * 24 bits of the hash are a uniform draw in [0, 1). */
-static inline float dropout_u(uint64_t seed, size_t i)
-{
-    return (float)(ns_hash64(seed + (uint64_t)i * 0xD1342543DE82EF95ULL) >> 40) * 0x1.0p-24f;
-}
-
-int ns_dropout_keep(uint64_t seed, size_t i, float p) { return dropout_u(seed, i) >= p; }
+int ns_dropout_keep(uint64_t seed, size_t i, float p) { return ns_dropout_draw(seed, i) >= p; }
 
 /* ---- memory ---------------------------------------------------------------------- */
 
@@ -190,14 +152,14 @@ NS_CLONES static void cpu_bias_act_forward(ns_backend *be, float *out, float *pr
         default:
             for (int j = 0; j < OC; j++) {
                 z[j] += b[j];
-                a[j] = ns_act_eval(act, z[j]);
+                a[j] = ns_act_value(act, z[j]);
             }
             break;
         }
         if (p > 0.0f) {
             size_t base = (size_t)i * OC;
             for (int j = 0; j < OC; j++)
-                a[j] = dropout_u(seed, base + j) >= p ? a[j] * inv_keep : 0.0f;
+                a[j] = ns_dropout_draw(seed, base + j) >= p ? a[j] * inv_keep : 0.0f;
         }
     }
 }
@@ -215,7 +177,7 @@ NS_CLONES static void cpu_bias_act_backward(ns_backend *be, float *dpre, float *
         if (p > 0.0f) {
             size_t base = (size_t)i * OC;
             for (int j = 0; j < OC; j++)
-                d[j] = dropout_u(seed, base + j) >= p ? g[j] * inv_keep : 0.0f;
+                d[j] = ns_dropout_draw(seed, base + j) >= p ? g[j] * inv_keep : 0.0f;
             g = d;
         }
         switch (act) {
@@ -235,7 +197,7 @@ NS_CLONES static void cpu_bias_act_backward(ns_backend *be, float *dpre, float *
             break;
         default:
             for (int j = 0; j < OC; j++)
-                d[j] = g[j] * ns_act_deriv(act, z[j]);
+                d[j] = g[j] * ns_act_slope(act, z[j]);
             break;
         }
 #pragma omp simd

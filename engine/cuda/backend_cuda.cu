@@ -20,7 +20,7 @@
 
 extern "C" {
 #include "engine/backend/backend_impl.h"
-#include "engine/backend/softmax_row.h"
+#include "engine/backend/shared_math.h"
 #include "engine/cuda/cuda.h"
 }
 
@@ -125,52 +125,6 @@ static int blocks_for(size_t n)
 }
 
 /* ---- device helpers -------------------------------------------------------------------- */
-
-__device__ static uint64_t hash64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-/* backend_cpu.c's dropout_u: the top 24 bits of the hash as a draw in [0, 1) */
-__device__ static float dropout_u(uint64_t seed, size_t i)
-{
-    return (float)(hash64(seed + (uint64_t)i * 0xD1342543DE82EF95ULL) >> 40) * 0x1.0p-24f;
-}
-
-__device__ static float act_eval(ns_act act, float x)
-{
-    switch (act) {
-    case NS_ACT_RELU: return x > 0.0f ? x : 0.0f;
-    case NS_ACT_LEAKY_RELU: return x > 0.0f ? x : NS_LEAKY_SLOPE * x;
-    case NS_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
-    case NS_ACT_TANH: return tanhf(x);
-    case NS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
-    default: return x;
-    }
-}
-
-__device__ static float act_deriv(ns_act act, float x)
-{
-    switch (act) {
-    case NS_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
-    case NS_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : NS_LEAKY_SLOPE;
-    case NS_ACT_GELU:
-        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
-               x * 0.3989422804014327f * expf(-0.5f * x * x);
-    case NS_ACT_TANH: {
-        float t = tanhf(x);
-        return 1.0f - t * t;
-    }
-    case NS_ACT_SIGMOID: {
-        float s = 1.0f / (1.0f + expf(-x));
-        return s * (1.0f - s);
-    }
-    default: return 1.0f;
-    }
-}
 
 /* One block's sum of v over its threads into *out, in a fixed tree order. */
 __device__ static void block_sum(double v, double *out)
@@ -425,9 +379,9 @@ __global__ static void k_bias_act_fwd(float *out, float *pre, const float *b, ns
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float z = pre[i] + b[i % OC];
         pre[i] = z;
-        float a = act_eval(act, z);
+        float a = ns_act_value(act, z);
         if (p > 0.0f)
-            a = dropout_u(seed, i) >= p ? a * inv_keep : 0.0f;
+            a = ns_dropout_draw(seed, i) >= p ? a * inv_keep : 0.0f;
         out[i] = a;
     }
 }
@@ -448,8 +402,8 @@ __global__ static void k_bias_act_bwd(float *dpre, const float *dout, const floa
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float g = dout[i];
         if (p > 0.0f)
-            g = dropout_u(seed, i) >= p ? g * inv_keep : 0.0f;
-        dpre[i] = g * act_deriv(act, pre[i]);
+            g = ns_dropout_draw(seed, i) >= p ? g * inv_keep : 0.0f;
+        dpre[i] = g * ns_act_slope(act, pre[i]);
     }
 }
 

@@ -1,18 +1,62 @@
-/* softmax_row.h — one row of the softmax, and of the softmax cross-entropy with label
- * smoothing and class weights (the row's loss term and, when asked, its gradient). Both
- * backends call them (the CPU loops in backend_cpu.c, the CUDA kernels in
- * engine/cuda/backend_cuda.cu), so that they compute one formula in one order and differ
- * only in how the rows' terms are summed. */
-#ifndef NS_SOFTMAX_ROW_H
-#define NS_SOFTMAX_ROW_H
+/* shared_math.h — the formulas both backends evaluate per element and per row: the
+ * activations and their derivatives, the dropout draw, the softmax and the softmax
+ * cross-entropy with label smoothing and class weights. The CPU loops (backend_cpu.c) and
+ * the CUDA kernels (engine/cuda/backend_cuda.cu) call these, so that the two compute one
+ * formula in one order and differ only in how they sum over rows and in the GEMMs. */
+#ifndef NS_SHARED_MATH_H
+#define NS_SHARED_MATH_H
 
 #include <math.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#ifdef __CUDACC__
-#define NS_HOST_DEVICE __host__ __device__
-#else
-#define NS_HOST_DEVICE
-#endif
+#include "engine/backend/backend.h"
+#include "engine/hostdev.h"
+#include "engine/rng.h"
+
+/* Element i's dropout draw in [0, 1) under seed: an odd multiplier makes (seed, i) -> hash
+ * input injective for a fixed seed, and the top 24 bits of the hash are the draw. An element
+ * is kept when its draw is >= the dropout rate. */
+static inline NS_HOST_DEVICE float ns_dropout_draw(uint64_t seed, size_t i)
+{
+    return (float)(ns_mix64(seed + (uint64_t)i * 0xD1342543DE82EF95ULL) >> 40) * 0x1.0p-24f;
+}
+
+/* act(x) */
+static inline NS_HOST_DEVICE float ns_act_value(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? x : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? x : NS_LEAKY_SLOPE * x;
+    case NS_ACT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case NS_ACT_TANH: return tanhf(x);
+    case NS_ACT_SIGMOID: return 1.0f / (1.0f + expf(-x));
+    case NS_ACT_IDENTITY: break;
+    }
+    return x;
+}
+
+/* act'(x) */
+static inline NS_HOST_DEVICE float ns_act_slope(ns_act act, float x)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? 1.0f : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? 1.0f : NS_LEAKY_SLOPE;
+    case NS_ACT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) +
+               x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case NS_ACT_TANH: {
+        float t = tanhf(x);
+        return 1.0f - t * t;
+    }
+    case NS_ACT_SIGMOID: {
+        float s = 1.0f / (1.0f + expf(-x));
+        return s * (1.0f - s);
+    }
+    case NS_ACT_IDENTITY: break;
+    }
+    return 1.0f;
+}
 
 /* p: the row's C probabilities from its C logits z, in double before rounding to float. */
 static inline NS_HOST_DEVICE void ns_softmax_row(float *p, const float *z, int C)
