@@ -66,17 +66,15 @@ uint64_t ns_mlp_spec_bytes(const ns_mlp_spec *s, int max_batch)
     return 4 * (2 * ns_mlp_spec_param_count(s) + 2 * B * act + 2 * B * widest);
 }
 
-ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err)
+/* Shapes and offsets of spec's network into m (spec checked); *n_act: floats of one pre- or
+ * post-activation buffer set, *widest: the widest layer side (the gradient buffers' row). */
+static int layout(ns_mlp *m, const ns_mlp_spec *spec, ns_backend *be, int max_batch,
+                  size_t *n_act, int *widest, ns_err *err)
 {
     if (spec_check(spec, err))
-        return NULL;
-    if (max_batch < 1) {
-        ns_err_set(err, NS_EINPUT, "batch size must be >= 1 (got %d)", max_batch);
-        return NULL;
-    }
-    ns_mlp *m = calloc(1, sizeof *m);
-    if (!m)
-        goto oom;
+        return NS_EINPUT;
+    if (max_batch < 1)
+        return ns_err_set(err, NS_EINPUT, "batch size must be >= 1 (got %d)", max_batch);
     m->spec = *spec;
     m->be = be;
     m->max_batch = max_batch;
@@ -85,39 +83,40 @@ ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_
     for (int l = 0; l < spec->n_hidden; l++)
         m->dims[l + 1] = spec->hidden[l];
     m->dims[m->n_layers] = spec->n_out;
-
-    size_t n = 0, n_act = 0;
-    int widest = 0;
+    size_t n = 0;
+    *n_act = 0;
+    *widest = 0;
     for (int l = 0; l < m->n_layers; l++) {
         m->off[l] = n;
         n += (size_t)m->dims[l + 1] * m->dims[l] + m->dims[l + 1];
-        n_act += (size_t)max_batch * m->dims[l + 1];
-        if (m->dims[l + 1] > widest)
-            widest = m->dims[l + 1];
-        if (m->dims[l] > widest)
-            widest = m->dims[l];
+        *n_act += (size_t)max_batch * m->dims[l + 1];
+        if (m->dims[l + 1] > *widest)
+            *widest = m->dims[l + 1];
+        if (m->dims[l] > *widest)
+            *widest = m->dims[l];
     }
     m->off[m->n_layers] = n;
     m->n_params = n;
+    return NS_OK;
+}
 
-    /* One at a time: after a failure the rest are not allocated (the CPU backend zeroes
-     * what it allocates, so going on would touch gigabytes only to free them). The
-     * pre and out of every layer share one allocation; the output layer's out is its pre. */
-    if (!(m->params = ns_buf_alloc(be, n * sizeof(float))) ||
-        !(m->grads = ns_buf_alloc(be, n * sizeof(float))) ||
-        !(m->acts = ns_buf_alloc(be, 2 * n_act * sizeof(float))) ||
-        !(m->dbuf[0] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float))) ||
-        !(m->dbuf[1] = ns_buf_alloc(be, (size_t)max_batch * widest * sizeof(float))))
-        goto oom;
-
-    float *a = m->acts;
+/* Points m's views into its buffers: params and grads (n_params each), acts (2 n_act: the
+ * pre and out of every layer; the output layer's out is its pre) and the two gradient rows. */
+static void bind(ns_mlp *m, float *params, float *grads, float *acts, float *d0, float *d1)
+{
+    m->params = params;
+    m->grads = grads;
+    m->acts = acts;
+    m->dbuf[0] = d0;
+    m->dbuf[1] = d1;
+    float *a = acts;
     for (int l = 0; l < m->n_layers; l++) {
         size_t rows = (size_t)m->dims[l + 1] * m->dims[l];
         m->w[l] = m->params + m->off[l];
         m->b[l] = m->w[l] + rows;
         m->gw[l] = m->grads + m->off[l];
         m->gb[l] = m->gw[l] + rows;
-        size_t sz = (size_t)max_batch * m->dims[l + 1];
+        size_t sz = (size_t)m->max_batch * m->dims[l + 1];
         m->pre[l] = a;
         m->out[l] = a + sz;
         a += 2 * sz;
@@ -129,25 +128,54 @@ ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_
         .n_params = m->n_params,
         .n_groups = m->n_layers,
         .group_off = m->off,
-        .max_batch = max_batch,
+        .max_batch = m->max_batch,
         .batch = net_batch,
     };
+}
+
+ns_mlp *ns_mlp_alloc(const ns_mlp_spec *spec, ns_backend *be, int max_batch, ns_err *err)
+{
+    ns_mlp *m = calloc(1, sizeof *m);
+    if (!m) {
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating the model");
+        return NULL;
+    }
+    size_t n_act;
+    int widest;
+    if (layout(m, spec, be, max_batch, &n_act, &widest, err)) {
+        free(m);
+        return NULL;
+    }
+    /* One at a time: after a failure the rest are not allocated (the CPU backend zeroes
+     * what it allocates, so going on would touch gigabytes only to free them). */
+    size_t n = m->n_params, nd = (size_t)max_batch * widest;
+    float *p = NULL, *g = NULL, *a = NULL, *d0 = NULL, *d1 = NULL;
+    if (!(p = ns_buf_alloc(be, n * sizeof(float))) || !(g = ns_buf_alloc(be, n * sizeof(float))) ||
+        !(a = ns_buf_alloc(be, 2 * n_act * sizeof(float))) ||
+        !(d0 = ns_buf_alloc(be, nd * sizeof(float))) || !(d1 = ns_buf_alloc(be, nd * sizeof(float)))) {
+        ns_buf_free(be, p);
+        ns_buf_free(be, g);
+        ns_buf_free(be, a);
+        ns_buf_free(be, d0);
+        free(m);
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating the model");
+        return NULL;
+    }
+    bind(m, p, g, a, d0, d1);
     return m;
-oom:
-    ns_mlp_free(m);
-    ns_err_set(err, NS_ERUNTIME, "out of memory allocating the model");
-    return NULL;
 }
 
 void ns_mlp_free(ns_mlp *m)
 {
     if (!m)
         return;
-    ns_buf_free(m->be, m->params);
-    ns_buf_free(m->be, m->grads);
-    ns_buf_free(m->be, m->acts);
-    ns_buf_free(m->be, m->dbuf[0]);
-    ns_buf_free(m->be, m->dbuf[1]);
+    if (!m->member) { /* a group member's buffers are the group's */
+        ns_buf_free(m->be, m->params);
+        ns_buf_free(m->be, m->grads);
+        ns_buf_free(m->be, m->acts);
+        ns_buf_free(m->be, m->dbuf[0]);
+        ns_buf_free(m->be, m->dbuf[1]);
+    }
     ns_buf_free(m->be, m->class_w);
     free(m);
 }
@@ -202,17 +230,42 @@ uint64_t ns_mlp_dropout_seed(uint64_t noise_seed, int layer)
 
 static int is_output(const ns_mlp *m, int l) { return l == m->n_layers - 1; }
 
+/* Layer l's input rows: x for the first layer, the previous layer's output after it. */
+static const float *layer_in(const ns_mlp *m, int l, const float *x)
+{
+    return l > 0 ? m->out[l - 1] : x;
+}
+
+/* The gradient rows of layer l's pre-activations (overwritten layer by layer, so two
+ * buffers take turns: the output layer's is dbuf[0]). */
+static float *layer_grad(const ns_mlp *m, int l) { return m->dbuf[(m->n_layers - 1 - l) & 1]; }
+
+/* Layer l's bias, activation and dropout, after its product is in pre[l]. */
+static void layer_act_forward(ns_mlp *m, int l, int B, int training, uint64_t noise_seed)
+{
+    int last = is_output(m, l);
+    float p = training && !last ? m->spec.dropout : 0.0f;
+    ns_op_bias_act_forward(m->be, last ? m->pre[l] : m->out[l], m->pre[l], m->b[l],
+                           last ? NS_ACT_IDENTITY : m->spec.act, p,
+                           ns_mlp_dropout_seed(noise_seed, l), B, m->dims[l + 1]);
+}
+
+/* Its inverse, in place on layer_grad(l); adds the bias gradient. */
+static void layer_act_backward(ns_mlp *m, int l, int B, uint64_t noise_seed)
+{
+    int last = is_output(m, l);
+    float *d = layer_grad(m, l);
+    ns_op_bias_act_backward(m->be, d, m->gb[l], d, m->pre[l], last ? NS_ACT_IDENTITY : m->spec.act,
+                            last ? 0.0f : m->spec.dropout, ns_mlp_dropout_seed(noise_seed, l), B,
+                            m->dims[l + 1]);
+}
+
 const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint64_t noise_seed)
 {
-    const float *in = x;
     for (int l = 0; l < m->n_layers; l++) {
-        int last = is_output(m, l);
-        float p = training && !last ? m->spec.dropout : 0.0f;
-        float *out = last ? m->pre[l] : m->out[l];
-        ns_op_matmul_forward(m->be, m->pre[l], in, m->w[l], B, m->dims[l], m->dims[l + 1]);
-        ns_op_bias_act_forward(m->be, out, m->pre[l], m->b[l], last ? NS_ACT_IDENTITY : m->spec.act,
-                               p, ns_mlp_dropout_seed(noise_seed, l), B, m->dims[l + 1]);
-        in = out;
+        ns_op_matmul_forward(m->be, m->pre[l], layer_in(m, l, x), m->w[l], B, m->dims[l],
+                             m->dims[l + 1]);
+        layer_act_forward(m, l, B, training, noise_seed);
     }
     return m->pre[m->n_layers - 1];
 }
@@ -252,12 +305,13 @@ static int add_confusion(ns_mlp *m, const float *logits, const int32_t *y, int B
     return NS_OK;
 }
 
-int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const float *t, int B,
-                         int grads, uint64_t noise_seed, ns_batch_out *out, ns_err *err)
+/* The loss of the last forward pass; with grads != 0 its gradient goes to layer_grad of
+ * the output layer. */
+static int mlp_loss(ns_mlp *m, const int32_t *y, const float *t, int B, int grads,
+                    ns_batch_out *out, ns_err *err)
 {
-    const int L = m->n_layers;
-    const float *logits = m->pre[L - 1];
-    float *d = grads ? m->dbuf[0] : NULL;
+    const float *logits = m->pre[m->n_layers - 1];
+    float *d = grads ? layer_grad(m, m->n_layers - 1) : NULL;
     memset(out, 0, sizeof *out);
     if (m->spec.loss == NS_LOSS_XENT) {
         if (!y)
@@ -278,17 +332,160 @@ int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const floa
         out->loss_sum = sse / m->spec.n_out;
         out->weight_sum = B;
     }
-    if (!grads)
-        return NS_OK;
-    for (int l = L - 1; l >= 0; l--) {
-        int last = is_output(m, l);
-        float p = !last ? m->spec.dropout : 0.0f;
-        const float *in = l > 0 ? m->out[l - 1] : x;
-        float *dnext = l > 0 ? m->dbuf[(L - l) & 1] : NULL;
-        ns_op_bias_act_backward(m->be, d, m->gb[l], d, m->pre[l], last ? NS_ACT_IDENTITY : m->spec.act,
-                                p, ns_mlp_dropout_seed(noise_seed, l), B, m->dims[l + 1]);
-        ns_op_matmul_backward(m->be, dnext, m->gw[l], d, in, m->w[l], B, m->dims[l], m->dims[l + 1]);
-        d = dnext;
+    return NS_OK;
+}
+
+int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const float *t, int B,
+                         int grads, uint64_t noise_seed, ns_batch_out *out, ns_err *err)
+{
+    int rc = mlp_loss(m, y, t, B, grads, out, err);
+    if (rc || !grads)
+        return rc;
+    for (int l = m->n_layers - 1; l >= 0; l--) {
+        layer_act_backward(m, l, B, noise_seed);
+        ns_op_matmul_backward(m->be, l > 0 ? layer_grad(m, l - 1) : NULL, m->gw[l],
+                              layer_grad(m, l), layer_in(m, l, x), m->w[l], B, m->dims[l],
+                              m->dims[l + 1]);
     }
     return NS_OK;
+}
+
+/* ---- a group: K same-shaped networks trained in lock-step --------------------------- */
+
+/* One training pass of the members in mask, all with B rows: each layer's products for all
+ * of them in one batched op, the rest member by member in the order ns_mlp_forward and
+ * ns_mlp_loss_backward use, so that on the CPU every member gets the bits it gets alone. */
+static int group_pass(ns_mlp_group *g, const unsigned char *mask, const float *x,
+                      size_t x_stride, const int32_t *y, const float *t, size_t yt_stride, int B,
+                      const uint64_t *noise_seed, ns_batch_out *out, ns_err *err)
+{
+    ns_mlp *m0 = g->m[0];
+    const int K = g->k, L = m0->n_layers;
+    const size_t np = g->n_params, as = g->acts_stride, ds = g->dbuf_stride;
+    for (int l = 0; l < L; l++) {
+        ns_op_matmul_forward_batched(g->be, K, mask, m0->pre[l], as, layer_in(m0, l, x),
+                                     l > 0 ? as : x_stride, m0->w[l], np, B, m0->dims[l],
+                                     m0->dims[l + 1]);
+        for (int k = 0; k < K; k++)
+            if (mask[k])
+                layer_act_forward(g->m[k], l, B, 1, noise_seed[k]);
+    }
+    for (int k = 0; k < K; k++) {
+        if (!mask[k])
+            continue;
+        int rc = mlp_loss(g->m[k], y ? y + k * yt_stride : NULL, t ? t + k * yt_stride : NULL,
+                          B, 1, &out[k], err);
+        if (rc)
+            return rc;
+    }
+    for (int l = L - 1; l >= 0; l--) {
+        for (int k = 0; k < K; k++)
+            if (mask[k])
+                layer_act_backward(g->m[k], l, B, noise_seed[k]);
+        ns_op_matmul_backward_batched(g->be, K, mask, l > 0 ? layer_grad(m0, l - 1) : NULL, ds,
+                                      m0->gw[l], np, layer_grad(m0, l), ds, layer_in(m0, l, x),
+                                      l > 0 ? as : x_stride, m0->w[l], np, B, m0->dims[l],
+                                      m0->dims[l + 1]);
+    }
+    return NS_OK;
+}
+
+/* ns_net_array.batch: members with equal row counts pass together (rows differ only where
+ * one member is at an epoch's last, partial batch and another is not). */
+static int group_batch(void *ctx, const unsigned char *active, const float *x, size_t x_stride,
+                       const int32_t *y, const float *t, size_t yt_stride, const int *B,
+                       const uint64_t *noise_seed, ns_batch_out *out, ns_err *err)
+{
+    ns_mlp_group *g = ctx;
+    unsigned char *mask = g->mask, *left = g->left;
+    for (int k = 0; k < g->k; k++)
+        left[k] = active[k] != 0;
+    for (int first = 0; first < g->k; first++) {
+        if (!left[first])
+            continue;
+        for (int k = first; k < g->k; k++) {
+            mask[k] = left[k] && B[k] == B[first];
+            if (mask[k])
+                left[k] = 0;
+        }
+        for (int k = 0; k < first; k++)
+            mask[k] = 0;
+        int rc = group_pass(g, mask, x, x_stride, y, t, yt_stride, B[first], noise_seed, out, err);
+        if (rc)
+            return rc;
+    }
+    return NS_OK;
+}
+
+ns_mlp_group *ns_mlp_group_alloc(const ns_mlp_spec *specs, int K, ns_backend *be, int max_batch,
+                                 ns_err *err)
+{
+    if (K < 1) {
+        ns_err_set(err, NS_EINPUT, "a group needs at least one network (got %d)", K);
+        return NULL;
+    }
+    ns_mlp_group *g = calloc(1, sizeof *g);
+    if (!g || !(g->m = calloc((size_t)K, sizeof *g->m)) || !(g->mask = calloc((size_t)K, 2))) {
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating a group of %d networks", K);
+        goto fail;
+    }
+    g->left = g->mask + K;
+    g->k = K;
+    g->be = be;
+    size_t n_act = 0;
+    int widest = 0;
+    for (int k = 0; k < K; k++) {
+        if (!(g->m[k] = calloc(1, sizeof *g->m[k]))) {
+            ns_err_set(err, NS_ERUNTIME, "out of memory allocating a group of %d networks", K);
+            goto fail;
+        }
+        g->m[k]->member = 1;
+        if (layout(g->m[k], &specs[k], be, max_batch, &n_act, &widest, err))
+            goto fail;
+        const ns_mlp *a = g->m[0], *b = g->m[k];
+        if (b->n_layers != a->n_layers || memcmp(a->dims, b->dims, sizeof a->dims[0] * (a->n_layers + 1))) {
+            ns_err_set(err, NS_EINPUT, "network %d of the group has other layer widths than "
+                       "network 0; only networks of one shape train together", k);
+            goto fail;
+        }
+    }
+    g->n_params = g->m[0]->n_params;
+    g->acts_stride = 2 * n_act;
+    g->dbuf_stride = (size_t)max_batch * widest;
+    size_t n = g->n_params * K;
+    if (!(g->params = ns_buf_alloc(be, n * sizeof(float))) ||
+        !(g->grads = ns_buf_alloc(be, n * sizeof(float))) ||
+        !(g->acts = ns_buf_alloc(be, g->acts_stride * K * sizeof(float))) ||
+        !(g->dbuf[0] = ns_buf_alloc(be, g->dbuf_stride * K * sizeof(float))) ||
+        !(g->dbuf[1] = ns_buf_alloc(be, g->dbuf_stride * K * sizeof(float)))) {
+        ns_err_set(err, NS_ERUNTIME, "out of memory allocating a group of %d networks", K);
+        goto fail;
+    }
+    for (int k = 0; k < K; k++)
+        bind(g->m[k], g->params + k * g->n_params, g->grads + k * g->n_params,
+             g->acts + k * g->acts_stride, g->dbuf[0] + k * g->dbuf_stride,
+             g->dbuf[1] + k * g->dbuf_stride);
+    g->net = (ns_net_array){.ctx = g, .k = K, .batch = group_batch};
+    return g;
+fail:
+    ns_mlp_group_free(g);
+    return NULL;
+}
+
+void ns_mlp_group_free(ns_mlp_group *g)
+{
+    if (!g)
+        return;
+    for (int k = 0; g->m && k < g->k; k++)
+        ns_mlp_free(g->m[k]);
+    free(g->m);
+    free(g->mask);
+    if (g->be) {
+        ns_buf_free(g->be, g->params);
+        ns_buf_free(g->be, g->grads);
+        ns_buf_free(g->be, g->acts);
+        ns_buf_free(g->be, g->dbuf[0]);
+        ns_buf_free(g->be, g->dbuf[1]);
+    }
+    free(g);
 }

@@ -9,6 +9,7 @@
 
 #include "engine/backend/backend.h"
 #include "engine/rng.h"
+#include "engine/train/array.h"
 #include "engine/train/train.h"
 
 #define NS_MAX_HIDDEN 32
@@ -51,6 +52,7 @@ typedef struct ns_mlp {
     float *pre[NS_MAX_HIDDEN + 1], *out[NS_MAX_HIDDEN + 1];
     float *dbuf[2];            /* (max_batch, max dim) ping-pong activation gradients */
     ns_net net;                /* the engine's view of this model */
+    int member;                /* its buffers belong to an ns_mlp_group */
 } ns_mlp;
 
 /* Parameters of spec's network: the sum over layers of out x in weights and out biases,
@@ -83,5 +85,32 @@ const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint
  * runs the backward pass and accumulates into m->grads. */
 int ns_mlp_loss_backward(ns_mlp *m, const float *x, const int32_t *y, const float *t, int B,
                          int grads, uint64_t noise_seed, ns_batch_out *out, ns_err *err);
+
+/* K networks of one shape (the same layer widths; activation, dropout, initialisation,
+ * loss and label smoothing may differ) trained together: their parameters laid out [K][n]
+ * in one buffer, and likewise their gradients, activations and gradient rows, so that each
+ * layer's products for all K are one batched op (ns_op_matmul_*_batched). Each member is
+ * a whole ns_mlp (init, class weights, evaluation, ns_net for its own trainer) whose
+ * buffers are views into the group's. */
+typedef struct ns_mlp_group {
+    int k;
+    ns_backend *be;
+    ns_mlp **m;                /* (k) the members */
+    size_t n_params;           /* of one member: member k's parameters start at k n_params */
+    size_t acts_stride;        /* floats between two members' activations ... */
+    size_t dbuf_stride;        /* ... and gradient rows */
+    float *params, *grads;     /* device (k, n_params) */
+    float *acts;               /* device (k, acts_stride) */
+    float *dbuf[2];            /* device (k, dbuf_stride) each */
+    unsigned char *mask, *left; /* (k) scratch of group_batch */
+    ns_net_array net;          /* the engine's view of the group (engine/train/array.h) */
+} ns_mlp_group;
+
+/* Allocates K members from specs[0..K) on be, each taking batches up to max_batch rows.
+ * NS_EINPUT when a spec is invalid or its layer widths differ from specs[0]'s. Parameters
+ * start at zero: ns_mlp_init_params each member. Caller frees with ns_mlp_group_free. */
+ns_mlp_group *ns_mlp_group_alloc(const ns_mlp_spec *specs, int K, ns_backend *be, int max_batch,
+                                 ns_err *err);
+void ns_mlp_group_free(ns_mlp_group *g);
 
 #endif

@@ -1,7 +1,8 @@
 /* test_cuda.c — the CUDA backend against the CPU one: every op of backend.h (forward,
  * backward, losses, one step of each optimizer) on the same inputs within
- * |cpu - gpu| <= atol + rtol |cpu|, tf32 and bf16 GEMMs within their rounding, and one
- * epoch of training in fp32 and in bf16. Without a GPU (or in a build
+ * |cpu - gpu| <= atol + rtol |cpu|, tf32 and bf16 GEMMs within their rounding, one
+ * epoch of training in fp32 and in bf16, and the batched GEMMs and an epoch of trials
+ * trained as one array. Without a GPU (or in a build
  * without CUDA) those tests report "skipped: no GPU"; what runs everywhere is the choice of
  * device: auto falls back to the CPU and cuda is refused with a message. */
 #include <criterion/criterion.h>
@@ -12,6 +13,7 @@
 #include "engine/backend/backend.h"
 #include "engine/cuda/cuda.h"
 #include "engine/rng.h"
+#include "engine/train/array.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
 #include "tests/testutil.h"
@@ -389,3 +391,123 @@ static void epoch_parity(ns_precision prec, double ltol, double ptol)
 Test(cuda, one_epoch_of_training_matches_the_cpu) { epoch_parity(NS_PREC_FP32, 1e-4, 1e-4); }
 /* bf16 GEMMs: the same learning, the losses within 2% */
 Test(cuda, one_epoch_in_bf16_learns_as_the_cpu) { epoch_parity(NS_PREC_BF16, 2e-2, 2e-2); }
+
+/* ---- trials trained together (engine/train/array.h) ------------------------------------ */
+
+/* K members' layer GEMMs at a stride, batched on the GPU (one strided-batched call when all
+ * are active, member by member when one is not) against single CPU GEMMs per member; an
+ * inactive member's buffers stay as they were. */
+static void batched_gemms(ns_precision prec, double atol, double rtol)
+{
+    enum { KM = 5, B = 37, C = 45, OC = 29 };
+    const size_t xs = B * C + 7, ws = OC * C + 3, ys = B * OC + 5; /* padded strides */
+    ns_backend *g = gpu_prec_or_skip(prec), *c = cpu();
+    float *x = randn(KM * xs, 31, 1), *w = randn(KM * ws, 32, 0.3), *dout = randn(KM * ys, 33, 1);
+    for (int pass = 0; pass < 2; pass++) {
+        unsigned char active[KM] = {1, 1, 1, 1, 1};
+        if (pass)
+            active[2] = 0;
+        float *gx = put(g, x, KM * xs * 4), *gw = put(g, w, KM * ws * 4), *gd = put(g, dout, KM * ys * 4);
+        float *gy = put(g, NULL, KM * ys * 4), *gdw = put(g, NULL, KM * ws * 4);
+        float *gdi = put(g, NULL, KM * xs * 4);
+        ns_op_matmul_forward_batched(g, KM, active, gy, ys, gx, xs, gw, ws, B, C, OC);
+        ns_op_matmul_backward_batched(g, KM, active, gdi, xs, gdw, ws, gd, ys, gx, xs, gw, ws, B, C, OC);
+        float *y = get(g, gy, KM * ys), *dw = get(g, gdw, KM * ws), *di = get(g, gdi, KM * xs);
+        for (int k = 0; k < KM; k++) {
+            float ry[B * OC], rdi[B * C], rdw[OC * C];
+            memset(rdw, 0, sizeof rdw);
+            if (active[k]) {
+                ns_op_matmul_forward(c, ry, x + k * xs, w + k * ws, B, C, OC);
+                ns_op_matmul_backward(c, rdi, rdw, dout + k * ys, x + k * xs, w + k * ws, B, C, OC);
+            } else { /* left alone: the zeroes it was allocated with */
+                memset(ry, 0, sizeof ry);
+                memset(rdi, 0, sizeof rdi);
+            }
+            char name[80];
+            snprintf(name, sizeof name, "%s pass %d member %d: forward", ns_precision_name(prec), pass, k);
+            close_arrays(ry, y + k * ys, B * OC, atol, rtol, name);
+            snprintf(name, sizeof name, "%s pass %d member %d: dinp", ns_precision_name(prec), pass, k);
+            close_arrays(rdi, di + k * xs, B * C, atol, rtol, name);
+            snprintf(name, sizeof name, "%s pass %d member %d: dw", ns_precision_name(prec), pass, k);
+            close_arrays(rdw, dw + k * ws, OC * C, 2 * atol, rtol, name);
+        }
+        free(y), free(dw), free(di);
+        ns_buf_free(g, gx), ns_buf_free(g, gw), ns_buf_free(g, gd);
+        ns_buf_free(g, gy), ns_buf_free(g, gdw), ns_buf_free(g, gdi);
+    }
+    free(x), free(w), free(dout);
+    ns_backend_free(g);
+    ns_backend_free(c);
+}
+
+Test(cuda, batched_matmuls_match_single_ones) { batched_gemms(NS_PREC_FP32, ATOL, RTOL); }
+Test(cuda, batched_bf16_matmuls_within_their_rounding) { batched_gemms(NS_PREC_BF16, 0.05, 0.02); }
+
+static ns_epoch_record array_last[4];
+static int keep_array_last(void *user, int k, const ns_epoch_record *rec)
+{
+    (void)user;
+    array_last[k] = *rec;
+    return 0;
+}
+
+/* Four trials of one shape (different LR, optimizer, dropout, seed) trained as one array
+ * for an epoch on the GPU and on the CPU: each member's losses and weights within the
+ * single-trial epoch's tolerances. */
+Test(cuda, an_array_of_trials_matches_the_cpu)
+{
+    enum { KM = 4 };
+    ns_backend *g = gpu_or_skip(), *c = cpu();
+    ns_dataset tr, va;
+    tu_blobs(&tr, 1000, 12, 1, 0.7);
+    tu_blobs(&va, 300, 12, 2, 0.7);
+    ns_mlp_spec specs[KM];
+    ns_train_spec ts[KM];
+    const ns_opt_kind opt[KM] = {NS_OPT_ADAM, NS_OPT_SGD, NS_OPT_ADAMW, NS_OPT_RMSPROP};
+    for (int k = 0; k < KM; k++) {
+        specs[k] = (ns_mlp_spec){.n_in = 12, .n_out = 3, .n_hidden = 2, .hidden = {32, 16},
+                                 .act = NS_ACT_GELU, .dropout = 0.1f * k};
+        ns_train_spec_default(&ts[k]);
+        ts[k].epochs = 1;
+        ts[k].batch_size = 32;
+        ts[k].eval_batch = 128;
+        ts[k].lr = 0.003 * (k + 1);
+        ts[k].seed = 3 + k;
+        ns_optim_spec_default(&ts[k].opt, opt[k]);
+    }
+    ns_backend *be[2] = {c, g};
+    ns_epoch_record rec[2][KM];
+    float *params[2];
+    size_t np = 0;
+    for (int side = 0; side < 2; side++) {
+        ns_err err = {0};
+        ns_mlp_group *grp = ns_mlp_group_alloc(specs, KM, be[side], 128, &err);
+        cr_assert(grp, "%s", err.msg);
+        ns_net *nets[KM];
+        for (int k = 0; k < KM; k++) {
+            ns_rng rng;
+            ns_rng_seed(&rng, 99 + k);
+            cr_assert_eq(ns_mlp_init_params(grp->m[k], &rng, NULL), NS_OK);
+            nets[k] = &grp->m[k]->net;
+        }
+        ns_trainer_array a;
+        cr_assert_eq(ns_trainer_array_init(&a, ts, KM, be[side], nets, &grp->net, &tr, &va, &err),
+                     NS_OK, "%s", err.msg);
+        cr_assert_eq(ns_trainer_array_run(&a, 0, keep_array_last, NULL, &err), NS_OK, "%s", err.msg);
+        memcpy(rec[side], array_last, sizeof array_last);
+        np = grp->n_params * KM;
+        params[side] = get(be[side], grp->params, np);
+        ns_trainer_array_free(&a);
+        ns_mlp_group_free(grp);
+    }
+    for (int k = 0; k < KM; k++) {
+        close_num(rec[0][k].train_loss, rec[1][k].train_loss, 1e-4, 1e-4, "train loss");
+        close_num(rec[0][k].val_loss, rec[1][k].val_loss, 1e-4, 1e-4, "val loss");
+    }
+    close_arrays(params[0], params[1], np, 1e-4, 1e-3, "the members' parameters after an epoch");
+    free(params[0]), free(params[1]);
+    ns_dataset_free(&tr);
+    ns_dataset_free(&va);
+    ns_backend_free(g);
+    ns_backend_free(c);
+}

@@ -94,6 +94,22 @@ void ns_op_matmul_forward(ns_backend *be, float *out, const float *inp, const fl
 void ns_op_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *dout,
                            const float *inp, const float *w, int B, int C, int OC);
 
+/* The same products for K same-shaped members at once (trials trained together): member
+ * k's operands start at base + k * stride (strides in floats) and members with active[k]
+ * == 0 are left alone (active NULL: all K). Equal, bit for bit on the CPU, to K calls of
+ * the ops above; a GPU may run them as one strided-batched GEMM when every member is
+ * active, whose sums can round differently from K single GEMMs' (test_cuda.c's tolerance). */
+void ns_op_matmul_forward_batched(ns_backend *be, int K, const unsigned char *active,
+                                  float *out, size_t out_stride, const float *inp,
+                                  size_t inp_stride, const float *w, size_t w_stride, int B,
+                                  int C, int OC);
+/* dinp may be NULL (then dinp_stride is unused). */
+void ns_op_matmul_backward_batched(ns_backend *be, int K, const unsigned char *active,
+                                   float *dinp, size_t dinp_stride, float *dw, size_t dw_stride,
+                                   const float *dout, size_t dout_stride, const float *inp,
+                                   size_t inp_stride, const float *w, size_t w_stride, int B,
+                                   int C, int OC);
+
 /* In one pass over (B, OC): pre += b (broadcast over rows), then
  * out = act(pre) * keep / (1 - p) where keep is a Bernoulli(1 - p) draw that depends only
  * on (seed, element index). p = 0 disables dropout (seed unused). */

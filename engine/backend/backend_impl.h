@@ -22,6 +22,15 @@ typedef struct ns_backend_ops {
                            int B, int C, int OC);
     void (*matmul_backward)(ns_backend *be, float *dinp, float *dw, const float *dout,
                             const float *inp, const float *w, int B, int C, int OC);
+    /* Optional (NULL: the members one by one through the ops above): all K members at
+     * once, called only when every member is active. */
+    void (*matmul_forward_batched)(ns_backend *be, int K, float *out, size_t out_stride,
+                                   const float *inp, size_t inp_stride, const float *w,
+                                   size_t w_stride, int B, int C, int OC);
+    void (*matmul_backward_batched)(ns_backend *be, int K, float *dinp, size_t dinp_stride,
+                                    float *dw, size_t dw_stride, const float *dout,
+                                    size_t dout_stride, const float *inp, size_t inp_stride,
+                                    const float *w, size_t w_stride, int B, int C, int OC);
     void (*bias_act_forward)(ns_backend *be, float *out, float *pre, const float *b,
                              ns_act act, float p, uint64_t seed, int B, int OC);
     void (*bias_act_backward)(ns_backend *be, float *dpre, float *db, const float *dout,

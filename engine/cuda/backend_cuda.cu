@@ -39,6 +39,15 @@ typedef struct blas_fns {
                               const void *, const void *, cudaDataType, int, const void *,
                               cudaDataType, int, const void *, void *, cudaDataType, int,
                               cublasComputeType_t, cublasGemmAlgo_t);
+    cublasStatus_t (*sgemm_sb)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+                               int, const float *, const float *, int, long long,
+                               const float *, int, long long, const float *, float *, int,
+                               long long, int);
+    cublasStatus_t (*gemm_sb_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int,
+                                 int, const void *, const void *, cudaDataType, int, long long,
+                                 const void *, cudaDataType, int, long long, const void *,
+                                 void *, cudaDataType, int, long long, int,
+                                 cublasComputeType_t, cublasGemmAlgo_t);
 } blas_fns;
 static blas_fns blas;
 static int blas_ok;
@@ -71,8 +80,10 @@ static void blas_load(void)
     *(void **)&blas.set_math_mode = dlsym(h, "cublasSetMathMode");
     *(void **)&blas.sgemm = dlsym(h, "cublasSgemm_v2");
     *(void **)&blas.gemm_ex = dlsym(h, "cublasGemmEx");
+    *(void **)&blas.sgemm_sb = dlsym(h, "cublasSgemmStridedBatched");
+    *(void **)&blas.gemm_sb_ex = dlsym(h, "cublasGemmStridedBatchedEx");
     if (!blas.create || !blas.destroy || !blas.set_stream || !blas.set_math_mode || !blas.sgemm ||
-        !blas.gemm_ex) {
+        !blas.gemm_ex || !blas.sgemm_sb || !blas.gemm_sb_ex) {
         snprintf(blas_why, sizeof blas_why, "%s lacks the cuBLAS functions this build uses",
                  names[0]);
         return;
@@ -372,6 +383,95 @@ static void cu_matmul_backward(ns_backend *be, float *dinp, float *dw, const flo
                                OC, &zero, dinp, C), "matmul backward (inputs)");
 }
 
+/* ---- the same products for K members at once (trials trained together) ------------------ */
+
+/* dst[k * n + i] = bf16(src[k * stride + i]): K members' operands packed for one batched GEMM */
+__global__ static void k_to_bf16_members(__nv_bfloat16 *dst, const float *src, size_t n,
+                                         size_t stride, int K)
+{
+    size_t all = n * (size_t)K;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < all; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[(i / n) * stride + i % n]);
+}
+
+static const __nv_bfloat16 *rounded_members(cuda_backend *c, size_t at, const float *src, size_t n,
+                                            size_t stride, int K)
+{
+    k_to_bf16_members<<<blocks_for(n * (size_t)K), THREADS, 0, c->stream>>>(c->half + at, src, n,
+                                                                            stride, K);
+    return c->half + at;
+}
+
+static void gemm16_sb(cuda_backend *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
+                      int k, const __nv_bfloat16 *A, int lda, long long sa, const __nv_bfloat16 *Bm,
+                      int ldb, long long sb, float beta, float *C, int ldc, long long sc, int K,
+                      const char *what)
+{
+    const float one = 1;
+    check_blas(blas.gemm_sb_ex(c->blas, ta, tb, m, n, k, &one, A, CUDA_R_16BF, lda, sa, Bm,
+                               CUDA_R_16BF, ldb, sb, &beta, C, CUDA_R_32F, ldc, sc, K,
+                               CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+               what);
+}
+
+/* The single-member products above, K at a time: the same transposes, one launch. */
+static void cu_matmul_forward_batched(ns_backend *be, int K, float *out, size_t out_stride,
+                                      const float *inp, size_t inp_stride, const float *w,
+                                      size_t w_stride, int B, int C, int OC)
+{
+    cuda_backend *c = cb(be);
+    if (c->prec == NS_PREC_BF16) {
+        size_t nw = (size_t)OC * C, ni = (size_t)B * C;
+        if (half_room(c, (nw + ni) * (size_t)K))
+            return;
+        const __nv_bfloat16 *w16 = rounded_members(c, 0, w, nw, w_stride, K);
+        const __nv_bfloat16 *i16 = rounded_members(c, nw * K, inp, ni, inp_stride, K);
+        gemm16_sb(c, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, w16, C, (long long)nw, i16, C,
+                  (long long)ni, 0.0f, out, OC, (long long)out_stride, K, "batched matmul forward");
+        return;
+    }
+    const float one = 1, zero = 0;
+    check_blas(blas.sgemm_sb(c->blas, CUBLAS_OP_T, CUBLAS_OP_N, OC, B, C, &one, w, C,
+                             (long long)w_stride, inp, C, (long long)inp_stride, &zero, out, OC,
+                             (long long)out_stride, K),
+               "batched matmul forward");
+}
+
+static void cu_matmul_backward_batched(ns_backend *be, int K, float *dinp, size_t dinp_stride,
+                                       float *dw, size_t dw_stride, const float *dout,
+                                       size_t dout_stride, const float *inp, size_t inp_stride,
+                                       const float *w, size_t w_stride, int B, int C, int OC)
+{
+    cuda_backend *c = cb(be);
+    if (c->prec == NS_PREC_BF16) {
+        size_t nd = (size_t)B * OC, ni = (size_t)B * C, nw = (size_t)OC * C;
+        if (half_room(c, (nd + ni + nw) * (size_t)K))
+            return;
+        const __nv_bfloat16 *d16 = rounded_members(c, 0, dout, nd, dout_stride, K);
+        const __nv_bfloat16 *i16 = rounded_members(c, nd * K, inp, ni, inp_stride, K);
+        gemm16_sb(c, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, i16, C, (long long)ni, d16, OC,
+                  (long long)nd, 1.0f, dw, C, (long long)dw_stride, K,
+                  "batched matmul backward (weights)");
+        if (dinp) {
+            const __nv_bfloat16 *w16 = rounded_members(c, (nd + ni) * K, w, nw, w_stride, K);
+            gemm16_sb(c, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, w16, C, (long long)nw, d16, OC,
+                      (long long)nd, 0.0f, dinp, C, (long long)dinp_stride, K,
+                      "batched matmul backward (inputs)");
+        }
+        return;
+    }
+    const float one = 1, zero = 0;
+    check_blas(blas.sgemm_sb(c->blas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, B, &one, inp, C,
+                             (long long)inp_stride, dout, OC, (long long)dout_stride, &one, dw, C,
+                             (long long)dw_stride, K),
+               "batched matmul backward (weights)");
+    if (dinp)
+        check_blas(blas.sgemm_sb(c->blas, CUBLAS_OP_N, CUBLAS_OP_N, C, B, OC, &one, w, C,
+                                 (long long)w_stride, dout, OC, (long long)dout_stride, &zero,
+                                 dinp, C, (long long)dinp_stride, K),
+                   "batched matmul backward (inputs)");
+}
+
 __global__ static void k_bias_act_fwd(float *out, float *pre, const float *b, ns_act act, float p,
                                       float inv_keep, uint64_t seed, int B, int OC)
 {
@@ -655,6 +755,8 @@ static const ns_backend_ops cuda_ops = {
     cu_all_finite,
     cu_matmul_forward,
     cu_matmul_backward,
+    cu_matmul_forward_batched,
+    cu_matmul_backward_batched,
     cu_bias_act_forward,
     cu_bias_act_backward,
     cu_softmax_xent,

@@ -3,6 +3,7 @@
  * and a checkpoint captures everything the loop reads, so a split run gives the same bits.
  * Not responsible for detecting pathologies beyond stopping on a non-finite loss. */
 #include "engine/train/train.h"
+#include "engine/train/train_impl.h"
 
 #include "engine/atomic.h"
 #include "engine/train/metrics.h"
@@ -133,9 +134,11 @@ void ns_trainer_free(ns_trainer *tr)
         return;
     ns_optim_free(&tr->opt);
     free(tr->order);
-    ns_buf_free(tr->be, tr->xb);
-    ns_buf_free(tr->be, tr->yb);
-    ns_buf_free(tr->be, tr->tb);
+    if (!tr->batch_borrowed) {
+        ns_buf_free(tr->be, tr->xb);
+        ns_buf_free(tr->be, tr->yb);
+        ns_buf_free(tr->be, tr->tb);
+    }
     ns_buf_free(tr->be, tr->best_params);
     free(tr->host_x);
     free(tr->host_y);
@@ -268,7 +271,7 @@ static double grad_norms(ns_trainer *tr, double *group_sq)
     return sqrt(total);
 }
 
-static void finish(ns_trainer *tr)
+void ns_trainer_finish(ns_trainer *tr)
 {
     if (tr->best_params && tr->best_epoch > 0)
         ns_buf_copy(tr->be, tr->net->params, tr->best_params, tr->net->n_params * sizeof(float));
@@ -297,27 +300,25 @@ static int watch_loss(ns_trainer *tr, double loss)
     return sm > tr->spec.div_factor * tr->div_best && sm > tr->div_start;
 }
 
-/* One optimizer step on batch s of the epoch; adds to tr->sums. Sets *diverged instead of
- * stepping when the loss or the gradient is not finite. */
-static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
+int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
+{
+    const long n = tr->train->n, s = tr->epoch_step;
+    const int Bmax = tr->spec.batch_size;
+    int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
+    gather(tr, tr->train, tr->order + s * Bmax, B);
+    ns_op_zero(tr->be, tr->net->grads, tr->net->n_params);
+    *noise_seed = ns_rng_next(&tr->rng);
+    return B;
+}
+
+void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *diverged)
 {
     ns_net *net = tr->net;
-    const ns_dataset *ds = tr->train;
-    const long n = ds->n;
-    const int Bmax = tr->spec.batch_size;
     ns_epoch_sums *e = &tr->sums;
     double group_sq[NS_MAX_GROUPS];
-    int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
-    gather(tr, ds, tr->order + s * Bmax, B);
-    ns_op_zero(tr->be, net->grads, net->n_params);
-    ns_batch_out o;
-    int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL, B, 1,
-                        ns_rng_next(&tr->rng), &o, err);
-    if (rc)
-        return rc;
-    if (!isfinite(o.loss_sum)) {
+    if (!isfinite(o->loss_sum)) {
         *diverged = NS_DIV_LOSS; /* a diverged run stops; the search above it goes on */
-        return NS_OK;
+        return;
     }
     double lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
     double norm;
@@ -337,7 +338,7 @@ static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
     }
     if (!isfinite(norm)) {
         *diverged = NS_DIV_GRAD;
-        return NS_OK;
+        return;
     }
     for (int g = 0; g < net->n_groups; g++)
         e->group_norm[g] += sqrt(group_sq[g]);
@@ -345,17 +346,37 @@ static int train_step(ns_trainer *tr, long s, int *diverged, ns_err *err)
     e->lr = lr;
     e->steps++;
     e->rows += B;
-    e->loss += o.loss_sum;
-    e->weight += o.weight_sum;
+    e->loss += o->loss_sum;
+    e->weight += o->weight_sum;
     tr->step++;
     tr->epoch_step++;
-    if (o.weight_sum > 0 && watch_loss(tr, o.loss_sum / o.weight_sum))
+    if (o->weight_sum > 0 && watch_loss(tr, o->loss_sum / o->weight_sum))
         *diverged = NS_DIV_BLOWUP; /* the step is taken and counted; the run stops after it */
-    return NS_OK;
+}
+
+void ns_trainer_epoch_start(ns_trainer *tr)
+{
+    /* The epoch's order comes from the stream as it was when the epoch began, so an epoch
+     * resumed mid-way sees the same order. */
+    if (!tr->in_epoch)
+        tr->epoch_rng = tr->rng;
+    ns_rng order_rng = tr->epoch_rng;
+    for (long i = 0; i < tr->train->n; i++)
+        tr->order[i] = (int32_t)i;
+    ns_rng_shuffle_i32(&order_rng, tr->order, tr->train->n);
+    if (!tr->in_epoch)
+        tr->rng = order_rng;
+    tr->in_epoch = 1;
+}
+
+int ns_trainer_epoch_full(const ns_trainer *tr)
+{
+    return tr->epoch_step >= tr->steps_per_epoch ||
+           (tr->spec.budget == NS_BUDGET_STEPS && tr->step >= tr->spec.steps);
 }
 
 /* Validation, early stopping and the plateau schedule at the end of an epoch; fills rec. */
-static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err *err)
+int ns_trainer_epoch_end(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err *err)
 {
     ns_net *net = tr->net;
     const ns_epoch_sums *e = &tr->sums;
@@ -402,24 +423,13 @@ static int end_epoch(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err 
 
 int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *user, ns_err *err)
 {
-    const long n = tr->train->n;
+    ns_net *net = tr->net;
+    const ns_dataset *ds = tr->train;
     int epochs_run = 0;
     tr->interrupted = 0;
     while (!ns_trainer_done(tr) && (max_epochs_now <= 0 || epochs_run < max_epochs_now)) {
         double t_epoch = now_s();
-        /* The epoch's order comes from the stream as it was when the epoch began, so an
-         * epoch resumed mid-way sees the same order. */
-        ns_rng order_rng;
-        if (!tr->in_epoch)
-            tr->epoch_rng = tr->rng;
-        order_rng = tr->epoch_rng;
-        for (long i = 0; i < n; i++)
-            tr->order[i] = (int32_t)i;
-        ns_rng_shuffle_i32(&order_rng, tr->order, n);
-        if (!tr->in_epoch)
-            tr->rng = order_rng;
-        tr->in_epoch = 1;
-
+        ns_trainer_epoch_start(tr);
         int diverged = 0;
         double t0 = now_s();
         while (tr->epoch_step < tr->steps_per_epoch) {
@@ -430,14 +440,19 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
                 tr->interrupted = 1;
                 return NS_OK;
             }
-            if (tr->spec.budget == NS_BUDGET_STEPS && tr->step >= tr->spec.steps)
+            if (ns_trainer_epoch_full(tr))
                 break;
             if (tr->spec.budget == NS_BUDGET_SECONDS &&
                 tr->elapsed + (now_s() - t0) >= tr->spec.seconds)
                 break;
-            int rc = train_step(tr, tr->epoch_step, &diverged, err);
+            uint64_t noise_seed;
+            int B = ns_trainer_step_begin(tr, &noise_seed);
+            ns_batch_out o;
+            int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL,
+                                B, 1, noise_seed, &o, err);
             if (rc)
                 return rc;
+            ns_trainer_step_end(tr, B, &o, &diverged);
             if (diverged)
                 break;
         }
@@ -446,17 +461,30 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
         tr->sums.seconds += t_train;
 
         ns_epoch_record rec;
-        int rc = end_epoch(tr, diverged, &rec, err);
+        int rc = ns_trainer_epoch_end(tr, diverged, &rec, err);
         if (rc)
             return rc;
         epochs_run++;
         rec.seconds = now_s() - t_epoch;
         if (ns_trainer_done(tr))
-            finish(tr);
+            ns_trainer_finish(tr);
         if (fn && fn(user, &rec))
             break;
     }
     return NS_OK;
+}
+
+void ns_trainer_borrow_batch(ns_trainer *tr, float *xb, int32_t *yb, float *tb)
+{
+    if (!tr->batch_borrowed) {
+        ns_buf_free(tr->be, tr->xb);
+        ns_buf_free(tr->be, tr->yb);
+        ns_buf_free(tr->be, tr->tb);
+    }
+    tr->xb = xb;
+    tr->yb = yb;
+    tr->tb = tb;
+    tr->batch_borrowed = 1;
 }
 
 /* ---- checkpoints -------------------------------------------------------------------- */

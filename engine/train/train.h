@@ -162,6 +162,7 @@ typedef struct ns_trainer {
     float *xb;            /* device (max_batch, d) */
     int32_t *yb;          /* device (max_batch) */
     float *tb;            /* device (max_batch) */
+    int batch_borrowed;   /* xb, yb, tb are a trainer array's (ns_trainer_borrow_batch) */
     float *host_x;        /* host staging (max_batch, d) when the backend is not host */
     int32_t *host_y;
     float *host_t;

@@ -1,4 +1,5 @@
-"""PyTorch reference for the trainer benchmark: the same 784-256-128-10 ReLU MLP, data,
+"""PyTorch reference for the trainer benchmark: the same 784-256-128-10 ReLU MLP (--hidden
+changes the widths), data,
 preprocessing, optimizer and batching as `nnsearch train`, timed the same way.
 Not a test oracle (the golden tensors live elsewhere); only a speed reference.
 
@@ -24,6 +25,8 @@ def parse_args():
     p.add_argument("--data", default=DEFAULT_DATA, help="folder with the IDX .gz files [%(default)s]")
     p.add_argument("--batch", type=int, default=128, help="batch size [%(default)s]")
     p.add_argument("--epochs", type=int, default=3, help="epochs [%(default)s]")
+    p.add_argument("--hidden", default="256,128",
+                   help="hidden widths, comma-separated [%(default)s]")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate [%(default)s]")
     p.add_argument("--val-fraction", type=float, default=0.1, help="validation share [%(default)s]")
     p.add_argument("--threads", type=int, default=1, help="intra- and inter-op threads [%(default)s]")
@@ -33,6 +36,12 @@ def parse_args():
     p.add_argument("--dtype", default="fp32", choices=("fp32", "bf16"),
                    help="bf16: autocast GEMMs to bfloat16 (fp32 weights), cuda only [%(default)s]")
     a = p.parse_args()
+    try:
+        a.hidden = [int(w) for w in a.hidden.split(",")]
+    except ValueError:
+        p.error("--hidden: comma-separated integers, e.g. 256,128")
+    if any(w < 1 for w in a.hidden):
+        p.error("--hidden: widths must be >= 1")
     if a.batch < 1 or a.epochs < 1 or a.threads < 1 or not 0.0 < a.val_fraction < 1.0:
         p.error("batch, epochs and threads must be >= 1 and val-fraction in (0, 1)")
     if a.dtype == "bf16" and a.device != "cuda":
@@ -136,7 +145,7 @@ def main():
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if a.dtype == "bf16"
                 else torch.autocast("cpu", enabled=False))
 
-    dims = [x_tr.shape[1], 256, 128, 10]
+    dims = [x_tr.shape[1], *ARGS.hidden, 10]
     layers = []
     for i in range(len(dims) - 1):
         lin = torch.nn.Linear(dims[i], dims[i + 1])

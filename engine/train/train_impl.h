@@ -1,0 +1,30 @@
+/* train_impl.h — the training loop's phases, for the loops in engine/train: ns_trainer_run
+ * (one run) and ns_trainer_array_run (runs in lock-step) take the same steps through these,
+ * so a run in an array is the run alone. Not a public header. */
+#ifndef NS_TRAIN_IMPL_H
+#define NS_TRAIN_IMPL_H
+
+#include "engine/train/train.h"
+
+/* Begins the epoch in progress, or after a resume regenerates its row order. */
+void ns_trainer_epoch_start(ns_trainer *tr);
+/* Nonzero when the epoch in progress has no step left: its batches are done or a steps
+ * budget is spent. */
+int ns_trainer_epoch_full(const ns_trainer *tr);
+/* The first half of a step: gathers the epoch's next batch into xb/yb/tb, zeroes the
+ * gradients and draws the step's noise seed; returns the batch's rows. */
+int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed);
+/* The second half, after the net's batch produced o: the update (clipping, schedule,
+ * optimizer, gradient norms), the epoch's sums and the divergence watch. Sets *diverged
+ * (NS_DIV_*) instead of stepping when the loss or the gradient is not finite. */
+void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *diverged);
+/* Ends the epoch in progress: validation, early stopping, the plateau schedule; fills rec
+ * (all but seconds). */
+int ns_trainer_epoch_end(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err *err);
+/* At the end of a run: the best weights back into the net when early stopping kept some. */
+void ns_trainer_finish(ns_trainer *tr);
+/* The batch buffers become the caller's (device, sized as ns_trainer_init sizes them): the
+ * trainer's own are freed and these are not freed with it. */
+void ns_trainer_borrow_batch(ns_trainer *tr, float *xb, int32_t *yb, float *tb);
+
+#endif
