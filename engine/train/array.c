@@ -63,7 +63,7 @@ int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K
     a->net = net;
     a->be = be;
     a->tr = calloc((size_t)K, sizeof *a->tr);
-    a->active = calloc((size_t)K, 4); /* active, stepping, ending, ready */
+    a->active = calloc((size_t)K, 5); /* active, stepping, ending, ready, left_out */
     a->rows = calloc((size_t)K * 3, sizeof *a->rows);
     a->noise_seed = calloc((size_t)K, sizeof *a->noise_seed);
     a->t_epoch = calloc((size_t)K, sizeof *a->t_epoch);
@@ -73,6 +73,7 @@ int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K
     a->stepping = a->active + K;
     a->ending = a->active + 2 * K;
     a->ready = a->active + 3 * K;
+    a->left_out = a->active + 4 * K;
     a->diverged = a->rows + K;
     a->epochs_run = a->rows + 2 * K;
     for (int k = 0; k < K; k++) {
@@ -130,7 +131,7 @@ int ns_trainer_array_run(ns_trainer_array *a, int max_epochs_now, ns_member_epoc
     int left = 0;
     for (int k = 0; k < K; k++) {
         a->tr[k].interrupted = 0;
-        a->active[k] = !ns_trainer_done(&a->tr[k]);
+        a->active[k] = !a->left_out[k] && !ns_trainer_done(&a->tr[k]);
         a->ready[k] = 0;
         a->diverged[k] = 0;
         a->epochs_run[k] = 0;

@@ -39,6 +39,7 @@ typedef struct ns_trainer_array {
     int32_t *yb;               /* device (k, yt_stride) */
     float *tb;                 /* device (k, yt_stride) */
     size_t x_stride, yt_stride;
+    unsigned char *left_out;   /* (k) members the caller keeps out of every run [0] */
     /* scratch, (k) each */
     unsigned char *active, *stepping, *ending, *ready;
     int *rows, *diverged, *epochs_run;
@@ -55,7 +56,7 @@ typedef struct ns_trainer_array {
 int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K, ns_backend *be,
                           ns_net *const *nets, const ns_net_array *net, const ns_dataset *train,
                           const ns_dataset *val, ns_err *err);
-/* Trains every member not yet done until it is done (budget or early stopping), fn
+/* Trains every member not yet done (and not left out) until it is done (budget or early stopping), fn
  * returns nonzero for it, its stop flag (tr[k].stop) is set (tr[k].interrupted = 1, as
  * ns_trainer_run), or, with max_epochs_now > 0, it has run that many more epochs. Each
  * member's weights, records and state equal those of ns_trainer_run on it alone; on the

@@ -182,6 +182,7 @@ const key_def cfg_keys[] = {
     {.section = "search", .key = "resampling", .type = KT_RESAMPLING, .off = OFF(search)},
     NUM("search", "budget", KT_DURATION, search.budget, 0, INF, MIN_OPEN, NULL),
     ENUM("search", "final", search.final, final_names, 0, "auto"),
+    NUM("search", "array", KT_INT, search.array, 0, 4096, AUTO_ZERO, "auto"),
     {.section = "search", .key = "stages", .type = KT_STAGES, .off = OFF(search)},
 };
 
@@ -412,7 +413,7 @@ const char *cfg_expected(const key_def *k)
     case KT_BOOL: return "true or false";
     case KT_INT:
     case KT_LONG:
-    case KT_U64: return "a whole number";
+    case KT_U64: return k->flags & AUTO_ZERO ? "auto or a whole number" : "a whole number";
     case KT_DOUBLE:
     case KT_FLOAT: return "a number";
     case KT_PATH: return "a file path";
@@ -620,6 +621,10 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
     default: {
         double v = 0;
         uint64_t u = 0;
+        if ((k->flags & AUTO_ZERO) && !strcmp(s, "auto")) {
+            *(int *)f = 0;
+            return NS_OK;
+        }
         if (cfg_to_number(k, s, &v, &u, why, sizeof why))
             return cfg_fail(x, m, "%s: %s", cfg_kname(x, k), why);
         switch (k->type) {

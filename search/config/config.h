@@ -155,6 +155,9 @@ typedef struct ns_search_cfg {
     ns_resampling resampling; /* [auto] */
     int folds, repeats;   /* cross-validation's K [5] and R [1] */
     ns_final_kind final;  /* [auto] */
+    int array;            /* trials of one shape trained together as one array, at most this
+                             many; 0: auto (NS_ARRAY_AUTO_GPU when trials train on a GPU, 1
+                             on the CPU) [auto] */
     double budget;        /* wall-clock seconds for the whole study; 0: none (each stage's own
                              trials and seconds) [0] */
     int n_stages;         /* >= 1 when given */

@@ -40,6 +40,7 @@ enum {
     MAX_OPEN = 2, /* the upper bound is exclusive */
     REQUIRED = 4,
     SEARCH = 8,   /* the key may be a search space (docs/config.md, "Searching") */
+    AUTO_ZERO = 16, /* KT_INT: the word auto is accepted too, stored as 0 */
 };
 
 typedef struct enum_name {
@@ -64,7 +65,7 @@ typedef struct key_def {
 #define INF INFINITY
 
 /* The table of keys and its sections (config.c, which checks these counts). */
-#define N_KEYS 91
+#define N_KEYS 92
 #define N_SECTIONS 5
 extern const key_def cfg_keys[];
 extern const char *const cfg_sections[];

@@ -426,16 +426,34 @@ static int drop_checkpoint_ahead(ns_search *s, long n, const char *ckpt, ns_err 
     return NS_OK;
 }
 
-/* Trains trial n from its config file (continuing from its checkpoint if one is there), here
- * or (under MPI) on the worker behind pool slot `slot`, and
- * records the outcome. Returns NS_OK unless the study itself could not be written. */
-static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_err *err)
-{
+/* One trial from its start in the store to its record: trial_open, then trial_train (or
+ * a share of train_array), then trial_close. */
+typedef struct trial_job {
+    long n;
     char cfg_path[4300], ckpt[4300], model[4300];
-    trial_path(s, n, "config.yaml", cfg_path, sizeof cfg_path);
-    trial_path(s, n, "checkpoint", ckpt, sizeof ckpt);
-    trial_path(s, n, "model.nsm", model, sizeof model);
-    trial_ctx t = {.s = s, .n = n};
+    trial_ctx t;
+    double t0;
+    ns_config tc;
+    int have_tc;           /* tc loaded (trc == 0) */
+    int trc;               /* the trial's own outcome: 0, or its failure */
+    ns_err terr;
+    ns_health_spec hs;
+    ns_run_result res;
+    int lrfind, use_cv, race;
+    ns_cv_result cv;
+    char *lr_result;
+} trial_job;
+
+/* Starts trial n in the store and loads its config (a config that does not load is the
+ * trial's failure, in j->trc). Returns NS_OK unless the study itself could not be written. */
+static int trial_open(ns_search *s, const ns_stage_cfg *st, long n, trial_job *j, ns_err *err)
+{
+    memset(j, 0, sizeof *j);
+    j->n = n;
+    trial_path(s, n, "config.yaml", j->cfg_path, sizeof j->cfg_path);
+    trial_path(s, n, "checkpoint", j->ckpt, sizeof j->ckpt);
+    trial_path(s, n, "model.nsm", j->model, sizeof j->model);
+    j->t = (trial_ctx){.s = s, .n = n};
     int rc;
     char rel[64];
     snprintf(rel, sizeof rel, "trials/%ld/checkpoint", n);
@@ -451,39 +469,110 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_
     }
     if (rc)
         return rc;
-
-    double t0 = ns_now_s();
-    ns_config tc;
-    ns_err terr = {0};
-    ns_run_result res;
-    memset(&res, 0, sizeof res);
-    ns_health_spec hs;
+    j->t0 = ns_now_s();
     /* an LR range test is a sweep of a few hundred steps, not a training: no epochs, no
      * checkpoint (an interrupted one runs again), no health */
-    int lrfind = st->kind == NS_STAGE_LR_RANGE;
-    int use_cv = s->folds.n > 0 && !lrfind;
-    ns_cv_result cv = {0};
-    char *lr_result = NULL;
-    int trc = ns_config_load(&tc, cfg_path, &terr);
-    if (!trc) {
-        hs = tc.health;
-        hs.baseline_loss = ns_pipeline_baseline_loss(&tc, &s->data);
-        const int race = st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES;
-        if (lrfind) /* under MPI too: a sweep of a few hundred steps, here on rank 0 */
-            trc = ns_stage_run_lrfind(s, st, n, &tc, &lr_result, &res.interrupted, &terr);
-        else if (s->opts->ranks > 1) { /* slot's worker rank trains it; records come here */
-            if (use_cv || !(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
-                rc = ns_remote_trial(s, slot, n, cfg_path, ckpt, model, use_cv, race, record_epoch, &t,
-                                     &cv, &res, &trc, &terr, err);
-        } else if (use_cv)
-            trc = ns_cv_run(s, &s->folds, &tc, race, &cv, &res, &terr);
-        else if (!(rc = drop_checkpoint_ahead(s, n, ckpt, err)))
-            trc = ns_run_training(&tc, &s->data, record_epoch, &t, ckpt, model, s->opts->stop,
-                                  &res, &terr);
-        ns_config_free(&tc);
-        if (rc)
-            return rc; /* the store could not be read */
+    j->lrfind = st->kind == NS_STAGE_LR_RANGE;
+    j->use_cv = s->folds.n > 0 && !j->lrfind;
+    j->race = st->kind == NS_STAGE_RANDOM || st->kind == NS_STAGE_BAYES;
+    j->trc = ns_config_load(&j->tc, j->cfg_path, &j->terr);
+    if (!j->trc) {
+        j->have_tc = 1;
+        j->hs = j->tc.health;
+        j->hs.baseline_loss = ns_pipeline_baseline_loss(&j->tc, &s->data);
     }
+    return NS_OK;
+}
+
+/* Trains an opened trial alone: here or (under MPI) on the worker behind pool slot `slot`.
+ * Returns NS_OK unless the study's store could not be read. */
+static int trial_train(ns_search *s, const ns_stage_cfg *st, trial_job *j, int slot, ns_err *err)
+{
+    int rc = NS_OK;
+    if (j->lrfind) /* under MPI too: a sweep of a few hundred steps, here on rank 0 */
+        j->trc = ns_stage_run_lrfind(s, st, j->n, &j->tc, &j->lr_result, &j->res.interrupted, &j->terr);
+    else if (s->opts->ranks > 1) { /* slot's worker rank trains it; records come here */
+        if (j->use_cv || !(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err)))
+            rc = ns_remote_trial(s, slot, j->n, j->cfg_path, j->ckpt, j->model, j->use_cv, j->race,
+                                 record_epoch, &j->t, &j->cv, &j->res, &j->trc, &j->terr, err);
+    } else if (j->use_cv)
+        j->trc = ns_cv_run(s, &s->folds, &j->tc, j->race, &j->cv, &j->res, &j->terr);
+    else if (!(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err)))
+        j->trc = ns_run_training(&j->tc, &s->data, record_epoch, &j->t, j->ckpt, j->model,
+                                 s->opts->stop, &j->res, &j->terr);
+    return rc;
+}
+
+/* Trains K opened trials that share a shape key as one array (ns_run_training_array): on
+ * the CPU each ends as trial_train would end it. */
+static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
+{
+    for (int k = 0; k < K; k++) {
+        int rc = drop_checkpoint_ahead(s, jobs[k]->n, jobs[k]->ckpt, err);
+        if (rc)
+            return rc;
+    }
+    const ns_config **c = calloc((size_t)K, sizeof *c);
+    void **user = calloc((size_t)K, sizeof *user);
+    const char **ckpt = calloc((size_t)K, sizeof *ckpt), **model = calloc((size_t)K, sizeof *model);
+    ns_run_result *res = calloc((size_t)K, sizeof *res);
+    int *rcs = calloc((size_t)K, sizeof *rcs);
+    ns_err *errs = calloc((size_t)K, sizeof *errs);
+    int rc = NS_OK;
+    if (!c || !user || !ckpt || !model || !res || !rcs || !errs) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory for an array of %d trials", K);
+    } else {
+        char line[512];
+        size_t len = (size_t)snprintf(line, sizeof line, "trials");
+        for (int k = 0; k < K && len < sizeof line; k++)
+            len += (size_t)snprintf(line + len, sizeof line - len, "%s %ld", k ? "," : "", jobs[k]->n);
+#pragma omp critical(ns_store)
+        progress(s, "%s train together as one array\n", line);
+        for (int k = 0; k < K; k++) {
+            c[k] = &jobs[k]->tc;
+            user[k] = &jobs[k]->t;
+            ckpt[k] = jobs[k]->ckpt;
+            model[k] = jobs[k]->model;
+        }
+        ns_run_training_array(c, K, &s->data, record_epoch, user, ckpt, model, s->opts->stop,
+                              res, rcs, errs);
+        for (int k = 0; k < K; k++) {
+            jobs[k]->res = res[k];
+            jobs[k]->trc = rcs[k];
+            jobs[k]->terr = errs[k];
+        }
+    }
+    free(c);
+    free(user);
+    free(ckpt);
+    free(model);
+    free(res);
+    free(rcs);
+    free(errs);
+    return rc;
+}
+
+/* Records an opened and trained trial's outcome and ends it in the store (or leaves it
+ * running, to be continued, when it was interrupted or the machine failed). Returns NS_OK
+ * unless the study itself could not be written or the machine failed (NS_ERUNTIME). */
+static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int train_rc, ns_err *err)
+{
+    const long n = j->n;
+    const int lrfind = j->lrfind, use_cv = j->use_cv;
+    ns_run_result res = j->res;
+    ns_cv_result cv = j->cv;
+    trial_ctx t = j->t;
+    int trc = j->trc;
+    ns_err terr = j->terr;
+    char *lr_result = j->lr_result;
+    char ckpt[4300];
+    memcpy(ckpt, j->ckpt, sizeof ckpt);
+    const double t0 = j->t0;
+    int rc = train_rc;
+    if (j->have_tc)
+        ns_config_free(&j->tc);
+    if (rc)
+        return rc; /* the store could not be read */
     if (use_cv && !trc && !res.interrupted) { /* the mean curve is the trial's record */
         t.pruned = cv.raced;
 #pragma omp critical(ns_store)
@@ -574,7 +663,7 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_
         }
         if (use_cv)
             append_folds(result, rcap, &cv, &s->folds);
-        if ((rc = judge_trial(s, n, &hs, res.best_epoch, &health, &flags, f, &nf, err))) {
+        if ((rc = judge_trial(s, n, &j->hs, res.best_epoch, &health, &flags, f, &nf, err))) {
             free(result);
             ns_cv_result_free(&cv);
 #pragma omp critical(ns_store)
@@ -637,6 +726,95 @@ static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_
 }
 
 /* ---- stages ---------------------------------------------------------------------------- */
+
+
+/* Runs trial n from its config file alone (continuing from its checkpoint if one is there),
+ * here or (under MPI) on the worker behind pool slot `slot`, and records the outcome.
+ * Returns NS_OK unless the study itself could not be written. */
+static int run_trial(ns_search *s, const ns_stage_cfg *st, long n, int slot, ns_err *err)
+{
+    trial_job *j = malloc(sizeof *j);
+    if (!j)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    int rc = trial_open(s, st, n, j, err);
+    if (!rc)
+        rc = trial_close(s, st, j, j->trc ? NS_OK : trial_train(s, st, j, slot, err), err);
+    free(j);
+    return rc;
+}
+
+/* Runs trials nums[0..count) (handed to one worker) and records them: those that share a
+ * shape key (ns_run_shape_key) train together as one array, the others alone. Holdout
+ * trials of a training stage only: cross-validation, LR range tests and MPI workers train
+ * each trial alone. Returns NS_OK unless the study itself could not be written. */
+static int run_trials(ns_search *s, const ns_stage_cfg *st, const long *nums, int count, int slot,
+                      ns_err *err)
+{
+    if (count == 1)
+        return run_trial(s, st, nums[0], slot, err);
+    trial_job *jobs = calloc((size_t)count, sizeof *jobs);
+    trial_job **grp = calloc((size_t)count, sizeof *grp);
+    char (*key)[160] = calloc((size_t)count, sizeof *key);
+    int *keyed = calloc((size_t)count, sizeof *keyed), *done = calloc((size_t)count, sizeof *done);
+    int rc = NS_OK, opened = 0;
+    if (!jobs || !grp || !key || !keyed || !done) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto out;
+    }
+    for (; opened < count && !rc; opened++)
+        rc = trial_open(s, st, nums[opened], &jobs[opened], err);
+    if (rc) { /* the store failed: close what was opened, as a kill would leave them */
+        for (int i = 0; i < opened - 1; i++)
+            trial_close(s, st, &jobs[i], rc, NULL);
+        goto out;
+    }
+    for (int i = 0; i < count; i++) {
+        trial_job *j = &jobs[i];
+        keyed[i] = !j->trc && !j->lrfind && !j->use_cv && s->opts->ranks <= 1 &&
+                   ns_run_shape_key(&j->tc, &s->data, key[i], sizeof key[i]);
+    }
+    for (int i = 0; i < count; i++) {
+        if (done[i])
+            continue;
+        if (rc) { /* the study failed: the rest stay as a kill leaves them, to be resumed */
+            trial_close(s, st, &jobs[i], rc, NULL);
+            continue;
+        }
+        int K = 0;
+        if (keyed[i])
+            for (int m = i; m < count; m++)
+                if (!done[m] && keyed[m] && !strcmp(key[m], key[i])) {
+                    grp[K++] = &jobs[m];
+                    done[m] = 1;
+                }
+        int trc = NS_OK;
+        if (K >= 2) {
+            trc = train_array(s, grp, K, err);
+        } else {
+            K = 1;
+            grp[0] = &jobs[i];
+            done[i] = 1;
+            if (!jobs[i].trc)
+                trc = trial_train(s, st, &jobs[i], slot, err);
+        }
+        for (int k = 0; k < K; k++) {
+            ns_err e = {0};
+            int crc = trial_close(s, st, grp[k], trc, &e);
+            if (crc && !rc) {
+                rc = crc;
+                if (err)
+                    *err = e;
+            }
+        }
+    }
+out:
+    free(jobs);
+    free(grp);
+    free(key);
+    free(keyed);
+    free(done);
+    return rc;
+}
 
 int ns_trial_is_final(ns_trial_state st)
 {
@@ -722,6 +900,19 @@ static int next_trial(round_feed *f, long *n)
     return 0;
 }
 
+/* How many of stage st's trials one worker trains together as one array: search.array, or
+ * (auto) NS_ARRAY_AUTO_GPU when the trials train on a GPU and 1 on the CPU, where an array
+ * is slower than its trials one after another (scripts/bench/trial_array.c: 0.81x). LR
+ * range tests, cross-validated trials and MPI workers train alone. */
+static int array_size(const ns_search *s, const ns_stage_cfg *st)
+{
+    if (st->kind == NS_STAGE_LR_RANGE || s->folds.n > 0 || s->opts->ranks > 1)
+        return 1;
+    if (s->base.search.array > 0)
+        return s->base.search.array;
+    return ns_device_resolve((ns_device)s->base.device) == NS_DEVICE_CUDA ? NS_ARRAY_AUTO_GPU : 1;
+}
+
 /* A stage's trials first..first+T-1, each planned by stage_plan (random: a point drawn
  * from (study seed, number); bayes: a GP proposal; the others: settings from their options
  * and the decisions so far), in rounds: all of them at once, or bayes's `round` at a time,
@@ -745,16 +936,28 @@ static int run_stage(ns_search *s, const ns_stage_cfg *st, const char *stage, lo
             break;
         round_feed f = {.s = s, .st = st, .stage = stage, .first = first, .next = r0,
                         .end = r0 + R < T ? r0 + R : T, .stop_at = stop_at};
-#pragma omp parallel num_threads(s->opts->parallel)
-        for (;;) {
-            long n = 0;
-            int go;
+        const int G = array_size(s, st);
+        long *take = NULL;
+#pragma omp parallel num_threads(s->opts->parallel) private(take)
+        for (take = G > 1 ? malloc((size_t)G * sizeof *take) : NULL;; ) {
+            long one;
+            long *nums = take ? take : &one;
+            int got = 0;
 #pragma omp critical(ns_store)
-            go = next_trial(&f, &n);
-            if (!go)
+            {
+                /* a worker takes up to G trials at once, no more than its share of what
+                 * is left of the round, so that the pool stays busy */
+                long left = f.end - f.next, share = (left + s->opts->parallel - 1) / s->opts->parallel;
+                int want = take ? (int)(share < G ? (share > 0 ? share : 1) : G) : 1;
+                while (got < want && next_trial(&f, &nums[got]))
+                    got++;
+            }
+            if (!got) {
+                free(take);
                 break;
+            }
             ns_err e = {0};
-            int trc = run_trial(s, st, n, omp_get_thread_num(), &e);
+            int trc = run_trials(s, st, nums, got, omp_get_thread_num(), &e);
             if (trc) {
 #pragma omp critical(ns_store)
                 if (!f.failed) {

@@ -43,6 +43,11 @@ typedef struct ns_prune_ref {
     double se;                 /* its standard error; 0: no allowance */
 } ns_prune_ref;
 
+/* search.array: auto's array size when trials train on a GPU (the trials of one shape that
+ * a worker trains together). Not yet measured on a GPU: scripts/gpu-check's 32-trial table
+ * is the measurement that should set it. */
+#define NS_ARRAY_AUTO_GPU 32
+
 /* Standard errors of the bar and of the incumbent within which a trial is never pruned. */
 #define NS_PRUNE_NOISE_SE 1.0
 

@@ -497,6 +497,22 @@ int ns_pipeline_search_memory_check(const ns_config *c, const ns_prepared *p, ns
                       ns_sysmem_human(have, hh, sizeof hh), what);
 }
 
+/* m's initial weights from seed's initialisation stream, and c's class weights. The
+ * initialisation and the training stream are separate streams of the run's seed, so
+ * changing e.g. the batch size does not change the initial weights. */
+static int model_init(ns_mlp *m, const ns_config *c, const ns_prepared *p, uint64_t seed,
+                      ns_err *err)
+{
+    ns_rng init_rng;
+    ns_rng_seed(&init_rng, ns_seed_derive(seed, 0x696e6974, 0));
+    float *cw = NULL;
+    int rc = ns_mlp_init_params(m, &init_rng, err);
+    if (!rc && !(rc = class_weights(c, p, &cw, err)))
+        rc = ns_mlp_set_class_weights(m, cw, err);
+    free(cw);
+    return rc;
+}
+
 ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
                                 int max_batch, uint64_t seed, ns_err *err)
 {
@@ -505,16 +521,7 @@ ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_bac
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
     ns_mlp *m = ns_mlp_alloc(&spec, be, max_batch, err);
-    if (!m)
-        return NULL;
-    ns_rng init_rng;
-    ns_rng_seed(&init_rng, ns_seed_derive(seed, 0x696e6974, 0));
-    float *cw = NULL;
-    int rc = ns_mlp_init_params(m, &init_rng, err);
-    if (!rc && !(rc = class_weights(c, p, &cw, err)))
-        rc = ns_mlp_set_class_weights(m, cw, err);
-    free(cw);
-    if (rc) {
+    if (m && model_init(m, c, p, seed, err)) {
         ns_mlp_free(m);
         return NULL;
     }
@@ -681,17 +688,81 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     return rc;
 }
 
-int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
-                    ns_run_result *res, ns_err *err)
+static void result_init(ns_run_result *res)
 {
     memset(res, 0, sizeof *res);
     res->val_loss = res->val_acc = res->val_rmse = NAN;
     res->test_loss = res->test_acc = res->test_rmse = NAN;
     res->val_bacc = res->val_f1 = res->test_bacc = res->test_f1 = NAN;
+}
+
+static int run_max_batch(const ns_config *c)
+{
+    return c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
+}
+
+/* The training spec of c's run on p: its stream from p (a cross-validation fold's) or from
+ * c's seed. */
+static void run_spec(ns_train_spec *ts, const ns_config *c, const ns_prepared *p)
+{
+    *ts = c->train;
+    ts->seed = p->stream_seed ? p->stream_seed : ns_seed_derive(c->train.seed, 0x7472616e, 0);
+}
+
+/* What a prepared trainer of c's run needs before it runs: its identity, the stop flag, and
+ * the state of `checkpoint` when that file exists. */
+static int run_attach(ns_trainer *tr, const ns_config *c, const ns_prepared *p,
+                      const char *checkpoint, const ns_stop_flag *stop, ns_err *err)
+{
+    tr->t_std = p->stdz.t_std;
+    tr->tag = c->hash ^ ns_hash64(c->train.seed); /* --seed changes the run too */
+    tr->stop = stop;
+    if (checkpoint)
+        ns_atomic_remove_stale(checkpoint); /* a run killed mid-write left these */
+    if (checkpoint && file_exists(checkpoint))
+        return ns_trainer_load(tr, checkpoint, err);
+    return NS_OK;
+}
+
+/* After the run: the checkpoint of an interrupted one, else the result (the final weights
+ * evaluated on p's validation and test rows) and the model file. */
+static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
+                        const ns_prepared *p, ns_mlp *m, const char *checkpoint,
+                        const char *model_path, ns_run_result *res, ns_err *err)
+{
+    if (h->save_failed) {
+        if (err)
+            *err = h->save_err;
+        return h->save_err.code;
+    }
+    res->epochs = tr->epoch;
+    if (tr->interrupted) {
+        res->interrupted = 1;
+        return checkpoint ? ns_trainer_save(tr, checkpoint, err) : NS_OK;
+    }
+    res->stopped_early = tr->stopped_early;
+    res->diverged = h->last.diverged;
+    res->best_epoch = tr->best_epoch > 0 && tr->best_params ? tr->best_epoch : tr->epoch;
+    res->last = h->last;
+    int rc;
+    /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
+    if (p->val.n && (rc = ns_trainer_evaluate(tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
+                                              &res->val_bacc, &res->val_f1, err)))
+        return rc;
+    if (p->test.n && (rc = ns_trainer_evaluate(tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse,
+                                               &res->test_bacc, &res->test_f1, err)))
+        return rc;
+    return model_path ? write_model(model_path, c, p, m, err) : NS_OK;
+}
+
+int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
+                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
+                    ns_run_result *res, ns_err *err)
+{
+    result_init(res);
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
-    int max_batch = c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
+    int max_batch = run_max_batch(c);
     ns_trainer tr;
     memset(&tr, 0, sizeof tr);
     ns_mlp *m = NULL;
@@ -706,60 +777,117 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
         rc = err ? err->code : NS_ERUNTIME;
         goto done;
     }
-    /* Initialisation and the training stream are separate streams of the run's seed, so
-     * changing e.g. the batch size does not change the initial weights. */
-    ns_rng init_rng;
-    ns_rng_seed(&init_rng, ns_seed_derive(c->train.seed, 0x696e6974, 0));
-    float *cw = NULL;
-    if (!(rc = ns_mlp_init_params(m, &init_rng, err)) && !(rc = class_weights(c, p, &cw, err)))
-        rc = ns_mlp_set_class_weights(m, cw, err);
-    free(cw);
-    if (rc)
+    if ((rc = model_init(m, c, p, c->train.seed, err)))
         goto done;
-    ns_train_spec ts = c->train;
-    ts.seed = p->stream_seed ? p->stream_seed : ns_seed_derive(c->train.seed, 0x7472616e, 0);
-    if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)))
-        goto done;
-    tr.t_std = p->stdz.t_std;
-    tr.tag = c->hash ^ ns_hash64(c->train.seed); /* --seed changes the run too */
-    tr.stop = stop;
-    if (checkpoint)
-        ns_atomic_remove_stale(checkpoint); /* a run killed mid-write left these */
-    if (checkpoint && file_exists(checkpoint) && (rc = ns_trainer_load(&tr, checkpoint, err)))
+    ns_train_spec ts;
+    run_spec(&ts, c, p);
+    if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)) ||
+        (rc = run_attach(&tr, c, p, checkpoint, stop, err)))
         goto done;
     epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user, .last_save = mono_s()};
     if ((rc = ns_trainer_run(&tr, 0, on_epoch, &h, err)))
         goto done;
-    if (h.save_failed) {
-        rc = h.save_err.code;
-        if (err)
-            *err = h.save_err;
-        goto done;
-    }
-    if (tr.interrupted) {
-        res->interrupted = 1;
-        res->epochs = tr.epoch;
-        if (checkpoint)
-            rc = ns_trainer_save(&tr, checkpoint, err);
-        goto done;
-    }
-    res->epochs = tr.epoch;
-    res->stopped_early = tr.stopped_early;
-    res->diverged = h.last.diverged;
-    res->best_epoch = tr.best_epoch > 0 && tr.best_params ? tr.best_epoch : tr.epoch;
-    res->last = h.last;
-    /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
-    if (p->val.n && (rc = ns_trainer_evaluate(&tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
-                                              &res->val_bacc, &res->val_f1, err)))
-        goto done;
-    if (p->test.n && (rc = ns_trainer_evaluate(&tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse,
-                                               &res->test_bacc, &res->test_f1, err)))
-        goto done;
-    if (model_path)
-        rc = write_model(model_path, c, p, m, err);
+    rc = run_conclude(&tr, &h, c, p, m, checkpoint, model_path, res, err);
 done:
     ns_trainer_free(&tr);
     ns_mlp_free(m);
     ns_backend_free(be);
     return rc;
+}
+
+int ns_run_shape_key(const ns_config *c, const ns_prepared *p, char *buf, size_t cap)
+{
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    if (c->train.budget == NS_BUDGET_SECONDS || c->ensemble)
+        return 0;
+    size_t n = (size_t)snprintf(buf, cap, "%d:%d:%d:%d:%d:%d:%d:%d:%d", spec.n_in, spec.n_out,
+                                (int)spec.loss, c->train.batch_size, c->train.drop_last,
+                                run_max_batch(c), c->device, c->precision, c->threads);
+    for (int l = 0; l < spec.n_hidden && n < cap; l++)
+        n += (size_t)snprintf(buf + n, cap - n, ",%d", spec.hidden[l]);
+    return n < cap;
+}
+
+/* The array's view of member k's epochs: the member's own hook (records, checkpoints). */
+typedef struct array_hooks {
+    epoch_hook *h;
+} array_hooks;
+
+static int on_member_epoch(void *user, int k, const ns_epoch_record *rec)
+{
+    array_hooks *ah = user;
+    return on_epoch(&ah->h[k], rec);
+}
+
+void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
+                           void *const *user, const char *const *checkpoint,
+                           const char *const *model_path, const ns_stop_flag *stop,
+                           ns_run_result *res, int *rc, ns_err *err)
+{
+    ns_mlp_spec *specs = calloc((size_t)K, sizeof *specs);
+    ns_train_spec *ts = calloc((size_t)K, sizeof *ts);
+    ns_net **nets = calloc((size_t)K, sizeof *nets);
+    epoch_hook *hooks = calloc((size_t)K, sizeof *hooks);
+    ns_backend *be = NULL;
+    ns_mlp_group *g = NULL;
+    ns_trainer_array a;
+    memset(&a, 0, sizeof a);
+    ns_err gerr = {0};
+    int grc = NS_OK;
+    for (int k = 0; k < K; k++) {
+        result_init(&res[k]);
+        rc[k] = NS_OK;
+    }
+    if (!specs || !ts || !nets || !hooks) {
+        grc = ns_err_set(&gerr, NS_ERUNTIME, "out of memory for an array of %d trials", K);
+        goto done;
+    }
+    for (int k = 0; k < K; k++) {
+        ns_pipeline_model_spec(&specs[k], c[k], p);
+        run_spec(&ts[k], c[k], p);
+        rc[k] = ns_pipeline_memory_check(c[k], p, run_max_batch(c[k]), &err[k]);
+    }
+    if (!(be = ns_backend_open((ns_device)c[0]->device, c[0]->threads, (ns_precision)c[0]->precision,
+                               &gerr)) ||
+        !(g = ns_mlp_group_alloc(specs, K, be, run_max_batch(c[0]), &gerr))) {
+        grc = gerr.code ? gerr.code : NS_ERUNTIME;
+        goto done;
+    }
+    for (int k = 0; k < K; k++) {
+        if (!rc[k])
+            rc[k] = model_init(g->m[k], c[k], p, c[k]->train.seed, &err[k]);
+        nets[k] = &g->m[k]->net;
+    }
+    if ((grc = ns_trainer_array_init(&a, ts, K, be, nets, &g->net, &p->train,
+                                     p->val.n ? &p->val : NULL, &gerr)))
+        goto done;
+    for (int k = 0; k < K; k++) {
+        if (!rc[k])
+            rc[k] = run_attach(&a.tr[k], c[k], p, checkpoint[k], stop, &err[k]);
+        a.left_out[k] = rc[k] != NS_OK; /* a member that cannot start fails alone */
+        hooks[k] = (epoch_hook){.tr = &a.tr[k], .checkpoint = checkpoint[k], .fn = fn,
+                                .user = user[k], .last_save = mono_s()};
+    }
+    array_hooks ah = {hooks};
+    if ((grc = ns_trainer_array_run(&a, 0, on_member_epoch, &ah, &gerr)))
+        goto done;
+    for (int k = 0; k < K; k++)
+        if (!rc[k])
+            rc[k] = run_conclude(&a.tr[k], &hooks[k], c[k], p, g->m[k], checkpoint[k],
+                                 model_path[k], &res[k], &err[k]);
+done:
+    if (grc) /* what failed was the array's: every member that had not failed fails with it */
+        for (int k = 0; k < K; k++)
+            if (!rc[k]) {
+                rc[k] = grc;
+                err[k] = gerr;
+            }
+    ns_trainer_array_free(&a);
+    ns_mlp_group_free(g);
+    ns_backend_free(be);
+    free(specs);
+    free(ts);
+    free(nets);
+    free(hooks);
 }

@@ -140,6 +140,23 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
                     const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
                     ns_run_result *res, ns_err *err);
 
+/* Runs that can train together as one array (ns_run_training_array) have the same key:
+ * the same layer widths, loss, batches, device, precision and threads; 1 and the key in
+ * buf, or 0 for a run that trains alone (a seconds budget, an ensemble) or a key longer
+ * than cap. */
+int ns_run_shape_key(const ns_config *c, const ns_prepared *p, char *buf, size_t cap);
+
+/* Trains K runs whose configs share a shape key as one array (engine/train/array.h), each
+ * as ns_run_training would train it alone (on the CPU to the bit): member k with c[k],
+ * fn(user[k], rec) for its epochs, its checkpoint[k] and model_path[k] (either may be
+ * NULL), its res[k], and its own outcome in rc[k] and err[k]. A member that cannot start
+ * (its checkpoint refused, memory) fails alone; a failure of the array itself (the device,
+ * memory for the group) is every member's. */
+void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
+                           void *const *user, const char *const *checkpoint,
+                           const char *const *model_path, const ns_stop_flag *stop,
+                           ns_run_result *res, int *rc, ns_err *err);
+
 /* Called before member `member` (0-based) of an ensemble of n starts training. */
 typedef void (*ns_member_fn)(void *user, int member, int n);
 
