@@ -183,6 +183,34 @@ Test(cuda, tensor_core_matmuls_within_their_rounding)
     }
 }
 
+/* Batches gathered on the device from rows uploaded once: copies, so the same bits. */
+Test(cuda, batches_gathered_on_the_device)
+{
+    enum { N = 53, D = 7, B = 19 };
+    ns_backend *g = gpu_or_skip(), *c = cpu();
+    float *x = randn(N * D, 41, 1);
+    int32_t y[N], idx[B], ry[B], gy[B];
+    float rx[B * D];
+    for (int i = 0; i < N; i++)
+        y[i] = (i * 7) % 5;
+    for (int i = 0; i < B; i++)
+        idx[i] = (i * 11 + 3) % N; /* out of order; the last rows too */
+    float *dx = put(g, x, N * D * 4), *dout = put(g, NULL, B * D * 4);
+    int32_t *dy = put(g, y, sizeof y), *didx = put(g, idx, sizeof idx), *doy = put(g, NULL, sizeof gy);
+    ns_op_gather_rows(g, dout, dx, didx, B, D);
+    ns_op_gather_labels(g, doy, dy, didx, B);
+    float *gx = get(g, dout, B * D);
+    ns_buf_download(g, gy, doy, sizeof gy);
+    ns_op_gather_rows(c, rx, x, idx, B, D);
+    ns_op_gather_labels(c, ry, y, idx, B);
+    cr_assert(!memcmp(rx, gx, sizeof rx), "gathered rows differ");
+    cr_assert(!memcmp(ry, gy, sizeof ry), "gathered labels differ");
+    free(gx), free(x);
+    ns_buf_free(g, dx), ns_buf_free(g, dout), ns_buf_free(g, dy), ns_buf_free(g, didx), ns_buf_free(g, doy);
+    ns_backend_free(g);
+    ns_backend_free(c);
+}
+
 Test(cuda, bias_activation_and_dropout_forward_and_backward)
 {
     ns_backend *g = gpu_or_skip(), *c = cpu();

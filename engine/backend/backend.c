@@ -60,6 +60,16 @@ void ns_buf_copy(ns_backend *be, void *dst, const void *src, size_t bytes)
     be->ops->copy(be, dst, src, bytes);
 }
 
+void ns_op_gather_rows(ns_backend *be, float *out, const float *src, const int32_t *idx, int B,
+                       int d)
+{
+    be->ops->gather_rows(be, out, src, idx, B, d);
+}
+void ns_op_gather_labels(ns_backend *be, int32_t *out, const int32_t *src, const int32_t *idx,
+                         int B)
+{
+    be->ops->gather_labels(be, out, src, idx, B);
+}
 void ns_op_zero(ns_backend *be, float *x, size_t n) { be->ops->zero(be, x, n); }
 void ns_op_scale(ns_backend *be, float *x, float s, size_t n) { be->ops->scale(be, x, s, n); }
 double ns_op_sumsq(ns_backend *be, const float *x, size_t n) { return be->ops->sumsq(be, x, n); }

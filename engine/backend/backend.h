@@ -78,6 +78,16 @@ void ns_buf_upload(ns_backend *be, void *dst_dev, const void *src_host, size_t b
 void ns_buf_download(ns_backend *be, void *dst_host, const void *src_dev, size_t bytes);
 void ns_buf_copy(ns_backend *be, void *dst_dev, const void *src_dev, size_t bytes);
 
+/* ---- batches from a dataset on the device ----------------------------------------- */
+
+/* out (B, d) = rows idx[0..B) of src (n, d): a batch gathered where the data lives, so a
+ * dataset uploaded once needs only its row order each epoch. idx is device int32. */
+void ns_op_gather_rows(ns_backend *be, float *out, const float *src, const int32_t *idx, int B,
+                       int d);
+/* out[i] = src[idx[i]] for i < B: the batch's class labels. */
+void ns_op_gather_labels(ns_backend *be, int32_t *out, const int32_t *src, const int32_t *idx,
+                         int B);
+
 /* ---- elementwise and reductions --------------------------------------------------- */
 
 void ns_op_zero(ns_backend *be, float *x, size_t n);                 /* x = 0 */

@@ -60,6 +60,22 @@ static void cpu_memcpy(ns_backend *be, void *dst, const void *src, size_t bytes)
         memcpy(dst, src, bytes);
 }
 
+static void cpu_gather_rows(ns_backend *be, float *out, const float *src, const int32_t *idx,
+                            int B, int d)
+{
+    (void)be;
+    for (int i = 0; i < B; i++)
+        memcpy(out + (size_t)i * d, src + (size_t)idx[i] * d, (size_t)d * sizeof *out);
+}
+
+static void cpu_gather_labels(ns_backend *be, int32_t *out, const int32_t *src,
+                              const int32_t *idx, int B)
+{
+    (void)be;
+    for (int i = 0; i < B; i++)
+        out[i] = src[idx[i]];
+}
+
 /* ---- elementwise and reductions --------------------------------------------------- */
 
 static void cpu_zero(ns_backend *be, float *x, size_t n)
@@ -291,6 +307,8 @@ static const ns_backend_ops cpu_ops = {
     .upload = cpu_memcpy,
     .download = cpu_memcpy,
     .copy = cpu_memcpy,
+    .gather_rows = cpu_gather_rows,
+    .gather_labels = cpu_gather_labels,
     .zero = cpu_zero,
     .scale = cpu_scale,
     .sumsq = cpu_sumsq,

@@ -14,6 +14,10 @@ typedef struct ns_backend_ops {
     void (*upload)(ns_backend *be, void *dst, const void *src, size_t bytes);
     void (*download)(ns_backend *be, void *dst, const void *src, size_t bytes);
     void (*copy)(ns_backend *be, void *dst, const void *src, size_t bytes);
+    void (*gather_rows)(ns_backend *be, float *out, const float *src, const int32_t *idx, int B,
+                        int d);
+    void (*gather_labels)(ns_backend *be, int32_t *out, const int32_t *src, const int32_t *idx,
+                          int B);
     void (*zero)(ns_backend *be, float *x, size_t n);
     void (*scale)(ns_backend *be, float *x, float s, size_t n);
     double (*sumsq)(ns_backend *be, const float *x, size_t n);

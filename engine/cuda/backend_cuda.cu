@@ -236,6 +236,36 @@ static void cu_copy(ns_backend *be, void *dst, const void *src, size_t bytes)
         check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream), "copy");
 }
 
+/* ---- batches from a dataset on the device -------------------------------------------------- */
+
+__global__ static void k_gather_rows(float *out, const float *src, const int32_t *idx, int B, int d)
+{
+    size_t n = (size_t)B * d;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        out[i] = src[(size_t)idx[i / d] * d + i % d];
+}
+
+static void cu_gather_rows(ns_backend *be, float *out, const float *src, const int32_t *idx, int B,
+                           int d)
+{
+    size_t n = (size_t)B * d;
+    if (n)
+        k_gather_rows<<<blocks_for(n), THREADS, 0, cb(be)->stream>>>(out, src, idx, B, d);
+}
+
+__global__ static void k_gather_labels(int32_t *out, const int32_t *src, const int32_t *idx, int B)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x)
+        out[i] = src[idx[i]];
+}
+
+static void cu_gather_labels(ns_backend *be, int32_t *out, const int32_t *src, const int32_t *idx,
+                             int B)
+{
+    if (B > 0)
+        k_gather_labels<<<blocks_for((size_t)B), THREADS, 0, cb(be)->stream>>>(out, src, idx, B);
+}
+
 /* ---- elementwise and reductions ---------------------------------------------------------- */
 
 static void cu_zero(ns_backend *be, float *x, size_t n)
@@ -749,6 +779,8 @@ static const ns_backend_ops cuda_ops = {
     cu_upload,
     cu_download,
     cu_copy,
+    cu_gather_rows,
+    cu_gather_labels,
     cu_zero,
     cu_scale,
     cu_sumsq,

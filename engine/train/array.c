@@ -147,7 +147,15 @@ int ns_trainer_array_run(ns_trainer_array *a, int max_epochs_now, ns_member_epoc
                 continue;
             if (!a->ready[k]) { /* as ns_trainer_run's loop does at an epoch's start */
                 a->t_epoch[k] = now_s();
-                ns_trainer_epoch_start(tr);
+                int rc = ns_trainer_epoch_start(tr, err);
+                if (rc)
+                    return rc;
+                if (!a->shared) { /* the rows go to the device once, for every member */
+                    for (int m = 0; m < K; m++)
+                        if (m != k)
+                            ns_trainer_share_data(&a->tr[m], tr);
+                    a->shared = 1;
+                }
                 a->ready[k] = 1;
             }
             if (ns_stop_requested(tr->stop)) {

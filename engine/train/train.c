@@ -104,10 +104,12 @@ int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, n
     int mb = net->max_batch;
     int d = train->d;
     tr->order = malloc((size_t)train->n * sizeof *tr->order);
+    tr->dev_order = ns_backend_is_host(be) ? tr->order
+                                           : ns_buf_alloc(be, (size_t)train->n * sizeof(int32_t));
     tr->xb = ns_buf_alloc(be, (size_t)mb * d * sizeof(float));
     tr->yb = ns_buf_alloc(be, (size_t)mb * sizeof(int32_t));
     tr->tb = ns_buf_alloc(be, (size_t)mb * sizeof(float));
-    if (!tr->order || !tr->xb || !tr->yb || !tr->tb)
+    if (!tr->order || !tr->dev_order || !tr->xb || !tr->yb || !tr->tb)
         goto oom;
     if (!ns_backend_is_host(be)) {
         tr->host_x = malloc((size_t)mb * d * sizeof(float));
@@ -128,12 +130,29 @@ oom:
     return ns_err_set(err, NS_ERUNTIME, "out of memory preparing the training run");
 }
 
+/* The rows this trainer uploaded, if it did. */
+static void free_device_data(ns_trainer *tr)
+{
+    if (tr->dev_owned) {
+        ns_buf_free(tr->be, (void *)tr->dev_x);
+        ns_buf_free(tr->be, (void *)tr->dev_y);
+        ns_buf_free(tr->be, (void *)tr->dev_t);
+        ns_buf_free(tr->be, (void *)tr->dev_vx);
+        ns_buf_free(tr->be, (void *)tr->dev_vy);
+        ns_buf_free(tr->be, (void *)tr->dev_vt);
+    }
+    tr->dev_owned = 0;
+}
+
 void ns_trainer_free(ns_trainer *tr)
 {
     if (!tr->be)
         return;
     ns_optim_free(&tr->opt);
+    if (tr->dev_order != tr->order)
+        ns_buf_free(tr->be, tr->dev_order);
     free(tr->order);
+    free_device_data(tr);
     if (!tr->batch_borrowed) {
         ns_buf_free(tr->be, tr->xb);
         ns_buf_free(tr->be, tr->yb);
@@ -171,6 +190,56 @@ static void gather(ns_trainer *tr, const ns_dataset *ds, const int32_t *idx, int
     }
 }
 
+/* A copy of n elements of `size` bytes on the backend (NULL for src NULL); 0 on failure. */
+static int upload(ns_backend *be, const void **dst, const void *src, size_t n, size_t size)
+{
+    *dst = NULL;
+    if (!src || !n)
+        return 1;
+    void *p = ns_buf_alloc(be, n * size);
+    if (!p)
+        return 0;
+    ns_buf_upload(be, p, src, n * size);
+    *dst = p;
+    return 1;
+}
+
+/* The training and validation rows where the backend computes (see dev_ready). */
+static int device_data(ns_trainer *tr, ns_err *err)
+{
+    if (tr->dev_ready)
+        return NS_OK;
+    const ns_dataset *t = tr->train, *v = tr->val;
+    if (ns_backend_is_host(tr->be)) {
+        tr->dev_x = t->x, tr->dev_y = t->y, tr->dev_t = t->t;
+        if (v)
+            tr->dev_vx = v->x, tr->dev_vy = v->y, tr->dev_vt = v->t;
+    } else {
+        tr->dev_owned = 1;
+        int ok = upload(tr->be, (const void **)&tr->dev_x, t->x, (size_t)t->n * t->d, sizeof(float)) &&
+                 upload(tr->be, (const void **)&tr->dev_y, t->y, (size_t)t->n, sizeof(int32_t)) &&
+                 upload(tr->be, (const void **)&tr->dev_t, t->t, (size_t)t->n, sizeof(float));
+        if (ok && v)
+            ok = upload(tr->be, (const void **)&tr->dev_vx, v->x, (size_t)v->n * v->d, sizeof(float)) &&
+                 upload(tr->be, (const void **)&tr->dev_vy, v->y, (size_t)v->n, sizeof(int32_t)) &&
+                 upload(tr->be, (const void **)&tr->dev_vt, v->t, (size_t)v->n, sizeof(float));
+        if (!ok)
+            return ns_err_set(err, NS_ERUNTIME, "out of %s memory for the %ld training and %ld "
+                              "validation rows", ns_backend_name(tr->be), t->n, v ? v->n : 0L);
+    }
+    tr->dev_ready = 1;
+    return NS_OK;
+}
+
+void ns_trainer_share_data(ns_trainer *tr, const ns_trainer *from)
+{
+    free_device_data(tr); /* its own copy, if it made one, is not needed any more */
+    tr->dev_x = from->dev_x, tr->dev_y = from->dev_y, tr->dev_t = from->dev_t;
+    tr->dev_vx = from->dev_vx, tr->dev_vy = from->dev_vy, tr->dev_vt = from->dev_vt;
+    tr->dev_owned = 0;
+    tr->dev_ready = 1;
+}
+
 int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, double *acc,
                         double *rmse, double *bacc, double *f1, ns_err *err)
 {
@@ -190,15 +259,31 @@ int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, doub
         free(conf);
         return ns_err_set(err, NS_ERUNTIME, "out of memory for evaluation");
     }
+    /* the rows where the backend computes: the dataset's own on the host, the uploaded
+     * copy of the training or validation rows, or else a staged copy batch by batch */
+    const float *dx = host ? ds->x : NULL, *dt = host ? ds->t : NULL;
+    const int32_t *dy = host ? ds->y : NULL;
+    if (!host && (ds == tr->train || ds == tr->val)) {
+        int rc = device_data(tr, err);
+        if (rc) {
+            free(idx);
+            free(conf);
+            return rc;
+        }
+        int tv = ds == tr->train;
+        dx = tv ? tr->dev_x : tr->dev_vx;
+        dy = tv ? tr->dev_y : tr->dev_vy;
+        dt = tv ? tr->dev_t : tr->dev_vt;
+    }
     for (long i0 = 0; i0 < ds->n; i0 += EB) {
         int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
         const float *x;
         const int32_t *y;
         const float *t;
-        if (host) { /* rows are contiguous: no copy needed */
-            x = ds->x + (size_t)i0 * ds->d;
-            y = ds->y ? ds->y + i0 : NULL;
-            t = ds->t ? ds->t + i0 : NULL;
+        if (dx) { /* rows are contiguous: no copy needed */
+            x = dx + (size_t)i0 * ds->d;
+            y = dy ? dy + i0 : NULL;
+            t = dt ? dt + i0 : NULL;
         } else {
             for (int i = 0; i < B; i++)
                 idx[i] = (int32_t)(i0 + i);
@@ -305,7 +390,12 @@ int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
     const long n = tr->train->n, s = tr->epoch_step;
     const int Bmax = tr->spec.batch_size;
     int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
-    gather(tr, tr->train, tr->order + s * Bmax, B);
+    const int32_t *idx = tr->dev_order + s * Bmax;
+    ns_op_gather_rows(tr->be, tr->xb, tr->dev_x, idx, B, tr->train->d);
+    if (tr->dev_y)
+        ns_op_gather_labels(tr->be, tr->yb, tr->dev_y, idx, B);
+    if (tr->dev_t)
+        ns_op_gather_rows(tr->be, tr->tb, tr->dev_t, idx, B, 1);
     ns_op_zero(tr->be, tr->net->grads, tr->net->n_params);
     *noise_seed = ns_rng_next(&tr->rng);
     return B;
@@ -354,8 +444,11 @@ void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *dive
         *diverged = NS_DIV_BLOWUP; /* the step is taken and counted; the run stops after it */
 }
 
-void ns_trainer_epoch_start(ns_trainer *tr)
+int ns_trainer_epoch_start(ns_trainer *tr, ns_err *err)
 {
+    int rc = device_data(tr, err);
+    if (rc)
+        return rc;
     /* The epoch's order comes from the stream as it was when the epoch began, so an epoch
      * resumed mid-way sees the same order. */
     if (!tr->in_epoch)
@@ -367,6 +460,9 @@ void ns_trainer_epoch_start(ns_trainer *tr)
     if (!tr->in_epoch)
         tr->rng = order_rng;
     tr->in_epoch = 1;
+    if (tr->dev_order != tr->order) /* one copy an epoch, not one per batch */
+        ns_buf_upload(tr->be, tr->dev_order, tr->order, (size_t)tr->train->n * sizeof *tr->order);
+    return NS_OK;
 }
 
 int ns_trainer_epoch_full(const ns_trainer *tr)
@@ -429,7 +525,9 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
     tr->interrupted = 0;
     while (!ns_trainer_done(tr) && (max_epochs_now <= 0 || epochs_run < max_epochs_now)) {
         double t_epoch = now_s();
-        ns_trainer_epoch_start(tr);
+        int rc = ns_trainer_epoch_start(tr, err);
+        if (rc)
+            return rc;
         int diverged = 0;
         double t0 = now_s();
         while (tr->epoch_step < tr->steps_per_epoch) {
@@ -461,7 +559,7 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
         tr->sums.seconds += t_train;
 
         ns_epoch_record rec;
-        int rc = ns_trainer_epoch_end(tr, diverged, &rec, err);
+        rc = ns_trainer_epoch_end(tr, diverged, &rec, err);
         if (rc)
             return rc;
         epochs_run++;

@@ -163,6 +163,15 @@ typedef struct ns_trainer {
     int32_t *yb;          /* device (max_batch) */
     float *tb;            /* device (max_batch) */
     int batch_borrowed;   /* xb, yb, tb are a trainer array's (ns_trainer_borrow_batch) */
+    /* Where batches are gathered from: the training and validation rows on the backend.
+     * The datasets' own arrays on a host backend; on a device, uploaded once when the run
+     * first needs them (owned) or lent by another run on the same rows (a trainer array),
+     * so that a step moves no rows between host and device, only each epoch's order. */
+    int dev_ready;
+    int dev_owned;        /* the dev_ rows below were uploaded by this trainer */
+    const float *dev_x, *dev_t, *dev_vx, *dev_vt;
+    const int32_t *dev_y, *dev_vy;
+    int32_t *dev_order;   /* (train->n) the epoch's row order where the gathers read it */
     float *host_x;        /* host staging (max_batch, d) when the backend is not host */
     int32_t *host_y;
     float *host_t;

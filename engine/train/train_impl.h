@@ -6,8 +6,9 @@
 
 #include "engine/train/train.h"
 
-/* Begins the epoch in progress, or after a resume regenerates its row order. */
-void ns_trainer_epoch_start(ns_trainer *tr);
+/* Begins the epoch in progress, or after a resume regenerates its row order (and puts it
+ * where the backend gathers batches; the first call also puts the rows there). */
+int ns_trainer_epoch_start(ns_trainer *tr, ns_err *err);
 /* Nonzero when the epoch in progress has no step left: its batches are done or a steps
  * budget is spent. */
 int ns_trainer_epoch_full(const ns_trainer *tr);
@@ -23,6 +24,10 @@ void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *dive
 int ns_trainer_epoch_end(ns_trainer *tr, int diverged, ns_epoch_record *rec, ns_err *err);
 /* At the end of a run: the best weights back into the net when early stopping kept some. */
 void ns_trainer_finish(ns_trainer *tr);
+/* tr gathers from the rows `from` has on the backend (the same training and validation
+ * sets) instead of a copy of its own: one upload for a trainer array. from's must be there
+ * (from has started an epoch) and outlive tr's use. */
+void ns_trainer_share_data(ns_trainer *tr, const ns_trainer *from);
 /* The batch buffers become the caller's (device, sized as ns_trainer_init sizes them): the
  * trainer's own are freed and these are not freed with it. */
 void ns_trainer_borrow_batch(ns_trainer *tr, float *xb, int32_t *yb, float *tb);
