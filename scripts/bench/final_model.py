@@ -5,9 +5,17 @@ for every set and split, the winner's config (from the run's status.json.gz) is 
 the epochs the study chose, with `nnsearch train`; both are scored on the split's test rows
 (the ensemble by the mean of its members' class probabilities from `nnsearch predict`).
 
+With --holdout, the winners of holdout studies instead (a study that validated on
+data.val_fraction of its rows): the winner's config trained (a) as the study trained it, on
+the rows left after the validation split (val_fraction 0.1), and (b) refit on every trainval
+row, both for the epochs the study chose, each with --seeds training seeds; the means over
+the seeds are compared (refit - as trained).
+
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
-side and the paired difference (ensemble - refit) with its standard error."""
+side and the paired difference (ensemble - refit, or refit - as trained) with its standard
+error."""
 
 import argparse
 import gzip
@@ -43,12 +51,13 @@ def write_csv(path, head, x):
                              for i, v in enumerate(row)) + "\n")
 
 
-def config(train_csv, params, epochs, seed):
-    """The winner as a fixed training config (no validation rows: the epochs are given)."""
+def config(train_csv, params, epochs, seed, val_fraction=0):
+    """The winner as a fixed training config (by default no validation rows: the epochs are
+    given; with val_fraction the rows a holdout study kept for validation are left out)."""
     p = params
     cw = p.get("model.class_weights")
     return "\n".join([
-        "data:", f"  train: {train_csv}", "  label: label", "  val_fraction: 0",
+        "data:", f"  train: {train_csv}", "  label: label", f"  val_fraction: {val_fraction}",
         "model:", f"  depth: {p['model.depth']}", f"  width: {p['model.width']}",
         f"  dropout: {p['model.dropout']!r}"] + ([f"  class_weights: {cw}"] if cw else []) + [
         "train:", f"  epochs: {epochs}", f"  optimizer: {p.get('train.optimizer', 'adam')}",
@@ -57,12 +66,12 @@ def config(train_csv, params, epochs, seed):
         f"  seed: {seed}", ""])
 
 
-def train_predict(tmp, name, train_csv, test_csv, params, epochs, seed):
+def train_predict(tmp, name, train_csv, test_csv, params, epochs, seed, val_fraction=0):
     cfg = os.path.join(tmp, name + ".yaml")
     model = os.path.join(tmp, name + ".nsm")
     pred = os.path.join(tmp, name + ".csv")
     with open(cfg, "w") as f:
-        f.write(config(train_csv, params, epochs, seed))
+        f.write(config(train_csv, params, epochs, seed, val_fraction))
     subprocess.run([NNS, "train", cfg, "-o", model, "--quiet"], check=True, stdout=subprocess.DEVNULL)
     subprocess.run([NNS, "predict", model, test_csv, "-o", pred, "--no-drift-check"], check=True,
                    stderr=subprocess.DEVNULL)
@@ -103,12 +112,38 @@ def one(run, s, k, folds):
     return {"acc": (accuracy(y, r), accuracy(y, e)), "f1": (macro_f1(y, r), macro_f1(y, e))}
 
 
+def holdout(run, s, k, seeds):
+    """A holdout winner as trained (90% of trainval) and refit (all of it); None for a
+    cross-validated winner. Each side: the mean test score over `seeds` trainings."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    if "folds" in best["result"]:
+        return None
+    epochs = int(best["result"].get("best_epoch") or 30)
+    split = os.path.join(DATA, s, str(k))
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    out = {"acc": [[], []], "f1": [[], []]}
+    with tempfile.TemporaryDirectory() as tmp:
+        for seed in range(1, seeds + 1):
+            for side, vf in ((0, 0.1), (1, 0)):
+                p = train_predict(tmp, f"s{side}", os.path.join(split, "trainval.csv"), test_csv,
+                                  best["params"], epochs, seed, vf).argmax(1)
+                out["acc"][side].append(accuracy(y, p))
+                out["f1"][side].append(macro_f1(y, p))
+    return {m: (float(np.mean(v[0])), float(np.mean(v[1]))) for m, v in out.items()}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
     ap.add_argument("--sets", default="")
     ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--holdout", action="store_true")
+    ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
+    if a.holdout:
+        return main_holdout(a)
     sets = a.sets.split(",") if a.sets else sorted(
         d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
     print(f"refit vs {a.folds}-fold ensemble of the winners of {a.run}; {NNS}")
@@ -134,6 +169,38 @@ def main():
         d = np.array(allr[m])
         print(f"mean over sets, {m}: ensemble - refit {d.mean():+.4f} "
               f"(better on {int((d > 0).sum())}, worse on {int((d < 0).sum())} of {len(d)} sets)")
+
+
+def main_holdout(a):
+    sets = a.sets.split(",") if a.sets else sorted(
+        d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
+    print(f"holdout winners of {a.run}: as trained (val_fraction 0.1) vs refit on every trainval "
+          f"row, {a.seeds} seeds each; {NNS}")
+    print(f"{'set':<14} {'acc held':>9} {'acc refit':>9} {'diff±SE':>15} {'F1 held':>8} {'F1 refit':>9} {'diff±SE':>15}")
+    allr = {"acc": [], "f1": []}
+    for s in sets:
+        res = []
+        for k in sorted(os.listdir(os.path.join(a.run, s)), key=int):
+            if os.path.exists(os.path.join(a.run, s, k, "status.json.gz")):
+                r = holdout(a.run, s, int(k), a.seeds)
+                if r:
+                    res.append(r)
+        if not res:
+            continue
+        out = [f"{s:<14}"]
+        for m in ("acc", "f1"):
+            h = np.array([x[m][0] for x in res])
+            r = np.array([x[m][1] for x in res])
+            d = r - h
+            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
+            out.append(f"{h.mean():>9.3f} {r.mean():>9.3f} {d.mean():>+8.4f}±{se:.4f}")
+            allr[m].append(d.mean())
+        print(" ".join(out) + f"  ({len(res)} splits)", flush=True)
+    for m in ("acc", "f1"):
+        d = np.array(allr[m])
+        if len(d):
+            print(f"mean over sets, {m}: refit - as trained {d.mean():+.4f} "
+                  f"(better on {int((d > 0).sum())}, worse on {int((d < 0).sum())} of {len(d)} sets)")
 
 
 if __name__ == "__main__":
