@@ -633,6 +633,59 @@ static int best_cand(const ns_search *s, const cand *c, int nc, int fallback)
     return b;
 }
 
+/* A candidate that can win: eligible (any, when none is), and once re-scoring has run
+ * (rescored_only), re-scored. The best of hundreds of trials on its first K folds is
+ * flattered by them (docs/BENCHMARKS.md, "Only re-scored candidates win"); set against
+ * candidates whose means take in more folds, it would win on that luck. */
+static int in_play(const cand *x, int fallback, int rescored_only)
+{
+    return (x->eligible || fallback) && isfinite(x->metric) && (!rescored_only || x->rescored > 0);
+}
+
+/* The selection rule over the candidates in play: the best metric and its standard error
+ * (binomial on the validation rows for the accuracies and, as an approximation, F1; 1% of
+ * the value for losses, whose per-row spread the study does not keep; cross-validated: the
+ * best's own over its folds), and the winner: among those within one standard error of
+ * the best, the fewest parameters, then the fewest warnings, then the better metric, then
+ * the lower number. *w = -1 when none is in play. Fills the params of those it compares. */
+static int choose(ns_search *s, cand *c, int nc, int fallback, int rescored_only, double *best,
+                  double *se, int *w, ns_err *err)
+{
+    int bk = -1;
+    for (int k = 0; k < nc; k++)
+        if (in_play(&c[k], fallback, rescored_only) && (bk < 0 || better(s, c[k].metric, c[bk].metric)))
+            bk = k;
+    *w = -1;
+    *best = NAN;
+    *se = 0;
+    if (bk < 0)
+        return NS_OK;
+    *best = c[bk].metric;
+    long nv = s->data.val.n > 0 ? s->data.val.n : 1;
+    *se = s->higher ? sqrt(fmax(*best * (1 - *best), 0) / (double)nv) : 0.01 * fabs(*best);
+    if (s->folds.n && isfinite(c[bk].se))
+        *se = c[bk].se;
+    for (int k = 0; k < nc; k++) {
+        if (!in_play(&c[k], fallback, rescored_only) || fabs(c[k].metric - *best) > *se)
+            continue;
+        int rc = trial_params(s, c[k].t->number, &c[k].params, err);
+        if (rc)
+            return rc;
+        if (*w < 0) {
+            *w = k;
+            continue;
+        }
+        const cand *a = &c[k], *b = &c[*w];
+        int take = a->params != b->params ? a->params < b->params
+                   : a->warnings != b->warnings ? a->warnings < b->warnings
+                   : a->metric != b->metric ? better(s, a->metric, b->metric)
+                   : a->t->number < b->t->number;
+        if (take)
+            *w = k;
+    }
+    return NS_OK;
+}
+
 /* Spends what the study budget leaves before the final model on re-scoring the top candidates
  * (NS_RESCORE_*): each round draws a new fold assignment from the study seed and the round,
  * trains each candidate's config on it and re-computes its mean and standard error over all
@@ -646,8 +699,15 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
         int b = best_cand(s, c, nc, fallback);
         if (b < 0 || !isfinite(c[b].se))
             return NS_OK;
-        int top[NS_RESCORE_TOP], nt = 0;
+        int top[NS_RESCORE_TOP], nt = 0, rw = -1;
+        double rbest, rse;
+        int rc = choose(s, c, nc, fallback, 0, &rbest, &rse, &rw, err);
+        if (rc)
+            return rc;
         top[nt++] = b;
+        /* the one the rule would choose now, so that the winner is among the re-scored */
+        if (rw >= 0 && rw != b && fabs(c[rw].metric - c[b].metric) <= NS_RESCORE_WINDOW * c[b].se)
+            top[nt++] = rw;
         while (nt < NS_RESCORE_TOP) { /* the next best within the window, in metric order */
             int k = -1;
             for (int q = 0; q < nc; q++) {
@@ -673,7 +733,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
         if (nt < 2 || t0 + last + reserve >= end || (s->opts->stop && *s->opts->stop))
             return NS_OK; /* the best stands out, or no time for another round */
         ns_folds fo;
-        int rc = ns_prepare_folds(&fo, &s->base, s->folds.k, 1,
+        rc = ns_prepare_folds(&fo, &s->base, s->folds.k, 1,
                                   ns_seed_derive(s->base.search.seed, (uint64_t)r, SEED_RESCORE), err);
         if (rc)
             return rc;
@@ -829,48 +889,14 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         ns_trial_rows_free(rows, n);
         return rc;
     }
-    /* the best eligible metric and its standard error: binomial for the accuracies (and,
-     * as an approximation, F1), 1% of the value for losses, whose per-row spread the
-     * study does not keep */
     int fallback = n_eligible == 0;
-    double best = NAN;
-    for (int k = 0; k < nc; k++)
-        if ((c[k].eligible || fallback) && (!isfinite(best) || (s->higher ? c[k].metric > best
-                                                                          : c[k].metric < best)))
-            best = c[k].metric;
-    double se = 0;
-    if (isfinite(best)) {
-        long nv = s->data.val.n > 0 ? s->data.val.n : 1;
-        se = s->higher ? sqrt(fmax(best * (1 - best), 0) / (double)nv) : 0.01 * fabs(best);
-    }
-    /* cross-validated: the best trial's own standard error over its folds */
-    int bk = best_cand(s, c, nc, fallback);
-    if (s->folds.n && bk >= 0 && isfinite(c[bk].se))
-        se = c[bk].se;
-    /* among eligible trials within one standard error of the best: fewest parameters,
-     * then fewest warnings, then the better metric, then the lower number */
+    double best = NAN, se = 0;
     int w = -1;
-    for (int k = 0; k < nc; k++) {
-        if (!(c[k].eligible || fallback) || fabs(c[k].metric - best) > se)
-            continue;
-        if ((rc = trial_params(s, c[k].t->number, &c[k].params, err))) {
-            free_cands(c, nc);
-            ns_trial_rows_free(rows, n);
-            return rc;
-        }
-        if (w < 0)
-            w = k;
-        else {
-            const cand *a = &c[k], *b = &c[w];
-            int take = a->params != b->params ? a->params < b->params
-                       : a->warnings != b->warnings ? a->warnings < b->warnings
-                       : a->metric != b->metric
-                           ? (s->higher ? a->metric > b->metric
-                                        : a->metric < b->metric)
-                           : a->t->number < b->t->number;
-            if (take)
-                w = k;
-        }
+    /* once re-scoring has run, only the re-scored compete (see in_play) */
+    if ((rc = choose(s, c, nc, fallback, rounds > 0, &best, &se, &w, err))) {
+        free_cands(c, nc);
+        ns_trial_rows_free(rows, n);
+        return rc;
     }
     if (w < 0) {
         ns_jbuf_putf(j, "\"winner\":null,\"reason\":\"no complete trial with a metric\"");
@@ -927,6 +953,9 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
                     at += (size_t)snprintf(why + at, sizeof why - at, " %s", ns_health_code_name(b));
             if (x->t->health_flags < 0)
                 snprintf(why, sizeof why, "not judged by the health detectors");
+        } else if (!in_play(x, fallback, rounds > 0)) {
+            snprintf(why, sizeof why, "%s %.6g over its first %d folds only: not among the "
+                     "candidates re-scored on more", ns_metric_name(s->metric), x->metric, x->n_folds);
         } else if (fabs(x->metric - best) > se) {
             snprintf(why, sizeof why, "%s %.6g is %.3g from the best, beyond its standard error %.3g",
                      ns_metric_name(s->metric), x->metric, fabs(x->metric - best), se);
