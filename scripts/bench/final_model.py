@@ -142,64 +142,48 @@ def main():
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     a = ap.parse_args()
+    sets = a.sets.split(",") if a.sets else sorted(
+        d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
     if a.holdout:
-        return main_holdout(a)
-    sets = a.sets.split(",") if a.sets else sorted(
-        d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    print(f"refit vs {a.folds}-fold ensemble of the winners of {a.run}; {NNS}")
-    print(f"{'set':<14} {'acc refit':>9} {'acc ens':>8} {'diff±SE':>15} {'F1 refit':>9} {'F1 ens':>8} {'diff±SE':>15}")
+        print(f"holdout winners of {a.run}: as trained (val_fraction 0.1) vs refit on every "
+              f"trainval row, {a.seeds} seeds each; {NNS}")
+        compare(a.run, sets, lambda s, k: holdout(a.run, s, k, a.seeds), ("held", "refit"),
+                "refit - as trained")
+    else:
+        print(f"refit vs {a.folds}-fold ensemble of the winners of {a.run}; {NNS}")
+        compare(a.run, sets, lambda s, k: one(a.run, s, k, a.folds), ("refit", "ens"),
+                "ensemble - refit")
+
+
+def compare(run, sets, side_by_side, names, what):
+    """Per set, the mean of each side over the splits side_by_side(set, split) scored (it
+    returns {"acc": (a, b), "f1": (a, b)}, or None to pass a split over), the paired
+    difference b - a with its standard error; then the mean difference over the sets."""
+    a, b = names
+    print(f"{'set':<14} {'acc ' + a:>9} {'acc ' + b:>9} {'diff±SE':>15} {'F1 ' + a:>9} {'F1 ' + b:>9} {'diff±SE':>15}")
     allr = {"acc": [], "f1": []}
     for s in sets:
         res = []
-        for k in sorted(os.listdir(os.path.join(a.run, s)), key=int):
-            if os.path.exists(os.path.join(a.run, s, k, "status.json.gz")):
-                res.append(one(a.run, s, int(k), a.folds))
-        if not res:
-            continue
-        out = [f"{s:<14}"]
-        for m in ("acc", "f1"):
-            r = np.array([x[m][0] for x in res])
-            e = np.array([x[m][1] for x in res])
-            d = e - r
-            se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-            out.append(f"{r.mean():>9.3f} {e.mean():>8.3f} {d.mean():>+8.3f}±{se:.3f}")
-            allr[m].append(d.mean())
-        print(" ".join(out), flush=True)
-    for m in ("acc", "f1"):
-        d = np.array(allr[m])
-        print(f"mean over sets, {m}: ensemble - refit {d.mean():+.4f} "
-              f"(better on {int((d > 0).sum())}, worse on {int((d < 0).sum())} of {len(d)} sets)")
-
-
-def main_holdout(a):
-    sets = a.sets.split(",") if a.sets else sorted(
-        d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    print(f"holdout winners of {a.run}: as trained (val_fraction 0.1) vs refit on every trainval "
-          f"row, {a.seeds} seeds each; {NNS}")
-    print(f"{'set':<14} {'acc held':>9} {'acc refit':>9} {'diff±SE':>15} {'F1 held':>8} {'F1 refit':>9} {'diff±SE':>15}")
-    allr = {"acc": [], "f1": []}
-    for s in sets:
-        res = []
-        for k in sorted(os.listdir(os.path.join(a.run, s)), key=int):
-            if os.path.exists(os.path.join(a.run, s, k, "status.json.gz")):
-                r = holdout(a.run, s, int(k), a.seeds)
+        for k in sorted(os.listdir(os.path.join(run, s)), key=int):
+            if os.path.exists(os.path.join(run, s, k, "status.json.gz")):
+                r = side_by_side(s, int(k))
                 if r:
                     res.append(r)
         if not res:
             continue
         out = [f"{s:<14}"]
         for m in ("acc", "f1"):
-            h = np.array([x[m][0] for x in res])
-            r = np.array([x[m][1] for x in res])
-            d = r - h
+            x = np.array([r[m][0] for r in res])
+            y = np.array([r[m][1] for r in res])
+            d = y - x
             se = d.std(ddof=1) / math.sqrt(len(d)) if len(d) > 1 else float("nan")
-            out.append(f"{h.mean():>9.3f} {r.mean():>9.3f} {d.mean():>+8.4f}±{se:.4f}")
+            out.append(f"{x.mean():>9.3f} {y.mean():>9.3f} {d.mean():>+8.4f}±{se:.4f}")
             allr[m].append(d.mean())
         print(" ".join(out) + f"  ({len(res)} splits)", flush=True)
     for m in ("acc", "f1"):
         d = np.array(allr[m])
         if len(d):
-            print(f"mean over sets, {m}: refit - as trained {d.mean():+.4f} "
+            print(f"mean over sets, {m}: {what} {d.mean():+.4f} "
                   f"(better on {int((d > 0).sum())}, worse on {int((d < 0).sum())} of {len(d)} sets)")
 
 
