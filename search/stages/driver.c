@@ -557,6 +557,7 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
  * unless the study itself could not be written or the machine failed (NS_ERUNTIME). */
 static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int train_rc, ns_err *err)
 {
+    /* the job's outcome by value; what it owns (cv's arrays, lr_result) is freed here */
     const long n = j->n;
     const int lrfind = j->lrfind, use_cv = j->use_cv;
     ns_run_result res = j->res;
@@ -565,14 +566,16 @@ static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int t
     int trc = j->trc;
     ns_err terr = j->terr;
     char *lr_result = j->lr_result;
-    char ckpt[4300];
-    memcpy(ckpt, j->ckpt, sizeof ckpt);
+    const char *ckpt = j->ckpt;
     const double t0 = j->t0;
     int rc = train_rc;
     if (j->have_tc)
         ns_config_free(&j->tc);
-    if (rc)
-        return rc; /* the store could not be read */
+    if (rc) { /* the store could not be read: the trial stays as a kill leaves it */
+        ns_cv_result_free(&cv);
+        free(lr_result);
+        return rc;
+    }
     if (use_cv && !trc && !res.interrupted) { /* the mean curve is the trial's record */
         t.pruned = cv.raced;
 #pragma omp critical(ns_store)
