@@ -2,7 +2,9 @@
  * on the CPU every member ends with the bits, records and state of its run alone, through
  * different optimizers, schedules, dropout, activations, early stopping, divergence, a
  * member stopped by the caller, a steps budget, and an interruption mid-epoch continued from
- * checkpoints; shapes and budgets that cannot share steps are refused. */
+ * checkpoints; shapes and budgets that cannot share steps are refused; and the search's
+ * entry (ns_run_training_array): a group the backend cannot allocate trains its members
+ * alone to the same results, and a member whose checkpoint is refused fails alone. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdlib.h>
@@ -13,6 +15,7 @@
 #include "engine/train/array.h"
 #include "engine/train/train.h"
 #include "model/mlp.h"
+#include "search/stages/pipeline.h"
 #include "tests/testutil.h"
 
 #define K 6
@@ -218,7 +221,7 @@ Test(array, members_equal_their_runs_alone)
     cr_assert_eq(ns_trainer_array_run(&gr.a, 0, keep_member, rc, &err), NS_OK, "%s", err.msg);
     /* the mix exercised what it is meant to: a diverged member, an early stop, full runs */
     cr_assert(rc->r[5][rc->n[5] - 1].diverged, "member 5 (lr 80) should diverge");
-    cr_assert(gr.a.tr[4].stopped_early && rc->n[4] < 4 + 4 % 4, "member 4 should stop early");
+    cr_assert(gr.a.tr[4].stopped_early && rc->n[4] < c[4].train.epochs, "member 4 should stop early");
     cr_assert_eq(rc->n[1], 5);
     compare_with_alone(&gr, c, rc, -1, 0);
     /* and training learnt: the calm members classify the blobs */
@@ -363,4 +366,83 @@ Test(array, refuses_runs_that_cannot_share_steps)
     cr_assert(strstr(err.msg, "seconds budget"), "%s", err.msg);
     ns_mlp_group_free(g);
     ns_backend_free(be);
+}
+
+/* ---- the search's entry: ns_run_training_array ----------------------------------------- */
+
+#define NR 3
+
+static int no_records(void *user, const ns_epoch_record *rec)
+{
+    (void)user, (void)rec;
+    return 0;
+}
+
+/* Three configs of one shape on configs/data/tiny.csv, trained by ns_run_training_array
+ * with the n-th CPU buffer allocation from its start failing (n < 0: none); res gets the
+ * results, rc and err each member's outcome. */
+static void run_array(long fail_at, const char *bad_ckpt, ns_run_result *res, int *rc, ns_err *err)
+{
+    static const char *const opt[NR] = {"adam", "sgd", "rmsprop"};
+    ns_config c[NR];
+    const ns_config *cp[NR];
+    void *user[NR] = {0};
+    const char *ckpt[NR] = {0}, *model[NR] = {0};
+    ns_prepared p;
+    ns_err e = {0};
+    for (int k = 0; k < NR; k++) {
+        char text[512];
+        snprintf(text, sizeof text,
+                 "data: {train: %s/configs/data/tiny.csv, val_fraction: 0.2}\n"
+                 "model: {hidden: [12, 6], dropout: %g}\n"
+                 "train: {epochs: 3, batch_size: 32, optimizer: %s, lr: %g, seed: %d}\n",
+                 NS_SOURCE_DIR, 0.1 * k, opt[k], 0.01 * (k + 1), 7 + k);
+        cr_assert_eq(ns_config_parse(&c[k], "array-test.yaml", text, strlen(text), &e), NS_OK,
+                     "%s", e.msg);
+        cp[k] = &c[k];
+    }
+    ckpt[1] = bad_ckpt;
+    cr_assert_eq(ns_prepare_data(&p, &c[0], &e), NS_OK, "%s", e.msg);
+    ns_backend_cpu_fail_alloc_after(fail_at);
+    ns_run_training_array(cp, NR, &p, no_records, user, ckpt, model, NULL, res, rc, err);
+    ns_backend_cpu_fail_alloc_after(-1);
+    ns_prepared_free(&p);
+    for (int k = 0; k < NR; k++)
+        ns_config_free(&c[k]);
+}
+
+Test(array, a_group_the_backend_cannot_allocate_trains_its_members_alone)
+{
+    ns_run_result together[NR], alone[NR];
+    int rc[NR];
+    ns_err err[NR];
+    memset(err, 0, sizeof err);
+    run_array(-1, NULL, together, rc, err);
+    for (int k = 0; k < NR; k++)
+        cr_assert_eq(rc[k], NS_OK, "member %d: %s", k, err[k].msg);
+    /* the group's first buffer (its parameters, K times one model's) cannot be had */
+    run_array(0, NULL, alone, rc, err);
+    for (int k = 0; k < NR; k++) {
+        cr_assert_eq(rc[k], NS_OK, "member %d trained alone: %s", k, err[k].msg);
+        cr_assert_eq(alone[k].epochs, 3);
+        cr_assert(together[k].val_loss == alone[k].val_loss && together[k].val_acc == alone[k].val_acc,
+                  "member %d: val_loss %.9g together, %.9g alone", k, together[k].val_loss,
+                  alone[k].val_loss);
+    }
+}
+
+Test(array, a_member_whose_checkpoint_is_refused_fails_alone)
+{
+    char *bad = tu_write_temp("not-a-checkpoint", "garbage", 7);
+    ns_run_result res[NR];
+    int rc[NR];
+    ns_err err[NR];
+    memset(err, 0, sizeof err);
+    run_array(-1, bad, res, rc, err);
+    cr_assert_eq(rc[1], NS_EINPUT, "member 1: code %d (%s)", rc[1], err[1].msg);
+    cr_assert_eq(rc[0], NS_OK, "%s", err[0].msg);
+    cr_assert_eq(rc[2], NS_OK, "%s", err[2].msg);
+    cr_assert_eq(res[0].epochs, 3);
+    cr_assert_eq(res[2].epochs, 3);
+    free(bad);
 }

@@ -328,10 +328,14 @@ static int cu_all_finite(ns_backend *be, const float *x, size_t n)
 
 /* ---- bf16: the GEMMs' inputs rounded to bfloat16 in scratch, fp32 sums and outputs ---- */
 
-__global__ static void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n)
+/* dst[k n + i] = bf16(src[k stride + i]) for K members' operands of n values each (K = 1:
+ * one operand), packed for one GEMM or one batched GEMM */
+__global__ static void k_to_bf16(__nv_bfloat16 *dst, const float *src, size_t n, size_t stride,
+                                 int K)
 {
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[i]);
+    size_t all = n * (size_t)K;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < all; i += (size_t)gridDim.x * blockDim.x)
+        dst[i] = __float2bfloat16_rn(src[(i / n) * stride + i % n]);
 }
 
 /* Room for n bf16 values in c->half; 0, or -1 (reported) when out of memory. */
@@ -351,10 +355,17 @@ static int half_room(cuda_backend *c, size_t n)
     return 0;
 }
 
+/* K members' operands (n values each, stride apart) rounded into c->half from `at` */
+static const __nv_bfloat16 *rounded_members(cuda_backend *c, size_t at, const float *src, size_t n,
+                                            size_t stride, int K)
+{
+    k_to_bf16<<<blocks_for(n * (size_t)K), THREADS, 0, c->stream>>>(c->half + at, src, n, stride, K);
+    return c->half + at;
+}
+
 static const __nv_bfloat16 *rounded(cuda_backend *c, size_t at, const float *src, size_t n)
 {
-    k_to_bf16<<<blocks_for(n), THREADS, 0, c->stream>>>(c->half + at, src, n);
-    return c->half + at;
+    return rounded_members(c, at, src, n, n, 1);
 }
 
 static void gemm16(cuda_backend *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
@@ -414,23 +425,6 @@ static void cu_matmul_backward(ns_backend *be, float *dinp, float *dw, const flo
 }
 
 /* ---- the same products for K members at once (trials trained together) ------------------ */
-
-/* dst[k * n + i] = bf16(src[k * stride + i]): K members' operands packed for one batched GEMM */
-__global__ static void k_to_bf16_members(__nv_bfloat16 *dst, const float *src, size_t n,
-                                         size_t stride, int K)
-{
-    size_t all = n * (size_t)K;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < all; i += (size_t)gridDim.x * blockDim.x)
-        dst[i] = __float2bfloat16_rn(src[(i / n) * stride + i % n]);
-}
-
-static const __nv_bfloat16 *rounded_members(cuda_backend *c, size_t at, const float *src, size_t n,
-                                            size_t stride, int K)
-{
-    k_to_bf16_members<<<blocks_for(n * (size_t)K), THREADS, 0, c->stream>>>(c->half + at, src, n,
-                                                                            stride, K);
-    return c->half + at;
-}
 
 static void gemm16_sb(cuda_backend *c, cublasOperation_t ta, cublasOperation_t tb, int m, int n,
                       int k, const __nv_bfloat16 *A, int lda, long long sa, const __nv_bfloat16 *Bm,

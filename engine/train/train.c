@@ -141,6 +141,8 @@ static void free_device_data(ns_trainer *tr)
         ns_buf_free(tr->be, (void *)tr->dev_vy);
         ns_buf_free(tr->be, (void *)tr->dev_vt);
     }
+    tr->dev_x = tr->dev_t = tr->dev_vx = tr->dev_vt = NULL;
+    tr->dev_y = tr->dev_vy = NULL;
     tr->dev_owned = 0;
 }
 
@@ -223,9 +225,11 @@ static int device_data(ns_trainer *tr, ns_err *err)
             ok = upload(tr->be, (const void **)&tr->dev_vx, v->x, (size_t)v->n * v->d, sizeof(float)) &&
                  upload(tr->be, (const void **)&tr->dev_vy, v->y, (size_t)v->n, sizeof(int32_t)) &&
                  upload(tr->be, (const void **)&tr->dev_vt, v->t, (size_t)v->n, sizeof(float));
-        if (!ok)
+        if (!ok) {
+            free_device_data(tr); /* what was uploaded; a later call starts afresh */
             return ns_err_set(err, NS_ERUNTIME, "out of %s memory for the %ld training and %ld "
                               "validation rows", ns_backend_name(tr->be), t->n, v ? v->n : 0L);
+        }
     }
     tr->dev_ready = 1;
     return NS_OK;

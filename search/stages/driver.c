@@ -905,7 +905,7 @@ static int next_trial(round_feed *f, long *n)
 
 /* How many of stage st's trials one worker trains together as one array: search.array, or
  * (auto) NS_ARRAY_AUTO_GPU when the trials train on a GPU and 1 on the CPU, where an array
- * is slower than its trials one after another (scripts/bench/trial_array.c: 0.81x). LR
+ * is slower than its trials one after another (0.81-0.86x, docs/BENCHMARKS.md). LR
  * range tests, cross-validated trials and MPI workers train alone. */
 static int array_size(const ns_search *s, const ns_stage_cfg *st)
 {

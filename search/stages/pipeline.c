@@ -435,22 +435,30 @@ int ns_pipeline_device_check(const ns_config *c, ns_err *err)
     return ns_err_set(err, e.code, "%s: train.device: %s", c->path, e.msg);
 }
 
+/* The bytes of ns_pipeline_memory_check's sum for c's run (*model: the model's share). */
+static uint64_t run_bytes(const ns_config *c, const ns_prepared *p, int max_batch, uint64_t *model)
+{
+    ns_mlp_spec spec;
+    ns_pipeline_model_spec(&spec, c, p);
+    /* Every term fits 64 bits: widths <= 2^20, 33 layers, batch <= 2^24, inputs <= 2^31. */
+    uint64_t np = ns_mlp_spec_param_count(&spec), B = (uint64_t)max_batch, d = (uint64_t)spec.n_in;
+    uint64_t K = p->task == NS_TASK_CLASSIFY ? (uint64_t)spec.n_out : 0;
+    int copies = optimizer_copies(&c->train.opt) + (c->train.patience > 0);
+    *model = ns_mlp_spec_bytes(&spec, max_batch);
+    return *model + 4 * np * (uint64_t)copies /* optimizer state, best weights */
+           + 4 * B * d + 8 * B               /* the trainer's batch: x, y, t */
+           + 4 * (uint64_t)p->train.n        /* its row order */
+           + 8 * K * K + 4 * B * K;          /* per-class tallies and logits */
+}
+
 int ns_pipeline_memory_check(const ns_config *c, const ns_prepared *p, int max_batch, ns_err *err)
 {
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
     if (max_batch <= 0)
         max_batch = c->train.batch_size > c->train.eval_batch ? c->train.batch_size : c->train.eval_batch;
-    /* Every term fits 64 bits: widths <= 2^20, 33 layers, batch <= 2^24, inputs <= 2^31. */
-    uint64_t np = ns_mlp_spec_param_count(&spec), B = (uint64_t)max_batch, d = (uint64_t)spec.n_in;
-    uint64_t K = p->task == NS_TASK_CLASSIFY ? (uint64_t)spec.n_out : 0;
-    int copies = optimizer_copies(&c->train.opt) + (c->train.patience > 0);
-    uint64_t model = ns_mlp_spec_bytes(&spec, max_batch);
-    uint64_t extra = 4 * np * (uint64_t)copies /* optimizer state, best weights */
-                     + 4 * B * d + 8 * B         /* the trainer's batch: x, y, t */
-                     + 4 * (uint64_t)p->train.n  /* its row order */
-                     + 8 * K * K + 4 * B * K;    /* per-class tallies and logits */
-    uint64_t need = model + extra;
+    uint64_t np = ns_mlp_spec_param_count(&spec), model;
+    uint64_t need = run_bytes(c, p, max_batch, &model);
     const char *what;
     uint64_t have = ns_sysmem_limit(&what);
     if (need <= have)
@@ -809,15 +817,11 @@ int ns_run_shape_key(const ns_config *c, const ns_prepared *p, char *buf, size_t
     return n < cap;
 }
 
-/* The array's view of member k's epochs: the member's own hook (records, checkpoints). */
-typedef struct array_hooks {
-    epoch_hook *h;
-} array_hooks;
-
+/* The array's view of member k's epochs: the member's own hook (records, checkpoints);
+ * user is the hooks, one per member. */
 static int on_member_epoch(void *user, int k, const ns_epoch_record *rec)
 {
-    array_hooks *ah = user;
-    return on_epoch(&ah->h[k], rec);
+    return on_epoch((epoch_hook *)user + k, rec);
 }
 
 void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
@@ -843,25 +847,54 @@ void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *
         grc = ns_err_set(&gerr, NS_ERUNTIME, "out of memory for an array of %d trials", K);
         goto done;
     }
+    /* The members together, each as ns_pipeline_memory_check counts a run: an array that
+     * would not fit, or whose buffers the device cannot give, trains its members alone,
+     * one after another (each then judged alone, as any trial is). */
+    uint64_t need = 0, model;
     for (int k = 0; k < K; k++) {
         ns_pipeline_model_spec(&specs[k], c[k], p);
         run_spec(&ts[k], c[k], p);
-        rc[k] = ns_pipeline_memory_check(c[k], p, run_max_batch(c[k]), &err[k]);
+        need += run_bytes(c[k], p, run_max_batch(c[k]), &model);
     }
-    if (!(be = ns_backend_open((ns_device)c[0]->device, c[0]->threads, (ns_precision)c[0]->precision,
-                               &gerr)) ||
-        !(g = ns_mlp_group_alloc(specs, K, be, run_max_batch(c[0]), &gerr))) {
+    const char *what;
+    int alone = need > ns_sysmem_limit(&what);
+    if (!alone && !(be = ns_backend_open((ns_device)c[0]->device, c[0]->threads,
+                                         (ns_precision)c[0]->precision, &gerr))) {
         grc = gerr.code ? gerr.code : NS_ERUNTIME;
         goto done;
     }
-    for (int k = 0; k < K; k++) {
-        if (!rc[k])
-            rc[k] = model_init(g->m[k], c[k], p, c[k]->train.seed, &err[k]);
-        nets[k] = &g->m[k]->net;
+    if (!alone && !(g = ns_mlp_group_alloc(specs, K, be, run_max_batch(c[0]), &gerr))) {
+        if (gerr.code != NS_ERUNTIME) {
+            grc = gerr.code;
+            goto done;
+        }
+        alone = 1;
     }
-    if ((grc = ns_trainer_array_init(&a, ts, K, be, nets, &g->net, &p->train,
-                                     p->val.n ? &p->val : NULL, &gerr)))
+    if (!alone) {
+        for (int k = 0; k < K; k++) {
+            if (!rc[k])
+                rc[k] = model_init(g->m[k], c[k], p, c[k]->train.seed, &err[k]);
+            nets[k] = &g->m[k]->net;
+        }
+        grc = ns_trainer_array_init(&a, ts, K, be, nets, &g->net, &p->train,
+                                    p->val.n ? &p->val : NULL, &gerr);
+        if (grc == NS_ERUNTIME) { /* the members' trainers do not fit together */
+            grc = NS_OK;
+            alone = 1;
+        } else if (grc) {
+            goto done;
+        }
+    }
+    if (alone) {
+        ns_mlp_group_free(g);
+        g = NULL;
+        ns_backend_free(be);
+        be = NULL;
+        for (int k = 0; k < K; k++)
+            rc[k] = ns_run_training(c[k], p, fn, user[k], checkpoint[k], model_path[k], stop,
+                                    &res[k], &err[k]);
         goto done;
+    }
     for (int k = 0; k < K; k++) {
         if (!rc[k])
             rc[k] = run_attach(&a.tr[k], c[k], p, checkpoint[k], stop, &err[k]);
@@ -869,8 +902,7 @@ void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *
         hooks[k] = (epoch_hook){.tr = &a.tr[k], .checkpoint = checkpoint[k], .fn = fn,
                                 .user = user[k], .last_save = mono_s()};
     }
-    array_hooks ah = {hooks};
-    if ((grc = ns_trainer_array_run(&a, 0, on_member_epoch, &ah, &gerr)))
+    if ((grc = ns_trainer_array_run(&a, 0, on_member_epoch, hooks, &gerr)))
         goto done;
     for (int k = 0; k < K; k++)
         if (!rc[k])

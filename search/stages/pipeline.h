@@ -150,8 +150,10 @@ int ns_run_shape_key(const ns_config *c, const ns_prepared *p, char *buf, size_t
  * as ns_run_training would train it alone (on the CPU to the bit): member k with c[k],
  * fn(user[k], rec) for its epochs, its checkpoint[k] and model_path[k] (either may be
  * NULL), its res[k], and its own outcome in rc[k] and err[k]. A member that cannot start
- * (its checkpoint refused, memory) fails alone; a failure of the array itself (the device,
- * memory for the group) is every member's. */
+ * (its checkpoint refused) fails alone. Members that would not fit in memory together (by
+ * ns_pipeline_memory_check's count), or whose buffers the device cannot give, train alone
+ * one after another; any other failure of the array itself (the device, its run) is every
+ * member's. */
 void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
                            void *const *user, const char *const *checkpoint,
                            const char *const *model_path, const ns_stop_flag *stop,

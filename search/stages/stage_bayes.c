@@ -623,16 +623,6 @@ static void free_cands(cand *c, int nc)
 
 static int better(const ns_search *s, double a, double b) { return s->higher ? a > b : a < b; }
 
-/* The best usable candidate by metric, or -1. */
-static int best_cand(const ns_search *s, const cand *c, int nc, int fallback)
-{
-    int b = -1;
-    for (int k = 0; k < nc; k++)
-        if ((c[k].eligible || fallback) && isfinite(c[k].metric) && (b < 0 || better(s, c[k].metric, c[b].metric)))
-            b = k;
-    return b;
-}
-
 /* A candidate that can win: eligible (any, when none is), and once re-scoring has run
  * (rescored_only), re-scored. The best of hundreds of trials on its first K folds is
  * flattered by them (docs/BENCHMARKS.md, "Only re-scored candidates win"); set against
@@ -640,6 +630,16 @@ static int best_cand(const ns_search *s, const cand *c, int nc, int fallback)
 static int in_play(const cand *x, int fallback, int rescored_only)
 {
     return (x->eligible || fallback) && isfinite(x->metric) && (!rescored_only || x->rescored > 0);
+}
+
+/* The best candidate in play by metric, or -1. */
+static int best_cand(const ns_search *s, const cand *c, int nc, int fallback, int rescored_only)
+{
+    int b = -1;
+    for (int k = 0; k < nc; k++)
+        if (in_play(&c[k], fallback, rescored_only) && (b < 0 || better(s, c[k].metric, c[b].metric)))
+            b = k;
+    return b;
 }
 
 /* The selection rule over the candidates in play: the best metric and its standard error
@@ -651,10 +651,7 @@ static int in_play(const cand *x, int fallback, int rescored_only)
 static int choose(ns_search *s, cand *c, int nc, int fallback, int rescored_only, double *best,
                   double *se, int *w, ns_err *err)
 {
-    int bk = -1;
-    for (int k = 0; k < nc; k++)
-        if (in_play(&c[k], fallback, rescored_only) && (bk < 0 || better(s, c[k].metric, c[bk].metric)))
-            bk = k;
+    int bk = best_cand(s, c, nc, fallback, rescored_only);
     *w = -1;
     *best = NAN;
     *se = 0;
@@ -696,7 +693,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
     const double end = s->t_start + s->budget;
     double last = 0; /* a round's expected duration: one that would not fit is not begun */
     for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
-        int b = best_cand(s, c, nc, fallback);
+        int b = best_cand(s, c, nc, fallback, 0);
         if (b < 0 || !isfinite(c[b].se))
             return NS_OK;
         int top[NS_RESCORE_TOP], nt = 0, rw = -1;
@@ -705,8 +702,9 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
         if (rc)
             return rc;
         top[nt++] = b;
-        /* the one the rule would choose now, so that the winner is among the re-scored */
-        if (rw >= 0 && rw != b && fabs(c[rw].metric - c[b].metric) <= NS_RESCORE_WINDOW * c[b].se)
+        /* the one the rule would choose now (within one standard error of b), so that the
+         * winner is among the re-scored */
+        if (rw >= 0 && rw != b)
             top[nt++] = rw;
         while (nt < NS_RESCORE_TOP) { /* the next best within the window, in metric order */
             int k = -1;
