@@ -4,7 +4,8 @@
 # hopeless trials after some folds, the same trials, racings and choice with -j 1, -j 2 and
 # after SIGKILLs and resumes, and the winner's final model (its refit on every training
 # row, or with search.final: ensemble its fold ensemble), which export hands out and
-# `nnsearch train` reproduces to the last digit.
+# `nnsearch train` reproduces to the last digit; select's re-scoring under a study budget,
+# of cross-validated and of holdout studies.
 # usage: tests/e2e_cv.sh PATH/TO/nnsearch   (run from the repository root)
 set -uo pipefail
 NS=${1:?usage: e2e_cv.sh NNSEARCH}
@@ -192,6 +193,20 @@ check "near-ties: exit 0, re-scoring ran, and the winner ($w) is one of the re-s
   bash -c "[ $rc -eq 0 ] && [ -n '$w' ] && [[ ' $rescored ' == *' $w '* ]]"
 unscored=$(sqlite3 "$T/tie/study.db" "SELECT count(*) FROM stage, json_each(decision, '$.others') o WHERE name='3:select' AND json_extract(o.value, '$.why') LIKE '%not among the candidates re-scored%'")
 echo "near-ties: $unscored of the others named as left out of the re-scoring"
+
+# holdout (3,000 rows: auto validates on a split) with a budget: select re-scores the top
+# candidates on 5 folds of the training file, and only those can win, with their fold mean
+sed -e 's/^  resampling: {cv: 4}$/  resampling: auto/' -e '/^  final: ensemble$/d' "$T/budget.yaml" >"$T/hold.yaml"
+"$NS" "$T/hold.yaml" -o "$T/hold" -j 2 --budget ${budget}s >/dev/null 2>"$T/hold.err"; rc=$?
+rounds=$(dec "$T/hold" 3:select '$.rescored.rounds')
+check "holdout + --budget: exit 0, no cross-validated trials, select re-scored on 5 folds ($rounds rounds)" bash -c \
+  "[ $rc -eq 0 ] && ! grep -q 'fold cross-validation' '$T/hold.err' && [ -n '$rounds' ] && [ '$rounds' -ge 1 ] && [ \"\$(sqlite3 '$T/hold/study.db' \"SELECT count(*) FROM stage, json_each(decision, '\$.rescored.trials') WHERE name='3:select' AND json_extract(value, '\$.folds') % 5 != 0\")\" = 0 ]"
+w=$(dec "$T/hold" 3:select '$.winner')
+wm=$(sqlite3 "$T/hold/study.db" "SELECT json_extract(value, '$.val_acc') FROM stage, json_each(decision, '$.rescored.trials') WHERE name='3:select' AND json_extract(value, '$.trial') = json_extract(decision, '$.winner')")
+check "holdout: the winner ($w) is re-scored and its figure is its fold mean ($wm)" bash -c \
+  "[ -n '$wm' ] && awk -v a='$wm' -v b='$(dec "$T/hold" 3:select '$.val_acc')' 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }'"
+check "holdout: the run's closing line gives the winner's re-scored figure" \
+  grep -q "^winner: trial $w .*val_acc $(awk -v a="$wm" 'BEGIN { printf "%.4f", a }') +- " "$T/hold.err"
 
 echo "e2e_cv: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

@@ -743,11 +743,14 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
     put_line(f, best->stage);
     fputs("), ", f);
     put_line(f, st->metric);
-    fprintf(f, " %.4f", best->val_metric);
     const char *d = choice_decision(v);
     double x;
     int ensemble = 0;
-    if (d && ns_study_stages_choice(v->stages, v->n_stages, &ensemble) == best->number) {
+    const int chosen = d && ns_study_stages_choice(v->stages, v->n_stages, &ensemble) == best->number;
+    /* the decision's figure when it chose this trial: select's re-scoring may have replaced
+     * the trial's own (its mean over more folds), and the standard error below is of that */
+    fprintf(f, " %.4f", chosen && ns_json_get_num(d, st->metric, &x) && isfinite(x) ? x : best->val_metric);
+    if (chosen) {
         if (ns_json_get_num(d, "standard_error", &x) && isfinite(x))
             fprintf(f, " +- %.4f", x);
         if (ns_json_get_num(d, "test_acc", &x) && isfinite(x))

@@ -600,10 +600,12 @@ typedef struct cand {
     int eligible;          /* converged, stable, not overfitting */
     long params;
     int warnings;          /* findings that did not disqualify it */
-    double metric, se;     /* its study metric and standard error (re-scored: over all its folds) */
-    double *folds;         /* under cross-validation: the metric of every fold it ran */
+    double metric, se;     /* its study metric and standard error (cross-validated or re-scored:
+                              over all its folds; holdout: holdout_se) */
+    double *folds;         /* the metric of every fold it ran (holdout: re-scoring's only) */
     int n_folds;
     int rescored;          /* folds that re-scoring added */
+    double cost;           /* seconds its last re-scoring repeat took; 0: none yet */
 } cand;
 
 static void free_cands(cand *c, int nc)
@@ -613,13 +615,41 @@ static void free_cands(cand *c, int nc)
     free(c);
 }
 
-/* Re-scoring (cross-validation with a study budget): the candidates within this many of
- * the best's standard errors, at most NS_RESCORE_TOP of them, run one more repeat of the
- * folds, round after round, until one stands out, the budget ends or NS_RESCORE_ROUNDS. */
+/* Re-scoring (with a study budget): the candidates within this many of the best's standard
+ * errors, at most NS_RESCORE_TOP of them, run one more repeat of K-fold cross-validation,
+ * round after round, until one stands out, the budget ends or NS_RESCORE_ROUNDS. */
 #define NS_RESCORE_WINDOW 2.0
 #define NS_RESCORE_TOP 4
 #define NS_RESCORE_ROUNDS 5
 #define SEED_RESCORE 0x72657363ULL /* "resc": round r's fold assignment */
+/* A holdout study re-scores on folds of its training file, which are K copies of it: not
+ * above this many feature values (1 GiB of floats), where a round would not fit a budget
+ * anyway. */
+#define NS_RESCORE_MAX_VALUES (1L << 28)
+
+/* The folds re-scoring uses, 0 when select does not re-score: the study's own K under
+ * cross-validation; under holdout, NS_CV_DEFAULT_FOLDS folds of the training file the
+ * validation split was cut from (its winner was chosen as the best of many on that one
+ * split, whose noise flatters it: folds over every row judge the short-list afresh). */
+static int rescore_k(const ns_search *s)
+{
+    if (s->budget <= 0)
+        return 0;
+    if (s->folds.n)
+        return s->folds.k;
+    long rows = s->data.train.n + s->data.val.n;
+    if (s->data.val.n <= 0 || rows < 4 || rows * (long)NS_CV_DEFAULT_FOLDS * (long)s->data.train.d > NS_RESCORE_MAX_VALUES)
+        return 0;
+    return rows < 2L * NS_CV_DEFAULT_FOLDS ? (int)(rows / 2) : NS_CV_DEFAULT_FOLDS;
+}
+
+/* A holdout candidate's standard error: the validation split's, per class for the
+ * class-averaged metrics (ns_stage_prune_se), 1% of the value for losses, whose per-row
+ * spread the study does not keep. */
+static double holdout_se(const ns_search *s, double metric)
+{
+    return s->higher ? ns_stage_prune_se(s, metric) : 0.01 * fabs(metric);
+}
 
 static int better(const ns_search *s, double a, double b) { return s->higher ? a > b : a < b; }
 
@@ -643,11 +673,10 @@ static int best_cand(const ns_search *s, const cand *c, int nc, int fallback, in
 }
 
 /* The selection rule over the candidates in play: the best metric and its standard error
- * (binomial on the validation rows for the accuracies and, as an approximation, F1; 1% of
- * the value for losses, whose per-row spread the study does not keep; cross-validated: the
- * best's own over its folds), and the winner: among those within one standard error of
- * the best, the fewest parameters, then the fewest warnings, then the better metric, then
- * the lower number. *w = -1 when none is in play. Fills the params of those it compares. */
+ * (the best's own: over its folds when cross-validated or re-scored, else holdout_se), and
+ * the winner: among those within one standard error of the best, the fewest parameters,
+ * then the fewest warnings, then the better metric, then the lower number. *w = -1 when
+ * none is in play. Fills the params of those it compares. */
 static int choose(ns_search *s, cand *c, int nc, int fallback, int rescored_only, double *best,
                   double *se, int *w, ns_err *err)
 {
@@ -658,10 +687,7 @@ static int choose(ns_search *s, cand *c, int nc, int fallback, int rescored_only
     if (bk < 0)
         return NS_OK;
     *best = c[bk].metric;
-    long nv = s->data.val.n > 0 ? s->data.val.n : 1;
-    *se = s->higher ? sqrt(fmax(*best * (1 - *best), 0) / (double)nv) : 0.01 * fabs(*best);
-    if (s->folds.n && isfinite(c[bk].se))
-        *se = c[bk].se;
+    *se = isfinite(c[bk].se) ? c[bk].se : holdout_se(s, *best);
     for (int k = 0; k < nc; k++) {
         if (!in_play(&c[k], fallback, rescored_only) || fabs(c[k].metric - *best) > *se)
             continue;
@@ -683,22 +709,76 @@ static int choose(ns_search *s, cand *c, int nc, int fallback, int rescored_only
     return NS_OK;
 }
 
+/* What one more repeat of the folds is expected to cost candidate x: what its last one
+ * took, else its own run (under cross-validation its K folds; under holdout one training on
+ * the training split, scaled to K trainings on (K-1)/K of every row). */
+static double repeat_cost(const ns_search *s, const cand *x, int K)
+{
+    if (x->cost > 0)
+        return x->cost;
+    if (s->folds.n)
+        return x->t->seconds;
+    double rows = (double)(s->data.train.n + s->data.val.n);
+    return x->t->seconds * (K - 1) * rows / (double)(s->data.train.n > 0 ? s->data.train.n : 1);
+}
+
+/* The wall time of costs[0..n) taken in order by P workers, each the next free one's. */
+static double round_wall(const double *costs, int n, int P)
+{
+    double busy[NS_RESCORE_TOP] = {0}, wall = 0;
+    for (int i = 0; i < n; i++) {
+        int w = 0;
+        for (int q = 1; q < P && q < NS_RESCORE_TOP; q++)
+            if (busy[q] < busy[w])
+                w = q;
+        busy[w] += costs[i];
+        wall = busy[w] > wall ? busy[w] : wall;
+    }
+    return wall;
+}
+
+/* One re-scoring repeat of trial n's config on the folds fo into *cv (cv->done < fo->n:
+ * interrupted, nothing to keep). */
+static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv, ns_err *err)
+{
+    char path[4300];
+    snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
+    ns_config tc;
+    int rc = ns_config_load(&tc, path, err);
+    if (rc)
+        return rc;
+    ns_run_result res;
+    rc = ns_cv_run(s, fo, &tc, 0, cv, &res, err);
+    ns_config_free(&tc);
+    if (!rc && res.interrupted)
+        cv->done = 0;
+    return rc;
+}
+
 /* Spends what the study budget leaves before the final model on re-scoring the top candidates
- * (NS_RESCORE_*): each round draws a new fold assignment from the study seed and the round,
- * trains each candidate's config on it and re-computes its mean and standard error over all
- * its folds. Stops early on Ctrl-C (keeping the rounds done). *rounds: rounds run. */
-static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_err *err)
+ * (NS_RESCORE_*) with K folds (rescore_k): each round draws a new fold assignment from the
+ * study seed and the round, trains each candidate's config on it and re-computes its mean and
+ * standard error over all its folds (a holdout candidate's validation-split figure is
+ * replaced: its metric becomes the mean over its folds). A round takes the candidates in order
+ * while their expected costs (repeat_cost), trained side by side on the -j workers
+ * (round_wall), and the final model fit in the budget; at least two. Stops early on Ctrl-C
+ * (keeping the rounds done). *rounds: rounds run. */
+static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *rounds, ns_err *err)
 {
     *rounds = 0;
     const double end = s->t_start + s->budget;
-    double last = 0; /* a round's expected duration: one that would not fit is not begun */
+    const int P = s->opts->parallel > 1 ? s->opts->parallel : 1;
     for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
-        int b = best_cand(s, c, nc, fallback, 0);
+        /* under holdout, rounds after the first go on among the re-scored: a split's figure
+         * and a mean over folds are different estimates, the split's flattered by the
+         * search that picked on it, so they are not ranked together */
+        const int only = !s->folds.n && r > 1;
+        int b = best_cand(s, c, nc, fallback, only);
         if (b < 0 || !isfinite(c[b].se))
             return NS_OK;
         int top[NS_RESCORE_TOP], nt = 0, rw = -1;
         double rbest, rse;
-        int rc = choose(s, c, nc, fallback, 0, &rbest, &rse, &rw, err);
+        int rc = choose(s, c, nc, fallback, only, &rbest, &rse, &rw, err);
         if (rc)
             return rc;
         top[nt++] = b;
@@ -712,7 +792,7 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
                 int in = 0;
                 for (int i = 0; i < nt; i++)
                     in |= top[i] == q;
-                if (!in && (c[q].eligible || fallback) && isfinite(c[q].metric) &&
+                if (!in && in_play(&c[q], fallback, only) &&
                     fabs(c[q].metric - c[b].metric) <= NS_RESCORE_WINDOW * c[b].se &&
                     (k < 0 || better(s, c[q].metric, c[k].metric)))
                     k = q;
@@ -721,56 +801,64 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int *rounds, ns_
                 break;
             top[nt++] = k;
         }
-        if (r == 1) /* before any round: the candidates' own K-fold runs, one after another */
-            for (int i = 0; i < nt; i++)
-                last += c[top[i]].t->seconds;
-        /* the final model after it: the ensemble retrains the best's folds (its own run
-         * time), the refit one fold's training on 1/(K-1) more rows */
-        double reserve = c[b].t->seconds * (ns_final_is_ensemble(s) ? 1.0 : 1.25 / s->folds.k);
-        double t0 = ns_now_s();
-        if (nt < 2 || t0 + last + reserve >= end || (s->opts->stop && *s->opts->stop))
+        /* the final model after it: under cross-validation the ensemble retrains the best's
+         * folds (its own run time), the refit one fold's training on 1/(K-1) more rows; a
+         * holdout winner keeps its own model */
+        double reserve = !s->folds.n ? 0
+                         : c[b].t->seconds * (ns_final_is_ensemble(s) ? 1.0 : 1.25 / s->folds.k);
+        double t0 = ns_now_s(), cost[NS_RESCORE_TOP];
+        int fit = 0;
+        for (int i = 0; i < nt; i++)
+            cost[i] = repeat_cost(s, &c[top[i]], K);
+        while (fit < nt && t0 + round_wall(cost, fit + 1, P) + reserve < end)
+            fit++;
+        nt = fit;
+        if (nt < 2 || (s->opts->stop && *s->opts->stop))
             return NS_OK; /* the best stands out, or no time for another round */
         ns_folds fo;
-        rc = ns_prepare_folds(&fo, &s->base, s->folds.k, 1,
-                                  ns_seed_derive(s->base.search.seed, (uint64_t)r, SEED_RESCORE), err);
+        rc = ns_prepare_folds(&fo, &s->base, K, 1,
+                              ns_seed_derive(s->base.search.seed, (uint64_t)r, SEED_RESCORE), err);
         if (rc)
             return rc;
-        for (int i = 0; i < nt && !rc; i++) {
-            cand *x = &c[top[i]];
-            char path[4300];
-            snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, x->t->number);
-            ns_config tc;
-            if ((rc = ns_config_load(&tc, path, err)))
-                break;
-            ns_cv_result cv;
-            ns_run_result res;
-            rc = ns_cv_run(s, &fo, &tc, 0, &cv, &res, err);
-            ns_config_free(&tc);
-            if (rc)
-                break;
-            if (res.interrupted || cv.done < fo.n) {
-                ns_cv_result_free(&cv);
-                ns_folds_free(&fo);
-                return NS_OK;
+        /* the candidates side by side on the study's -j workers: each one's folds are the
+         * same bits whichever worker trains them */
+        ns_cv_result cv[NS_RESCORE_TOP];
+        ns_err e[NS_RESCORE_TOP];
+        int rcs[NS_RESCORE_TOP], stopped = 0;
+#pragma omp parallel for num_threads(P) schedule(dynamic, 1) reduction(| : stopped)
+        for (int i = 0; i < nt; i++) {
+            double t1 = ns_now_s();
+            memset(&e[i], 0, sizeof e[i]);
+            rcs[i] = rescore_one(s, &fo, c[top[i]].t->number, &cv[i], &e[i]);
+            stopped |= !rcs[i] && cv[i].done < fo.n;
+            c[top[i]].cost = ns_now_s() - t1;
+        }
+        ns_folds_free(&fo);
+        for (int i = 0; i < nt; i++)
+            if (rcs[i] && !rc) {
+                rc = rcs[i];
+                if (err)
+                    *err = e[i];
             }
-            double *more = realloc(x->folds, (size_t)(x->n_folds + cv.done) * sizeof *more);
+        for (int i = 0; i < nt && !rc && !stopped; i++) {
+            cand *x = &c[top[i]];
+            double *more = realloc(x->folds, (size_t)(x->n_folds + cv[i].done) * sizeof *more);
             if (!more) {
-                ns_cv_result_free(&cv);
                 rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
                 break;
             }
             x->folds = more;
-            memcpy(x->folds + x->n_folds, cv.metric, (size_t)cv.done * sizeof *more);
-            x->n_folds += cv.done;
-            x->rescored += cv.done;
-            ns_cv_result_free(&cv);
+            memcpy(x->folds + x->n_folds, cv[i].metric, (size_t)cv[i].done * sizeof *more);
+            x->n_folds += cv[i].done;
+            x->rescored += cv[i].done;
             ns_fold_mean_se(x->folds, x->n_folds, &x->metric, &x->se);
         }
-        ns_folds_free(&fo);
-        if (rc)
+        for (int i = 0; i < nt; i++)
+            if (!rcs[i])
+                ns_cv_result_free(&cv[i]);
+        if (rc || stopped) /* an interrupted round is not counted: the rounds done stand */
             return rc;
         *rounds = r;
-        last = ns_now_s() - t0;
     }
     return NS_OK;
 }
@@ -870,7 +958,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         x->eligible = t->health_flags >= 0 && !(t->health_flags & unfit);
         x->warnings = popcount(t->health_flags);
         x->metric = t->val_metric;
-        x->se = NAN;
+        x->se = s->folds.n ? NAN : holdout_se(s, x->metric);
         n_eligible += x->eligible;
         double fold[NS_CV_MAX_FOLDS * NS_CV_MAX_REPEATS];
         int nf = s->folds.n && t->result ? ns_json_get_nums(t->result, "folds", fold, NS_CV_MAX_FOLDS * NS_CV_MAX_REPEATS) : -1;
@@ -880,9 +968,8 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             ns_json_get_num(t->result, "val_se", &x->se);
         }
     }
-    int rounds = 0;
-    if (s->folds.n && s->budget > 0 &&
-        (rc = rescore(s, c, nc, n_eligible == 0, &rounds, err))) {
+    int rounds = 0, K = rescore_k(s);
+    if (K && (rc = rescore(s, c, nc, n_eligible == 0, K, &rounds, err))) {
         free_cands(c, nc);
         ns_trial_rows_free(rows, n);
         return rc;
@@ -929,16 +1016,20 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
     ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? ta : tr);
     ns_final_json(j, win->number, &fin);
-    /* the other top trials by metric, each with why it lost */
+    /* the other top trials by metric (the re-scored first, when re-scoring ran: their
+     * figures are of another kind), each with why it lost */
     ns_jbuf_put(j, ",\"others\":[", 11);
     int shown = 0;
     unsigned char *used = calloc((size_t)nc + 1, 1);
     while (used && shown < st->top) {
         int k = -1;
-        for (int q = 0; q < nc; q++)
-            if (q != w && !used[q] && (k < 0 || (s->higher ? c[q].metric > c[k].metric
-                                                           : c[q].metric < c[k].metric)))
+        for (int q = 0; q < nc; q++) {
+            if (q == w || used[q])
+                continue;
+            int rq = rounds > 0 && c[q].rescored > 0, rk = k >= 0 && rounds > 0 && c[k].rescored > 0;
+            if (k < 0 || rq > rk || (rq == rk && better(s, c[q].metric, c[k].metric)))
                 k = q;
+        }
         if (k < 0)
             break;
         used[k] = 1;
@@ -952,8 +1043,12 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
             if (x->t->health_flags < 0)
                 snprintf(why, sizeof why, "not judged by the health detectors");
         } else if (!in_play(x, fallback, rounds > 0)) {
-            snprintf(why, sizeof why, "%s %.6g over its first %d folds only: not among the "
-                     "candidates re-scored on more", ns_metric_name(s->metric), x->metric, x->n_folds);
+            if (x->n_folds)
+                snprintf(why, sizeof why, "%s %.6g over its first %d folds only: not among the "
+                         "candidates re-scored on more", ns_metric_name(s->metric), x->metric, x->n_folds);
+            else
+                snprintf(why, sizeof why, "%s %.6g on the validation split only: not among the "
+                         "candidates re-scored on %d folds", ns_metric_name(s->metric), x->metric, K);
         } else if (fabs(x->metric - best) > se) {
             snprintf(why, sizeof why, "%s %.6g is %.3g from the best, beyond its standard error %.3g",
                      ns_metric_name(s->metric), x->metric, fabs(x->metric - best), se);
