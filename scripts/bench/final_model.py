@@ -11,8 +11,12 @@ the rows left after the validation split (val_fraction 0.1), and (b) refit on ev
 row, both for the epochs the study chose, each with --seeds training seeds; the means over
 the seeds are compared (refit - as trained).
 
+With --seed-ensemble N, the final model as the study makes it (refit, or the holdout winner
+as trained) with one training seed against the average of N seeds' class probabilities.
+
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
 error."""
@@ -134,6 +138,25 @@ def holdout(run, s, k, seeds):
     return {m: (float(np.mean(v[0])), float(np.mean(v[1]))) for m, v in out.items()}
 
 
+def seed_ensemble(run, s, k, seeds):
+    """The winner's final model as the study makes it (a cross-validated winner refit on
+    every trainval row, a holdout winner as trained, on the rows left after the validation
+    split) with training seed 1, against the mean class probabilities of that same training
+    with seeds 1..`seeds`."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    vf = 0 if "folds" in best["result"] else 0.1
+    epochs = int(best["result"].get("best_epoch") or 30)
+    split = os.path.join(DATA, s, str(k))
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        probs = [train_predict(tmp, f"s{seed}", os.path.join(split, "trainval.csv"), test_csv,
+                               best["params"], epochs, seed, vf) for seed in range(1, seeds + 1)]
+    one_, ens = probs[0].argmax(1), np.mean(probs, axis=0).argmax(1)
+    return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -141,10 +164,16 @@ def main():
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
     a = ap.parse_args()
     sets = a.sets.split(",") if a.sets else sorted(
         d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    if a.holdout:
+    if a.seed_ensemble > 1:
+        print(f"the final model of the winners of {a.run}, one training seed vs the mean of "
+              f"{a.seed_ensemble} seeds' probabilities; {NNS}")
+        compare(a.run, sets, lambda s, k: seed_ensemble(a.run, s, k, a.seed_ensemble),
+                ("one", "seeds"), "seed ensemble - one")
+    elif a.holdout:
         print(f"holdout winners of {a.run}: as trained (val_fraction 0.1) vs refit on every "
               f"trainval row, {a.seeds} seeds each; {NNS}")
         compare(a.run, sets, lambda s, k: holdout(a.run, s, k, a.seeds), ("held", "refit"),
