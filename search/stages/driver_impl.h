@@ -268,5 +268,21 @@ int ns_search_prepare_worker(ns_search *s, ns_err *err);
 void ns_search_free(ns_search *s);
 /* A trial state that never runs again. */
 int ns_trial_is_final(ns_trial_state st);
+/* dir/trials/<n>/<file> into out. */
+void ns_trial_path(const ns_search *s, long n, const char *file, char *out, size_t cap);
+/* Sends ev to the caller's progress callback with the study's counts filled in; nothing
+ * when quiet or without a callback. From the pool: under the store lock. */
+void ns_search_emit(ns_search *s, ns_progress *ev);
+/* A line of progress: a NOTE event (without its newline) to the callback, or the line on
+ * opts->progress. */
+void ns_search_progress(ns_search *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- trial.c: one trial's life ------------------------------------------------------------ */
+
+/* Runs trials nums[0..count) of stage st (handed to the worker behind pool slot `slot`) and
+ * records them: those that share a shape key (ns_run_shape_key) train together as one
+ * array, the others alone. Returns NS_OK unless the study itself could not be written. */
+int ns_run_trials(ns_search *s, const ns_stage_cfg *st, const long *nums, int count, int slot,
+                  ns_err *err);
 
 #endif
