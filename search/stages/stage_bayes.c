@@ -497,15 +497,21 @@ int ns_stage_should_prune(const ns_search *s, const ns_epoch_record *rec)
 
 /* ---- select ------------------------------------------------------------------------------------ */
 
-/* Parameters of trial n's model from its config file into *out. A config that cannot be
- * read (out of memory, a damaged study) is an error: counted as 0 it would win the
- * tie-break on size. */
-static int trial_params(const ns_search *s, int n, long *out, ns_err *err)
+/* Trial n's config, from its file. */
+static int trial_config(const ns_search *s, int n, ns_config *c, ns_err *err)
 {
     char path[4300];
-    snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
+    ns_trial_path(s, n, "config.yaml", path, sizeof path);
+    return ns_config_load(c, path, err);
+}
+
+/* Parameters of trial n's model from its config into *out. A config that cannot be read
+ * (out of memory, a damaged study) is an error: counted as 0 it would win the tie-break on
+ * size. */
+static int trial_params(const ns_search *s, int n, long *out, ns_err *err)
+{
     ns_config c;
-    int rc = ns_config_load(&c, path, err);
+    int rc = trial_config(s, n, &c, err);
     if (rc)
         return rc;
     ns_mlp_spec spec;
@@ -741,10 +747,8 @@ static double round_wall(const double *costs, int n, int P)
  * interrupted, nothing to keep). */
 static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv, ns_err *err)
 {
-    char path[4300];
-    snprintf(path, sizeof path, "%s/trials/%d/config.yaml", s->dir, n);
     ns_config tc;
-    int rc = ns_config_load(&tc, path, err);
+    int rc = trial_config(s, n, &tc, err);
     if (rc)
         return rc;
     ns_run_result res;
