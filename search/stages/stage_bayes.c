@@ -612,6 +612,7 @@ typedef struct cand {
     int n_folds;
     int rescored;          /* folds that re-scoring added */
     double cost;           /* seconds its last re-scoring repeat took; 0: none yet */
+    int rescore_diverged;  /* diverged on a re-scoring fold: no longer eligible */
 } cand;
 
 static void free_cands(cand *c, int nc)
@@ -743,9 +744,10 @@ static double round_wall(const double *costs, int n, int P)
     return wall;
 }
 
-/* One re-scoring repeat of trial n's config on the folds fo into *cv (cv->done < fo->n:
- * interrupted, nothing to keep). */
-static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv, ns_err *err)
+/* One re-scoring repeat of trial n's config on the folds fo into *cv; *diverged: it diverged
+ * on a fold (cv->done folds ran). cv->done < fo->n otherwise: interrupted, nothing to keep. */
+static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv, int *diverged,
+                       ns_err *err)
 {
     ns_config tc;
     int rc = trial_config(s, n, &tc, err);
@@ -754,6 +756,7 @@ static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv
     ns_run_result res;
     rc = ns_cv_run(s, fo, &tc, 0, cv, &res, err);
     ns_config_free(&tc);
+    *diverged = !rc && !res.interrupted && res.diverged;
     if (!rc && res.interrupted)
         cv->done = 0;
     return rc;
@@ -771,7 +774,8 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *roun
 {
     *rounds = 0;
     const double end = s->t_start + s->budget;
-    const int P = s->opts->parallel > 1 ? s->opts->parallel : 1;
+    /* under MPI rank 0 re-scores, on the one core it keeps for itself */
+    const int P = s->opts->ranks <= 1 && s->opts->parallel > 1 ? s->opts->parallel : 1;
     for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
         /* under holdout, rounds after the first go on among the re-scored: a split's figure
          * and a mean over folds are different estimates, the split's flattered by the
@@ -828,13 +832,13 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *roun
          * same bits whichever worker trains them */
         ns_cv_result cv[NS_RESCORE_TOP];
         ns_err e[NS_RESCORE_TOP];
-        int rcs[NS_RESCORE_TOP], stopped = 0;
+        int rcs[NS_RESCORE_TOP], div[NS_RESCORE_TOP], stopped = 0;
 #pragma omp parallel for num_threads(P) schedule(dynamic, 1) reduction(| : stopped)
         for (int i = 0; i < nt; i++) {
             double t1 = ns_now_s();
             memset(&e[i], 0, sizeof e[i]);
-            rcs[i] = rescore_one(s, &fo, c[top[i]].t->number, &cv[i], &e[i]);
-            stopped |= !rcs[i] && cv[i].done < fo.n;
+            rcs[i] = rescore_one(s, &fo, c[top[i]].t->number, &cv[i], &div[i], &e[i]);
+            stopped |= !rcs[i] && !div[i] && cv[i].done < fo.n;
             c[top[i]].cost = ns_now_s() - t1;
         }
         ns_folds_free(&fo);
@@ -846,6 +850,11 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *roun
             }
         for (int i = 0; i < nt && !rc && !stopped; i++) {
             cand *x = &c[top[i]];
+            if (div[i]) { /* a config that diverges on a fold is a diverging config */
+                x->rescore_diverged = 1;
+                x->eligible = 0;
+                continue;
+            }
             double *more = realloc(x->folds, (size_t)(x->n_folds + cv[i].done) * sizeof *more);
             if (!more) {
                 rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
@@ -1039,7 +1048,9 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         used[k] = 1;
         const cand *x = &c[k];
         char why[256];
-        if (!x->eligible && !fallback) {
+        if (x->rescore_diverged && !fallback) {
+            snprintf(why, sizeof why, "diverged on a fold of re-scoring");
+        } else if (!x->eligible && !fallback) {
             size_t at = (size_t)snprintf(why, sizeof why, "health:");
             for (int b = 0; ns_health_code_name(b) && at < sizeof why; b++)
                 if (x->t->health_flags > 0 && (x->t->health_flags & ((int64_t)1 << b) & unfit))
