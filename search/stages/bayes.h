@@ -1,5 +1,5 @@
-/* bayes.h — internal to search/stages/stages.c and search/stages/stage_bayes.c: the bayes stage's
- * proposals and the select stage's decision, which stages.c dispatches to. */
+/* bayes.h — internal to search/stages: the bayes stage's proposals (stage_bayes.c) and the
+ * select stage's decision (select.c), which stages.c dispatches to. */
 #ifndef NS_BAYES_STAGE_H
 #define NS_BAYES_STAGE_H
 

@@ -4,8 +4,8 @@
  * from (study seed, trial number, the decisions and trials before its round) alone and
  * written to trials/<n>/config.yaml before it runs, so neither the number of workers nor
  * an interruption changes any result. Store writes go through one lock (one writer at a
- * time). Not one trial's life (trial.c), nor what a stage plans or decides (stages.c and
- * stage_bayes.c). */
+ * time). Not one trial's life (trial.c), nor what a stage plans or decides (stages.c,
+ * stage_bayes.c, select.c). */
 #include "search/stages/driver.h"
 
 #include <errno.h>

@@ -1,7 +1,7 @@
 /* stages.c — what each stage runs and decides: the random stage's points, the LR range test
  * per optimizer family, the batch-size sweep with rescaled LRs and the gradient noise
  * scale, the optimizer x schedule comparison with confidence intervals and Welch tests,
- * and the final training of the chosen configuration (bayes and select: stage_bayes.c).
+ * and the final training of the chosen configuration (bayes: stage_bayes.c; select: select.c).
  * Every decision is a function of the stored trial results alone, so the same study seed
  * gives the same decisions whatever -j and however often the study was interrupted. Not
  * the pool or the store: driver.c. */

@@ -2,7 +2,7 @@
  * store row), training it here, on an MPI worker or in an array with others of its shape,
  * and closing it (its result, health findings, pruning, folds, files and progress line).
  * Not which trials a stage runs or when (driver.c), nor what a stage plans or decides
- * (stages.c, stage_bayes.c). */
+ * (stages.c, stage_bayes.c, select.c). */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
