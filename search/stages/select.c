@@ -290,7 +290,8 @@ static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv
 static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *rounds, ns_err *err)
 {
     *rounds = 0;
-    const double end = s->t_start + s->budget;
+    /* the study budget, or the select stage's own seconds when they end first */
+    const double end = fmin(s->t_start + s->budget, s->stage_stop_at);
     /* under MPI rank 0 re-scores, on the one core it keeps for itself */
     const int P = s->opts->ranks <= 1 && s->opts->parallel > 1 ? s->opts->parallel : 1;
     for (int r = 1; r <= NS_RESCORE_ROUNDS; r++) {
