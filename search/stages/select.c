@@ -58,7 +58,7 @@ static int winner_test(const ns_search *s, int n, double *loss, double *acc, dou
     if (!ds->n)
         return NS_OK;
     char path[4300];
-    snprintf(path, sizeof path, "%s/trials/%d/model.nsm", s->dir, n);
+    ns_trial_path(s, n, "model.nsm", path, sizeof path);
     ns_model_file mf;
     ns_err e = {0};
     int rc = ns_model_load(path, &mf, &e);
