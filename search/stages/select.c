@@ -147,8 +147,7 @@ static void free_cands(cand *c, int nc)
 #define NS_RESCORE_ROUNDS 5
 #define SEED_RESCORE 0x72657363ULL /* "resc": round r's fold assignment */
 /* A holdout study re-scores on folds of its training file, which are K copies of it: not
- * above this many feature values (1 GiB of floats), where a round would not fit a budget
- * anyway. */
+ * above this many feature values in all (1 GiB of floats). */
 #define NS_RESCORE_MAX_VALUES (1L << 28)
 
 /* The folds re-scoring uses, 0 when select does not re-score: the study's own K under
@@ -505,6 +504,10 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         ns_trial_rows_free(rows, n);
         return rc;
     }
+    /* re-scoring may have found one diverging: "eligible" counts what is eligible now */
+    n_eligible = 0;
+    for (int k = 0; k < nc; k++)
+        n_eligible += c[k].eligible;
     int fallback = n_eligible == 0;
     double best = NAN, se = 0;
     int w = -1;
