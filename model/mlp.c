@@ -321,16 +321,26 @@ static int mlp_loss(ns_mlp *m, const int32_t *y, const float *t, int B, int grad
             if (rc)
                 return rc;
         }
-        out->loss_sum = ns_op_softmax_xent(m->be, d, &out->correct, &out->weight_sum, logits, y,
-                                           m->class_w, m->spec.label_smoothing, B, m->spec.n_out);
+        if (m->net.res)
+            ns_op_softmax_xent_to(m->be, m->net.res, d, logits, y, m->class_w,
+                                  m->spec.label_smoothing, B, m->spec.n_out);
+        else
+            out->loss_sum = ns_op_softmax_xent(m->be, d, &out->correct, &out->weight_sum, logits,
+                                               y, m->class_w, m->spec.label_smoothing, B,
+                                               m->spec.n_out);
     } else {
         if (!t)
             return ns_err_set(err, NS_EINPUT, "mean squared error needs numeric targets");
-        /* loss per row = mean over outputs, so loss_sum / weight_sum is torch's MSELoss. */
-        double sse = ns_op_mse(m->be, d, logits, t, B, m->spec.n_out);
-        out->sq_err = sse;
-        out->loss_sum = sse / m->spec.n_out;
-        out->weight_sum = B;
+        /* loss per row = mean over outputs, so loss_sum / weight_sum is torch's MSELoss;
+         * ns_op_mse_to forms the same numbers on the device. */
+        if (m->net.res) {
+            ns_op_mse_to(m->be, m->net.res, d, logits, t, B, m->spec.n_out);
+        } else {
+            double sse = ns_op_mse(m->be, d, logits, t, B, m->spec.n_out);
+            out->sq_err = sse;
+            out->loss_sum = sse / m->spec.n_out;
+            out->weight_sum = B;
+        }
     }
     return NS_OK;
 }

@@ -357,6 +357,38 @@ Test(cuda, one_step_of_each_optimizer)
     ns_backend_free(c);
 }
 
+/* A step's results left in device memory: the same numbers as returned, and a gate that is
+ * not finite (a blown-up loss) leaves parameters and state alone */
+Test(cuda, results_left_on_the_device_and_a_gated_update)
+{
+    ns_backend *g = gpu_or_skip();
+    const size_t n = 4099;
+    float *p0 = randn(n, 21, 1), *g0 = randn(n, 22, 0.1), *m0 = randn(n, 23, 0.01);
+    float *v0 = randn(n, 24, 0.01);
+    for (size_t i = 0; i < n; i++)
+        v0[i] = fabsf(v0[i]);
+    float *dp = put(g, p0, n * 4), *dg = put(g, g0, n * 4), *dm = put(g, m0, n * 4);
+    float *dv = put(g, v0, n * 4);
+    const double gates[2] = {1.0, NAN};
+    double *dgate = put(g, gates, sizeof gates), *dres = put(g, gates, sizeof gates);
+    ns_op_adam_update_to(g, dres, dgate + 1, dp, dm, dv, dg, n, 1e-3f, 0.9, 0.999, 1e-8f, 0,
+                         0.1, 0.001, 0);
+    double res[2];
+    ns_buf_download(g, res, dres, sizeof res);
+    float *p = get(g, dp, n), *m = get(g, dm, n);
+    cr_assert(res[0] == 0.0 && memcmp(p, p0, n * 4) == 0 && memcmp(m, m0, n * 4) == 0,
+              "a gated update changed something (sum %g)", res[0]);
+    free(p), free(m);
+    double ret = ns_op_sgd_update(g, dp, dm, dg, n, 0.1f, 0.9f, 0, 0);
+    ns_op_sgd_update_to(g, dres + 1, dgate, dp, dm, dg, n, 0.1f, 0.9f, 0, 0);
+    ns_buf_download(g, res, dres, sizeof res);
+    cr_assert(res[1] == ret && ret > 0, "sum of squares %.17g left, %.17g returned", res[1], ret);
+    ns_buf_free(g, dp), ns_buf_free(g, dg), ns_buf_free(g, dm), ns_buf_free(g, dv);
+    ns_buf_free(g, dgate), ns_buf_free(g, dres);
+    free(p0), free(g0), free(m0), free(v0);
+    ns_backend_free(g);
+}
+
 /* ---- a whole epoch --------------------------------------------------------------------- */
 
 static ns_epoch_record last;

@@ -214,3 +214,79 @@ Test(ops, mse_sumsq_scale_finite)
     cr_assert(!ns_op_all_finite(be, p, B * K));
     ns_buf_free(be, p); ns_buf_free(be, t); ns_buf_free(be, d);
 }
+
+/* The forms that leave their results on the device write what the others return, bit for
+ * bit, and change the same parameters; a gate that is not finite leaves everything alone. */
+Test(ops, results_left_on_the_device_equal_the_returned_ones)
+{
+    const int B = 13, C = 4;
+    float *z = randn(B * C), *d1 = ns_buf_alloc(be, B * C * 4), *d2 = ns_buf_alloc(be, B * C * 4);
+    int32_t y[13];
+    for (int i = 0; i < B; i++)
+        y[i] = (i * 7) % C;
+    const float cw[4] = {1.0f, 2.5f, 0.5f, 1.0f};
+    long correct = 0;
+    double wsum = 0, res[NS_RES_LOSS_N];
+    double loss = ns_op_softmax_xent(be, d1, &correct, &wsum, z, y, cw, 0.1f, B, C);
+    ns_op_softmax_xent_to(be, res, d2, z, y, cw, 0.1f, B, C);
+    cr_assert(res[NS_RES_LOSS] == loss && res[NS_RES_WEIGHT] == wsum &&
+              res[NS_RES_EXTRA] == (double)correct, "xent: %.17g %.17g %.17g against %.17g "
+              "%.17g %ld", res[0], res[1], res[2], loss, wsum, correct);
+    cr_assert(memcmp(d1, d2, B * C * 4) == 0, "xent: the gradients differ");
+    double sse = ns_op_mse(be, d1, z, z + C, B - 1, C);
+    ns_op_mse_to(be, res, d2, z, z + C, B - 1, C);
+    cr_assert(res[NS_RES_EXTRA] == sse && res[NS_RES_LOSS] == sse / C &&
+              res[NS_RES_WEIGHT] == B - 1, "mse: %.17g %.17g %.17g", res[0], res[1], res[2]);
+    cr_assert(memcmp(d1, d2, (B - 1) * C * 4) == 0, "mse: the gradients differ");
+    ns_buf_free(be, z); ns_buf_free(be, d1); ns_buf_free(be, d2);
+
+    const size_t n = 301;
+    float *p0 = randn(n), *g = randn(n), *m0 = randn(n), *v0 = randn(n);
+    for (size_t i = 0; i < n; i++)
+        v0[i] = fabsf(v0[i]);
+    float *p[2], *m[2], *v[2];
+    for (int k = 0; k < 2; k++) {
+        p[k] = ns_buf_alloc(be, n * 4), m[k] = ns_buf_alloc(be, n * 4), v[k] = ns_buf_alloc(be, n * 4);
+    }
+    const double finite = 1.5, blown = NAN;
+    for (int opt = 0; opt < 3; opt++) {
+        for (int gate = 0; gate < 2; gate++) {
+            for (int k = 0; k < 2; k++) {
+                memcpy(p[k], p0, n * 4), memcpy(m[k], m0, n * 4), memcpy(v[k], v0, n * 4);
+            }
+            double ret = 0, got = -1;
+            const double *gp = gate ? &blown : &finite;
+            switch (opt) {
+            case 0:
+                ret = ns_op_sgd_update(be, p[0], m[0], g, n, 0.1f, 0.9f, 1e-3f, 1);
+                ns_op_sgd_update_to(be, &got, gp, p[1], m[1], g, n, 0.1f, 0.9f, 1e-3f, 1);
+                break;
+            case 1:
+                ret = ns_op_adam_update(be, p[0], m[0], v[0], g, n, 1e-2f, 0.9, 0.999, 1e-8f,
+                                        1e-3f, 0.19, 0.002, 1);
+                ns_op_adam_update_to(be, &got, gp, p[1], m[1], v[1], g, n, 1e-2f, 0.9, 0.999,
+                                     1e-8f, 1e-3f, 0.19, 0.002, 1);
+                break;
+            default:
+                ret = ns_op_rmsprop_update(be, p[0], v[0], m[0], g, n, 1e-2f, 0.99, 1e-8f, 1e-3f,
+                                           0.9f);
+                ns_op_rmsprop_update_to(be, &got, gp, p[1], v[1], m[1], g, n, 1e-2f, 0.99, 1e-8f,
+                                        1e-3f, 0.9f);
+                break;
+            }
+            if (!gate) {
+                cr_assert(got == ret && ret > 0, "optimizer %d: %.17g against %.17g", opt, got, ret);
+                cr_assert(memcmp(p[0], p[1], n * 4) == 0 && memcmp(m[0], m[1], n * 4) == 0 &&
+                          memcmp(v[0], v[1], n * 4) == 0, "optimizer %d: the updates differ", opt);
+            } else {
+                cr_assert(got == 0.0, "optimizer %d gated: sum %.17g", opt, got);
+                cr_assert(memcmp(p[1], p0, n * 4) == 0 && memcmp(m[1], m0, n * 4) == 0 &&
+                          memcmp(v[1], v0, n * 4) == 0, "optimizer %d gated: something changed", opt);
+            }
+        }
+    }
+    for (int k = 0; k < 2; k++) {
+        ns_buf_free(be, p[k]); ns_buf_free(be, m[k]); ns_buf_free(be, v[k]);
+    }
+    ns_buf_free(be, p0); ns_buf_free(be, g); ns_buf_free(be, m0); ns_buf_free(be, v0);
+}

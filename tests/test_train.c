@@ -433,6 +433,60 @@ Test(train, divergence_stops_the_run_not_the_program)
     ns_dataset_free(&tr);
 }
 
+/* A step whose loss is not finite changes nothing (the update waits on the loss where the
+ * backend left it): the run ends with the weights, optimizer state and step count of the
+ * steps before it, as a run budgeted to those steps. */
+static ns_net nan_inner;
+static int nan_after;
+static int nan_batch(void *ctx, const float *x, const int32_t *y, const float *t, int B,
+                     int training, uint64_t seed, ns_batch_out *out, ns_err *err)
+{
+    int rc = nan_inner.batch(ctx, x, y, t, B, training, seed, out, err);
+    ns_net *net = &((ns_mlp *)ctx)->net;
+    if (training && --nan_after == 0) {
+        cr_assert_not_null(net->res, "a training batch should leave its loss on the device");
+        net->res[NS_RES_LOSS] = NAN; /* the CPU backend's device memory is the host's */
+    }
+    return rc;
+}
+
+Test(train, a_step_whose_loss_blew_up_changes_nothing)
+{
+    ns_dataset tr;
+    tu_blobs(&tr, 200, 6, 3, 1.0);
+    for (int clip = 0; clip < 2; clip++) {
+        ns_train_spec s = base_spec();
+        s.sched.kind = NS_SCHED_CONSTANT; /* the same LRs whatever the budget */
+        s.clip_norm = clip ? 0.5 : 0;
+        ns_err err = {0};
+        run blown, short_run;
+        run_start(&blown, &s, &tr, NULL, 0.1f, NS_OPT_ADAM);
+        nan_inner = blown.m->net;
+        blown.m->net.batch = nan_batch;
+        nan_after = 9; /* the 9th step: the first epoch has 7 */
+        cr_assert_eq(ns_trainer_run(&blown.tr, 0, keep_record, &blown, &err), NS_OK);
+        cr_assert_eq(blown.tr.step, 8);
+        cr_assert_eq(blown.tr.opt.t, 8, "clip %d: the optimizer counted %ld steps", clip,
+                     blown.tr.opt.t);
+        cr_assert(blown.recs[blown.n_recs - 1].diverged, "clip %d: not marked diverged", clip);
+
+        s.budget = NS_BUDGET_STEPS;
+        s.steps = 8;
+        run_start(&short_run, &s, &tr, NULL, 0.1f, NS_OPT_ADAM);
+        cr_assert_eq(ns_trainer_run(&short_run.tr, 0, NULL, NULL, &err), NS_OK);
+        cr_assert_eq(short_run.tr.step, 8);
+        cr_assert(memcmp(blown.m->params, short_run.m->params,
+                         blown.m->n_params * sizeof(float)) == 0,
+                  "clip %d: the blown-up step changed the weights", clip);
+        cr_assert(memcmp(blown.tr.opt.m, short_run.tr.opt.m,
+                         blown.m->n_params * sizeof(float)) == 0,
+                  "clip %d: the blown-up step changed the optimizer's state", clip);
+        run_free(&blown);
+        run_free(&short_run);
+    }
+    ns_dataset_free(&tr);
+}
+
 /* Interrupt a run between two steps in the middle of an epoch through the stop flag,
  * checkpoint, continue in a fresh trainer: the same bits as a run never interrupted. */
 static ns_stop_flag stop_flag;

@@ -140,11 +140,24 @@ void ns_op_bias_act_backward(ns_backend *be, float *dpre, float *db, const float
 {
     be->ops->bias_act_backward(be, dpre, db, dout, pre, act, p, seed, B, OC);
 }
+/* The immediate forms: the op writes to the backend's own result slots, read back here. */
+static const double *results(ns_backend *be, int k)
+{
+    be->ops->download(be, be->res_host, be->res, (size_t)k * sizeof(double));
+    return be->res_host;
+}
+
 double ns_op_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
                           const float *logits, const int32_t *labels, const float *class_w,
                           float eps, int B, int C)
 {
-    return be->ops->softmax_xent(be, dlogits, correct, wsum, logits, labels, class_w, eps, B, C);
+    be->ops->softmax_xent(be, be->res, dlogits, logits, labels, class_w, eps, B, C);
+    const double *r = results(be, NS_RES_LOSS_N);
+    if (correct)
+        *correct += (long)r[NS_RES_EXTRA];
+    if (wsum)
+        *wsum = r[NS_RES_WEIGHT];
+    return r[NS_RES_LOSS];
 }
 void ns_op_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
 {
@@ -153,21 +166,54 @@ void ns_op_softmax(ns_backend *be, float *probs, const float *logits, int B, int
 double ns_op_mse(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
                  int K)
 {
-    return be->ops->mse(be, dpred, pred, target, B, K);
+    be->ops->mse(be, be->res, dpred, pred, target, B, K);
+    return results(be, NS_RES_LOSS_N)[NS_RES_EXTRA];
 }
 double ns_op_sgd_update(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
                       float mu, float wd, int nesterov)
 {
-    return be->ops->sgd_update(be, p, buf, g, n, lr, mu, wd, nesterov);
+    be->ops->sgd_update(be, be->res, NULL, p, buf, g, n, lr, mu, wd, nesterov);
+    return results(be, 1)[0];
 }
 double ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
                        float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
                        int decoupled)
 {
-    return be->ops->adam_update(be, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    be->ops->adam_update(be, be->res, NULL, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2,
+                         decoupled);
+    return results(be, 1)[0];
 }
 double ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
                           size_t n, float lr, double alpha, float eps, float wd, float mu)
 {
-    return be->ops->rmsprop_update(be, p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    be->ops->rmsprop_update(be, be->res, NULL, p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    return results(be, 1)[0];
+}
+
+void ns_op_softmax_xent_to(ns_backend *be, double *res, float *dlogits, const float *logits,
+                           const int32_t *labels, const float *class_w, float eps, int B, int C)
+{
+    be->ops->softmax_xent(be, res, dlogits, logits, labels, class_w, eps, B, C);
+}
+void ns_op_mse_to(ns_backend *be, double *res, float *dpred, const float *pred,
+                  const float *target, int B, int K)
+{
+    be->ops->mse(be, res, dpred, pred, target, B, K);
+}
+void ns_op_sgd_update_to(ns_backend *be, double *res, const double *gate, float *p, float *buf,
+                         const float *g, size_t n, float lr, float mu, float wd, int nesterov)
+{
+    be->ops->sgd_update(be, res, gate, p, buf, g, n, lr, mu, wd, nesterov);
+}
+void ns_op_adam_update_to(ns_backend *be, double *res, const double *gate, float *p, float *m,
+                          float *v, const float *g, size_t n, float lr, double b1, double b2,
+                          float eps, float wd, double bc1, double bc2, int decoupled)
+{
+    be->ops->adam_update(be, res, gate, p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+}
+void ns_op_rmsprop_update_to(ns_backend *be, double *res, const double *gate, float *p,
+                             float *v, float *buf, const float *g, size_t n, float lr,
+                             double alpha, float eps, float wd, float mu)
+{
+    be->ops->rmsprop_update(be, res, gate, p, v, buf, g, n, lr, alpha, eps, wd, mu);
 }

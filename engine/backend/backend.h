@@ -170,6 +170,38 @@ double ns_op_adam_update(ns_backend *be, float *p, float *m, float *v, const flo
 double ns_op_rmsprop_update(ns_backend *be, float *p, float *v, float *buf, const float *g,
                           size_t n, float lr, double alpha, float eps, float wd, float mu);
 
+/* ---- results left on the device ---------------------------------------------------- */
+/* The ops above that return a number wait for the device to get it. A training step needs
+ * the loss and every layer's gradient sum of squares, and on a GPU each wait costs more
+ * than a small layer's arithmetic; these forms write the same numbers, bit for bit, to res
+ * (device memory; NULL when not wanted) and return at once, so that a step reads all of
+ * them back in one ns_buf_download. */
+
+/* Slots of a loss's results: the sum of the rows' losses (MSE: each row's mean over its
+ * outputs), the sum of their weights (MSE: B), and the rows whose argmax is the label
+ * (MSE: the sum of squared errors). */
+enum { NS_RES_LOSS = 0, NS_RES_WEIGHT, NS_RES_EXTRA, NS_RES_LOSS_N };
+
+/* ns_op_softmax_xent's loss, weight sum and correct count at res[0..NS_RES_LOSS_N). */
+void ns_op_softmax_xent_to(ns_backend *be, double *res, float *dlogits, const float *logits,
+                           const int32_t *labels, const float *class_w, float eps, int B,
+                           int C);
+/* ns_op_mse's pass; res[NS_RES_LOSS] = sse / K (in double), res[NS_RES_WEIGHT] = B,
+ * res[NS_RES_EXTRA] = sse. */
+void ns_op_mse_to(ns_backend *be, double *res, float *dpred, const float *pred,
+                  const float *target, int B, int K);
+/* The updates above with the gradient's sum of squares at res[0]. gate (device, may be
+ * NULL): when *gate is not finite (a step whose loss blew up) nothing is updated and
+ * res[0] = 0, as a step that never began. */
+void ns_op_sgd_update_to(ns_backend *be, double *res, const double *gate, float *p, float *buf,
+                         const float *g, size_t n, float lr, float mu, float wd, int nesterov);
+void ns_op_adam_update_to(ns_backend *be, double *res, const double *gate, float *p, float *m,
+                          float *v, const float *g, size_t n, float lr, double b1, double b2,
+                          float eps, float wd, double bc1, double bc2, int decoupled);
+void ns_op_rmsprop_update_to(ns_backend *be, double *res, const double *gate, float *p,
+                             float *v, float *buf, const float *g, size_t n, float lr,
+                             double alpha, float eps, float wd, float mu);
+
 /* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */
 void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC);
 void ns_ref_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,

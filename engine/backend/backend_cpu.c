@@ -28,6 +28,13 @@ int ns_dropout_keep(uint64_t seed, size_t i, float p) { return ns_dropout_draw(s
 
 /* ---- memory ---------------------------------------------------------------------- */
 
+/* The CPU backend: the op table and the immediate ops' result slots (host memory, as
+ * every buffer of this backend). */
+typedef struct cpu_backend {
+    ns_backend base; /* first: the op table sees an ns_backend */
+    double res[NS_RES_LOSS_N], res_host[NS_RES_LOSS_N];
+} cpu_backend;
+
 static void cpu_destroy(ns_backend *be) { free(be); }
 
 static long fail_countdown = -1;
@@ -224,9 +231,8 @@ NS_CLONES static void cpu_bias_act_backward(ns_backend *be, float *dpre, float *
 
 /* ---- losses ----------------------------------------------------------------------- */
 
-static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
-                               const float *logits, const int32_t *labels, const float *class_w,
-                               float eps, int B, int C)
+static void cpu_softmax_xent(ns_backend *be, double *res, float *dlogits, const float *logits,
+                             const int32_t *labels, const float *class_w, float eps, int B, int C)
 {
     (void)be;
     double W = 0.0, Wc = 0.0; /* sum of the rows' weights; sum of all class weights */
@@ -244,11 +250,11 @@ static double cpu_softmax_xent(ns_backend *be, float *dlogits, long *correct, do
                             dlogits ? dlogits + (size_t)i * C : NULL, &hit);
         hits += hit;
     }
-    if (correct)
-        *correct += hits;
-    if (wsum)
-        *wsum = W;
-    return loss;
+    if (res) {
+        res[NS_RES_LOSS] = loss;
+        res[NS_RES_WEIGHT] = W;
+        res[NS_RES_EXTRA] = (double)hits;
+    }
 }
 
 static void cpu_softmax(ns_backend *be, float *probs, const float *logits, int B, int C)
@@ -258,8 +264,8 @@ static void cpu_softmax(ns_backend *be, float *probs, const float *logits, int B
         ns_softmax_row(probs + (size_t)i * C, logits + (size_t)i * C, C);
 }
 
-static double cpu_mse(ns_backend *be, float *dpred, const float *pred, const float *target,
-                      int B, int K)
+static void cpu_mse(ns_backend *be, double *res, float *dpred, const float *pred,
+                    const float *target, int B, int K)
 {
     (void)be;
     const size_t n = (size_t)B * K;
@@ -271,31 +277,58 @@ static double cpu_mse(ns_backend *be, float *dpred, const float *pred, const flo
         if (dpred)
             dpred[i] = g * (pred[i] - target[i]);
     }
-    return s;
+    if (res) {
+        res[NS_RES_LOSS] = s / K;
+        res[NS_RES_WEIGHT] = B;
+        res[NS_RES_EXTRA] = s;
+    }
 }
 
 /* ---- optimizer updates: the kernels are in cpu_optim.c ---------------------------- */
 
-static double cpu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
-                    float mu, float wd, int nesterov)
+/* Whether a gated update is skipped: its step's loss was not finite. */
+static int gated(const double *gate, double *res)
 {
-    (void)be;
-    return ns_cpu_sgd_update(p, buf, g, n, lr, mu, wd, nesterov);
+    if (!gate || isfinite(*gate))
+        return 0;
+    if (res)
+        *res = 0.0;
+    return 1;
 }
 
-static double cpu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                     float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
-                     int decoupled)
+static void cpu_sgd(ns_backend *be, double *res, const double *gate, float *p, float *buf,
+                    const float *g, size_t n, float lr, float mu, float wd, int nesterov)
 {
     (void)be;
-    return ns_cpu_adam_update(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    if (gated(gate, res))
+        return;
+    double sq = ns_cpu_sgd_update(p, buf, g, n, lr, mu, wd, nesterov);
+    if (res)
+        *res = sq;
 }
 
-static double cpu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                        size_t n, float lr, double alpha, float eps, float wd, float mu)
+static void cpu_adam(ns_backend *be, double *res, const double *gate, float *p, float *m,
+                     float *v, const float *g, size_t n, float lr, double b1, double b2,
+                     float eps, float wd, double bc1, double bc2, int decoupled)
 {
     (void)be;
-    return ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    if (gated(gate, res))
+        return;
+    double sq = ns_cpu_adam_update(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    if (res)
+        *res = sq;
+}
+
+static void cpu_rmsprop(ns_backend *be, double *res, const double *gate, float *p, float *v,
+                        float *buf, const float *g, size_t n, float lr, double alpha, float eps,
+                        float wd, float mu)
+{
+    (void)be;
+    if (gated(gate, res))
+        return;
+    double sq = ns_cpu_rmsprop_update(p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    if (res)
+        *res = sq;
 }
 
 static const ns_backend_ops cpu_ops = {
@@ -331,13 +364,16 @@ ns_backend *ns_backend_cpu_alloc(int threads, ns_err *err)
         ns_err_set(err, NS_EINPUT, "threads must be >= 1 (got %d)", threads);
         return NULL;
     }
-    ns_backend *be = calloc(1, sizeof *be);
-    if (!be) {
+    cpu_backend *c = calloc(1, sizeof *c);
+    if (!c) {
         ns_err_set(err, NS_ERUNTIME, "out of memory allocating the CPU backend");
         return NULL;
     }
+    ns_backend *be = &c->base;
     be->ops = &cpu_ops;
     be->threads = threads;
+    be->res = c->res;
+    be->res_host = c->res_host;
     /* OpenBLAS's thread count is process-wide: backends made side by side by a trial pool
      * must ask for the same count */
     ns_blas_threads_set(threads);

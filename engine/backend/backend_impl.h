@@ -40,24 +40,31 @@ typedef struct ns_backend_ops {
     void (*bias_act_backward)(ns_backend *be, float *dpre, float *db, const float *dout,
                               const float *pre, ns_act act, float p, uint64_t seed, int B,
                               int OC);
-    double (*softmax_xent)(ns_backend *be, float *dlogits, long *correct, double *wsum,
-                           const float *logits, const int32_t *labels, const float *class_w,
-                           float eps, int B, int C);
+    /* The five ops with scalar results leave them at res (device memory, NULL: not
+     * wanted) instead of returning them, so that a step's scalars come back in one
+     * download (backend.h, "results left on the device"). */
+    void (*softmax_xent)(ns_backend *be, double *res, float *dlogits, const float *logits,
+                         const int32_t *labels, const float *class_w, float eps, int B, int C);
     void (*softmax)(ns_backend *be, float *probs, const float *logits, int B, int C);
-    double (*mse)(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
-                  int K);
-    double (*sgd_update)(ns_backend *be, float *p, float *buf, const float *g, size_t n,
-                       float lr, float mu, float wd, int nesterov);
-    double (*adam_update)(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                        float lr, double b1, double b2, float eps, float wd, double bc1,
-                        double bc2, int decoupled);
-    double (*rmsprop_update)(ns_backend *be, float *p, float *v, float *buf, const float *g,
-                           size_t n, float lr, double alpha, float eps, float wd, float mu);
+    void (*mse)(ns_backend *be, double *res, float *dpred, const float *pred,
+                const float *target, int B, int K);
+    void (*sgd_update)(ns_backend *be, double *res, const double *gate, float *p, float *buf,
+                       const float *g, size_t n, float lr, float mu, float wd, int nesterov);
+    void (*adam_update)(ns_backend *be, double *res, const double *gate, float *p, float *m,
+                        float *v, const float *g, size_t n, float lr, double b1, double b2,
+                        float eps, float wd, double bc1, double bc2, int decoupled);
+    void (*rmsprop_update)(ns_backend *be, double *res, const double *gate, float *p, float *v,
+                           float *buf, const float *g, size_t n, float lr, double alpha,
+                           float eps, float wd, float mu);
 } ns_backend_ops;
 
 struct ns_backend {
     const ns_backend_ops *ops;
     int threads;
+    /* Set by each backend: NS_RES_LOSS_N doubles of device memory where the ops that
+     * return their results (ns_op_softmax_xent, ...) have them written, and as many of
+     * host memory they are read back into (pinned on a GPU). */
+    double *res, *res_host;
 };
 
 #endif

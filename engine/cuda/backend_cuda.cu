@@ -227,6 +227,8 @@ static void cu_download(ns_backend *be, void *dst, const void *src, size_t bytes
         return;
     check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download");
     check(cudaStreamSynchronize(c->stream), "download");
+    if (failed_flag) /* every bit set: NaN as float or double, so a loss read here diverges */
+        memset(dst, 0xff, bytes);
 }
 
 static void cu_copy(ns_backend *be, void *dst, const void *src, size_t bytes)
@@ -588,30 +590,27 @@ __global__ static void k_xent(float *dlogits, const float *logits, const int32_t
     block_sum(hits, part_hits + blockIdx.x);
 }
 
-static double cu_softmax_xent(ns_backend *be, float *dlogits, long *correct, double *wsum,
-                              const float *logits, const int32_t *labels, const float *class_w,
-                              float eps, int B, int C)
+static void cu_softmax_xent(ns_backend *be, double *res, float *dlogits, const float *logits,
+                            const int32_t *labels, const float *class_w, float eps, int B, int C)
 {
     cuda_backend *c = cb(be);
-    if (B < 1)
-        return 0;
+    if (!res)
+        res = c->res;
+    if (B < 1) {
+        check(cudaMemsetAsync(res, 0, NS_RES_LOSS_N * sizeof(double), c->stream), "a loss");
+        return;
+    }
     /* at most MAX_BLOCKS / 2 blocks: the loss and hit partials share part */
     int nb = blocks_for((size_t)B);
     if (nb > MAX_BLOCKS / 2)
         nb = MAX_BLOCKS / 2;
     k_row_weights<<<nb, THREADS, 0, c->stream>>>(labels, class_w, B, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 1);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, NS_RES_WEIGHT);
     k_xent<<<nb, THREADS, 0, c->stream>>>(dlogits, logits, labels, class_w, 1.0 - (double)eps,
-                                          (double)eps / C, c->res + 1, B, C, c->part,
+                                          (double)eps / C, res + NS_RES_WEIGHT, B, C, c->part,
                                           c->part + MAX_BLOCKS / 2);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part + MAX_BLOCKS / 2, nb, c->res, 2);
-    const double *r = read_back(c, 3);
-    if (correct)
-        *correct += (long)llround(r[2]);
-    if (wsum)
-        *wsum = r[1];
-    return failed_flag ? NAN : r[0];
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, NS_RES_LOSS);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part + MAX_BLOCKS / 2, nb, res, NS_RES_EXTRA);
 }
 
 __global__ static void k_softmax(float *probs, const float *logits, int B, int C)
@@ -639,26 +638,49 @@ __global__ static void k_mse(float *dpred, const float *pred, const float *targe
     block_sum(v, part + blockIdx.x);
 }
 
-static double cu_mse(ns_backend *be, float *dpred, const float *pred, const float *target, int B,
-                     int K)
+/* res[EXTRA] holds the sum of squares: the loss and weight slots from it, in double */
+__global__ static void k_mse_res(double *res, int B, int K)
+{
+    res[NS_RES_LOSS] = res[NS_RES_EXTRA] / K;
+    res[NS_RES_WEIGHT] = B;
+}
+
+static void cu_mse(ns_backend *be, double *res, float *dpred, const float *pred,
+                   const float *target, int B, int K)
 {
     cuda_backend *c = cb(be);
+    if (!res)
+        res = c->res;
     size_t n = (size_t)B * K;
-    if (!n)
-        return 0;
+    if (!n) {
+        check(cudaMemsetAsync(res, 0, NS_RES_LOSS_N * sizeof(double), c->stream), "a loss");
+        return;
+    }
     int nb = blocks_for(n);
     k_mse<<<nb, THREADS, 0, c->stream>>>(dpred, pred, target, n, 2.0f / (float)n, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
-    double s = read_back(c, 1)[0];
-    return failed_flag ? NAN : s;
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, NS_RES_EXTRA);
+    k_mse_res<<<1, 1, 0, c->stream>>>(res, B, K);
 }
 
 /* ---- optimizer updates: cpu_optim.c's loops, one thread an element ------------------------ */
+/* Each writes its gradient's sum of squares to res[0] (the backend's own slot when res is
+ * NULL); a gated update (its step's loss not finite, backend.h) touches nothing and sums 0. */
+
+__device__ static bool gated(const double *gate) { return gate && !isfinite(*gate); }
+
+/* The result of an update over no parameters */
+static void zero_res(cuda_backend *c, double *res)
+{
+    check(cudaMemsetAsync(res, 0, sizeof(double), c->stream), "an update");
+}
 
 __global__ static void k_sgd(float *p, float *buf, const float *g, size_t n, float lr, float mu,
-                             float wd, int has_wd, int has_mu, int nesterov, double *part)
+                             float wd, int has_wd, int has_mu, int nesterov, const double *gate,
+                             double *part)
 {
     double gsq = 0;
+    if (gated(gate))
+        n = 0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float gi = g[i];
         gsq += (double)gi * gi;
@@ -673,26 +695,32 @@ __global__ static void k_sgd(float *p, float *buf, const float *g, size_t n, flo
     block_sum(gsq, part + blockIdx.x);
 }
 
-static double cu_sgd(ns_backend *be, float *p, float *buf, const float *g, size_t n, float lr,
-                     float mu, float wd, int nesterov)
+static void cu_sgd(ns_backend *be, double *res, const double *gate, float *p, float *buf,
+                   const float *g, size_t n, float lr, float mu, float wd, int nesterov)
 {
     cuda_backend *c = cb(be);
-    if (!n)
-        return 0;
+    if (!res)
+        res = c->res;
+    if (!n) {
+        zero_res(c, res);
+        return;
+    }
     int nb = blocks_for(n);
     k_sgd<<<nb, THREADS, 0, c->stream>>>(p, buf, g, n, lr, mu, wd, wd != 0.0f, mu != 0.0f,
-                                         nesterov, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
-    return read_back(c, 1)[0];
+                                         nesterov, gate, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
 }
 
 /* The intrinsics (_rn: round to nearest, no contraction into FMA) keep each operation
  * rounded as the CPU's, which compiles without FMA contraction. */
 __global__ static void k_adam(float *p, float *m, float *v, const float *g, size_t n, float b1,
                               float c1, float b2, float c2, float eps, float wd, float decay,
-                              float step, float inv_bc2s, int has_wd, double *part)
+                              float step, float inv_bc2s, int has_wd, const double *gate,
+                              double *part)
 {
     double gsq = 0;
+    if (gated(gate))
+        n = 0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float gi = g[i];
         gsq += (double)gi * gi;
@@ -708,13 +736,17 @@ __global__ static void k_adam(float *p, float *m, float *v, const float *g, size
     block_sum(gsq, part + blockIdx.x);
 }
 
-static double cu_adam(ns_backend *be, float *p, float *m, float *v, const float *g, size_t n,
-                      float lr, double b1, double b2, float eps, float wd, double bc1, double bc2,
-                      int decoupled)
+static void cu_adam(ns_backend *be, double *res, const double *gate, float *p, float *m,
+                    float *v, const float *g, size_t n, float lr, double b1, double b2, float eps,
+                    float wd, double bc1, double bc2, int decoupled)
 {
     cuda_backend *c = cb(be);
-    if (!n)
-        return 0;
+    if (!res)
+        res = c->res;
+    if (!n) {
+        zero_res(c, res);
+        return;
+    }
     const float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
     const float step = (float)((double)lr / bc1);
     const float inv_bc2s = (float)(1.0 / sqrt(bc2));
@@ -722,16 +754,18 @@ static double cu_adam(ns_backend *be, float *p, float *m, float *v, const float 
     int has_wd = !decoupled && wd != 0.0f;
     int nb = blocks_for(n);
     k_adam<<<nb, THREADS, 0, c->stream>>>(p, m, v, g, n, (float)b1, c1, (float)b2, c2, eps, wd,
-                                          has_wd ? 1.0f : decay, step, inv_bc2s, has_wd, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
-    return read_back(c, 1)[0];
+                                          has_wd ? 1.0f : decay, step, inv_bc2s, has_wd, gate,
+                                          c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
 }
 
 __global__ static void k_rmsprop(float *p, float *v, float *buf, const float *g, size_t n, float lr,
                                  float alpha, float cc, float eps, float wd, float mu, int has_wd,
-                                 int has_mu, double *part)
+                                 int has_mu, const double *gate, double *part)
 {
     double gsq = 0;
+    if (gated(gate))
+        n = 0;
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
         float gi = g[i];
         gsq += (double)gi * gi;
@@ -750,18 +784,22 @@ __global__ static void k_rmsprop(float *p, float *v, float *buf, const float *g,
     block_sum(gsq, part + blockIdx.x);
 }
 
-static double cu_rmsprop(ns_backend *be, float *p, float *v, float *buf, const float *g, size_t n,
-                         float lr, double alpha, float eps, float wd, float mu)
+static void cu_rmsprop(ns_backend *be, double *res, const double *gate, float *p, float *v,
+                       float *buf, const float *g, size_t n, float lr, double alpha, float eps,
+                       float wd, float mu)
 {
     cuda_backend *c = cb(be);
-    if (!n)
-        return 0;
+    if (!res)
+        res = c->res;
+    if (!n) {
+        zero_res(c, res);
+        return;
+    }
     int nb = blocks_for(n);
     k_rmsprop<<<nb, THREADS, 0, c->stream>>>(p, v, buf, g, n, lr, (float)alpha,
                                              (float)(1.0 - alpha), eps, wd, mu, wd != 0.0f,
-                                             mu > 0.0f, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, c->res, 0);
-    return read_back(c, 1)[0];
+                                             mu > 0.0f, gate, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
 }
 
 static const ns_backend_ops cuda_ops = {
@@ -856,6 +894,8 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_e
         cu_destroy(&c->base);
         return NULL;
     }
+    c->base.res = c->res;
+    c->base.res_host = c->host;
     pthread_once(&blas_once, blas_load);
     if (!blas_ok) {
         ns_err_set(err, NS_ERUNTIME, "device cuda: %s", blas_why);

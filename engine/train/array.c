@@ -28,7 +28,9 @@ void ns_trainer_array_free(ns_trainer_array *a)
         ns_buf_free(a->be, a->xb);
         ns_buf_free(a->be, a->yb);
         ns_buf_free(a->be, a->tb);
+        ns_buf_free(a->be, a->res);
     }
+    free(a->res_host);
     free(a->active);
     free(a->rows);
     free(a->noise_seed);
@@ -90,11 +92,22 @@ int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K
     a->xb = ns_buf_alloc(be, a->x_stride * K * sizeof(float));
     a->yb = ns_buf_alloc(be, a->yt_stride * K * sizeof(int32_t));
     a->tb = ns_buf_alloc(be, a->yt_stride * K * sizeof(float));
-    if (!a->xb || !a->yb || !a->tb)
+    /* and their step scalars, so that one download a step reads every member's */
+    for (int k = 0; k < K; k++) {
+        size_t slots = (size_t)ns_trainer_step_slots(&a->tr[k]);
+        if (slots > a->res_stride)
+            a->res_stride = slots;
+    }
+    a->res = ns_buf_alloc(be, a->res_stride * K * sizeof(double));
+    a->res_host = calloc(a->res_stride * K, sizeof(double));
+    if (!a->xb || !a->yb || !a->tb || !a->res || !a->res_host)
         goto oom;
-    for (int k = 0; k < K; k++)
+    for (int k = 0; k < K; k++) {
         ns_trainer_borrow_batch(&a->tr[k], a->xb + k * a->x_stride, a->yb + k * a->yt_stride,
                                 a->tb + k * a->yt_stride);
+        ns_trainer_borrow_results(&a->tr[k], a->res + k * a->res_stride,
+                                  a->res_host + k * a->res_stride);
+    }
     return NS_OK;
 oom:
     ns_trainer_array_free(a);
@@ -172,15 +185,24 @@ int ns_trainer_array_run(ns_trainer_array *a, int max_epochs_now, ns_member_epoc
             stepping++;
         }
         if (stepping) {
+            for (int k = 0; k < K; k++)
+                a->tr[k].net->res = a->stepping[k] ? a->tr[k].res : NULL;
             int rc = a->net->batch(a->net->ctx, a->stepping, a->xb, a->x_stride,
                                    ds->y ? a->yb : NULL, ds->t ? a->tb : NULL, a->yt_stride,
                                    a->rows, a->noise_seed, a->out, err);
+            for (int k = 0; k < K; k++)
+                a->tr[k].net->res = NULL;
             if (rc)
                 return rc;
+            for (int k = 0; k < K; k++)
+                if (a->stepping[k])
+                    ns_trainer_step_update(&a->tr[k]);
+            /* the step's one wait: every member's loss and norms together */
+            ns_buf_download(a->be, a->res_host, a->res, a->res_stride * K * sizeof(double));
             for (int k = 0; k < K; k++) {
                 if (!a->stepping[k])
                     continue;
-                ns_trainer_step_end(&a->tr[k], a->rows[k], &a->out[k], &a->diverged[k]);
+                ns_trainer_step_end(&a->tr[k], a->rows[k], &a->diverged[k]);
                 if (a->diverged[k] || ns_trainer_epoch_full(&a->tr[k]))
                     a->ending[k] = 1;
             }

@@ -39,6 +39,8 @@ typedef struct ns_trainer_array {
     int32_t *yb;               /* device (k, yt_stride) */
     float *tb;                 /* device (k, yt_stride) */
     size_t x_stride, yt_stride;
+    double *res, *res_host;    /* device and host (k, res_stride): the members' step scalars */
+    size_t res_stride;
     int shared;                /* the members gather from one copy of the rows */
     unsigned char *left_out;   /* (k) members the caller keeps out of every run [0] */
     /* scratch, (k) each */

@@ -109,47 +109,47 @@ fail:
                       ns_opt_kind_name(spec->kind), n);
 }
 
-/* One update of the range [a, a + n) of the buffers; returns the gradient's sum of squares. */
-static double update_range(ns_optim *o, float *params, const float *grads, size_t a, size_t n,
-                           double lr, double bc1, double bc2)
+/* One update of the range [a, a + n) of the buffers; the gradient's sum of squares to res
+ * (device, may be NULL), gated as backend.h says. */
+static void update_range(ns_optim *o, float *params, const float *grads, size_t a, size_t n,
+                         double lr, double bc1, double bc2, const double *gate, double *res)
 {
     const ns_optim_spec *s = &o->spec;
     float *m = o->m ? o->m + a : NULL, *v = o->v ? o->v + a : NULL;
     switch (s->kind) {
     case NS_OPT_SGD:
-        return ns_op_sgd_update(o->be, params + a, m, grads + a, n, (float)lr,
-                                m ? (float)s->momentum : 0.0f, (float)s->weight_decay,
-                                s->nesterov);
+        ns_op_sgd_update_to(o->be, res, gate, params + a, m, grads + a, n, (float)lr,
+                            m ? (float)s->momentum : 0.0f, (float)s->weight_decay, s->nesterov);
+        return;
     case NS_OPT_ADAM:
     case NS_OPT_ADAMW:
-        return ns_op_adam_update(o->be, params + a, m, v, grads + a, n, (float)lr, s->beta1,
-                                 s->beta2, (float)s->eps, (float)s->weight_decay, bc1, bc2,
-                                 s->kind == NS_OPT_ADAMW);
+        ns_op_adam_update_to(o->be, res, gate, params + a, m, v, grads + a, n, (float)lr,
+                             s->beta1, s->beta2, (float)s->eps, (float)s->weight_decay, bc1, bc2,
+                             s->kind == NS_OPT_ADAMW);
+        return;
     case NS_OPT_RMSPROP:
-        return ns_op_rmsprop_update(o->be, params + a, v, m, grads + a, n, (float)lr, s->alpha,
-                                    (float)s->eps, (float)s->weight_decay,
-                                    m ? (float)s->momentum : 0.0f);
+        ns_op_rmsprop_update_to(o->be, res, gate, params + a, v, m, grads + a, n, (float)lr,
+                                s->alpha, (float)s->eps, (float)s->weight_decay,
+                                m ? (float)s->momentum : 0.0f);
+        return;
     }
-    return 0.0;
 }
 
 void ns_optim_step_groups(ns_optim *o, float *params, const float *grads, double lr,
-                          int n_groups, const size_t *off, double *sumsq)
+                          int n_groups, const size_t *off, const double *gate, double *res)
 {
     o->t++;
     double bc1 = 1.0 - pow(o->spec.beta1, (double)o->t);
     double bc2 = 1.0 - pow(o->spec.beta2, (double)o->t);
-    for (int g = 0; g < n_groups; g++) {
-        double sq = update_range(o, params, grads, off[g], off[g + 1] - off[g], lr, bc1, bc2);
-        if (sumsq)
-            sumsq[g] = sq;
-    }
+    for (int g = 0; g < n_groups; g++)
+        update_range(o, params, grads, off[g], off[g + 1] - off[g], lr, bc1, bc2, gate,
+                     res ? res + g : NULL);
 }
 
 void ns_optim_step(ns_optim *o, float *params, const float *grads, double lr)
 {
     const size_t off[2] = {0, o->n};
-    ns_optim_step_groups(o, params, grads, lr, 1, off, NULL);
+    ns_optim_step_groups(o, params, grads, lr, 1, off, NULL, NULL);
 }
 
 void ns_optim_free(ns_optim *o)

@@ -40,10 +40,14 @@ int ns_optim_init(ns_optim *o, const ns_optim_spec *spec, ns_backend *be, size_t
 /* One update of params (n) from grads (n) with learning rate lr. */
 void ns_optim_step(ns_optim *o, float *params, const float *grads, double lr);
 /* The same step applied group by group over [off[g], off[g + 1]) for g < n_groups (the
- * groups must cover 0..n); sumsq[g] (if not NULL) receives the sum of squares of that
- * group's gradient, read in the same pass as the update. Same bits as ns_optim_step. */
+ * groups must cover 0..n), without waiting for the device: res[g] (device memory, NULL
+ * when not wanted) receives the sum of squares of group g's gradient, read in the same
+ * pass as the update. gate (device, may be NULL): when *gate is not finite nothing is
+ * updated (backend.h) and res[g] = 0, but t counts the step: the caller, which reads the
+ * gate afterwards, takes it back (t--) for a step that did not happen. Same bits as
+ * ns_optim_step. */
 void ns_optim_step_groups(ns_optim *o, float *params, const float *grads, double lr,
-                          int n_groups, const size_t *off, double *sumsq);
+                          int n_groups, const size_t *off, const double *gate, double *res);
 void ns_optim_free(ns_optim *o);
 
 /* Exact state I/O for checkpoints: t, then the buffers in host byte order. */

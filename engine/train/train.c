@@ -109,7 +109,11 @@ int ns_trainer_init(ns_trainer *tr, const ns_train_spec *spec, ns_backend *be, n
     tr->xb = ns_buf_alloc(be, (size_t)mb * d * sizeof(float));
     tr->yb = ns_buf_alloc(be, (size_t)mb * sizeof(int32_t));
     tr->tb = ns_buf_alloc(be, (size_t)mb * sizeof(float));
-    if (!tr->order || !tr->dev_order || !tr->xb || !tr->yb || !tr->tb)
+    size_t slots = (size_t)ns_trainer_step_slots(tr);
+    tr->res = ns_buf_alloc(be, slots * sizeof(double));
+    tr->res_host = calloc(slots, sizeof(double));
+    if (!tr->order || !tr->dev_order || !tr->xb || !tr->yb || !tr->tb || !tr->res ||
+        !tr->res_host)
         goto oom;
     if (!ns_backend_is_host(be)) {
         tr->host_x = malloc((size_t)mb * d * sizeof(float));
@@ -159,6 +163,10 @@ void ns_trainer_free(ns_trainer *tr)
         ns_buf_free(tr->be, tr->xb);
         ns_buf_free(tr->be, tr->yb);
         ns_buf_free(tr->be, tr->tb);
+    }
+    if (!tr->res_borrowed) {
+        ns_buf_free(tr->be, tr->res);
+        free(tr->res_host);
     }
     ns_buf_free(tr->be, tr->best_params);
     free(tr->host_x);
@@ -405,16 +413,35 @@ int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
     return B;
 }
 
-void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *diverged)
+int ns_trainer_step_slots(const ns_trainer *tr) { return NS_RES_LOSS_N + tr->net->n_groups; }
+
+void ns_trainer_step_update(ns_trainer *tr)
+{
+    ns_net *net = tr->net;
+    tr->step_lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
+    /* Clipping needs the norm before the update: step_end does it all, waiting for each */
+    if (tr->spec.clip_norm > 0)
+        return;
+    /* the update reads every gradient once anyway: the norms come with it, and the loss
+     * gates it, so that a step whose loss blew up changes nothing */
+    ns_optim_step_groups(&tr->opt, net->params, net->grads, tr->step_lr, net->n_groups,
+                         net->group_off, tr->res + NS_RES_LOSS, tr->res + NS_RES_LOSS_N);
+}
+
+void ns_trainer_step_end(ns_trainer *tr, int B, int *diverged)
 {
     ns_net *net = tr->net;
     ns_epoch_sums *e = &tr->sums;
+    const double *r = tr->res_host;
+    const double loss_sum = r[NS_RES_LOSS], weight_sum = r[NS_RES_WEIGHT];
     double group_sq[NS_MAX_GROUPS];
-    if (!isfinite(o->loss_sum)) {
+    if (!isfinite(loss_sum)) {
+        if (!(tr->spec.clip_norm > 0))
+            tr->opt.t--; /* the gated update did not happen (ns_optim_step_groups) */
         *diverged = NS_DIV_LOSS; /* a diverged run stops; the search above it goes on */
         return;
     }
-    double lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
+    const double lr = tr->step_lr;
     double norm;
     if (tr->spec.clip_norm > 0) { /* the norm is needed before the update */
         norm = grad_norms(tr, group_sq);
@@ -422,12 +449,12 @@ void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *dive
             ns_op_scale(tr->be, net->grads, (float)(tr->spec.clip_norm / (norm + 1e-6)),
                         net->n_params);
         ns_optim_step(&tr->opt, net->params, net->grads, lr);
-    } else { /* the update reads every gradient once anyway: norms come with it */
-        ns_optim_step_groups(&tr->opt, net->params, net->grads, lr, net->n_groups,
-                             net->group_off, group_sq);
+    } else {
         double total = 0;
-        for (int g = 0; g < net->n_groups; g++)
+        for (int g = 0; g < net->n_groups; g++) {
+            group_sq[g] = r[NS_RES_LOSS_N + g];
             total += group_sq[g];
+        }
         norm = sqrt(total);
     }
     if (!isfinite(norm)) {
@@ -440,11 +467,11 @@ void ns_trainer_step_end(ns_trainer *tr, int B, const ns_batch_out *o, int *dive
     e->lr = lr;
     e->steps++;
     e->rows += B;
-    e->loss += o->loss_sum;
-    e->weight += o->weight_sum;
+    e->loss += loss_sum;
+    e->weight += weight_sum;
     tr->step++;
     tr->epoch_step++;
-    if (o->weight_sum > 0 && watch_loss(tr, o->loss_sum / o->weight_sum))
+    if (weight_sum > 0 && watch_loss(tr, loss_sum / weight_sum))
         *diverged = NS_DIV_BLOWUP; /* the step is taken and counted; the run stops after it */
 }
 
@@ -550,11 +577,17 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
             uint64_t noise_seed;
             int B = ns_trainer_step_begin(tr, &noise_seed);
             ns_batch_out o;
+            net->res = tr->res;
             int rc = net->batch(net->ctx, tr->xb, ds->y ? tr->yb : NULL, ds->t ? tr->tb : NULL,
                                 B, 1, noise_seed, &o, err);
+            net->res = NULL;
             if (rc)
                 return rc;
-            ns_trainer_step_end(tr, B, &o, &diverged);
+            ns_trainer_step_update(tr);
+            /* the one wait of a step: its loss and norms together */
+            ns_buf_download(tr->be, tr->res_host, tr->res,
+                            (size_t)ns_trainer_step_slots(tr) * sizeof(double));
+            ns_trainer_step_end(tr, B, &diverged);
             if (diverged)
                 break;
         }
@@ -574,6 +607,17 @@ int ns_trainer_run(ns_trainer *tr, int max_epochs_now, ns_epoch_fn fn, void *use
             break;
     }
     return NS_OK;
+}
+
+void ns_trainer_borrow_results(ns_trainer *tr, double *res, double *res_host)
+{
+    if (!tr->res_borrowed) {
+        ns_buf_free(tr->be, tr->res);
+        free(tr->res_host);
+    }
+    tr->res = res;
+    tr->res_host = res_host;
+    tr->res_borrowed = 1;
 }
 
 void ns_trainer_borrow_batch(ns_trainer *tr, float *xb, int32_t *yb, float *tb)

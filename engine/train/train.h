@@ -41,6 +41,10 @@ typedef struct ns_net {
      * conf_k is at least the number of classes the net outputs. */
     long *conf;
     int conf_k;
+    /* Set by a trainer for its training steps, NULL otherwise: batch() leaves its loss's
+     * results on the device at res[0..NS_RES_LOSS_N) (backend.h) instead of waiting for
+     * them, and *out stays zero. */
+    double *res;
 } ns_net;
 
 typedef enum ns_budget_kind { NS_BUDGET_EPOCHS = 0, NS_BUDGET_STEPS, NS_BUDGET_SECONDS } ns_budget_kind;
@@ -163,6 +167,12 @@ typedef struct ns_trainer {
     int32_t *yb;          /* device (max_batch) */
     float *tb;            /* device (max_batch) */
     int batch_borrowed;   /* xb, yb, tb are a trainer array's (ns_trainer_borrow_batch) */
+    /* A step's scalars, left on the device by the step and read back at once: the loss's
+     * NS_RES_LOSS_N (backend.h), then each parameter group's gradient sum of squares */
+    double *res;          /* device (ns_trainer_step_slots) */
+    double *res_host;     /* host, the same */
+    int res_borrowed;     /* res and res_host are a trainer array's */
+    double step_lr;       /* LR of the step in flight */
     /* Where batches are gathered from: the training and validation rows on the backend.
      * The datasets' own arrays on a host backend; on a device, uploaded once when the run
      * first needs them (owned) or lent by another run on the same rows (a trainer array),

@@ -51,7 +51,8 @@ int main(int argc, char **argv)
         double t2 = now();
         ns_mlp_loss_backward(m, x, y, NULL, B, 1, (uint64_t)it, &bo, &err);
         double t3 = now();
-        ns_optim_step_groups(&o, m->params, m->grads, 1e-3, m->net.n_groups, m->net.group_off, sq);
+        ns_optim_step_groups(&o, m->params, m->grads, 1e-3, m->net.n_groups, m->net.group_off,
+                             NULL, sq); /* host memory: the CPU backend */
         double t4 = now();
         if (it >= 0) {
             t[0] += t1 - t0;
