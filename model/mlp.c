@@ -240,24 +240,32 @@ static const float *layer_in(const ns_mlp *m, int l, const float *x)
  * buffers take turns: the output layer's is dbuf[0]). */
 static float *layer_grad(const ns_mlp *m, int l) { return m->dbuf[(m->n_layers - 1 - l) & 1]; }
 
+/* Layer l's bias, activation and dropout pass of m (backward: its inverse, in place on
+ * layer_grad(l), adding the bias gradient) as one member of a batched call. */
+static ns_member_act layer_act(const ns_mlp *m, int l, int backward, int training,
+                               uint64_t noise_seed)
+{
+    int last = is_output(m, l);
+    float *d = layer_grad(m, l);
+    return (ns_member_act){.out = backward ? d : last ? m->pre[l] : m->out[l],
+                           .pre = m->pre[l], .b = m->b[l], .db = m->gb[l], .dout = d,
+                           .act = last ? NS_ACT_IDENTITY : m->spec.act,
+                           .p = training && !last ? m->spec.dropout : 0.0f,
+                           .seed = ns_mlp_dropout_seed(noise_seed, l)};
+}
+
 /* Layer l's bias, activation and dropout, after its product is in pre[l]. */
 static void layer_act_forward(ns_mlp *m, int l, int B, int training, uint64_t noise_seed)
 {
-    int last = is_output(m, l);
-    float p = training && !last ? m->spec.dropout : 0.0f;
-    ns_op_bias_act_forward(m->be, last ? m->pre[l] : m->out[l], m->pre[l], m->b[l],
-                           last ? NS_ACT_IDENTITY : m->spec.act, p,
-                           ns_mlp_dropout_seed(noise_seed, l), B, m->dims[l + 1]);
+    ns_member_act a = layer_act(m, l, 0, training, noise_seed);
+    ns_op_bias_act_forward_members(m->be, &a, 1, B, m->dims[l + 1]);
 }
 
 /* Its inverse, in place on layer_grad(l); adds the bias gradient. */
 static void layer_act_backward(ns_mlp *m, int l, int B, uint64_t noise_seed)
 {
-    int last = is_output(m, l);
-    float *d = layer_grad(m, l);
-    ns_op_bias_act_backward(m->be, d, m->gb[l], d, m->pre[l], last ? NS_ACT_IDENTITY : m->spec.act,
-                            last ? 0.0f : m->spec.dropout, ns_mlp_dropout_seed(noise_seed, l), B,
-                            m->dims[l + 1]);
+    ns_member_act a = layer_act(m, l, 1, 1, noise_seed);
+    ns_op_bias_act_backward_members(m->be, &a, 1, B, m->dims[l + 1]);
 }
 
 const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint64_t noise_seed)
@@ -376,22 +384,38 @@ static int group_pass(ns_mlp_group *g, const unsigned char *mask, const float *x
         ns_op_matmul_forward_batched(g->be, K, mask, m0->pre[l], as, layer_in(m0, l, x),
                                      l > 0 ? as : x_stride, m0->w[l], np, B, m0->dims[l],
                                      m0->dims[l + 1]);
+        int n = 0;
         for (int k = 0; k < K; k++)
             if (mask[k])
-                layer_act_forward(g->m[k], l, B, 1, noise_seed[k]);
+                g->act[n++] = layer_act(g->m[k], l, 0, 1, noise_seed[k]);
+        ns_op_bias_act_forward_members(g->be, g->act, n, B, m0->dims[l + 1]);
     }
+    /* the losses: cross-entropies left on the device go to the backend together */
+    int nx = 0;
     for (int k = 0; k < K; k++) {
         if (!mask[k])
             continue;
-        int rc = mlp_loss(g->m[k], y ? y + k * yt_stride : NULL, t ? t + k * yt_stride : NULL,
-                          B, 1, &out[k], err);
+        ns_mlp *mk = g->m[k];
+        if (mk->spec.loss == NS_LOSS_XENT && mk->net.res && !mk->net.conf && y) {
+            memset(&out[k], 0, sizeof out[k]);
+            g->xent[nx++] = (ns_member_xent){.res = mk->net.res, .dlogits = layer_grad(mk, L - 1),
+                                             .logits = mk->pre[L - 1], .labels = y + k * yt_stride,
+                                             .class_w = mk->class_w,
+                                             .eps = mk->spec.label_smoothing};
+            continue;
+        }
+        int rc = mlp_loss(mk, y ? y + k * yt_stride : NULL, t ? t + k * yt_stride : NULL, B, 1,
+                          &out[k], err);
         if (rc)
             return rc;
     }
+    ns_op_softmax_xent_members(g->be, g->xent, nx, B, m0->spec.n_out);
     for (int l = L - 1; l >= 0; l--) {
+        int n = 0;
         for (int k = 0; k < K; k++)
             if (mask[k])
-                layer_act_backward(g->m[k], l, B, noise_seed[k]);
+                g->act[n++] = layer_act(g->m[k], l, 1, 1, noise_seed[k]);
+        ns_op_bias_act_backward_members(g->be, g->act, n, B, m0->dims[l + 1]);
         ns_op_matmul_backward_batched(g->be, K, mask, l > 0 ? layer_grad(m0, l - 1) : NULL, ds,
                                       m0->gw[l], np, layer_grad(m0, l), ds, layer_in(m0, l, x),
                                       l > 0 ? as : x_stride, m0->w[l], np, B, m0->dims[l],
@@ -435,7 +459,9 @@ ns_mlp_group *ns_mlp_group_alloc(const ns_mlp_spec *specs, int K, ns_backend *be
         return NULL;
     }
     ns_mlp_group *g = calloc(1, sizeof *g);
-    if (!g || !(g->m = calloc((size_t)K, sizeof *g->m)) || !(g->mask = calloc((size_t)K, 2))) {
+    if (!g || !(g->m = calloc((size_t)K, sizeof *g->m)) || !(g->mask = calloc((size_t)K, 2)) ||
+        !(g->act = calloc((size_t)K, sizeof *g->act)) ||
+        !(g->xent = calloc((size_t)K, sizeof *g->xent))) {
         ns_err_set(err, NS_ERUNTIME, "out of memory allocating a group of %d networks", K);
         goto fail;
     }
@@ -490,6 +516,8 @@ void ns_mlp_group_free(ns_mlp_group *g)
         ns_mlp_free(g->m[k]);
     free(g->m);
     free(g->mask);
+    free(g->act);
+    free(g->xent);
     if (g->be) {
         ns_buf_free(g->be, g->params);
         ns_buf_free(g->be, g->grads);

@@ -103,6 +103,8 @@ typedef struct ns_mlp_group {
     float *acts;               /* device (k, acts_stride) */
     float *dbuf[2];            /* device (k, dbuf_stride) each */
     unsigned char *mask, *left; /* (k) scratch of group_batch */
+    ns_member_act *act;        /* (k) scratch of group_pass: the members' layer passes ... */
+    ns_member_xent *xent;      /* (k) ... and losses */
     ns_net_array net;          /* the engine's view of the group (engine/train/array.h) */
 } ns_mlp_group;
 

@@ -389,6 +389,188 @@ Test(cuda, results_left_on_the_device_and_a_gated_update)
     ns_backend_free(g);
 }
 
+/* Many members' updates in a few launches: each member's bits are its single update's,
+ * across kinds, sizes (none, one block, many), a gated member, one without a result, and
+ * more members than one launch takes */
+Test(cuda, member_updates_equal_single_ones)
+{
+    ns_backend *g = gpu_or_skip();
+    enum { K = 21 };
+    const size_t sizes[5] = {5003, 0, 17, 300000, 256};
+    ns_member_update u[2][K];
+    float *buf[2][K][4];
+    double *dres[2];
+    const double gates[2] = {1.0, NAN};
+    double *dgate = put(g, gates, sizeof gates);
+    for (int side = 0; side < 2; side++) {
+        dres[side] = put(g, NULL, K * sizeof(double));
+        for (int k = 0; k < K; k++) {
+            size_t n = sizes[k % 5];
+            for (int b = 0; b < 4; b++) { /* p, m, v, g */
+                float *h = randn(n ? n : 1, 100 + 4 * k + b, b == 3 ? 0.1 : b == 0 ? 1 : 0.01);
+                if (b == 2)
+                    for (size_t i = 0; i < n; i++)
+                        h[i] = fabsf(h[i]);
+                buf[side][k][b] = put(g, h, (n ? n : 1) * 4);
+                free(h);
+            }
+            ns_member_update *x = &u[side][k];
+            *x = (ns_member_update){.kind = (ns_update_kind)(k % 3), .p = buf[side][k][0],
+                                    .m = buf[side][k][1], .v = buf[side][k][2],
+                                    .g = buf[side][k][3], .n = n, .lr = 1e-3f * (1 + k),
+                                    .eps = 1e-8f, .wd = k % 2 ? 1e-3f : 0, .mu = k % 4 ? 0.9f : 0,
+                                    .b1 = 0.9, .b2 = 0.999, .bc1 = 0.1 + 0.01 * k,
+                                    .bc2 = 0.001 * (1 + k), .alpha = 0.99,
+                                    .nesterov = k % 5 == 2, .decoupled = k % 6 == 1,
+                                    .gate = k == 7 ? dgate + 1 : k % 2 ? dgate : NULL,
+                                    .res = k == 9 ? NULL : dres[side] + k};
+        }
+    }
+    for (int k = 0; k < K; k++) /* side 0: one at a time */
+        ns_op_update_members(g, &u[0][k], 1);
+    ns_op_update_members(g, u[1], K); /* side 1: together */
+    double res[2][K];
+    for (int side = 0; side < 2; side++)
+        ns_buf_download(g, res[side], dres[side], sizeof res[side]);
+    for (int k = 0; k < K; k++) {
+        size_t n = sizes[k % 5];
+        if (k != 9)
+            cr_assert(res[0][k] == res[1][k], "member %d: sum of squares %.17g alone, %.17g "
+                      "together", k, res[0][k], res[1][k]);
+        for (int b = 0; b < 3 && n; b++) {
+            float *x0 = get(g, buf[0][k][b], n), *x1 = get(g, buf[1][k][b], n);
+            cr_assert(memcmp(x0, x1, n * 4) == 0, "member %d (kind %d, n %zu): buffer %d "
+                      "differs together", k, k % 3, n, b);
+            free(x0), free(x1);
+        }
+        for (int side = 0; side < 2; side++)
+            for (int b = 0; b < 4; b++)
+                ns_buf_free(g, buf[side][k][b]);
+    }
+    cr_assert(res[1][7] == 0.0, "the gated member summed %g", res[1][7]);
+    ns_buf_free(g, dres[0]), ns_buf_free(g, dres[1]), ns_buf_free(g, dgate);
+    ns_backend_free(g);
+}
+
+/* Many members' bias-activation passes in one launch (two backward): each member's bits are
+ * its single pass's, across activations and dropout, with more members than one launch
+ * takes and the backward pass in place as the MLP runs it */
+Test(cuda, member_bias_activation_passes_equal_single_ones)
+{
+    ns_backend *g = gpu_or_skip();
+    enum { K = 35, B = 70, OC = 33 };
+    const size_t n = (size_t)B * OC;
+    float *pre[2][K], *out[2][K], *b[K], *db[2][K], *d[2][K];
+    ns_member_act m[2][K];
+    for (int k = 0; k < K; k++) {
+        float *h = randn(n, 300 + k, 1), *hb = randn(OC, 400 + k, 0.5), *hd = randn(n, 500 + k, 1);
+        b[k] = put(g, hb, OC * 4);
+        for (int side = 0; side < 2; side++) {
+            pre[side][k] = put(g, h, n * 4);
+            out[side][k] = put(g, NULL, n * 4);
+            d[side][k] = put(g, hd, n * 4);
+            db[side][k] = put(g, hb, OC * 4);
+            m[side][k] = (ns_member_act){.out = out[side][k], .pre = pre[side][k], .b = b[k],
+                                         .db = db[side][k], .dout = d[side][k],
+                                         .act = (ns_act)(k % 6), .p = k % 3 ? 0.3f : 0.0f,
+                                         .seed = 77 + (uint64_t)k};
+        }
+        free(h), free(hb), free(hd);
+    }
+    for (int k = 0; k < K; k++)
+        ns_op_bias_act_forward_members(g, &m[0][k], 1, B, OC);
+    ns_op_bias_act_forward_members(g, m[1], K, B, OC);
+    for (int side = 0; side < 2; side++)
+        for (int k = 0; k < K; k++)
+            m[side][k].out = d[side][k]; /* backward in place on the gradient, as the MLP */
+    for (int k = 0; k < K; k++)
+        ns_op_bias_act_backward_members(g, &m[0][k], 1, B, OC);
+    ns_op_bias_act_backward_members(g, m[1], K, B, OC);
+    for (int k = 0; k < K; k++) {
+        const float *x[4][2] = {{out[0][k], out[1][k]}, {pre[0][k], pre[1][k]},
+                                {d[0][k], d[1][k]}, {db[0][k], db[1][k]}};
+        const char *what[4] = {"activations", "pre-activations", "gradient", "bias gradient"};
+        for (int q = 0; q < 4; q++) {
+            size_t len = q == 3 ? OC : n;
+            float *x0 = get(g, x[q][0], len), *x1 = get(g, x[q][1], len);
+            cr_assert(memcmp(x0, x1, len * 4) == 0, "member %d (activation %d, p %g): %s differ",
+                      k, k % 6, (double)m[0][k].p, what[q]);
+            free(x0), free(x1);
+        }
+        ns_buf_free(g, b[k]);
+        for (int side = 0; side < 2; side++) {
+            ns_buf_free(g, pre[side][k]), ns_buf_free(g, out[side][k]);
+            ns_buf_free(g, d[side][k]), ns_buf_free(g, db[side][k]);
+        }
+    }
+    ns_backend_free(g);
+}
+
+/* Many members' cross-entropies in five launches: each member's loss, weight sum, hits
+ * and gradient are its single loss's bits, with and without class weights and label
+ * smoothing, with more members than one launch takes */
+Test(cuda, member_cross_entropies_equal_single_ones)
+{
+    ns_backend *g = gpu_or_skip();
+    enum { K = 18, B = 300, C = 7 };
+    float *z[K], *dz[2][K], *cw[K];
+    int32_t *lab[K];
+    double *res[2];
+    ns_member_xent m[2][K];
+    for (int side = 0; side < 2; side++)
+        res[side] = put(g, NULL, K * NS_RES_LOSS_N * sizeof(double));
+    for (int k = 0; k < K; k++) {
+        float *h = randn((size_t)B * C, 600 + k, 2), *hw = randn(C, 700 + k, 1);
+        int32_t hl[B];
+        for (int i = 0; i < B; i++)
+            hl[i] = (i * 5 + k) % C;
+        for (int c = 0; c < C; c++)
+            hw[c] = 0.5f + fabsf(hw[c]);
+        z[k] = put(g, h, (size_t)B * C * 4);
+        cw[k] = put(g, hw, C * 4);
+        lab[k] = put(g, hl, sizeof hl);
+        for (int side = 0; side < 2; side++) {
+            dz[side][k] = put(g, NULL, (size_t)B * C * 4);
+            m[side][k] = (ns_member_xent){.res = res[side] + k * NS_RES_LOSS_N,
+                                          .dlogits = k == 4 ? NULL : dz[side][k], .logits = z[k],
+                                          .labels = lab[k], .class_w = k % 2 ? cw[k] : NULL,
+                                          .eps = k % 3 ? 0.1f : 0.0f};
+        }
+        free(h), free(hw);
+    }
+    for (int k = 0; k < K; k++)
+        ns_op_softmax_xent_members(g, &m[0][k], 1, B, C);
+    ns_op_softmax_xent_members(g, m[1], K, B, C);
+    double r[2][K * NS_RES_LOSS_N];
+    for (int side = 0; side < 2; side++)
+        ns_buf_download(g, r[side], res[side], sizeof r[side]);
+    for (int k = 0; k < K; k++) {
+        for (int q = 0; q < NS_RES_LOSS_N; q++)
+            cr_assert(r[0][k * NS_RES_LOSS_N + q] == r[1][k * NS_RES_LOSS_N + q],
+                      "member %d: result %d is %.17g alone, %.17g together", k, q,
+                      r[0][k * NS_RES_LOSS_N + q], r[1][k * NS_RES_LOSS_N + q]);
+        float *d0 = get(g, dz[0][k], (size_t)B * C), *d1 = get(g, dz[1][k], (size_t)B * C);
+        cr_assert(memcmp(d0, d1, (size_t)B * C * 4) == 0, "member %d: the gradients differ", k);
+        free(d0), free(d1);
+        ns_buf_free(g, z[k]), ns_buf_free(g, cw[k]), ns_buf_free(g, lab[k]);
+        ns_buf_free(g, dz[0][k]), ns_buf_free(g, dz[1][k]);
+    }
+    /* and the numbers are the loss's: member 0 against the CPU */
+    ns_backend *c = cpu();
+    float *h = randn((size_t)B * C, 600, 2);
+    int32_t hl[B];
+    for (int i = 0; i < B; i++)
+        hl[i] = (i * 5) % C;
+    double cr[NS_RES_LOSS_N];
+    ns_op_softmax_xent_to(c, cr, NULL, h, hl, NULL, 0.0f, B, C);
+    close_num(cr[NS_RES_LOSS], r[1][NS_RES_LOSS], 1e-9, 1e-9, "member 0's loss on the CPU");
+    cr_assert(cr[NS_RES_EXTRA] == r[1][NS_RES_EXTRA], "member 0's hits");
+    free(h);
+    ns_buf_free(g, res[0]), ns_buf_free(g, res[1]);
+    ns_backend_free(c);
+    ns_backend_free(g);
+}
+
 /* ---- a whole epoch --------------------------------------------------------------------- */
 
 static ns_epoch_record last;

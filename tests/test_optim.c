@@ -636,3 +636,65 @@ Test(optim, load_rejects_short_or_foreign_state)
     free(bytes);
     ns_optim_free(&o);
 }
+
+/* Members stepped together (trials trained in lock-step) are each the member stepped
+ * alone: four specs of three kinds, two parameter groups, three steps, one member gated
+ * on the second step (its update skipped, its t still counted as ns_optim_step_groups
+ * counts it). */
+Test(optim, members_stepped_together_equal_each_alone)
+{
+    enum { K = 4 };
+    const size_t n = 203, off[3] = {0, 150, 203};
+    const ns_opt_kind kinds[K] = {NS_OPT_ADAM, NS_OPT_SGD, NS_OPT_RMSPROP, NS_OPT_ADAMW};
+    ns_optim alone[K], together[K];
+    float *pa[K], *pt[K], *g = ns_buf_alloc(be, n * sizeof(float));
+    ns_err err = {0};
+    for (int k = 0; k < K; k++) {
+        ns_optim_spec s;
+        ns_optim_spec_default(&s, kinds[k]);
+        s.weight_decay = 1e-3 * k;
+        s.momentum = kinds[k] == NS_OPT_ADAM || kinds[k] == NS_OPT_ADAMW ? 0.0 : 0.5;
+        cr_assert_eq(ns_optim_init(&alone[k], &s, be, n, &err), NS_OK, "%s", err.msg);
+        cr_assert_eq(ns_optim_init(&together[k], &s, be, n, &err), NS_OK, "%s", err.msg);
+        pa[k] = ns_buf_alloc(be, n * sizeof(float));
+        pt[k] = ns_buf_alloc(be, n * sizeof(float));
+        make_grads(pa[k], n, 40 + k, 0);
+        memcpy(pt[k], pa[k], n * sizeof(float));
+    }
+    const double finite = 1.0, blown = INFINITY;
+    for (long t = 1; t <= 3; t++) {
+        make_grads(g, n, 7, t);
+        double lr[K], ra[K][2], rt[K][2], *res[K];
+        const double *gate[K];
+        const float *gs[K];
+        for (int k = 0; k < K; k++) {
+            lr[k] = 0.01 * (k + 1) / t;
+            gate[k] = k == 2 && t == 2 ? &blown : &finite;
+            res[k] = rt[k];
+            gs[k] = g;
+            ns_optim_step_groups(&alone[k], pa[k], g, lr[k], 2, off, gate[k], ra[k]);
+        }
+        ns_optim_step_members((ns_optim *const[K]){&together[0], &together[1], &together[2],
+                                                   &together[3]},
+                              pt, gs, lr, K, 2, off, gate, res);
+        for (int k = 0; k < K; k++) {
+            cr_assert(memcmp(pa[k], pt[k], n * sizeof(float)) == 0, "member %d, step %ld: the "
+                      "parameters differ", k, t);
+            cr_assert(ra[k][0] == rt[k][0] && ra[k][1] == rt[k][1], "member %d, step %ld: sums",
+                      k, t);
+            cr_assert_eq(alone[k].t, together[k].t);
+            if (together[k].m)
+                cr_assert(memcmp(alone[k].m, together[k].m, n * sizeof(float)) == 0);
+            if (together[k].v)
+                cr_assert(memcmp(alone[k].v, together[k].v, n * sizeof(float)) == 0);
+        }
+        cr_assert(t != 2 || (rt[2][0] == 0 && rt[2][1] == 0), "the gated member summed");
+    }
+    for (int k = 0; k < K; k++) {
+        ns_optim_free(&alone[k]);
+        ns_optim_free(&together[k]);
+        ns_buf_free(be, pa[k]);
+        ns_buf_free(be, pt[k]);
+    }
+    ns_buf_free(be, g);
+}

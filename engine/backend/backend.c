@@ -217,3 +217,65 @@ void ns_op_rmsprop_update_to(ns_backend *be, double *res, const double *gate, fl
 {
     be->ops->rmsprop_update(be, res, gate, p, v, buf, g, n, lr, alpha, eps, wd, mu);
 }
+
+/* One member's update through the single ops. */
+static void update_member(ns_backend *be, const ns_member_update *u)
+{
+    switch (u->kind) {
+    case NS_UPD_SGD:
+        be->ops->sgd_update(be, u->res, u->gate, u->p, u->m, u->g, u->n, u->lr, u->mu, u->wd,
+                            u->nesterov);
+        return;
+    case NS_UPD_ADAM:
+        be->ops->adam_update(be, u->res, u->gate, u->p, u->m, u->v, u->g, u->n, u->lr, u->b1,
+                             u->b2, u->eps, u->wd, u->bc1, u->bc2, u->decoupled);
+        return;
+    case NS_UPD_RMSPROP:
+        be->ops->rmsprop_update(be, u->res, u->gate, u->p, u->v, u->m, u->g, u->n, u->lr,
+                                u->alpha, u->eps, u->wd, u->mu);
+        return;
+    }
+}
+
+void ns_op_update_members(ns_backend *be, const ns_member_update *u, int K)
+{
+    if (be->ops->update_members && K > 1) {
+        be->ops->update_members(be, u, K);
+        return;
+    }
+    for (int k = 0; k < K; k++)
+        update_member(be, &u[k]);
+}
+
+void ns_op_bias_act_forward_members(ns_backend *be, const ns_member_act *m, int K, int B, int OC)
+{
+    if (be->ops->bias_act_forward_members && K > 1) {
+        be->ops->bias_act_forward_members(be, m, K, B, OC);
+        return;
+    }
+    for (int k = 0; k < K; k++)
+        be->ops->bias_act_forward(be, m[k].out, m[k].pre, m[k].b, m[k].act, m[k].p, m[k].seed,
+                                  B, OC);
+}
+
+void ns_op_bias_act_backward_members(ns_backend *be, const ns_member_act *m, int K, int B, int OC)
+{
+    if (be->ops->bias_act_backward_members && K > 1) {
+        be->ops->bias_act_backward_members(be, m, K, B, OC);
+        return;
+    }
+    for (int k = 0; k < K; k++)
+        be->ops->bias_act_backward(be, m[k].out, m[k].db, m[k].dout, m[k].pre, m[k].act, m[k].p,
+                                   m[k].seed, B, OC);
+}
+
+void ns_op_softmax_xent_members(ns_backend *be, const ns_member_xent *m, int K, int B, int C)
+{
+    if (be->ops->softmax_xent_members && K > 1) {
+        be->ops->softmax_xent_members(be, m, K, B, C);
+        return;
+    }
+    for (int k = 0; k < K; k++)
+        be->ops->softmax_xent(be, m[k].res, m[k].dlogits, m[k].logits, m[k].labels, m[k].class_w,
+                              m[k].eps, B, C);
+}

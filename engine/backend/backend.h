@@ -202,6 +202,59 @@ void ns_op_rmsprop_update_to(ns_backend *be, double *res, const double *gate, fl
                              float *v, float *buf, const float *g, size_t n, float lr,
                              double alpha, float eps, float wd, float mu);
 
+/* ---- one update for many members (trials trained together) ------------------------- */
+/* Member k's update: what ns_op_sgd_update_to, ns_op_adam_update_to or
+ * ns_op_rmsprop_update_to (by kind) make of its fields, with its own hyperparameters,
+ * gate and result. */
+typedef enum ns_update_kind { NS_UPD_SGD = 0, NS_UPD_ADAM, NS_UPD_RMSPROP } ns_update_kind;
+typedef struct ns_member_update {
+    ns_update_kind kind;
+    float *p, *m, *v;          /* parameters and state (sgd: m = buf; rmsprop: v, m = buf) */
+    const float *g;
+    size_t n;
+    float lr, eps, wd, mu;     /* mu: momentum (sgd, rmsprop) */
+    double b1, b2, bc1, bc2;   /* adam */
+    double alpha;              /* rmsprop */
+    int nesterov, decoupled;
+    const double *gate;        /* device, may be NULL (as the single ops) */
+    double *res;               /* device, may be NULL: the gradient's sum of squares */
+} ns_member_update;
+/* The K updates u[0..K) (K >= 0): the same bits as K calls of the single ops, on a GPU in a
+ * few launches for all of them instead of two each. */
+void ns_op_update_members(ns_backend *be, const ns_member_update *u, int K);
+
+/* The bias-activation passes of many members (trials trained together, each with its own
+ * activation, dropout and mask seed), all of B rows and OC columns: member k's is
+ * ns_op_bias_act_forward(out, pre, b, act, p, seed, B, OC), or ns_op_bias_act_backward(dpre,
+ * db, dout, pre, act, p, seed, B, OC), of its fields; the same bits as K such calls, on a
+ * GPU one launch or two for all of them. */
+typedef struct ns_member_act {
+    float *out;         /* forward: the activations; backward: dpre (may alias dout) */
+    float *pre;         /* pre-activations: forward adds the bias to them */
+    const float *b;     /* forward: the bias */
+    float *db;          /* backward: the bias gradient, added to */
+    const float *dout;  /* backward: the activations' gradient */
+    ns_act act;
+    float p;
+    uint64_t seed;
+} ns_member_act;
+void ns_op_bias_act_forward_members(ns_backend *be, const ns_member_act *m, int K, int B, int OC);
+void ns_op_bias_act_backward_members(ns_backend *be, const ns_member_act *m, int K, int B, int OC);
+
+/* Many members' softmax cross-entropies, all of B rows and C classes, each left on the
+ * device: member k's is ns_op_softmax_xent_to(res, dlogits, logits, labels, class_w, eps,
+ * B, C) of its fields (res must not be NULL); the same bits as K such calls, on a GPU five
+ * launches for all of them. */
+typedef struct ns_member_xent {
+    double *res;
+    float *dlogits;             /* may be NULL */
+    const float *logits;
+    const int32_t *labels;
+    const float *class_w;       /* may be NULL */
+    float eps;
+} ns_member_xent;
+void ns_op_softmax_xent_members(ns_backend *be, const ns_member_xent *m, int K, int B, int C);
+
 /* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */
 void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC);
 void ns_ref_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,

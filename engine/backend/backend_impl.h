@@ -56,6 +56,13 @@ typedef struct ns_backend_ops {
     void (*rmsprop_update)(ns_backend *be, double *res, const double *gate, float *p, float *v,
                            float *buf, const float *g, size_t n, float lr, double alpha,
                            float eps, float wd, float mu);
+    /* Optional (NULL: the members one by one through the single ops above). */
+    void (*update_members)(ns_backend *be, const ns_member_update *u, int K);
+    void (*bias_act_forward_members)(ns_backend *be, const ns_member_act *m, int K, int B,
+                                     int OC);
+    void (*bias_act_backward_members)(ns_backend *be, const ns_member_act *m, int K, int B,
+                                      int OC);
+    void (*softmax_xent_members)(ns_backend *be, const ns_member_xent *m, int K, int B, int C);
 } ns_backend_ops;
 
 struct ns_backend {

@@ -93,6 +93,7 @@ static void blas_load(void)
 
 #define THREADS 256
 #define MAX_BLOCKS 1024 /* partial sums per reduction: the second pass is one block */
+#define PART_MEMBERS 16 /* members whose partial sums one launch keeps (mpart) */
 
 typedef struct cuda_backend {
     ns_backend base;       /* first: the op table sees an ns_backend */
@@ -103,6 +104,7 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     cublasHandle_t blas;
     double *part;          /* (MAX_BLOCKS) device: the first pass's partial sums */
+    double *mpart;         /* (PART_MEMBERS, MAX_BLOCKS) device: member ops' partial sums */
     double *res;           /* (4) device: reduction results */
     double *host;          /* (4) pinned: results read back */
 } cuda_backend;
@@ -180,6 +182,7 @@ static void cu_destroy(ns_backend *be)
     if (c->blas)
         blas.destroy(c->blas);
     cudaFree(c->part);
+    cudaFree(c->mpart);
     cudaFree(c->res);
     cudaFree(c->half);
     cudaFreeHost(c->host);
@@ -498,18 +501,36 @@ static void cu_matmul_backward_batched(ns_backend *be, int K, float *dinp, size_
                    "batched matmul backward (inputs)");
 }
 
+/* One element of the forward pass (pre += b; out = act(pre), dropped) and of the backward
+ * one (dpre = dout kept / keep x act'(pre)): the single and the member kernels share them */
+__device__ static void bias_act_fwd_at(size_t i, float *out, float *pre, const float *b,
+                                       ns_act act, float p, float inv_keep, uint64_t seed, int OC)
+{
+    float z = pre[i] + b[i % OC];
+    pre[i] = z;
+    float a = ns_act_value(act, z);
+    if (p > 0.0f)
+        a = ns_dropout_draw(seed, i) >= p ? a * inv_keep : 0.0f;
+    out[i] = a;
+}
+
+__device__ static void bias_act_bwd_at(size_t i, float *dpre, const float *dout, const float *pre,
+                                       ns_act act, float p, float inv_keep, uint64_t seed)
+{
+    float g = dout[i];
+    if (p > 0.0f)
+        g = ns_dropout_draw(seed, i) >= p ? g * inv_keep : 0.0f;
+    dpre[i] = g * ns_act_slope(act, pre[i]);
+}
+
+static float inv_keep_of(float p) { return p > 0.0f ? 1.0f / (1.0f - p) : 1.0f; }
+
 __global__ static void k_bias_act_fwd(float *out, float *pre, const float *b, ns_act act, float p,
                                       float inv_keep, uint64_t seed, int B, int OC)
 {
     size_t n = (size_t)B * OC;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float z = pre[i] + b[i % OC];
-        pre[i] = z;
-        float a = ns_act_value(act, z);
-        if (p > 0.0f)
-            a = ns_dropout_draw(seed, i) >= p ? a * inv_keep : 0.0f;
-        out[i] = a;
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        bias_act_fwd_at(i, out, pre, b, act, p, inv_keep, seed, OC);
 }
 
 static void cu_bias_act_forward(ns_backend *be, float *out, float *pre, const float *b, ns_act act,
@@ -518,25 +539,21 @@ static void cu_bias_act_forward(ns_backend *be, float *out, float *pre, const fl
     size_t n = (size_t)B * OC;
     if (n)
         k_bias_act_fwd<<<blocks_for(n), THREADS, 0, cb(be)->stream>>>(
-            out, pre, b, act, p, p > 0.0f ? 1.0f / (1.0f - p) : 1.0f, seed, B, OC);
+            out, pre, b, act, p, inv_keep_of(p), seed, B, OC);
 }
 
 __global__ static void k_bias_act_bwd(float *dpre, const float *dout, const float *pre, ns_act act,
                                       float p, float inv_keep, uint64_t seed, int B, int OC)
 {
     size_t n = (size_t)B * OC;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float g = dout[i];
-        if (p > 0.0f)
-            g = ns_dropout_draw(seed, i) >= p ? g * inv_keep : 0.0f;
-        dpre[i] = g * ns_act_slope(act, pre[i]);
-    }
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        bias_act_bwd_at(i, dpre, dout, pre, act, p, inv_keep, seed);
 }
 
-/* db[j] += the column sum of dpre: one block a column, rows in a fixed order */
-__global__ static void k_colsum(float *db, const float *d, int B, int OC)
+/* db[j] += the sum of column j of d (B rows of OC): one block a column, rows in a fixed
+ * order */
+__device__ static void colsum_at(int j, float *db, const float *d, int B, int OC)
 {
-    int j = blockIdx.x;
     double v = 0;
     for (int i = threadIdx.x; i < B; i += THREADS)
         v += d[(size_t)i * OC + j];
@@ -544,6 +561,11 @@ __global__ static void k_colsum(float *db, const float *d, int B, int OC)
     block_sum(v, &total);
     if (threadIdx.x == 0)
         db[j] += (float)total;
+}
+
+__global__ static void k_colsum(float *db, const float *d, int B, int OC)
+{
+    colsum_at(blockIdx.x, db, d, B, OC);
 }
 
 static void cu_bias_act_backward(ns_backend *be, float *dpre, float *db, const float *dout,
@@ -555,8 +577,81 @@ static void cu_bias_act_backward(ns_backend *be, float *dpre, float *db, const f
     if (!n)
         return;
     k_bias_act_bwd<<<blocks_for(n), THREADS, 0, c->stream>>>(
-        dpre, dout, pre, act, p, p > 0.0f ? 1.0f / (1.0f - p) : 1.0f, seed, B, OC);
+        dpre, dout, pre, act, p, inv_keep_of(p), seed, B, OC);
     k_colsum<<<OC, THREADS, 0, c->stream>>>(db, dpre, B, OC);
+}
+
+/* Members' passes per launch: their arguments travel as one kernel parameter (4 KB at
+ * most); blockIdx.y is the member */
+#define ACT_MEMBERS 32
+typedef struct act_arg {
+    float *out, *pre;
+    const float *b;
+    float *db;
+    const float *dout;
+    ns_act act;
+    float p, inv_keep;
+    uint64_t seed;
+} act_arg;
+typedef struct act_members {
+    act_arg m[ACT_MEMBERS];
+} act_members;
+
+__global__ static void k_bias_act_fwd_members(act_members a, int B, int OC)
+{
+    const act_arg &m = a.m[blockIdx.y];
+    size_t n = (size_t)B * OC;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        bias_act_fwd_at(i, m.out, m.pre, m.b, m.act, m.p, m.inv_keep, m.seed, OC);
+}
+
+__global__ static void k_bias_act_bwd_members(act_members a, int B, int OC)
+{
+    const act_arg &m = a.m[blockIdx.y];
+    size_t n = (size_t)B * OC;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x)
+        bias_act_bwd_at(i, m.out, m.dout, m.pre, m.act, m.p, m.inv_keep, m.seed);
+}
+
+__global__ static void k_colsum_members(act_members a, int B, int OC)
+{
+    const act_arg &m = a.m[blockIdx.y];
+    colsum_at(blockIdx.x, m.db, m.out, B, OC);
+}
+
+/* The members' arguments from ns_member_act's, kn of them from in */
+static act_members act_args(const ns_member_act *in, int kn)
+{
+    act_members a = {};
+    for (int j = 0; j < kn; j++) {
+        act_arg x = {in[j].out, in[j].pre, in[j].b, in[j].db, in[j].dout, in[j].act,
+                     in[j].p, inv_keep_of(in[j].p), in[j].seed};
+        a.m[j] = x;
+    }
+    return a;
+}
+
+static void cu_bias_act_forward_members(ns_backend *be, const ns_member_act *m, int K, int B,
+                                        int OC)
+{
+    size_t n = (size_t)B * OC;
+    for (int k0 = 0; k0 < K && n; k0 += ACT_MEMBERS) {
+        int kn = K - k0 < ACT_MEMBERS ? K - k0 : ACT_MEMBERS;
+        k_bias_act_fwd_members<<<dim3(blocks_for(n), kn), THREADS, 0, cb(be)->stream>>>(
+            act_args(m + k0, kn), B, OC);
+    }
+}
+
+static void cu_bias_act_backward_members(ns_backend *be, const ns_member_act *m, int K, int B,
+                                         int OC)
+{
+    size_t n = (size_t)B * OC;
+    for (int k0 = 0; k0 < K && n; k0 += ACT_MEMBERS) {
+        int kn = K - k0 < ACT_MEMBERS ? K - k0 : ACT_MEMBERS;
+        act_members a = act_args(m + k0, kn);
+        k_bias_act_bwd_members<<<dim3(blocks_for(n), kn), THREADS, 0, cb(be)->stream>>>(a, B, OC);
+        k_colsum_members<<<dim3(OC, kn), THREADS, 0, cb(be)->stream>>>(a, B, OC);
+    }
 }
 
 /* ---- losses ------------------------------------------------------------------------------- */
@@ -613,6 +708,92 @@ static void cu_softmax_xent(ns_backend *be, double *res, float *dlogits, const f
     k_finish<<<1, THREADS, 0, c->stream>>>(c->part + MAX_BLOCKS / 2, nb, res, NS_RES_EXTRA);
 }
 
+/* Members' cross-entropies per launch (their arguments one kernel parameter); member j's
+ * partial sums at mpart + j * MAX_BLOCKS as a single loss's at part: row weights, then the
+ * loss from the start and the hits from the middle. Each kernel runs member blockIdx.y's
+ * blocks (blockIdx.x for the finishing ones) as the single loss's kernels run them. */
+#define XENT_MEMBERS PART_MEMBERS
+typedef struct xent_arg {
+    double *res;
+    float *dlogits;
+    const float *logits;
+    const int32_t *labels;
+    const float *class_w;
+    double hard, soft;
+} xent_arg;
+typedef struct xent_members {
+    xent_arg m[XENT_MEMBERS];
+} xent_members;
+
+__global__ static void k_row_weights_members(xent_members a, int B, double *mpart)
+{
+    const xent_arg &m = a.m[blockIdx.y];
+    double v = 0;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x)
+        v += m.class_w ? (double)m.class_w[m.labels[i]] : 1.0;
+    block_sum(v, mpart + (size_t)blockIdx.y * MAX_BLOCKS + blockIdx.x);
+}
+
+/* res[slot] of member blockIdx.x = the sum of its n partials from offset at */
+__global__ static void k_finish_xent_members(xent_members a, const double *mpart, int at, int n,
+                                             int slot)
+{
+    const double *part = mpart + (size_t)blockIdx.x * MAX_BLOCKS + at;
+    double v = 0;
+    for (int i = threadIdx.x; i < n; i += THREADS)
+        v += part[i];
+    block_sum(v, a.m[blockIdx.x].res + slot);
+}
+
+__global__ static void k_xent_members(xent_members a, int B, int C, double *mpart)
+{
+    const xent_arg &m = a.m[blockIdx.y];
+    double *part = mpart + (size_t)blockIdx.y * MAX_BLOCKS;
+    double W = m.res[NS_RES_WEIGHT], inv_W = W > 0.0 ? 1.0 / W : 0.0, Wc = 0;
+    if (m.soft > 0)
+        for (int c = 0; c < C; c++)
+            Wc += m.class_w ? (double)m.class_w[c] : 1.0;
+    double loss = 0, hits = 0;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x) {
+        int hit;
+        loss += ns_xent_row(m.logits + (size_t)i * C, m.labels[i], C, m.class_w, m.hard, m.soft,
+                            Wc, inv_W, m.dlogits ? m.dlogits + (size_t)i * C : NULL, &hit);
+        hits += hit;
+    }
+    block_sum(loss, part + blockIdx.x);
+    block_sum(hits, part + MAX_BLOCKS / 2 + blockIdx.x);
+}
+
+static void cu_softmax_xent_members(ns_backend *be, const ns_member_xent *in, int K, int B, int C)
+{
+    cuda_backend *c = cb(be);
+    int nb = blocks_for((size_t)(B > 0 ? B : 1));
+    if (nb > MAX_BLOCKS / 2)
+        nb = MAX_BLOCKS / 2;
+    for (int k0 = 0; k0 < K; k0 += XENT_MEMBERS) {
+        int kn = K - k0 < XENT_MEMBERS ? K - k0 : XENT_MEMBERS;
+        if (B < 1) {
+            for (int j = 0; j < kn; j++)
+                check(cudaMemsetAsync(in[k0 + j].res, 0, NS_RES_LOSS_N * sizeof(double),
+                                      c->stream), "a loss");
+            continue;
+        }
+        xent_members a = {};
+        for (int j = 0; j < kn; j++) {
+            const ns_member_xent *x = &in[k0 + j];
+            xent_arg y = {x->res, x->dlogits, x->logits, x->labels, x->class_w,
+                          1.0 - (double)x->eps, (double)x->eps / C};
+            a.m[j] = y;
+        }
+        k_row_weights_members<<<dim3(nb, kn), THREADS, 0, c->stream>>>(a, B, c->mpart);
+        k_finish_xent_members<<<kn, THREADS, 0, c->stream>>>(a, c->mpart, 0, nb, NS_RES_WEIGHT);
+        k_xent_members<<<dim3(nb, kn), THREADS, 0, c->stream>>>(a, B, C, c->mpart);
+        k_finish_xent_members<<<kn, THREADS, 0, c->stream>>>(a, c->mpart, 0, nb, NS_RES_LOSS);
+        k_finish_xent_members<<<kn, THREADS, 0, c->stream>>>(a, c->mpart, MAX_BLOCKS / 2, nb,
+                                                              NS_RES_EXTRA);
+    }
+}
+
 __global__ static void k_softmax(float *probs, const float *logits, int B, int C)
 {
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < B; i += gridDim.x * blockDim.x)
@@ -664,142 +845,216 @@ static void cu_mse(ns_backend *be, double *res, float *dpred, const float *pred,
 
 /* ---- optimizer updates: cpu_optim.c's loops, one thread an element ------------------------ */
 /* Each writes its gradient's sum of squares to res[0] (the backend's own slot when res is
- * NULL); a gated update (its step's loss not finite, backend.h) touches nothing and sums 0. */
+ * NULL); a gated update (its step's loss not finite, backend.h) touches nothing and sums 0.
+ * A member update (ns_op_update_members) runs the same per-element code over the same
+ * element-to-thread assignment, so its bits are a single update's. */
 
 __device__ static bool gated(const double *gate) { return gate && !isfinite(*gate); }
 
-/* The result of an update over no parameters */
-static void zero_res(cuda_backend *c, double *res)
+/* One update's arguments as the kernels take them, formed on the host as the single ops
+ * form them (the float constants from the doubles, in double). */
+typedef struct upd_args {
+    int kind;                   /* ns_update_kind */
+    float *p, *m, *v;
+    const float *g;
+    size_t n;
+    int nb;                     /* blocks: blocks_for(n) */
+    float lr, mu, wd, eps;
+    float b1, c1, b2, c2, decay, step, inv_bc2s; /* adam */
+    float alpha, cc;            /* rmsprop */
+    int has_wd, has_mu, nesterov;
+    const double *gate;
+    double *res;
+} upd_args;
+
+static upd_args upd_sgd(float *p, float *buf, const float *g, size_t n, float lr, float mu,
+                        float wd, int nesterov)
 {
-    check(cudaMemsetAsync(res, 0, sizeof(double), c->stream), "an update");
+    upd_args a = {};
+    a.kind = NS_UPD_SGD, a.p = p, a.m = buf, a.g = g, a.n = n, a.lr = lr, a.mu = mu, a.wd = wd;
+    a.has_wd = wd != 0.0f, a.has_mu = mu != 0.0f, a.nesterov = nesterov;
+    return a;
 }
 
-__global__ static void k_sgd(float *p, float *buf, const float *g, size_t n, float lr, float mu,
-                             float wd, int has_wd, int has_mu, int nesterov, const double *gate,
-                             double *part)
+static upd_args upd_adam(float *p, float *m, float *v, const float *g, size_t n, float lr,
+                         double b1, double b2, float eps, float wd, double bc1, double bc2,
+                         int decoupled)
+{
+    upd_args a = {};
+    a.kind = NS_UPD_ADAM, a.p = p, a.m = m, a.v = v, a.g = g, a.n = n, a.eps = eps, a.wd = wd;
+    a.b1 = (float)b1, a.c1 = (float)(1.0 - b1), a.b2 = (float)b2, a.c2 = (float)(1.0 - b2);
+    a.step = (float)((double)lr / bc1);
+    a.inv_bc2s = (float)(1.0 / sqrt(bc2));
+    a.has_wd = !decoupled && wd != 0.0f;
+    a.decay = a.has_wd ? 1.0f : decoupled ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
+    return a;
+}
+
+static upd_args upd_rmsprop(float *p, float *v, float *buf, const float *g, size_t n, float lr,
+                            double alpha, float eps, float wd, float mu)
+{
+    upd_args a = {};
+    a.kind = NS_UPD_RMSPROP, a.p = p, a.v = v, a.m = buf, a.g = g, a.n = n, a.lr = lr;
+    a.alpha = (float)alpha, a.cc = (float)(1.0 - alpha), a.eps = eps, a.wd = wd, a.mu = mu;
+    a.has_wd = wd != 0.0f, a.has_mu = mu > 0.0f;
+    return a;
+}
+
+/* The update of elements first, first + stride, ... of a; returns their gradients' sum of
+ * squares. The intrinsics (_rn: round to nearest, no contraction into FMA) keep each
+ * operation rounded as the CPU's, which compiles without FMA contraction. */
+__device__ static double upd_range(const upd_args &a, size_t first, size_t stride)
 {
     double gsq = 0;
-    if (gated(gate))
-        n = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
+    if (gated(a.gate))
+        return 0;
+    for (size_t i = first; i < a.n; i += stride) {
+        float gi = a.g[i];
         gsq += (double)gi * gi;
-        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, p[i])) : gi;
-        if (has_mu) {
-            float b = __fadd_rn(__fmul_rn(mu, buf[i]), d);
-            buf[i] = b;
-            d = nesterov ? __fadd_rn(d, __fmul_rn(mu, b)) : b;
+        if (a.kind == NS_UPD_SGD) {
+            float d = a.has_wd ? __fadd_rn(gi, __fmul_rn(a.wd, a.p[i])) : gi;
+            if (a.has_mu) {
+                float b = __fadd_rn(__fmul_rn(a.mu, a.m[i]), d);
+                a.m[i] = b;
+                d = a.nesterov ? __fadd_rn(d, __fmul_rn(a.mu, b)) : b;
+            }
+            a.p[i] = __fsub_rn(a.p[i], __fmul_rn(a.lr, d));
+        } else if (a.kind == NS_UPD_ADAM) {
+            float x = __fmul_rn(a.p[i], a.decay);
+            float d = a.has_wd ? __fadd_rn(gi, __fmul_rn(a.wd, x)) : gi;
+            float mi = __fadd_rn(__fmul_rn(a.m[i], a.b1), __fmul_rn(a.c1, d));
+            float vi = __fadd_rn(__fmul_rn(a.v[i], a.b2), __fmul_rn(__fmul_rn(a.c2, d), d));
+            a.m[i] = mi;
+            a.v[i] = vi;
+            float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), a.inv_bc2s), a.eps);
+            a.p[i] = __fsub_rn(x, __fdiv_rn(__fmul_rn(a.step, mi), denom));
+        } else {
+            float d = a.has_wd ? __fadd_rn(gi, __fmul_rn(a.wd, a.p[i])) : gi;
+            float vi = __fadd_rn(__fmul_rn(a.v[i], a.alpha), __fmul_rn(__fmul_rn(a.cc, d), d));
+            a.v[i] = vi;
+            float avg = __fadd_rn(__fsqrt_rn(vi), a.eps);
+            if (a.has_mu) {
+                float b = __fadd_rn(__fmul_rn(a.m[i], a.mu), __fdiv_rn(d, avg));
+                a.m[i] = b;
+                a.p[i] = __fsub_rn(a.p[i], __fmul_rn(a.lr, b));
+            } else {
+                a.p[i] = __fsub_rn(a.p[i], __fdiv_rn(__fmul_rn(a.lr, d), avg));
+            }
         }
-        p[i] = __fsub_rn(p[i], __fmul_rn(lr, d));
     }
+    return gsq;
+}
+
+__global__ static void k_update(upd_args a, double *part)
+{
+    double gsq = upd_range(a, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
+                           (size_t)gridDim.x * blockDim.x);
     block_sum(gsq, part + blockIdx.x);
+}
+
+/* One update through k_update and k_finish; its sum of squares to res, or the backend's
+ * own slot */
+static void update(cuda_backend *c, upd_args a, double *res)
+{
+    if (!res)
+        res = c->res;
+    if (!a.n) {
+        check(cudaMemsetAsync(res, 0, sizeof(double), c->stream), "an update");
+        return;
+    }
+    int nb = blocks_for(a.n);
+    k_update<<<nb, THREADS, 0, c->stream>>>(a, c->part);
+    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
 }
 
 static void cu_sgd(ns_backend *be, double *res, const double *gate, float *p, float *buf,
                    const float *g, size_t n, float lr, float mu, float wd, int nesterov)
 {
-    cuda_backend *c = cb(be);
-    if (!res)
-        res = c->res;
-    if (!n) {
-        zero_res(c, res);
-        return;
-    }
-    int nb = blocks_for(n);
-    k_sgd<<<nb, THREADS, 0, c->stream>>>(p, buf, g, n, lr, mu, wd, wd != 0.0f, mu != 0.0f,
-                                         nesterov, gate, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
-}
-
-/* The intrinsics (_rn: round to nearest, no contraction into FMA) keep each operation
- * rounded as the CPU's, which compiles without FMA contraction. */
-__global__ static void k_adam(float *p, float *m, float *v, const float *g, size_t n, float b1,
-                              float c1, float b2, float c2, float eps, float wd, float decay,
-                              float step, float inv_bc2s, int has_wd, const double *gate,
-                              double *part)
-{
-    double gsq = 0;
-    if (gated(gate))
-        n = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
-        gsq += (double)gi * gi;
-        float x = __fmul_rn(p[i], decay);
-        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, x)) : gi;
-        float mi = __fadd_rn(__fmul_rn(m[i], b1), __fmul_rn(c1, d));
-        float vi = __fadd_rn(__fmul_rn(v[i], b2), __fmul_rn(__fmul_rn(c2, d), d));
-        m[i] = mi;
-        v[i] = vi;
-        float denom = __fadd_rn(__fmul_rn(__fsqrt_rn(vi), inv_bc2s), eps);
-        p[i] = __fsub_rn(x, __fdiv_rn(__fmul_rn(step, mi), denom));
-    }
-    block_sum(gsq, part + blockIdx.x);
+    upd_args a = upd_sgd(p, buf, g, n, lr, mu, wd, nesterov);
+    a.gate = gate;
+    update(cb(be), a, res);
 }
 
 static void cu_adam(ns_backend *be, double *res, const double *gate, float *p, float *m,
                     float *v, const float *g, size_t n, float lr, double b1, double b2, float eps,
                     float wd, double bc1, double bc2, int decoupled)
 {
-    cuda_backend *c = cb(be);
-    if (!res)
-        res = c->res;
-    if (!n) {
-        zero_res(c, res);
-        return;
-    }
-    const float c1 = (float)(1.0 - b1), c2 = (float)(1.0 - b2);
-    const float step = (float)((double)lr / bc1);
-    const float inv_bc2s = (float)(1.0 / sqrt(bc2));
-    const float decay = decoupled ? (float)(1.0 - (double)lr * (double)wd) : 1.0f;
-    int has_wd = !decoupled && wd != 0.0f;
-    int nb = blocks_for(n);
-    k_adam<<<nb, THREADS, 0, c->stream>>>(p, m, v, g, n, (float)b1, c1, (float)b2, c2, eps, wd,
-                                          has_wd ? 1.0f : decay, step, inv_bc2s, has_wd, gate,
-                                          c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
-}
-
-__global__ static void k_rmsprop(float *p, float *v, float *buf, const float *g, size_t n, float lr,
-                                 float alpha, float cc, float eps, float wd, float mu, int has_wd,
-                                 int has_mu, const double *gate, double *part)
-{
-    double gsq = 0;
-    if (gated(gate))
-        n = 0;
-    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n; i += (size_t)gridDim.x * blockDim.x) {
-        float gi = g[i];
-        gsq += (double)gi * gi;
-        float d = has_wd ? __fadd_rn(gi, __fmul_rn(wd, p[i])) : gi;
-        float vi = __fadd_rn(__fmul_rn(v[i], alpha), __fmul_rn(__fmul_rn(cc, d), d));
-        v[i] = vi;
-        float avg = __fadd_rn(__fsqrt_rn(vi), eps);
-        if (has_mu) {
-            float b = __fadd_rn(__fmul_rn(buf[i], mu), __fdiv_rn(d, avg));
-            buf[i] = b;
-            p[i] = __fsub_rn(p[i], __fmul_rn(lr, b));
-        } else {
-            p[i] = __fsub_rn(p[i], __fdiv_rn(__fmul_rn(lr, d), avg));
-        }
-    }
-    block_sum(gsq, part + blockIdx.x);
+    upd_args a = upd_adam(p, m, v, g, n, lr, b1, b2, eps, wd, bc1, bc2, decoupled);
+    a.gate = gate;
+    update(cb(be), a, res);
 }
 
 static void cu_rmsprop(ns_backend *be, double *res, const double *gate, float *p, float *v,
                        float *buf, const float *g, size_t n, float lr, double alpha, float eps,
                        float wd, float mu)
 {
+    upd_args a = upd_rmsprop(p, v, buf, g, n, lr, alpha, eps, wd, mu);
+    a.gate = gate;
+    update(cb(be), a, res);
+}
+
+/* Members' updates per launch: their arguments travel as one kernel parameter, which may
+ * not pass 4 KB */
+#define LAUNCH_MEMBERS PART_MEMBERS
+typedef struct upd_members {
+    upd_args u[LAUNCH_MEMBERS];
+} upd_members;
+
+/* Member blockIdx.y's blocks as k_update would run them (blocks beyond its own count have
+ * nothing to do); partial sums at mpart + member * MAX_BLOCKS */
+__global__ static void k_update_members(upd_members a, double *mpart)
+{
+    const upd_args &u = a.u[blockIdx.y];
+    if (blockIdx.x >= (unsigned)u.nb)
+        return; /* the whole block: block_sum is not reached by half of it */
+    double gsq = upd_range(u, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
+                           (size_t)u.nb * blockDim.x);
+    block_sum(gsq, mpart + (size_t)blockIdx.y * MAX_BLOCKS + blockIdx.x);
+}
+
+/* k_finish for member blockIdx.x: the same sum in the same order; where its res is NULL,
+ * into mpart's spare last slot */
+__global__ static void k_finish_members(upd_members a, double *mpart)
+{
+    const upd_args &u = a.u[blockIdx.x];
+    const double *part = mpart + (size_t)blockIdx.x * MAX_BLOCKS;
+    double v = 0;
+    for (int i = threadIdx.x; i < u.nb; i += THREADS)
+        v += part[i];
+    block_sum(v, u.res ? u.res : mpart + (size_t)blockIdx.x * MAX_BLOCKS + MAX_BLOCKS - 1);
+}
+
+static void cu_update_members(ns_backend *be, const ns_member_update *in, int K)
+{
     cuda_backend *c = cb(be);
-    if (!res)
-        res = c->res;
-    if (!n) {
-        zero_res(c, res);
-        return;
+    for (int k0 = 0; k0 < K; k0 += LAUNCH_MEMBERS) {
+        int kn = K - k0 < LAUNCH_MEMBERS ? K - k0 : LAUNCH_MEMBERS, nb_max = 1;
+        upd_members a = {};
+        for (int j = 0; j < kn; j++) {
+            const ns_member_update *u = &in[k0 + j];
+            upd_args *x = &a.u[j];
+            switch (u->kind) {
+            case NS_UPD_SGD:
+                *x = upd_sgd(u->p, u->m, u->g, u->n, u->lr, u->mu, u->wd, u->nesterov);
+                break;
+            case NS_UPD_ADAM:
+                *x = upd_adam(u->p, u->m, u->v, u->g, u->n, u->lr, u->b1, u->b2, u->eps, u->wd,
+                              u->bc1, u->bc2, u->decoupled);
+                break;
+            case NS_UPD_RMSPROP:
+                *x = upd_rmsprop(u->p, u->v, u->m, u->g, u->n, u->lr, u->alpha, u->eps, u->wd,
+                                 u->mu);
+                break;
+            }
+            x->gate = u->gate;
+            x->res = u->res;
+            x->nb = u->n ? blocks_for(u->n) : 0; /* no blocks: k_finish_members sums nothing */
+            if (x->nb > nb_max)
+                nb_max = x->nb;
+        }
+        k_update_members<<<dim3(nb_max, kn), THREADS, 0, c->stream>>>(a, c->mpart);
+        k_finish_members<<<kn, THREADS, 0, c->stream>>>(a, c->mpart);
     }
-    int nb = blocks_for(n);
-    k_rmsprop<<<nb, THREADS, 0, c->stream>>>(p, v, buf, g, n, lr, (float)alpha,
-                                             (float)(1.0 - alpha), eps, wd, mu, wd != 0.0f,
-                                             mu > 0.0f, gate, c->part);
-    k_finish<<<1, THREADS, 0, c->stream>>>(c->part, nb, res, 0);
 }
 
 static const ns_backend_ops cuda_ops = {
@@ -829,6 +1084,10 @@ static const ns_backend_ops cuda_ops = {
     cu_sgd,
     cu_adam,
     cu_rmsprop,
+    cu_update_members,
+    cu_bias_act_forward_members,
+    cu_bias_act_backward_members,
+    cu_softmax_xent_members,
 };
 
 /* ---- the public part (cuda.h) -------------------------------------------------------------- */
@@ -884,6 +1143,8 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_e
         e = cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking);
     if (e == cudaSuccess)
         e = cudaMalloc((void **)&c->part, MAX_BLOCKS * sizeof(double));
+    if (e == cudaSuccess)
+        e = cudaMalloc((void **)&c->mpart, PART_MEMBERS * MAX_BLOCKS * sizeof(double));
     if (e == cudaSuccess)
         e = cudaMalloc((void **)&c->res, 4 * sizeof(double));
     if (e == cudaSuccess)

@@ -36,6 +36,7 @@ void ns_trainer_array_free(ns_trainer_array *a)
     free(a->noise_seed);
     free(a->t_epoch);
     free(a->out);
+    free(a->step_tr);
     memset(a, 0, sizeof *a);
 }
 
@@ -70,7 +71,9 @@ int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K
     a->noise_seed = calloc((size_t)K, sizeof *a->noise_seed);
     a->t_epoch = calloc((size_t)K, sizeof *a->t_epoch);
     a->out = calloc((size_t)K, sizeof *a->out);
-    if (!a->tr || !a->active || !a->rows || !a->noise_seed || !a->t_epoch || !a->out)
+    a->step_tr = calloc((size_t)K, sizeof *a->step_tr);
+    if (!a->tr || !a->active || !a->rows || !a->noise_seed || !a->t_epoch || !a->out ||
+        !a->step_tr)
         goto oom;
     a->stepping = a->active + K;
     a->ending = a->active + 2 * K;
@@ -194,9 +197,11 @@ int ns_trainer_array_run(ns_trainer_array *a, int max_epochs_now, ns_member_epoc
                 a->tr[k].net->res = NULL;
             if (rc)
                 return rc;
+            int n = 0;
             for (int k = 0; k < K; k++)
                 if (a->stepping[k])
-                    ns_trainer_step_update(&a->tr[k]);
+                    a->step_tr[n++] = &a->tr[k];
+            ns_trainer_step_update_members(a->step_tr, n);
             /* the step's one wait: every member's loss and norms together */
             ns_buf_download(a->be, a->res_host, a->res, a->res_stride * K * sizeof(double));
             for (int k = 0; k < K; k++) {

@@ -109,41 +109,63 @@ fail:
                       ns_opt_kind_name(spec->kind), n);
 }
 
-/* One update of the range [a, a + n) of the buffers; the gradient's sum of squares to res
- * (device, may be NULL), gated as backend.h says. */
-static void update_range(ns_optim *o, float *params, const float *grads, size_t a, size_t n,
-                         double lr, double bc1, double bc2, const double *gate, double *res)
+/* The backend's update of the range [a, a + n) of o's buffers with the step's LR and bias
+ * corrections; the gradient's sum of squares to res (device, may be NULL), gated as
+ * backend.h says. */
+static ns_member_update range_update(ns_optim *o, float *params, const float *grads, size_t a,
+                                     size_t n, double lr, double bc1, double bc2,
+                                     const double *gate, double *res)
 {
     const ns_optim_spec *s = &o->spec;
-    float *m = o->m ? o->m + a : NULL, *v = o->v ? o->v + a : NULL;
+    ns_member_update u = {.p = params + a, .m = o->m ? o->m + a : NULL,
+                          .v = o->v ? o->v + a : NULL, .g = grads + a, .n = n,
+                          .lr = (float)lr, .eps = (float)s->eps, .wd = (float)s->weight_decay,
+                          .mu = o->m ? (float)s->momentum : 0.0f, .b1 = s->beta1,
+                          .b2 = s->beta2, .bc1 = bc1, .bc2 = bc2, .alpha = s->alpha,
+                          .nesterov = s->nesterov, .decoupled = s->kind == NS_OPT_ADAMW,
+                          .gate = gate, .res = res};
     switch (s->kind) {
-    case NS_OPT_SGD:
-        ns_op_sgd_update_to(o->be, res, gate, params + a, m, grads + a, n, (float)lr,
-                            m ? (float)s->momentum : 0.0f, (float)s->weight_decay, s->nesterov);
-        return;
+    case NS_OPT_SGD: u.kind = NS_UPD_SGD; break;
     case NS_OPT_ADAM:
-    case NS_OPT_ADAMW:
-        ns_op_adam_update_to(o->be, res, gate, params + a, m, v, grads + a, n, (float)lr,
-                             s->beta1, s->beta2, (float)s->eps, (float)s->weight_decay, bc1, bc2,
-                             s->kind == NS_OPT_ADAMW);
-        return;
-    case NS_OPT_RMSPROP:
-        ns_op_rmsprop_update_to(o->be, res, gate, params + a, v, m, grads + a, n, (float)lr,
-                                s->alpha, (float)s->eps, (float)s->weight_decay,
-                                m ? (float)s->momentum : 0.0f);
-        return;
+    case NS_OPT_ADAMW: u.kind = NS_UPD_ADAM; break;
+    case NS_OPT_RMSPROP: u.kind = NS_UPD_RMSPROP; break;
+    }
+    return u;
+}
+
+/* Members per call of the backend's update (the rest in further calls) */
+#define MEMBERS_AT_ONCE 32
+
+void ns_optim_step_members(ns_optim *const *o, float *const *params, const float *const *grads,
+                           const double *lr, int K, int n_groups, const size_t *off,
+                           const double *const *gate, double *const *res)
+{
+    ns_member_update u[MEMBERS_AT_ONCE];
+    double bc1[MEMBERS_AT_ONCE], bc2[MEMBERS_AT_ONCE];
+    for (int k0 = 0; k0 < K; k0 += MEMBERS_AT_ONCE) {
+        int kn = K - k0 < MEMBERS_AT_ONCE ? K - k0 : MEMBERS_AT_ONCE;
+        for (int j = 0; j < kn; j++) {
+            ns_optim *ok = o[k0 + j];
+            ok->t++;
+            bc1[j] = 1.0 - pow(ok->spec.beta1, (double)ok->t);
+            bc2[j] = 1.0 - pow(ok->spec.beta2, (double)ok->t);
+        }
+        for (int g = 0; g < n_groups; g++) {
+            for (int j = 0; j < kn; j++) {
+                int k = k0 + j;
+                u[j] = range_update(o[k], params[k], grads[k], off[g], off[g + 1] - off[g], lr[k],
+                                    bc1[j], bc2[j], gate ? gate[k] : NULL,
+                                    res && res[k] ? res[k] + g : NULL);
+            }
+            ns_op_update_members(o[k0]->be, u, kn);
+        }
     }
 }
 
 void ns_optim_step_groups(ns_optim *o, float *params, const float *grads, double lr,
                           int n_groups, const size_t *off, const double *gate, double *res)
 {
-    o->t++;
-    double bc1 = 1.0 - pow(o->spec.beta1, (double)o->t);
-    double bc2 = 1.0 - pow(o->spec.beta2, (double)o->t);
-    for (int g = 0; g < n_groups; g++)
-        update_range(o, params, grads, off[g], off[g + 1] - off[g], lr, bc1, bc2, gate,
-                     res ? res + g : NULL);
+    ns_optim_step_members(&o, &params, &grads, &lr, 1, n_groups, off, &gate, &res);
 }
 
 void ns_optim_step(ns_optim *o, float *params, const float *grads, double lr)

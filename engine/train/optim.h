@@ -48,6 +48,13 @@ void ns_optim_step(ns_optim *o, float *params, const float *grads, double lr);
  * ns_optim_step. */
 void ns_optim_step_groups(ns_optim *o, float *params, const float *grads, double lr,
                           int n_groups, const size_t *off, const double *gate, double *res);
+/* K optimizers' steps at once (trials trained together, each with its own spec, LR and
+ * state on one backend): member k's is ns_optim_step_groups(o[k], params[k], grads[k],
+ * lr[k], n_groups, off, gate[k], res[k]), the same bits, with each group's update made for
+ * all members by one ns_op_update_members. gate, res, or any of their entries may be NULL. */
+void ns_optim_step_members(ns_optim *const *o, float *const *params, const float *const *grads,
+                           const double *lr, int K, int n_groups, const size_t *off,
+                           const double *const *gate, double *const *res);
 void ns_optim_free(ns_optim *o);
 
 /* Exact state I/O for checkpoints: t, then the buffers in host byte order. */

@@ -415,18 +415,43 @@ int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
 
 int ns_trainer_step_slots(const ns_trainer *tr) { return NS_RES_LOSS_N + tr->net->n_groups; }
 
-void ns_trainer_step_update(ns_trainer *tr)
+/* Members whose updates go to the optimizer together */
+#define UPDATE_AT_ONCE 32
+
+void ns_trainer_step_update_members(ns_trainer *const *tr, int K)
 {
-    ns_net *net = tr->net;
-    tr->step_lr = ns_sched_lr(&tr->sched, progress_of(tr), tr->epoch);
-    /* Clipping needs the norm before the update: step_end does it all, waiting for each */
-    if (tr->spec.clip_norm > 0)
-        return;
-    /* the update reads every gradient once anyway: the norms come with it, and the loss
-     * gates it, so that a step whose loss blew up changes nothing */
-    ns_optim_step_groups(&tr->opt, net->params, net->grads, tr->step_lr, net->n_groups,
-                         net->group_off, tr->res + NS_RES_LOSS, tr->res + NS_RES_LOSS_N);
+    ns_optim *o[UPDATE_AT_ONCE];
+    float *p[UPDATE_AT_ONCE];
+    const float *g[UPDATE_AT_ONCE];
+    double lr[UPDATE_AT_ONCE], *res[UPDATE_AT_ONCE];
+    const double *gate[UPDATE_AT_ONCE];
+    int n = 0;
+    const ns_net *net = NULL;
+    for (int k = 0; k < K; k++) {
+        ns_trainer *t = tr[k];
+        t->step_lr = ns_sched_lr(&t->sched, progress_of(t), t->epoch);
+        /* Clipping needs the norm before the update: step_end does it all, waiting for it */
+        if (t->spec.clip_norm > 0)
+            continue;
+        /* the update reads every gradient once anyway: the norms come with it, and the
+         * loss gates it, so that a step whose loss blew up changes nothing */
+        net = t->net;
+        o[n] = &t->opt;
+        p[n] = net->params;
+        g[n] = net->grads;
+        lr[n] = t->step_lr;
+        gate[n] = t->res + NS_RES_LOSS;
+        res[n] = t->res + NS_RES_LOSS_N;
+        if (++n == UPDATE_AT_ONCE) {
+            ns_optim_step_members(o, p, g, lr, n, net->n_groups, net->group_off, gate, res);
+            n = 0;
+        }
+    }
+    if (n)
+        ns_optim_step_members(o, p, g, lr, n, net->n_groups, net->group_off, gate, res);
 }
+
+void ns_trainer_step_update(ns_trainer *tr) { ns_trainer_step_update_members(&tr, 1); }
 
 void ns_trainer_step_end(ns_trainer *tr, int B, int *diverged)
 {

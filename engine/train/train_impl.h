@@ -23,6 +23,9 @@ int ns_trainer_step_slots(const ns_trainer *tr);
  * optimizer's update, gated on the loss, with the norms into tr->res (with clip_norm, the
  * update waits for step_end: it needs the norm first). */
 void ns_trainer_step_update(ns_trainer *tr);
+/* The same for K runs whose nets have one shape (a trainer array's stepping members),
+ * their optimizers' updates made together (ns_optim_step_members): the same bits. */
+void ns_trainer_step_update_members(ns_trainer *const *tr, int K);
 /* The second half, once the caller has read tr->res back into tr->res_host: clipping and
  * the update when clip_norm asks for them, the epoch's sums and the divergence watch. Sets
  * *diverged (NS_DIV_*) instead of stepping when the loss or the gradient is not finite. */
