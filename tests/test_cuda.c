@@ -571,6 +571,53 @@ Test(cuda, member_cross_entropies_equal_single_ones)
     ns_backend_free(g);
 }
 
+/* Many members' batches gathered and gradients zeroed in one launch: the single ops' bytes,
+ * with members of other row counts, with labels or targets, and more than one launch takes */
+Test(cuda, member_batches_equal_single_gathers)
+{
+    ns_backend *g = gpu_or_skip();
+    enum { K = 37, N = 500, D = 11, NP = 3000 };
+    float *hx = randn((size_t)N * D, 800, 1), *ht = randn(N, 801, 1);
+    int32_t hy[N], hidx[N];
+    for (int i = 0; i < N; i++)
+        hy[i] = i % 9, hidx[i] = (i * 37 + 11) % N;
+    float *x = put(g, hx, sizeof(float) * N * D), *t = put(g, ht, sizeof(float) * N);
+    int32_t *y = put(g, hy, sizeof hy), *idx = put(g, hidx, sizeof hidx);
+    float *ones = randn(NP, 802, 1);
+    ns_member_batch m[2][K];
+    for (int side = 0; side < 2; side++)
+        for (int k = 0; k < K; k++) {
+            int B = k % 4 ? 64 : 13;
+            m[side][k] = (ns_member_batch){.x = put(g, NULL, sizeof(float) * B * D), .x_src = x,
+                                           .y = put(g, NULL, sizeof(int32_t) * B),
+                                           .y_src = k % 3 ? y : NULL,
+                                           .t = put(g, NULL, sizeof(float) * B),
+                                           .t_src = k % 3 ? NULL : t, .idx = idx + 5 * k, .B = B,
+                                           .grads = put(g, ones, sizeof(float) * NP),
+                                           .n = k % 5 ? NP : 7};
+        }
+    for (int k = 0; k < K; k++)
+        ns_op_batch_members(g, &m[0][k], 1, D);
+    ns_op_batch_members(g, m[1], K, D);
+    for (int k = 0; k < K; k++) {
+        const ns_member_batch *a = &m[0][k], *b = &m[1][k];
+        size_t sizes[4] = {(size_t)a->B * D, (size_t)a->B, (size_t)a->B, NP};
+        const void *pa[4] = {a->x, a->y, a->t, a->grads}, *pb[4] = {b->x, b->y, b->t, b->grads};
+        for (int q = 0; q < 4; q++) {
+            float *u = get(g, pa[q], sizes[q]), *v = get(g, pb[q], sizes[q]);
+            cr_assert(memcmp(u, v, sizes[q] * 4) == 0, "member %d: buffer %d differs", k, q);
+            free(u), free(v);
+        }
+        for (int side = 0; side < 2; side++) {
+            ns_buf_free(g, m[side][k].x), ns_buf_free(g, m[side][k].y);
+            ns_buf_free(g, m[side][k].t), ns_buf_free(g, m[side][k].grads);
+        }
+    }
+    ns_buf_free(g, x), ns_buf_free(g, t), ns_buf_free(g, y), ns_buf_free(g, idx);
+    free(hx), free(ht), free(ones);
+    ns_backend_free(g);
+}
+
 /* ---- a whole epoch --------------------------------------------------------------------- */
 
 static ns_epoch_record last;

@@ -279,3 +279,19 @@ void ns_op_softmax_xent_members(ns_backend *be, const ns_member_xent *m, int K, 
         be->ops->softmax_xent(be, m[k].res, m[k].dlogits, m[k].logits, m[k].labels, m[k].class_w,
                               m[k].eps, B, C);
 }
+
+void ns_op_batch_members(ns_backend *be, const ns_member_batch *m, int K, int d)
+{
+    if (be->ops->batch_members && K > 1) {
+        be->ops->batch_members(be, m, K, d);
+        return;
+    }
+    for (int k = 0; k < K; k++) {
+        be->ops->gather_rows(be, m[k].x, m[k].x_src, m[k].idx, m[k].B, d);
+        if (m[k].y_src)
+            be->ops->gather_labels(be, m[k].y, m[k].y_src, m[k].idx, m[k].B);
+        if (m[k].t_src)
+            be->ops->gather_rows(be, m[k].t, m[k].t_src, m[k].idx, m[k].B, 1);
+        be->ops->zero(be, m[k].grads, m[k].n);
+    }
+}

@@ -255,6 +255,24 @@ typedef struct ns_member_xent {
 } ns_member_xent;
 void ns_op_softmax_xent_members(ns_backend *be, const ns_member_xent *m, int K, int B, int C);
 
+/* The start of a training step for many members: member k's rows idx[0..B) of x_src (d
+ * columns each) into x, its labels from y_src into y and targets from t_src into t (either
+ * pair may be NULL), and its n gradients zeroed; what ns_op_gather_rows,
+ * ns_op_gather_labels and ns_op_zero make of them, on a GPU in one launch for all. */
+typedef struct ns_member_batch {
+    float *x;
+    const float *x_src;
+    int32_t *y;
+    const int32_t *y_src;
+    float *t;
+    const float *t_src;
+    const int32_t *idx;
+    int B;
+    float *grads;
+    size_t n;
+} ns_member_batch;
+void ns_op_batch_members(ns_backend *be, const ns_member_batch *m, int K, int d);
+
 /* ---- plain-loop references (no BLAS), for tests of every backend ------------------ */
 void ns_ref_matmul_forward(float *out, const float *inp, const float *w, int B, int C, int OC);
 void ns_ref_matmul_backward(float *dinp, float *dw, const float *dout, const float *inp,

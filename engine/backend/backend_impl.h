@@ -63,6 +63,7 @@ typedef struct ns_backend_ops {
     void (*bias_act_backward_members)(ns_backend *be, const ns_member_act *m, int K, int B,
                                       int OC);
     void (*softmax_xent_members)(ns_backend *be, const ns_member_xent *m, int K, int B, int C);
+    void (*batch_members)(ns_backend *be, const ns_member_batch *m, int K, int d);
 } ns_backend_ops;
 
 struct ns_backend {

@@ -271,6 +271,48 @@ static void cu_gather_labels(ns_backend *be, int32_t *out, const int32_t *src, c
         k_gather_labels<<<blocks_for((size_t)B), THREADS, 0, cb(be)->stream>>>(out, src, idx, B);
 }
 
+/* The start of many members' steps (ns_op_batch_members) in one launch: member blockIdx.y's
+ * rows, labels and targets gathered, its gradients zeroed; their arguments travel as one
+ * kernel parameter (4 KB at most) */
+#define BATCH_MEMBERS 32
+typedef struct batch_members {
+    ns_member_batch m[BATCH_MEMBERS];
+} batch_members;
+
+__global__ static void k_batch_members(batch_members a, int d)
+{
+    const ns_member_batch &m = a.m[blockIdx.y];
+    size_t nx = (size_t)m.B * d, top = nx > m.n ? nx : m.n;
+    for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < top; i += (size_t)gridDim.x * blockDim.x) {
+        if (i < nx)
+            m.x[i] = m.x_src[(size_t)m.idx[i / d] * d + i % d];
+        if (i < (size_t)m.B && m.y_src)
+            m.y[i] = m.y_src[m.idx[i]];
+        if (i < (size_t)m.B && m.t_src)
+            m.t[i] = m.t_src[m.idx[i]];
+        if (i < m.n)
+            m.grads[i] = 0.0f;
+    }
+}
+
+static void cu_batch_members(ns_backend *be, const ns_member_batch *m, int K, int d)
+{
+    for (int k0 = 0; k0 < K; k0 += BATCH_MEMBERS) {
+        int kn = K - k0 < BATCH_MEMBERS ? K - k0 : BATCH_MEMBERS;
+        batch_members a;
+        size_t top = 1;
+        for (int j = 0; j < kn; j++) {
+            a.m[j] = m[k0 + j];
+            size_t nx = (size_t)m[k0 + j].B * d;
+            if (nx > top)
+                top = nx;
+            if (m[k0 + j].n > top)
+                top = m[k0 + j].n;
+        }
+        k_batch_members<<<dim3(blocks_for(top), kn), THREADS, 0, cb(be)->stream>>>(a, d);
+    }
+}
+
 /* ---- elementwise and reductions ---------------------------------------------------------- */
 
 static void cu_zero(ns_backend *be, float *x, size_t n)
@@ -1088,6 +1130,7 @@ static const ns_backend_ops cuda_ops = {
     cu_bias_act_forward_members,
     cu_bias_act_backward_members,
     cu_softmax_xent_members,
+    cu_batch_members,
 };
 
 /* ---- the public part (cuda.h) -------------------------------------------------------------- */

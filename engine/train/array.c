@@ -37,6 +37,7 @@ void ns_trainer_array_free(ns_trainer_array *a)
     free(a->t_epoch);
     free(a->out);
     free(a->step_tr);
+    free(a->batch);
     memset(a, 0, sizeof *a);
 }
 
@@ -72,8 +73,9 @@ int ns_trainer_array_init(ns_trainer_array *a, const ns_train_spec *specs, int K
     a->t_epoch = calloc((size_t)K, sizeof *a->t_epoch);
     a->out = calloc((size_t)K, sizeof *a->out);
     a->step_tr = calloc((size_t)K, sizeof *a->step_tr);
+    a->batch = calloc((size_t)K, sizeof *a->batch);
     if (!a->tr || !a->active || !a->rows || !a->noise_seed || !a->t_epoch || !a->out ||
-        !a->step_tr)
+        !a->step_tr || !a->batch)
         goto oom;
     a->stepping = a->active + K;
     a->ending = a->active + 2 * K;
@@ -183,11 +185,13 @@ int ns_trainer_array_run(ns_trainer_array *a, int max_epochs_now, ns_member_epoc
                 a->ending[k] = 1;
                 continue;
             }
-            a->rows[k] = ns_trainer_step_begin(tr, &a->noise_seed[k]);
+            a->rows[k] = ns_trainer_step_batch(tr, &a->batch[stepping], &a->noise_seed[k]);
             a->stepping[k] = 1;
             stepping++;
         }
         if (stepping) {
+            /* every stepping member's batch gathered and gradients zeroed at once */
+            ns_op_batch_members(a->be, a->batch, stepping, ds->d);
             for (int k = 0; k < K; k++)
                 a->tr[k].net->res = a->stepping[k] ? a->tr[k].res : NULL;
             int rc = a->net->batch(a->net->ctx, a->stepping, a->xb, a->x_stride,

@@ -49,7 +49,8 @@ typedef struct ns_trainer_array {
     uint64_t *noise_seed;
     double *t_epoch;
     ns_batch_out *out;
-    ns_trainer **step_tr;      /* (k) the members stepping, for their updates together */
+    ns_trainer **step_tr;      /* (k) the members stepping, for their updates together ... */
+    ns_member_batch *batch;    /* (k) ... and their batches */
 } ns_trainer_array;
 
 /* Prepares K runs: member k trains nets[k] (its own ns_net, whose params already hold its

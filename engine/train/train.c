@@ -397,19 +397,23 @@ static int watch_loss(ns_trainer *tr, double loss)
     return sm > tr->spec.div_factor * tr->div_best && sm > tr->div_start;
 }
 
-int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
+int ns_trainer_step_batch(ns_trainer *tr, ns_member_batch *mb, uint64_t *noise_seed)
 {
     const long n = tr->train->n, s = tr->epoch_step;
     const int Bmax = tr->spec.batch_size;
     int B = (int)(n - s * Bmax < Bmax ? n - s * Bmax : Bmax);
-    const int32_t *idx = tr->dev_order + s * Bmax;
-    ns_op_gather_rows(tr->be, tr->xb, tr->dev_x, idx, B, tr->train->d);
-    if (tr->dev_y)
-        ns_op_gather_labels(tr->be, tr->yb, tr->dev_y, idx, B);
-    if (tr->dev_t)
-        ns_op_gather_rows(tr->be, tr->tb, tr->dev_t, idx, B, 1);
-    ns_op_zero(tr->be, tr->net->grads, tr->net->n_params);
+    *mb = (ns_member_batch){.x = tr->xb, .x_src = tr->dev_x, .y = tr->yb, .y_src = tr->dev_y,
+                            .t = tr->tb, .t_src = tr->dev_t, .idx = tr->dev_order + s * Bmax,
+                            .B = B, .grads = tr->net->grads, .n = tr->net->n_params};
     *noise_seed = ns_rng_next(&tr->rng);
+    return B;
+}
+
+int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed)
+{
+    ns_member_batch mb;
+    int B = ns_trainer_step_batch(tr, &mb, noise_seed);
+    ns_op_batch_members(tr->be, &mb, 1, tr->train->d);
     return B;
 }
 

@@ -15,6 +15,9 @@ int ns_trainer_epoch_full(const ns_trainer *tr);
 /* The first half of a step: gathers the epoch's next batch into xb/yb/tb, zeroes the
  * gradients and draws the step's noise seed; returns the batch's rows. */
 int ns_trainer_step_begin(ns_trainer *tr, uint64_t *noise_seed);
+/* The same step begun without its device work, which *mb describes (ns_op_batch_members),
+ * so that an array gathers every member's batch in one go. */
+int ns_trainer_step_batch(ns_trainer *tr, ns_member_batch *mb, uint64_t *noise_seed);
 /* The step's scalars (tr->res, device): the loss's NS_RES_LOSS_N, then one gradient sum
  * of squares a parameter group. The net's training batch writes the first part when its
  * net->res is tr->res (the caller sets it for the batch and clears it after). */
