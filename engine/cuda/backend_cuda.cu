@@ -1048,7 +1048,7 @@ __global__ static void k_update_members(upd_members a, double *mpart)
 {
     const upd_args &u = a.u[blockIdx.y];
     if (blockIdx.x >= (unsigned)u.nb)
-        return; /* the whole block: block_sum is not reached by half of it */
+        return; /* the whole block returns, so none of it waits in block_sum */
     double gsq = upd_range(u, blockIdx.x * (size_t)blockDim.x + threadIdx.x,
                            (size_t)u.nb * blockDim.x);
     block_sum(gsq, mpart + (size_t)blockIdx.y * MAX_BLOCKS + blockIdx.x);
