@@ -88,28 +88,35 @@ void ns_op_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *
 {
     be->ops->matmul_backward(be, dinp, dw, dout, inp, w, B, C, OC);
 }
-static int all_active(const unsigned char *active, int K)
+/* The end of the run of active members that starts at k (active NULL: all are) */
+static int run_end(const unsigned char *active, int K, int k)
 {
-    for (int k = 0; active && k < K; k++)
-        if (!active[k])
-            return 0;
-    return 1;
+    while (k < K && (!active || active[k]))
+        k++;
+    return k;
 }
 
+/* With a batched product, each run of consecutive active members is one call: members
+ * leaving an array early (stopped, pruned) split it into runs instead of sending every
+ * member back to single products. */
 void ns_op_matmul_forward_batched(ns_backend *be, int K, const unsigned char *active,
                                   float *out, size_t out_stride, const float *inp,
                                   size_t inp_stride, const float *w, size_t w_stride, int B,
                                   int C, int OC)
 {
-    if (be->ops->matmul_forward_batched && all_active(active, K)) {
-        be->ops->matmul_forward_batched(be, K, out, out_stride, inp, inp_stride, w, w_stride,
-                                        B, C, OC);
-        return;
-    }
-    for (int k = 0; k < K; k++)
-        if (!active || active[k])
+    for (int k = 0; k < K; k++) {
+        if (active && !active[k])
+            continue;
+        int e = be->ops->matmul_forward_batched ? run_end(active, K, k) : k + 1;
+        if (e - k > 1)
+            be->ops->matmul_forward_batched(be, e - k, out + k * out_stride, out_stride,
+                                            inp + k * inp_stride, inp_stride, w + k * w_stride,
+                                            w_stride, B, C, OC);
+        else
             be->ops->matmul_forward(be, out + k * out_stride, inp + k * inp_stride,
                                     w + k * w_stride, B, C, OC);
+        k = e - 1;
+    }
 }
 
 void ns_op_matmul_backward_batched(ns_backend *be, int K, const unsigned char *active,
@@ -118,16 +125,21 @@ void ns_op_matmul_backward_batched(ns_backend *be, int K, const unsigned char *a
                                    size_t inp_stride, const float *w, size_t w_stride, int B,
                                    int C, int OC)
 {
-    if (be->ops->matmul_backward_batched && all_active(active, K)) {
-        be->ops->matmul_backward_batched(be, K, dinp, dinp_stride, dw, dw_stride, dout,
-                                         dout_stride, inp, inp_stride, w, w_stride, B, C, OC);
-        return;
+    for (int k = 0; k < K; k++) {
+        if (active && !active[k])
+            continue;
+        int e = be->ops->matmul_backward_batched ? run_end(active, K, k) : k + 1;
+        float *di = dinp ? dinp + k * dinp_stride : NULL;
+        if (e - k > 1)
+            be->ops->matmul_backward_batched(be, e - k, di, dinp_stride, dw + k * dw_stride,
+                                             dw_stride, dout + k * dout_stride, dout_stride,
+                                             inp + k * inp_stride, inp_stride, w + k * w_stride,
+                                             w_stride, B, C, OC);
+        else
+            be->ops->matmul_backward(be, di, dw + k * dw_stride, dout + k * dout_stride,
+                                     inp + k * inp_stride, w + k * w_stride, B, C, OC);
+        k = e - 1;
     }
-    for (int k = 0; k < K; k++)
-        if (!active || active[k])
-            be->ops->matmul_backward(be, dinp ? dinp + k * dinp_stride : NULL, dw + k * dw_stride,
-                                     dout + k * dout_stride, inp + k * inp_stride,
-                                     w + k * w_stride, B, C, OC);
 }
 void ns_op_bias_act_forward(ns_backend *be, float *out, float *pre, const float *b, ns_act act,
                             float p, uint64_t seed, int B, int OC)

@@ -107,8 +107,8 @@ void ns_op_matmul_backward(ns_backend *be, float *dinp, float *dw, const float *
 /* The same products for K same-shaped members at once (trials trained together): member
  * k's operands start at base + k * stride (strides in floats) and members with active[k]
  * == 0 are left alone (active NULL: all K). Equal, bit for bit on the CPU, to K calls of
- * the ops above; a GPU may run them as one strided-batched GEMM when every member is
- * active, whose sums can round differently from K single GEMMs' (test_cuda.c's tolerance). */
+ * the ops above; a GPU runs each run of consecutive active members as one strided-batched
+ * GEMM, whose sums can round differently from single GEMMs' (test_cuda.c's tolerance). */
 void ns_op_matmul_forward_batched(ns_backend *be, int K, const unsigned char *active,
                                   float *out, size_t out_stride, const float *inp,
                                   size_t inp_stride, const float *w, size_t w_stride, int B,

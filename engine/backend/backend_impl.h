@@ -26,8 +26,8 @@ typedef struct ns_backend_ops {
                            int B, int C, int OC);
     void (*matmul_backward)(ns_backend *be, float *dinp, float *dw, const float *dout,
                             const float *inp, const float *w, int B, int C, int OC);
-    /* Optional (NULL: the members one by one through the ops above): all K members at
-     * once, called only when every member is active. */
+    /* Optional (NULL: the members one by one through the ops above): K members at once,
+     * called for each run of two or more consecutive active members. */
     void (*matmul_forward_batched)(ns_backend *be, int K, float *out, size_t out_stride,
                                    const float *inp, size_t inp_stride, const float *w,
                                    size_t w_stride, int B, int C, int OC);
