@@ -3,6 +3,8 @@
 #include "engine/backend/backend_impl.h"
 #include "engine/cuda/cuda.h"
 
+#include <math.h>
+
 ns_device ns_device_resolve(ns_device dev)
 {
     if (dev != NS_DEVICE_AUTO)
@@ -165,7 +167,8 @@ double ns_op_softmax_xent(ns_backend *be, float *dlogits, long *correct, double 
 {
     be->ops->softmax_xent(be, be->res, dlogits, logits, labels, class_w, eps, B, C);
     const double *r = results(be, NS_RES_LOSS_N);
-    if (correct)
+    /* a GPU that failed reads back NaN (backend_cuda.cu), which no cast may see */
+    if (correct && isfinite(r[NS_RES_EXTRA]))
         *correct += (long)r[NS_RES_EXTRA];
     if (wsum)
         *wsum = r[NS_RES_WEIGHT];
