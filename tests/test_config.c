@@ -1328,3 +1328,47 @@ Test(config, configs_within_the_bounds_parse)
     ns_config_free(&c);
     free(text);
 }
+
+Test(config, decision_offsets_keys)
+{
+    ns_config c, d;
+    ns_err e;
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\nmodel:\n  decision_offsets: [0, -0.5, 1.25]\n", csv_file),
+                 NS_OK, "%s", e.msg);
+    cr_assert_eq(c.n_decision_offsets, 3);
+    cr_assert(c.decision_offsets[0] == 0 && c.decision_offsets[1] == -0.5f && c.decision_offsets[2] == 1.25f);
+    /* written out by export and read back: the same offsets, bit for bit */
+    char path[] = "/tmp/ns_offsets_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    FILE *f = fdopen(fd, "w");
+    cr_assert_eq(ns_config_export_yaml(&c, f, "offsets round trip", &e), NS_OK, "%s", e.msg);
+    fclose(f);
+    cr_assert_eq(ns_config_load(&d, path, &e), NS_OK, "%s", e.msg);
+    unlink(path);
+    cr_assert_eq(d.n_decision_offsets, 3);
+    cr_assert_eq(memcmp(d.decision_offsets, c.decision_offsets, 3 * sizeof(float)), 0);
+    ns_config_free(&d);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n", csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.n_decision_offsets, 0);
+    cr_assert_eq(c.search.offsets, NS_OFFSETS_AUTO);
+    ns_config_free(&c);
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\ntrain:\n  lr: {log_uniform: [1e-3, 1e-1]}\n"
+                       "search:\n  decision_offsets: none\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                       csv_file), NS_OK, "%s", e.msg);
+    cr_assert_eq(c.search.offsets, NS_OFFSETS_NONE);
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:21:", "model.decision_offsets", "a list of numbers", "brackets"),
+                 "data:\n  train: %s\nmodel:\n  decision_offsets: 0.5\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:25:", "model.decision_offsets[1]", "out of range"),
+                 "data:\n  train: %s\nmodel:\n  decision_offsets: [0, 51]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:5:21:", "model.decision_offsets", "classification"),
+                 "data:\n  train: %s\n  task: regression\nmodel:\n  decision_offsets: [0, 1]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:21:", "model.decision_offsets", "search.decision_offsets"),
+                 "data:\n  train: %s\nmodel:\n  decision_offsets: [0, 1]\nsearch:\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                 csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:21:", "search.decision_offsets", "unknown decision_offsets 'off'", "auto, none"),
+                 "data:\n  train: %s\nsearch:\n  decision_offsets: off\n  stages: [{stage: random, trials: 2, epochs: 1}]\n",
+                 csv_file);
+}

@@ -353,6 +353,8 @@ static void put_final(FILE *f, const char *decision)
         if (!strcmp(kind, "ensemble") && ns_json_get_num(obj, "members", &members))
             fprintf(f, "           final model: fold ensemble of %.0f members (its fold models, "
                     "predictions averaged), %s\n", members, config);
+        else if (!strcmp(kind, "offsets"))
+            fprintf(f, "           final model: its own config with decision offsets, %s\n", config);
         else
             fprintf(f, "           final model: refit on every training row, %s\n", config);
     }
@@ -745,8 +747,8 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
     put_line(f, st->metric);
     const char *d = choice_decision(v);
     double x;
-    int ensemble = 0;
-    const int chosen = d && ns_study_stages_choice(v->stages, v->n_stages, &ensemble) == best->number;
+    ns_final_model_kind fk = NS_FINAL_MODEL_OWN;
+    const int chosen = d && ns_study_stages_choice(v->stages, v->n_stages, &fk) == best->number;
     /* the decision's figure when it chose this trial: select's re-scoring may have replaced
      * the trial's own (its mean over more folds), and the standard error below is of that */
     fprintf(f, " %.4f", chosen && ns_json_get_num(d, st->metric, &x) && isfinite(x) ? x : best->val_metric);
@@ -757,8 +759,10 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
             fprintf(f, ", test_acc %.4f", x);
         if (ns_json_get_num(d, "test_rmse", &x) && isfinite(x))
             fprintf(f, ", test_rmse %.4g", x);
-        if (ensemble)
+        if (fk == NS_FINAL_MODEL_ENSEMBLE)
             fputs(" (fold ensemble)", f);
+        if (strstr(d, "\"applied\":true"))
+            fputs(" (with decision offsets)", f);
     }
     if (best->health_flags > 0) {
         ns_health_flags_text(best->health_flags, hc, sizeof hc);
@@ -900,7 +904,8 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     ns_store *s = NULL;
     ns_study_row st = {0};
     ns_trial_row best = {0};
-    int found = 0, final_ensemble = 0;
+    int found = 0;
+    ns_final_model_kind final_kind = NS_FINAL_MODEL_OWN;
     char *def_path = NULL, *src = NULL, *text = NULL, *header = NULL;
     size_t len = 0;
     char *d = norm_dir(dir);
@@ -918,7 +923,7 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
         ns_stage_row *stages = NULL;
         int n_stages = 0;
         rc = ns_store_stages(s, &stages, &n_stages, err);
-        long fin = rc == NS_OK ? ns_study_stages_choice(stages, n_stages, &final_ensemble) : -1;
+        long fin = rc == NS_OK ? ns_study_stages_choice(stages, n_stages, &final_kind) : -1;
         ns_stage_rows_free(stages, n_stages);
         ns_trial_row t;
         int tf = 0;
@@ -943,9 +948,14 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
     }
     if (!out_path)
         out_path = def_path = strf("%s/best.yaml", d);
-    /* a cross-validated winner is exported as its final model: the fold ensemble or the
-     * refit on every training row, whichever the decision made */
-    src = strf("%s/trials/%d/%s", d, best.number, final_ensemble ? NS_ENSEMBLE_CONFIG : NS_REFIT_CONFIG);
+    /* the winner is exported as its final model, whichever the decision made: the fold
+     * ensemble or the refit on every training row (cross-validated), its config with
+     * decision offsets (holdout), else its own config */
+    src = strf("%s/trials/%d/%s", d, best.number,
+               final_kind == NS_FINAL_MODEL_ENSEMBLE  ? NS_ENSEMBLE_CONFIG
+               : final_kind == NS_FINAL_MODEL_OFFSETS ? NS_OFFSETS_CONFIG
+               : final_kind == NS_FINAL_MODEL_REFIT   ? NS_REFIT_CONFIG
+                                                      : "config.yaml");
     if (src && access(src, F_OK) != 0) {
         free(src);
         src = strf("%s/trials/%d/config.yaml", d, best.number);

@@ -26,6 +26,7 @@ _Static_assert(sizeof(ns_loss) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_opt_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_sched_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_class_weights) == sizeof(int), "enum size");
+_Static_assert(sizeof(ns_offsets_mode) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_metric) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_budget_kind) == sizeof(int), "enum size");
 _Static_assert(sizeof(ns_monitor) == sizeof(int), "enum size");
@@ -55,6 +56,8 @@ static const enum_name metric_names[] = {
 static const enum_name monitor_names[] = {
     {"auto", NS_MONITOR_AUTO}, {"val_balanced_acc", NS_MONITOR_BACC}, {"val_macro_f1", NS_MONITOR_F1},
     {NULL, 0}};
+static const enum_name offsets_names[] = {
+    {"auto", NS_OFFSETS_AUTO}, {"none", NS_OFFSETS_NONE}, {NULL, 0}};
 static const enum_name final_names[] = {
     {"auto", NS_FINAL_AUTO}, {"refit", NS_FINAL_REFIT}, {"ensemble", NS_FINAL_ENSEMBLE}, {NULL, 0}};
 static const enum_name device_names[] = {
@@ -109,6 +112,8 @@ const key_def cfg_keys[] = {
     {.section = "model", .key = "class_weights", .type = KT_WEIGHTS, .off = OFF(class_weights),
      .min = 0, .max = 1e6, .flags = MIN_OPEN | S, .def = "auto", .names = cw_names,
      .count_off = OFF(n_class_weights), .list_off = OFF(class_weight_list), .max_items = 65536},
+    {.section = "model", .key = "decision_offsets", .type = KT_FLOATS, .off = OFF(decision_offsets),
+     .min = -50, .max = 50, .count_off = OFF(n_decision_offsets), .max_items = NS_MAX_DECISION_CLASSES},
     NUM("model", "ensemble", KT_INT, ensemble, 0, NS_CV_MAX_FOLDS, 0, "0"),
     NUM("model", "ensemble_seed", KT_U64, ensemble_seed, 0, INF, 0, "1"),
 
@@ -182,6 +187,7 @@ const key_def cfg_keys[] = {
     {.section = "search", .key = "resampling", .type = KT_RESAMPLING, .off = OFF(search)},
     NUM("search", "budget", KT_DURATION, search.budget, 0, INF, MIN_OPEN, NULL),
     ENUM("search", "final", search.final, final_names, 0, "auto"),
+    ENUM("search", "decision_offsets", search.offsets, offsets_names, 0, "auto"),
     NUM("search", "array", KT_INT, search.array, 0, 4096, AUTO_ZERO, "auto"),
     {.section = "search", .key = "stages", .type = KT_STAGES, .off = OFF(search)},
 };
@@ -420,6 +426,7 @@ const char *cfg_expected(const key_def *k)
     case KT_NAME: return "a name";
     case KT_ENUM: return "a name";
     case KT_INTS: return "a whole number or a list of them such as [256, 128]";
+    case KT_FLOATS: return "a list of numbers, one per class, such as [0, -0.5]";
     case KT_WEIGHTS: return "auto, none, sqrt, balanced or a list of positive numbers";
     case KT_STAGES: return "a list of stages such as [{stage: random, trials: 20, epochs: 5}]";
     case KT_ENUMS: return "a name or a list of names";
@@ -598,6 +605,9 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
         *(int *)field(base, k->count_off) = 1;
         return NS_OK;
     }
+    case KT_FLOATS:
+        return cfg_fail(x, m, "%s: expected %s, got '%.60s'; write the list in brackets", cfg_kname(x, k),
+                        cfg_expected(k), s);
     case KT_DURATION: {
         /* a trailing unit, then the number as any other */
         char num[64];
@@ -640,7 +650,7 @@ static int set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_
     }
 }
 
-/* A list value (model.hidden, model.class_weights). */
+/* A list value (model.hidden, model.class_weights, model.decision_offsets). */
 static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 {
     yaml_node_item_t *it = v->data.sequence.items.start, *top = v->data.sequence.items.top;
@@ -679,7 +689,7 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
             free(w);
             return cfg_fail(x, e->start_mark, "%s[%ld]: expected a number, got %s; write a flat list such as %s",
                         cfg_kname(x, k), i, e->type == YAML_SCALAR_NODE ? "no value" : node_kind(e),
-                        k->type == KT_INTS ? "[256, 128]" : "[1, 2.5, 1]");
+                        k->type == KT_INTS ? "[256, 128]" : k->type == KT_FLOATS ? "[0, -0.5]" : "[1, 2.5, 1]");
         }
         if (cfg_to_number(k, scalar(e), &d, &u, why, sizeof why)) {
             free(w);
@@ -687,6 +697,8 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
         }
         if (k->type == KT_INTS)
             ((int *)field(base, k->off))[i] = (int)d;
+        else if (k->type == KT_FLOATS)
+            ((float *)field(base, k->off))[i] = (float)d;
         else
             w[i] = (float)d;
     }
@@ -703,7 +715,7 @@ static int set_list(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v)
 {
     if (v->type == YAML_SEQUENCE_NODE &&
-        (k->type == KT_INTS || k->type == KT_WEIGHTS || k->type == KT_ENUMS))
+        (k->type == KT_INTS || k->type == KT_WEIGHTS || k->type == KT_ENUMS || k->type == KT_FLOATS))
         return set_list(x, base, k, v);
     if (v->type != YAML_SCALAR_NODE)
         return cfg_fail(x, v->start_mark, "%s: expected %s, got %s; write it on the key's line, e.g. %s: %s",
@@ -1079,6 +1091,14 @@ static int check_rules(ctx *x)
     if (c->ensemble && x->sec_given[search_sec])
         return cfg_fail(x, vmark(x, "model", "ensemble"),
                     "model.ensemble: a study's trials are single models (its final model may be an ensemble: search.final); remove it or the search: section");
+
+    /* Decision offsets: the select stage fits a study's own to its winner */
+    if (c->n_decision_offsets && x->sec_given[search_sec])
+        return cfg_fail(x, vmark(x, "model", "decision_offsets"),
+                    "model.decision_offsets: a study fits its winner's own (search.decision_offsets); remove it or the search: section");
+    if (c->n_decision_offsets && c->data.task != NS_TASK_CLASSIFY)
+        return cfg_fail(x, vmark(x, "model", "decision_offsets"),
+                    "model.decision_offsets: applies to classification only (it shifts class decisions), but data.task is regression; remove it");
 
     if ((rc = cfg_check_values(x)))
         return rc;

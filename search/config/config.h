@@ -142,6 +142,12 @@ typedef enum ns_final_kind {
     NS_FINAL_ENSEMBLE, /* its K fold models, their predictions averaged */
 } ns_final_kind;
 
+/* Whether select fits decision offsets to its winner (search.decision_offsets). */
+typedef enum ns_offsets_mode {
+    NS_OFFSETS_AUTO = 0, /* when the study ranks by a class-averaged metric */
+    NS_OFFSETS_NONE,     /* never: the model decides by its largest output */
+} ns_offsets_mode;
+
 #define NS_CV_MAX_FOLDS 50
 #define NS_CV_MAX_REPEATS 20
 
@@ -155,6 +161,7 @@ typedef struct ns_search_cfg {
     ns_resampling resampling; /* [auto] */
     int folds, repeats;   /* cross-validation's K [5] and R [1] */
     ns_final_kind final;  /* [auto] */
+    ns_offsets_mode offsets; /* search.decision_offsets [auto] */
     int array;            /* trials of one shape trained together as one array, at most this
                              many; 0: auto (NS_ARRAY_AUTO_GPU when trials train on a GPU, 1
                              on the CPU) [auto] */
@@ -163,6 +170,9 @@ typedef struct ns_search_cfg {
     int n_stages;         /* >= 1 when given */
     ns_stage_cfg stages[NS_MAX_STAGES];
 } ns_search_cfg;
+
+/* Most classes model.decision_offsets may shift (one offset each). */
+#define NS_MAX_DECISION_CLASSES 256
 
 /* Capacity of ns_config.given (config.c checks that its table fits). */
 #define NS_CONFIG_MAX_KEYS 96
@@ -176,6 +186,9 @@ typedef struct ns_config {
     ns_class_weights class_weights;
     int n_class_weights;
     float *class_weight_list; /* (n_class_weights) for NS_CW_LIST */
+    int n_decision_offsets; /* model.decision_offsets: 0 (none) or one per class */
+    float decision_offsets[NS_MAX_DECISION_CLASSES]; /* added to the output logits of the
+                             trained model (its last biases): argmax(z + o) is the decision */
     ns_train_spec train;  /* train.div_factor is health.divergence_factor */
     ns_health_spec health; /* the health: section, the trial detectors' thresholds */
     ns_datacheck_spec datacheck; /* the health: section's data-check thresholds */

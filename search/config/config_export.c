@@ -81,6 +81,16 @@ void ns_config_write_value(FILE *f, const ns_config *c, int key, int json)
         fputc(']', f);
         break;
     }
+    case KT_FLOATS: {
+        int n = *(const int *)field((void *)c, k->count_off);
+        fputc('[', f);
+        for (int i = 0; i < n; i++) {
+            fputs(i ? sep : "", f);
+            put_real(f, ((const float *)v)[i], 1);
+        }
+        fputc(']', f);
+        break;
+    }
     case KT_WEIGHTS: {
         int mode = *(const int *)v;
         if (mode != NS_CW_LIST) {
@@ -139,6 +149,8 @@ static int exported(const ns_config *c, const key_def *k)
     if (!strcmp(k->section, "model")) {
         if (!strcmp(k->key, "ensemble") || !strcmp(k->key, "ensemble_seed"))
             return c->ensemble > 0;
+        if (!strcmp(k->key, "decision_offsets"))
+            return c->n_decision_offsets > 0;
         if (!strcmp(k->key, "hidden"))
             return c->width <= 0;
         if (!strcmp(k->key, "depth") || !strcmp(k->key, "width"))

@@ -33,6 +33,7 @@ typedef enum key_type {
     KT_RESAMPLING, /* search.resampling: auto, holdout, cv or {cv: K, repeats: R} into
                    ns_search_cfg at off */
     KT_DURATION, /* double seconds: a number, or a number with s, m or h ("90s", "5m") */
+    KT_FLOATS,  /* float[max_items] at off with the count at count_off; a list of numbers */
 } key_type;
 
 enum {
@@ -57,15 +58,15 @@ typedef struct key_def {
     unsigned flags;
     const char *def;        /* default as config text; NULL: none, or set from other keys */
     const enum_name *names; /* KT_ENUM, KT_WEIGHTS: NULL-terminated */
-    size_t count_off;       /* KT_INTS, KT_WEIGHTS */
+    size_t count_off;       /* KT_INTS, KT_WEIGHTS, KT_FLOATS */
     size_t list_off;        /* KT_WEIGHTS */
-    int max_items;          /* KT_INTS: capacity; KT_WEIGHTS: largest list */
+    int max_items;          /* KT_INTS, KT_FLOATS: capacity; KT_WEIGHTS: largest list */
 } key_def;
 
 #define INF INFINITY
 
 /* The table of keys and its sections (config.c, which checks these counts). */
-#define N_KEYS 92
+#define N_KEYS 94
 #define N_SECTIONS 5
 extern const key_def cfg_keys[];
 extern const char *const cfg_sections[];

@@ -42,6 +42,8 @@ static const char *nosearch_reason(const key_def *k)
         return "each stage gives its trials their budget: epochs or steps in search.stages";
     if (!strcmp(k->key, "loss"))
         return "it follows data.task";
+    if (!strcmp(k->key, "decision_offsets"))
+        return "the select stage fits them to the winner's held-out predictions (search.decision_offsets)";
     if (!strcmp(k->section, "train") && !strcmp(k->key, "metric"))
         return "it follows search.metric: trials are compared by one metric";
     if (!strcmp(k->key, "eval_batch") || !strcmp(k->key, "threads") || !strcmp(k->key, "device") ||

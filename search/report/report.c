@@ -375,10 +375,34 @@ static void view_answer(ns_report *r)
             if (!strcmp(final_kind, "ensemble") && ns_rj_num(fin, "members", &members))
                 fprintf(f, "<li>Final model: the fold ensemble of %.0f members (its fold models, "
                         "predictions averaged), ", members);
+            else if (!strcmp(final_kind, "offsets"))
+                fputs("<li>Final model: the winner's own config with decision offsets, ", f);
             else
                 fputs("<li>Final model: the winner's config refit on every training row, ", f);
             ns_html_text(f, cfg);
             fputs(".</li>\n", f);
+        }
+        if (ns_rj_get(dec, "decision_offsets", &b, &e) && *b == '{') {
+            char why[200] = "", mname[64];
+            double before = NAN, after = NAN, rows = 0;
+            if (ns_rj_str(b, "skipped", why, sizeof why)) {
+                fputs("<li>No decision offsets: ", f);
+                ns_html_text(f, why);
+                fputs(".</li>\n", f);
+            } else {
+                snprintf(mname, sizeof mname, "%s_before", r->v.study.metric);
+                ns_rj_num(b, mname, &before);
+                snprintf(mname, sizeof mname, "%s_after", r->v.study.metric);
+                ns_rj_num(b, mname, &after);
+                ns_rj_num(b, "rows", &rows);
+                fprintf(f, "<li>Decision offsets fitted on %.0f held-out rows: ", rows);
+                ns_html_text(f, r->v.study.metric);
+                fprintf(f, " %s there with them against %s without", ns_num(num, after), ns_num(num2, before));
+                const char *ab, *ae;
+                fputs(ns_rj_get(b, "applied", &ab, &ae) && !strncmp(ab, "true", 4)
+                          ? "; the final model carries them.</li>\n"
+                          : "; all 0, the model decides by its largest output.</li>\n", f);
+            }
         }
     } else if (dec && !strcmp(kind, "final")) {
         fputs("<li>Stage <b>", f);

@@ -14,10 +14,12 @@
 /* DIR/config.source: the absolute path of the config a study was made from, written
  * before the first trial; `nnsearch resume DIR` runs that config again. */
 #define NS_STUDY_SOURCE_FILE "config.source"
-/* In trials/<n>/: a cross-validated winner's refit on every training row, which export
- * hands out instead of the trial's own config. */
+/* In trials/<n>/: a cross-validated winner's refit on every training row or fold ensemble,
+ * or a holdout winner's config with its decision offsets, which export hands out instead
+ * of the trial's own config. */
 #define NS_REFIT_CONFIG "refit.yaml"
 #define NS_ENSEMBLE_CONFIG "ensemble.yaml"
+#define NS_OFFSETS_CONFIG "offsets.yaml"
 
 /* What a running search reports (ns_search_opts.on_progress), so that the caller owns the
  * terminal: the driver prints nothing itself when a callback is given. Every event carries

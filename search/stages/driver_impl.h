@@ -225,6 +225,7 @@ int ns_race_should_stop(const ns_search *s, const double *metric, int done);
 typedef struct ns_final_result {
     int done;
     int ensemble;              /* 1: the fold ensemble; 0: the refit */
+    int offsets;               /* 1: a holdout winner's own config with its decision offsets */
     int members;               /* the ensemble's members */
     long epochs;               /* the refit's epoch budget (0 for a steps budget); the
                                   members' (the config's) for an ensemble */
@@ -232,14 +233,45 @@ typedef struct ns_final_result {
     double test_loss, test_acc, test_rmse, test_bacc, test_f1; /* NaN without a test set */
 } ns_final_result;
 
+/* ---- offsets.c: the winner's decision offsets (search/stages/offsets.h) ---------------- */
+
+typedef struct ns_offsets_result {
+    int fitted;                /* fitted on held-out rows (the offsets may all be 0) */
+    int nonzero;               /* some offset is not 0: the final model carries them */
+    int interrupted;           /* a stop request ended the folds' training: nothing fitted */
+    int K;
+    float o[NS_MAX_DECISION_CLASSES];
+    long rows;                 /* the held-out rows they were fitted on */
+    double before, after;      /* the study metric on them at 0 and at o */
+    char skipped[200];         /* why none were fitted ("" when fitted) */
+} ns_offsets_result;
+
+/* Whether select fits offsets to s's winner: search.decision_offsets auto and a study of
+ * classes ranked by val_macro_f1 or val_balanced_acc (the metrics argmax does not serve). */
+int ns_offsets_applies(const ns_search *s);
+/* Fits trial n's offsets (ns_offsets_fit) to its held-out outputs: under holdout its own
+ * model's on the validation split; under cross-validation its config's on each fold of
+ * the first repeat, trained again (what its folds cost). Not fitted (out->skipped says
+ * why) when a class has fewer than NS_OFFSETS_MIN_ROWS held-out rows, a fold diverges or
+ * there are more than NS_MAX_DECISION_CLASSES classes. NS_OK, or an I/O or memory error. */
+int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err);
+/* The decision's part about them: ,"decision_offsets":{"values":[...],"applied":true|false
+ * (the final model carries them: some offset is not 0),"rows":N,
+ * "held_out":"folds"|"validation","<metric>_before":x,"<metric>_after":y} or {"skipped":".."} */
+void ns_offsets_json(ns_jbuf *j, const ns_search *s, const ns_offsets_result *o);
+
 /* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */
 int ns_final_is_ensemble(const ns_search *s);
-/* Trial n's final model (its result JSON `result` gives best_epoch). A plateau schedule
- * needs validation: its refit keeps the config's split. A stop request ends its training:
- * NS_OK with out->done 0 and no model file (the driver then records no decision, and the
- * resumed study trains it again). NS_OK, or a config/training error. */
-int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out, ns_err *err);
-/* The decision's part about it: ,"final":"refit"|"ensemble","<kind>":{...} */
+/* Trial n's final model (its result JSON `result` gives best_epoch), carrying the decision
+ * offsets off when off->nonzero (off may be NULL). Under holdout there is a final model
+ * only with offsets: trial n's own config with them, trained as the trial was, to
+ * trials/<n>/offsets.yaml and offsets.nsm. A plateau schedule needs validation: its refit
+ * keeps the config's split. A stop request ends its training: NS_OK with out->done 0 and
+ * no model file (the driver then records no decision, and the resumed study trains it
+ * again). NS_OK, or a config/training error. */
+int ns_final_model(ns_search *s, int n, const char *result, const ns_offsets_result *off,
+                   ns_final_result *out, ns_err *err);
+/* The decision's part about it: ,"final":"refit"|"ensemble"|"offsets","<kind>":{...} */
 void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f);
 
 

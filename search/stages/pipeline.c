@@ -514,6 +514,10 @@ static int model_init(ns_mlp *m, const ns_config *c, const ns_prepared *p, uint6
     ns_rng init_rng;
     ns_rng_seed(&init_rng, ns_seed_derive(seed, 0x696e6974, 0));
     float *cw = NULL;
+    if (c->n_decision_offsets && (p->task != NS_TASK_CLASSIFY || c->n_decision_offsets != p->n_classes))
+        return ns_err_set(err, NS_EINPUT, "%s: model.decision_offsets lists %d offsets but the data has "
+                          "%d classes; give one per class", c->path, c->n_decision_offsets,
+                          p->task == NS_TASK_CLASSIFY ? p->n_classes : 0);
     int rc = ns_mlp_init_params(m, &init_rng, err);
     if (!rc && !(rc = class_weights(c, p, &cw, err)))
         rc = ns_mlp_set_class_weights(m, cw, err);
@@ -732,6 +736,23 @@ static int run_attach(ns_trainer *tr, const ns_config *c, const ns_prepared *p,
     return NS_OK;
 }
 
+int ns_pipeline_add_decision_offsets(ns_mlp *m, const ns_config *c, ns_err *err)
+{
+    const int L = m->n_layers - 1, K = m->dims[m->n_layers];
+    if (c->n_decision_offsets != K)
+        return ns_err_set(err, NS_EINPUT, "%s: model.decision_offsets lists %d offsets for %d outputs; "
+                          "give one per class", c->path, c->n_decision_offsets, K);
+    float *b = malloc((size_t)K * sizeof *b);
+    if (!b)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    ns_buf_download(m->be, b, m->b[L], (size_t)K * sizeof *b);
+    for (int k = 0; k < K; k++)
+        b[k] += c->decision_offsets[k];
+    ns_buf_upload(m->be, m->b[L], b, (size_t)K * sizeof *b);
+    free(b);
+    return NS_OK;
+}
+
 /* After the run: the checkpoint of an interrupted one, else the result (the final weights
  * evaluated on p's validation and test rows) and the model file. */
 static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
@@ -753,6 +774,8 @@ static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
     res->best_epoch = tr->best_epoch > 0 && tr->best_params ? tr->best_epoch : tr->epoch;
     res->last = h->last;
     int rc;
+    if (c->n_decision_offsets && (rc = ns_pipeline_add_decision_offsets(m, c, err)))
+        return rc;
     /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
     if (p->val.n && (rc = ns_trainer_evaluate(tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
                                               &res->val_bacc, &res->val_f1, err)))

@@ -130,6 +130,12 @@ int ns_pipeline_search_memory_check(const ns_config *c, const ns_prepared *p, ns
 ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_backend *be,
                                 int max_batch, uint64_t seed, ns_err *err);
 
+/* Adds c's model.decision_offsets to m's output biases (m's last layer), so that the model's
+ * class decision is argmax(z + offsets) and its probabilities softmax(z + offsets): what a
+ * run of c does to its final weights before they are evaluated and written. NS_EINPUT when
+ * c lists another number of offsets than m has outputs. */
+int ns_pipeline_add_decision_offsets(ns_mlp *m, const ns_config *c, ns_err *err);
+
 /* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
  * rewritten after an epoch once a second has passed since the last one, after the last
  * epoch, and on interruption, when not NULL). fn sees every epoch

@@ -2,9 +2,9 @@
  * study (the same folds and row orders for every trial), the metric's mean and standard
  * error over the folds, the mean learning curve that the health checks read, and racing:
  * a trial stops after some folds when, paired fold by fold with the round's incumbent, it
- * is worse beyond its 95% confidence interval; and a cross-validated winner's final model
- * (the refit on every training row, or the fold ensemble). Not the pool or the store:
- * driver.c. */
+ * is worse beyond its 95% confidence interval; and the winner's final model (a
+ * cross-validated winner's refit on every training row or fold ensemble, a holdout winner's
+ * config with its decision offsets). Not the pool or the store: driver.c. */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -312,29 +312,42 @@ static int write_config(const ns_config *c, const char *path, const char *header
     return rc;
 }
 
-int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out, ns_err *err)
+int ns_final_model(ns_search *s, int n, const char *result, const ns_offsets_result *off,
+                   ns_final_result *out, ns_err *err)
 {
     memset(out, 0, sizeof *out);
     out->test_loss = out->test_acc = out->test_rmse = out->test_bacc = out->test_f1 = NAN;
-    out->ensemble = ns_final_is_ensemble(s);
+    out->ensemble = s->folds.n && ns_final_is_ensemble(s);
+    out->offsets = !s->folds.n;
     char src[4300], path[4300], model[4300], header[4600];
-    const char *file = out->ensemble ? NS_ENSEMBLE_CONFIG : NS_REFIT_CONFIG;
+    const char *file = out->ensemble ? NS_ENSEMBLE_CONFIG : out->offsets ? NS_OFFSETS_CONFIG : NS_REFIT_CONFIG;
     snprintf(src, sizeof src, "%s/trials/%d/config.yaml", s->dir, n);
     snprintf(path, sizeof path, "%s/trials/%d/%s", s->dir, n, file);
-    snprintf(model, sizeof model, "%s/trials/%d/%s.nsm", s->dir, n, out->ensemble ? "ensemble" : "refit");
+    snprintf(model, sizeof model, "%s/trials/%d/%s.nsm", s->dir, n,
+             out->ensemble ? "ensemble" : out->offsets ? "offsets" : "refit");
     ns_config tc, fc;
     int rc = ns_config_load(&tc, src, err);
     if (rc)
         return rc;
-    if (out->ensemble) {
+    const int with_offsets = off && off->nonzero;
+    if (with_offsets) {
+        tc.n_decision_offsets = off->K;
+        memcpy(tc.decision_offsets, off->o, (size_t)off->K * sizeof *off->o);
+    }
+    const char *shift = with_offsets ? ", its decisions shifted by the offsets fitted on held-out rows" : "";
+    if (out->offsets) {
+        snprintf(header, sizeof header,
+                 "trial %d of study %s as it trained, its decisions shifted by the offsets fitted "
+                 "on its validation split\ntrain it with: nnsearch train %s", n, s->base.search.name, path);
+    } else if (out->ensemble) {
         /* the trial's own fold models: its config, the study's folds (first repeat) */
         tc.ensemble = s->folds.k;
         tc.ensemble_seed = s->fold_seed;
         out->members = tc.ensemble;
         snprintf(header, sizeof header,
                  "fold ensemble of trial %d of study %s: %d members, one per fold of its "
-                 "cross-validation, predictions averaged\ntrain it with: nnsearch train %s",
-                 n, s->base.search.name, tc.ensemble, path);
+                 "cross-validation, predictions averaged%s\ntrain it with: nnsearch train %s",
+                 n, s->base.search.name, tc.ensemble, shift, path);
     } else {
         double be;
         if (tc.train.budget == NS_BUDGET_EPOCHS && ns_json_get_num(result, "best_epoch", &be) && be >= 1)
@@ -346,10 +359,10 @@ int ns_final_model(ns_search *s, int n, const char *result, ns_final_result *out
             tc.train.patience = 0;
         }
         snprintf(header, sizeof header,
-                 "refit of trial %d of study %s on %s for the epochs its folds chose (%ld)\n"
+                 "refit of trial %d of study %s on %s for the epochs its folds chose (%ld)%s\n"
                  "train it with: nnsearch train %s", n, s->base.search.name,
                  tc.data.val_fraction > 0 ? "its training split" : "all training rows",
-                 tc.train.budget == NS_BUDGET_EPOCHS ? tc.train.epochs : 0L, path);
+                 tc.train.budget == NS_BUDGET_EPOCHS ? tc.train.epochs : 0L, shift, path);
     }
     out->epochs = tc.train.budget == NS_BUDGET_EPOCHS ? tc.train.epochs : 0;
     rc = write_config(&tc, path, header, err);
@@ -386,7 +399,9 @@ void ns_final_json(ns_jbuf *j, int n, const ns_final_result *f)
 {
     if (!f->done)
         return;
-    if (f->ensemble)
+    if (f->offsets)
+        ns_jbuf_putf(j, ",\"final\":\"offsets\",\"offsets\":{\"config\":\"trials/%d/" NS_OFFSETS_CONFIG "\",", n);
+    else if (f->ensemble)
         ns_jbuf_putf(j, ",\"final\":\"ensemble\",\"ensemble\":{\"config\":\"trials/%d/" NS_ENSEMBLE_CONFIG
                      "\",\"members\":%d,", n, f->members);
     else

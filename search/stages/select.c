@@ -331,6 +331,10 @@ static int rescore(ns_search *s, cand *c, int nc, int fallback, int K, int *roun
          * holdout winner keeps its own model */
         double reserve = !s->folds.n ? 0
                          : c[b].t->seconds * (ns_final_is_ensemble(s) ? 1.0 : 1.25 / s->folds.k);
+        /* and the decision offsets: under cross-validation the best's folds trained again,
+         * under holdout its config trained again with them */
+        if (ns_offsets_applies(s))
+            reserve += c[b].t->seconds;
         double t0 = ns_now_s(), cost[NS_RESCORE_TOP];
         int fit = 0;
         for (int i = 0; i < nt; i++)
@@ -527,8 +531,17 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     const ns_trial_row *win = c[w].t;
     double tl, ta, tr;
     ns_final_result fin = {0};
-    if (s->folds.n) { /* no trial model: the final model is the refit or the fold ensemble */
-        if ((rc = ns_final_model(s, win->number, win->result, &fin, err))) {
+    ns_offsets_result off = {0};
+    const int fit_offsets = ns_offsets_applies(s);
+    if (fit_offsets && (rc = ns_winner_offsets(s, win->number, &off, err))) {
+        free_cands(c, nc);
+        ns_trial_rows_free(rows, n);
+        return rc;
+    }
+    /* no trial model under cross-validation: the final model is the refit or the fold
+     * ensemble; under holdout the winner's own, or its config with offsets */
+    if (s->folds.n || off.nonzero) {
+        if ((rc = ns_final_model(s, win->number, win->result, &off, &fin, err))) {
             free_cands(c, nc);
             ns_trial_rows_free(rows, n);
             return rc;
@@ -550,6 +563,8 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_jbuf_put(j, s->data.task == NS_TASK_CLASSIFY ? ",\"test_acc\":" : ",\"test_rmse\":", 12);
     ns_jbuf_num(j, s->data.task == NS_TASK_CLASSIFY ? ta : tr);
     ns_final_json(j, win->number, &fin);
+    if (fit_offsets && !off.interrupted)
+        ns_offsets_json(j, s, &off);
     /* the other top trials by metric (the re-scored first, when re-scoring ran: their
      * figures are of another kind), each with why it lost */
     ns_jbuf_put(j, ",\"others\":[", 11);

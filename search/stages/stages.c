@@ -708,7 +708,7 @@ static int decide_final(DECIDE_ARGS)
     if (s->folds.n && r[0].state == NS_TRIAL_COMPLETE) {
         /* cross-validated: the final model is the refit or the fold ensemble */
         ns_final_result fin;
-        int rc = ns_final_model(s, r[0].number, r[0].result, &fin, err);
+        int rc = ns_final_model(s, r[0].number, r[0].result, NULL, &fin, err);
         if (rc)
             return rc;
         ns_jbuf_put(j, ",\"test_loss\":", 13);

@@ -111,7 +111,7 @@ const ns_trial_row **ns_study_view_rank(const ns_study_view *v)
     return out;
 }
 
-long ns_study_stages_choice(const ns_stage_row *stages, int n, int *ensemble)
+long ns_study_stages_choice(const ns_stage_row *stages, int n, ns_final_model_kind *final)
 {
     for (int i = n - 1; i >= 0; i--) {
         const char *colon = strchr(stages[i].name, ':');
@@ -121,9 +121,13 @@ long ns_study_stages_choice(const ns_stage_row *stages, int n, int *ensemble)
         if ((!strcmp(colon + 1, "final") && ns_json_get_num(stages[i].decision, "trial", &t)) ||
             (!strcmp(colon + 1, "select") && ns_json_get_num(stages[i].decision, "winner", &t))) {
             char kind[16] = "";
-            if (ensemble)
-                *ensemble = ns_json_get_str(stages[i].decision, "final", kind, sizeof kind) &&
-                            !strcmp(kind, "ensemble");
+            if (final) {
+                ns_json_get_str(stages[i].decision, "final", kind, sizeof kind);
+                *final = !strcmp(kind, "refit")      ? NS_FINAL_MODEL_REFIT
+                         : !strcmp(kind, "ensemble") ? NS_FINAL_MODEL_ENSEMBLE
+                         : !strcmp(kind, "offsets")  ? NS_FINAL_MODEL_OFFSETS
+                                                     : NS_FINAL_MODEL_OWN;
+            }
             return (long)t;
         }
     }

@@ -34,9 +34,12 @@ int ns_trial_rank_class(const ns_trial_row *t);
 const ns_trial_row **ns_study_view_rank(const ns_study_view *v);
 /* The trial the last complete final stage trained (its decision's "trial") or select stage
  * chose ("winner"), or -1: the stages' choice, which is the study's answer whatever scored
- * higher elsewhere. *ensemble (may be NULL): 1 when that decision's final model is the fold
- * ensemble ("final":"ensemble"). */
-long ns_study_stages_choice(const ns_stage_row *stages, int n, int *ensemble);
+ * higher elsewhere. *final (may be NULL): the kind of that decision's final model ("final":
+ * "refit", "ensemble" or "offsets"; NS_FINAL_MODEL_OWN when it has none: the trial's own). */
+typedef enum ns_final_model_kind {
+    NS_FINAL_MODEL_OWN = 0, NS_FINAL_MODEL_REFIT, NS_FINAL_MODEL_ENSEMBLE, NS_FINAL_MODEL_OFFSETS
+} ns_final_model_kind;
+long ns_study_stages_choice(const ns_stage_row *stages, int n, ns_final_model_kind *final);
 /* The study's best trial: the stages' choice when it is complete with a metric, else the
  * first of ranked (ns_study_view_rank) when it has a metric; NULL when none. */
 const ns_trial_row *ns_study_view_best(const ns_study_view *v, const ns_trial_row *const *ranked);
