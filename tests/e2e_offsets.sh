@@ -62,6 +62,12 @@ check "the exported config trains to the selection's test accuracy and macro-F1 
 n_own=$(awk -F, 'NR > 1 && $2 == "ruby"' "$T/own.csv" | wc -l) n_off=$(awk -F, 'NR > 1 && $2 == "ruby"' "$T/off.csv" | wc -l)
 check "with the offsets ruby is predicted for more test rows ($n_own -> $n_off)" test "$n_off" -gt "$n_own"
 
+"$NS" report "$T/hold" -o "$T/hold.html" >/dev/null
+check "the report names the final model and the offsets' evidence" bash -c \
+  "grep -q 'Final model: the winner.s own config with decision offsets' '$T/hold.html' && grep -q 'Decision offsets fitted on $vrows held-out rows' '$T/hold.html'"
+"$NS" status "$T/hold" >"$T/hold.status"
+check "status names the final model" grep -q "final model: its own config with decision offsets, trials/$w/offsets.yaml" "$T/hold.status"
+
 # search.decision_offsets: none: the winner's own model, no offsets
 sed 's/^  seed: 2$/  seed: 2\n  decision_offsets: none/' "$T/hold.yaml" >"$T/none.yaml"
 "$NS" "$T/none.yaml" -o "$T/none" --quiet >/dev/null 2>&1; rc=$?
