@@ -86,6 +86,12 @@ check "the refit carries them when applied" bash -c \
   "if [ '$(dec "$T/cv" 2:select "$o.applied")' = 1 ]; then grep -q '^  decision_offsets: \[0, ' '$T/cv/trials/$wc/refit.yaml'; else ! grep -q decision_offsets '$T/cv/trials/$wc/refit.yaml'; fi"
 check "no fold model is left behind" bash -c "! ls '$T'/cv/trials/*/offsets-fold.nsm 2>/dev/null | grep -q ."
 
+# a training config whose offsets do not match its classes: one line, exit 2, no model
+sed 's/^  decision_offsets: \[.*\]$/  decision_offsets: [0, 1]/' "$T/hold-best.yaml" >"$T/two.yaml"
+"$NS" train "$T/two.yaml" -o "$T/two.nsm" --quiet >/dev/null 2>"$T/two.err"; rc=$?
+check "2 offsets for 4 classes: exit 2, one line, no model ($(cat "$T/two.err"))" bash -c \
+  "[ $rc -eq 2 ] && [ \$(wc -l <'$T/two.err') -eq 1 ] && grep -q 'decision_offsets lists 2 offsets but the data has 4 classes' '$T/two.err' && [ ! -e '$T/two.nsm' ]"
+
 # balanced data ranked by accuracy: argmax is what accuracy wants, no offsets
 sed "s|^  train: $T/imb.csv|  train: $PWD/configs/data/quickstart.csv|" "$T/hold.yaml" >"$T/bal.yaml"
 "$NS" "$T/bal.yaml" -o "$T/bal" --quiet >/dev/null 2>&1; rc=$?
