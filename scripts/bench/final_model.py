@@ -11,12 +11,19 @@ the rows left after the validation split (val_fraction 0.1), and (b) refit on ev
 row, both for the epochs the study chose, each with --seeds training seeds; the means over
 the seeds are compared (refit - as trained).
 
+With --offsets, decision offsets outside the product, on the holdout winners of binary sets:
+the winner's config trained on 90% of trainval (a stratified cut of its own), the second
+class's logit offset fitted on the other 10% to maximise macro-F1 (-4 to 4 by 0.05, ties to
+the offset nearest 0), and the test macro-F1 and accuracy of argmax against argmax with the
+offset (docs/BENCHMARKS.md, "Decision offsets").
+
 With --seed-ensemble N, the final model as the study makes it (refit, or the holdout winner
 as trained) with one training seed against the average of N seeds' class probabilities.
 
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
 error."""
@@ -138,6 +145,51 @@ def holdout(run, s, k, seeds):
     return {m: (float(np.mean(v[0])), float(np.mean(v[1]))) for m, v in out.items()}
 
 
+def fit_offset(logp, y):
+    """The second class's offset in -4..4 (step 0.05) that maximises macro-F1 of
+    argmax(logp + (0, o)) on these rows; ties to the offset nearest 0."""
+    best, bo = macro_f1(y, logp.argmax(1)), 0.0
+    for o in np.round(np.arange(-80, 81) * 0.05, 2):
+        f = macro_f1(y, (logp[:, 1] + o > logp[:, 0]).astype(int))
+        if f > best + 1e-12 or (abs(f - best) <= 1e-12 and abs(o) < abs(bo)):
+            best, bo = f, o
+    return bo
+
+
+def offsets(run, s, k):
+    """A binary holdout winner trained on 90% of trainval, its offset fitted on the other
+    10%: (argmax, argmax with the offset) on the test rows; None for other winners."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    if "folds" in best["result"]:
+        return None
+    split = os.path.join(DATA, s, str(k))
+    head, tv = read_csv(os.path.join(split, "trainval.csv"))
+    ytv = tv[:, -1].astype(int)
+    if ytv.max() != 1:
+        return None
+    epochs = int(best["result"].get("best_epoch") or 30)
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    val = stratified_folds(ytv, 10, 2000 + k) == 0
+    with tempfile.TemporaryDirectory() as tmp:
+        tr, va = os.path.join(tmp, "tr.csv"), os.path.join(tmp, "va.csv")
+        write_csv(tr, head, tv[~val])
+        write_csv(va, head, tv[val])
+        pv = train_predict(tmp, "m", tr, va, best["params"], epochs, 1)
+        model = os.path.join(tmp, "m.nsm")
+        pred = os.path.join(tmp, "t.csv")
+        subprocess.run([NNS, "predict", model, test_csv, "-o", pred, "--no-drift-check"], check=True,
+                       stderr=subprocess.DEVNULL)
+        pt = read_csv(pred)[1][:, 2:]
+    o = fit_offset(np.log(np.clip(pv, 1e-12, 1)), ytv[val])
+    lt = np.log(np.clip(pt, 1e-12, 1))
+    a, b = lt.argmax(1), (lt[:, 1] + o > lt[:, 0]).astype(int)
+    print(f"  {s} split {k}: offset {o:+.2f}, test macro-F1 {macro_f1(y, a):.4f} -> {macro_f1(y, b):.4f}",
+          flush=True)
+    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+
+
 def seed_ensemble(run, s, k, seeds):
     """The winner's final model as the study makes it (a cross-validated winner refit on
     every trainval row, a holdout winner as trained, on the rows left after the validation
@@ -165,10 +217,16 @@ def main():
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
+    ap.add_argument("--offsets", action="store_true")
     a = ap.parse_args()
     sets = a.sets.split(",") if a.sets else sorted(
         d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    if a.seed_ensemble > 1:
+    if a.offsets:
+        print(f"binary holdout winners of {a.run}: argmax vs a logit offset fitted on 10% of "
+              f"trainval (trained on the other 90%); {NNS}")
+        compare(a.run, sets, lambda s, k: offsets(a.run, s, k), ("argmax", "offset"),
+                "offset - argmax")
+    elif a.seed_ensemble > 1:
         print(f"the final model of the winners of {a.run}, one training seed vs the mean of "
               f"{a.seed_ensemble} seeds' probabilities; {NNS}")
         compare(a.run, sets, lambda s, k: seed_ensemble(a.run, s, k, a.seed_ensemble),
