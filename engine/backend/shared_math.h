@@ -1,7 +1,7 @@
 /* shared_math.h — the formulas both backends evaluate per element and per row: the
  * activations and their derivatives, the dropout draw, the softmax and the softmax
  * cross-entropy with label smoothing and class weights. The CPU loops (backend_cpu.c) and
- * the CUDA kernels (engine/cuda/backend_cuda.cu) call these, so that the two compute one
+ * the CUDA kernels (engine/cuda/cuda_layers.cu) call these, so that the two compute one
  * formula in one order and differ only in how they sum over rows and in the GEMMs. */
 #ifndef NS_SHARED_MATH_H
 #define NS_SHARED_MATH_H

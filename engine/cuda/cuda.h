@@ -1,5 +1,5 @@
 /* cuda.h — the CUDA backend's entry points: whether this build has it, the GPUs the driver
- * sees, and a backend on one of them (engine/cuda/backend_cuda.cu; in a build without CUDA,
+ * sees, and a backend on one of them (the .cu files of engine/cuda/; in a build without CUDA,
  * engine/cuda/nocuda.c answers "none"). Everything else goes through backend.h's ops.
  * Not the choice between CPU and GPU (backend.h: ns_backend_open). */
 #ifndef NS_CUDA_H
