@@ -61,6 +61,22 @@ check "the exported config trains to the selection's test accuracy and macro-F1 
 "$NS" predict "$T/hold/trials/$w/offsets.nsm" configs/data/quickstart-test.csv -o "$T/off.csv" 2>/dev/null
 n_own=$(awk -F, 'NR > 1 && $2 == "ruby"' "$T/own.csv" | wc -l) n_off=$(awk -F, 'NR > 1 && $2 == "ruby"' "$T/off.csv" | wc -l)
 check "with the offsets ruby is predicted for more test rows ($n_own -> $n_off)" test "$n_off" -gt "$n_own"
+# softmax(z + o) / softmax(z) is exp(o) up to a per-row constant exactly when the two models
+# differ by o in their last biases alone: log(p_off / p_own) - o is the same for every class
+offs=$(sed -n 's/^  decision_offsets: \[\(.*\)\]$/\1/p' "$T/hold/trials/$w/offsets.yaml")
+spread=$(/usr/bin/python3 -c '
+import math, sys
+o = [float(v) for v in sys.argv[3].split(",")]
+worst = 0.0
+for a, b in zip(open(sys.argv[1]).read().split("\n")[1:], open(sys.argv[2]).read().split("\n")[1:]):
+    if not a:
+        continue
+    pa, pb = [float(v) for v in a.split(",")[2:]], [float(v) for v in b.split(",")[2:]]
+    d = [math.log(q / p) - ok for p, q, ok in zip(pa, pb, o)]
+    worst = max(worst, max(d) - min(d))
+print(worst)' "$T/own.csv" "$T/off.csv" "$offs")
+check "the offsets model is the trial's model with its last biases shifted by the offsets (log-ratio spread $spread)" \
+  num 'spread < 2e-3' spread="$spread"
 
 "$NS" report "$T/hold" -o "$T/hold.html" >/dev/null
 check "the report names the final model and the offsets' evidence" bash -c \

@@ -40,7 +40,7 @@ Test(offsets, the_macro_f1_threshold_of_ten_binary_rows)
     for (int i = 0; i < 10; i++)
         z[2 * i] = 0, z[2 * i + 1] = d[i];
     double before, after;
-    ns_offsets_fit(z, y, 10, 2, NS_METRIC_VAL_F1, o, &before, &after);
+    cr_assert_eq(ns_offsets_fit(z, y, 10, 2, NS_METRIC_VAL_F1, o, &before, &after, NULL), NS_OK);
     cr_assert_eq(o[0], 0.0f);
     cr_assert_float_eq(o[1], 0.85f, 1e-6, "offset %g", (double)o[1]);
     cr_assert_float_eq(before, 0.6, 1e-12, "before %.12g", before);
@@ -60,7 +60,7 @@ Test(offsets, data_argmax_serves_best_keeps_zero)
     }
     float o[2] = {7, 7};
     double before, after;
-    ns_offsets_fit(z, y, 6, 2, NS_METRIC_VAL_F1, o, &before, &after);
+    cr_assert_eq(ns_offsets_fit(z, y, 6, 2, NS_METRIC_VAL_F1, o, &before, &after, NULL), NS_OK);
     cr_assert(o[0] == 0 && o[1] == 0, "offsets %g %g", (double)o[0], (double)o[1]);
     cr_assert_eq(before, 1.0);
     cr_assert_eq(after, 1.0);
@@ -89,7 +89,7 @@ Test(offsets, three_classes_reach_a_coordinate_optimum_of_balanced_accuracy)
     }
     float o[K];
     double before, after;
-    ns_offsets_fit(z, y, N, K, NS_METRIC_VAL_BACC, o, &before, &after);
+    cr_assert_eq(ns_offsets_fit(z, y, N, K, NS_METRIC_VAL_BACC, o, &before, &after, NULL), NS_OK);
     const float zero[K] = {0, 0, 0};
     cr_assert_float_eq(before, metric_at(z, y, N, K, NS_METRIC_VAL_BACC, zero), 1e-12);
     cr_assert_float_eq(after, metric_at(z, y, N, K, NS_METRIC_VAL_BACC, o), 1e-12);
@@ -120,8 +120,8 @@ Test(offsets, rows_with_labels_out_of_range_are_ignored)
     z[12] = 0, z[13] = 5, y2[6] = -1; /* would be a false positive if it counted */
     z[14] = 0, z[15] = -5, y2[7] = 2;
     double b1, a1, b2, a2;
-    ns_offsets_fit(z, y, 6, 2, NS_METRIC_VAL_F1, o, &b1, &a1);
-    ns_offsets_fit(z, y2, 8, 2, NS_METRIC_VAL_F1, o2, &b2, &a2);
+    cr_assert_eq(ns_offsets_fit(z, y, 6, 2, NS_METRIC_VAL_F1, o, &b1, &a1, NULL), NS_OK);
+    cr_assert_eq(ns_offsets_fit(z, y2, 8, 2, NS_METRIC_VAL_F1, o2, &b2, &a2, NULL), NS_OK);
     cr_assert(o[0] == o2[0] && o[1] == o2[1] && b1 == b2 && a1 == a2);
     cr_assert_gt(o[1], 0.0f);
 }

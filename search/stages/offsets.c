@@ -37,16 +37,18 @@ static double score(const float *z, const int32_t *y, long n, int K, ns_metric m
     return metric == NS_METRIC_VAL_BACC ? bacc : f1;
 }
 
-void ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric metric, float *o,
-                    double *before, double *after)
+int ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric metric, float *o,
+                   double *before, double *after, ns_err *err)
 {
     for (int k = 0; k < K; k++)
         o[k] = 0;
-    long *conf = malloc((size_t)K * (size_t)K * sizeof *conf);
-    if (!conf || K < 2) {
-        *before = *after = conf ? score(z, y, n, K, metric, o, conf) : NAN;
+    long *conf = malloc((size_t)(K > 0 ? K : 1) * (size_t)(K > 0 ? K : 1) * sizeof *conf);
+    if (!conf)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory fitting decision offsets");
+    if (K < 2) {
+        *before = *after = score(z, y, n, K, metric, o, conf);
         free(conf);
-        return;
+        return NS_OK;
     }
     const int steps = (int)lround(NS_OFFSETS_RANGE / NS_OFFSETS_STEP);
     double cur = score(z, y, n, K, metric, o, conf);
@@ -74,6 +76,7 @@ void ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric m
     }
     *after = cur;
     free(conf);
+    return NS_OK;
 }
 
 /* The outputs (n x K logits) of the model file at path for ds's rows, which are already
@@ -221,7 +224,11 @@ int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err)
         }
     free(count);
     if (!out->skipped[0]) {
-        ns_offsets_fit(z, y, out->rows, K, s->metric, out->o, &out->before, &out->after);
+        if ((rc = ns_offsets_fit(z, y, out->rows, K, s->metric, out->o, &out->before, &out->after, err))) {
+            free(z);
+            free(y);
+            return rc;
+        }
         out->fitted = 1;
         for (int k = 0; k < K; k++)
             out->nonzero |= out->o[k] != 0;

@@ -9,6 +9,8 @@
 
 #include <stdint.h>
 
+#include "engine/err.h"
+
 #include "search/config/config.h"
 
 /* The offsets tried for each class: -NS_OFFSETS_RANGE to +NS_OFFSETS_RANGE in steps of
@@ -26,8 +28,8 @@
  * most four sweeps, until none changes. A change needs a strictly better metric; among
  * equal ones the offset nearest 0 is kept, so data that argmax already serves best keeps
  * o = 0. *before and *after: the metric at o = 0 and at the offsets returned. A row whose
- * label is out of range is ignored. */
-void ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric metric, float *o,
-                    double *before, double *after);
+ * label is out of range is ignored. NS_OK, or NS_ERUNTIME when out of memory. */
+int ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric metric, float *o,
+                   double *before, double *after, ns_err *err);
 
 #endif
