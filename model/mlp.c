@@ -279,10 +279,11 @@ const float *ns_mlp_forward(ns_mlp *m, const float *x, int B, int training, uint
 }
 
 /* Adds B rows to the (k x k) confusion table conf: row = label, column = argmax of the
- * logits (the first of equal ones, as the accuracy counts). Logits and labels are copied to
+ * logits (the first of equal ones, as the accuracy counts), and the argmax to pred[0..B)
+ * when pred is not NULL. Logits and labels are copied to
  * the host where they live on a device; rows outside the table are not counted. */
 static int add_confusion(ns_mlp *m, const float *logits, const int32_t *y, int B, long *conf,
-                         int k, ns_err *err)
+                         int k, int32_t *pred, ns_err *err)
 {
     const int K = m->spec.n_out;
     int host = ns_backend_is_host(m->be);
@@ -305,6 +306,8 @@ static int add_confusion(ns_mlp *m, const float *logits, const int32_t *y, int B
         for (int c = 1; c < K; c++)
             if (zi[c] > zi[arg])
                 arg = c;
+        if (pred)
+            pred[i] = arg;
         if (yy[i] >= 0 && yy[i] < k && arg < k)
             conf[(long)yy[i] * k + arg]++;
     }
@@ -325,7 +328,7 @@ static int mlp_loss(ns_mlp *m, const int32_t *y, const float *t, int B, int grad
         if (!y)
             return ns_err_set(err, NS_EINPUT, "cross-entropy needs class labels");
         if (m->net.conf) {
-            int rc = add_confusion(m, logits, y, B, m->net.conf, m->net.conf_k, err);
+            int rc = add_confusion(m, logits, y, B, m->net.conf, m->net.conf_k, m->net.pred, err);
             if (rc)
                 return rc;
         }

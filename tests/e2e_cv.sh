@@ -71,6 +71,18 @@ check "final: ensemble: the winner ($w) becomes the fold ensemble of its 4 fold 
 "$NS" status "$T/a" >"$T/status.txt"
 check "status shows the chosen trial's folds" grep -Eq "^folds:   4-fold cross-validation x 1, 4 folds run, standard error [0-9.e-]+:( [0-9.]+){4}$" "$T/status.txt"
 check "status names the final model" grep -q "^           final model: fold ensemble of 4 members (its fold models, predictions averaged), trials/$w/ensemble.yaml$" "$T/status.txt"
+# the winner's estimate on new data: bootstrap bias-corrected over the eligible candidates'
+# stored out-of-fold predictions (every training row, each by the fold that held it out)
+el=$(dec "$T/a" 3:select '$.eligible')
+check "the estimate resamples the $el eligible candidates' predictions of all 3000 rows" bash -c \
+  "[ '$(dec "$T/a" 3:select '$.estimate.candidates')' = '$el' ] && [ '$(dec "$T/a" 3:select '$.estimate.rows')' = 3000 ] && [ '$(dec "$T/a" 3:select '$.estimate.held_out')' = folds ] && [ '$(dec "$T/a" 3:select '$.estimate.bootstraps')' = 1000 ]"
+check "every complete trial stored 3000 predictions, no pruned one any" test "$(sqlite3 "$T/a/study.db" \
+  "SELECT (SELECT count(*) FROM trial_pred p JOIN trial t ON t.number = p.trial WHERE t.state = 'complete' AND p.rows = 3000 AND length(p.pred) = 3000) = (SELECT count(*) FROM trial WHERE state = 'complete') AND (SELECT count(*) FROM trial_pred p JOIN trial t ON t.number = p.trial WHERE t.state != 'complete') = 0")" = 1
+check "the winner's pooled score over its predictions is its fold mean (folds of 750 rows)" num 'abs(a - b) < 1e-6' \
+  a="$(dec "$T/a" 3:select '$.estimate.measured')" b="$(sqlite3 "$T/a/study.db" "SELECT val_metric FROM trial WHERE number = $w")"
+check "the estimate is a score, not above the best's own by more than noise" num '0.5 < e <= 1 and e <= m + 0.02' \
+  e="$(dec "$T/a" 3:select '$.estimate.val_acc')" m="$(dec "$T/a" 3:select '$.estimate.measured')"
+check "status gives the estimate" grep -Eq "^           estimate on new data: val_acc [0-9.]+ \(bootstrap bias-corrected over $el candidates on 3000 held-out rows, where the winner scored [0-9.]+\)$" "$T/status.txt"
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
 check "export hands out the ensemble" grep -q "fold ensemble of trial $w" "$T/best.yaml"
 "$NS" train "$T/best.yaml" -o "$T/best.nsm" --json --quiet >"$T/train.json" 2>/dev/null
@@ -205,6 +217,8 @@ w=$(dec "$T/hold" 3:select '$.winner')
 wm=$(sqlite3 "$T/hold/study.db" "SELECT json_extract(value, '$.val_acc') FROM stage, json_each(decision, '$.rescored.trials') WHERE name='3:select' AND json_extract(value, '$.trial') = json_extract(decision, '$.winner')")
 check "holdout: the winner ($w) is re-scored and its figure is its fold mean ($wm)" bash -c \
   "[ -n '$wm' ] && awk -v a='$wm' -v b='$(dec "$T/hold" 3:select '$.val_acc')' 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }'"
+check "holdout: the estimate is the winner's re-scored figure over all 3000 rows; its measured one its validation split's" bash -c \
+  "[ '$(dec "$T/hold" 3:select '$.estimate.method')' = re-scored ] && [ '$(dec "$T/hold" 3:select '$.estimate.rows')' = 3000 ] && [ '$(dec "$T/hold" 3:select '$.estimate.val_acc')' = '$(dec "$T/hold" 3:select '$.val_acc')' ] && awk -v a='$(dec "$T/hold" 3:select '$.estimate.measured')' -v b='$(sqlite3 "$T/hold/study.db" "SELECT val_metric FROM trial WHERE number = $w")' 'BEGIN { exit !(a != \"\" && a - b < 1e-6 && b - a < 1e-6) }'"
 check "holdout: the run's closing line gives the winner's re-scored figure" \
   grep -q "^winner: trial $w .*val_acc $(awk -v a="$wm" 'BEGIN { printf "%.4f", a }') +- " "$T/hold.err"
 

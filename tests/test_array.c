@@ -413,7 +413,7 @@ static void run_array(long fail_at, const char *bad_ckpt, ns_run_result *res, in
 
 Test(array, a_group_the_backend_cannot_allocate_trains_its_members_alone)
 {
-    ns_run_result together[NR], alone[NR];
+    ns_run_result together[NR] = {0}, alone[NR] = {0};
     int rc[NR];
     ns_err err[NR];
     memset(err, 0, sizeof err);
@@ -434,7 +434,7 @@ Test(array, a_group_the_backend_cannot_allocate_trains_its_members_alone)
 Test(array, a_member_whose_checkpoint_is_refused_fails_alone)
 {
     char *bad = tu_write_temp("not-a-checkpoint", "garbage", 7);
-    ns_run_result res[NR];
+    ns_run_result res[NR] = {0};
     int rc[NR];
     ns_err err[NR];
     memset(err, 0, sizeof err);

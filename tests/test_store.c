@@ -360,13 +360,13 @@ Test(store, newer_or_foreign_database_refused)
     ns_err err = {0};
     ns_store *s = fresh_study(dir, 0);
     ns_store_close(s);
-    raw_exec(dir, "PRAGMA user_version = 4");
+    raw_exec(dir, "PRAGMA user_version = 5");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert_null(s);
-    cr_assert(strstr(err.msg, "version 4 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 5 is newer"), "%s", err.msg);
     cr_assert_null(strchr(err.msg, '\n'));
     cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_EINPUT);
-    cr_assert(strstr(err.msg, "version 4 is newer"), "%s", err.msg);
+    cr_assert(strstr(err.msg, "version 5 is newer"), "%s", err.msg);
     raw_exec(dir, "PRAGMA user_version = 0");
     cr_assert_eq(ns_store_open(&s, dir, 1, &err), NS_EINPUT);
     cr_assert(strstr(err.msg, "unknown study format version 0"), "%s", err.msg);
@@ -825,6 +825,7 @@ Test(store, version_1_study_is_upgraded_by_the_writer)
                                  "ALTER TABLE epoch DROP COLUMN stopped_early;"
                                  "ALTER TABLE epoch DROP COLUMN val_bacc;"
                                  "ALTER TABLE epoch DROP COLUMN val_macro_f1;"
+                                 "DROP TABLE trial_pred;"
                                  "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK,
                  "%s", sqlite3_errmsg(h));
     sqlite3_close(h);
@@ -858,7 +859,7 @@ Test(store, version_2_study_reads_as_is_and_is_upgraded_by_the_writer)
     cr_assert_eq(ns_store_epoch_add(s, 0, &rec, &err), NS_OK, "%s", err.msg);
     ns_store_close(s);
     raw_exec(dir, "ALTER TABLE epoch DROP COLUMN val_bacc; ALTER TABLE epoch DROP COLUMN "
-                  "val_macro_f1; PRAGMA user_version = 2;");
+                  "val_macro_f1; DROP TABLE trial_pred; PRAGMA user_version = 2;");
     ns_epoch_record *e;
     int n;
     cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_OK, "%s", err.msg);
@@ -1091,5 +1092,52 @@ Test(store, sigkill_leaves_consistent_prefix, .timeout = 30)
         cr_assert(n >= total, "trials went from %d to %d", total, n);
         total = n;
     }
+    free(dir);
+}
+
+/* Predictions round trip (one byte a row, two above class 255), a trial run again replaces
+ * them, a trial without any reads as none; a version-3 study (before them) reads as it is
+ * with none, and the writer upgrades it. */
+Test(store, trial_predictions_round_trip_and_version_3)
+{
+    char *dir = study_dir();
+    ns_err err = {0};
+    ns_store *s = fresh_study(dir, 3);
+    const int32_t small[5] = {0, 3, 255, 1, 0}, wide[3] = {256, 0, 65535};
+    int32_t *p;
+    long n;
+    cr_assert_eq(ns_store_trial_pred_set(s, 0, small, 5, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_trial_pred_set(s, 1, wide, 3, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_trial_pred_get(s, 0, &p, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 5);
+    cr_assert_arr_eq(p, small, sizeof small);
+    free(p);
+    cr_assert_eq(ns_store_trial_pred_get(s, 1, &p, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 3);
+    cr_assert_arr_eq(p, wide, sizeof wide);
+    free(p);
+    cr_assert_eq(ns_store_trial_pred_set(s, 0, wide, 3, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_trial_pred_get(s, 0, &p, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(n, 3, "run again: replaced");
+    free(p);
+    cr_assert_eq(ns_store_trial_pred_get(s, 2, &p, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert(p == NULL && n == 0);
+    const int32_t bad[1] = {-1};
+    cr_assert_eq(ns_store_trial_pred_set(s, 2, bad, 1, &err), NS_ERUNTIME);
+    cr_assert(strstr(err.msg, "out of range"), "%s", err.msg);
+    cr_assert_eq(ns_store_trial_pred_set(s, 7, small, 5, &err), NS_ERUNTIME, "no trial 7: the key refers to trials");
+    ns_store_close(s);
+
+    raw_exec(dir, "DROP TABLE trial_pred; PRAGMA user_version = 3;");
+    cr_assert_eq(ns_store_open_readonly(&s, dir, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_trial_pred_get(s, 1, &p, &n, &err), NS_OK, "%s", err.msg);
+    cr_assert(p == NULL && n == 0, "a version-3 study has none");
+    ns_store_close(s);
+    cr_assert_eq(raw_int(dir, "PRAGMA user_version"), 3, "reading changes nothing");
+    s = open_ok(dir, 0);
+    cr_assert_eq(raw_int(dir, "PRAGMA user_version"), NS_STORE_VERSION);
+    cr_assert_eq(ns_store_trial_pred_set(s, 1, small, 5, &err), NS_OK, "%s", err.msg);
+    cr_assert_eq(ns_store_integrity_check(s, &err), NS_OK, "%s", err.msg);
+    ns_store_close(s);
     free(dir);
 }

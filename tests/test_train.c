@@ -345,8 +345,9 @@ Test(train, early_stopping_keeps_best_weights)
     ns_dataset_free(&va);
 }
 
-/* The confusion table of the model's argmax on ds, counted here from the logits. */
-static void confusion_by_hand(ns_mlp *m, const ns_dataset *ds, long conf[9])
+/* The confusion table of the model's argmax on ds, counted here from the logits, and
+ * each row's argmax into args (when not NULL). */
+static void confusion_by_hand(ns_mlp *m, const ns_dataset *ds, long conf[9], int32_t *args)
 {
     memset(conf, 0, 9 * sizeof *conf);
     for (long i = 0; i < ds->n; i++) {
@@ -356,6 +357,8 @@ static void confusion_by_hand(ns_mlp *m, const ns_dataset *ds, long conf[9])
             if (z[k] > z[arg])
                 arg = k;
         conf[ds->y[i] * 3 + arg]++;
+        if (args)
+            args[i] = arg;
     }
 }
 
@@ -401,14 +404,24 @@ Test(train, early_stopping_watches_the_monitored_metric)
         cr_assert_eq(r.tr.best_epoch, best + 1, "monitor %d kept epoch %d, the best is %d", k,
                      r.tr.best_epoch, best + 1);
         double loss, acc, rmse, bacc, f1, hb, hf;
+        /* with eval_pred set the evaluation also writes each row's class, over batches of
+         * 64 rows (200 rows: the last one partial) */
+        int32_t pred[200], args[200];
+        for (int i = 0; i < 200; i++)
+            pred[i] = -1;
+        r.tr.spec.eval_batch = 64;
+        r.tr.eval_pred = pred;
         cr_assert_eq(ns_trainer_evaluate(&r.tr, &va, &loss, &acc, &rmse, &bacc, &f1, &err), NS_OK);
+        r.tr.eval_pred = NULL;
         cr_assert_eq(f1, r.recs[best].val_f1);
         cr_assert_eq(bacc, r.recs[best].val_bacc);
         long conf[9];
-        confusion_by_hand(r.m, &va, conf);
+        confusion_by_hand(r.m, &va, conf, args);
         ns_class_metrics(conf, 3, &hb, &hf);
         cr_assert_eq(bacc, hb);
         cr_assert_eq(f1, hf);
+        cr_assert_eq(va.n, 200);
+        cr_assert_arr_eq(pred, args, sizeof pred, "the evaluation's classes are the argmax of the logits");
         run_free(&r);
     }
     ns_dataset_free(&tr);

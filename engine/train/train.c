@@ -307,8 +307,10 @@ int ns_trainer_evaluate(ns_trainer *tr, const ns_dataset *ds, double *loss, doub
         ns_batch_out o;
         net->conf = conf;
         net->conf_k = K;
+        net->pred = conf && tr->eval_pred ? tr->eval_pred + i0 : NULL;
         int rc = net->batch(net->ctx, x, y, t, B, 0, 0, &o, err);
         net->conf = NULL;
+        net->pred = NULL;
         if (rc) {
             free(idx);
             free(conf);

@@ -41,6 +41,9 @@ typedef struct ns_net {
      * conf_k is at least the number of classes the net outputs. */
     long *conf;
     int conf_k;
+    /* Set with conf, or NULL: the same batches write each row's argmax class here, the
+     * batch's first row at pred[0]. */
+    int32_t *pred;
     /* Set by a trainer for its training steps, NULL otherwise: batch() leaves its loss's
      * results on the device at res[0..NS_RES_LOSS_N) (backend.h) instead of waiting for
      * them, and *out stays zero. */
@@ -148,6 +151,9 @@ typedef struct ns_trainer {
     int bad_epochs;
     int stopped_early;
     int interrupted;      /* the last ns_trainer_run returned because *stop was set */
+    int32_t *eval_pred;   /* NULL, or room for the rows of the next classification
+                             evaluation: ns_trainer_evaluate writes each row's predicted
+                             class (argmax) there [NULL] */
     const ns_stop_flag *stop; /* caller's flag (e.g. set by a signal handler); polled before
                                  every step; NULL: never */
     int in_epoch;         /* the epoch in progress has drawn its row order */

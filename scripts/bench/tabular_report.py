@@ -21,7 +21,7 @@ from tabular_metrics import accuracy, balanced_accuracy, macro_f1
 
 COLUMNS = ("set", "split", "side", "status", "metric", "test_acc", "test_f1", "test_bacc",
            "val_score", "test_score", "trials", "seconds", "budget", "rows", "features",
-           "classes", "ratio", "test_noise")
+           "classes", "ratio", "test_noise", "val_measured")
 SIDES = ("nnsearch", "optuna")
 IMBALANCED = 3.0  # largest / smallest class count above this: an imbalanced set
 
@@ -54,7 +54,11 @@ def nns(status_path, pred_path, test_path):
     if metric not in scores:
         raise SystemExit(f"tabular_report: study metric {metric} is not a classification score")
     ran = [t for t in status["trials"] if t["state"] in ("complete", "pruned", "diverged", "failed")]
-    print(json.dumps({"metric": metric, "val_score": dec[metric], "winner": dec["winner"],
+    # the estimate nnsearch gives of the winner's score on new data (the select stage's
+    # bias-corrected one when it made one), and the winner's own measured validation score
+    est = (dec.get("estimate") or {}).get(metric)
+    print(json.dumps({"metric": metric, "val_score": dec[metric] if est is None else est,
+                      "val_measured": dec[metric], "winner": dec["winner"],
                       "winner_stage": dec["stage"], "test_acc": acc, "test_f1": macro_f1(y, p),
                       "test_bacc": balanced_accuracy(y, p), "test_score": scores[metric],
                       "trials": len(ran), "test_noise": test_noise(y, p, metric)}))
@@ -78,7 +82,8 @@ def append(tsv, name, split, side, budget, seconds, info, result_path=None):
     row = {"set": name, "split": split, "side": side, "status": "ok" if r else "failed",
            "seconds": f"{float(seconds):.2f}", "budget": budget, "rows": rows, "features": d,
            "classes": k, "ratio": ratio}
-    for c in ("metric", "test_acc", "test_f1", "test_bacc", "val_score", "test_score", "trials", "test_noise"):
+    for c in ("metric", "test_acc", "test_f1", "test_bacc", "val_score", "test_score", "trials", "test_noise",
+              "val_measured"):
         v = r.get(c) if r else None
         row[c] = "" if v is None else (f"{v:.6f}" if isinstance(v, float) else str(v))
     new = not os.path.exists(tsv) or all(line.startswith("#") for line in open(tsv))
@@ -143,6 +148,7 @@ def summarise(path):
             x[s] = {
                 "acc": [float(r["test_acc"]) for r in v], "f1": [float(r["test_f1"]) for r in v],
                 "gap": [abs(float(r["val_score"]) - float(r["test_score"])) for r in v],
+                "gap_meas": [abs(float(r["val_measured"]) - float(r["test_score"])) for r in v if r.get("val_measured")],
                 "trials": [int(r["trials"]) for r in v],
                 "noise": [float(r["test_noise"]) for r in v if r.get("test_noise")],
                 "used": [float(r["seconds"]) / float(r["budget"]) for r in v],
@@ -169,7 +175,7 @@ def summarise(path):
               f"{pm(*x['d_acc'][:2]):>14} "
               f"{pm(mean(x['nnsearch']['f1']), sd(x['nnsearch']['f1'])):>12} {pm(mean(x['optuna']['f1']), sd(x['optuna']['f1'])):>12} "
               f"{pm(*x['d_f1'][:2]):>14}")
-    avg = {s: {m: mean([mean(x[s][m]) for x in per.values() if x[s][m]]) for m in ("acc", "f1", "gap", "used", "trials", "noise")}
+    avg = {s: {m: mean([mean(x[s][m]) for x in per.values() if x[s][m]]) for m in ("acc", "f1", "gap", "gap_meas", "used", "trials", "noise")}
            for s in SIDES}
     dacc = mean([x["d_acc"][0] for x in per.values() if x["d_acc"][2]])
     df1 = mean([x["d_f1"][0] for x in per.values() if x["d_f1"][2]])
@@ -179,18 +185,20 @@ def summarise(path):
           f"{fmt(avg['optuna']['f1'], 12)} {fmt(df1, 14)}")
 
     print()
-    print("|estimate - test|: |validation score of the chosen configuration - the same score on the test rows|, mean over splits;")
+    print("|estimate - test|: |the estimate of the chosen configuration's score - the same score on the test rows|, mean over")
+    print("splits; nnsearch's estimate is its select stage's bias-corrected one where it made one (else the winner's")
+    print("validation score); |meas-test|: the same with the winner's own measured validation score;")
     print("floor: the test rows' own noise, sqrt(2/pi) x the bootstrap sd of nnsearch's test score (no estimate can be")
     print("expected closer); trials: trials run, mean over splits; used: wall seconds / budget, mean over splits")
-    h2 = f"{'set':<14} {'|est-test| nns':>15} {'|est-test| opt':>15} {'floor':>6} {'trials nns':>11} {'trials opt':>11} {'used nns':>9} {'used opt':>9}"
+    h2 = f"{'set':<14} {'|est-test| nns':>15} {'|meas-test| nns':>16} {'|est-test| opt':>15} {'floor':>6} {'trials nns':>11} {'trials opt':>11} {'used nns':>9} {'used opt':>9}"
     print(h2)
     print("-" * len(h2))
     for name, x in per.items():
         n, o = x["nnsearch"], x["optuna"]
-        print(f"{name:<14} {fmt(mean(n['gap']), 15)} {fmt(mean(o['gap']), 15)} {fmt(mean(n['noise']) if n['noise'] else None, 6)} {fmt(mean(n['trials']), 11, 0)} "
+        print(f"{name:<14} {fmt(mean(n['gap']), 15)} {fmt(mean(n['gap_meas']) if n['gap_meas'] else None, 16)} {fmt(mean(o['gap']), 15)} {fmt(mean(n['noise']) if n['noise'] else None, 6)} {fmt(mean(n['trials']), 11, 0)} "
               f"{fmt(mean(o['trials']), 11, 0)} {fmt(mean(n['used']), 9, 2)} {fmt(mean(o['used']), 9, 2)}")
     print("-" * len(h2))
-    print(f"{'mean of sets':<14} {fmt(avg['nnsearch']['gap'], 15)} {fmt(avg['optuna']['gap'], 15)} {fmt(avg['nnsearch']['noise'], 6)} "
+    print(f"{'mean of sets':<14} {fmt(avg['nnsearch']['gap'], 15)} {fmt(avg['nnsearch']['gap_meas'], 16)} {fmt(avg['optuna']['gap'], 15)} {fmt(avg['nnsearch']['noise'], 6)} "
           f"{fmt(avg['nnsearch']['trials'], 11, 0)} {fmt(avg['optuna']['trials'], 11, 0)} "
           f"{fmt(avg['nnsearch']['used'], 9, 2)} {fmt(avg['optuna']['used'], 9, 2)}")
 

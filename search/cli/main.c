@@ -613,7 +613,7 @@ static int train_ensemble(const ns_config *c, const char *config, const char *mo
     if (!o->quiet)
         fprintf(stderr, "nnsearch: %s: an ensemble of %d members, one per stratified fold of the "
                 "training rows (model.ensemble)\n", config, c->ensemble);
-    ns_run_result res;
+    ns_run_result res = {0};
     install_signals();
     int rc = ns_run_ensemble(c, print_epoch, print_member, o, model_path, &stop_requested, &res,
                              NULL, &err);
@@ -751,7 +751,7 @@ static int cmd_train(int argc, char **argv, int is_search_run)
                     dr.findings[i].mistake, dr.findings[i].message, dr.findings[i].fix);
         ns_data_report_free(&dr);
     }
-    ns_run_result res;
+    ns_run_result res = {0};
     install_signals();
     int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &stop_requested, &res, &err);
     if (rc) {

@@ -361,9 +361,51 @@ static void put_final(FILE *f, const char *decision)
     free(obj);
 }
 
+/* The select decision's estimate object, malloc'd ("" when there is none); NULL when out
+ * of memory. */
+static char *estimate_obj(const char *decision)
+{
+    const char *b, *e;
+    if (!ns_json_get(decision, "estimate", &b, &e) || *b != '{')
+        return strdup("");
+    char *obj = malloc((size_t)(e - b) + 1);
+    if (obj) {
+        memcpy(obj, b, (size_t)(e - b));
+        obj[e - b] = 0;
+    }
+    return obj;
+}
+
+/* The winner's estimate on new data, one line: "estimate on new data: val_acc 0.6923
+ * (bootstrap bias-corrected over 102 candidates on 73 held-out rows, where the winner scored
+ * 0.7671)", or why there is none. */
+static void put_estimate(FILE *f, const char *decision, const char *metric)
+{
+    char *obj = estimate_obj(decision), why[200], method[40];
+    double v, meas, cands, rows, gain;
+    if (obj && ns_json_get_str(obj, "skipped", why, sizeof why)) {
+        fprintf(f, "           estimate on new data: none (%s)\n", why);
+    } else if (obj && ns_json_get_num(obj, metric, &v) && ns_json_get_num(obj, "measured", &meas) &&
+               ns_json_get_num(obj, "candidates", &cands) && ns_json_get_num(obj, "rows", &rows) &&
+               ns_json_get_str(obj, "method", method, sizeof method)) {
+        if (!strcmp(method, "re-scored"))
+            fprintf(f, "           estimate on new data: %s %.4f (its mean over the re-scoring folds of "
+                    "all %.0f rows, the best of %.0f re-scored; %.4f on the validation split)", metric,
+                    v, rows, cands, meas);
+        else
+            fprintf(f, "           estimate on new data: %s %.4f (bootstrap bias-corrected over %.0f "
+                    "candidates on %.0f held-out rows, where the winner scored %.4f)", metric, v,
+                    cands, rows, meas);
+        if (ns_json_get_num(obj, "offsets_gain", &gain))
+            fprintf(f, ", with %+.4f from the decision offsets", gain);
+        fputc('\n', f);
+    }
+    free(obj);
+}
+
 /* The evidence of a compare (its ranking) or select (its eligibility, why the others
- * lost, its final model) decision, one line each below the stage's line. */
-static void put_stage_evidence(FILE *f, const ns_stage_row *st)
+ * lost, its final model, its estimate) decision, one line each below the stage's line. */
+static void put_stage_evidence(FILE *f, const ns_stage_row *st, const char *metric)
 {
     const char *colon = strchr(st->name, ':'), *b, *e;
     if (!colon || !st->decision || !ns_json_valid(st->decision))
@@ -373,6 +415,7 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st)
     } else if (!strcmp(colon + 1, "select")) {
         put_eligibility(f, st->decision);
         put_final(f, st->decision);
+        put_estimate(f, st->decision, metric);
         if (ns_json_get(st->decision, "others", &b, &e))
             for_each_object(f, b, put_other_row);
     } else if (!strcmp(colon + 1, "final")) {
@@ -548,7 +591,7 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
         put_pairs(f, v->stages[i].decision);
         fputc('\n', f);
         put_prune_rate(f, v, &v->stages[i]);
-        put_stage_evidence(f, &v->stages[i]);
+        put_stage_evidence(f, &v->stages[i], st->metric);
     }
 
     if (v->n_trials == 0) {
@@ -763,6 +806,10 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
             fputs(" (fold ensemble)", f);
         if (strstr(d, "\"applied\":true"))
             fputs(" (with decision offsets)", f);
+        char *obj = estimate_obj(d);
+        if (obj && ns_json_get_num(obj, st->metric, &x) && isfinite(x))
+            fprintf(f, "; expected on new data %.4f", x);
+        free(obj);
     }
     if (best->health_flags > 0) {
         ns_health_flags_text(best->health_flags, hc, sizeof hc);

@@ -404,6 +404,36 @@ static void view_answer(ns_report *r)
                           : "; all 0, the model decides by its largest output.</li>\n", f);
             }
         }
+        if (ns_rj_get(dec, "estimate", &b, &e) && *b == '{') {
+            char why[200] = "";
+            double v = NAN, meas = NAN, cands = 0, rows = 0;
+            if (ns_rj_str(b, "skipped", why, sizeof why)) {
+                fputs("<li>No estimate on new data: ", f);
+                ns_html_text(f, why);
+                fputs(".</li>\n", f);
+            } else if (ns_rj_num(b, r->v.study.metric, &v) && ns_rj_num(b, "measured", &meas)) {
+                char method[40] = "";
+                double gain = NAN;
+                ns_rj_num(b, "candidates", &cands);
+                ns_rj_num(b, "rows", &rows);
+                ns_rj_str(b, "method", method, sizeof method);
+                fputs("<li>Expected on new data: ", f);
+                ns_html_text(f, r->v.study.metric);
+                if (!strcmp(method, "re-scored"))
+                    fprintf(f, " <b>%s</b>: the winner's mean over the re-scoring folds of all %.0f rows, "
+                            "the best of %.0f re-scored candidates (%s on the validation split that "
+                            "short-listed it)", ns_num(num, v), rows, cands, ns_num(num2, meas));
+                else
+                    fprintf(f, " <b>%s</b>, where the winner scored %s on the same %.0f held-out rows: "
+                            "the best of %.0f candidates is also the luckiest on them, and resampling "
+                            "the rows (bootstrap bias-corrected) takes that luck out",
+                            ns_num(num, v), ns_num(num2, meas), rows, cands);
+                if (ns_rj_num(b, "offsets_gain", &gain))
+                    fprintf(f, "; it includes %s from the decision offsets, as much as offsets fitted "
+                            "on half the held-out rows gained on the other half", ns_num(num, gain));
+                fputs(".</li>\n", f);
+            }
+        }
     } else if (dec && !strcmp(kind, "final")) {
         fputs("<li>Stage <b>", f);
         ns_html_text(f, r->decider->name);

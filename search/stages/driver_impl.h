@@ -190,6 +190,11 @@ typedef struct ns_cv_result {
     int raced;                 /* racing stopped it after `done` folds */
     ns_epoch_record *curve;    /* (n_curve) per epoch, the mean over the folds that reached it */
     int n_curve;
+    /* classification: each row's predicted class by the fold that held it out, over the
+     * first repeat's folds in order (the same rows in the same order for every trial of
+     * the study); NULL unless every fold of that repeat ran */
+    int32_t *pred;
+    long n_pred;
 } ns_cv_result;
 
 /* Trains tc on every fold of fo (s->folds, or a re-scoring repeat's) in order (no
@@ -243,6 +248,9 @@ typedef struct ns_offsets_result {
     float o[NS_MAX_DECISION_CLASSES];
     long rows;                 /* the held-out rows they were fitted on */
     double before, after;      /* the study metric on them at 0 and at o */
+    double gain;               /* what the offsets are expected to add to the metric on new
+                                  rows: cross-fitted on halves of the rows (0 when they are
+                                  all 0) */
     char skipped[200];         /* why none were fitted ("" when fitted) */
 } ns_offsets_result;
 
@@ -257,8 +265,37 @@ int ns_offsets_applies(const ns_search *s);
 int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err);
 /* The decision's part about them: ,"decision_offsets":{"values":[...],"applied":true|false
  * (the final model carries them: some offset is not 0),"rows":N,
- * "held_out":"folds"|"validation","<metric>_before":x,"<metric>_after":y} or {"skipped":".."} */
+ * "held_out":"folds"|"validation","<metric>_before":x,"<metric>_after":y,"gain":g} or
+ * {"skipped":".."} */
 void ns_offsets_json(ns_jbuf *j, const ns_search *s, const ns_offsets_result *o);
+
+/* ---- estimate.c: the winner's expected score on new data (search/stages/estimate.h) ---- */
+
+typedef struct ns_estimate_result {
+    int done;                  /* estimated (else skipped says why) */
+    int rescored;              /* a holdout winner's re-scored figure, not resampled */
+    double value;              /* the estimate */
+    double measured;           /* the winner's own score on the rows the estimate is of (its
+                                  held-out rows pooled; re-scored: its validation split) */
+    int candidates, bootstraps;
+    long rows;                 /* the held-out rows resampled (re-scored: all rows) */
+    int with_offsets;          /* value includes the decision offsets' cross-fitted gain */
+    double offsets_gain;
+    char skipped[200];
+} ns_estimate_result;
+
+/* The estimate (ns_bbc_estimate) for a study whose candidates are trials[0..T), the
+ * winner first, from their stored predictions of the held-out rows (every fold of the
+ * first repeat under cross-validation, else the validation split). Skipped (out->skipped)
+ * for a metric that is not accuracy, balanced accuracy or macro-F1, or when a candidate
+ * has no stored predictions. NS_OK, or a store or memory error. */
+int ns_winner_estimate(ns_search *s, const int *trials, int T, ns_estimate_result *out, ns_err *err);
+/* The decision's part: ,"estimate":{"<metric>":x,"measured":y,"method":"bootstrap
+ * bias-corrected","candidates":T,"bootstraps":B,"rows":N,"held_out":"folds"|"validation"},
+ * for a re-scored holdout winner {"<metric>":x,"measured":y,"method":"re-scored",
+ * "candidates":T,"rows":N,"held_out":"re-scoring folds"}, either with "offsets_gain":g
+ * (included in x) when the final model carries decision offsets; or {"skipped":".."} */
+void ns_estimate_json(ns_jbuf *j, const ns_search *s, const ns_estimate_result *e);
 
 /* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */
 int ns_final_is_ensemble(const ns_search *s);

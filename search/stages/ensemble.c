@@ -150,7 +150,7 @@ int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *
         snprintf(path[k], plen, "%s.member%d", model_path, k);
         if (mfn)
             mfn(user, k, K);
-        ns_run_result r;
+        ns_run_result r = {0};
         if ((rc = ns_run_training(c, &fo.part[k], fn, user, NULL, path[k], stop, &r, err)))
             goto done;
         trained = k + 1;

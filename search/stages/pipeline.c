@@ -700,9 +700,12 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     return rc;
 }
 
+/* Clears a result but for the caller's val_pred. */
 static void result_init(ns_run_result *res)
 {
+    int32_t *pred = res->val_pred;
     memset(res, 0, sizeof *res);
+    res->val_pred = pred;
     res->val_loss = res->val_acc = res->val_rmse = NAN;
     res->test_loss = res->test_acc = res->test_rmse = NAN;
     res->val_bacc = res->val_f1 = res->test_bacc = res->test_f1 = NAN;
@@ -777,8 +780,11 @@ static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
     if (c->n_decision_offsets && (rc = ns_pipeline_add_decision_offsets(m, c, err)))
         return rc;
     /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
-    if (p->val.n && (rc = ns_trainer_evaluate(tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
-                                              &res->val_bacc, &res->val_f1, err)))
+    tr->eval_pred = res->val_pred;
+    rc = p->val.n ? ns_trainer_evaluate(tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
+                                        &res->val_bacc, &res->val_f1, err) : NS_OK;
+    tr->eval_pred = NULL;
+    if (rc)
         return rc;
     if (p->test.n && (rc = ns_trainer_evaluate(tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse,
                                                &res->test_bacc, &res->test_f1, err)))

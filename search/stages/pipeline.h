@@ -64,6 +64,10 @@ typedef struct ns_run_result {
     /* classification, final weights: balanced accuracy and macro-F1 (engine/train/metrics.h);
      * NaN for regression or without the set */
     double val_bacc, val_f1, test_bacc, test_f1;
+    /* Set by the caller before the run, kept by it: NULL, or room for the validation
+     * part's rows, where a classification run writes each row's predicted class by its
+     * final weights (what val_acc counts). */
+    int32_t *val_pred;
 } ns_run_result;
 
 /* Largest / smallest training class count over the classes with rows (NaN for

@@ -385,6 +385,7 @@ int ns_remote_trial(ns_search *s, int slot, long n, const char *cfg_path, const 
             get(&r, terr, sizeof *terr);
             terr->msg[sizeof terr->msg - 1] = 0;
             get(&r, res, sizeof *res);
+            res->val_pred = NULL; /* the worker's pointer: its predictions follow below */
             memset(cv, 0, sizeof *cv);
             cv->n_folds = (int)get_i64(&r);
             cv->done = (int)get_i64(&r);
@@ -410,6 +411,18 @@ int ns_remote_trial(ns_search *s, int slot, long n, const char *cfg_path, const 
                     rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
                 else
                     get(&r, cv->curve, (size_t)cv->n_curve * sizeof *cv->curve);
+            }
+            /* the held-out rows' predicted classes (cross-validation's or the split's) */
+            int64_t np = get_i64(&r);
+            if (!r.bad && (np < 0 || np > INT32_MAX))
+                r.bad = 1;
+            if (!rc && !r.bad && np > 0) {
+                if (!(cv->pred = malloc((size_t)np * sizeof *cv->pred)))
+                    rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+                else {
+                    get(&r, cv->pred, (size_t)np * sizeof *cv->pred);
+                    cv->n_pred = (long)np;
+                }
             }
             size_t k1 = 0, k2 = 0;
             const void *ckp = get_blob(&r, &k1);
@@ -595,9 +608,16 @@ static int worker_trial(ns_search *w, ns_stop_flag *stop, int tag, rd *r, const 
     ckpt_changed(&t); /* the one rank 0 sent is not sent back */
     ns_config tc;
     ns_err terr = {0};
-    ns_run_result res;
-    memset(&res, 0, sizeof res);
+    ns_run_result res = {0};
     ns_cv_result cv = {0};
+    /* a holdout trial's validation predictions go back with its result (select's estimate) */
+    const ns_dataset *v = &w->data.val;
+    int32_t *pred = NULL;
+    if (!use_cv && v->n && v->y && v->task == NS_TASK_CLASSIFY &&
+        !(pred = res.val_pred = malloc((size_t)v->n * sizeof *pred))) {
+        free(race_ref);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    }
     int trc = ns_config_parse(&tc, name, text, text_n, &terr);
     if (!trc) {
         if (use_cv) {
@@ -610,7 +630,9 @@ static int worker_trial(ns_search *w, ns_stop_flag *stop, int tag, rd *r, const 
         ns_config_free(&tc);
     }
     free(race_ref);
+    res.val_pred = NULL;
     if (t.failed) {
+        free(pred);
         ns_cv_result_free(&cv);
         if (err)
             *err = t.err;
@@ -640,12 +662,18 @@ static int worker_trial(ns_search *w, ns_stop_flag *stop, int tag, rd *r, const 
         }
         if (cv.n_curve > 0)
             put(&m, cv.curve, (size_t)cv.n_curve * sizeof *cv.curve);
+        const int32_t *pp = use_cv ? cv.pred : pred;
+        const long np = use_cv ? cv.n_pred : pred && !trc && !res.interrupted ? v->n : 0;
+        put_i64(&m, np);
+        if (np > 0)
+            put(&m, pp, (size_t)np * sizeof *pp);
         put_blob(&m, ckb, ckb_n);
         put_blob(&m, modb, modb_n);
         rc = send_msg(0, tag, &m, err);
     }
     free(ckb);
     free(modb);
+    free(pred);
     ns_cv_result_free(&cv);
     unlink(ckpt);
     unlink(model);

@@ -24,6 +24,7 @@ void ns_cv_result_free(ns_cv_result *r)
     free(r->metric);
     free(r->best_epoch);
     free(r->curve);
+    free(r->pred);
     memset(r, 0, sizeof *r);
 }
 
@@ -167,10 +168,23 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
+    /* the first repeat's predictions, each fold's rows after the previous fold's */
+    long n_pred = 0;
+    for (int f = 0; f < fo->k && f < F; f++)
+        n_pred += fo->part[f].val.y && fo->part[f].val.task == NS_TASK_CLASSIFY ? fo->part[f].val.n : 0;
+    if (n_pred > 0 && !(out->pred = malloc((size_t)n_pred * sizeof *out->pred))) {
+        rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        goto done;
+    }
     /* the result's validation figures are means over the folds run */
     double sum[5] = {0};
+    long at = 0;
     for (int f = 0; f < F; f++) {
-        ns_run_result r;
+        ns_run_result r = {0};
+        if (out->pred && f < fo->k) {
+            r.val_pred = out->pred + at;
+            at += fo->part[f].val.n;
+        }
         l.n = 0;
         if ((rc = ns_run_training(tc, &fo->part[f], log_epoch, &l, NULL, NULL, s->opts->stop, &r, err)))
             goto done;
@@ -205,6 +219,12 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
         }
     }
     finish_curve(out, count);
+    if (out->pred && out->done >= fo->k && at == n_pred) {
+        out->n_pred = n_pred;
+    } else {
+        free(out->pred);
+        out->pred = NULL;
+    }
     int n = out->done;
     res->val_loss = sum[0] / n;
     res->val_acc = sum[1] / n;
@@ -372,7 +392,7 @@ int ns_final_model(ns_search *s, int n, const char *result, const ns_offsets_res
     /* trained exactly as `nnsearch train` trains the file, so the export reproduces it */
     if ((rc = ns_config_load(&fc, path, err)))
         return rc;
-    ns_run_result res;
+    ns_run_result res = {0};
     if (out->ensemble) {
         rc = ns_run_ensemble(&fc, NULL, NULL, NULL, model, s->opts->stop, &res, NULL, err);
     } else {

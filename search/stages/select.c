@@ -269,7 +269,7 @@ static int rescore_one(ns_search *s, const ns_folds *fo, int n, ns_cv_result *cv
     int rc = trial_config(s, n, &tc, err);
     if (rc)
         return rc;
-    ns_run_result res;
+    ns_run_result res = {0};
     rc = ns_cv_run(s, fo, &tc, 0, cv, &res, err);
     ns_config_free(&tc);
     *diverged = !rc && !res.interrupted && res.diverged;
@@ -462,6 +462,38 @@ static void eligibility_json(const ns_search *s, const ns_trial_row *rows, int n
     ns_jbuf_put(j, "}", 1);
 }
 
+/* What the winner c[w] is expected to score on new data. Re-scored under holdout, it was
+ * chosen by its mean over folds of every training row among the few re-scored: that mean
+ * is the estimate. Resampling the validation split it was short-listed on would describe
+ * that split, whose own luck (the same for every candidate) the folds average out
+ * (docs/BENCHMARKS.md, "The winner's estimate"). Otherwise the candidates in play (before
+ * re-scoring narrowed them) are what it was chosen from: the bootstrap bias-corrected
+ * estimate over their held-out predictions. */
+static int winner_estimate(ns_search *s, const cand *c, int nc, int w, int fallback,
+                           ns_estimate_result *est, ns_err *err)
+{
+    memset(est, 0, sizeof *est);
+    if (!s->folds.n && c[w].rescored > 0) {
+        int nr = 0;
+        for (int k = 0; k < nc; k++)
+            nr += in_play(&c[k], fallback, 1);
+        *est = (ns_estimate_result){.done = 1, .rescored = 1, .value = c[w].metric,
+                                    .measured = c[w].t->val_metric, .candidates = nr,
+                                    .rows = s->data.train.n + s->data.val.n};
+        return NS_OK;
+    }
+    int *pool = malloc((size_t)nc * sizeof *pool), np = 0;
+    if (!pool)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory");
+    pool[np++] = c[w].t->number;
+    for (int k = 0; k < nc; k++)
+        if (k != w && in_play(&c[k], fallback, 0))
+            pool[np++] = c[k].t->number;
+    int rc = ns_winner_estimate(s, pool, np, est, err);
+    free(pool);
+    return rc;
+}
+
 int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *err)
 {
     ns_trial_row *rows = NULL;
@@ -529,6 +561,12 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         return NS_OK;
     }
     const ns_trial_row *win = c[w].t;
+    ns_estimate_result est;
+    if ((rc = winner_estimate(s, c, nc, w, fallback, &est, err))) {
+        free_cands(c, nc);
+        ns_trial_rows_free(rows, n);
+        return rc;
+    }
     double tl, ta, tr;
     ns_final_result fin = {0};
     ns_offsets_result off = {0};
@@ -537,6 +575,12 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         free_cands(c, nc);
         ns_trial_rows_free(rows, n);
         return rc;
+    }
+    /* the final model carries the offsets: so does its estimate */
+    if (est.done && off.nonzero && isfinite(off.gain)) {
+        est.with_offsets = 1;
+        est.offsets_gain = off.gain;
+        est.value = fmin(1.0, est.value + off.gain);
     }
     /* no trial model under cross-validation: the final model is the refit or the fold
      * ensemble; under holdout the winner's own, or its config with offsets */
@@ -565,6 +609,7 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
     ns_final_json(j, win->number, &fin);
     if (fit_offsets && !off.interrupted)
         ns_offsets_json(j, s, &off);
+    ns_estimate_json(j, s, &est);
     /* the other top trials by metric (the re-scored first, when re-scoring ran: their
      * figures are of another kind), each with why it lost */
     ns_jbuf_put(j, ",\"others\":[", 11);

@@ -144,6 +144,7 @@ typedef struct trial_job {
     ns_run_result res;
     int lrfind, use_cv, race;
     ns_cv_result cv;
+    int32_t *pred;         /* holdout classification: the validation rows' predicted classes */
     char *lr_result;
 } trial_job;
 
@@ -184,6 +185,15 @@ static int trial_open(ns_search *s, const ns_stage_cfg *st, long n, trial_job *j
         j->hs = j->tc.health;
         j->hs.baseline_loss = ns_pipeline_baseline_loss(&j->tc, &s->data);
     }
+    /* a holdout trial trained here keeps its validation predictions (select's estimate;
+     * under MPI they come back with the worker's result) */
+    const ns_dataset *v = &s->data.val;
+    if (!j->trc && !j->use_cv && !j->lrfind && s->opts->ranks <= 1 && v->n && v->y &&
+        v->task == NS_TASK_CLASSIFY) {
+        if (!(j->pred = malloc((size_t)v->n * sizeof *j->pred)))
+            j->trc = ns_err_set(&j->terr, NS_ERUNTIME, "out of memory");
+        j->res.val_pred = j->pred;
+    }
     return NS_OK;
 }
 
@@ -198,6 +208,15 @@ static int trial_train(ns_search *s, const ns_stage_cfg *st, trial_job *j, int s
         if (j->use_cv || !(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err)))
             rc = ns_remote_trial(s, slot, j->n, j->cfg_path, j->ckpt, j->model, j->use_cv, j->race,
                                  record_epoch, &j->t, &j->cv, &j->res, &j->trc, &j->terr, err);
+        /* a holdout trial's validation predictions came back where cross-validation's do */
+        if (!rc && !j->use_cv && j->cv.pred) {
+            if (j->cv.n_pred == s->data.val.n)
+                j->pred = j->cv.pred;
+            else
+                free(j->cv.pred);
+            j->cv.pred = NULL;
+            j->cv.n_pred = 0;
+        }
     } else if (j->use_cv)
         j->trc = ns_cv_run(s, &s->folds, &j->tc, j->race, &j->cv, &j->res, &j->terr);
     else if (!(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err)))
@@ -236,6 +255,7 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
             user[k] = &jobs[k]->t;
             ckpt[k] = jobs[k]->ckpt;
             model[k] = jobs[k]->model;
+            res[k].val_pred = jobs[k]->pred;
         }
         ns_run_training_array(c, K, &s->data, record_epoch, user, ckpt, model, s->opts->stop,
                               res, rcs, errs);
@@ -258,7 +278,7 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
 /* Records an opened and trained trial's outcome and ends it in the store (or leaves it
  * running, to be continued, when it was interrupted or the machine failed). Returns NS_OK
  * unless the study itself could not be written or the machine failed (NS_ERUNTIME). */
-static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int train_rc, ns_err *err)
+static int trial_record(ns_search *s, const ns_stage_cfg *st, trial_job *j, int train_rc, ns_err *err)
 {
     /* the job's outcome by value; what it owns (cv's arrays, lr_result) is freed here */
     const long n = j->n;
@@ -378,12 +398,18 @@ static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int t
         }
         ns_health_flags_text(flags, codes, sizeof codes);
     }
+    /* the held-out rows' predicted classes: by the fold that held each out, or the split's */
+    const int32_t *pred = use_cv ? cv.pred : j->pred;
+    const long n_pred = use_cv ? cv.n_pred : j->pred ? s->data.val.n : 0;
     ns_trial_result r = {.seconds = ns_now_s() - t0, .epochs = res.epochs, .val_metric = m,
                          .result = lrfind ? lr_result : result[0] ? result : NULL, .health = health,
                          .health_flags = flags, .error = trc ? terr.msg : NULL};
 #pragma omp critical(ns_store)
     {
-        rc = ns_store_trial_finish(s->store, n, state, &r, err);
+        rc = state == NS_TRIAL_COMPLETE && pred && n_pred > 0
+                 ? ns_store_trial_pred_set(s->store, (int)n, pred, n_pred, err) : NS_OK;
+        if (!rc)
+            rc = ns_store_trial_finish(s->store, n, state, &r, err);
         s->running--;
         if (state != NS_TRIAL_INTERRUPTED) {
             unlink(ckpt); /* a finished trial is never continued */
@@ -428,6 +454,15 @@ static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int t
     free(lr_result);
     free(result);
     ns_cv_result_free(&cv);
+    return rc;
+}
+
+/* trial_record, then frees what the job still owns. */
+static int trial_close(ns_search *s, const ns_stage_cfg *st, trial_job *j, int train_rc, ns_err *err)
+{
+    int rc = trial_record(s, st, j, train_rc, err);
+    free(j->pred);
+    j->pred = NULL;
     return rc;
 }
 

@@ -28,11 +28,12 @@
 #define NS_STORE_APP_ID 0x4E535344
 #define NS_STORE_BUSY_MS 5000 /* readers and checkpoints can hold the file briefly */
 
-/* Schema version 1, then migrate_v2 and migrate_v3 on top: a new study runs all three in
- * one transaction (a kill during creation leaves an empty database, which the next open
- * creates again); an older study opened for writing runs the migrations it lacks in one
- * transaction. A version-2 study opens read-only as it is (its epochs read with no
- * per-class scores); a version-1 study must be upgraded first. */
+/* Schema version 1, then migrate_v2, migrate_v3 and migrate_v4 on top: a new study runs
+ * them all in one transaction (a kill during creation leaves an empty database, which the
+ * next open creates again); an older study opened for writing runs the migrations it lacks
+ * in one transaction. A version-2 or -3 study opens read-only as it is (a version-2 study's
+ * epochs read with no per-class scores; neither has trial predictions); a version-1 study
+ * must be upgraded first. */
 static const char schema_v1[] =
     "CREATE TABLE study ("
     " id INTEGER PRIMARY KEY CHECK (id = 1),"
@@ -100,6 +101,16 @@ static const char migrate_v3[] =
     "ALTER TABLE epoch ADD COLUMN val_bacc REAL;"
     "ALTER TABLE epoch ADD COLUMN val_macro_f1 REAL;";
 
+/* Version 4: each complete classification trial's predicted class for every held-out row
+ * (the validation split, or under cross-validation every row by the fold that held it
+ * out), one byte a row (two, little-endian, with more than 256 classes): the select
+ * stage's estimate of the winner's score on new data resamples them. */
+static const char migrate_v4[] =
+    "CREATE TABLE trial_pred ("
+    " trial INTEGER PRIMARY KEY REFERENCES trial (number),"
+    " rows INTEGER NOT NULL CHECK (rows >= 1),"
+    " pred BLOB NOT NULL);";
+
 #define TRIAL_COLS "number, stage, params, seed, state, started, finished, seconds, epochs, " \
                    "val_metric, result, health, checkpoint, error, health_flags"
 #define STAGE_COLS "name, position, state, decision, started, finished"
@@ -127,6 +138,8 @@ enum {
     ST_EPOCH_TRUNC,
     ST_EPOCHS,
     ST_EPOCHS_V2, /* a version-2 study read as it is: no per-class scores */
+    ST_PRED_SET,
+    ST_PRED_GET,
     ST_COUNT
 };
 
@@ -182,6 +195,8 @@ static const char *const sql_text[ST_COUNT] = {
     [ST_EPOCHS_V2] = "SELECT epoch, step, train_loss, val_loss, val_acc, val_rmse, lr, grad_norm,"
                      " layer_grad_norm, seconds, samples_per_s, diverged, stopped_early, NULL,"
                      " NULL FROM epoch WHERE trial = ?1 ORDER BY epoch",
+    [ST_PRED_SET] = "INSERT OR REPLACE INTO trial_pred (trial, rows, pred) VALUES (?1, ?2, ?3)",
+    [ST_PRED_GET] = "SELECT rows, pred FROM trial_pred WHERE trial = ?1",
 };
 
 struct ns_store {
@@ -479,10 +494,10 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         /* WAL must be chosen outside a transaction; it is stored in the file. */
         if ((rc = exec(s, "PRAGMA journal_mode = WAL", "choosing WAL mode", err)) != NS_OK)
             return rc;
-        char sql[sizeof schema_v1 + sizeof migrate_v2 + sizeof migrate_v3 + 160];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s %s PRAGMA application_id = %d; "
+        char sql[sizeof schema_v1 + sizeof migrate_v2 + sizeof migrate_v3 + sizeof migrate_v4 + 160];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s %s %s PRAGMA application_id = %d; "
                  "PRAGMA user_version = %d; COMMIT;", schema_v1, migrate_v2, migrate_v3,
-                 NS_STORE_APP_ID, NS_STORE_VERSION);
+                 migrate_v4, NS_STORE_APP_ID, NS_STORE_VERSION);
         rc = exec(s, sql, "creating the study", err);
         if (rc != NS_OK)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -500,14 +515,15 @@ static int check_schema(ns_store *s, int create, ns_err *err)
         return ns_err_set(err, NS_EINPUT, "%s: study format version 1 (an older nnsearch); "
                           "`nnsearch resume %s` upgrades it to version %d", s->db_path, s->dir,
                           NS_STORE_VERSION);
-    if (version == 2 && s->readonly) { /* read as it is */
-        s->version = 2;
+    if ((version == 2 || version == 3) && s->readonly) { /* read as it is */
+        s->version = (int)version;
         return NS_OK;
     }
-    if (version == 1 || version == 2) { /* the lock is held: no other writer can interleave */
-        char sql[sizeof migrate_v2 + sizeof migrate_v3 + 80];
-        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s PRAGMA user_version = %d; COMMIT;",
-                 version == 1 ? migrate_v2 : "", migrate_v3, NS_STORE_VERSION);
+    if (version >= 1 && version <= 3) { /* the lock is held: no other writer can interleave */
+        char sql[sizeof migrate_v2 + sizeof migrate_v3 + sizeof migrate_v4 + 80];
+        snprintf(sql, sizeof sql, "BEGIN IMMEDIATE; %s %s %s PRAGMA user_version = %d; COMMIT;",
+                 version < 2 ? migrate_v2 : "", version < 3 ? migrate_v3 : "", migrate_v4,
+                 NS_STORE_VERSION);
         rc = exec(s, sql, "upgrading the study to the current format version", err);
         if (rc != NS_OK)
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
@@ -1100,6 +1116,73 @@ int ns_store_trial_set_checkpoint(ns_store *s, int number, const char *path, ns_
     if (sqlite3_changes(s->db) == 0)
         return ns_err_set(err, NS_ERUNTIME, "%s: trial %d does not exist", s->db_path, number);
     return NS_OK;
+}
+
+int ns_store_trial_pred_set(ns_store *s, int number, const int32_t *pred, long rows, ns_err *err)
+{
+    if (rows < 1)
+        return ns_err_set(err, NS_ERUNTIME, "%s: trial %d: no predictions to record", s->db_path, number);
+    int wide = 0;
+    for (long i = 0; i < rows; i++) {
+        if (pred[i] < 0 || pred[i] > 65535)
+            return ns_err_set(err, NS_ERUNTIME, "%s: trial %d: predicted class %d out of range",
+                              s->db_path, number, (int)pred[i]);
+        wide |= pred[i] > 255;
+    }
+    size_t w = wide ? 2 : 1;
+    unsigned char *b = malloc((size_t)rows * w);
+    if (!b)
+        return oom(s, err);
+    for (long i = 0; i < rows; i++) {
+        b[(size_t)i * w] = (unsigned char)(pred[i] & 0xff);
+        if (wide)
+            b[(size_t)i * w + 1] = (unsigned char)(pred[i] >> 8);
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, ST_PRED_SET, &st, err);
+    if (rc == NS_OK) {
+        int bd = sqlite3_bind_int(st, 1, number);
+        if (bd == SQLITE_OK) bd = sqlite3_bind_int64(st, 2, rows);
+        if (bd == SQLITE_OK) bd = sqlite3_bind_blob64(st, 3, b, (sqlite3_uint64)rows * w, SQLITE_TRANSIENT);
+        rc = step_write(s, st, bd, "recording a trial's predictions", err);
+    }
+    free(b);
+    return rc;
+}
+
+int ns_store_trial_pred_get(ns_store *s, int number, int32_t **pred, long *rows, ns_err *err)
+{
+    *pred = NULL;
+    *rows = 0;
+    if (s->version < 4)
+        return NS_OK;
+    sqlite3_stmt *st = NULL;
+    int rc = prep(s, ST_PRED_GET, &st, err);
+    if (rc != NS_OK)
+        return rc;
+    int src = sqlite3_bind_int(st, 1, number);
+    if (src == SQLITE_OK)
+        src = sqlite3_step(st);
+    if (src == SQLITE_ROW) {
+        sqlite3_int64 n = sqlite3_column_int64(st, 0);
+        const unsigned char *b = sqlite3_column_blob(st, 1);
+        sqlite3_int64 len = sqlite3_column_bytes(st, 1);
+        size_t w = n > 0 && len == n ? 1 : n > 0 && len == 2 * n ? 2 : 0;
+        if (!w || !b) {
+            rc = ns_err_set(err, NS_ERUNTIME, "%s: trial %d: its predictions are damaged (%lld "
+                            "bytes for %lld rows)", s->db_path, number, (long long)len, (long long)n);
+        } else if (!(*pred = malloc((size_t)n * sizeof **pred))) {
+            rc = oom(s, err);
+        } else {
+            for (sqlite3_int64 i = 0; i < n; i++)
+                (*pred)[i] = w == 1 ? b[i] : (int32_t)(b[2 * i] | b[2 * i + 1] << 8);
+            *rows = (long)n;
+        }
+    } else if (src != SQLITE_DONE) {
+        rc = db_fail(s, src, "reading a trial's predictions", err);
+    }
+    done(st);
+    return rc;
 }
 
 int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,

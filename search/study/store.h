@@ -17,7 +17,7 @@
 #include "engine/train/health.h"
 #include "engine/train/train.h"
 
-#define NS_STORE_VERSION 3 /* PRAGMA user_version of the schema this code writes */
+#define NS_STORE_VERSION 4 /* PRAGMA user_version of the schema this code writes */
 
 /* Selection: a trial with any of these findings is never the best while a complete trial
  * without them exists (unstable or overfitting runs; not_converged, budget_limited and
@@ -170,6 +170,12 @@ int ns_store_trial_set_checkpoint(ns_store *s, int number, const char *path, ns_
  * (NS_ERUNTIME). */
 int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,
                           const ns_trial_result *r, ns_err *err);
+/* Records trial `number`'s predicted class (0..65535) for each of `rows` held-out rows,
+ * replacing what it had (a trial run again after a kill). */
+int ns_store_trial_pred_set(ns_store *s, int number, const int32_t *pred, long rows, ns_err *err);
+/* Trial `number`'s predictions, malloc'd into *pred (caller frees), their count in *rows;
+ * *pred NULL and *rows 0 when it has none (or the study predates them). */
+int ns_store_trial_pred_get(ns_store *s, int number, int32_t **pred, long *rows, ns_err *err);
 /* One trial; *found = 0 when it does not exist. Free the row with ns_trial_row_free. */
 int ns_store_trial_get(ns_store *s, int number, ns_trial_row *row, int *found, ns_err *err);
 /* All trials ordered by number; caller frees with ns_trial_rows_free. */
