@@ -110,6 +110,13 @@ check "-j 1 and -j 2: the same trials, folds and racings" cmp -s <(folds "$T/a")
 check "-j 1 and -j 2: the same decisions" cmp -s <(decisions "$T/a") <(decisions "$T/b")
 kill_and_resume "$NS" "$T/cv.yaml" "$T/c" 3 "$T/a"
 check "killed and resumed: the same folds and racings" cmp -s <(folds "$T/a") <(folds "$T/c")
+# a study whose trials stored no predictions (an older nnsearch's): select runs again on
+# resume and says why it has no estimate, with the same winner
+sqlite3 "$T/c/study.db" "DELETE FROM trial_pred; UPDATE stage SET state = 'pending', decision = NULL, finished = NULL WHERE name = '3:select'"
+"$NS" resume "$T/c" --quiet >/dev/null 2>"$T/c.err"; rc=$?
+"$NS" status "$T/c" >"$T/c.status"
+check "no stored predictions: exit 0, the same winner, the estimate skipped with the reason ($(dec "$T/c" 3:select '$.estimate.skipped'))" bash -c \
+  "[ $rc -eq 0 ] && [ '$(dec "$T/c" 3:select '$.winner')' = '$(dec "$T/a" 3:select '$.winner')' ] && [ -z '$(dec "$T/c" 3:select '$.estimate.val_acc')' ] && grep -q '^           estimate on new data: none (trial [0-9]* has no stored predictions (trained by an older nnsearch))$' '$T/c.status'"
 
 # one fidelity per GP: a bayes stage observes only trials trained to its own budget
 sed -e 's/    - {stage: random, trials: 6, epochs: 6}/    - {stage: lr_range}\n    - {stage: compare, optimizers: [adam, sgd], schedules: [cosine], seeds: 2, epochs: 1}\n    - {stage: random, trials: 4, epochs: 6}\n    - {stage: random, trials: 2, epochs: 3}/' \

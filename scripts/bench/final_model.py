@@ -15,7 +15,10 @@ With --offsets, decision offsets outside the product, on the holdout winners of 
 the winner's config trained on 90% of trainval (a stratified cut of its own), the second
 class's logit offset fitted on the other 10% to maximise macro-F1 (-4 to 4 by 0.05, ties to
 the offset nearest 0), and the test macro-F1 and accuracy of argmax against argmax with the
-offset (docs/BENCHMARKS.md, "Decision offsets").
+offset (docs/BENCHMARKS.md, "Decision offsets"). With --gate as well: the offset always
+applied against applied only when its cross-fitted gain on the 10% (fitted on one half,
+scored on the other, both ways) is above 0, and how far the fit's own gain and the
+cross-fitted one lie from the gain on the test rows.
 
 With --seed-ensemble N, the final model as the study makes it (refit, or the holdout winner
 as trained) with one training seed against the average of N seeds' class probabilities.
@@ -23,7 +26,7 @@ as trained) with one training seed against the average of N seeds' class probabi
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
-       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
 error."""
@@ -156,9 +159,30 @@ def fit_offset(logp, y):
     return bo
 
 
-def offsets(run, s, k):
+def cross_fitted_gain(logp, y):
+    """What an offset fitted on half of these rows gains on the other half (macro-F1 against
+    argmax), both ways, averaged; each class's rows alternate between the halves in order
+    (as the product's ns_offsets_gain splits them)."""
+    half = np.zeros(len(y), dtype=int)
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        half[idx] = np.arange(len(idx)) % 2
+    g = []
+    for h in (0, 1):
+        a, b = half == h, half != h
+        o = fit_offset(logp[a], y[a])
+        g.append(macro_f1(y[b], (logp[b, 1] + o > logp[b, 0]).astype(int)) - macro_f1(y[b], logp[b].argmax(1)))
+    return float(np.mean(g))
+
+
+GATE = {"rows": []}
+
+
+def offsets(run, s, k, gate=False):
     """A binary holdout winner trained on 90% of trainval, its offset fitted on the other
-    10%: (argmax, argmax with the offset) on the test rows; None for other winners."""
+    10%: (argmax, argmax with the offset) on the test rows; None for other winners. With
+    gate, (argmax with the offset always, with the offset only when its cross-fitted gain on
+    the 10% is above 0) instead; the gains are kept in GATE for the summary."""
     st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
     best = st["best"]
     if "folds" in best["result"]:
@@ -182,9 +206,20 @@ def offsets(run, s, k):
         subprocess.run([NNS, "predict", model, test_csv, "-o", pred, "--no-drift-check"], check=True,
                        stderr=subprocess.DEVNULL)
         pt = read_csv(pred)[1][:, 2:]
-    o = fit_offset(np.log(np.clip(pv, 1e-12, 1)), ytv[val])
+    lv = np.log(np.clip(pv, 1e-12, 1))
+    o = fit_offset(lv, ytv[val])
     lt = np.log(np.clip(pt, 1e-12, 1))
     a, b = lt.argmax(1), (lt[:, 1] + o > lt[:, 0]).astype(int)
+    if gate:
+        own = macro_f1(ytv[val], (lv[:, 1] + o > lv[:, 0]).astype(int)) - macro_f1(ytv[val], lv.argmax(1))
+        cf = cross_fitted_gain(lv, ytv[val]) if o != 0 else 0.0
+        test = macro_f1(y, b) - macro_f1(y, a)
+        GATE["rows"].append((own, cf, test))
+        g = b if cf > 0 else a
+        print(f"  {s} split {k}: offset {o:+.2f}, gain on the 10%: fitted {own:+.4f}, cross-fitted "
+              f"{cf:+.4f}; on the test rows {test:+.4f}; gated: {'applied' if cf > 0 else 'not applied'}",
+              flush=True)
+        return {"acc": (accuracy(y, b), accuracy(y, g)), "f1": (macro_f1(y, b), macro_f1(y, g))}
     print(f"  {s} split {k}: offset {o:+.2f}, test macro-F1 {macro_f1(y, a):.4f} -> {macro_f1(y, b):.4f}",
           flush=True)
     return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
@@ -218,10 +253,22 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--offsets", action="store_true")
+    ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
     sets = a.sets.split(",") if a.sets else sorted(
         d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    if a.offsets:
+    if a.offsets and a.gate:
+        print(f"binary holdout winners of {a.run}: a logit offset fitted on 10% of trainval "
+              f"(trained on the other 90%), always applied vs applied only when its cross-fitted "
+              f"gain on the 10% is above 0; {NNS}")
+        compare(a.run, sets, lambda s, k: offsets(a.run, s, k, gate=True), ("always", "gated"),
+                "gated - always")
+        r = np.array(GATE["rows"])
+        if len(r):
+            print(f"test gain vs its estimate, mean |estimate - test gain| over {len(r)} splits: "
+                  f"the fit's own {np.abs(r[:, 0] - r[:, 2]).mean():.4f} (signed {np.mean(r[:, 0] - r[:, 2]):+.4f}), "
+                  f"cross-fitted {np.abs(r[:, 1] - r[:, 2]).mean():.4f} (signed {np.mean(r[:, 1] - r[:, 2]):+.4f})")
+    elif a.offsets:
         print(f"binary holdout winners of {a.run}: argmax vs a logit offset fitted on 10% of "
               f"trainval (trained on the other 90%); {NNS}")
         compare(a.run, sets, lambda s, k: offsets(a.run, s, k), ("argmax", "offset"),

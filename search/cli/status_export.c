@@ -382,7 +382,7 @@ static char *estimate_obj(const char *decision)
 static void put_estimate(FILE *f, const char *decision, const char *metric)
 {
     char *obj = estimate_obj(decision), why[200], method[40];
-    double v, meas, cands, rows, gain;
+    double v, meas, cands, rows;
     if (obj && ns_json_get_str(obj, "skipped", why, sizeof why)) {
         fprintf(f, "           estimate on new data: none (%s)\n", why);
     } else if (obj && ns_json_get_num(obj, metric, &v) && ns_json_get_num(obj, "measured", &meas) &&
@@ -396,8 +396,6 @@ static void put_estimate(FILE *f, const char *decision, const char *metric)
             fprintf(f, "           estimate on new data: %s %.4f (bootstrap bias-corrected over %.0f "
                     "candidates on %.0f held-out rows, where the winner scored %.4f)", metric, v,
                     cands, rows, meas);
-        if (ns_json_get_num(obj, "offsets_gain", &gain))
-            fprintf(f, ", with %+.4f from the decision offsets", gain);
         fputc('\n', f);
     }
     free(obj);

@@ -413,7 +413,6 @@ static void view_answer(ns_report *r)
                 fputs(".</li>\n", f);
             } else if (ns_rj_num(b, r->v.study.metric, &v) && ns_rj_num(b, "measured", &meas)) {
                 char method[40] = "";
-                double gain = NAN;
                 ns_rj_num(b, "candidates", &cands);
                 ns_rj_num(b, "rows", &rows);
                 ns_rj_str(b, "method", method, sizeof method);
@@ -428,9 +427,6 @@ static void view_answer(ns_report *r)
                             "the best of %.0f candidates is also the luckiest on them, and resampling "
                             "the rows (bootstrap bias-corrected) takes that luck out",
                             ns_num(num, v), ns_num(num2, meas), rows, cands);
-                if (ns_rj_num(b, "offsets_gain", &gain))
-                    fprintf(f, "; it includes %s from the decision offsets, as much as offsets fitted "
-                            "on half the held-out rows gained on the other half", ns_num(num, gain));
                 fputs(".</li>\n", f);
             }
         }

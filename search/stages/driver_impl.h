@@ -248,9 +248,6 @@ typedef struct ns_offsets_result {
     float o[NS_MAX_DECISION_CLASSES];
     long rows;                 /* the held-out rows they were fitted on */
     double before, after;      /* the study metric on them at 0 and at o */
-    double gain;               /* what the offsets are expected to add to the metric on new
-                                  rows: cross-fitted on halves of the rows (0 when they are
-                                  all 0) */
     char skipped[200];         /* why none were fitted ("" when fitted) */
 } ns_offsets_result;
 
@@ -265,8 +262,7 @@ int ns_offsets_applies(const ns_search *s);
 int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err);
 /* The decision's part about them: ,"decision_offsets":{"values":[...],"applied":true|false
  * (the final model carries them: some offset is not 0),"rows":N,
- * "held_out":"folds"|"validation","<metric>_before":x,"<metric>_after":y,"gain":g} or
- * {"skipped":".."} */
+ * "held_out":"folds"|"validation","<metric>_before":x,"<metric>_after":y} or {"skipped":".."} */
 void ns_offsets_json(ns_jbuf *j, const ns_search *s, const ns_offsets_result *o);
 
 /* ---- estimate.c: the winner's expected score on new data (search/stages/estimate.h) ---- */
@@ -279,8 +275,6 @@ typedef struct ns_estimate_result {
                                   held-out rows pooled; re-scored: its validation split) */
     int candidates, bootstraps;
     long rows;                 /* the held-out rows resampled (re-scored: all rows) */
-    int with_offsets;          /* value includes the decision offsets' cross-fitted gain */
-    double offsets_gain;
     char skipped[200];
 } ns_estimate_result;
 
@@ -293,8 +287,8 @@ int ns_winner_estimate(ns_search *s, const int *trials, int T, ns_estimate_resul
 /* The decision's part: ,"estimate":{"<metric>":x,"measured":y,"method":"bootstrap
  * bias-corrected","candidates":T,"bootstraps":B,"rows":N,"held_out":"folds"|"validation"},
  * for a re-scored holdout winner {"<metric>":x,"measured":y,"method":"re-scored",
- * "candidates":T,"rows":N,"held_out":"re-scoring folds"}, either with "offsets_gain":g
- * (included in x) when the final model carries decision offsets; or {"skipped":".."} */
+ * "candidates":T,"rows":N,"held_out":"re-scoring folds"}, or {"skipped":".."}. Both are of
+ * the winner deciding by its largest output: decision offsets are not in them. */
 void ns_estimate_json(ns_jbuf *j, const ns_search *s, const ns_estimate_result *e);
 
 /* Whether search.final (auto) makes s's cross-validated winner a fold ensemble. */

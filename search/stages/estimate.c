@@ -15,9 +15,9 @@
 #define SEED_ESTIMATE 0x65737469ULL /* "esti": the resamples */
 
 /* metric of the rows with weight w[i] > 0 (counted w[i] times; w NULL: every row once) of
- * candidate p, from the K x K table conf (zeroed here). */
+ * candidate p, with cnt (3K longs, zeroed here) for the per-class counts. */
 static double weighted_score(const int32_t *y, const int32_t *p, const int32_t *w, long n, int K,
-                             ns_metric metric, long *conf)
+                             ns_metric metric, long *cnt)
 {
     if (metric == NS_METRIC_VAL_ACC) {
         long hit = 0, all = 0;
@@ -28,12 +28,18 @@ static double weighted_score(const int32_t *y, const int32_t *p, const int32_t *
         }
         return all ? (double)hit / (double)all : NAN;
     }
-    memset(conf, 0, (size_t)K * (size_t)K * sizeof *conf);
-    for (long i = 0; i < n; i++)
-        if (y[i] >= 0 && y[i] < K && p[i] >= 0 && p[i] < K)
-            conf[(long)y[i] * K + p[i]] += w ? w[i] : 1;
+    long *tp = cnt, *row = cnt + K, *col = cnt + 2 * (size_t)K;
+    memset(cnt, 0, 3 * (size_t)K * sizeof *cnt);
+    for (long i = 0; i < n; i++) {
+        long wi = w ? w[i] : 1;
+        if (!wi || y[i] < 0 || y[i] >= K || p[i] < 0 || p[i] >= K)
+            continue;
+        row[y[i]] += wi;
+        col[p[i]] += wi;
+        tp[y[i]] += p[i] == y[i] ? wi : 0;
+    }
     double bacc, f1;
-    ns_class_metrics(conf, K, &bacc, &f1);
+    ns_class_metrics_counts(tp, row, col, K, &bacc, &f1);
     return metric == NS_METRIC_VAL_BACC ? bacc : f1;
 }
 
@@ -44,11 +50,11 @@ int ns_bbc_estimate(const int32_t *y, long n, int K, const int32_t *const *pred,
     if (n < 1 || T < 1 || B < 1 || K < 1)
         return NS_OK;
     int32_t *in = malloc((size_t)n * sizeof *in), *out = malloc((size_t)n * sizeof *out);
-    long *conf = malloc((size_t)K * (size_t)K * sizeof *conf);
-    if (!in || !out || !conf) {
+    long *cnt = malloc(3 * (size_t)K * sizeof *cnt);
+    if (!in || !out || !cnt) {
         free(in);
         free(out);
-        free(conf);
+        free(cnt);
         return ns_err_set(err, NS_ERUNTIME, "out of memory for the winner's estimate");
     }
     ns_rng r;
@@ -69,7 +75,7 @@ int ns_bbc_estimate(const int32_t *y, long n, int K, const int32_t *const *pred,
         int best = -1;
         double bv = NAN;
         for (int t = 0; t < T; t++) {
-            double v = weighted_score(y, pred[t], in, n, K, metric, conf);
+            double v = weighted_score(y, pred[t], in, n, K, metric, cnt);
             if (isfinite(v) && (best < 0 || v > bv)) {
                 best = t;
                 bv = v;
@@ -77,7 +83,7 @@ int ns_bbc_estimate(const int32_t *y, long n, int K, const int32_t *const *pred,
         }
         if (best < 0)
             continue;
-        double v = weighted_score(y, pred[best], out, n, K, metric, conf);
+        double v = weighted_score(y, pred[best], out, n, K, metric, cnt);
         if (isfinite(v)) {
             sum += v;
             used++;
@@ -86,7 +92,7 @@ int ns_bbc_estimate(const int32_t *y, long n, int K, const int32_t *const *pred,
     *est = used ? sum / used : NAN;
     free(in);
     free(out);
-    free(conf);
+    free(cnt);
     return NS_OK;
 }
 
@@ -145,17 +151,21 @@ int ns_winner_estimate(ns_search *s, const int *trials, int T, ns_estimate_resul
         long rows;
         if ((rc = ns_store_trial_pred_get(s->store, trials[t], &pred[t], &rows, err)))
             break;
-        if (!pred[t] || rows != n)
-            snprintf(out->skipped, sizeof out->skipped, "trial %d has %s (trained by an older nnsearch)", trials[t], pred[t] ? "predictions of other rows" : "no stored predictions");
+        if (!pred[t])
+            snprintf(out->skipped, sizeof out->skipped, "trial %d has no stored predictions (trained "
+                     "by an older nnsearch)", trials[t]);
+        else if (rows != n)
+            snprintf(out->skipped, sizeof out->skipped, "trial %d has predictions of %ld rows, not "
+                     "the %ld held-out rows", trials[t], rows, n);
     }
     if (!rc && !out->skipped[0]) {
         /* winner first: its measured figure is the pooled score of its own predictions */
-        long *conf = malloc((size_t)s->data.n_classes * (size_t)s->data.n_classes * sizeof *conf);
-        if (!conf) {
+        long *cnt = malloc(3 * (size_t)s->data.n_classes * sizeof *cnt);
+        if (!cnt) {
             rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         } else {
-            out->measured = weighted_score(y, pred[0], NULL, n, s->data.n_classes, s->metric, conf);
-            free(conf);
+            out->measured = weighted_score(y, pred[0], NULL, n, s->data.n_classes, s->metric, cnt);
+            free(cnt);
             double work = (double)T * (double)n;
             int B = work * NS_ESTIMATE_BOOTSTRAPS <= NS_ESTIMATE_MAX_WORK
                         ? NS_ESTIMATE_BOOTSTRAPS
@@ -190,10 +200,6 @@ void ns_estimate_json(ns_jbuf *j, const ns_search *s, const ns_estimate_result *
     ns_jbuf_num(j, e->value);
     ns_jbuf_put(j, ",\"measured\":", 12);
     ns_jbuf_num(j, e->measured);
-    if (e->with_offsets) {
-        ns_jbuf_put(j, ",\"offsets_gain\":", 16);
-        ns_jbuf_num(j, e->offsets_gain);
-    }
     if (e->rescored)
         ns_jbuf_putf(j, ",\"method\":\"re-scored\",\"candidates\":%d,\"rows\":%ld,"
                      "\"held_out\":\"re-scoring folds\"}", e->candidates, e->rows);

@@ -79,48 +79,6 @@ int ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric me
     return NS_OK;
 }
 
-int ns_offsets_gain(const float *z, const int32_t *y, long n, int K, ns_metric metric,
-                    double *gain, ns_err *err)
-{
-    *gain = NAN;
-    float *zh[2] = {malloc((size_t)n * (size_t)K * sizeof(float)), malloc((size_t)n * (size_t)K * sizeof(float))};
-    int32_t *yh[2] = {malloc((size_t)n * sizeof(int32_t)), malloc((size_t)n * sizeof(int32_t))};
-    long *seen = calloc((size_t)K, sizeof *seen), *conf = malloc((size_t)K * (size_t)K * sizeof *conf);
-    float *o = malloc((size_t)K * sizeof *o), *zero = calloc((size_t)K, sizeof *zero);
-    int rc = NS_OK;
-    if (!zh[0] || !zh[1] || !yh[0] || !yh[1] || !seen || !conf || !o || !zero) {
-        rc = ns_err_set(err, NS_ERUNTIME, "out of memory fitting decision offsets");
-        goto done;
-    }
-    long nh[2] = {0, 0};
-    for (long i = 0; i < n; i++) {
-        if (y[i] < 0 || y[i] >= K)
-            continue;
-        int h = (int)(seen[y[i]]++ % 2);
-        memcpy(zh[h] + (size_t)nh[h] * (size_t)K, z + (size_t)i * (size_t)K, (size_t)K * sizeof(float));
-        yh[h][nh[h]++] = y[i];
-    }
-    double sum = 0;
-    for (int h = 0; h < 2; h++) {
-        double before, after;
-        if ((rc = ns_offsets_fit(zh[h], yh[h], nh[h], K, metric, o, &before, &after, err)))
-            goto done;
-        sum += score(zh[1 - h], yh[1 - h], nh[1 - h], K, metric, o, conf) -
-               score(zh[1 - h], yh[1 - h], nh[1 - h], K, metric, zero, conf);
-    }
-    *gain = sum / 2;
-done:
-    for (int h = 0; h < 2; h++) {
-        free(zh[h]);
-        free(yh[h]);
-    }
-    free(seen);
-    free(conf);
-    free(o);
-    free(zero);
-    return rc;
-}
-
 /* The outputs (n x K logits) of the model file at path for ds's rows, which are already
  * standardised as the model's training rows were. */
 static int file_logits(const char *path, const ns_dataset *ds, float *z, int K, ns_err *err)
@@ -226,7 +184,7 @@ static int held_out(ns_search *s, int n, int K, float **z, int32_t **y, long *ro
 int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err)
 {
     memset(out, 0, sizeof *out);
-    out->before = out->after = out->gain = NAN;
+    out->before = out->after = NAN;
     const int K = s->data.n_classes;
     out->K = K;
     if (K > NS_MAX_DECISION_CLASSES) {
@@ -274,12 +232,6 @@ int ns_winner_offsets(ns_search *s, int n, ns_offsets_result *out, ns_err *err)
         out->fitted = 1;
         for (int k = 0; k < K; k++)
             out->nonzero |= out->o[k] != 0;
-        out->gain = 0;
-        if (out->nonzero && (rc = ns_offsets_gain(z, y, out->rows, K, s->metric, &out->gain, err))) {
-            free(z);
-            free(y);
-            return rc;
-        }
     }
     free(z);
     free(y);
@@ -307,7 +259,5 @@ void ns_offsets_json(ns_jbuf *j, const ns_search *s, const ns_offsets_result *o)
     ns_jbuf_num(j, o->before);
     ns_jbuf_putf(j, ",\"%s_after\":", ns_metric_name(s->metric));
     ns_jbuf_num(j, o->after);
-    ns_jbuf_put(j, ",\"gain\":", 8);
-    ns_jbuf_num(j, o->gain);
     ns_jbuf_put(j, "}", 1);
 }

@@ -32,13 +32,4 @@
 int ns_offsets_fit(const float *z, const int32_t *y, long n, int K, ns_metric metric, float *o,
                    double *before, double *after, ns_err *err);
 
-/* What offsets fitted as above are expected to add to the metric on new rows: the rows
- * split in two halves, each class's rows alternating between them in order; offsets
- * fitted on one half move the other half's metric from its value at o = 0; *gain is the
- * mean of the two moves. The fit's own *after - *before is measured on the rows it chose
- * the offsets for and flatters them; this does not (it errs low: each half's offsets are
- * fitted on half the rows). NS_OK, or NS_ERUNTIME when out of memory. */
-int ns_offsets_gain(const float *z, const int32_t *y, long n, int K, ns_metric metric,
-                    double *gain, ns_err *err);
-
 #endif

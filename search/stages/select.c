@@ -576,12 +576,6 @@ int ns_select_decide(ns_search *s, const ns_stage_cfg *st, ns_jbuf *j, ns_err *e
         ns_trial_rows_free(rows, n);
         return rc;
     }
-    /* the final model carries the offsets: so does its estimate */
-    if (est.done && off.nonzero && isfinite(off.gain)) {
-        est.with_offsets = 1;
-        est.offsets_gain = off.gain;
-        est.value = fmin(1.0, est.value + off.gain);
-    }
     /* no trial model under cross-validation: the final model is the refit or the fold
      * ensemble; under holdout the winner's own, or its config with offsets */
     if (s->folds.n || off.nonzero) {

@@ -406,10 +406,19 @@ static int trial_record(ns_search *s, const ns_stage_cfg *st, trial_job *j, int 
                          .health_flags = flags, .error = trc ? terr.msg : NULL};
 #pragma omp critical(ns_store)
     {
-        rc = state == NS_TRIAL_COMPLETE && pred && n_pred > 0
-                 ? ns_store_trial_pred_set(s->store, (int)n, pred, n_pred, err) : NS_OK;
-        if (!rc)
+        if (state == NS_TRIAL_COMPLETE && pred && n_pred > 0) { /* both, or neither */
+            rc = ns_store_begin(s->store, err);
+            if (!rc)
+                rc = ns_store_trial_pred_set(s->store, (int)n, pred, n_pred, err);
+            if (!rc)
+                rc = ns_store_trial_finish(s->store, n, state, &r, err);
+            if (!rc)
+                rc = ns_store_commit(s->store, err);
+            else
+                ns_store_rollback(s->store);
+        } else {
             rc = ns_store_trial_finish(s->store, n, state, &r, err);
+        }
         s->running--;
         if (state != NS_TRIAL_INTERRUPTED) {
             unlink(ckpt); /* a finished trial is never continued */
