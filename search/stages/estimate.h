@@ -6,7 +6,8 @@
  * without training anything: it resamples the held-out rows, picks the best candidate on
  * each resample by the same metric, and scores that one on the rows the resample left out.
  * Its figure describes the selection that was made (the best of these candidates on rows
- * like these), so it errs low rather than high. A pure function; select.c calls it. */
+ * like these), so it errs low rather than high. The resampling is a pure function here;
+ * ns_winner_estimate (driver_impl.h) feeds it the study's stored predictions for select. */
 #ifndef NS_ESTIMATE_H
 #define NS_ESTIMATE_H
 
