@@ -75,13 +75,14 @@ check "status names the final model" grep -q "^           final model: fold ense
 # stored out-of-fold predictions (every training row, each by the fold that held it out)
 el=$(dec "$T/a" 3:select '$.eligible')
 check "the estimate resamples the $el eligible candidates' predictions of all 3000 rows" bash -c \
-  "[ '$(dec "$T/a" 3:select '$.estimate.candidates')' = '$el' ] && [ '$(dec "$T/a" 3:select '$.estimate.rows')' = 3000 ] && [ '$(dec "$T/a" 3:select '$.estimate.held_out')' = folds ] && [ '$(dec "$T/a" 3:select '$.estimate.bootstraps')' = 1000 ]"
+  "[ -n '$el' ] && [ '$el' -ge 1 ] && [ '$(dec "$T/a" 3:select '$.estimate.candidates')' = '$el' ] && [ '$(dec "$T/a" 3:select '$.estimate.rows')' = 3000 ] && [ '$(dec "$T/a" 3:select '$.estimate.held_out')' = folds ] && [ '$(dec "$T/a" 3:select '$.estimate.bootstraps')' = 1000 ]"
 check "every complete trial stored 3000 predictions, no pruned one any" test "$(sqlite3 "$T/a/study.db" \
   "SELECT (SELECT count(*) FROM trial_pred p JOIN trial t ON t.number = p.trial WHERE t.state = 'complete' AND p.rows = 3000 AND length(p.pred) = 3000) = (SELECT count(*) FROM trial WHERE state = 'complete') AND (SELECT count(*) FROM trial_pred p JOIN trial t ON t.number = p.trial WHERE t.state != 'complete') = 0")" = 1
 check "the winner's pooled score over its predictions is its fold mean (folds of 750 rows)" num 'abs(a - b) < 1e-6' \
   a="$(dec "$T/a" 3:select '$.estimate.measured')" b="$(sqlite3 "$T/a/study.db" "SELECT val_metric FROM trial WHERE number = $w")"
 check "the estimate is a score, not above the best's own by more than noise" num '0.5 < e <= 1 and e <= m + 0.02' \
   e="$(dec "$T/a" 3:select '$.estimate.val_acc')" m="$(dec "$T/a" 3:select '$.estimate.measured')"
+check "the run's closing summary gives it" grep -q "^winner: trial $w .*; expected on new data $(awk -v a="$(dec "$T/a" 3:select '$.estimate.val_acc')" 'BEGIN { printf "%.4f", a }');" "$T/a.err"
 check "status gives the estimate" grep -Eq "^           estimate on new data: val_acc [0-9.]+ \(bootstrap bias-corrected over $el candidates on 3000 held-out rows, where the winner scored [0-9.]+\)$" "$T/status.txt"
 "$NS" export "$T/a" -o "$T/best.yaml" >/dev/null
 check "export hands out the ensemble" grep -q "fold ensemble of trial $w" "$T/best.yaml"
@@ -116,7 +117,7 @@ sqlite3 "$T/c/study.db" "DELETE FROM trial_pred; UPDATE stage SET state = 'pendi
 "$NS" resume "$T/c" --quiet >/dev/null 2>"$T/c.err"; rc=$?
 "$NS" status "$T/c" >"$T/c.status"
 check "no stored predictions: exit 0, the same winner, the estimate skipped with the reason ($(dec "$T/c" 3:select '$.estimate.skipped'))" bash -c \
-  "[ $rc -eq 0 ] && [ '$(dec "$T/c" 3:select '$.winner')' = '$(dec "$T/a" 3:select '$.winner')' ] && [ -z '$(dec "$T/c" 3:select '$.estimate.val_acc')' ] && grep -q '^           estimate on new data: none (trial [0-9]* has no stored predictions (trained by an older nnsearch))$' '$T/c.status'"
+  "[ $rc -eq 0 ] && [ -n '$(dec "$T/c" 3:select '$.winner')' ] && [ '$(dec "$T/c" 3:select '$.winner')' = '$(dec "$T/a" 3:select '$.winner')' ] && [ -z '$(dec "$T/c" 3:select '$.estimate.val_acc')' ] && grep -q '^           estimate on new data: none (trial [0-9]* has no stored predictions (trained by an older nnsearch))$' '$T/c.status'"
 
 # one fidelity per GP: a bayes stage observes only trials trained to its own budget
 sed -e 's/    - {stage: random, trials: 6, epochs: 6}/    - {stage: lr_range}\n    - {stage: compare, optimizers: [adam, sgd], schedules: [cosine], seeds: 2, epochs: 1}\n    - {stage: random, trials: 4, epochs: 6}\n    - {stage: random, trials: 2, epochs: 3}/' \
@@ -225,7 +226,7 @@ wm=$(sqlite3 "$T/hold/study.db" "SELECT json_extract(value, '$.val_acc') FROM st
 check "holdout: the winner ($w) is re-scored and its figure is its fold mean ($wm)" bash -c \
   "[ -n '$wm' ] && awk -v a='$wm' -v b='$(dec "$T/hold" 3:select '$.val_acc')' 'BEGIN { exit !(a - b < 1e-9 && b - a < 1e-9) }'"
 check "holdout: the estimate is the winner's re-scored figure over all 3000 rows; its measured one its validation split's" bash -c \
-  "[ '$(dec "$T/hold" 3:select '$.estimate.method')' = re-scored ] && [ '$(dec "$T/hold" 3:select '$.estimate.rows')' = 3000 ] && [ '$(dec "$T/hold" 3:select '$.estimate.val_acc')' = '$(dec "$T/hold" 3:select '$.val_acc')' ] && awk -v a='$(dec "$T/hold" 3:select '$.estimate.measured')' -v b='$(sqlite3 "$T/hold/study.db" "SELECT val_metric FROM trial WHERE number = $w")' 'BEGIN { exit !(a != \"\" && a - b < 1e-6 && b - a < 1e-6) }'"
+  "[ '$(dec "$T/hold" 3:select '$.estimate.method')' = re-scored ] && [ '$(dec "$T/hold" 3:select '$.estimate.rows')' = 3000 ] && [ -n '$(dec "$T/hold" 3:select '$.val_acc')' ] && [ '$(dec "$T/hold" 3:select '$.estimate.val_acc')' = '$(dec "$T/hold" 3:select '$.val_acc')' ] && awk -v a='$(dec "$T/hold" 3:select '$.estimate.measured')' -v b='$(sqlite3 "$T/hold/study.db" "SELECT val_metric FROM trial WHERE number = $w")' 'BEGIN { exit !(a != \"\" && a - b < 1e-6 && b - a < 1e-6) }'"
 check "holdout: the run's closing line gives the winner's re-scored figure" \
   grep -q "^winner: trial $w .*val_acc $(awk -v a="$wm" 'BEGIN { printf "%.4f", a }') +- " "$T/hold.err"
 

@@ -110,6 +110,11 @@ def mean(v):
     return statistics.fmean(v) if v else math.nan
 
 
+def sfmt(x):
+    """A signed figure in a 9-wide column; '-' when there is none."""
+    return f"{'-':>9}" if x is None or not math.isfinite(x) else f"{x:+9.4f}"
+
+
 def sd(v):
     return statistics.stdev(v) if len(v) > 1 else math.nan
 
@@ -149,6 +154,8 @@ def summarise(path):
                 "acc": [float(r["test_acc"]) for r in v], "f1": [float(r["test_f1"]) for r in v],
                 "gap": [abs(float(r["val_score"]) - float(r["test_score"])) for r in v],
                 "gap_meas": [abs(float(r["val_measured"]) - float(r["test_score"])) for r in v if r.get("val_measured")],
+                "bias": [float(r["val_score"]) - float(r["test_score"]) for r in v],
+                "bias_meas": [float(r["val_measured"]) - float(r["test_score"]) for r in v if r.get("val_measured")],
                 "trials": [int(r["trials"]) for r in v],
                 "noise": [float(r["test_noise"]) for r in v if r.get("test_noise")],
                 "used": [float(r["seconds"]) / float(r["budget"]) for r in v],
@@ -175,7 +182,7 @@ def summarise(path):
               f"{pm(*x['d_acc'][:2]):>14} "
               f"{pm(mean(x['nnsearch']['f1']), sd(x['nnsearch']['f1'])):>12} {pm(mean(x['optuna']['f1']), sd(x['optuna']['f1'])):>12} "
               f"{pm(*x['d_f1'][:2]):>14}")
-    avg = {s: {m: mean([mean(x[s][m]) for x in per.values() if x[s][m]]) for m in ("acc", "f1", "gap", "gap_meas", "used", "trials", "noise")}
+    avg = {s: {m: mean([mean(x[s][m]) for x in per.values() if x[s][m]]) for m in ("acc", "f1", "gap", "gap_meas", "bias", "bias_meas", "used", "trials", "noise")}
            for s in SIDES}
     dacc = mean([x["d_acc"][0] for x in per.values() if x["d_acc"][2]])
     df1 = mean([x["d_f1"][0] for x in per.values() if x["d_f1"][2]])
@@ -189,18 +196,21 @@ def summarise(path):
     print("splits; nnsearch's estimate is its select stage's bias-corrected one where it made one (else the winner's")
     print("validation score); |meas-test|: the same with the winner's own measured validation score;")
     print("floor: the test rows' own noise, sqrt(2/pi) x the bootstrap sd of nnsearch's test score (no estimate can be")
-    print("expected closer); trials: trials run, mean over splits; used: wall seconds / budget, mean over splits")
-    h2 = f"{'set':<14} {'|est-test| nns':>15} {'|meas-test| nns':>16} {'|est-test| opt':>15} {'floor':>6} {'trials nns':>11} {'trials opt':>11} {'used nns':>9} {'used opt':>9}"
+    print("expected closer); trials: trials run, mean over splits; used: wall seconds / budget, mean over splits;")
+    print("bias est, bias meas: nnsearch's estimate - test and its own measured score - test, signed, mean over splits")
+    h2 = f"{'set':<14} {'|est-test| nns':>15} {'|meas-test| nns':>16} {'|est-test| opt':>15} {'floor':>6} {'trials nns':>11} {'trials opt':>11} {'used nns':>9} {'used opt':>9} {'bias est':>9} {'bias meas':>9}"
     print(h2)
     print("-" * len(h2))
     for name, x in per.items():
         n, o = x["nnsearch"], x["optuna"]
         print(f"{name:<14} {fmt(mean(n['gap']), 15)} {fmt(mean(n['gap_meas']) if n['gap_meas'] else None, 16)} {fmt(mean(o['gap']), 15)} {fmt(mean(n['noise']) if n['noise'] else None, 6)} {fmt(mean(n['trials']), 11, 0)} "
-              f"{fmt(mean(o['trials']), 11, 0)} {fmt(mean(n['used']), 9, 2)} {fmt(mean(o['used']), 9, 2)}")
+              f"{fmt(mean(o['trials']), 11, 0)} {fmt(mean(n['used']), 9, 2)} {fmt(mean(o['used']), 9, 2)} "
+              f"{sfmt(mean(n['bias']))} {sfmt(mean(n['bias_meas']) if n['bias_meas'] else None)}")
     print("-" * len(h2))
     print(f"{'mean of sets':<14} {fmt(avg['nnsearch']['gap'], 15)} {fmt(avg['nnsearch']['gap_meas'], 16)} {fmt(avg['optuna']['gap'], 15)} {fmt(avg['nnsearch']['noise'], 6)} "
           f"{fmt(avg['nnsearch']['trials'], 11, 0)} {fmt(avg['optuna']['trials'], 11, 0)} "
-          f"{fmt(avg['nnsearch']['used'], 9, 2)} {fmt(avg['optuna']['used'], 9, 2)}")
+          f"{fmt(avg['nnsearch']['used'], 9, 2)} {fmt(avg['optuna']['used'], 9, 2)} "
+          f"{sfmt(avg['nnsearch']['bias'])} {sfmt(avg['nnsearch']['bias_meas'])}")
 
     print()
     print("What must hold:")

@@ -332,6 +332,21 @@ static void put_eligibility(FILE *f, const char *decision)
     fputc('\n', f);
 }
 
+/* The object under key in decision as a string of its own (malloc'd), so that its keys
+ * are read without the rest's; NULL when there is none or out of memory. */
+static char *object_of(const char *decision, const char *key)
+{
+    const char *b, *e;
+    if (!ns_json_get(decision, key, &b, &e) || *b != '{')
+        return NULL;
+    char *obj = malloc((size_t)(e - b) + 1);
+    if (obj) {
+        memcpy(obj, b, (size_t)(e - b));
+        obj[e - b] = 0;
+    }
+    return obj;
+}
+
 /* A cross-validated winner's final model, one line: "final model: fold ensemble of 5
  * members, trials/12/ensemble.yaml"; nothing when the decision made none. */
 static void put_final(FILE *f, const char *decision)
@@ -340,15 +355,9 @@ static void put_final(FILE *f, const char *decision)
     double members;
     if (!ns_json_get_str(decision, "final", kind, sizeof kind))
         return;
-    const char *b, *e;
-    if (!ns_json_get(decision, kind, &b, &e) || *b != '{')
-        return;
-    size_t n = (size_t)(e - b);
-    char *obj = malloc(n + 1);
+    char *obj = object_of(decision, kind);
     if (!obj)
         return;
-    memcpy(obj, b, n);
-    obj[n] = 0;
     if (ns_json_get_str(obj, "config", config, sizeof config)) {
         if (!strcmp(kind, "ensemble") && ns_json_get_num(obj, "members", &members))
             fprintf(f, "           final model: fold ensemble of %.0f members (its fold models, "
@@ -361,42 +370,26 @@ static void put_final(FILE *f, const char *decision)
     free(obj);
 }
 
-/* The select decision's estimate object, malloc'd ("" when there is none); NULL when out
- * of memory. */
-static char *estimate_obj(const char *decision)
-{
-    const char *b, *e;
-    if (!ns_json_get(decision, "estimate", &b, &e) || *b != '{')
-        return strdup("");
-    char *obj = malloc((size_t)(e - b) + 1);
-    if (obj) {
-        memcpy(obj, b, (size_t)(e - b));
-        obj[e - b] = 0;
-    }
-    return obj;
-}
-
 /* The winner's estimate on new data, one line: "estimate on new data: val_acc 0.6923
  * (bootstrap bias-corrected over 102 candidates on 73 held-out rows, where the winner scored
  * 0.7671)", or why there is none. */
 static void put_estimate(FILE *f, const char *decision, const char *metric)
 {
-    char *obj = estimate_obj(decision), why[200], method[40];
+    char *obj = object_of(decision, "estimate"), why[200], method[40];
     double v, meas, cands, rows;
-    if (obj && ns_json_get_str(obj, "skipped", why, sizeof why)) {
+    if (obj && ns_json_get_str(obj, "skipped", why, sizeof why))
         fprintf(f, "           estimate on new data: none (%s)\n", why);
-    } else if (obj && ns_json_get_num(obj, metric, &v) && ns_json_get_num(obj, "measured", &meas) &&
-               ns_json_get_num(obj, "candidates", &cands) && ns_json_get_num(obj, "rows", &rows) &&
-               ns_json_get_str(obj, "method", method, sizeof method)) {
+    else if (obj && ns_json_get_num(obj, metric, &v) && ns_json_get_num(obj, "measured", &meas) &&
+             ns_json_get_num(obj, "candidates", &cands) && ns_json_get_num(obj, "rows", &rows) &&
+             ns_json_get_str(obj, "method", method, sizeof method)) {
         if (!strcmp(method, "re-scored"))
             fprintf(f, "           estimate on new data: %s %.4f (its mean over the re-scoring folds of "
-                    "all %.0f rows, the best of %.0f re-scored; %.4f on the validation split)", metric,
-                    v, rows, cands, meas);
+                    "all %.0f rows, the best of %.0f re-scored; %.4f on the validation split)\n",
+                    metric, v, rows, cands, meas);
         else
             fprintf(f, "           estimate on new data: %s %.4f (bootstrap bias-corrected over %.0f "
-                    "candidates on %.0f held-out rows, where the winner scored %.4f)", metric, v,
+                    "candidates on %.0f held-out rows, where the winner scored %.4f)\n", metric, v,
                     cands, rows, meas);
-        fputc('\n', f);
     }
     free(obj);
 }
@@ -804,7 +797,7 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
             fputs(" (fold ensemble)", f);
         if (strstr(d, "\"applied\":true"))
             fputs(" (with decision offsets)", f);
-        char *obj = estimate_obj(d);
+        char *obj = object_of(d, "estimate");
         if (obj && ns_json_get_num(obj, st->metric, &x) && isfinite(x))
             fprintf(f, "; expected on new data %.4f", x);
         free(obj);
