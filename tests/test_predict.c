@@ -1,7 +1,9 @@
 /* test_predict.c — ns_predict_file on ensemble files: the averaged probabilities and
  * outputs of hand-made members whose predictions are known in closed form (each member
  * with its own standardisation), and an ensemble of one (or of one model twice) predicting
- * byte for byte what the model file predicts. The CLI around it: tests/e2e_cli.sh. */
+ * byte for byte what the model file predicts; and ns_infer, the forward pass predict and
+ * the search's scoring share, against a network of each member's own. The CLI around it:
+ * tests/e2e_cli.sh. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdint.h>
@@ -9,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/infer.h"
 #include "model/modelfile.h"
 #include "search/cli/predict.h"
 #include "tests/testutil.h"
@@ -407,4 +410,77 @@ Test(predict, ensemble_of_three_is_the_mean_of_its_members)
     }
     free(ens), free(data), free(p_ens);
     free(dir);
+}
+
+/* ---- ns_infer: one network for many members ------------------------------------------ */
+
+/* Reference outputs of mf for n raw rows: a network of its own, the rows standardised by
+ * hand, batches of 1024 as ns_infer's: logits into z, probabilities into p. */
+static void fresh_outputs(const ns_model_file *mf, const float *x, long n, float *z, float *p)
+{
+    ns_err err = {0};
+    const int d = mf->spec.n_in, K = mf->spec.n_out, EB = 1024;
+    ns_backend *be = ns_backend_cpu_alloc(1, &err);
+    cr_assert_not_null(be, "%s", err.msg);
+    ns_mlp *m = ns_mlp_alloc(&mf->spec, be, EB, &err);
+    cr_assert_not_null(m, "%s", err.msg);
+    memcpy(m->params, mf->params, mf->n_params * sizeof(float));
+    float *xs = malloc((size_t)n * d * sizeof *xs);
+    cr_assert_not_null(xs);
+    memcpy(xs, x, (size_t)n * d * sizeof *xs);
+    for (long i = 0; i < n; i++)
+        for (int j = 0; j < d; j++)
+            xs[i * d + j] = (xs[i * d + j] - mf->stdz.mean[j]) * mf->stdz.scale[j];
+    for (long i0 = 0; i0 < n; i0 += EB) {
+        int B = (int)(n - i0 < EB ? n - i0 : EB);
+        const float *out = ns_mlp_forward(m, xs + i0 * d, B, 0, 0);
+        memcpy(z + i0 * K, out, (size_t)B * K * sizeof *z);
+        ns_op_softmax(be, p + i0 * K, out, B, K);
+    }
+    free(xs);
+    ns_mlp_free(m);
+    ns_backend_free(be);
+}
+
+Test(predict, infer_gives_each_member_what_a_network_of_its_own_gives)
+{
+    enum { N = 2100, D = 5, K = 3 };
+    ns_model_file m[3];
+    for (int k = 0; k < 3; k++)
+        make_net(&m[k], 20 + (uint64_t)k, k == 1); /* 0 and 2 share a shape, 1 is narrower */
+    static float x[N * D], ref_z[3][N * K], ref_p[3][N * K], out[N * K];
+    lcg_state = 7;
+    for (int i = 0; i < N * D; i++)
+        x[i] = (float)(4 * lcg() - 2);
+    for (int k = 0; k < 3; k++)
+        fresh_outputs(&m[k], x, N, ref_z[k], ref_p[k]);
+    /* Swaps in every order the callers use: a new shape, the same shape, back again. */
+    static const int order[] = {0, 1, 2, 0, 2, 1};
+    ns_infer r;
+    ns_err err = {0};
+    cr_assert_eq(ns_infer_open(&r, 1024, &err), NS_OK, "%s", err.msg);
+    for (size_t s = 0; s < sizeof order / sizeof *order; s++) {
+        int k = order[s];
+        cr_assert_eq(ns_infer_run(&r, &m[k], x, N, 1, NS_INFER_RAW, out, &err), NS_OK, "%s",
+                     err.msg);
+        cr_assert_eq(memcmp(out, ref_z[k], sizeof out), 0, "member %d logits, step %zu", k, s);
+        cr_assert_eq(ns_infer_run(&r, &m[k], x, N, 1, NS_INFER_PROBS, out, &err), NS_OK);
+        cr_assert_eq(memcmp(out, ref_p[k], sizeof out), 0, "member %d probabilities", k);
+    }
+    /* Rows already in the model's units: no second standardisation. */
+    static float xs[N * D];
+    memcpy(xs, x, sizeof xs);
+    ns_standardizer_apply(&m[2].stdz, xs, N);
+    cr_assert_eq(ns_infer_run(&r, &m[2], xs, N, 0, NS_INFER_RAW, out, &err), NS_OK);
+    cr_assert_eq(memcmp(out, ref_z[2], sizeof out), 0);
+    /* A model whose parameter count is not its architecture's is refused, and the next
+     * member still loads. */
+    m[0].n_params--;
+    cr_assert_eq(ns_infer_load(&r, &m[0], &err), NS_EINPUT);
+    m[0].n_params++;
+    cr_assert_eq(ns_infer_run(&r, &m[1], x, N, 1, NS_INFER_RAW, out, &err), NS_OK);
+    cr_assert_eq(memcmp(out, ref_z[1], sizeof out), 0);
+    ns_infer_close(&r);
+    for (int k = 0; k < 3; k++)
+        ns_model_file_free(&m[k]);
 }

@@ -14,7 +14,7 @@
 
 #include "engine/data/data.h"
 #include "engine/train/metrics.h"
-#include "model/mlp.h"
+#include "model/infer.h"
 #include "model/modelfile.h"
 
 /* 1 if the first line of a text file has a comma-separated field equal to name (quotes and
@@ -125,60 +125,6 @@ void ns_predict_summary_free(ns_predict_summary *sum)
     memset(sum, 0, sizeof *sum);
 }
 
-/* Whether a network built for a computes b's forward pass once b's weights are in it: the
- * same widths and activation (dropout, init and loss play no part at inference). */
-static int same_network(const ns_mlp_spec *a, const ns_mlp_spec *b)
-{
-    if (a->n_in != b->n_in || a->n_out != b->n_out || a->n_hidden != b->n_hidden ||
-        a->act != b->act)
-        return 0;
-    for (int l = 0; l < a->n_hidden; l++)
-        if (a->hidden[l] != b->hidden[l])
-            return 0;
-    return 1;
-}
-
-/* One network, holding one member's weights at a time. The members of an ensemble built
- * from one config share an architecture, so a batch costs a weight upload per member, not
- * a network each: memory stays one network and one batch whatever the member count. */
-typedef struct runner {
-    ns_backend *be;
-    int eb;             /* rows per batch */
-    ns_mlp *m;          /* or NULL */
-    int loaded;         /* the member whose weights m holds; -1 none */
-    float *xb;          /* host (eb, n_in): the batch in the member's standardisation */
-    float *xdev, *pdev; /* device (eb, n_in), (eb, n_out) */
-    float *probs;       /* host (eb, n_out): the member's probabilities or outputs */
-} runner;
-
-/* Member k's outputs for B raw rows x (B, n_in) into r->probs: softmax probabilities
- * (classification) or standardised outputs (regression). NULL with *err on failure. */
-static const float *member_run(runner *r, const ns_model_file *mf, int k, const float *x,
-                               int B, ns_err *err)
-{
-    const int d = mf->spec.n_in, K = mf->spec.n_out;
-    if (r->loaded != k) {
-        if (!r->m || !same_network(&r->m->spec, &mf->spec)) {
-            ns_mlp_free(r->m);
-            r->loaded = -1;
-            if (!(r->m = ns_mlp_alloc(&mf->spec, r->be, r->eb, err)))
-                return NULL;
-        }
-        ns_buf_upload(r->be, r->m->params, mf->params, mf->n_params * sizeof(float));
-        r->loaded = k;
-    }
-    memcpy(r->xb, x, (size_t)B * d * sizeof *r->xb);
-    ns_standardizer_apply(&mf->stdz, r->xb, B);
-    ns_buf_upload(r->be, r->xdev, r->xb, (size_t)B * d * sizeof(float));
-    const float *z = ns_mlp_forward(r->m, r->xdev, B, 0, 0);
-    if (mf->task == NS_TASK_CLASSIFY)
-        ns_op_softmax(r->be, r->pdev, z, B, K);
-    else
-        ns_buf_copy(r->be, r->pdev, z, (size_t)B * K * sizeof(float));
-    ns_buf_download(r->be, r->probs, r->pdev, (size_t)B * K * sizeof(float));
-    return r->probs;
-}
-
 int ns_predict_file(const char *model_path, const char *data_path, const char *labels_path,
                     const char *out_path, int drift_check, ns_predict_summary *sum,
                     ns_err *err)
@@ -187,7 +133,8 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     ns_model_file *mm = NULL;
     int n_models = 0;
     ns_dataset ds = {0};
-    runner r = {.loaded = -1};
+    ns_infer r = {0};
+    float *probs = NULL; /* (EB, K): one member's probabilities or outputs for a batch */
     FILE *out = stdout;
     ns_atomic_file af = {0};
     double *acc = NULL;
@@ -223,18 +170,14 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
         goto done;
     }
 
+    /* One network holds one member's weights at a time (ns_infer): memory stays one
+     * network and one batch whatever the member count. */
     const int EB = 1024, K = mf->spec.n_out;
-    r.eb = EB;
-    if (!(r.be = ns_backend_cpu_alloc(1, err))) {
-        rc = err ? err->code : NS_ERUNTIME;
+    if ((rc = ns_infer_open(&r, EB, err)))
         goto done;
-    }
-    r.probs = malloc((size_t)EB * K * sizeof *r.probs);
-    r.xb = malloc((size_t)EB * ds.d * sizeof *r.xb);
+    probs = malloc((size_t)EB * K * sizeof *probs);
     acc = malloc((size_t)EB * K * sizeof *acc);
-    r.pdev = ns_buf_alloc(r.be, (size_t)EB * K * sizeof(float));
-    r.xdev = ns_buf_alloc(r.be, (size_t)EB * ds.d * sizeof(float));
-    if (!r.probs || !r.xb || !acc || !r.pdev || !r.xdev) {
+    if (!probs || !acc) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
         goto done;
     }
@@ -267,11 +210,10 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
          * x / 1 is x, so one member gives its own values exactly (-0 included). */
         for (int k = 0; k < n_models; k++) {
             const ns_model_file *mk = &mm[k];
-            const float *p = member_run(&r, mk, k, ds.x + (size_t)i0 * ds.d, B, err);
-            if (!p) {
-                rc = err ? err->code : NS_ERUNTIME;
+            if ((rc = ns_infer_run(&r, mk, ds.x + (size_t)i0 * ds.d, B, 1, NS_INFER_PROBS, probs,
+                                   err)))
                 goto done;
-            }
+            const float *p = probs;
             for (int i = 0; i < B; i++)
                 for (int c = 0; c < (mk->task == NS_TASK_CLASSIFY ? K : 1); c++) {
                     size_t at = (size_t)i * K + c;
@@ -344,14 +286,8 @@ done:
     ns_atomic_abort(&af); /* no-op once committed or never opened */
     free(conf);
     free(acc);
-    free(r.probs);
-    free(r.xb);
-    if (r.be) {
-        ns_buf_free(r.be, r.pdev);
-        ns_buf_free(r.be, r.xdev);
-    }
-    ns_mlp_free(r.m);
-    ns_backend_free(r.be);
+    free(probs);
+    ns_infer_close(&r);
     ns_dataset_free(&ds);
     ns_models_free(mm, n_models);
     return rc;

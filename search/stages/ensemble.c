@@ -10,60 +10,34 @@
 #include <unistd.h>
 
 #include "engine/atomic.h"
-#include "engine/backend/backend.h"
 #include "engine/train/metrics.h"
+#include "model/infer.h"
 #include "model/mlp.h"
 #include "model/modelfile.h"
 #include "search/stages/pipeline.h"
 
-/* Adds member mf's prediction on test (raw rows; standardised here with the member's own
+/* Adds member mf's prediction on test (raw rows; standardised with the member's own
  * statistics) into acc: class probabilities (n x K) or the output in target units (n). */
-static int add_member(const ns_model_file *mf, const ns_dataset *test, double *acc, ns_err *err)
+static int add_member(ns_infer *r, const ns_model_file *mf, const ns_dataset *test, double *acc,
+                      ns_err *err)
 {
-    const int EB = 1024, K = mf->spec.n_out, d = test->d;
-    ns_backend *be = ns_backend_cpu_alloc(1, err);
-    if (!be)
-        return err ? err->code : NS_ERUNTIME;
-    ns_mlp *m = ns_mlp_alloc(&mf->spec, be, EB, err);
-    float *x = malloc((size_t)EB * d * sizeof *x), *p = malloc((size_t)EB * K * sizeof *p);
-    float *xdev = m ? ns_buf_alloc(be, (size_t)EB * d * sizeof(float)) : NULL;
-    float *pdev = m ? ns_buf_alloc(be, (size_t)EB * K * sizeof(float)) : NULL;
+    const int EB = r->eb, K = mf->spec.n_out;
+    float *p = malloc((size_t)EB * K * sizeof *p);
+    if (!p)
+        return ns_err_set(err, NS_ERUNTIME, "out of memory scoring the ensemble");
     int rc = NS_OK;
-    if (!m) {
-        rc = err ? err->code : NS_ERUNTIME;
-        goto done;
-    }
-    if (!x || !p || !xdev || !pdev) {
-        rc = ns_err_set(err, NS_ERUNTIME, "out of memory scoring the ensemble");
-        goto done;
-    }
-    ns_buf_upload(be, m->params, mf->params, mf->n_params * sizeof(float));
-    for (long i0 = 0; i0 < test->n; i0 += EB) {
+    for (long i0 = 0; i0 < test->n && !rc; i0 += EB) {
         int B = (int)(test->n - i0 < EB ? test->n - i0 : EB);
-        memcpy(x, test->x + (size_t)i0 * d, (size_t)B * d * sizeof *x);
-        ns_standardizer_apply(&mf->stdz, x, B);
-        ns_buf_upload(be, xdev, x, (size_t)B * d * sizeof(float));
-        const float *z = ns_mlp_forward(m, xdev, B, 0, 0);
-        if (mf->task == NS_TASK_CLASSIFY) {
-            ns_op_softmax(be, pdev, z, B, K);
-            ns_buf_download(be, p, pdev, (size_t)B * K * sizeof(float));
+        if ((rc = ns_infer_run(r, mf, test->x + (size_t)i0 * test->d, B, 1, NS_INFER_PROBS, p, err)))
+            break;
+        if (mf->task == NS_TASK_CLASSIFY)
             for (size_t i = 0; i < (size_t)B * K; i++)
                 acc[(size_t)i0 * K + i] += p[i];
-        } else {
-            ns_buf_download(be, p, z, (size_t)B * sizeof(float));
+        else
             for (int i = 0; i < B; i++)
                 acc[i0 + i] += (double)p[i] * mf->stdz.t_std + mf->stdz.t_mean;
-        }
     }
-done:
-    if (m) {
-        ns_buf_free(be, xdev);
-        ns_buf_free(be, pdev);
-    }
-    free(x);
     free(p);
-    ns_mlp_free(m);
-    ns_backend_free(be);
     return rc;
 }
 
@@ -125,6 +99,7 @@ int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *
     if (rc)
         return rc;
     ns_dataset test = {0};
+    ns_infer inf = {0};
     ns_model_file *mf = calloc((size_t)K, sizeof *mf);
     char **path = calloc((size_t)K, sizeof *path);
     int *best = calloc((size_t)K, sizeof *best);
@@ -135,6 +110,8 @@ int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *
         goto done;
     }
     if ((rc = ns_load_test(&test, c, &fo.part[0], err)))
+        goto done;
+    if (test.n && (rc = ns_infer_open(&inf, 1024, err)))
         goto done;
     int KO = test.task == NS_TASK_CLASSIFY ? fo.part[0].n_classes : 1;
     if (test.n && !(acc = calloc((size_t)test.n * KO, sizeof *acc))) {
@@ -170,7 +147,7 @@ int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *
             sum[i] += v[i];
         if ((rc = ns_model_load(path[k], &mf[k], err)))
             goto done;
-        if (test.n && (rc = add_member(&mf[k], &test, acc, err)))
+        if (test.n && (rc = add_member(&inf, &mf[k], &test, acc, err)))
             goto done;
     }
     res->val_loss = sum[0] / K;
@@ -195,6 +172,7 @@ done:
     free(path);
     free(best);
     free(acc);
+    ns_infer_close(&inf);
     ns_dataset_free(&test);
     ns_folds_free(&fo);
     return rc;

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "engine/train/metrics.h"
-#include "model/mlp.h"
+#include "model/infer.h"
 #include "model/modelfile.h"
 #include "search/stages/driver_impl.h"
 #include "search/stages/offsets.h"
@@ -92,21 +92,10 @@ static int file_logits(const char *path, const ns_dataset *ds, float *z, int K, 
         return ns_err_set(err, NS_ERUNTIME, "%s: %d outputs for %d features, expected %d for %d",
                           path, mf.spec.n_out, mf.spec.n_in, K, ds->d);
     }
-    const int EB = 1024;
-    ns_backend *be = ns_backend_cpu_alloc(1, err);
-    ns_mlp *m = be ? ns_mlp_alloc(&mf.spec, be, EB, err) : NULL;
-    if (!m) {
-        rc = err && err->code ? err->code : NS_ERUNTIME;
-    } else {
-        ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
-        for (long i0 = 0; i0 < ds->n; i0 += EB) {
-            int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
-            const float *out = ns_mlp_forward(m, ds->x + (size_t)i0 * (size_t)ds->d, B, 0, 0);
-            ns_buf_download(be, z + (size_t)i0 * (size_t)K, out, (size_t)B * (size_t)K * sizeof(float));
-        }
-    }
-    ns_mlp_free(m);
-    ns_backend_free(be);
+    ns_infer r;
+    if (!(rc = ns_infer_open(&r, 1024, err)))
+        rc = ns_infer_run(&r, &mf, ds->x, ds->n, 0, NS_INFER_RAW, z, err);
+    ns_infer_close(&r);
     ns_model_file_free(&mf);
     return rc;
 }

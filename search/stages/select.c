@@ -10,6 +10,7 @@
 
 #include "engine/rng.h"
 #include "engine/train/health.h"
+#include "model/infer.h"
 #include "model/modelfile.h"
 #include "search/stages/bayes.h"
 #include "search/study/json.h"
@@ -64,45 +65,40 @@ static int winner_test(const ns_search *s, int n, double *loss, double *acc, dou
     int rc = ns_model_load(path, &mf, &e);
     if (rc)
         return rc == NS_ERUNTIME ? (err ? (*err = e, rc) : rc) : NS_OK;
+    /* The trainer's own evaluation (the network's loss with the model's label smoothing),
+     * so that these figures are those `nnsearch train` prints for the same model. */
     const int EB = 1024;
-    ns_backend *be = ns_backend_cpu_alloc(1, &e);
-    ns_mlp *m = be ? ns_mlp_alloc(&mf.spec, be, EB, &e) : NULL;
-    if (!m && e.code == NS_ERUNTIME) {
-        rc = e.code;
-        if (err)
-            *err = e;
-    }
-    if (m && mf.n_params == m->n_params) {
-        ns_buf_upload(be, m->params, mf.params, mf.n_params * sizeof(float));
-        double ls = 0, ws = 0, sq = 0;
-        long hits = 0;
-        int ok = 1;
-        for (long i0 = 0; i0 < ds->n && ok; i0 += EB) {
-            int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
-            ns_batch_out o;
-            ok = !m->net.batch(m->net.ctx, ds->x + (size_t)i0 * ds->d, ds->y ? ds->y + i0 : NULL,
-                               ds->t ? ds->t + i0 : NULL, B, 0, 0, &o, &e);
-            if (!ok) {
-                rc = e.code ? e.code : NS_ERUNTIME;
-                if (err)
-                    *err = e;
-                break;
-            }
-            ls += o.loss_sum;
-            ws += o.weight_sum;
-            hits += o.correct;
-            sq += o.sq_err;
+    ns_infer r;
+    rc = ns_infer_open(&r, EB, &e);
+    int ok = !rc && !(rc = ns_infer_load(&r, &mf, &e));
+    if (rc == NS_EINPUT)
+        rc = NS_OK; /* a model file that does not describe its network: no test figures */
+    double ls = 0, ws = 0, sq = 0;
+    long hits = 0;
+    for (long i0 = 0; i0 < ds->n && ok; i0 += EB) {
+        int B = (int)(ds->n - i0 < EB ? ds->n - i0 : EB);
+        ns_batch_out o;
+        ok = !r.m->net.batch(r.m->net.ctx, ds->x + (size_t)i0 * ds->d, ds->y ? ds->y + i0 : NULL,
+                             ds->t ? ds->t + i0 : NULL, B, 0, 0, &o, &e);
+        if (!ok) {
+            rc = e.code ? e.code : NS_ERUNTIME;
+            break;
         }
-        if (ok) {
-            *loss = ws > 0 ? ls / ws : NAN;
-            if (ds->task == NS_TASK_CLASSIFY)
-                *acc = (double)hits / (double)ds->n;
-            else
-                *rmse = sqrt(sq / (double)ds->n) * s->data.stdz.t_std;
-        }
+        ls += o.loss_sum;
+        ws += o.weight_sum;
+        hits += o.correct;
+        sq += o.sq_err;
     }
-    ns_mlp_free(m);
-    ns_backend_free(be);
+    if (ok) {
+        *loss = ws > 0 ? ls / ws : NAN;
+        if (ds->task == NS_TASK_CLASSIFY)
+            *acc = (double)hits / (double)ds->n;
+        else
+            *rmse = sqrt(sq / (double)ds->n) * s->data.stdz.t_std;
+    }
+    if (rc && err)
+        *err = e;
+    ns_infer_close(&r);
     ns_model_file_free(&mf);
     return rc;
 }
