@@ -5,6 +5,7 @@ and cuts the stratified 60/20/20 splits. Not the search or the scoring.
 usage: /usr/bin/python3 tabular_data.py sklearn OUTDIR SET...     -> OUTDIR/SET.csv, SET.classes
        /usr/bin/python3 tabular_data.py info OUTDIR SET           -> "rows features classes ratio"
        /usr/bin/python3 tabular_data.py split OUTDIR SET SEED DIR -> DIR/{train,val,trainval,test}.csv
+       /usr/bin/python3 tabular_data.py quantile DIR              -> DIR/quantile/{trainval,test}.csv
 
 A set's CSV: header row, numeric predictors, last column `label` = class index 0..K-1.
 """
@@ -81,6 +82,22 @@ def split(out, name, seed, dest):
         write_csv(os.path.join(dest, f"{p}.csv"), names, x[idx], y[idx])
 
 
+def quantile(dest):
+    """A split's trainval and test rows with every feature mapped to a standard normal
+    through its empirical quantiles on the trainval rows (scikit-learn's
+    QuantileTransformer, up to 1,000 quantiles, fitted on trainval only): the quantile
+    preprocessing experiment of docs/BENCHMARKS.md, for nnsearch's side only."""
+    from sklearn.preprocessing import QuantileTransformer
+    names, xtv, ytv = read_csv(os.path.join(dest, "trainval.csv"))
+    _, xte, yte = read_csv(os.path.join(dest, "test.csv"))
+    qt = QuantileTransformer(n_quantiles=min(1000, len(ytv)), output_distribution="normal",
+                             subsample=10**9, random_state=0).fit(xtv)
+    out = os.path.join(dest, "quantile")
+    os.makedirs(out, exist_ok=True)
+    write_csv(os.path.join(out, "trainval.csv"), names, qt.transform(xtv), ytv)
+    write_csv(os.path.join(out, "test.csv"), names, qt.transform(xte), yte)
+
+
 def main():
     a = sys.argv[1:]
     if len(a) >= 3 and a[0] == "sklearn":
@@ -89,6 +106,8 @@ def main():
         info(a[1], a[2])
     elif len(a) == 5 and a[0] == "split":
         split(a[1], a[2], int(a[3]), a[4])
+    elif len(a) == 2 and a[0] == "quantile":
+        quantile(a[1])
     else:
         raise SystemExit(__doc__)
 
