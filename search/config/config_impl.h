@@ -88,18 +88,31 @@ typedef struct ctx {
     char kbuf[64];
 } ctx;
 
-/* ---- shared by config.c and config_search.c (defined in config.c) ------------------- */
+/* ---- shared by the config's files (defined in config.c) ---------------------------- */
 
 __attribute__((format(printf, 3, 4))) int cfg_fail(ctx *x, yaml_mark_t m, const char *fmt, ...);
 const char *cfg_kname(ctx *x, const key_def *k);
 int cfg_oom(ctx *x);
 int cfg_is_null(const yaml_node_t *n);
+
+/* ---- values and suggestions (defined in config_value.c) ---------------------------- */
+
 int cfg_closeness(const char *word, const char *cand);
+/* The key of section nearest to word (synonyms included), or NULL. */
+const char *cfg_suggest_key(const char *section, const char *word);
+/* section's keys, comma-separated, into buf. */
+void cfg_list_keys(char *buf, size_t n, const char *section);
 const char *cfg_expected(const key_def *k);
 int cfg_decimal_chars(const char *s);
 int cfg_to_number(const key_def *k, const char *s, double *out, uint64_t *u64, char *why, size_t n);
 int cfg_to_bool(const char *s, int *b);
+/* Sets scalar key k of the struct at base (a config, or a stage for stage keys) from
+ * text s; m locates s for messages. */
+int cfg_set_scalar(ctx *x, void *base, const key_def *k, const char *s, yaml_mark_t m);
 int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v);
+
+/* ---- defined in config.c ------------------------------------------------------------ */
+
 /* Refuses text nested deeper than NS_CONFIG_MAX_DEPTH or with more than NS_CONFIG_MAX_NODES
  * nodes, located; NS_OK also on a syntax error (the document load reports it). */
 int cfg_bound_cost(ctx *x, const char *text, size_t len);
