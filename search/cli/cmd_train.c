@@ -114,6 +114,27 @@ static int check_fixed(const ns_config *c)
 }
 
 
+/* The final line's validation and test figures, each followed by a comma (NaN: null). */
+static void json_scores(const ns_run_result *r, int classify)
+{
+    cli_jnum(stdout, "val_loss", r->val_loss, 1);
+    if (classify) {
+        cli_jnum(stdout, "val_acc", r->val_acc, 1);
+        cli_jnum(stdout, "val_balanced_acc", r->val_bacc, 1);
+        cli_jnum(stdout, "val_macro_f1", r->val_f1, 1);
+    } else {
+        cli_jnum(stdout, "val_rmse", r->val_rmse, 1);
+    }
+    cli_jnum(stdout, "test_loss", r->test_loss, 1);
+    if (classify) {
+        cli_jnum(stdout, "test_acc", r->test_acc, 1);
+        cli_jnum(stdout, "test_balanced_acc", r->test_bacc, 1);
+        cli_jnum(stdout, "test_macro_f1", r->test_f1, 1);
+    } else {
+        cli_jnum(stdout, "test_rmse", r->test_rmse, 1);
+    }
+}
+
 static void print_member(void *user, int member, int n)
 {
     train_out *o = user;
@@ -150,19 +171,7 @@ static int train_ensemble(const ns_config *c, const char *config, const char *mo
     if (o->json) {
         printf("{\"final\":true,\"members\":%d,\"epochs\":%d,\"best_epoch\":%d,\"diverged\":%s,",
                c->ensemble, res.epochs, res.best_epoch, res.diverged ? "true" : "false");
-        cli_jnum(stdout, "val_loss", res.val_loss, 1);
-        if (classify) {
-            cli_jnum(stdout, "val_acc", res.val_acc, 1);
-            cli_jnum(stdout, "val_balanced_acc", res.val_bacc, 1);
-            cli_jnum(stdout, "val_macro_f1", res.val_f1, 1);
-            cli_jnum(stdout, "test_loss", res.test_loss, 1);
-            cli_jnum(stdout, "test_acc", res.test_acc, 1);
-            cli_jnum(stdout, "test_balanced_acc", res.test_bacc, 1);
-            cli_jnum(stdout, "test_macro_f1", res.test_f1, 1);
-        } else {
-            cli_jnum(stdout, "val_rmse", res.val_rmse, 1);
-            cli_jnum(stdout, "test_rmse", res.test_rmse, 1);
-        }
+        json_scores(&res, classify);
         printf("\"model\":");
         cli_jstr(stdout, model_path);
         printf("}\n");
@@ -298,20 +307,7 @@ int cli_cmd_train(int argc, char **argv)
             printf("{\"final\":true,\"epochs\":%d,\"best_epoch\":%d,\"stopped_early\":%s,\"diverged\":%s,",
                    res.epochs, res.best_epoch, res.stopped_early ? "true" : "false",
                    res.diverged ? "true" : "false");
-            cli_jnum(stdout, "val_loss", res.val_loss, 1);
-            if (p.task == NS_TASK_CLASSIFY) {
-                cli_jnum(stdout, "val_acc", res.val_acc, 1);
-                cli_jnum(stdout, "val_balanced_acc", res.val_bacc, 1);
-                cli_jnum(stdout, "val_macro_f1", res.val_f1, 1);
-                cli_jnum(stdout, "test_loss", res.test_loss, 1);
-                cli_jnum(stdout, "test_acc", res.test_acc, 1);
-                cli_jnum(stdout, "test_balanced_acc", res.test_bacc, 1);
-                cli_jnum(stdout, "test_macro_f1", res.test_f1, 1);
-            } else {
-                cli_jnum(stdout, "val_rmse", res.val_rmse, 1);
-                cli_jnum(stdout, "test_loss", res.test_loss, 1);
-                cli_jnum(stdout, "test_rmse", res.test_rmse, 1);
-            }
+            json_scores(&res, p.task == NS_TASK_CLASSIFY);
             printf("\"health\":");
             int len = o.recs_lost ? -1 : ns_findings_json(f, nf, NULL, 0);
             char *hj = len >= 0 ? malloc((size_t)len + 1) : NULL;
