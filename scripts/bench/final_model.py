@@ -23,9 +23,14 @@ cross-fitted one lie from the gain on the test rows.
 With --seed-ensemble N, the final model as the study makes it (refit, or the holdout winner
 as trained) with one training seed against the average of N seeds' class probabilities.
 
+With --top-ensemble N, that final model against the average of the class probabilities of
+the N best configs that select re-scored (the winner and the N-1 next by the study metric),
+each trained the same way for its own chosen epochs, seed 1.
+
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --top-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
@@ -244,6 +249,38 @@ def seed_ensemble(run, s, k, seeds):
     return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
 
 
+def top_ensemble(run, s, k, n):
+    """The winner's final model (as in seed_ensemble, seed 1) against the mean class
+    probabilities of it and the n-1 best other configs select re-scored, each trained the
+    same way for the epochs of its own trial; None when select re-scored fewer than n."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    dec = next((g["decision"] for g in st["stages"] if g["name"].endswith(":select")), None)
+    resc = (dec or {}).get("rescored", {}).get("trials", []) if isinstance(dec, dict) else []
+    metric = next((key for key in ("val_macro_f1", "val_balanced_acc", "val_acc")
+                   if resc and key in resc[0]), None)
+    if not metric:
+        return None
+    order = [best["number"]] + [r["trial"] for r in sorted(resc, key=lambda r: (-r[metric], r["trial"]))
+                                if r["trial"] != best["number"]]
+    if len(order) < n:
+        return None
+    trials = {t["number"]: t for t in st["trials"]}
+    vf = 0 if "folds" in best["result"] else 0.1
+    split = os.path.join(DATA, s, str(k))
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        probs = []
+        for i, num in enumerate(order[:n]):
+            t = trials[num]
+            epochs = int((t.get("result") or {}).get("best_epoch") or 30)
+            probs.append(train_predict(tmp, f"t{i}", os.path.join(split, "trainval.csv"),
+                                       test_csv, t["params"], epochs, 1, vf))
+    one_, ens = probs[0].argmax(1), np.mean(probs, axis=0).argmax(1)
+    return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -252,6 +289,7 @@ def main():
     ap.add_argument("--holdout", action="store_true")
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
+    ap.add_argument("--top-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -273,6 +311,11 @@ def main():
               f"trainval (trained on the other 90%); {NNS}")
         compare(a.run, sets, lambda s, k: offsets(a.run, s, k), ("argmax", "offset"),
                 "offset - argmax")
+    elif a.top_ensemble > 1:
+        print(f"the final model of the winners of {a.run} vs the mean of the probabilities of "
+              f"the {a.top_ensemble} best re-scored configs; {NNS}")
+        compare(a.run, sets, lambda s, k: top_ensemble(a.run, s, k, a.top_ensemble),
+                ("winner", "top"), "top ensemble - winner")
     elif a.seed_ensemble > 1:
         print(f"the final model of the winners of {a.run}, one training seed vs the mean of "
               f"{a.seed_ensemble} seeds' probabilities; {NNS}")
