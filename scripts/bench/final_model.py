@@ -27,10 +27,15 @@ With --top-ensemble N, that final model against the average of the class probabi
 the N best configs that select re-scored (the winner and the N-1 next by the study metric),
 each trained the same way for its own chosen epochs, seed 1.
 
+With --best-mean, that final model against the same training of the re-scored config with
+the best study metric (select's near-tie rule picks the fewest parameters within one
+standard error of it instead); a split where they are one config counts as no difference.
+
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --top-ensemble N [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --best-mean [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
@@ -249,36 +254,72 @@ def seed_ensemble(run, s, k, seeds):
     return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
 
 
-def top_ensemble(run, s, k, n):
-    """The winner's final model (as in seed_ensemble, seed 1) against the mean class
-    probabilities of it and the n-1 best other configs select re-scored, each trained the
-    same way for the epochs of its own trial; None when select re-scored fewer than n."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
-    best = st["best"]
+def rescored(st):
+    """The trials select re-scored (its decision's rescored.trials) and the key of the study
+    metric in them; ([], None) when it re-scored none."""
     dec = next((g["decision"] for g in st["stages"] if g["name"].endswith(":select")), None)
-    resc = (dec or {}).get("rescored", {}).get("trials", []) if isinstance(dec, dict) else []
+    resc = dec.get("rescored", {}).get("trials", []) if isinstance(dec, dict) else []
     metric = next((key for key in ("val_macro_f1", "val_balanced_acc", "val_acc")
                    if resc and key in resc[0]), None)
-    if not metric:
-        return None
-    order = [best["number"]] + [r["trial"] for r in sorted(resc, key=lambda r: (-r[metric], r["trial"]))
-                                if r["trial"] != best["number"]]
-    if len(order) < n:
-        return None
+    return (resc, metric) if metric else ([], None)
+
+
+def rescored_order(st):
+    """The trial numbers select re-scored, the winner first, then by the study metric
+    (best first, ties by number); [] when it re-scored none."""
+    resc, metric = rescored(st)
+    if not resc:
+        return []
+    win = st["best"]["number"]
+    return [win] + [r["trial"] for r in sorted(resc, key=lambda r: (-r[metric], r["trial"]))
+                    if r["trial"] != win]
+
+
+def final_probs(st, s, k, numbers):
+    """Test-row class probabilities of each trial's config trained as the study trains its
+    winner's final model (refit on trainval under cross-validation, on the rows left after
+    the validation split under holdout), for the epochs of its own trial, seed 1; and the
+    test labels."""
     trials = {t["number"]: t for t in st["trials"]}
-    vf = 0 if "folds" in best["result"] else 0.1
+    vf = 0 if "folds" in st["best"]["result"] else 0.1
     split = os.path.join(DATA, s, str(k))
     test_csv = os.path.join(split, "test.csv")
     y = read_csv(test_csv)[1][:, -1].astype(int)
     with tempfile.TemporaryDirectory() as tmp:
         probs = []
-        for i, num in enumerate(order[:n]):
+        for i, num in enumerate(numbers):
             t = trials[num]
             epochs = int((t.get("result") or {}).get("best_epoch") or 30)
             probs.append(train_predict(tmp, f"t{i}", os.path.join(split, "trainval.csv"),
                                        test_csv, t["params"], epochs, 1, vf))
+    return probs, y
+
+
+def top_ensemble(run, s, k, n):
+    """The winner's final model against the mean class probabilities of it and the n-1 best
+    other configs select re-scored; None when select re-scored fewer than n."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    order = rescored_order(st)
+    if len(order) < n:
+        return None
+    probs, y = final_probs(st, s, k, order[:n])
     one_, ens = probs[0].argmax(1), np.mean(probs, axis=0).argmax(1)
     return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
+
+
+def best_mean(run, s, k):
+    """The winner's final model against the re-scored config with the best study metric;
+    None when select re-scored none."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    resc, metric = rescored(st)
+    if not resc:
+        return None
+    win = st["best"]["number"]
+    top = min(resc, key=lambda r: (-r[metric], r["trial"]))["trial"]
+    numbers = [win] if top == win else [win, top]
+    probs, y = final_probs(st, s, k, numbers)
+    a, b = probs[0].argmax(1), probs[-1].argmax(1)
+    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
 
 
 def main():
@@ -290,6 +331,7 @@ def main():
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--top-ensemble", type=int, default=0, metavar="N")
+    ap.add_argument("--best-mean", action="store_true")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -311,6 +353,11 @@ def main():
               f"trainval (trained on the other 90%); {NNS}")
         compare(a.run, sets, lambda s, k: offsets(a.run, s, k), ("argmax", "offset"),
                 "offset - argmax")
+    elif a.best_mean:
+        print(f"the final model of the winners of {a.run} vs that of the re-scored config with "
+              f"the best study metric; {NNS}")
+        compare(a.run, sets, lambda s, k: best_mean(a.run, s, k), ("winner", "best"),
+                "best metric - winner")
     elif a.top_ensemble > 1:
         print(f"the final model of the winners of {a.run} vs the mean of the probabilities of "
               f"the {a.top_ensemble} best re-scored configs; {NNS}")
