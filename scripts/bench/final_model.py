@@ -30,12 +30,15 @@ each trained the same way for its own chosen epochs, seed 1.
 With --best-mean, that final model against the same training of the re-scored config with
 the best study metric (select's near-tie rule picks the fewest parameters within one
 standard error of it instead); a split where they are one config counts as no difference.
+With --tie-se M, against the re-scored config that rule picks with M standard errors
+instead of one (the rule's later tie-breaks, warnings, left out).
 
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --top-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --best-mean [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --tie-se M [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
@@ -307,15 +310,39 @@ def top_ensemble(run, s, k, n):
     return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
 
 
-def best_mean(run, s, k):
-    """The winner's final model against the re-scored config with the best study metric;
-    None when select re-scored none."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+def n_params(p, d, k):
+    """Parameters of the MLP of trial params p for d features and k classes."""
+    w, depth = int(p["model.width"]), int(p["model.depth"])
+    return d * w + w + (depth - 1) * (w * w + w) + w * k + k
+
+
+def tie_pick(st, s, k, m):
+    """The re-scored trial select's near-tie rule picks with m standard errors of the best
+    (m = 0: the best metric): fewest parameters, then the better metric, then the lower
+    number; None when select re-scored none."""
     resc, metric = rescored(st)
     if not resc:
         return None
+    best = min(resc, key=lambda r: (-r[metric], r["trial"]))
+    if m == 0:
+        return best["trial"]
+    trials = {t["number"]: t for t in st["trials"]}
+    split = os.path.join(DATA, s, str(k))
+    head, tv = read_csv(os.path.join(split, "trainval.csv"))
+    d, kk = len(head) - 1, len(np.unique(tv[:, -1]))
+    near = [r for r in resc if abs(r[metric] - best[metric]) <= m * best["se"]]
+    return min(near, key=lambda r: (n_params(trials[r["trial"]]["params"], d, kk), -r[metric],
+                                    r["trial"]))["trial"]
+
+
+def rule_vs_winner(run, s, k, m):
+    """The winner's final model against that of tie_pick(m); None when select re-scored
+    none."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    top = tie_pick(st, s, k, m)
+    if top is None:
+        return None
     win = st["best"]["number"]
-    top = min(resc, key=lambda r: (-r[metric], r["trial"]))["trial"]
     numbers = [win] if top == win else [win, top]
     probs, y = final_probs(st, s, k, numbers)
     a, b = probs[0].argmax(1), probs[-1].argmax(1)
@@ -332,6 +359,7 @@ def main():
     ap.add_argument("--seed-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--top-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--best-mean", action="store_true")
+    ap.add_argument("--tie-se", type=float, default=None, metavar="M")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -356,8 +384,13 @@ def main():
     elif a.best_mean:
         print(f"the final model of the winners of {a.run} vs that of the re-scored config with "
               f"the best study metric; {NNS}")
-        compare(a.run, sets, lambda s, k: best_mean(a.run, s, k), ("winner", "best"),
+        compare(a.run, sets, lambda s, k: rule_vs_winner(a.run, s, k, 0), ("winner", "best"),
                 "best metric - winner")
+    elif a.tie_se is not None:
+        print(f"the final model of the winners of {a.run} vs that of the re-scored config the "
+              f"near-tie rule picks within {a.tie_se:g} standard errors; {NNS}")
+        compare(a.run, sets, lambda s, k: rule_vs_winner(a.run, s, k, a.tie_se), ("winner", "rule"),
+                "rule - winner")
     elif a.top_ensemble > 1:
         print(f"the final model of the winners of {a.run} vs the mean of the probabilities of "
               f"the {a.top_ensemble} best re-scored configs; {NNS}")
