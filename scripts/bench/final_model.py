@@ -33,12 +33,17 @@ standard error of it instead); a split where they are one config counts as no di
 With --tie-se M, against the re-scored config that rule picks with M standard errors
 instead of one (the rule's later tie-breaks, warnings, left out).
 
+With --refit-scale F, a cross-validated winner's refit for the epochs its folds chose (as
+the study refits it) against the same refit for F times as many: the refit sees all the
+rows where each fold model saw (K-1)/K of them.
+
 usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--folds K]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --holdout [--seeds N] [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --seed-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --top-ensemble N [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --best-mean [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --tie-se M [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --refit-scale F [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
@@ -349,6 +354,24 @@ def rule_vs_winner(run, s, k, m):
     return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
 
 
+def refit_scale(run, s, k, f):
+    """A cross-validated winner refit on every trainval row for its chosen epochs against
+    round(f x) of them (seed 1 both); None for a holdout winner."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    if "folds" not in best["result"]:
+        return None
+    epochs = int(best["result"].get("best_epoch") or 30)
+    split = os.path.join(DATA, s, str(k))
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = (train_predict(tmp, f"e{i}", os.path.join(split, "trainval.csv"), test_csv,
+                              best["params"], e, 1).argmax(1)
+                for i, e in enumerate((epochs, max(1, round(f * epochs)))))
+    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("run")
@@ -360,6 +383,7 @@ def main():
     ap.add_argument("--top-ensemble", type=int, default=0, metavar="N")
     ap.add_argument("--best-mean", action="store_true")
     ap.add_argument("--tie-se", type=float, default=None, metavar="M")
+    ap.add_argument("--refit-scale", type=float, default=None, metavar="F")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -386,6 +410,11 @@ def main():
               f"the best study metric; {NNS}")
         compare(a.run, sets, lambda s, k: rule_vs_winner(a.run, s, k, 0), ("winner", "best"),
                 "best metric - winner")
+    elif a.refit_scale is not None:
+        print(f"cross-validated winners of {a.run}: refit for the chosen epochs vs "
+              f"{a.refit_scale:g} times as many; {NNS}")
+        compare(a.run, sets, lambda s, k: refit_scale(a.run, s, k, a.refit_scale),
+                ("chosen", "scaled"), "scaled - chosen")
     elif a.tie_se is not None:
         print(f"the final model of the winners of {a.run} vs that of the re-scored config the "
               f"near-tie rule picks within {a.tie_se:g} standard errors; {NNS}")
