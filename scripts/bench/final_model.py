@@ -33,6 +33,9 @@ standard error of it instead); a split where they are one config counts as no di
 With --tie-se M, against the re-scored config that rule picks with M standard errors
 instead of one (the rule's later tie-breaks, warnings, left out).
 
+With --smoothing E, the winner's final model (as in seed_ensemble, seed 1) against the same
+training with cross-entropy label smoothing E.
+
 With --refit-scale F, a cross-validated winner's refit for the epochs its folds chose (as
 the study refits it) against the same refit for F times as many: the refit sees all the
 rows where each fold model saw (K-1)/K of them.
@@ -44,6 +47,7 @@ usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--fol
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --best-mean [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --tie-se M [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --refit-scale F [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --smoothing E [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
@@ -85,13 +89,16 @@ def write_csv(path, head, x):
 
 def config(train_csv, params, epochs, seed, val_fraction=0):
     """The winner as a fixed training config (by default no validation rows: the epochs are
-    given; with val_fraction the rows a holdout study kept for validation are left out)."""
+    given; with val_fraction the rows a holdout study kept for validation are left out).
+    A "model.label_smoothing" in params is passed on (the study's space has none)."""
     p = params
     cw = p.get("model.class_weights")
+    ls = p.get("model.label_smoothing")
     return "\n".join([
         "data:", f"  train: {train_csv}", "  label: label", f"  val_fraction: {val_fraction}",
         "model:", f"  depth: {p['model.depth']}", f"  width: {p['model.width']}",
-        f"  dropout: {p['model.dropout']!r}"] + ([f"  class_weights: {cw}"] if cw else []) + [
+        f"  dropout: {p['model.dropout']!r}"] + ([f"  class_weights: {cw}"] if cw else []) +
+        ([f"  label_smoothing: {ls!r}"] if ls else []) + [
         "train:", f"  epochs: {epochs}", f"  optimizer: {p.get('train.optimizer', 'adam')}",
         f"  schedule: {p.get('train.schedule', 'constant')}", f"  lr: {p['train.lr']!r}",
         f"  weight_decay: {p['train.weight_decay']!r}", f"  batch_size: {p['train.batch_size']}",
@@ -354,6 +361,23 @@ def rule_vs_winner(run, s, k, m):
     return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
 
 
+def smoothing(run, s, k, eps):
+    """The winner's final model without and with label smoothing eps (seed 1 both)."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    vf = 0 if "folds" in best["result"] else 0.1
+    epochs = int(best["result"].get("best_epoch") or 30)
+    split = os.path.join(DATA, s, str(k))
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = (train_predict(tmp, f"s{i}", os.path.join(split, "trainval.csv"), test_csv,
+                              dict(best["params"], **{"model.label_smoothing": e}), epochs, 1,
+                              vf).argmax(1)
+                for i, e in enumerate((0, eps)))
+    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+
+
 def refit_scale(run, s, k, f):
     """A cross-validated winner refit on every trainval row for its chosen epochs against
     round(f x) of them (seed 1 both); None for a holdout winner."""
@@ -384,6 +408,7 @@ def main():
     ap.add_argument("--best-mean", action="store_true")
     ap.add_argument("--tie-se", type=float, default=None, metavar="M")
     ap.add_argument("--refit-scale", type=float, default=None, metavar="F")
+    ap.add_argument("--smoothing", type=float, default=None, metavar="E")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -410,6 +435,11 @@ def main():
               f"the best study metric; {NNS}")
         compare(a.run, sets, lambda s, k: rule_vs_winner(a.run, s, k, 0), ("winner", "best"),
                 "best metric - winner")
+    elif a.smoothing is not None:
+        print(f"the final model of the winners of {a.run} without and with label smoothing "
+              f"{a.smoothing:g}; {NNS}")
+        compare(a.run, sets, lambda s, k: smoothing(a.run, s, k, a.smoothing),
+                ("none", "smooth"), "smoothed - none")
     elif a.refit_scale is not None:
         print(f"cross-validated winners of {a.run}: refit for the chosen epochs vs "
               f"{a.refit_scale:g} times as many; {NNS}")
