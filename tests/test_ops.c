@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "engine/backend/backend.h"
+#include "engine/backend/shared_math.h"
 #include "engine/rng.h"
 #include "tests/testutil.h"
 
@@ -104,6 +105,37 @@ Test(ops, bias_act_every_activation_with_and_without_dropout)
             ns_buf_free(be, out); ns_buf_free(be, dpre); ns_buf_free(be, db);
             free(ref_out); free(ref_dpre); free(ref_db);
         }
+}
+
+/* The CPU backend's backward pass (vector selects for ReLU and leaky ReLU) is bit for bit
+ * ns_act_backward, the rule the CUDA kernels call: signed zeros and infinite gradients
+ * included, where g * act'(x) would give -0 or inf * 0 = NaN. */
+Test(ops, activation_backward_is_the_shared_rule_to_the_bit)
+{
+    const ns_act acts[] = {NS_ACT_IDENTITY, NS_ACT_RELU, NS_ACT_LEAKY_RELU, NS_ACT_GELU, NS_ACT_TANH, NS_ACT_SIGMOID};
+    const float xs[] = {-2.0f, -0.0f, 0.0f, 1.5f}, gs[] = {-INFINITY, -1.0f, -0.0f, 0.5f, INFINITY};
+    enum { NX = 4, NG = 5, OC = NX * NG };
+    float *pre = ns_buf_alloc(be, OC * 4), *dout = ns_buf_alloc(be, OC * 4);
+    float *dpre = ns_buf_alloc(be, OC * 4), *db = ns_buf_alloc(be, OC * 4);
+    for (int i = 0; i < NX; i++)
+        for (int j = 0; j < NG; j++) {
+            pre[i * NG + j] = xs[i];
+            dout[i * NG + j] = gs[j];
+        }
+    for (size_t a = 0; a < sizeof acts / sizeof *acts; a++) {
+        ns_op_bias_act_backward(be, dpre, db, dout, pre, acts[a], 0.0f, 0, 1, OC);
+        for (int k = 0; k < OC; k++) {
+            float want = ns_act_backward(acts[a], pre[k], dout[k]);
+            cr_assert(!memcmp(&want, &dpre[k], sizeof want) || (isnan(want) && isnan(dpre[k])),
+                      "activation %d at x %g, g %g: %g, the rule %g", (int)acts[a], pre[k],
+                      dout[k], dpre[k], want);
+        }
+    }
+    /* ReLU below 0: +0 whatever the gradient, where the product would give -0 and NaN */
+    ns_op_bias_act_backward(be, dpre, db, dout, pre, NS_ACT_RELU, 0.0f, 0, 1, OC);
+    for (int j = 0; j < NG; j++)
+        cr_assert(dpre[j] == 0.0f && !signbit(dpre[j]), "g %g: %g", gs[j], dpre[j]);
+    ns_buf_free(be, pre); ns_buf_free(be, dout); ns_buf_free(be, dpre); ns_buf_free(be, db);
 }
 
 Test(ops, activation_derivatives_match_finite_differences)

@@ -220,7 +220,7 @@ NS_CLONES static void cpu_bias_act_backward(ns_backend *be, float *dpre, float *
             break;
         default:
             for (int j = 0; j < OC; j++)
-                d[j] = g[j] * ns_act_slope(act, z[j]);
+                d[j] = ns_act_backward(act, z[j], g[j]);
             break;
         }
 #pragma omp simd

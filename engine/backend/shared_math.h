@@ -58,6 +58,19 @@ static inline NS_HOST_DEVICE float ns_act_slope(ns_act act, float x)
     return 1.0f;
 }
 
+/* The gradient g of act's output at input x passed back to x: g * act'(x), with ReLU's
+ * and leaky ReLU's as selects (what backend_cpu.c's vector loops compute), so that an
+ * infinite g below 0 gives 0 rather than inf * 0 and a negative one +0 rather than -0. */
+static inline NS_HOST_DEVICE float ns_act_backward(ns_act act, float x, float g)
+{
+    switch (act) {
+    case NS_ACT_RELU: return x > 0.0f ? g : 0.0f;
+    case NS_ACT_LEAKY_RELU: return x > 0.0f ? g : NS_LEAKY_SLOPE * g;
+    case NS_ACT_IDENTITY: return g;
+    default: return g * ns_act_slope(act, x);
+    }
+}
+
 /* p: the row's C probabilities from its C logits z, in double before rounding to float. */
 static inline NS_HOST_DEVICE void ns_softmax_row(float *p, const float *z, int C)
 {

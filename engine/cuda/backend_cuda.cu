@@ -12,6 +12,7 @@
  * updates in cuda_optim.cu. Not the factory (backend.c chooses a backend) and not the
  * trainer. */
 #include <dlfcn.h>
+#include <math.h>
 #include <pthread.h>
 
 #include "engine/cuda/cuda_impl.h"
@@ -81,12 +82,25 @@ void ns_cu_check_blas(cublasStatus_t s, const char *what)
 }
 extern "C" int ns_cuda_failed(void) { return failed_flag; }
 
-/* Waits for the stream and returns the results res[0..k) */
+/* A kernel that could not be launched (no image for this GPU, a bad configuration) says
+ * so only in the thread's last error, which neither the stream nor a copy reports: every
+ * point where results are read or memory changes hands asks for it first. */
+static void check_launches(void)
+{
+    ns_cu_check(cudaGetLastError(), "launching a kernel");
+}
+
+/* Waits for the stream and returns the results res[0..k); NaN once the GPU failed, as
+ * cu_download's, so that a figure read after a failure is never a stale finite one. */
 static const double *read_back(cuda_backend *c, int k)
 {
+    check_launches();
     ns_cu_check(cudaMemcpyAsync(c->host, c->res, (size_t)k * sizeof(double), cudaMemcpyDeviceToHost,
                           c->stream), "reading a result");
     ns_cu_check(cudaStreamSynchronize(c->stream), "waiting for the GPU");
+    if (failed_flag)
+        for (int i = 0; i < k; i++)
+            c->host[i] = NAN;
     return c->host;
 }
 
@@ -113,6 +127,7 @@ static void *cu_alloc(ns_backend *be, size_t bytes)
     cuda_backend *c = cb(be);
     void *p = NULL;
     size_t n = bytes ? bytes : 64;
+    check_launches(); /* before the clearing below can swallow a launch's error */
     if (cudaMalloc(&p, n) != cudaSuccess) {
         cudaGetLastError(); /* out of memory is the caller's NULL, not a sticky failure */
         return NULL;
@@ -145,6 +160,7 @@ static void cu_download(ns_backend *be, void *dst, const void *src, size_t bytes
     cuda_backend *c = cb(be);
     if (!bytes)
         return;
+    check_launches();
     ns_cu_check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, c->stream), "download");
     ns_cu_check(cudaStreamSynchronize(c->stream), "download");
     if (failed_flag) /* every bit set: NaN as float or double, so a loss read here diverges */
@@ -396,6 +412,8 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_e
         return NULL;
     }
     cublasStatus_t s = ns_cu_blas.create(&c->blas);
+    if (s != CUBLAS_STATUS_SUCCESS)
+        c->blas = NULL; /* no handle to destroy; one made before a later failure is */
     if (s == CUBLAS_STATUS_SUCCESS)
         s = ns_cu_blas.set_stream(c->blas, c->stream);
     /* fp32 GEMMs stay fp32: TF32 tensor-core rounding only when asked for */
@@ -404,7 +422,6 @@ extern "C" ns_backend *ns_backend_cuda_alloc(int device, ns_precision prec, ns_e
                                                              : CUBLAS_DEFAULT_MATH);
     if (s != CUBLAS_STATUS_SUCCESS) {
         ns_err_set(err, NS_ERUNTIME, "device cuda: cuBLAS failed to start (status %d)", (int)s);
-        c->blas = NULL;
         cu_destroy(&c->base);
         return NULL;
     }

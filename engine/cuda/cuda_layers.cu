@@ -196,7 +196,7 @@ __device__ static void bias_act_bwd_at(size_t i, float *dpre, const float *dout,
     float g = dout[i];
     if (p > 0.0f)
         g = ns_dropout_draw(seed, i) >= p ? g * inv_keep : 0.0f;
-    dpre[i] = g * ns_act_slope(act, pre[i]);
+    dpre[i] = ns_act_backward(act, pre[i], g);
 }
 
 static float inv_keep_of(float p) { return p > 0.0f ? 1.0f / (1.0f - p) : 1.0f; }
