@@ -250,23 +250,44 @@ def offsets(run, s, k, gate=False):
     return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
 
 
-def seed_ensemble(run, s, k, seeds):
-    """The winner's final model as the study makes it (a cross-validated winner refit on
-    every trainval row, a holdout winner as trained, on the rows left after the validation
-    split) with training seed 1, against the mean class probabilities of that same training
-    with seeds 1..`seeds`."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
-    best = st["best"]
-    vf = 0 if "folds" in best["result"] else 0.1
-    epochs = int(best["result"].get("best_epoch") or 30)
+def status(run, s, k):
+    """The run's status of set s, split k (its study's `nnsearch status --json`)."""
+    return json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+
+
+def scores(y, a, b):
+    """Test accuracy and macro-F1 of the predicted classes a and b, side by side."""
+    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+
+
+def epochs_of(trial):
+    return int((trial.get("result") or {}).get("best_epoch") or 30)
+
+
+def final_trainings(st, s, k, runs):
+    """Test-row class probabilities of each (params, epochs, seed) in runs, trained as the
+    study trains its winner's final model (refit on every trainval row under cross-
+    validation, on the rows left after the validation split under holdout); and the test
+    labels."""
+    vf = 0 if "folds" in st["best"]["result"] else 0.1
     split = os.path.join(DATA, s, str(k))
     test_csv = os.path.join(split, "test.csv")
     y = read_csv(test_csv)[1][:, -1].astype(int)
     with tempfile.TemporaryDirectory() as tmp:
-        probs = [train_predict(tmp, f"s{seed}", os.path.join(split, "trainval.csv"), test_csv,
-                               best["params"], epochs, seed, vf) for seed in range(1, seeds + 1)]
-    one_, ens = probs[0].argmax(1), np.mean(probs, axis=0).argmax(1)
-    return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
+        probs = [train_predict(tmp, f"r{i}", os.path.join(split, "trainval.csv"), test_csv,
+                               params, epochs, seed, vf)
+                 for i, (params, epochs, seed) in enumerate(runs)]
+    return probs, y
+
+
+def seed_ensemble(run, s, k, seeds):
+    """The winner's final model as the study makes it with training seed 1, against the
+    mean class probabilities of that same training with seeds 1..`seeds`."""
+    st = status(run, s, k)
+    best = st["best"]
+    probs, y = final_trainings(st, s, k, [(best["params"], epochs_of(best), seed)
+                                          for seed in range(1, seeds + 1)])
+    return scores(y, probs[0].argmax(1), np.mean(probs, axis=0).argmax(1))
 
 
 def rescored(st):
@@ -279,47 +300,26 @@ def rescored(st):
     return (resc, metric) if metric else ([], None)
 
 
-def rescored_order(st):
-    """The trial numbers select re-scored, the winner first, then by the study metric
-    (best first, ties by number); [] when it re-scored none."""
-    resc, metric = rescored(st)
-    if not resc:
-        return []
-    win = st["best"]["number"]
-    return [win] + [r["trial"] for r in sorted(resc, key=lambda r: (-r[metric], r["trial"]))
-                    if r["trial"] != win]
-
-
-def final_probs(st, s, k, numbers):
-    """Test-row class probabilities of each trial's config trained as the study trains its
-    winner's final model (refit on trainval under cross-validation, on the rows left after
-    the validation split under holdout), for the epochs of its own trial, seed 1; and the
-    test labels."""
+def trained_trials(st, s, k, numbers):
+    """final_trainings of the configs of the trials numbered, each for its own epochs, seed 1."""
     trials = {t["number"]: t for t in st["trials"]}
-    vf = 0 if "folds" in st["best"]["result"] else 0.1
-    split = os.path.join(DATA, s, str(k))
-    test_csv = os.path.join(split, "test.csv")
-    y = read_csv(test_csv)[1][:, -1].astype(int)
-    with tempfile.TemporaryDirectory() as tmp:
-        probs = []
-        for i, num in enumerate(numbers):
-            t = trials[num]
-            epochs = int((t.get("result") or {}).get("best_epoch") or 30)
-            probs.append(train_predict(tmp, f"t{i}", os.path.join(split, "trainval.csv"),
-                                       test_csv, t["params"], epochs, 1, vf))
-    return probs, y
+    return final_trainings(st, s, k, [(trials[n]["params"], epochs_of(trials[n]), 1)
+                                      for n in numbers])
 
 
 def top_ensemble(run, s, k, n):
     """The winner's final model against the mean class probabilities of it and the n-1 best
-    other configs select re-scored; None when select re-scored fewer than n."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
-    order = rescored_order(st)
-    if len(order) < n:
+    other configs select re-scored (by the study metric, ties by number); None when select
+    re-scored fewer than n."""
+    st = status(run, s, k)
+    resc, metric = rescored(st)
+    win = st["best"]["number"]
+    order = [win] + [r["trial"] for r in sorted(resc, key=lambda r: (-r[metric], r["trial"]))
+                     if r["trial"] != win]
+    if not resc or len(order) < n:
         return None
-    probs, y = final_probs(st, s, k, order[:n])
-    one_, ens = probs[0].argmax(1), np.mean(probs, axis=0).argmax(1)
-    return {"acc": (accuracy(y, one_), accuracy(y, ens)), "f1": (macro_f1(y, one_), macro_f1(y, ens))}
+    probs, y = trained_trials(st, s, k, order[:n])
+    return scores(y, probs[0].argmax(1), np.mean(probs, axis=0).argmax(1))
 
 
 def n_params(p, d, k):
@@ -339,8 +339,7 @@ def tie_pick(st, s, k, m):
     if m == 0:
         return best["trial"]
     trials = {t["number"]: t for t in st["trials"]}
-    split = os.path.join(DATA, s, str(k))
-    head, tv = read_csv(os.path.join(split, "trainval.csv"))
+    head, tv = read_csv(os.path.join(DATA, s, str(k), "trainval.csv"))
     d, kk = len(head) - 1, len(np.unique(tv[:, -1]))
     near = [r for r in resc if abs(r[metric] - best[metric]) <= m * best["se"]]
     return min(near, key=lambda r: (n_params(trials[r["trial"]]["params"], d, kk), -r[metric],
@@ -348,52 +347,38 @@ def tie_pick(st, s, k, m):
 
 
 def rule_vs_winner(run, s, k, m):
-    """The winner's final model against that of tie_pick(m); None when select re-scored
-    none."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    """The winner's final model against that of tie_pick(m) (one training when they are the
+    same trial); None when select re-scored none."""
+    st = status(run, s, k)
     top = tie_pick(st, s, k, m)
     if top is None:
         return None
     win = st["best"]["number"]
-    numbers = [win] if top == win else [win, top]
-    probs, y = final_probs(st, s, k, numbers)
-    a, b = probs[0].argmax(1), probs[-1].argmax(1)
-    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+    probs, y = trained_trials(st, s, k, [win] if top == win else [win, top])
+    return scores(y, probs[0].argmax(1), probs[-1].argmax(1))
 
 
 def smoothing(run, s, k, eps):
     """The winner's final model without and with label smoothing eps (seed 1 both)."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    st = status(run, s, k)
     best = st["best"]
-    vf = 0 if "folds" in best["result"] else 0.1
-    epochs = int(best["result"].get("best_epoch") or 30)
-    split = os.path.join(DATA, s, str(k))
-    test_csv = os.path.join(split, "test.csv")
-    y = read_csv(test_csv)[1][:, -1].astype(int)
-    with tempfile.TemporaryDirectory() as tmp:
-        a, b = (train_predict(tmp, f"s{i}", os.path.join(split, "trainval.csv"), test_csv,
-                              dict(best["params"], **{"model.label_smoothing": e}), epochs, 1,
-                              vf).argmax(1)
-                for i, e in enumerate((0, eps)))
-    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+    smooth = dict(best["params"], **{"model.label_smoothing": eps})
+    probs, y = final_trainings(st, s, k, [(best["params"], epochs_of(best), 1),
+                                          (smooth, epochs_of(best), 1)])
+    return scores(y, probs[0].argmax(1), probs[1].argmax(1))
 
 
 def refit_scale(run, s, k, f):
     """A cross-validated winner refit on every trainval row for its chosen epochs against
     round(f x) of them (seed 1 both); None for a holdout winner."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    st = status(run, s, k)
     best = st["best"]
     if "folds" not in best["result"]:
         return None
-    epochs = int(best["result"].get("best_epoch") or 30)
-    split = os.path.join(DATA, s, str(k))
-    test_csv = os.path.join(split, "test.csv")
-    y = read_csv(test_csv)[1][:, -1].astype(int)
-    with tempfile.TemporaryDirectory() as tmp:
-        a, b = (train_predict(tmp, f"e{i}", os.path.join(split, "trainval.csv"), test_csv,
-                              best["params"], e, 1).argmax(1)
-                for i, e in enumerate((epochs, max(1, round(f * epochs)))))
-    return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
+    e = epochs_of(best)
+    probs, y = final_trainings(st, s, k, [(best["params"], e, 1),
+                                          (best["params"], max(1, round(f * e)), 1)])
+    return scores(y, probs[0].argmax(1), probs[1].argmax(1))
 
 
 def main():
