@@ -268,60 +268,72 @@ static int search_main(const char *config, const char *out, long jobs, double bu
     return 0;
 }
 
+/* The options a search and a resume share. */
+typedef struct run_opts {
+    long jobs;     /* -j; 0: the config's */
+    double budget; /* --budget in seconds; 0: the config's */
+    int force, quiet;
+} run_opts;
+
+/* Reads argv[*i] into o when it is one of run_opts' options (its value too, *i moved past
+ * it): 1 when it was, 0 when not, 2 after printing the usage error of a missing or bad value. */
+static int run_option(int argc, char **argv, int *i, run_opts *o)
+{
+    const char *a = argv[*i];
+    if (!strcmp(a, "--force")) {
+        o->force = 1;
+        return 1;
+    }
+    if (!strcmp(a, "--quiet")) {
+        o->quiet = 1;
+        return 1;
+    }
+    if (strcmp(a, "-j") && strcmp(a, "--budget"))
+        return 0;
+    if (*i + 1 >= argc)
+        return cli_usage_error("option %s needs a value", a);
+    const char *v = argv[++*i];
+    if (a[1] == 'j') {
+        if (cli_parse_long(v, &o->jobs) || o->jobs < 1 || o->jobs > 256)
+            return cli_usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
+    } else if (parse_duration(v, &o->budget)) {
+        return bad_budget(v);
+    }
+    return 1;
+}
+
 static int cmd_search(int argc, char **argv, const char *config)
 {
     const char *out = NULL;
-    long jobs = 0;
-    double budget = 0;
-    int force = 0, quiet = 0;
+    run_opts o = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--force"))
-            force = 1;
-        else if (!strcmp(a, "--quiet"))
-            quiet = 1;
-        else if (!strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "-j") || !strcmp(a, "--budget")) {
-            if (i + 1 >= argc)
-                return cli_usage_error("option %s needs a value", a);
-            const char *v = argv[++i];
-            if (a[1] == 'j') {
-                if (cli_parse_long(v, &jobs) || jobs < 1 || jobs > 256)
-                    return cli_usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
-            } else if (!strcmp(a, "--budget")) {
-                if (parse_duration(v, &budget))
-                    return bad_budget(v);
-            } else {
-                out = v;
-            }
-        } else {
+        int r = run_option(argc, argv, &i, &o);
+        if (r == 2)
+            return 2;
+        if (r)
+            continue;
+        if (strcmp(a, "-o") && strcmp(a, "--output"))
             return cli_usage_error("unknown option or argument '%s'", a);
-        }
+        if (i + 1 >= argc)
+            return cli_usage_error("option %s needs a value", a);
+        out = argv[++i];
     }
-    return search_main(config, out, jobs, budget, force, quiet);
+    return search_main(config, out, o.jobs, o.budget, o.force, o.quiet);
 }
 
 static int cmd_resume(int argc, char **argv)
 {
     const char *dir = NULL;
-    int force = 0, quiet = 0;
-    long jobs = 0;
-    double budget = 0;
+    run_opts o = {0};
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
-        if (!strcmp(a, "--force"))
-            force = 1;
-        else if (!strcmp(a, "--quiet"))
-            quiet = 1;
-        else if (!strcmp(a, "-j") || !strcmp(a, "--budget")) {
-            if (i + 1 >= argc)
-                return cli_usage_error("option %s needs a value", a);
-            const char *v = argv[++i];
-            if (a[1] == 'j') {
-                if (cli_parse_long(v, &jobs) || jobs < 1 || jobs > 256)
-                    return cli_usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
-            } else if (parse_duration(v, &budget))
-                return bad_budget(v);
-        } else if (a[0] == '-' && a[1])
+        int r = run_option(argc, argv, &i, &o);
+        if (r == 2)
+            return 2;
+        if (r)
+            continue;
+        if (a[0] == '-' && a[1])
             return cli_usage_error("unknown option '%s'", a);
         else if (!dir)
             dir = a;
@@ -342,7 +354,7 @@ static int cmd_resume(int argc, char **argv)
     }
     fclose(f);
     config[strcspn(config, "\n")] = 0;
-    return search_main(config, dir, jobs, budget, force, quiet);
+    return search_main(config, dir, o.jobs, o.budget, o.force, o.quiet);
 }
 
 static int cmd_status(int argc, char **argv)
