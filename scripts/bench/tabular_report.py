@@ -266,7 +266,7 @@ def compare(path_a, path_b):
     print("paired by split; diff = B - A ± SE; gap = |estimate - test|")
     print(f"{'set':<14} {'rows':>5} {'n':>2} {'acc A':>6} {'acc B':>6} {'diff acc':>14} {'F1 A':>6} {'F1 B':>6} "
           f"{'diff F1':>14} {'gap A':>6} {'gap B':>6} {'trials A':>8} {'trials B':>8}")
-    tot = {"acc": [], "f1": []}
+    tot = {"acc": [], "f1": [], "gap": []}
     for name in sets:
         ks = [k for k in keys if k[0] == name]
         pair = [(runs[0][k], runs[1][k]) for k in ks]
@@ -281,11 +281,15 @@ def compare(path_a, path_b):
         gaps = [mean([abs(float(r["val_score"]) - float(r["test_score"])) for r in side]) for side in zip(*pair)]
         trials = [mean([int(r["trials"]) for r in side]) for side in zip(*pair)]
         line += f" {gaps[0]:6.3f} {gaps[1]:6.3f} {trials[0]:8.0f} {trials[1]:8.0f}"
+        tot["gap"].append(gaps)
         print(line)
     for m in ("acc", "f1"):
         d = tot[m]
         print(f"mean over sets, test {m}: B - A {mean(d):+.4f} (B better on {sum(x > 0 for x in d)}, "
               f"worse on {sum(x < 0 for x in d)} of {len(d)} sets)")
+    if tot["gap"]:
+        print(f"mean over sets, gap: A {mean([g[0] for g in tot['gap']]):.4f}, "
+              f"B {mean([g[1] for g in tot['gap']]):.4f}")
 
 
 def main():

@@ -81,3 +81,16 @@ int cli_parse_long(const char *s, long *out)
     *out = v;
     return 0;
 }
+
+int cli_argument(const char *a, const char **first, const char **second)
+{
+    if (a[0] == '-' && a[1])
+        return cli_usage_error("unknown option '%s'", a);
+    if (!*first)
+        *first = a;
+    else if (second && !*second)
+        *second = a;
+    else
+        return cli_usage_error("unexpected argument '%s'", a);
+    return 0;
+}

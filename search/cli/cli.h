@@ -28,6 +28,10 @@ void cli_jnum(FILE *f, const char *key, double v, int comma);
 void cli_jstr(FILE *f, const char *s);
 /* A whole decimal number that is all of s: 0, or -1 with *out untouched. */
 int cli_parse_long(const char *s, long *out);
+/* A word that no option of the command took: an unknown option ("-x"; a lone "-" is a
+ * word) is a usage error; a word fills *first, else *second (NULL: the command takes one),
+ * and a word with both filled is a usage error. 0, or 2 after the usage error. */
+int cli_argument(const char *a, const char **first, const char **second);
 
 /* The commands; argc/argv: the words after the command word (train is also reached as
  * `nnsearch CONFIG` of a config without a search). */

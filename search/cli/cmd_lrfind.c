@@ -73,12 +73,9 @@ int cli_cmd_lrfind(int argc, char **argv)
             } else {
                 csv = v;
             }
-        } else if (a[0] == '-' && a[1])
-            return cli_usage_error("unknown option '%s'", a);
-        else if (!config)
-            config = a;
-        else
-            return cli_usage_error("unexpected argument '%s'", a);
+        } else if (cli_argument(a, &config, NULL)) {
+            return 2;
+        }
     }
     if (!config)
         return cli_usage_error("%s", "lr-find needs a CONFIG file");

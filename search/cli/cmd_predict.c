@@ -76,14 +76,9 @@ int cli_cmd_predict(int argc, char **argv)
                 labels = argv[++i];
             else
                 out = argv[++i];
-        } else if (a[0] == '-' && a[1])
-            return cli_usage_error("unknown option '%s'", a);
-        else if (!model)
-            model = a;
-        else if (!data)
-            data = a;
-        else
-            return cli_usage_error("unexpected argument '%s'", a);
+        } else if (cli_argument(a, &model, &data)) {
+            return 2;
+        }
     }
     if (!model || !data)
         return cli_usage_error("%s", "predict needs MODEL and DATA");

@@ -219,12 +219,9 @@ int cli_cmd_train(int argc, char **argv)
             else if (!strcmp(a, "--seed") ? cli_parse_long(v, &seed) || seed < 0
                                           : cli_parse_long(v, &threads) || threads < 1 || threads > 256)
                 return cli_usage_error("bad value for %s: expected a non-negative integer", a);
-        } else if (a[0] == '-' && a[1])
-            return cli_usage_error("unknown option '%s'", a);
-        else if (!config)
-            config = a;
-        else
-            return cli_usage_error("unexpected argument '%s'", a);
+        } else if (cli_argument(a, &config, NULL)) {
+            return 2;
+        }
     }
     if (!config)
         return cli_usage_error("%s", "train needs a CONFIG file");

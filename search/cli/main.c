@@ -333,12 +333,8 @@ static int cmd_resume(int argc, char **argv)
             return 2;
         if (r)
             continue;
-        if (a[0] == '-' && a[1])
-            return cli_usage_error("unknown option '%s'", a);
-        else if (!dir)
-            dir = a;
-        else
-            return cli_usage_error("unexpected argument '%s'", a);
+        if (cli_argument(a, &dir, NULL))
+            return 2;
     }
     if (!dir)
         return cli_usage_error("%s", "resume needs the study folder DIR");
@@ -364,12 +360,8 @@ static int cmd_status(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
-        else if (argv[i][0] == '-')
-            return cli_usage_error("unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
-        else
-            return cli_usage_error("unexpected argument '%s'", argv[i]);
+        else if (cli_argument(argv[i], &dir, NULL))
+            return 2;
     }
     if (!dir)
         return cli_usage_error("%s", "status needs the study folder DIR");
@@ -385,12 +377,9 @@ static int cmd_export(int argc, char **argv)
             if (i + 1 >= argc)
                 return cli_usage_error("option %s needs a value", argv[i]);
             out = argv[++i];
-        } else if (argv[i][0] == '-')
-            return cli_usage_error("unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
-        else
-            return cli_usage_error("unexpected argument '%s'", argv[i]);
+        } else if (cli_argument(argv[i], &dir, NULL)) {
+            return 2;
+        }
     }
     if (!dir)
         return cli_usage_error("%s", "export needs the study folder DIR");
@@ -406,12 +395,9 @@ static int cmd_report(int argc, char **argv)
             if (i + 1 >= argc)
                 return cli_usage_error("option %s needs a value", argv[i]);
             out = argv[++i];
-        } else if (argv[i][0] == '-')
-            return cli_usage_error("unknown option '%s'", argv[i]);
-        else if (!dir)
-            dir = argv[i];
-        else
-            return cli_usage_error("unexpected argument '%s'", argv[i]);
+        } else if (cli_argument(argv[i], &dir, NULL)) {
+            return 2;
+        }
     }
     if (!dir)
         return cli_usage_error("%s", "report needs the study folder DIR");

@@ -12,7 +12,6 @@
 #include "engine/atomic.h"
 #include "engine/train/metrics.h"
 #include "model/infer.h"
-#include "model/mlp.h"
 #include "model/modelfile.h"
 #include "search/stages/pipeline.h"
 

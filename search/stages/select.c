@@ -65,8 +65,9 @@ static int winner_test(const ns_search *s, int n, double *loss, double *acc, dou
     int rc = ns_model_load(path, &mf, &e);
     if (rc)
         return rc == NS_ERUNTIME ? (err ? (*err = e, rc) : rc) : NS_OK;
-    /* The trainer's own evaluation (the network's loss with the model's label smoothing),
-     * so that these figures are those `nnsearch train` prints for the same model. */
+    /* The network's own batch evaluation, as the trainer's: the loss with the model's label
+     * smoothing, but without class weights (a model file carries none), so an imbalanced
+     * winner's test loss here is the plain one; accuracy and RMSE are unaffected. */
     const int EB = 1024;
     ns_infer r;
     rc = ns_infer_open(&r, EB, &e);
