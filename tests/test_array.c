@@ -387,7 +387,7 @@ static void run_array(long fail_at, const char *bad_ckpt, ns_run_result *res, in
     ns_config c[NR];
     const ns_config *cp[NR];
     void *user[NR] = {0};
-    const char *ckpt[NR] = {0}, *model[NR] = {0};
+    ns_run_out out[NR] = {0};
     ns_prepared p;
     ns_err e = {0};
     for (int k = 0; k < NR; k++) {
@@ -401,10 +401,10 @@ static void run_array(long fail_at, const char *bad_ckpt, ns_run_result *res, in
                      "%s", e.msg);
         cp[k] = &c[k];
     }
-    ckpt[1] = bad_ckpt;
+    out[1].checkpoint = bad_ckpt;
     cr_assert_eq(ns_prepare_data(&p, &c[0], &e), NS_OK, "%s", e.msg);
     ns_backend_cpu_fail_alloc_after(fail_at);
-    ns_run_training_array(cp, NR, &p, no_records, user, ckpt, model, NULL, res, rc, err);
+    ns_run_training_array(cp, NR, &p, no_records, user, out, NULL, res, rc, err);
     ns_backend_cpu_fail_alloc_after(-1);
     ns_prepared_free(&p);
     for (int k = 0; k < NR; k++)

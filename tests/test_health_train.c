@@ -131,7 +131,7 @@ static void train(run *o, const char *fmt, ...)
     cr_assert_eq(ns_prepare_data(&p, &c, &err), NS_OK, "%s", err.msg);
     cr_assert_eq(ns_pipeline_data_check(&c, &p, &o->dr, &err), NS_OK, "%s", err.msg);
     o->cw = ns_pipeline_class_weights(&c, &p);
-    cr_assert_eq(ns_run_training(&c, &p, keep, o, NULL, NULL, NULL, &o->res, &err), NS_OK, "%s",
+    cr_assert_eq(ns_run_training(&c, &p, keep, o, NULL, NULL, &o->res, &err), NS_OK, "%s",
                  err.msg);
     ns_health_spec hs = c.health;
     hs.baseline_loss = ns_pipeline_baseline_loss(&c, &p);

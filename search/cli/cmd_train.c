@@ -279,7 +279,9 @@ int cli_cmd_train(int argc, char **argv)
     }
     ns_run_result res = {0};
     cli_install_signals();
-    int rc = ns_run_training(&c, &p, print_epoch, &o, ckpt, model_path, &cli_stop, &res, &err);
+    int rc = ns_run_training(&c, &p, print_epoch, &o,
+                             &(ns_run_out){.checkpoint = ckpt, .model = model_path}, &cli_stop,
+                             &res, &err);
     if (rc) {
         rc = cli_report(&err);
     } else if (res.interrupted) {

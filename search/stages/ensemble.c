@@ -127,7 +127,8 @@ int ns_run_ensemble(const ns_config *c, ns_epoch_fn fn, ns_member_fn mfn, void *
         if (mfn)
             mfn(user, k, K);
         ns_run_result r = {0};
-        if ((rc = ns_run_training(c, &fo.part[k], fn, user, NULL, path[k], stop, &r, err)))
+        if ((rc = ns_run_training(c, &fo.part[k], fn, user, &(ns_run_out){.model = path[k]}, stop,
+                                  &r, err)))
             goto done;
         trained = k + 1;
         if (members)

@@ -150,7 +150,8 @@ static int held_out(ns_search *s, int n, int K, float **z, int32_t **y, long *ro
     for (int f = 0; f < s->folds.k && !rc; f++) {
         const ns_prepared *p = &s->folds.part[f];
         ns_run_result r = {0};
-        if ((rc = ns_run_training(&tc, p, NULL, NULL, NULL, path, s->opts->stop, &r, err)))
+        if ((rc = ns_run_training(&tc, p, NULL, NULL, &(ns_run_out){.model = path}, s->opts->stop,
+                                  &r, err)))
             break;
         if (r.interrupted) {
             *interrupted = 1;

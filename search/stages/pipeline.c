@@ -700,12 +700,10 @@ static int write_model(const char *path, const ns_config *c, const ns_prepared *
     return rc;
 }
 
-/* Clears a result but for the caller's val_pred. */
+/* A result before its run: nothing run, no figures. */
 static void result_init(ns_run_result *res)
 {
-    int32_t *pred = res->val_pred;
     memset(res, 0, sizeof *res);
-    res->val_pred = pred;
     res->val_loss = res->val_acc = res->val_rmse = NAN;
     res->test_loss = res->test_acc = res->test_rmse = NAN;
     res->val_bacc = res->val_f1 = res->test_bacc = res->test_f1 = NAN;
@@ -757,10 +755,11 @@ int ns_pipeline_add_decision_offsets(ns_mlp *m, const ns_config *c, ns_err *err)
 }
 
 /* After the run: the checkpoint of an interrupted one, else the result (the final weights
- * evaluated on p's validation and test rows) and the model file. */
+ * evaluated on p's validation and test rows), the validation predictions and the model
+ * file. */
 static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
-                        const ns_prepared *p, ns_mlp *m, const char *checkpoint,
-                        const char *model_path, ns_run_result *res, ns_err *err)
+                        const ns_prepared *p, ns_mlp *m, const ns_run_out *out,
+                        ns_run_result *res, ns_err *err)
 {
     if (h->save_failed) {
         if (err)
@@ -770,7 +769,7 @@ static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
     res->epochs = tr->epoch;
     if (tr->interrupted) {
         res->interrupted = 1;
-        return checkpoint ? ns_trainer_save(tr, checkpoint, err) : NS_OK;
+        return out->checkpoint ? ns_trainer_save(tr, out->checkpoint, err) : NS_OK;
     }
     res->stopped_early = tr->stopped_early;
     res->diverged = h->last.diverged;
@@ -780,7 +779,7 @@ static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
     if (c->n_decision_offsets && (rc = ns_pipeline_add_decision_offsets(m, c, err)))
         return rc;
     /* one pass per set: loss, accuracy or RMSE, and the per-class scores (NaN for regression) */
-    tr->eval_pred = res->val_pred;
+    tr->eval_pred = out->val_pred;
     rc = p->val.n ? ns_trainer_evaluate(tr, &p->val, &res->val_loss, &res->val_acc, &res->val_rmse,
                                         &res->val_bacc, &res->val_f1, err) : NS_OK;
     tr->eval_pred = NULL;
@@ -789,13 +788,16 @@ static int run_conclude(ns_trainer *tr, const epoch_hook *h, const ns_config *c,
     if (p->test.n && (rc = ns_trainer_evaluate(tr, &p->test, &res->test_loss, &res->test_acc, &res->test_rmse,
                                                &res->test_bacc, &res->test_f1, err)))
         return rc;
-    return model_path ? write_model(model_path, c, p, m, err) : NS_OK;
+    return out->model ? write_model(out->model, c, p, m, err) : NS_OK;
 }
 
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
-                    ns_run_result *res, ns_err *err)
+                    const ns_run_out *out, const ns_stop_flag *stop, ns_run_result *res,
+                    ns_err *err)
 {
+    static const ns_run_out nowhere = {0};
+    if (!out)
+        out = &nowhere;
     result_init(res);
     ns_mlp_spec spec;
     ns_pipeline_model_spec(&spec, c, p);
@@ -819,12 +821,13 @@ int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, vo
     ns_train_spec ts;
     run_spec(&ts, c, p);
     if ((rc = ns_trainer_init(&tr, &ts, be, &m->net, &p->train, p->val.n ? &p->val : NULL, err)) ||
-        (rc = run_attach(&tr, c, p, checkpoint, stop, err)))
+        (rc = run_attach(&tr, c, p, out->checkpoint, stop, err)))
         goto done;
-    epoch_hook h = {.tr = &tr, .checkpoint = checkpoint, .fn = fn, .user = user, .last_save = mono_s()};
+    epoch_hook h = {.tr = &tr, .checkpoint = out->checkpoint, .fn = fn, .user = user,
+                    .last_save = mono_s()};
     if ((rc = ns_trainer_run(&tr, 0, on_epoch, &h, err)))
         goto done;
-    rc = run_conclude(&tr, &h, c, p, m, checkpoint, model_path, res, err);
+    rc = run_conclude(&tr, &h, c, p, m, out, res, err);
 done:
     ns_trainer_free(&tr);
     ns_mlp_free(m);
@@ -854,10 +857,10 @@ static int on_member_epoch(void *user, int k, const ns_epoch_record *rec)
 }
 
 void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
-                           void *const *user, const char *const *checkpoint,
-                           const char *const *model_path, const ns_stop_flag *stop,
+                           void *const *user, const ns_run_out *out, const ns_stop_flag *stop,
                            ns_run_result *res, int *rc, ns_err *err)
 {
+    ns_run_out *outs = calloc((size_t)K, sizeof *outs); /* out, or nowhere for each */
     ns_mlp_spec *specs = calloc((size_t)K, sizeof *specs);
     ns_train_spec *ts = calloc((size_t)K, sizeof *ts);
     ns_net **nets = calloc((size_t)K, sizeof *nets);
@@ -872,13 +875,15 @@ void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *
         result_init(&res[k]);
         rc[k] = NS_OK;
     }
-    if (!specs || !ts || !nets || !hooks) {
+    if (!outs || !specs || !ts || !nets || !hooks) {
         grc = ns_err_set(&gerr, NS_ERUNTIME, "out of memory for an array of %d trials", K);
         goto done;
     }
     /* The members together, each as ns_pipeline_memory_check counts a run: an array that
      * would not fit, or whose buffers the device cannot give, trains its members alone,
      * one after another (each then judged alone, as any trial is). */
+    if (out)
+        memcpy(outs, out, (size_t)K * sizeof *outs);
     uint64_t need = 0, model;
     for (int k = 0; k < K; k++) {
         ns_pipeline_model_spec(&specs[k], c[k], p);
@@ -920,23 +925,22 @@ void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *
         ns_backend_free(be);
         be = NULL;
         for (int k = 0; k < K; k++)
-            rc[k] = ns_run_training(c[k], p, fn, user[k], checkpoint[k], model_path[k], stop,
-                                    &res[k], &err[k]);
+            rc[k] = ns_run_training(c[k], p, fn, user[k], &outs[k], stop, &res[k], &err[k]);
         goto done;
     }
     for (int k = 0; k < K; k++) {
         if (!rc[k])
-            rc[k] = run_attach(&a.tr[k], c[k], p, checkpoint[k], stop, &err[k]);
+            rc[k] = run_attach(&a.tr[k], c[k], p, outs[k].checkpoint, stop, &err[k]);
         a.left_out[k] = rc[k] != NS_OK; /* a member that cannot start fails alone */
-        hooks[k] = (epoch_hook){.tr = &a.tr[k], .checkpoint = checkpoint[k], .fn = fn,
+        hooks[k] = (epoch_hook){.tr = &a.tr[k], .checkpoint = outs[k].checkpoint, .fn = fn,
                                 .user = user[k], .last_save = mono_s()};
     }
     if ((grc = ns_trainer_array_run(&a, 0, on_member_epoch, hooks, &gerr)))
         goto done;
     for (int k = 0; k < K; k++)
         if (!rc[k])
-            rc[k] = run_conclude(&a.tr[k], &hooks[k], c[k], p, g->m[k], checkpoint[k],
-                                 model_path[k], &res[k], &err[k]);
+            rc[k] = run_conclude(&a.tr[k], &hooks[k], c[k], p, g->m[k], &outs[k], &res[k],
+                                 &err[k]);
 done:
     if (grc) /* what failed was the array's: every member that had not failed fails with it */
         for (int k = 0; k < K; k++)
@@ -947,6 +951,7 @@ done:
     ns_trainer_array_free(&a);
     ns_mlp_group_free(g);
     ns_backend_free(be);
+    free(outs);
     free(specs);
     free(ts);
     free(nets);

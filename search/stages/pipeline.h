@@ -64,11 +64,20 @@ typedef struct ns_run_result {
     /* classification, final weights: balanced accuracy and macro-F1 (engine/train/metrics.h);
      * NaN for regression or without the set */
     double val_bacc, val_f1, test_bacc, test_f1;
-    /* Set by the caller before the run, kept by it: NULL, or room for the validation
-     * part's rows, where a classification run writes each row's predicted class by its
-     * final weights (what val_acc counts). */
-    int32_t *val_pred;
 } ns_run_result;
+
+/* Where a run writes besides its ns_run_result; a NULL ns_run_out or field: nowhere.
+ * checkpoint: the run starts from it when the file exists and rewrites it after an epoch
+ *   once a second has passed since the last time, after the last epoch and on
+ *   interruption.
+ * model: the final model file.
+ * val_pred: room for the validation part's rows, where a classification run writes each
+ *   row's predicted class by its final weights (what val_acc counts). */
+typedef struct ns_run_out {
+    const char *checkpoint;
+    const char *model;
+    int32_t *val_pred;
+} ns_run_out;
 
 /* Largest / smallest training class count over the classes with rows (NaN for
  * regression or without rows). */
@@ -140,15 +149,13 @@ ns_mlp *ns_pipeline_model_alloc(const ns_config *c, const ns_prepared *p, ns_bac
  * c lists another number of offsets than m has outputs. */
 int ns_pipeline_add_decision_offsets(ns_mlp *m, const ns_config *c, ns_err *err);
 
-/* Trains c's model on p from scratch (or from `checkpoint` if that file exists; it is
- * rewritten after an epoch once a second has passed since the last one, after the last
- * epoch, and on interruption, when not NULL). fn sees every epoch
- * record. stop (may be NULL) is polled before every step; when it is set the run stops,
- * checkpoints and returns NS_OK with res->interrupted = 1 and no model written. When
- * model_path is not NULL, the final model file is written there. */
+/* Trains c's model on p from scratch, or from out->checkpoint when that file exists, and
+ * writes what out names (may be NULL). fn sees every epoch record. stop (may be NULL) is
+ * polled before every step; when it is set the run stops, checkpoints and returns NS_OK
+ * with res->interrupted = 1 and no model written. */
 int ns_run_training(const ns_config *c, const ns_prepared *p, ns_epoch_fn fn, void *user,
-                    const char *checkpoint, const char *model_path, const ns_stop_flag *stop,
-                    ns_run_result *res, ns_err *err);
+                    const ns_run_out *out, const ns_stop_flag *stop, ns_run_result *res,
+                    ns_err *err);
 
 /* Runs that can train together as one array (ns_run_training_array) have the same key:
  * the same layer widths, loss, batches, device, precision and threads; 1 and the key in
@@ -158,15 +165,14 @@ int ns_run_shape_key(const ns_config *c, const ns_prepared *p, char *buf, size_t
 
 /* Trains K runs whose configs share a shape key as one array (engine/train/array.h), each
  * as ns_run_training would train it alone (on the CPU to the bit): member k with c[k],
- * fn(user[k], rec) for its epochs, its checkpoint[k] and model_path[k] (either may be
- * NULL), its res[k], and its own outcome in rc[k] and err[k]. A member that cannot start
+ * fn(user[k], rec) for its epochs, its out[k] (out may be NULL), its res[k], and its own
+ * outcome in rc[k] and err[k]. A member that cannot start
  * (its checkpoint refused) fails alone. Members that would not fit in memory together (by
  * ns_pipeline_memory_check's count), or whose buffers the device cannot give, train alone
  * one after another; any other failure of the array itself (the device, its run) is every
  * member's. */
 void ns_run_training_array(const ns_config *const *c, int K, const ns_prepared *p, ns_epoch_fn fn,
-                           void *const *user, const char *const *checkpoint,
-                           const char *const *model_path, const ns_stop_flag *stop,
+                           void *const *user, const ns_run_out *out, const ns_stop_flag *stop,
                            ns_run_result *res, int *rc, ns_err *err);
 
 /* Called before member `member` (0-based) of an ensemble of n starts training. */

@@ -384,8 +384,7 @@ int ns_remote_trial(ns_search *s, int slot, long n, const char *cfg_path, const 
             *trc = (int)get_i64(&r);
             get(&r, terr, sizeof *terr);
             terr->msg[sizeof terr->msg - 1] = 0;
-            get(&r, res, sizeof *res);
-            res->val_pred = NULL; /* the worker's pointer: its predictions follow below */
+            get(&r, res, sizeof *res); /* its predictions follow below */
             memset(cv, 0, sizeof *cv);
             cv->n_folds = (int)get_i64(&r);
             cv->done = (int)get_i64(&r);
@@ -614,7 +613,7 @@ static int worker_trial(ns_search *w, ns_stop_flag *stop, int tag, rd *r, const 
     const ns_dataset *v = &w->data.val;
     int32_t *pred = NULL;
     if (!use_cv && v->n && v->y && v->task == NS_TASK_CLASSIFY &&
-        !(pred = res.val_pred = malloc((size_t)v->n * sizeof *pred))) {
+        !(pred = malloc((size_t)v->n * sizeof *pred))) {
         free(race_ref);
         return ns_err_set(err, NS_ERUNTIME, "out of memory");
     }
@@ -625,12 +624,12 @@ static int worker_trial(ns_search *w, ns_stop_flag *stop, int tag, rd *r, const 
             local.race_ref = race_ref;
             trc = ns_cv_run(&local, &local.folds, &tc, race, &cv, &res, &terr);
         } else {
-            trc = ns_run_training(&tc, &w->data, worker_epoch, &t, ckpt, model, stop, &res, &terr);
+            ns_run_out out = {.checkpoint = ckpt, .model = model, .val_pred = pred};
+            trc = ns_run_training(&tc, &w->data, worker_epoch, &t, &out, stop, &res, &terr);
         }
         ns_config_free(&tc);
     }
     free(race_ref);
-    res.val_pred = NULL;
     if (t.failed) {
         free(pred);
         ns_cv_result_free(&cv);

@@ -181,12 +181,13 @@ int ns_cv_run(ns_search *s, const ns_folds *fo, const ns_config *tc, int race, n
     long at = 0;
     for (int f = 0; f < F; f++) {
         ns_run_result r = {0};
+        ns_run_out ro = {0};
         if (out->pred && f < fo->k) {
-            r.val_pred = out->pred + at;
+            ro.val_pred = out->pred + at;
             at += fo->part[f].val.n;
         }
         l.n = 0;
-        if ((rc = ns_run_training(tc, &fo->part[f], log_epoch, &l, NULL, NULL, s->opts->stop, &r, err)))
+        if ((rc = ns_run_training(tc, &fo->part[f], log_epoch, &l, &ro, s->opts->stop, &r, err)))
             goto done;
         if (l.oom) {
             rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
@@ -398,7 +399,8 @@ int ns_final_model(ns_search *s, int n, const char *result, const ns_offsets_res
     } else {
         ns_prepared p;
         if (!(rc = ns_prepare_data(&p, &fc, err))) {
-            rc = ns_run_training(&fc, &p, NULL, NULL, NULL, model, s->opts->stop, &res, err);
+            rc = ns_run_training(&fc, &p, NULL, NULL, &(ns_run_out){.model = model}, s->opts->stop,
+                                 &res, err);
             ns_prepared_free(&p);
         }
     }

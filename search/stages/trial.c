@@ -192,7 +192,6 @@ static int trial_open(ns_search *s, const ns_stage_cfg *st, long n, trial_job *j
         v->task == NS_TASK_CLASSIFY) {
         if (!(j->pred = malloc((size_t)v->n * sizeof *j->pred)))
             j->trc = ns_err_set(&j->terr, NS_ERUNTIME, "out of memory");
-        j->res.val_pred = j->pred;
     }
     return NS_OK;
 }
@@ -219,9 +218,11 @@ static int trial_train(ns_search *s, const ns_stage_cfg *st, trial_job *j, int s
         }
     } else if (j->use_cv)
         j->trc = ns_cv_run(s, &s->folds, &j->tc, j->race, &j->cv, &j->res, &j->terr);
-    else if (!(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err)))
-        j->trc = ns_run_training(&j->tc, &s->data, record_epoch, &j->t, j->ckpt, j->model,
-                                 s->opts->stop, &j->res, &j->terr);
+    else if (!(rc = drop_checkpoint_ahead(s, j->n, j->ckpt, err))) {
+        ns_run_out out = {.checkpoint = j->ckpt, .model = j->model, .val_pred = j->pred};
+        j->trc = ns_run_training(&j->tc, &s->data, record_epoch, &j->t, &out, s->opts->stop,
+                                 &j->res, &j->terr);
+    }
     return rc;
 }
 
@@ -236,12 +237,12 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
     }
     const ns_config **c = calloc((size_t)K, sizeof *c);
     void **user = calloc((size_t)K, sizeof *user);
-    const char **ckpt = calloc((size_t)K, sizeof *ckpt), **model = calloc((size_t)K, sizeof *model);
+    ns_run_out *out = calloc((size_t)K, sizeof *out);
     ns_run_result *res = calloc((size_t)K, sizeof *res);
     int *rcs = calloc((size_t)K, sizeof *rcs);
     ns_err *errs = calloc((size_t)K, sizeof *errs);
     int rc = NS_OK;
-    if (!c || !user || !ckpt || !model || !res || !rcs || !errs) {
+    if (!c || !user || !out || !res || !rcs || !errs) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory for an array of %d trials", K);
     } else {
         char line[512];
@@ -253,12 +254,11 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
         for (int k = 0; k < K; k++) {
             c[k] = &jobs[k]->tc;
             user[k] = &jobs[k]->t;
-            ckpt[k] = jobs[k]->ckpt;
-            model[k] = jobs[k]->model;
-            res[k].val_pred = jobs[k]->pred;
+            out[k] = (ns_run_out){.checkpoint = jobs[k]->ckpt, .model = jobs[k]->model,
+                                  .val_pred = jobs[k]->pred};
         }
-        ns_run_training_array(c, K, &s->data, record_epoch, user, ckpt, model, s->opts->stop,
-                              res, rcs, errs);
+        ns_run_training_array(c, K, &s->data, record_epoch, user, out, s->opts->stop, res, rcs,
+                              errs);
         for (int k = 0; k < K; k++) {
             jobs[k]->res = res[k];
             jobs[k]->trc = rcs[k];
@@ -267,8 +267,7 @@ static int train_array(ns_search *s, trial_job *const *jobs, int K, ns_err *err)
     }
     free(c);
     free(user);
-    free(ckpt);
-    free(model);
+    free(out);
     free(res);
     free(rcs);
     free(errs);
