@@ -1,7 +1,8 @@
-/* status_export.h — `nnsearch status DIR [--json]` and `nnsearch export DIR [-o FILE]` as library
- * functions over a study folder (layout and outputs: docs/study-format.md, "Studies: status
- * and export"). Both only read the study, without its lock, so they work while a search
- * runs. Not the HTML report, and not argument parsing: main.c does that. */
+/* status_export.h — `nnsearch status DIR [--json]` (status.c) and `nnsearch export DIR [-o
+ * FILE]` (export.c) as library functions over a study folder (layout and outputs:
+ * docs/study-format.md, "Studies: status and export"). Both only read the study, without
+ * its lock, so they work while a search runs. Not the HTML report, and not argument
+ * parsing: main.c does that. */
 #ifndef NS_STATUS_EXPORT_H
 #define NS_STATUS_EXPORT_H
 

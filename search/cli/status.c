@@ -1,76 +1,30 @@
-/* status_export.c — `status` and `export` of status_export.h: reads a study through the store (read-only,
- * one snapshot), ranks its trials and prints them as a table or as one JSON object; copies
- * the best trial's config out under a provenance header. It decides nothing and writes
- * nothing in the study except the exported file; the JSON it reads is the driver's, checked
- * only far enough to embed it safely. */
+/* status.c — `status` and the search's closing summary of status_export.h: reads a study
+ * through the store (read-only, one snapshot), ranks its trials and prints them as a table
+ * or as one JSON object. It decides nothing and writes nothing in the study; the JSON it
+ * reads is the driver's, checked only far enough to embed it safely. export.c copies the
+ * winner's config out. */
 #include "search/cli/status_export.h"
+#include "search/cli/study_text.h"
 
 #include "search/study/json.h"
 
-#include "engine/atomic.h"
-
 #include <ctype.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "search/config/config.h"
 #include "search/stages/driver.h"
 #include "search/study/store.h"
 #include "search/study/view.h"
 
-#ifndef NS_VERSION
-#define NS_VERSION "unknown"
-#endif
-
-
 /* ---- small helpers ------------------------------------------------------------------ */
 
 static int oom(const char *where, ns_err *err)
 {
     return ns_err_set(err, NS_ERUNTIME, "%s: out of memory", where);
-}
-
-/* A malloc'd printf; NULL when out of memory. */
-static char *strf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *strf(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    char *p = n >= 0 ? malloc((size_t)n + 1) : NULL;
-    if (p) {
-        va_start(ap, fmt);
-        vsnprintf(p, (size_t)n + 1, fmt, ap);
-        va_end(ap);
-    }
-    return p;
-}
-
-/* The shortest %g text that reads back as exactly v (finite v). */
-static void fmt_num(char *buf, size_t cap, double v)
-{
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(buf, cap, "%.*g", prec, v);
-        if (strtod(buf, NULL) == v)
-            return;
-    }
-}
-
-/* Text from the study on one output line: control characters (a newline in a study name
- * would end a YAML comment early) become '?'. */
-static void put_line(FILE *f, const char *s)
-{
-    for (; s && *s; s++)
-        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s, f);
 }
 
 /* ---- JSON --------------------------------------------------------------------------- */
@@ -143,7 +97,7 @@ static void put_num(FILE *f, double v)
         fputs("null", f);
         return;
     }
-    fmt_num(buf, sizeof buf, v);
+    ns_text_num(buf, sizeof buf, v);
     fputs(buf, f);
 }
 
@@ -156,7 +110,7 @@ static void put_pairs(FILE *f, const char *t)
         return;
     }
     if (!ns_json_valid(t)) {
-        put_line(f, t);
+        ns_text_line(f, t);
         return;
     }
     const char *p = ns_json_skip_ws(t);
@@ -416,16 +370,6 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st, const char *metr
 
 /* ---- reading a study: search/study/view.h ------------------------------------------- */
 
-/* DIR without trailing slashes (messages and paths read better); NULL when out of memory. */
-static char *norm_dir(const char *dir)
-{
-    char *d = strdup(dir);
-    size_t n = d ? strlen(d) : 0;
-    while (n > 1 && d[n - 1] == '/')
-        d[--n] = '\0';
-    return d;
-}
-
 /* A cross-validated trial's folds, one line: "folds:   4-fold cross-validation x 1, 4 folds
  * run, standard error 0.005847: 0.9387 0.912 ..."; nothing for a holdout trial. */
 static void put_folds(FILE *f, const ns_trial_row *t)
@@ -548,13 +492,13 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
     const ns_study_row *st = &v->study;
     char num[40];
     fputs("study:   ", f);
-    put_line(f, st->name);
+    ns_text_line(f, st->name);
     fputs(" (", f);
-    put_line(f, dir);
+    ns_text_line(f, dir);
     fputs(")\nmetric:  ", f);
-    put_line(f, st->metric);
+    ns_text_line(f, st->metric);
     fprintf(f, " (%s is better)\nconfig:  hash ", st->higher_is_better ? "higher" : "lower");
-    put_line(f, st->config_hash);
+    ns_text_line(f, st->config_hash);
     fprintf(f, ", seed %llu\n", (unsigned long long)st->seed);
 
     const char *fb, *fe;
@@ -576,7 +520,7 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
         wname = max_int(wname, (int)strlen(v->stages[i].name));
     for (int i = 0; i < v->n_stages; i++) {
         fputs("  ", f);
-        put_line(f, v->stages[i].name);
+        ns_text_line(f, v->stages[i].name);
         fprintf(f, "%*s  %-8s  ", wname - (int)strlen(v->stages[i].name), "",
                 ns_stage_state_name(v->stages[i].state));
         put_pairs(f, v->stages[i].decision);
@@ -618,7 +562,7 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
         for (int i = 0; i < v->n_trials; i++) {
             const ns_trial_row *t = r[i];
             fprintf(f, "  %*d  ", wnum, t->number);
-            put_line(f, t->stage);
+            ns_text_line(f, t->stage);
             fprintf(f, "%*s  %-*s  ", wstage - (int)strlen(t->stage), "", wstate,
                     ns_trial_state_name(t->state));
             if (isfinite(t->val_metric))
@@ -640,7 +584,7 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
             const ns_trial_row *t = &v->trials[i];
             if (t->state == NS_TRIAL_FAILED && t->error) {
                 fprintf(f, "failed:  trial %d: ", t->number);
-                put_line(f, t->error);
+                ns_text_line(f, t->error);
                 fputc('\n', f);
             }
         }
@@ -655,7 +599,7 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
         char pre[64];
         snprintf(pre, sizeof pre, "skipped: trial %d (%s ", t->number, st->metric);
         fputs(pre, f);
-        fmt_num(num, sizeof num, t->val_metric);
+        ns_text_num(num, sizeof num, t->val_metric);
         fprintf(f, "%s) is not chosen:\n", num);
         put_findings(f, t->health, "           ");
     }
@@ -670,13 +614,13 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
                                             : "");
             put_findings(f, best->health, pre);
         }
-        fmt_num(num, sizeof num, best->val_metric);
+        ns_text_num(num, sizeof num, best->val_metric);
         fprintf(f, "best:    trial %d (stage ", best->number);
-        put_line(f, best->stage);
+        ns_text_line(f, best->stage);
         fputs("), ", f);
-        put_line(f, st->metric);
+        ns_text_line(f, st->metric);
         fprintf(f, " %s after %d epochs; export it with: nnsearch export ", num, best->epochs);
-        put_line(f, dir);
+        ns_text_line(f, dir);
         fputc('\n', f);
         put_folds(f, best);
     } else {
@@ -691,7 +635,7 @@ int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err)
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = NULL;
-    char *d = norm_dir(dir);
+    char *d = ns_text_dir(dir);
     if (!d)
         return oom(dir, err);
     int rc = ns_study_view_load(d, &v, err);
@@ -754,7 +698,7 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
         return;
     }
     fprintf(f, "top %d of %d trials by ", k, v->n_trials);
-    put_line(f, st->metric);
+    ns_text_line(f, st->metric);
     fprintf(f, " (%s is better; trials without a disqualifying finding first):\n",
             st->higher_is_better ? "higher" : "lower");
     int wnum = 1, wstage = 1;
@@ -766,7 +710,7 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
     for (int i = 0; i < k; i++) {
         const ns_trial_row *t = r[i];
         fprintf(f, " %s trial %*d  ", t == best ? "*" : " ", wnum, t->number);
-        put_line(f, t->stage);
+        ns_text_line(f, t->stage);
         ns_health_flags_text(t->health_flags, hc, sizeof hc);
         fprintf(f, "%*s  %.4f  %3d epochs  %-11s  ", wstage - (int)strlen(t->stage), "",
                 t->val_metric, t->epochs, hc);
@@ -776,9 +720,9 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
     if (!best)
         return;
     fprintf(f, "winner: trial %d (stage ", best->number);
-    put_line(f, best->stage);
+    ns_text_line(f, best->stage);
     fputs("), ", f);
-    put_line(f, st->metric);
+    ns_text_line(f, st->metric);
     const char *d = choice_decision(v);
     double x;
     ns_final_model_kind fk = NS_FINAL_MODEL_OWN;
@@ -805,11 +749,11 @@ static void summary_text(FILE *f, const char *dir, const ns_study_view *v,
     if (best->health_flags > 0) {
         ns_health_flags_text(best->health_flags, hc, sizeof hc);
         fprintf(f, "; health: %s (nnsearch status ", hc);
-        put_line(f, dir);
+        ns_text_line(f, dir);
         fputs(" tells why)", f);
     }
     fputs("; export it with: nnsearch export ", f);
-    put_line(f, dir);
+    ns_text_line(f, dir);
     fputc('\n', f);
 }
 
@@ -818,7 +762,7 @@ int ns_cmd_summary(const char *dir, int top, FILE *out, ns_err *err)
     ns_study_view v;
     char *buf = NULL;
     size_t len = 0;
-    char *d = norm_dir(dir);
+    char *d = ns_text_dir(dir);
     if (!d)
         return oom(dir, err);
     int rc = ns_study_view_load(d, &v, err);
@@ -840,203 +784,6 @@ int ns_cmd_summary(const char *dir, int top, FILE *out, ns_err *err)
     free(buf);
     free((void *)r);
     ns_study_view_free(&v);
-    free(d);
-    return rc;
-}
-
-/* ---- export ------------------------------------------------------------------------- */
-
-/* The whole file, NUL-terminated (caller frees); NULL with errno set on failure. */
-static char *read_all(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *b = malloc(cap);
-    while (b) {
-        n += fread(b + n, 1, cap - 1 - n, f);
-        if (ferror(f)) {
-            int e = errno;
-            free(b);
-            b = NULL;
-            errno = e;
-            break;
-        }
-        if (feof(f))
-            break;
-        char *nb = realloc(b, cap *= 2);
-        if (!nb) {
-            free(b);
-            errno = ENOMEM;
-        }
-        b = nb;
-    }
-    fclose(f);
-    if (b) {
-        b[n] = '\0';
-        *len = n;
-    }
-    return b;
-}
-
-/* Writes a then b to path atomically (engine/atomic.h): path holds the old file or the
- * whole new one, never a part. The output path is the user's: failures are NS_EINPUT. */
-static int write_atomic(const char *path, const char *a, size_t alen, const char *b,
-                        size_t blen, ns_err *err)
-{
-    ns_atomic_file out;
-    int rc = ns_atomic_open(&out, path, NULL);
-    if (!rc) {
-        fwrite(a, 1, alen, out.f);
-        fwrite(b, 1, blen, out.f);
-        rc = ns_atomic_commit(&out, NULL); /* a short write shows in the stream's error flag */
-    }
-    if (rc) {
-        int e = errno;
-        return ns_err_set(err, ns_err_code_of_errno(e), "%s: cannot write the exported config: "
-                          "%s; check that the folder exists, is writable and has free space",
-                          path, strerror(e));
-    }
-    return NS_OK;
-}
-
-/* The two provenance lines (caller frees); NULL when out of memory. */
-static char *provenance(const char *dir, const ns_study_row *st, const ns_trial_row *best,
-                        const char *out_path)
-{
-    char *buf = NULL, *abs = realpath(dir, NULL);
-    size_t len = 0;
-    char num[40], date[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    if (!gmtime_r(&now, &tm) || !strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%SZ", &tm))
-        snprintf(date, sizeof date, "unknown date");
-    fmt_num(num, sizeof num, best->val_metric);
-    FILE *f = open_memstream(&buf, &len);
-    if (!f) {
-        free(abs);
-        return NULL;
-    }
-    fprintf(f, "# exported by nnsearch %s from study ", NS_VERSION);
-    put_line(f, st->name);
-    fputs(" (", f);
-    put_line(f, abs ? abs : dir);
-    fprintf(f, "), trial %d, ", best->number);
-    put_line(f, st->metric);
-    fprintf(f, " %s, config hash ", num);
-    put_line(f, st->config_hash);
-    fprintf(f, ", %s\n# run it with: nnsearch train ", date);
-    put_line(f, out_path);
-    fputc('\n', f);
-    free(abs);
-    if (fclose(f) != 0) {
-        free(buf);
-        return NULL;
-    }
-    return buf;
-}
-
-int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
-{
-    ns_store *s = NULL;
-    ns_study_row st = {0};
-    ns_trial_row best = {0};
-    int found = 0;
-    ns_final_model_kind final_kind = NS_FINAL_MODEL_OWN;
-    char *def_path = NULL, *src = NULL, *text = NULL, *header = NULL;
-    size_t len = 0;
-    char *d = norm_dir(dir);
-    if (!d)
-        return oom(dir, err);
-    int rc = ns_study_open_readonly(d, &s, err);
-    if (rc != NS_OK)
-        goto done;
-    rc = ns_store_begin(s, err);
-    if (rc == NS_OK)
-        rc = ns_store_study_get(s, &st, err);
-    if (rc == NS_OK)
-        rc = ns_store_best(s, st.higher_is_better, NS_SELECT_REJECT, &best, &found, err);
-    if (rc == NS_OK) { /* a final stage's trial is the choice (ns_study_stages_choice) */
-        ns_stage_row *stages = NULL;
-        int n_stages = 0;
-        rc = ns_store_stages(s, &stages, &n_stages, err);
-        long fin = rc == NS_OK ? ns_study_stages_choice(stages, n_stages, &final_kind) : -1;
-        ns_stage_rows_free(stages, n_stages);
-        ns_trial_row t;
-        int tf = 0;
-        if (fin >= 0 && (rc = ns_store_trial_get(s, (int)fin, &t, &tf, err)) == NS_OK && tf) {
-            if (t.state == NS_TRIAL_COMPLETE && isfinite(t.val_metric)) {
-                if (found)
-                    ns_trial_row_free(&best);
-                best = t;
-                found = 1;
-            } else {
-                ns_trial_row_free(&t);
-            }
-        }
-    }
-    ns_store_rollback(s);
-    ns_store_close(s);
-    if (rc != NS_OK)
-        goto done;
-    if (!found) {
-        rc = ns_err_set(err, NS_EINPUT, "%s: no complete trial to export yet", d);
-        goto done;
-    }
-    if (!out_path)
-        out_path = def_path = strf("%s/best.yaml", d);
-    /* the winner is exported as its final model, whichever the decision made: the fold
-     * ensemble or the refit on every training row (cross-validated), its config with
-     * decision offsets (holdout), else its own config */
-    src = strf("%s/trials/%d/%s", d, best.number,
-               final_kind == NS_FINAL_MODEL_ENSEMBLE  ? NS_ENSEMBLE_CONFIG
-               : final_kind == NS_FINAL_MODEL_OFFSETS ? NS_OFFSETS_CONFIG
-               : final_kind == NS_FINAL_MODEL_REFIT   ? NS_REFIT_CONFIG
-                                                      : "config.yaml");
-    if (src && access(src, F_OK) != 0) {
-        free(src);
-        src = strf("%s/trials/%d/config.yaml", d, best.number);
-    }
-    if (!out_path || !src) {
-        rc = oom(d, err);
-        goto done;
-    }
-    if (!(text = read_all(src, &len))) {
-        rc = ns_err_set(err, NS_EINPUT, "%s: cannot read the config of trial %d (the best): %s; "
-                        "the study folder is incomplete: restore the file, or run the search "
-                        "again in a new folder", src, best.number, strerror(errno));
-        goto done;
-    }
-    /* What is exported must be what `nnsearch train` runs: check it before writing. */
-    ns_config c;
-    if ((rc = ns_config_parse(&c, src, text, len, err)) != NS_OK)
-        goto done;
-    int fixed = c.space.n == 0 && !c.search.given;
-    ns_config_free(&c);
-    if (!fixed) {
-        rc = ns_err_set(err, NS_EINPUT, "%s: the config of trial %d is not a fixed training "
-                        "config (it has search spaces or a search: section); the study folder "
-                        "was changed: run the search again in a new folder", src, best.number);
-        goto done;
-    }
-    if (!(header = provenance(d, &st, &best, out_path))) {
-        rc = oom(d, err);
-        goto done;
-    }
-    if ((rc = write_atomic(out_path, header, strlen(header), text, len, err)) != NS_OK)
-        goto done;
-    fprintf(out, "%s\n", out_path);
-    if (fflush(out) != 0)
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: writing to the output: %s", out_path,
-                        strerror(errno));
-done:
-    free(header);
-    free(text);
-    free(src);
-    free(def_path);
-    ns_trial_row_free(&best);
-    ns_study_row_free(&st);
     free(d);
     return rc;
 }
