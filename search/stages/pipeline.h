@@ -1,6 +1,7 @@
 /* pipeline.h — from a validated config to trained weights: prepare the data once
- * (load, split, standardise, class weights), then run one training of a fixed spec on it.
- * The search stages will call ns_run_training once per trial on a shared ns_prepared. */
+ * (prepare.c: load, split, standardise, folds), then run one training of a fixed spec on
+ * it (pipeline.c). The search stages call ns_run_training once per trial on a shared
+ * ns_prepared. */
 #ifndef NS_PIPELINE_H
 #define NS_PIPELINE_H
 
