@@ -33,6 +33,11 @@ standard error of it instead); a split where they are one config counts as no di
 With --tie-se M, against the re-scored config that rule picks with M standard errors
 instead of one (the rule's later tie-breaks, warnings, left out).
 
+With --ignore-health, that final model against the same training of the random or bayes
+trial with the best study metric whatever its health findings (select disqualifies trials
+with findings while a trial without one exists); a split where they are one trial counts
+as no difference.
+
 With --smoothing E, the winner's final model (as in seed_ensemble, seed 1) against the same
 training with cross-entropy label smoothing E.
 
@@ -47,6 +52,7 @@ usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--fol
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --best-mean [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --tie-se M [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --refit-scale F [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --ignore-health [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --smoothing E [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
@@ -358,6 +364,24 @@ def rule_vs_winner(run, s, k, m):
     return scores(y, probs[0].argmax(1), probs[-1].argmax(1))
 
 
+def best_any_health(st):
+    """The complete trial of a random or bayes stage with the best study metric, whatever its
+    health findings (ties by number): what select would take if health did not disqualify."""
+    hib = st["study"].get("higher_is_better", True)
+    full = [t for t in st["trials"] if t["state"] == "complete" and t.get("val_metric") is not None
+            and t["stage"].split(":")[-1] in ("random", "bayes")]
+    return min(full, key=lambda t: ((-1 if hib else 1) * t["val_metric"], t["number"]))["number"]
+
+
+def health_vs_winner(run, s, k):
+    """The winner's final model against the same training of best_any_health's trial (one
+    training when they are the same trial)."""
+    st = status(run, s, k)
+    top, win = best_any_health(st), st["best"]["number"]
+    probs, y = trained_trials(st, s, k, [win] if top == win else [win, top])
+    return scores(y, probs[0].argmax(1), probs[-1].argmax(1))
+
+
 def smoothing(run, s, k, eps):
     """The winner's final model without and with label smoothing eps (seed 1 both)."""
     st = status(run, s, k)
@@ -394,6 +418,7 @@ def main():
     ap.add_argument("--tie-se", type=float, default=None, metavar="M")
     ap.add_argument("--refit-scale", type=float, default=None, metavar="F")
     ap.add_argument("--smoothing", type=float, default=None, metavar="E")
+    ap.add_argument("--ignore-health", action="store_true")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
     a = ap.parse_args()
@@ -420,6 +445,11 @@ def main():
               f"the best study metric; {NNS}")
         compare(a.run, sets, lambda s, k: rule_vs_winner(a.run, s, k, 0), ("winner", "best"),
                 "best metric - winner")
+    elif a.ignore_health:
+        print(f"the final model of the winners of {a.run} vs that of the random or bayes trial "
+              f"with the best study metric, whatever its health findings; {NNS}")
+        compare(a.run, sets, lambda s, k: health_vs_winner(a.run, s, k), ("winner", "any"),
+                "best of any health - winner")
     elif a.smoothing is not None:
         print(f"the final model of the winners of {a.run} without and with label smoothing "
               f"{a.smoothing:g}; {NNS}")
