@@ -628,6 +628,20 @@ static void status_text(FILE *f, const char *dir, const ns_study_view *v, const 
     }
 }
 
+/* The study in dir, read for printing: *d is dir without trailing slashes (caller frees
+ * it and *v on NS_OK; nothing to free otherwise). */
+static int view_open(const char *dir, char **d, ns_study_view *v, ns_err *err)
+{
+    if (!(*d = ns_text_dir(dir)))
+        return oom(dir, err);
+    int rc = ns_study_view_load(*d, v, err);
+    if (rc != NS_OK) {
+        free(*d);
+        *d = NULL;
+    }
+    return rc;
+}
+
 int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err)
 {
     ns_study_view v;
@@ -635,14 +649,10 @@ int ns_cmd_status(const char *dir, int json, FILE *out, ns_err *err)
     char *buf = NULL;
     size_t len = 0;
     FILE *mem = NULL;
-    char *d = ns_text_dir(dir);
-    if (!d)
-        return oom(dir, err);
-    int rc = ns_study_view_load(d, &v, err);
-    if (rc != NS_OK) {
-        free(d);
+    char *d;
+    int rc = view_open(dir, &d, &v, err);
+    if (rc != NS_OK)
         return rc;
-    }
     /* Built in memory first: an error prints nothing, a success prints all at once. */
     if (!(r = ns_study_view_rank(&v)) || !(mem = open_memstream(&buf, &len))) {
         rc = oom(d, err);
@@ -762,14 +772,10 @@ int ns_cmd_summary(const char *dir, int top, FILE *out, ns_err *err)
     ns_study_view v;
     char *buf = NULL;
     size_t len = 0;
-    char *d = ns_text_dir(dir);
-    if (!d)
-        return oom(dir, err);
-    int rc = ns_study_view_load(d, &v, err);
-    if (rc != NS_OK) {
-        free(d);
+    char *d;
+    int rc = view_open(dir, &d, &v, err);
+    if (rc != NS_OK)
         return rc;
-    }
     const ns_trial_row **r = ns_study_view_rank(&v);
     FILE *mem = r ? open_memstream(&buf, &len) : NULL;
     if (!mem) {
