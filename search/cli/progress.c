@@ -592,6 +592,9 @@ void ns_term_event(void *term, const ns_progress *p)
         char sum[600];
         ns_stage_summary(t->stage_kind, p->decision, t->metric, sum, sizeof sum);
         put(t, C_BOLD, "stage %s done: %s", t->stage, sum);
+        char advice[640];
+        if (p->decision && ns_json_get_str(p->decision, "advice", advice, sizeof advice))
+            put(t, NULL, "stage %s advice: %s", t->stage, advice);
         break;
     }
     }

@@ -101,7 +101,8 @@ static void put_num(FILE *f, double v)
     fputs(buf, f);
 }
 
-/* A JSON object as "key=value key=value" for the table (strings without their quotes);
+/* A JSON object as "key=value key=value" for the table (strings without their quotes, but
+ * for those with a space, which keep them and their escapes);
  * "-" for NULL or {}; other JSON compacted; text that is not JSON as it is. */
 static void put_pairs(FILE *f, const char *t)
 {
@@ -131,7 +132,9 @@ static void put_pairs(FILE *f, const char *t)
         fputc('=', f);
         const char *v = ns_json_skip_ws(ns_json_skip_ws(kend) + 1);
         const char *vend = ns_json_value_end(v);
-        if (*v == '"')
+        if (*v == '"' && memchr(v, ' ', (size_t)(vend - v)))
+            fwrite(v, 1, (size_t)(vend - v), f); /* quoted: a phrase stays one value */
+        else if (*v == '"')
             put_compact(f, v + 1, vend - 1);
         else
             put_compact(f, v, vend);
@@ -359,6 +362,9 @@ static void put_stage_evidence(FILE *f, const ns_stage_row *st, const char *metr
         for_each_object(f, b, put_pair_row);
     } else if (!strcmp(colon + 1, "select")) {
         put_eligibility(f, st->decision);
+        char advice[640];
+        if (ns_json_get_str(st->decision, "advice", advice, sizeof advice))
+            fprintf(f, "           advice: %s\n", advice);
         put_final(f, st->decision);
         put_estimate(f, st->decision, metric);
         if (ns_json_get(st->decision, "others", &b, &e))

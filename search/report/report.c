@@ -356,6 +356,12 @@ static void view_answer(ns_report *r)
         if (ns_rj_get(dec, "fallback", &b, &e) && !strncmp(b, "true", 4))
             fputs("<li>No trial converged stably without overfitting: every complete trial was a "
                   "candidate (fallback).</li>\n", f);
+        char advice[640];
+        if (ns_rj_str(dec, "advice", advice, sizeof advice) > 0) {
+            fputs("<li><b>Advice:</b> ", f);
+            ns_html_text(f, advice);
+            fputs(".</li>\n", f);
+        }
         if (ns_rj_num(dec, "standard_error", &se))
             fprintf(f, "<li>Trials within the standard error of the best (%s) count as ties; among "
                     "ties the smaller and healthier model wins.</li>\n", ns_num(num, se));
