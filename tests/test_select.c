@@ -165,7 +165,8 @@ Test(select, advises_on_the_space_when_almost_nothing_is_eligible)
     char obj[4200];
     snprintf(obj, sizeof obj, "{%s}", buf);
     cr_assert(ns_json_get_str(obj, "advice", advice, sizeof advice), "%s", buf);
-    cr_assert(strstr(advice, "11 of 12 complete trials overfit") && strstr(advice, "only 1 is eligible") &&
+    cr_assert(strstr(advice, "11 of 12 complete trials overfit") &&
+              strstr(advice, "only 1 is eligible, so select chose among few") &&
               strstr(advice, "500 rows of 700 features") &&
               strstr(advice, "model.dropout (searched up to 0.5) and train.weight_decay (fixed at 0)"),
               "%s", advice);
@@ -182,7 +183,8 @@ Test(select, advises_on_the_space_when_almost_nothing_is_eligible)
     decide_12(0, 12, NS_HEALTH_NOT_CONVERGED, 0, buf, sizeof buf);
     snprintf(obj, sizeof obj, "{%s}", buf);
     cr_assert(ns_json_get_str(obj, "advice", advice, sizeof advice), "%s", buf);
-    cr_assert(strstr(advice, "12 of 12 complete trials did not converge") && strstr(advice, "none is eligible"),
+    cr_assert(strstr(advice, "12 of 12 complete trials did not converge") &&
+              strstr(advice, "none is eligible, so select chose among flagged trials"),
               "%s", advice);
 
     /* two of twelve eligible: a search that found healthy trials needs no advice */

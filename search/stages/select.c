@@ -498,31 +498,33 @@ static void space_advice(const ns_search *s, const cand *c, int nc, int n_eligib
         unstable += (f & (NS_HEALTH_OSCILLATING | NS_HEALTH_LOSS_SPIKES | NS_HEALTH_EXPLODING)) != 0;
         stalled += (f & (NS_HEALTH_NOT_CONVERGED | NS_HEALTH_VANISHING)) != 0;
     }
-    char a[96], b[96], elig[32];
+    char a[96], b[96], elig[96];
     if (n_eligible == 0)
-        snprintf(elig, sizeof elig, "none is eligible");
+        snprintf(elig, sizeof elig, "none is eligible, so select chose among flagged trials");
     else
-        snprintf(elig, sizeof elig, "only %d %s eligible", n_eligible, n_eligible == 1 ? "is" : "are");
+        snprintf(elig, sizeof elig, "only %d %s eligible, so select chose among few", n_eligible,
+                 n_eligible == 1 ? "is" : "are");
     if (overfit > 0 && overfit >= unstable && overfit >= stalled) {
         key_bound(s, "model.dropout", s->base.model.dropout, 1, a, sizeof a);
         key_bound(s, "train.weight_decay", s->base.train.opt.weight_decay, 1, b, sizeof b);
         snprintf(buf, cap, "%d of %d complete trials overfit (overfitting or generalisation_gap) and "
-                 "%s: the space does not regularise %ld rows of %d features enough; raise "
-                 "the upper bounds of %s and %s, search smaller models (model.width, model.depth or "
-                 "model.hidden), or give it more rows or fewer features",
+                 "%s. For more healthy trials on %ld rows of %d features, raise the upper bounds "
+                 "of %s and %s, search smaller models (model.width, model.depth or model.hidden), "
+                 "or give it more rows or fewer features",
                  overfit, nc, elig, s->data.train.n + s->data.val.n, s->data.train.d, a, b);
     } else if (unstable > 0 && unstable >= stalled) {
         key_bound(s, "train.lr", s->base.train.lr, 1, a, sizeof a);
         key_bound(s, "train.batch_size", s->base.train.batch_size, 1, b, sizeof b);
         snprintf(buf, cap, "%d of %d complete trials oscillate or spike (oscillating, loss_spikes or "
-                 "exploding_gradients) and %s: lower the upper bound of %s, search "
-                 "larger batches than %s, or set train.clip_norm",
+                 "exploding_gradients) and %s. For more healthy trials, lower the upper bound of "
+                 "%s, search larger batches than %s, or set train.clip_norm",
                  unstable, nc, elig, a, b);
     } else if (stalled > 0) {
         key_bound(s, "train.lr", s->base.train.lr, 0, a, sizeof a);
         snprintf(buf, cap, "%d of %d complete trials did not converge (not_converged or "
-                 "vanishing_gradients) and %s: raise the lower bound of %s, or train "
-                 "for more epochs (train.epochs, or the stage's epochs)", stalled, nc, elig, a);
+                 "vanishing_gradients) and %s. For more healthy trials, raise the lower bound of "
+                 "%s, or train for more epochs (train.epochs, or the stage's epochs)",
+                 stalled, nc, elig, a);
     }
 }
 
