@@ -66,6 +66,7 @@ void ns_rep_trial_title(ns_report *r, const ns_trial_row *t);
 
 /* ---- views ---------------------------------------------------------------------------- */
 
+void ns_rep_view_answer(ns_report *r);        /* report_answer.c */
 void ns_rep_view_lr_range(ns_report *r);      /* report_stages.c */
 void ns_rep_view_batch_sweep(ns_report *r);
 void ns_rep_view_compare(ns_report *r);
