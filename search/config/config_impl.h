@@ -118,7 +118,15 @@ int cfg_set_value(ctx *x, void *base, const key_def *k, yaml_node_t *v);
 int cfg_bound_cost(ctx *x, const char *text, size_t len);
 int cfg_key_index(const char *section, const char *key);
 void cfg_dependent_defaults(ctx *x);
+
+/* ---- defined in config_rules.c ------------------------------------------------------ */
+
+/* The rules between values a search may set; checked for the file and for every trial. */
 int cfg_check_values(ctx *x);
+/* Every rule of a file (cfg_check_values, and those of fixed keys), then search:'s. */
+int cfg_check_rules(ctx *x);
+/* Resolves the data files against the config's folder; each must be a readable file. */
+int cfg_check_files(ctx *x);
 
 /* ---- defined in config_search.c, called by config.c's walk and rules --------------- */
 
