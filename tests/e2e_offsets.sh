@@ -83,7 +83,7 @@ check "no budget, holdout: the estimate resamples the $el candidates' prediction
   "[ -n '$el' ] && [ '$el' -ge 1 ] && [ '$(dec "$T/hold" 2:select '$.estimate.method')' = 'bootstrap bias-corrected' ] && [ '$(dec "$T/hold" 2:select '$.estimate.held_out')' = validation ] && [ '$(dec "$T/hold" 2:select '$.estimate.rows')' = '$vrows' ] && [ '$(dec "$T/hold" 2:select '$.estimate.candidates')' = '$el' ] && awk -v a='$(dec "$T/hold" 2:select '$.estimate.measured')' -v b='$(sqlite3 "$T/hold/study.db" "SELECT val_metric FROM trial WHERE number = $w")' -v e='$(dec "$T/hold" 2:select '$.estimate.val_macro_f1')' 'BEGIN { exit !(a != \"\" && e != \"\" && a - b < 1e-6 && b - a < 1e-6 && e > 0 && e <= 1) }'"
 "$NS" report "$T/hold" -o "$T/hold.html" >/dev/null
 check "the report names the final model, the offsets' evidence and the estimate" bash -c \
-  "grep -q 'Final model: the winner.s own config with decision offsets' '$T/hold.html' && grep -q 'Decision offsets fitted on $vrows held-out rows' '$T/hold.html' && grep -q 'Expected on new data: val_macro_f1 <b>[0-9.]*</b>, where the winner scored [0-9.]* on the same $vrows held-out rows' '$T/hold.html'"
+  "grep -q 'Final model: the winner.s own config with decision offsets' '$T/hold.html' && grep -q 'Test figures are the model of the winner.s own config with decision offsets scored once' '$T/hold.html' && grep -q 'Decision offsets fitted on $vrows held-out rows' '$T/hold.html' && grep -q 'Expected on new data: val_macro_f1 <b>[0-9.]*</b>, where the winner scored [0-9.]* on the same $vrows held-out rows' '$T/hold.html'"
 "$NS" status "$T/hold" >"$T/hold.status"
 check "status names the final model" grep -q "final model: its own config with decision offsets, trials/$w/offsets.yaml" "$T/hold.status"
 

@@ -114,8 +114,10 @@ void ns_rep_view_answer(ns_report *r)
     if (has_test)
         fprintf(f, "<p class=\"note\">Test figures are the %s scored once on data.test; the test "
                 "set never chose anything.</p>\n",
-                fin ? (strcmp(final_kind, "ensemble") ? "refit model" : "fold ensemble")
-                    : "winner's model");
+                !fin ? "winner's model"
+                : !strcmp(final_kind, "ensemble") ? "fold ensemble"
+                : !strcmp(final_kind, "offsets") ? "model of the winner's own config with decision offsets"
+                                                 : "refit model");
     else
         fputs("<p class=\"note\">No test figures: the config has no data.test (or the winner was "
               "not scored on it).</p>\n", f);
