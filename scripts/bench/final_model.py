@@ -18,7 +18,9 @@ the offset nearest 0), and the test macro-F1 and accuracy of argmax against argm
 offset (docs/BENCHMARKS.md, "Decision offsets"). With --gate as well: the offset always
 applied against applied only when its cross-fitted gain on the 10% (fitted on one half,
 scored on the other, both ways) is above 0, and how far the fit's own gain and the
-cross-fitted one lie from the gain on the test rows.
+cross-fitted one lie from the gain on the test rows. With --oof instead: the offset fitted on
+the 10% against one fitted on the out-of-fold predictions of --folds folds of all trainval
+rows, both applied to the 90% model.
 
 With --seed-ensemble N, the final model as the study makes it (refit, or the holdout winner
 as trained) with one training seed against the average of N seeds' class probabilities.
@@ -55,6 +57,7 @@ usage: /usr/bin/python3 scripts/bench/final_model.py RUN_DIR [--sets a,b] [--fol
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --ignore-health [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --smoothing E [--sets a,b]
        /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets [--gate] [--sets a,b]
+       /usr/bin/python3 scripts/bench/final_model.py RUN_DIR --offsets --oof [--folds K] [--sets a,b]
 Prints one line per set and split, then per set the mean test accuracy and macro-F1 of each
 side and the paired difference (ensemble - refit, or refit - as trained) with its standard
 error."""
@@ -256,6 +259,55 @@ def offsets(run, s, k, gate=False):
     return {"acc": (accuracy(y, a), accuracy(y, b)), "f1": (macro_f1(y, a), macro_f1(y, b))}
 
 
+def offsets_oof(run, s, k, folds):
+    """A binary holdout winner trained on 90% of trainval (as in offsets()), with the second
+    class's offset fitted two ways: on the other 10% (as the product fits a holdout winner's
+    offset), and on the out-of-fold predictions of every trainval row (`folds` models, each
+    trained on the other folds for the chosen epochs, seed 1: as many held-out rows as the
+    study has, for `folds` more trainings): (10% fit, out-of-fold fit) on the test rows; None
+    for other winners."""
+    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
+    best = st["best"]
+    if "folds" in best["result"]:
+        return None
+    split = os.path.join(DATA, s, str(k))
+    head, tv = read_csv(os.path.join(split, "trainval.csv"))
+    ytv = tv[:, -1].astype(int)
+    if ytv.max() != 1:
+        return None
+    epochs = int(best["result"].get("best_epoch") or 30)
+    test_csv = os.path.join(split, "test.csv")
+    y = read_csv(test_csv)[1][:, -1].astype(int)
+    val = stratified_folds(ytv, 10, 2000 + k) == 0
+    fold = stratified_folds(ytv, folds, 3000 + k)
+    oof = np.zeros((len(ytv), 2))
+    with tempfile.TemporaryDirectory() as tmp:
+        tr, va = os.path.join(tmp, "tr.csv"), os.path.join(tmp, "va.csv")
+        write_csv(tr, head, tv[~val])
+        write_csv(va, head, tv[val])
+        pv = train_predict(tmp, "m", tr, va, best["params"], epochs, 1)
+        pred = os.path.join(tmp, "t.csv")
+        subprocess.run([NNS, "predict", os.path.join(tmp, "m.nsm"), test_csv, "-o", pred,
+                        "--no-drift-check"], check=True, stderr=subprocess.DEVNULL)
+        pt = read_csv(pred)[1][:, 2:]
+        for f in range(folds):
+            a, b = os.path.join(tmp, f"a{f}.csv"), os.path.join(tmp, f"b{f}.csv")
+            write_csv(a, head, tv[fold != f])
+            write_csv(b, head, tv[fold == f])
+            oof[fold == f] = train_predict(tmp, f"f{f}", a, b, best["params"], epochs, 1)
+    lv = np.log(np.clip(pv, 1e-12, 1))
+    lo = np.log(np.clip(oof, 1e-12, 1))
+    o10, oo = fit_offset(lv, ytv[val]), fit_offset(lo, ytv)
+    lt = np.log(np.clip(pt, 1e-12, 1))
+    am = lt.argmax(1)
+    b10 = (lt[:, 1] + o10 > lt[:, 0]).astype(int)
+    bo = (lt[:, 1] + oo > lt[:, 0]).astype(int)
+    print(f"  {s} split {k}: offset on the 10% {o10:+.2f}, out-of-fold {oo:+.2f}; test acc/F1 argmax "
+          f"{accuracy(y, am):.4f}/{macro_f1(y, am):.4f}, 10% {accuracy(y, b10):.4f}/{macro_f1(y, b10):.4f}, "
+          f"out-of-fold {accuracy(y, bo):.4f}/{macro_f1(y, bo):.4f}", flush=True)
+    return {"acc": (accuracy(y, b10), accuracy(y, bo)), "f1": (macro_f1(y, b10), macro_f1(y, bo))}
+
+
 def status(run, s, k):
     """The run's status of set s, split k (its study's `nnsearch status --json`)."""
     return json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
@@ -421,10 +473,17 @@ def main():
     ap.add_argument("--ignore-health", action="store_true")
     ap.add_argument("--offsets", action="store_true")
     ap.add_argument("--gate", action="store_true")
+    ap.add_argument("--oof", action="store_true")
     a = ap.parse_args()
     sets = a.sets.split(",") if a.sets else sorted(
         d for d in os.listdir(a.run) if os.path.isdir(os.path.join(a.run, d)))
-    if a.offsets and a.gate:
+    if a.offsets and a.oof:
+        print(f"binary holdout winners of {a.run}: a logit offset fitted on 10% of trainval vs on "
+              f"the out-of-fold predictions of {a.folds} folds of all of it, both applied to the "
+              f"model trained on the other 90%; {NNS}")
+        compare(a.run, sets, lambda s, k: offsets_oof(a.run, s, k, a.folds), ("10%", "oof"),
+                "out-of-fold - 10%")
+    elif a.offsets and a.gate:
         print(f"binary holdout winners of {a.run}: a logit offset fitted on 10% of trainval "
               f"(trained on the other 90%), always applied vs applied only when its cross-fitted "
               f"gain on the 10% is above 0; {NNS}")
