@@ -1,8 +1,7 @@
-/* store_rows.c — the rows of the study store (store.h): the study, its stages, trials,
- * epochs and trial predictions, read and written through one cached prepared statement per
- * operation. Every SQL statement they run is in the table below (docs/study-format.md);
- * the file itself (schema, lock, open, transactions) is store.c's. */
-#include <ctype.h>
+/* store_rows.c — the rows of the study store (store.h): the study, its stages, trials and
+ * trial predictions, read and written through one cached prepared statement per operation
+ * (the epochs: store_epochs.c). Every SQL statement the rows run is in the table below
+ * (docs/study-format.md); the file itself (schema, lock, open, transactions) is store.c's. */
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -104,14 +103,9 @@ static double now_unix(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int oom(ns_store *s, ns_err *err)
-{
-    return ns_err_set(err, NS_ERUNTIME, "%s: out of memory reading the study", s->db_path);
-}
-
 /* ---- statements --------------------------------------------------------------------- */
 
-static int prep(ns_store *s, int id, sqlite3_stmt **out, ns_err *err)
+int ns_store_prep(ns_store *s, int id, sqlite3_stmt **out, ns_err *err)
 {
     if (!s->st[id]) {
         int rc = sqlite3_prepare_v3(s->db, sql_text[id], -1, SQLITE_PREPARE_PERSISTENT,
@@ -123,66 +117,6 @@ static int prep(ns_store *s, int id, sqlite3_stmt **out, ns_err *err)
     }
     *out = s->st[id];
     return NS_OK;
-}
-
-/* Ready for the next use; also ends the statement's read transaction. */
-static void done(sqlite3_stmt *st)
-{
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-}
-
-static int bind_text(sqlite3_stmt *st, int i, const char *v)
-{
-    return v ? sqlite3_bind_text(st, i, v, -1, SQLITE_TRANSIENT) : sqlite3_bind_null(st, i);
-}
-
-/* NaN and infinities are stored as NULL (SQLite would keep an infinity as such). */
-static int bind_real(sqlite3_stmt *st, int i, double v)
-{
-    return isfinite(v) ? sqlite3_bind_double(st, i, v) : sqlite3_bind_null(st, i);
-}
-
-/* Seeds are full 64-bit values: stored as the signed integer with the same bits. */
-static int bind_u64(sqlite3_stmt *st, int i, uint64_t v)
-{
-    sqlite3_int64 x;
-    memcpy(&x, &v, sizeof x);
-    return sqlite3_bind_int64(st, i, x);
-}
-
-static uint64_t col_u64(sqlite3_stmt *st, int i)
-{
-    sqlite3_int64 x = sqlite3_column_int64(st, i);
-    uint64_t v;
-    memcpy(&v, &x, sizeof v);
-    return v;
-}
-
-static double col_real(sqlite3_stmt *st, int i)
-{
-    return sqlite3_column_type(st, i) == SQLITE_NULL ? NAN : sqlite3_column_double(st, i);
-}
-
-/* *out = a copy of the column or NULL for SQL NULL; returns -1 when out of memory. */
-static int col_str(sqlite3_stmt *st, int i, char **out)
-{
-    *out = NULL;
-    const unsigned char *t = sqlite3_column_text(st, i);
-    if (!t)
-        return sqlite3_errcode(sqlite3_db_handle(st)) == SQLITE_NOMEM ? -1 : 0;
-    *out = strdup((const char *)t);
-    return *out ? 0 : -1;
-}
-
-/* Runs a write statement whose parameters are bound; bind_rc is the first bind failure. */
-static int step_write(ns_store *s, sqlite3_stmt *st, int bind_rc, const char *what,
-                      ns_err *err)
-{
-    int rc = bind_rc != SQLITE_OK ? bind_rc : sqlite3_step(st);
-    int ret = rc == SQLITE_DONE ? NS_OK : ns_store_fail(s, rc, what, err);
-    done(st);
-    return ret;
 }
 
 /* ---- study -------------------------------------------------------------------------- */
@@ -220,7 +154,7 @@ static int study_get(ns_store *s, ns_study_row *row, int *found, ns_err *err)
     sqlite3_stmt *st = NULL;
     memset(row, 0, sizeof *row);
     *found = 0;
-    int rc = prep(s, ST_STUDY_GET, &st, err);
+    int rc = ns_store_prep(s, ST_STUDY_GET, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_step(st);
@@ -262,7 +196,7 @@ int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
         return rc;
     double now = now_unix();
     if (!found) {
-        if ((rc = prep(s, ST_STUDY_INSERT, &st, err)) != NS_OK)
+        if ((rc = ns_store_prep(s, ST_STUDY_INSERT, &st, err)) != NS_OK)
             return rc;
         int b = bind_text(st, 1, name ? name : "");
         if (b == SQLITE_OK) b = bind_text(st, 2, config_text);
@@ -296,7 +230,7 @@ int ns_store_study_init(ns_store *s, const char *name, const char *config_text,
     ns_study_row_free(&old);
     if (rc != NS_OK || (same_hash && same_seed && same_metric))
         return rc;
-    if ((rc = prep(s, ST_STUDY_UPDATE, &st, err)) != NS_OK)
+    if ((rc = ns_store_prep(s, ST_STUDY_UPDATE, &st, err)) != NS_OK)
         return rc;
     int b = bind_text(st, 1, config_text);
     if (b == SQLITE_OK) b = bind_text(st, 2, hash);
@@ -343,7 +277,7 @@ int ns_store_stage_set(ns_store *s, const char *name, int position, ns_stage_sta
         return ns_err_set(err, NS_ERUNTIME, "%s: stage %s: bad state %d", s->db_path,
                           name ? name : "(null)", (int)state);
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_STAGE_SET, &st, err);
+    int rc = ns_store_prep(s, ST_STAGE_SET, &st, err);
     if (rc != NS_OK)
         return rc;
     int b = bind_text(st, 1, name);
@@ -360,7 +294,7 @@ int ns_store_stage_get(ns_store *s, const char *name, ns_stage_row *row, int *fo
     sqlite3_stmt *st = NULL;
     memset(row, 0, sizeof *row);
     *found = 0;
-    int rc = prep(s, ST_STAGE_GET, &st, err);
+    int rc = ns_store_prep(s, ST_STAGE_GET, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = bind_text(st, 1, name);
@@ -428,7 +362,7 @@ int ns_store_stages(ns_store *s, ns_stage_row **rows, int *n, ns_err *err)
     *rows = NULL;
     *n = 0;
     void *v = NULL;
-    int rc = prep(s, ST_STAGES, &st, err);
+    int rc = ns_store_prep(s, ST_STAGES, &st, err);
     if (rc == NS_OK)
         rc = collect_rows(s, st, sizeof **rows, read_stage_any, free_stages_any,
                           "reading the stages", &v, n, err);
@@ -479,7 +413,7 @@ void ns_trial_rows_free(ns_trial_row *rows, int n)
 int ns_store_study_set_data_checks(ns_store *s, const char *json, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_STUDY_CHECKS, &st, err);
+    int rc = ns_store_prep(s, ST_STUDY_CHECKS, &st, err);
     if (rc != NS_OK)
         return rc;
     return step_write(s, st, bind_text(st, 1, json), "recording the data checks", err);
@@ -488,7 +422,7 @@ int ns_store_study_set_data_checks(ns_store *s, const char *json, ns_err *err)
 int ns_store_trial_next(ns_store *s, int *number, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_TRIAL_NEXT, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_NEXT, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_step(st);
@@ -504,7 +438,7 @@ int ns_store_trial_insert(ns_store *s, int number, const char *stage, const char
                           uint64_t seed, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_TRIAL_INSERT, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_INSERT, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_bind_int(st, 1, number);
@@ -536,7 +470,7 @@ int ns_store_trial_get(ns_store *s, int number, ns_trial_row *row, int *found, n
     sqlite3_stmt *st = NULL;
     memset(row, 0, sizeof *row);
     *found = 0;
-    int rc = prep(s, ST_TRIAL_GET, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_GET, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_bind_int(st, 1, number);
@@ -576,7 +510,7 @@ static int bad_transition(ns_store *s, int number, const char *to, const char *a
 int ns_store_trial_start(ns_store *s, int number, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_TRIAL_START, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_START, &st, err);
     if (rc != NS_OK)
         return rc;
     int b = sqlite3_bind_int(st, 1, number);
@@ -591,7 +525,7 @@ int ns_store_trial_start(ns_store *s, int number, ns_err *err)
 int ns_store_trial_set_checkpoint(ns_store *s, int number, const char *path, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_TRIAL_CKPT, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_CKPT, &st, err);
     if (rc != NS_OK)
         return rc;
     int b = sqlite3_bind_int(st, 1, number);
@@ -624,7 +558,7 @@ int ns_store_trial_pred_set(ns_store *s, int number, const int32_t *pred, long r
             b[(size_t)i * w + 1] = (unsigned char)(pred[i] >> 8);
     }
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_PRED_SET, &st, err);
+    int rc = ns_store_prep(s, ST_PRED_SET, &st, err);
     if (rc == NS_OK) {
         int bd = sqlite3_bind_int(st, 1, number);
         if (bd == SQLITE_OK) bd = sqlite3_bind_int64(st, 2, rows);
@@ -642,7 +576,7 @@ int ns_store_trial_pred_get(ns_store *s, int number, int32_t **pred, long *rows,
     if (s->version < 4)
         return NS_OK;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_PRED_GET, &st, err);
+    int rc = ns_store_prep(s, ST_PRED_GET, &st, err);
     if (rc != NS_OK)
         return rc;
     int src = sqlite3_bind_int(st, 1, number);
@@ -681,7 +615,7 @@ int ns_store_trial_finish(ns_store *s, int number, ns_trial_state state,
     if (!r)
         r = &none;
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_TRIAL_FINISH, &st, err);
+    int rc = ns_store_prep(s, ST_TRIAL_FINISH, &st, err);
     if (rc != NS_OK)
         return rc;
     int b = sqlite3_bind_int(st, 1, number);
@@ -721,7 +655,7 @@ int ns_store_trials(ns_store *s, ns_trial_row **rows, int *n, ns_err *err)
     sqlite3_stmt *st = NULL;
     *rows = NULL;
     *n = 0;
-    int rc = prep(s, ST_TRIALS, &st, err);
+    int rc = ns_store_prep(s, ST_TRIALS, &st, err);
     return rc != NS_OK ? rc : collect_trials(s, st, rows, n, err);
 }
 
@@ -730,7 +664,7 @@ int ns_store_trials_from(ns_store *s, int first, ns_trial_row **rows, int *n, ns
     sqlite3_stmt *st = NULL;
     *rows = NULL;
     *n = 0;
-    int rc = prep(s, ST_TRIALS_FROM, &st, err);
+    int rc = ns_store_prep(s, ST_TRIALS_FROM, &st, err);
     if (rc == NS_OK && (rc = sqlite3_bind_int64(st, 1, first)) != SQLITE_OK) {
         rc = ns_store_fail(s, rc, "reading trials", err);
         done(st);
@@ -747,7 +681,7 @@ int ns_store_best(ns_store *s, int higher_is_better, int64_t reject, ns_trial_ro
     int n = 0;
     memset(row, 0, sizeof *row);
     *found = 0;
-    int rc = prep(s, higher_is_better ? ST_BEST_HIGH : ST_BEST_LOW, &st, err);
+    int rc = ns_store_prep(s, higher_is_better ? ST_BEST_HIGH : ST_BEST_LOW, &st, err);
     if (rc == NS_OK && (rc = sqlite3_bind_int64(st, 1, reject)) != SQLITE_OK) {
         rc = ns_store_fail(s, rc, "choosing the best trial", err);
         done(st);
@@ -765,180 +699,10 @@ int ns_store_best(ns_store *s, int higher_is_better, int64_t reject, ns_trial_ro
 int ns_store_reset_running(ns_store *s, int *n_reset, ns_err *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_RESET, &st, err);
+    int rc = ns_store_prep(s, ST_RESET, &st, err);
     if (rc == NS_OK)
         rc = step_write(s, st, SQLITE_OK, "marking running trials interrupted", err);
     if (n_reset)
         *n_reset = rc == NS_OK ? sqlite3_changes(s->db) : 0;
     return rc;
 }
-
-/* ---- epochs ------------------------------------------------------------------------- */
-
-/* The per-layer gradient norms as a JSON array, non-finite entries as null. */
-static void norms_json(char *buf, size_t cap, const double *v, int n)
-{
-    size_t at = 0;
-    buf[at++] = '[';
-    for (int i = 0; i < n && at + 32 < cap; i++) {
-        if (i)
-            buf[at++] = ',';
-        at += (size_t)(isfinite(v[i]) ? snprintf(buf + at, cap - at, "%.17g", v[i])
-                                      : snprintf(buf + at, cap - at, "null"));
-    }
-    buf[at++] = ']';
-    buf[at] = '\0';
-}
-
-/* Reads an array written by norms_json; returns -1 when it is not one. */
-static int norms_parse(const char *t, double *v, int max, int *n)
-{
-    *n = 0;
-    if (!t)
-        return -1;
-    while (isspace((unsigned char)*t))
-        t++;
-    if (*t++ != '[')
-        return -1;
-    while (isspace((unsigned char)*t))
-        t++;
-    if (*t == ']')
-        return 0;
-    for (;;) {
-        while (isspace((unsigned char)*t))
-            t++;
-        double x;
-        if (strncmp(t, "null", 4) == 0) {
-            x = NAN;
-            t += 4;
-        } else {
-            char *end;
-            x = strtod(t, &end);
-            if (end == t)
-                return -1;
-            t = end;
-        }
-        if (*n >= max)
-            return -1;
-        v[(*n)++] = x;
-        while (isspace((unsigned char)*t))
-            t++;
-        if (*t == ']')
-            return 0;
-        if (*t++ != ',')
-            return -1;
-    }
-}
-
-int ns_store_epoch_add(ns_store *s, int trial, const ns_epoch_record *rec, ns_err *err)
-{
-    if (rec->n_groups < 0 || rec->n_groups > NS_MAX_GROUPS)
-        return ns_err_set(err, NS_ERUNTIME, "%s: trial %d epoch %d: %d layer norms (at most "
-                          "%d)", s->db_path, trial, rec->epoch, rec->n_groups, NS_MAX_GROUPS);
-    char norms[NS_MAX_GROUPS * 26 + 4];
-    norms_json(norms, sizeof norms, rec->group_grad_norm, rec->n_groups);
-    sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_EPOCH_ADD, &st, err);
-    if (rc != NS_OK)
-        return rc;
-    int b = sqlite3_bind_int(st, 1, trial);
-    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 2, rec->epoch);
-    if (b == SQLITE_OK) b = sqlite3_bind_int64(st, 3, rec->step);
-    if (b == SQLITE_OK) b = bind_real(st, 4, rec->train_loss);
-    if (b == SQLITE_OK) b = bind_real(st, 5, rec->val_loss);
-    if (b == SQLITE_OK) b = bind_real(st, 6, rec->val_acc);
-    if (b == SQLITE_OK) b = bind_real(st, 7, rec->val_rmse);
-    if (b == SQLITE_OK) b = bind_real(st, 8, rec->lr);
-    if (b == SQLITE_OK) b = bind_real(st, 9, rec->grad_norm);
-    if (b == SQLITE_OK) b = bind_text(st, 10, norms);
-    if (b == SQLITE_OK) b = bind_real(st, 11, rec->seconds);
-    if (b == SQLITE_OK) b = bind_real(st, 12, rec->samples_per_s);
-    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 13, rec->diverged);
-    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 14, rec->stopped_early);
-    if (b == SQLITE_OK) b = bind_real(st, 15, rec->val_bacc);
-    if (b == SQLITE_OK) b = bind_real(st, 16, rec->val_f1);
-    int src = b == SQLITE_OK ? sqlite3_step(st) : b;
-    if (src == SQLITE_DONE)
-        rc = NS_OK;
-    else if (src == SQLITE_CONSTRAINT &&
-             sqlite3_extended_errcode(s->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
-        rc = ns_err_set(err, NS_ERUNTIME, "%s: epoch %d of trial %d: the trial does not exist",
-                        s->db_path, rec->epoch, trial);
-    else
-        rc = ns_store_fail(s, src, "recording an epoch", err);
-    done(st);
-    return rc;
-}
-
-int ns_store_epochs_truncate(ns_store *s, int trial, int epoch, ns_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    int rc = prep(s, ST_EPOCH_TRUNC, &st, err);
-    if (rc != NS_OK)
-        return rc;
-    int b = sqlite3_bind_int(st, 1, trial);
-    if (b == SQLITE_OK) b = sqlite3_bind_int(st, 2, epoch);
-    return step_write(s, st, b, "deleting epoch records", err);
-}
-
-int ns_store_epochs(ns_store *s, int trial, ns_epoch_record **recs, int *n, ns_err *err)
-{
-    sqlite3_stmt *st = NULL;
-    ns_epoch_record *v = NULL;
-    int cap = 0, len = 0;
-    *recs = NULL;
-    *n = 0;
-    int rc = prep(s, s->version == 2 ? ST_EPOCHS_V2 : ST_EPOCHS, &st, err);
-    if (rc != NS_OK)
-        return rc;
-    int src = sqlite3_bind_int(st, 1, trial);
-    while (src == SQLITE_OK && (src = sqlite3_step(st)) == SQLITE_ROW) {
-        src = SQLITE_OK;
-        if (len == cap) {
-            int nc = cap ? 2 * cap : 32;
-            ns_epoch_record *nv = realloc(v, (size_t)nc * sizeof *v);
-            if (!nv) {
-                rc = oom(s, err);
-                goto fail;
-            }
-            v = nv;
-            cap = nc;
-        }
-        ns_epoch_record *e = &v[len++];
-        memset(e, 0, sizeof *e);
-        e->epoch = sqlite3_column_int(st, 0);
-        e->step = (long)sqlite3_column_int64(st, 1);
-        e->train_loss = col_real(st, 2);
-        e->val_loss = col_real(st, 3);
-        e->val_acc = col_real(st, 4);
-        e->val_rmse = col_real(st, 5);
-        e->lr = col_real(st, 6);
-        e->grad_norm = col_real(st, 7);
-        e->seconds = col_real(st, 9);
-        e->samples_per_s = col_real(st, 10);
-        e->diverged = sqlite3_column_int(st, 11);
-        e->stopped_early = sqlite3_column_int(st, 12);
-        e->val_bacc = col_real(st, 13);
-        e->val_f1 = col_real(st, 14);
-        if (norms_parse((const char *)sqlite3_column_text(st, 8), e->group_grad_norm,
-                        NS_MAX_GROUPS, &e->n_groups)) {
-            rc = ns_err_set(err, NS_ERUNTIME, "%s: trial %d epoch %d: layer_grad_norm is not "
-                            "a JSON array of at most %d numbers", s->db_path, trial, e->epoch,
-                            NS_MAX_GROUPS);
-            goto fail;
-        }
-    }
-    if (src != SQLITE_DONE) {
-        rc = ns_store_fail(s, src, "reading epoch records", err);
-        goto fail;
-    }
-    done(st);
-    *recs = v;
-    *n = len;
-    return NS_OK;
-fail:
-    done(st);
-    free(v);
-    return rc;
-}
-
