@@ -1,6 +1,7 @@
-/* store_impl.h — what the two halves of the study store share: the handle, the ids of its
- * cached statements (their SQL is store_rows.c's table) and the translation of SQLite's
- * errors. Inside search/study only. */
+/* store_impl.h — what the parts of the study store share (store.c the file, store_rows.c and
+ * store_epochs.c the rows): the handle, the ids of its cached statements (their SQL is
+ * store_rows.c's table), the translation of SQLite's errors and the small statement
+ * helpers. Inside search/study only. */
 #ifndef NS_STORE_IMPL_H
 #define NS_STORE_IMPL_H
 
