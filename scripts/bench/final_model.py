@@ -212,11 +212,10 @@ def cross_fitted_gain(logp, y):
 GATE = {"rows": []}
 
 
-def offsets(run, s, k, gate=False):
-    """A binary holdout winner trained on 90% of trainval, its offset fitted on the other
-    10%: (argmax, argmax with the offset) on the test rows; None for other winners. With
-    gate, (argmax with the offset always, with the offset only when its cross-fitted gain on
-    the 10% is above 0) instead; the gains are kept in GATE for the summary."""
+def binary_holdout(run, s, k):
+    """What offsets() and offsets_oof() start from for a binary holdout winner: a dict with
+    its params and chosen epochs, the split's trainval rows (head, tv, ytv), the stratified
+    10% `val` mask and the test labels y; None for other winners."""
     st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
     best = st["best"]
     if "folds" in best["result"]:
@@ -226,20 +225,37 @@ def offsets(run, s, k, gate=False):
     ytv = tv[:, -1].astype(int)
     if ytv.max() != 1:
         return None
-    epochs = int(best["result"].get("best_epoch") or 30)
     test_csv = os.path.join(split, "test.csv")
-    y = read_csv(test_csv)[1][:, -1].astype(int)
-    val = stratified_folds(ytv, 10, 2000 + k) == 0
+    return {"params": best["params"], "epochs": int(best["result"].get("best_epoch") or 30),
+            "head": head, "tv": tv, "ytv": ytv, "test_csv": test_csv,
+            "y": read_csv(test_csv)[1][:, -1].astype(int),
+            "val": stratified_folds(ytv, 10, 2000 + k) == 0}
+
+
+def train_90(tmp, w):
+    """w's config trained on trainval less its 10%: (probabilities on the 10%, on the test
+    rows)."""
+    tr, va = os.path.join(tmp, "tr.csv"), os.path.join(tmp, "va.csv")
+    write_csv(tr, w["head"], w["tv"][~w["val"]])
+    write_csv(va, w["head"], w["tv"][w["val"]])
+    pv = train_predict(tmp, "m", tr, va, w["params"], w["epochs"], 1)
+    pred = os.path.join(tmp, "t.csv")
+    subprocess.run([NNS, "predict", os.path.join(tmp, "m.nsm"), w["test_csv"], "-o", pred,
+                    "--no-drift-check"], check=True, stderr=subprocess.DEVNULL)
+    return pv, read_csv(pred)[1][:, 2:]
+
+
+def offsets(run, s, k, gate=False):
+    """A binary holdout winner trained on 90% of trainval, its offset fitted on the other
+    10%: (argmax, argmax with the offset) on the test rows; None for other winners. With
+    gate, (argmax with the offset always, with the offset only when its cross-fitted gain on
+    the 10% is above 0) instead; the gains are kept in GATE for the summary."""
+    w = binary_holdout(run, s, k)
+    if not w:
+        return None
+    ytv, val, y = w["ytv"], w["val"], w["y"]
     with tempfile.TemporaryDirectory() as tmp:
-        tr, va = os.path.join(tmp, "tr.csv"), os.path.join(tmp, "va.csv")
-        write_csv(tr, head, tv[~val])
-        write_csv(va, head, tv[val])
-        pv = train_predict(tmp, "m", tr, va, best["params"], epochs, 1)
-        model = os.path.join(tmp, "m.nsm")
-        pred = os.path.join(tmp, "t.csv")
-        subprocess.run([NNS, "predict", model, test_csv, "-o", pred, "--no-drift-check"], check=True,
-                       stderr=subprocess.DEVNULL)
-        pt = read_csv(pred)[1][:, 2:]
+        pv, pt = train_90(tmp, w)
     lv = np.log(np.clip(pv, 1e-12, 1))
     o = fit_offset(lv, ytv[val])
     lt = np.log(np.clip(pt, 1e-12, 1))
@@ -266,35 +282,19 @@ def offsets_oof(run, s, k, folds):
     trained on the other folds for the chosen epochs, seed 1: as many held-out rows as the
     study has, for `folds` more trainings): (10% fit, out-of-fold fit) on the test rows; None
     for other winners."""
-    st = json.load(gzip.open(os.path.join(run, s, str(k), "status.json.gz")))
-    best = st["best"]
-    if "folds" in best["result"]:
+    w = binary_holdout(run, s, k)
+    if not w:
         return None
-    split = os.path.join(DATA, s, str(k))
-    head, tv = read_csv(os.path.join(split, "trainval.csv"))
-    ytv = tv[:, -1].astype(int)
-    if ytv.max() != 1:
-        return None
-    epochs = int(best["result"].get("best_epoch") or 30)
-    test_csv = os.path.join(split, "test.csv")
-    y = read_csv(test_csv)[1][:, -1].astype(int)
-    val = stratified_folds(ytv, 10, 2000 + k) == 0
+    head, tv, ytv, val, y = w["head"], w["tv"], w["ytv"], w["val"], w["y"]
     fold = stratified_folds(ytv, folds, 3000 + k)
     oof = np.zeros((len(ytv), 2))
     with tempfile.TemporaryDirectory() as tmp:
-        tr, va = os.path.join(tmp, "tr.csv"), os.path.join(tmp, "va.csv")
-        write_csv(tr, head, tv[~val])
-        write_csv(va, head, tv[val])
-        pv = train_predict(tmp, "m", tr, va, best["params"], epochs, 1)
-        pred = os.path.join(tmp, "t.csv")
-        subprocess.run([NNS, "predict", os.path.join(tmp, "m.nsm"), test_csv, "-o", pred,
-                        "--no-drift-check"], check=True, stderr=subprocess.DEVNULL)
-        pt = read_csv(pred)[1][:, 2:]
+        pv, pt = train_90(tmp, w)
         for f in range(folds):
             a, b = os.path.join(tmp, f"a{f}.csv"), os.path.join(tmp, f"b{f}.csv")
             write_csv(a, head, tv[fold != f])
             write_csv(b, head, tv[fold == f])
-            oof[fold == f] = train_predict(tmp, f"f{f}", a, b, best["params"], epochs, 1)
+            oof[fold == f] = train_predict(tmp, f"f{f}", a, b, w["params"], w["epochs"], 1)
     lv = np.log(np.clip(pv, 1e-12, 1))
     lo = np.log(np.clip(oof, 1e-12, 1))
     o10, oo = fit_offset(lv, ytv[val]), fit_offset(lo, ytv)
