@@ -168,7 +168,7 @@ Test(select, advises_on_the_space_when_almost_nothing_is_eligible)
     cr_assert(strstr(advice, "11 of 12 complete trials overfit") &&
               strstr(advice, "only 1 is eligible, so select chose among few") &&
               strstr(advice, "500 rows of 700 features") &&
-              strstr(advice, "model.dropout (searched up to 0.5) and train.weight_decay (fixed at 0)"),
+              strstr(advice, "model.dropout (searched up to 0.5) and train.weight_decay (fixed at 0: search it)"),
               "%s", advice);
 
     /* oscillation behind more of them than overfitting: the LR and the batch */
@@ -176,7 +176,8 @@ Test(select, advises_on_the_space_when_almost_nothing_is_eligible)
     snprintf(obj, sizeof obj, "{%s}", buf);
     cr_assert(ns_json_get_str(obj, "advice", advice, sizeof advice), "%s", buf);
     cr_assert(strstr(advice, "8 of 12 complete trials oscillate or spike") &&
-              strstr(advice, "train.lr (fixed at 0.001)") && strstr(advice, "train.batch_size (fixed at 32)"),
+              strstr(advice, "train.lr (fixed at 0.001: search it)") &&
+              strstr(advice, "train.batch_size (fixed at 32: search it)"),
               "%s", advice);
 
     /* not converging: the LR's lower end or more epochs */

@@ -460,13 +460,14 @@ static void eligibility_json(const ns_search *s, const ns_trial_row *rows, int n
 }
 
 /* The space's side of key for the advice: "train.lr (searched up to 0.1)" (upper) or
- * "(searched from 1e-05)", "(a choice of 3)", or "(fixed at 0)" when it is not searched. */
+ * "(searched from 1e-05)", "(a choice of 3)", or "(fixed at 0: search it)" when it is not
+ * searched. */
 static void key_bound(const ns_search *s, const char *key, double fixed, int upper, char *buf, size_t cap)
 {
     int i = ns_space_find(&s->base.space, key);
     const ns_dim *d = i >= 0 ? &s->base.space.dims[i] : NULL;
     if (!d)
-        snprintf(buf, cap, "%s (fixed at %g)", key, fixed);
+        snprintf(buf, cap, "%s (fixed at %g: search it)", key, fixed);
     else if (d->kind == NS_DIM_CHOICE)
         snprintf(buf, cap, "%s (a choice of %d)", key, d->n_choices);
     else
