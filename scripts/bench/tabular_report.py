@@ -164,6 +164,7 @@ def summarise(path):
         for m in ("acc", "f1"):
             dd = [float(by[("nnsearch", k)][f"test_{m}"]) - float(by[("optuna", k)][f"test_{m}"]) for k in paired]
             x[f"d_{m}"] = (mean(dd), sd(dd) / math.sqrt(len(dd)) if len(dd) > 1 else math.nan, len(dd))
+        x["lead"] = {k: float(by[("nnsearch", k)]["test_acc"]) - float(by[("optuna", k)]["test_acc"]) for k in paired}
         per[name] = x
 
     print()
@@ -190,6 +191,15 @@ def summarise(path):
     print(f"{'mean of sets':<14} {'':>5} {'':>4} {'':>3} {'':>5} {'':<17} {fmt(avg['nnsearch']['acc'], 12)} "
           f"{fmt(avg['optuna']['acc'], 12)} {fmt(dacc, 14)} {fmt(avg['nnsearch']['f1'], 12)} "
           f"{fmt(avg['optuna']['f1'], 12)} {fmt(df1, 14)}")
+    # split by split, how far the accuracy lead over the sets moves: its spread over the
+    # splits is what a claim about the mean lead has to be read against
+    by_split = {k: [x["lead"][k] for x in per.values() if k in x["lead"]] for k in splits}
+    by_split = {k: v for k, v in by_split.items() if v}
+    if len(by_split) > 1:
+        leads = [mean(v) for v in by_split.values()]
+        print("accuracy lead by split (nnsearch - Optuna, mean over the sets paired at that split): "
+              + ", ".join(f"{k}: {mean(v):+.4f} ({len(v)} sets)" for k, v in by_split.items())
+              + f"; over the splits {mean(leads):+.4f} ± {sd(leads) / math.sqrt(len(leads)):.4f} (SE)")
 
     print()
     print("|estimate - test|: |the estimate of the chosen configuration's score - the same score on the test rows|, mean over")
