@@ -162,9 +162,11 @@ def summarise(path):
                 "metric": sorted({r["metric"] for r in v}),
             }
         for m in ("acc", "f1"):
-            dd = [float(by[("nnsearch", k)][f"test_{m}"]) - float(by[("optuna", k)][f"test_{m}"]) for k in paired]
+            by_k = {k: float(by[("nnsearch", k)][f"test_{m}"]) - float(by[("optuna", k)][f"test_{m}"]) for k in paired}
+            dd = list(by_k.values())
             x[f"d_{m}"] = (mean(dd), sd(dd) / math.sqrt(len(dd)) if len(dd) > 1 else math.nan, len(dd))
-        x["lead"] = {k: float(by[("nnsearch", k)]["test_acc"]) - float(by[("optuna", k)]["test_acc"]) for k in paired}
+            if m == "acc":
+                x["lead"] = by_k  # nnsearch - Optuna by split, for the lead split by split
         per[name] = x
 
     print()
@@ -277,9 +279,11 @@ def compare(path_a, path_b):
     print(f"{'set':<14} {'rows':>5} {'n':>2} {'acc A':>6} {'acc B':>6} {'diff acc':>14} {'F1 A':>6} {'F1 B':>6} "
           f"{'diff F1':>14} {'gap A':>6} {'gap B':>6} {'trials A':>8} {'trials B':>8}")
     tot = {"acc": [], "f1": [], "gap": []}
+    same = 0  # pairs whose winners scored alike on the test rows: most likely the same config
     for name in sets:
         ks = [k for k in keys if k[0] == name]
         pair = [(runs[0][k], runs[1][k]) for k in ks]
+        same += sum(x["test_acc"] == y["test_acc"] and x["test_f1"] == y["test_f1"] for x, y in pair)
         line = f"{name:<14} {pair[0][0]['rows']:>5} {len(ks):>2}"
         for m in ("acc", "f1"):
             a = [float(x[f"test_{m}"]) for x, _ in pair]
@@ -300,6 +304,7 @@ def compare(path_a, path_b):
     if tot["gap"]:
         print(f"mean over sets, gap: A {mean([g[0] for g in tot['gap']]):.4f}, "
               f"B {mean([g[1] for g in tot['gap']]):.4f}")
+        print(f"pairs with the same test accuracy and macro-F1 in A and B: {same} of {len(keys)}")
 
 
 def main():
