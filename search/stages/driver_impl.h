@@ -1,6 +1,6 @@
-/* driver_impl.h — internal to search/stages/driver.c (the pool, trials, study) and
- * search/stages/stages.c (what each stage runs and decides): the search state they share and the
- * calls between them. Not a public header: the CLI includes driver.h. */
+/* driver_impl.h — internal to search/stages/driver.c (the pool, trials, study),
+ * search/stages/stages.c (what each stage runs and decides) and the files beside them: the
+ * search state they share and the calls between them. Not a public header: the CLI includes driver.h. */
 #ifndef NS_DRIVER_IMPL_H
 #define NS_DRIVER_IMPL_H
 
@@ -161,7 +161,18 @@ int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_c
  * (caller frees) with its evidence. NS_ERUNTIME on a store failure. */
 int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
                  ns_err *err);
-/* Takes a completed stage's decision (freshly made, or read back on resume) into s->dec. */
+/* The LR family (NS_FAM_SGD or NS_FAM_ADAPTIVE) of optimizer opt, and a family's name in
+ * decisions ("sgd", "adaptive"). */
+int ns_lr_family(int opt);
+const char *ns_lr_family_name(int f);
+/* The LR scale factor from the reference batch ref to batch b: linear for SGD, square root
+ * for adaptive optimizers (scaling NS_SCALE_AUTO), else as scaling says. */
+double ns_lr_scale(int scaling, int opt, int b, int ref);
+
+/* ---- absorb.c ---------------------------------------------------------------------------- */
+
+/* Takes a completed stage's decision (freshly made, or read back on resume) into s->dec,
+ * and narrows a searched train.lr to what the range test found. */
 void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision);
 
 /* Fills s->ref_*: the reference point is every searched key at the middle of its range

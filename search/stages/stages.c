@@ -1,7 +1,8 @@
 /* stages.c — what each stage runs and decides: the random stage's points, the LR range test
  * per optimizer family, the batch-size sweep with rescaled LRs and the gradient noise
  * scale, the optimizer x schedule comparison with confidence intervals and Welch tests,
- * and the final training of the chosen configuration (bayes: stage_bayes.c; select: select.c).
+ * and the final training of the chosen configuration (bayes: stage_bayes.c; select: select.c;
+ * what later stages take from each decision: absorb.c).
  * Every decision is a function of the stored trial results alone, so the same study seed
  * gives the same decisions whatever -j and however often the study was interrupted. Not
  * the pool or the store: driver.c. */
@@ -23,8 +24,8 @@
 
 /* ---- families, the reference point, sizes, pairs --------------------------------------- */
 
-static int family_of(int opt) { return opt == NS_OPT_SGD ? NS_FAM_SGD : NS_FAM_ADAPTIVE; }
-static const char *family_name(int f) { return f == NS_FAM_SGD ? "sgd" : "adaptive"; }
+int ns_lr_family(int opt) { return opt == NS_OPT_SGD ? NS_FAM_SGD : NS_FAM_ADAPTIVE; }
+const char *ns_lr_family_name(int f) { return f == NS_FAM_SGD ? "sgd" : "adaptive"; }
 
 /* The reference point: every searched key at the middle of its range (u = 0.5), the
  * stages' common starting configuration. NS_OK and *tc to free, or the instantiation's
@@ -76,10 +77,10 @@ static const ns_stage_cfg *later_compare(const ns_search *s, const ns_stage_cfg 
 static int lr_families(const ns_search *s, const ns_stage_cfg *st, int fam[NS_N_FAMILIES])
 {
     int want[NS_N_FAMILIES] = {0};
-    want[family_of(s->ref_opt)] = 1;
+    want[ns_lr_family(s->ref_opt)] = 1;
     const ns_stage_cfg *cmp = later_compare(s, st);
     for (int i = 0; cmp && i < cmp->n_optimizers; i++)
-        want[family_of(cmp->optimizers[i])] = 1;
+        want[ns_lr_family(cmp->optimizers[i])] = 1;
     int n = 0;
     for (int f = 0; f < NS_N_FAMILIES; f++)
         if (want[f])
@@ -147,9 +148,7 @@ static long count_none(const ns_search *s, const ns_stage_cfg *st)
 
 /* ---- plans ------------------------------------------------------------------------------- */
 
-/* The LR scale factor from the reference batch to batch b: linear for SGD, square root for
- * adaptive optimizers (scaling auto), as batch_sweep decided or st says. */
-static double lr_scale(int scaling, int opt, int b, int ref)
+double ns_lr_scale(int scaling, int opt, int b, int ref)
 {
     if (scaling == NS_SCALE_AUTO)
         scaling = opt == NS_OPT_SGD ? NS_SCALE_LINEAR : NS_SCALE_SQRT;
@@ -181,12 +180,12 @@ static void inherit(const ns_search *s, ns_trial_plan *p, int opt, int set_opt, 
         ns_plan_set(p, "train.batch_size", "%d", batch);
     /* the family's LR from the range test, or (without one) the config's own LR when a
      * batch sweep moved the batch size and the optimizer is of the config's family */
-    int f = family_of(opt);
+    int f = ns_lr_family(opt);
     double lr = d->have_lr[f] ? d->lr[f]
-                : batch > 0 && f == family_of(s->ref_opt) ? s->ref_lr : NAN;
+                : batch > 0 && f == ns_lr_family(s->ref_opt) ? s->ref_lr : NAN;
     if (isfinite(lr) && !(random && ns_space_find(sp, "train.lr") >= 0)) {
         if (batch > 0 && d->batch_ref > 0)
-            lr *= lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
+            lr *= ns_lr_scale(d->batch ? d->scaling : NS_SCALE_AUTO, opt, batch, d->batch_ref);
         ns_plan_set(p, "train.lr", "%.17g", lr);
     }
 }
@@ -210,7 +209,7 @@ static int plan_lr_range(PLAN_ARGS)
     int fam[NS_N_FAMILIES], opt = leader_opt(s);
     lr_families(s, st, fam);
     int f = fam[i / st->seeds];
-    int rep = family_of(opt) == f ? opt : f == NS_FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM;
+    int rep = ns_lr_family(opt) == f ? opt : f == NS_FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM;
     p->midpoint = 1;
     plan_set_opt(p, rep);
     if (s->dec.batch > 0)
@@ -227,10 +226,10 @@ static int plan_batch(PLAN_ARGS)
     p->midpoint = 1;
     inherit(s, p, opt, d->have_pair, 0);
     ns_plan_set(p, "train.batch_size", "%d", sizes[i]);
-    int f = family_of(opt);
+    int f = ns_lr_family(opt);
     double lr = d->have_lr[f] ? d->lr[f] : s->ref_lr;
     int ref = d->batch_ref > 0 ? d->batch_ref : s->ref_batch;
-    ns_plan_set(p, "train.lr", "%.17g", lr * lr_scale(st->scaling, opt, sizes[i], ref));
+    ns_plan_set(p, "train.lr", "%.17g", lr * ns_lr_scale(st->scaling, opt, sizes[i], ref));
     return NS_OK;
 }
 
@@ -302,7 +301,7 @@ int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_c
     for (int pass = 0; pass < 2; pass++) { /* measure, then write */
         j = (ns_jbuf){buf, buf ? j.len + 1 : 0, 0};
         ns_jbuf_putf(&j, "{\"family\":\"%s\",\"optimizer\":\"%s\",\"batch\":%d,\"rule\":\"%s\",\"pick\":",
-                     family_name(family_of(tc->train.opt.kind)),
+                     ns_lr_family_name(ns_lr_family(tc->train.opt.kind)),
                      ns_opt_kind_name(tc->train.opt.kind), tc->train.batch_size,
                      ns_lr_rule_name((ns_lr_rule)st->rule));
         ns_jbuf_num(&j, sg.ok ? pick : NAN);
@@ -442,7 +441,7 @@ static int decide_lr_range(DECIDE_ARGS)
             if (ns_json_get_num(r[i].result, "batch", &b))
                 batch = (int)b;
         }
-        const char *fn = family_name(fam[k]);
+        const char *fn = ns_lr_family_name(fam[k]);
         if (np == 0) {
             ns_jbuf_putf(j, ",\"%s_lr\":null", fn);
             continue;
@@ -734,165 +733,12 @@ static int decide_select(DECIDE_ARGS)
 
 #undef DECIDE_ARGS
 
-/* Narrows a searched train.lr to the bounds the range test found: those of the compare
- * leader's family when the optimizer is settled (rescaled to the chosen batch size), else
- * their hull over the families, so later random or bayes points spend no trials far off. */
-static void narrow_lr(ns_search *s)
-{
-    const ns_decisions *dc = &s->dec;
-    int k = ns_space_find(&s->base.space, "train.lr");
-    if (k < 0)
-        return;
-    ns_dim *d = &s->base.space.dims[k];
-    double lo = INFINITY, hi = 0;
-    int settled = dc->have_pair && ns_space_find(&s->base.space, "train.optimizer") < 0;
-    for (int f = 0; f < NS_N_FAMILIES; f++)
-        if (dc->have_lr[f] && (!settled || f == family_of(dc->opt))) {
-            double scale = dc->batch > 0 && dc->batch_ref > 0
-                               ? lr_scale(dc->scaling, settled ? dc->opt : f == NS_FAM_SGD ? NS_OPT_SGD : NS_OPT_ADAM,
-                                          dc->batch, dc->batch_ref)
-                               : 1.0;
-            lo = fmin(lo, dc->lr_lo[f] * scale);
-            hi = fmax(hi, dc->lr_hi[f] * scale);
-        }
-    if (!(hi > lo) || (d->kind != NS_DIM_LOG_UNIFORM && d->kind != NS_DIM_UNIFORM))
-        return;
-    d->lo = lo;
-    d->hi = hi;
-}
-
-/* ---- taking decisions in ------------------------------------------------------------------ */
-
-static void absorb_lr_range(ns_search *s, const char *decision)
-{
-    ns_decisions *d = &s->dec;
-    double v;
-    for (int f = 0; f < NS_N_FAMILIES; f++) {
-        char key[32];
-        snprintf(key, sizeof key, "%s_lr", family_name(f));
-        if (!ns_json_get_num(decision, key, &d->lr[f]) || !(d->lr[f] > 0))
-            continue;
-        d->have_lr[f] = 1;
-        snprintf(key, sizeof key, "%s_lo", family_name(f));
-        ns_json_get_num(decision, key, &d->lr_lo[f]);
-        snprintf(key, sizeof key, "%s_hi", family_name(f));
-        ns_json_get_num(decision, key, &d->lr_hi[f]);
-        snprintf(key, sizeof key, "%s_batch", family_name(f));
-        if (ns_json_get_num(decision, key, &v) && v > 0)
-            d->batch_ref = (int)v;
-    }
-    narrow_lr(s);
-}
-
-static void absorb_batch(ns_search *s, const char *decision)
-{
-    ns_decisions *d = &s->dec;
-    char txt[64];
-    double v;
-    if (ns_json_get_num(decision, "batch_size", &v) && v > 0)
-        d->batch = (int)v;
-    if (ns_json_get_num(decision, "ref_batch", &v) && v > 0 && d->batch_ref == 0)
-        d->batch_ref = (int)v;
-    if (ns_json_get_str(decision, "scaling", txt, sizeof txt))
-        d->scaling = !strcmp(txt, "linear") ? NS_SCALE_LINEAR
-                     : !strcmp(txt, "sqrt") ? NS_SCALE_SQRT
-                     : !strcmp(txt, "none") ? NS_SCALE_NONE : NS_SCALE_AUTO;
-    narrow_lr(s);
-}
-
-/* "adam/cosine" into its optimizer and schedule; 0 when it names neither. */
-static int parse_pair(const char *txt, int *opt, int *sched)
-{
-    const char *slash = strchr(txt, '/');
-    *opt = *sched = -1;
-    if (!slash)
-        return 0;
-    for (int o = NS_OPT_SGD; o <= NS_OPT_RMSPROP; o++)
-        if ((size_t)(slash - txt) == strlen(ns_opt_kind_name((ns_opt_kind)o)) &&
-            !strncmp(txt, ns_opt_kind_name((ns_opt_kind)o), (size_t)(slash - txt)))
-            *opt = o;
-    for (int k = NS_SCHED_CONSTANT; k <= NS_SCHED_PLATEAU; k++)
-        if (!strcmp(slash + 1, ns_sched_kind_name((ns_sched_kind)k)))
-            *sched = k;
-    return *opt >= 0 && *sched >= 0;
-}
-
-/* Adds key as a searched choice among the distinct names[0..n) when there are two or more
- * and the space does not search it already. Best effort: out of memory, later stages
- * keep the leader's value. */
-static void search_choice(ns_search *s, const char *key, const char *const *names, int n)
-{
-    const char *uniq[NS_MAX_PAIRS * NS_MAX_PAIRS];
-    int m = 0;
-    for (int i = 0; i < n; i++) {
-        int seen = 0;
-        for (int k = 0; k < m; k++)
-            seen |= !strcmp(uniq[k], names[i]);
-        if (!seen)
-            uniq[m++] = names[i];
-    }
-    if (m >= 2 && ns_space_find(&s->base.space, key) < 0)
-        ns_space_add_choice(&s->base.space, key, ns_config_key_find(key), uniq, m);
-}
-
-static void absorb_compare(ns_search *s, const char *decision)
-{
-    ns_decisions *d = &s->dec;
-    char txt[64];
-    int opt, sched;
-    if (ns_json_get_str(decision, "leader", txt, sizeof txt) && parse_pair(txt, &opt, &sched)) {
-        d->opt = opt;
-        d->sched = sched;
-        d->have_pair = 1;
-    }
-    /* a leader the comparison could not tell from the others: the short-list's optimizers
-     * and schedules become searched choices for the random and bayes stages after it (an
-     * optimizer of another LR family only when train.lr is searched, since otherwise the
-     * leader's family's LR would be used for it) */
-    const char *b, *e;
-    if (d->have_pair && ns_json_valid(decision) && ns_json_get(decision, "separated", &b, &e) &&
-        !strncmp(b, "false", 5) && ns_json_get(decision, "shortlist", &b, &e) && *b == '[') {
-        const char *opts[NS_MAX_PAIRS * NS_MAX_PAIRS], *scheds[NS_MAX_PAIRS * NS_MAX_PAIRS];
-        int n = 0, lr_searched = ns_space_find(&s->base.space, "train.lr") >= 0;
-        for (const char *p = ns_json_skip_ws(b + 1); *p == '"' && n < NS_MAX_PAIRS * NS_MAX_PAIRS;) {
-            const char *q = ns_json_string_end(p);
-            if (!q || (size_t)(q - p - 2) >= sizeof txt)
-                break;
-            memcpy(txt, p + 1, (size_t)(q - p - 2));
-            txt[q - p - 2] = 0;
-            if (parse_pair(txt, &opt, &sched) && (lr_searched || family_of(opt) == family_of(d->opt))) {
-                opts[n] = ns_opt_kind_name((ns_opt_kind)opt);
-                scheds[n++] = ns_sched_kind_name((ns_sched_kind)sched);
-            }
-            p = ns_json_skip_ws(q);
-            p = *p == ',' ? ns_json_skip_ws(p + 1) : p;
-        }
-        search_choice(s, "train.optimizer", opts, n);
-        search_choice(s, "train.schedule", scheds, n);
-    }
-    narrow_lr(s);
-}
-
-static void absorb_final(ns_search *s, const char *decision)
-{
-    double v;
-    if (ns_json_get_num(decision, "trial", &v))
-        s->dec.final_trial = (long)v;
-}
-
-static void absorb_select(ns_search *s, const char *decision)
-{
-    double v;
-    if (ns_json_get_num(decision, "winner", &v))
-        s->dec.final_trial = (long)v;
-}
-
 /* ---- the stage kinds ----------------------------------------------------------------------- */
 
 /* What each stage kind does, in ns_stage_kind order: how many trials it runs, the plan of
- * each, the decision it draws from their results and what later stages take from that
- * decision. Its name and options are config_search.c's table of kinds (parsing sits below
- * the stages). */
+ * each and the decision it draws from their results (what later stages take from that
+ * decision: absorb.c). Its name and options are config_search.c's table of kinds (parsing
+ * sits below the stages). */
 typedef struct stage_ops {
     ns_stage_kind kind;
     long (*count)(const ns_search *s, const ns_stage_cfg *st);
@@ -900,17 +746,16 @@ typedef struct stage_ops {
                 ns_err *err);                            /* NULL: it trains nothing */
     int (*decide)(ns_search *s, const ns_stage_cfg *st, const ns_trial_row *r, long have,
                   long count, ns_jbuf *j, ns_err *err);
-    void (*absorb)(ns_search *s, const char *decision); /* NULL: later stages take nothing */
 } stage_ops;
 
 static const stage_ops stage_kinds[] = {
-    {NS_STAGE_RANDOM, count_trials, plan_random, decide_summary, NULL},
-    {NS_STAGE_LR_RANGE, count_lr_range, plan_lr_range, decide_lr_range, absorb_lr_range},
-    {NS_STAGE_BATCH, count_batch, plan_batch, decide_batch, absorb_batch},
-    {NS_STAGE_COMPARE, count_compare, plan_compare, decide_compare, absorb_compare},
-    {NS_STAGE_FINAL, count_one, plan_final, decide_final, absorb_final},
-    {NS_STAGE_BAYES, count_bayes, plan_bayes, decide_summary, NULL},
-    {NS_STAGE_SELECT, count_none, NULL, decide_select, absorb_select},
+    {NS_STAGE_RANDOM, count_trials, plan_random, decide_summary},
+    {NS_STAGE_LR_RANGE, count_lr_range, plan_lr_range, decide_lr_range},
+    {NS_STAGE_BATCH, count_batch, plan_batch, decide_batch},
+    {NS_STAGE_COMPARE, count_compare, plan_compare, decide_compare},
+    {NS_STAGE_FINAL, count_one, plan_final, decide_final},
+    {NS_STAGE_BAYES, count_bayes, plan_bayes, decide_summary},
+    {NS_STAGE_SELECT, count_none, NULL, decide_select},
 };
 _Static_assert(sizeof stage_kinds / sizeof stage_kinds[0] == NS_STAGE_SELECT + 1,
                "one stage_kinds row per ns_stage_kind");
@@ -933,13 +778,6 @@ int ns_stage_plan(ns_search *s, const ns_stage_cfg *st, long first, long i, ns_t
                         "characters or %d keys)", first + i, p->bad, sizeof p->value[0] - 1,
                         NS_PLAN_MAX_SETTINGS);
     return rc;
-}
-
-void ns_stage_absorb(ns_search *s, const ns_stage_cfg *st, const char *decision)
-{
-    const stage_ops *k = ops_of(st);
-    if (k->absorb)
-        k->absorb(s, decision);
 }
 
 int ns_stage_decide(ns_search *s, const ns_stage_cfg *st, long first, long count, char **decision,
