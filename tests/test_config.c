@@ -504,7 +504,7 @@ Test(config, error_unknown_section)
                  "data:\n  train: %s\nmodle:\n  hidden: 3\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:1:", "unknown section 'lr'", "key of section 'train'"),
                  "data:\n  train: %s\nlr: 0.1\n", csv_file);
-    EXPECT_ERROR(FRAGS("cfg.yaml:1:1:", "unknown section 'zzz'", "data, model and train"), "zzz: 1\n");
+    EXPECT_ERROR(FRAGS("cfg.yaml:1:1:", "unknown section 'zzz'", "data, model, train and health"), "zzz: 1\n");
 }
 
 Test(config, error_unknown_key_with_suggestion)
@@ -1160,13 +1160,15 @@ Test(config, error_search_section)
                  "data:\n  train: %s\nserach:\n  seed: 1\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:4:13:", "search.parallel: 0 is out of range"),
                  "data:\n  train: %s\nsearch:\n  parallel: 0\n" "  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
+    EXPECT_ERROR(FRAGS("cfg.yaml:4:10:", "search.array: 0 is out of range", "[1, 4096]"),
+                 "data:\n  train: %s\nsearch:\n  array: 0\n" "  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.metric: val_rmse needs data.task: regression"),
                  "data:\n  train: %s\nsearch:\n  metric: val_rmse\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:5:11:", "search.metric: val_acc needs data.task: classification"),
                  "data:\n  train: %s\n  task: regression\nsearch:\n  metric: val_acc\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:4:11:", "search.metric: unknown metric 'accuracy'", "allowed: val_loss, val_acc, val_rmse"),
                  "data:\n  train: %s\nsearch:\n  metric: accuracy\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
-    EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.val_fraction: a search compares trials on the validation set"),
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.val_fraction: a search needs a validation split"),
                  "data:\n  train: %s\n  val_fraction: 0\nsearch:\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:4:9:", "search.name: 'my study' names the study folder"),
                  "data:\n  train: %s\nsearch:\n  name: my study\n  stages: [{stage: random, trials: 1, epochs: 1}]\n", csv_file);

@@ -188,7 +188,7 @@ const key_def cfg_keys[] = {
     NUM("search", "budget", KT_DURATION, search.budget, 0, INF, MIN_OPEN, NULL),
     ENUM("search", "final", search.final, final_names, 0, "auto"),
     ENUM("search", "decision_offsets", search.offsets, offsets_names, 0, "auto"),
-    NUM("search", "array", KT_INT, search.array, 0, 4096, AUTO_ZERO, "auto"),
+    NUM("search", "array", KT_INT, search.array, 1, 4096, AUTO_ZERO, "auto"),
     {.section = "search", .key = "stages", .type = KT_STAGES, .off = OFF(search)},
 };
 
@@ -402,7 +402,7 @@ static int walk_root(ctx *x, yaml_node_t *root)
                           !strcasecmp(name, "hpo")))
                 best = "search";
             if (best)
-                return cfg_fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s'?); the sections are data, model and train, plus search for a search",
+                return cfg_fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s'?); the sections are data, model, train and health, plus search for a search",
                             name, best);
             for (size_t j = 0; j < N_SECTIONS; j++)
                 if (cfg_key_index(cfg_sections[j], name) >= 0)
@@ -414,7 +414,7 @@ static int walk_root(ctx *x, yaml_node_t *root)
                     return cfg_fail(x, kn->start_mark, "unknown section '%.60s' (did you mean '%s.%s'?); put it under '%s:'",
                                 name, cfg_sections[j], sug, cfg_sections[j]);
             }
-            return cfg_fail(x, kn->start_mark, "unknown section '%.60s'; the sections are data, model and train, plus search for a search",
+            return cfg_fail(x, kn->start_mark, "unknown section '%.60s'; the sections are data, model, train and health, plus search for a search",
                         name);
         }
         if (x->sec_given[s])

@@ -777,7 +777,7 @@ int cfg_check_search(ctx *x)
                     "search.metric: val_rmse needs data.task: regression; use val_acc or val_loss for classification");
     if (c->data.val_fraction <= 0) {
         yaml_mark_t m = given(x, "data", "val_fraction") ? vmark(x, "data", "val_fraction") : x->sec_mark[sec];
-        return cfg_fail(x, m, "data.val_fraction: a search compares trials on the validation set, but val_fraction is 0; set val_fraction > 0 (e.g. 0.1)");
+        return cfg_fail(x, m, "data.val_fraction: a search needs a validation split (holdout trials are compared on it; the LR range test runs on it under cross-validation too), but val_fraction is 0; set val_fraction > 0 (e.g. 0.1)");
     }
     return NS_OK;
 }
