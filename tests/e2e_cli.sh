@@ -35,6 +35,10 @@ check "30 epoch records + final" test "$(wc -l <"$T/run1.json")" -eq 31
 check "epoch record keys" grep -q '"epoch":1,.*"train_loss":.*"val_loss":.*"val_acc":.*"lr":.*"seconds":.*"samples_per_s":' "$T/run1.json"
 check "final record: per-class metrics and the health findings" \
   grep -q '"final":true,.*"val_balanced_acc":0\.[0-9]*,"val_macro_f1":0\.[0-9]*,.*"health":\[\]' "$T/run1.json"
+# the default model path drops the config's last extension only: results/my.cfg/model.nsm
+mkdir -p "$T/dflt/cfg" && sed "s|data/tiny.csv|$PWD/configs/data/tiny.csv|" configs/tiny-train.yaml >"$T/dflt/cfg/my.cfg.yaml"
+(cd "$T/dflt" && "$NS" train cfg/my.cfg.yaml --quiet >/dev/null 2>&1)
+check "train's default model path: results/<config name less its extension>/model.nsm" test -s "$T/dflt/results/my.cfg/model.nsm"
 "$NS" train configs/tiny-train.yaml -o "$T/tiny_text.nsm" >"$T/run_text.out" 2>"$T/run_text.err"
 check "text output: health line and balanced accuracy" \
   bash -c "grep -q '^health: ok' '$T/run_text.out' && grep -q 'balanced_acc 0\.' '$T/run_text.out'"

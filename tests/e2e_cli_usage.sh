@@ -51,6 +51,9 @@ expect_error "a missing .yaml is the loader's error" "missing.yaml" "$NS" "$T/mi
 expect_error "no command" "missing the command" "$NS" --quiet
 expect_error "an unknown option without a command" "unknown option '--bogus'" "$NS" --bogus
 expect_error "an option the command does not take" "unknown option '-j'" "$NS" -j 2 status "$T"
+expect_error "-j beyond search.parallel's range" "-j: expected a whole number 1..4096" "$NS" configs/quickstart.yaml -j 5000
+expect_error "--threads 0" "--threads: expected a whole number 1..4096" "$NS" train configs/tiny-train.yaml --threads 0
+expect_error "--seed below 0" "--seed: expected a whole number >= 0" "$NS" train configs/tiny-train.yaml --seed -1
 # a config is any existing file, whatever its name
 sed "s#data/tiny.csv#$PWD/configs/data/tiny.csv#" configs/tiny-train.yaml >"$T/tiny.conf"
 "$NS" "$T/tiny.conf" --quiet -o "$T/conf.nsm" >/dev/null 2>"$T/conf.err"

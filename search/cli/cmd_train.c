@@ -86,7 +86,9 @@ static char *default_model_path(const char *config)
 {
     const char *base = strrchr(config, '/');
     base = base ? base + 1 : config;
-    size_t len = strcspn(base, ".");
+    /* the last extension only: my.cfg.yaml trains into results/my.cfg, not results/my */
+    const char *dot = strrchr(base, '.');
+    size_t len = dot && dot != base ? (size_t)(dot - base) : strlen(base);
     char *dir = malloc(len + 16), *path = malloc(len + 32);
     if (!dir || !path) {
         free(dir);
@@ -216,9 +218,11 @@ int cli_cmd_train(int argc, char **argv)
                 out = v;
             else if (!strcmp(a, "--checkpoint"))
                 ckpt = v;
-            else if (!strcmp(a, "--seed") ? cli_parse_long(v, &seed) || seed < 0
-                                          : cli_parse_long(v, &threads) || threads < 1 || threads > 256)
-                return cli_usage_error("bad value for %s: expected a non-negative integer", a);
+            else if (!strcmp(a, "--seed") && (cli_parse_long(v, &seed) || seed < 0))
+                return cli_usage_error("bad value for --seed: expected a whole number >= 0, got '%s'", v);
+            else if (!strcmp(a, "--threads") && (cli_parse_long(v, &threads) || threads < 1 || threads > 4096))
+                return cli_usage_error("bad value for --threads: expected a whole number 1..4096 "
+                                       "(as train.threads), got '%s'", v);
         } else if (cli_argument(a, &config, NULL)) {
             return 2;
         }

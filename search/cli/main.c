@@ -60,8 +60,9 @@ static const char usage_search[] =
     "\n"
     "Runs the search the config's search: section describes, or continues it when its study\n"
     "folder already holds it (a config without search: trains once: see nnsearch train --help).\n"
-    "Progress on stderr; at the end the top trials and the winner (stderr), and the path of\n"
-    "the exported winner and a one-line result (stdout).\n"
+    "Progress on stderr; at the end the top trials and the winner (stderr), and on stdout:\n"
+    "the path of the exported winner, a 'best:' line, a 'winner:' line with its test score\n"
+    "(when the config has a test set) and the path of the HTML report.\n"
     "\n"
     "options:\n"
     "  -o, --output DIR      the study FOLDER, against the working directory\n"
@@ -134,7 +135,7 @@ static const char usage_train[] =
     "\n"
     "options:\n"
     "  -o, --output FILE     the model FILE, against the working directory\n"
-    "                        [results/<config file name>/model.nsm]\n"
+    "                        [results/<config file name less its extension>/model.nsm]\n"
     "  --json                one JSON object per epoch on stdout, then a final one\n"
     "  --checkpoint FILE     write the full training state after every epoch and on Ctrl-C;\n"
     "                        if FILE exists, continue from it (bit-identical to an unbroken run)\n"
@@ -294,8 +295,9 @@ static int run_option(int argc, char **argv, int *i, run_opts *o)
         return cli_usage_error("option %s needs a value", a);
     const char *v = argv[++*i];
     if (a[1] == 'j') {
-        if (cli_parse_long(v, &o->jobs) || o->jobs < 1 || o->jobs > 256)
-            return cli_usage_error("bad value for -j: expected a whole number 1..256, got '%s'", v);
+        if (cli_parse_long(v, &o->jobs) || o->jobs < 1 || o->jobs > 4096)
+            return cli_usage_error("bad value for -j: expected a whole number 1..4096 (as "
+                                   "search.parallel), got '%s'", v);
     } else if (parse_duration(v, &o->budget)) {
         return bad_budget(v);
     }
