@@ -172,5 +172,31 @@ sed "s|$T/one.csv|$T/neg.csv|" "$T/one.yaml" >"$T/neg.yaml"
 expect_error "a negative class index" "neg.csv:40:9: class label -1 is negative; when every label is a number the labels are class indices" \
   "$NS" train "$T/neg.yaml" -o "$T/neg.nsm"
 
+# a test file's columns are matched to the training file's by name: the same rows with their
+# columns in another order score the same; a renamed or an extra column is refused
+python3 - "$T" <<'PY'
+import random, sys
+random.seed(1)
+R = [(a, b, c, "pos" if a > 0 else "neg") for a, b, c in ([random.gauss(0, 1) for _ in range(3)] for _ in range(400))]
+d = sys.argv[1]
+open(d + "/ctr.csv", "w").write("a,b,c,label\n" + "".join("%f,%f,%f,%s\n" % r for r in R[:300]))
+open(d + "/cte.csv", "w").write("a,b,c,label\n" + "".join("%f,%f,%f,%s\n" % r for r in R[300:]))
+open(d + "/cte_reord.csv", "w").write("c,label,b,a\n" + "".join("%f,%s,%f,%f\n" % (r[2], r[3], r[1], r[0]) for r in R[300:]))
+open(d + "/cte_renamed.csv", "w").write("x,b,c,label\n" + "".join("%f,%f,%f,%s\n" % r for r in R[300:]))
+open(d + "/cte_extra.csv", "w").write("a,b,c,e,label\n" + "".join("%f,%f,%f,1,%s\n" % r for r in R[300:]))
+PY
+for t in cte cte_reord cte_renamed cte_extra; do
+  printf 'data:\n  train: ctr.csv\n  test: %s.csv\nmodel:\n  hidden: [8]\ntrain:\n  epochs: 20\n  batch_size: 16\n' $t >"$T/$t.yaml"
+done
+"$NS" train "$T/cte.yaml" -o "$T/cte.nsm" --quiet >"$T/cte.out" 2>&1
+"$NS" train "$T/cte_reord.yaml" -o "$T/cte_reord.nsm" --quiet >"$T/cte_reord.out" 2>&1
+a=$(grep -o 'test_acc [0-9.]*' "$T/cte.out") b=$(grep -o 'test_acc [0-9.]*' "$T/cte_reord.out")
+check "test columns in another order: the same test score ($a, $b)" test -n "$a" -a "$a" = "$b"
+check "... and far above chance (the rows were read as trained: 0.5 when columns are by position)" awk -v v="${a#test_acc }" 'BEGIN { exit !(v > 0.8) }'
+expect_error "a renamed test column" "cte_renamed.csv:1: column 'a' is missing; the training file has it, add it" \
+  "$NS" train "$T/cte_renamed.yaml" -o "$T/cte_renamed.nsm"
+expect_error "an extra test column" "cte_extra.csv:1: column 'e' is not a feature of the training file" \
+  "$NS" train "$T/cte_extra.yaml" -o "$T/cte_extra.nsm"
+
 echo "e2e_input: $pass passed, $fail failed"
 [[ $fail -eq 0 ]]

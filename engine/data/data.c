@@ -27,6 +27,63 @@ static void data_strs_free(char **a, long n)
     free(a);
 }
 
+int ns_dataset_match_columns(ns_dataset *ds, char *const *names, int d, int extra_ok,
+                             const char *path, const char *why_needed, ns_err *err)
+{
+    if (!names || !ds->feature_names) {
+        if (ds->d != d)
+            return ns_err_set(err, NS_EINPUT, "%s: rows have %d features, expected %d; %s, so "
+                              "use data with the same columns", path, ds->d, d, why_needed);
+        return NS_OK;
+    }
+    int *col = malloc((size_t)(d > 0 ? d : 1) * sizeof *col);
+    unsigned char *used = calloc((size_t)(ds->d > 0 ? ds->d : 1), 1);
+    int rc = col && used ? NS_OK : ns_err_set(err, NS_ERUNTIME, "out of memory");
+    for (int j = 0; j < d && !rc; j++) {
+        col[j] = -1;
+        for (int k = 0; k < ds->d && col[j] < 0; k++)
+            if (!used[k] && !strcmp(names[j], ds->feature_names[k]))
+                col[j] = k;
+        if (col[j] < 0)
+            rc = ns_err_set(err, NS_EINPUT, "%s:1: column '%.200s' is missing; %s, add it", path,
+                            names[j], why_needed);
+        else
+            used[col[j]] = 1;
+    }
+    for (int k = 0; k < ds->d && !rc && !extra_ok; k++)
+        if (!used[k])
+            rc = ns_err_set(err, NS_EINPUT, "%s:1: column '%.200s' is not a feature of the "
+                            "training file; remove or rename it", path, ds->feature_names[k]);
+    int same = ds->d == d;
+    for (int j = 0; j < d && same && !rc; j++)
+        same = col[j] == j;
+    if (!rc && !same) {
+        float *x = malloc((size_t)(ds->n > 0 ? ds->n : 1) * (size_t)(d > 0 ? d : 1) * sizeof *x);
+        char **fn = calloc((size_t)(d > 0 ? d : 1), sizeof *fn);
+        if (!x || !fn) {
+            free(x);
+            free(fn);
+            rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
+        } else {
+            for (long i = 0; i < ds->n; i++)
+                for (int j = 0; j < d; j++)
+                    x[(size_t)i * (size_t)d + (size_t)j] = ds->x[(size_t)i * (size_t)ds->d + (size_t)col[j]];
+            for (int j = 0; j < d; j++) { /* the names move; the dropped ones are freed */
+                fn[j] = ds->feature_names[col[j]];
+                ds->feature_names[col[j]] = NULL;
+            }
+            data_strs_free(ds->feature_names, ds->d);
+            free(ds->x);
+            ds->x = x;
+            ds->feature_names = fn;
+            ds->d = d;
+        }
+    }
+    free(col);
+    free(used);
+    return rc;
+}
+
 /* Contract in data_impl.h. */
 int data_strs_dup(char ***out, char *const *src, long n)
 {

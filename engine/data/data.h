@@ -74,6 +74,15 @@ int ns_dataset_load(ns_dataset *ds, const char *path, const char *labels_path,
 
 void ns_dataset_free(ns_dataset *ds);
 
+/* Puts ds's feature columns in the order of names[0..d) (a training file's or a model's),
+ * matched by header name, so that a file whose columns come in another order is read as
+ * the one it was trained on; ds->feature_names follows. Columns of ds that names lacks are
+ * dropped when extra_ok, else NS_EINPUT. A name of names that ds lacks is NS_EINPUT
+ * ("PATH:1: column 'c' is missing; <why_needed>, add it"). Without names on either side
+ * the columns stay by position and only their count must be d. NS_ERUNTIME: out of memory. */
+int ns_dataset_match_columns(ns_dataset *ds, char *const *names, int d, int extra_ok,
+                             const char *path, const char *why_needed, ns_err *err);
+
 /* New dataset holding rows idx[0..n) of src (deep copy, names included). n may be 0;
  * dst must not be src. An index outside src is NS_EINPUT and leaves *dst zeroed. */
 int ns_dataset_subset(ns_dataset *dst, const ns_dataset *src, const int32_t *idx, long n,

@@ -55,51 +55,11 @@ static int is_text(const char *path)
     return n >= 1 && !(b[0] == 0x1f && b[1] == 0x8b) && b[0] != 0;
 }
 
-/* Reorders ds's columns to the model's feature order (by name). */
+/* Reorders ds's columns to the model's feature order (by name); extra columns are left out. */
 static int match_columns(ns_dataset *ds, const ns_model_file *mf, const char *data_path, ns_err *err)
 {
-    int d = mf->spec.n_in;
-    if (!mf->feature_names || !ds->feature_names) {
-        if (ds->d != d)
-            return ns_err_set(err, NS_EINPUT, "%s: rows have %d features, the model expects %d; "
-                              "use data with the training set's layout", data_path, ds->d, d);
-        return NS_OK;
-    }
-    int *col = malloc((size_t)d * sizeof *col);
-    if (!col)
-        return ns_err_set(err, NS_ERUNTIME, "out of memory");
-    for (int j = 0; j < d; j++) {
-        col[j] = -1;
-        for (int k = 0; k < ds->d; k++)
-            if (!strcmp(mf->feature_names[j], ds->feature_names[k])) {
-                col[j] = k;
-                break;
-            }
-        if (col[j] < 0) {
-            int rc = ns_err_set(err, NS_EINPUT, "%s:1: column '%s' is missing; the model was trained "
-                                "with it, add it to the data", data_path, mf->feature_names[j]);
-            free(col);
-            return rc;
-        }
-    }
-    int same = ds->d == d;
-    for (int j = 0; j < d && same; j++)
-        same = col[j] == j;
-    if (!same) {
-        float *x = malloc((size_t)ds->n * d * sizeof *x);
-        if (!x) {
-            free(col);
-            return ns_err_set(err, NS_ERUNTIME, "out of memory");
-        }
-        for (long i = 0; i < ds->n; i++)
-            for (int j = 0; j < d; j++)
-                x[(size_t)i * d + j] = ds->x[(size_t)i * ds->d + col[j]];
-        free(ds->x);
-        ds->x = x;
-        ds->d = d;
-    }
-    free(col);
-    return NS_OK;
+    return ns_dataset_match_columns(ds, mf->feature_names, mf->spec.n_in, 1, data_path,
+                                    "the model was trained with it", err);
 }
 
 static void write_field(FILE *f, const char *s)

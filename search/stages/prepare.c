@@ -164,12 +164,10 @@ int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err)
         rc = load_one(&p->test, c, 1, &full, err);
         if (rc)
             goto fail;
-        if (p->test.d != full.d) {
-            rc = ns_err_set(err, NS_EINPUT, "%s: %d features per row, but the training file %s has %d; "
-                            "use a test set with the same columns", c->data.test, p->test.d,
-                            c->data.train, full.d);
+        /* by name: a test file with its columns in another order is the same data */
+        if ((rc = ns_dataset_match_columns(&p->test, full.feature_names, full.d, 0, c->data.test,
+                                           "the training file has it", err)))
             goto fail;
-        }
         if (full.task == NS_TASK_CLASSIFY && p->test.n_classes > full.n_classes) {
             rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the training file has only "
                             "%d classes", c->data.test, p->test.n_classes - 1, full.n_classes);
@@ -214,10 +212,9 @@ int ns_load_test(ns_dataset *ds, const ns_config *c, const ns_prepared *ref, ns_
     vocab.n_classes = ref->n_classes;
     vocab.class_names = ref->class_names;
     int rc = load_one(ds, c, 1, &vocab, err);
-    if (!rc && ds->d != ref->train.d)
-        rc = ns_err_set(err, NS_EINPUT, "%s: %d features per row, but the training file %s has %d; "
-                        "use a test set with the same columns", c->data.test, ds->d, c->data.train,
-                        ref->train.d);
+    if (!rc)
+        rc = ns_dataset_match_columns(ds, ref->train.feature_names, ref->train.d, 0, c->data.test,
+                                      "the training file has it", err);
     if (!rc && ds->task == NS_TASK_CLASSIFY && ds->n_classes > ref->n_classes)
         rc = ns_err_set(err, NS_EINPUT, "%s: labels go up to %d but the training file has only "
                         "%d classes", c->data.test, ds->n_classes - 1, ref->n_classes);
