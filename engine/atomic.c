@@ -61,9 +61,31 @@ static void atomic_clear(ns_atomic_file *a)
     memset(a, 0, sizeof *a);
 }
 
+int ns_atomic_check_dest(const char *path, ns_err *err)
+{
+    struct stat st;
+    if (!path[0])
+        return ns_err_set(err, NS_EINPUT, "an empty output path; name a file to write");
+    if (path[strlen(path) - 1] == '/' || (!stat(path, &st) && !S_ISREG(st.st_mode)))
+        return ns_err_set(err, NS_EINPUT, "%s: is %s, not a file; name a file to write (the "
+                          "output replaces a file whole, and would replace this)", path,
+                          path[strlen(path) - 1] == '/' || S_ISDIR(st.st_mode) ? "a folder"
+                          : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode)          ? "a device"
+                          : S_ISFIFO(st.st_mode)                                ? "a pipe"
+                                                                                : "not a regular file");
+    return NS_OK;
+}
+
 int ns_atomic_open(ns_atomic_file *a, const char *path, ns_err *err)
 {
     memset(a, 0, sizeof *a);
+    /* the rename would put a regular file in place of a device such as /dev/null (as
+     * root), or fail on a folder only after all the work */
+    int rc = ns_atomic_check_dest(path, err);
+    if (rc) {
+        errno = EINVAL;
+        return rc;
+    }
     size_t cap = strlen(path) + 16;
     a->path = strdup(path);
     a->tmp = malloc(cap);
@@ -150,6 +172,11 @@ void ns_atomic_remove_stale(const char *path)
 int ns_mkdir_p(const char *dir, char *failed, size_t cap)
 {
     size_t n = strlen(dir);
+    if (!n) { /* no folder to make; the loop below starts past the first character */
+        if (failed && cap)
+            failed[0] = '\0';
+        return ENOENT;
+    }
     char *p = malloc(n + 1);
     if (!p)
         return ENOMEM;

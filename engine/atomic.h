@@ -16,8 +16,14 @@ typedef struct ns_atomic_file {
     char *tmp;  /* the temporary file */
 } ns_atomic_file;
 
+/* Whether path can be written as a whole file: NS_EINPUT with the reason when it is empty,
+ * ends in '/', or names something other than a regular file (a folder, a device such as
+ * /dev/null, a pipe); NS_OK when it is a regular file or does not exist. For commands to
+ * check their outputs before the work that fills them. */
+int ns_atomic_check_dest(const char *path, ns_err *err);
 /* Creates PATH.tmp.XXXXXX exclusively, mode 0666 less the umask (mkstemp's 0600 would make
- * models and configs unreadable to others). NS_ERUNTIME with the reason on failure. */
+ * models and configs unreadable to others). NS_EINPUT as ns_atomic_check_dest says, else
+ * NS_ERUNTIME with the reason on failure. */
 int ns_atomic_open(ns_atomic_file *a, const char *path, ns_err *err);
 /* Flushes, fsyncs, closes and renames the temporary file over the destination, then syncs
  * the folder (best effort). On any failure the temporary file is removed, the destination

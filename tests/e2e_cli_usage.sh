@@ -83,6 +83,19 @@ check "nnsearch -j 2 -o DIR --quiet CONFIG: exit 0 ($(head -c 200 "$T/before.err
 check "options after the config: exit 0" test $rc -eq 0
 check "options before and after: the same study" cmp -s <(table "$T/before") <(table "$T/after")
 check "-o before the config named the study folder" test -s "$T/before/study.db"
+# outputs that are not files: refused before any work, one line, exit 2, the thing intact
+mkfifo "$T/pipe" && mkdir -p "$T/afolder"
+expect_error "train -o a pipe" "pipe: is a pipe, not a file" "$NS" train configs/tiny-train.yaml -o "$T/pipe"
+check "... the pipe is still a pipe" test -p "$T/pipe"
+expect_error "train -o a folder" "afolder: is a folder, not a file" "$NS" train configs/tiny-train.yaml -o "$T/afolder"
+expect_error "train --checkpoint a folder" "afolder: is a folder, not a file" "$NS" train configs/tiny-train.yaml -o "$T/m.nsm" --checkpoint "$T/afolder"
+check "... no model written" test ! -e "$T/m.nsm"
+expect_error "export -o a pipe" "pipe: is a pipe, not a file" "$NS" export "$T/before" -o "$T/pipe"
+expect_error "report -o a folder" "afolder: is a folder, not a file" "$NS" report "$T/before" -o "$T/afolder"
+expect_error "predict -o a pipe" "pipe: is a pipe, not a file" "$NS" predict "$T/before/trials/0/model.nsm" configs/data/tiny.csv -o "$T/pipe"
+check "... still a pipe" test -p "$T/pipe"
+expect_error "a search with -o ''" "option -o needs a folder name, not an empty one" "$NS" "$T/s.yaml" -o ""
+expect_error "train -o ''" "an empty output path" "$NS" train configs/tiny-train.yaml -o ""
 "$NS" --json status "$T/before" >"$T/st1.json"
 "$NS" status "$T/before" --json >"$T/st2.json"
 check "status: --json before DIR" bash -c "[ -s '$T/st1.json' ] && cmp -s '$T/st1.json' '$T/st2.json'"

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -795,6 +796,12 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     FILE *in = fopen(path, "rb");
     if (!in)
         return ns_err_set(err, NS_EINPUT, "%s: cannot open checkpoint: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(in), &st) || !S_ISREG(st.st_mode)) { /* a folder opens, and sizes as LONG_MAX */
+        fclose(in);
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint file (a folder or a device); name "
+                          "a file", path);
+    }
     fseek(in, 0, SEEK_END);
     long size = ftell(in);
     fseek(in, 0, SEEK_SET);

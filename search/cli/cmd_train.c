@@ -248,6 +248,11 @@ int cli_cmd_train(int argc, char **argv)
         c.train.seed = (uint64_t)seed;
     if (threads > 0)
         c.threads = (int)threads;
+    /* outputs that cannot be written are refused before the training, not after it */
+    if ((out && ns_atomic_check_dest(out, &err)) || (ckpt && ns_atomic_check_dest(ckpt, &err))) {
+        ns_config_free(&c);
+        return cli_report(&err);
+    }
     if (c.ensemble) {
         if (ckpt) {
             ns_config_free(&c);

@@ -68,6 +68,8 @@ static int write_atomic(const char *path, const char *a, size_t alen, const char
                         size_t blen, ns_err *err)
 {
     ns_atomic_file out;
+    if (ns_atomic_check_dest(path, err)) /* a folder or a device: its own reason */
+        return NS_EINPUT;
     int rc = ns_atomic_open(&out, path, NULL);
     if (!rc) {
         fwrite(a, 1, alen, out.f);

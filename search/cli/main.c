@@ -320,6 +320,8 @@ static int cmd_search(int argc, char **argv, const char *config)
         if (i + 1 >= argc)
             return cli_usage_error("option %s needs a value", a);
         out = argv[++i];
+        if (!out[0])
+            return cli_usage_error("option %s needs a folder name, not an empty one", a);
     }
     return search_main(config, out, o.jobs, o.budget, o.force, o.quiet);
 }

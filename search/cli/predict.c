@@ -98,6 +98,8 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     FILE *out = stdout;
     ns_atomic_file af = {0};
     double *acc = NULL;
+    if (out_path && ns_atomic_check_dest(out_path, err)) /* before the work, not after it */
+        return NS_EINPUT;
     long *conf = NULL; /* (K, K) confusion matrix when the data has labels */
     /* A model file is an ensemble of one: the mean of one member's outputs is that
      * member's outputs, bit for bit (below). */

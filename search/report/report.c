@@ -718,7 +718,9 @@ int ns_report_write(const char *dir, const char *out_path, ns_err *err)
         rc = ns_err_set(err, NS_ERUNTIME, "%s: out of memory", dir);
     if (rc == NS_OK) {
         ns_atomic_file a;
-        if (ns_atomic_open(&a, out_path, NULL) != NS_OK) {
+        if (ns_atomic_check_dest(out_path, err)) { /* a folder or a device: its own reason */
+            rc = NS_EINPUT;
+        } else if (ns_atomic_open(&a, out_path, NULL) != NS_OK) {
             rc = ns_err_set(err, NS_EINPUT, "%s: cannot write the report: %s; check that the "
                             "folder exists and is writable", out_path, strerror(errno));
         } else {
