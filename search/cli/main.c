@@ -258,7 +258,8 @@ static int search_main(const char *config, const char *out, long jobs, double bu
         return 130;
     }
     if (res.best_trial < 0) {
-        printf("study %s: no trial completed\n", res.dir);
+        fprintf(stderr, "nnsearch: study %s: no trial completed with a metric; nnsearch status %s "
+                "says why each ended\n", res.dir, res.dir);
         return 1;
     }
     if ((rc = ns_cmd_export(res.dir, NULL, stdout, &err)))

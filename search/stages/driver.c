@@ -514,8 +514,16 @@ static int prepare_resampling(ns_search *s, ns_err *err)
     long rows = s->data.train.n + s->data.val.n;
     int K = sc->folds;
     if (sc->resampling == NS_RESAMPLE_HOLDOUT ||
-        (sc->resampling == NS_RESAMPLE_AUTO && (rows > NS_CV_AUTO_MAX_ROWS || rows < 4)))
+        (sc->resampling == NS_RESAMPLE_AUTO && (rows > NS_CV_AUTO_MAX_ROWS || rows < 4))) {
+        /* without validation rows every trial's metric is NaN and none can win */
+        if (s->data.val.n < 1)
+            return ns_err_set(err, NS_EINPUT, "data.val_fraction %g of %ld rows leaves no validation "
+                              "rows to compare trials on; raise val_fraction, or give more rows%s",
+                              s->base.data.val_fraction, rows,
+                              sc->resampling == NS_RESAMPLE_HOLDOUT && rows >= 4
+                                  ? " (or search.resampling: cv)" : "");
         return NS_OK;
+    }
     if (sc->resampling == NS_RESAMPLE_AUTO && rows < 2L * K)
         K = (int)(rows / 2);
     s->fold_seed = ns_seed_derive(sc->seed, 0, SEED_CV);
