@@ -167,6 +167,37 @@ check "killed $kills times: the same per-fold results" \
 check "killed $kills times: integrity_check ok" test "$(db "$T/c" 'PRAGMA integrity_check')" = ok
 if [[ $fail -ne 0 ]]; then diff <(table "$T/ref") <(table "$T/c") | head -6 >&2; fi
 
+# ---- damaged checkpoints: a holdout study stopped mid-trial whose checkpoints are then cut
+# short (a disk error) resumes by running those trials again from the start, to the same end
+cat >"$T/h.yaml" <<YAML
+data:
+  train: $PWD/configs/data/quickstart.csv
+model:
+  hidden: [64]
+train:
+  epochs: 3000
+  batch_size: 32
+  lr: {log_uniform: [1e-3, 1e-2]}
+search:
+  seed: 3
+  resampling: holdout
+  stages:
+    - {stage: random, trials: 2, epochs: 3000}
+    - {stage: select}
+YAML
+"$NS" "$T/h.yaml" -j 2 -o "$T/href" --quiet >/dev/null 2>&1
+"$NS" "$T/h.yaml" -j 2 -o "$T/hcut" --quiet >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 400); do [[ -s $T/hcut/trials/0/checkpoint && -s $T/hcut/trials/1/checkpoint ]] && break; sleep 0.01; done
+kill -INT $pid; wait $pid
+cut=0
+for f in "$T"/hcut/trials/*/checkpoint; do [[ -s $f ]] && truncate -s 100 "$f" && cut=$((cut + 1)); done
+"$NS" resume "$T/hcut" --quiet >/dev/null 2>"$T/hcut.err"; rc=$?
+check "damaged checkpoints ($cut cut short): resume exit 0 ($(head -c 200 "$T/hcut.err"))" test $rc -eq 0
+check "... at least one checkpoint was damaged" test "$cut" -ge 1
+check "... the same trials as uninterrupted" cmp -s <(table "$T/href") <(table "$T/hcut")
+check "... no failed trial" test "$(db "$T/hcut" "SELECT count(*) FROM trial WHERE state = 'failed'")" = 0
+
 t_end=$EPOCHREALTIME
 echo "e2e_kill: $(awk -v a="$t_begin" -v b="$t_cuts" -v c="$t_end" 'BEGIN { printf "%.1f s (uninterrupted and round cuts %.1f s, campaign %.1f s)", c - a, b - a, c - b }')" >&2
 echo "e2e_kill: $pass passed, $fail failed"

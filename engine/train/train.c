@@ -749,15 +749,30 @@ int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
     FILE *f = fopen(path, "rb");
     if (!f)
         return ns_err_set(err, NS_ERUNTIME, "%s: %s", path, strerror(errno));
-    char magic[8];
-    uint32_t ver = 0;
-    uint64_t np, tag;
-    int32_t e = 0;
-    int bad = get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
-              ver != CKPT_VERSION || get(f, &np, 8) || get(f, &tag, 8) || get(f, &e, 4) || e < 0;
+    struct stat st;
+    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size < 32) {
+        fclose(f);
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint (truncated, or not a file)", path);
+    }
+    unsigned char *buf = malloc((size_t)st.st_size);
+    if (!buf) {
+        fclose(f);
+        return ns_err_set(err, NS_ERUNTIME, "out of memory reading %s", path);
+    }
+    int rd = get(f, buf, (size_t)st.st_size);
     fclose(f);
+    uint32_t crc = 0;
+    memcpy(&crc, buf + st.st_size - 4, 4);
+    uint32_t ver = 0;
+    int32_t e = 0;
+    memcpy(&ver, buf + 8, 4);
+    memcpy(&e, buf + 28, 4); /* magic 8, version 4, parameters 8, tag 8 */
+    int bad = rd || crc != (uint32_t)crc32(0L, buf, (uInt)(st.st_size - 4)) ||
+              memcmp(buf, CKPT_MAGIC, 8) || ver != CKPT_VERSION || e < 0;
+    free(buf);
     if (bad)
-        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this version", path);
+        return ns_err_set(err, NS_EINPUT, "%s: not an intact checkpoint of this version (checksum "
+                          "or header)", path);
     *epoch = e;
     return NS_OK;
 }

@@ -219,9 +219,10 @@ void ns_trainer_free(ns_trainer *tr);
  * load *tr is partly overwritten: free it (or init it again), do not run it. */
 int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err);
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err);
-/* The epochs completed when the checkpoint at path was written (its header only; the
- * contents are checked by ns_trainer_load). NS_EINPUT when path is not a checkpoint of
- * this version, NS_ERUNTIME when it cannot be read. */
+/* The epochs completed when the checkpoint at path was written (the whole file's checksum
+ * and its header are checked; whether it belongs to a run is ns_trainer_load's check).
+ * NS_EINPUT when path is not an intact checkpoint of this version (truncated, damaged, not
+ * a file), NS_ERUNTIME when it cannot be read. */
 int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err);
 
 #endif

@@ -331,7 +331,7 @@ int ns_stage_run_lrfind(ns_search *s, const ns_stage_cfg *st, long n, const ns_c
     ns_lrfind_curve_free(&curve);
     if (!sg.ok) {
         free(buf);
-        return ns_err_set(err, NS_ERUNTIME, "the LR range test gave no usable curve (%d points); "
+        return ns_err_set(err, NS_EINPUT, "the LR range test gave no usable curve (%d points); "
                           "widen start..end or raise sweep_steps", curve.n);
     }
     *result = buf;

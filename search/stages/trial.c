@@ -108,8 +108,19 @@ static int drop_checkpoint_ahead(ns_search *s, long n, const char *ckpt, ns_err 
 {
     int epoch = 0;
     ns_err e = {0};
-    if (access(ckpt, F_OK) || ns_checkpoint_epoch(ckpt, &epoch, &e) || epoch == 0)
-        return NS_OK; /* none, nothing to miss, or one the trainer refuses with its reason */
+    if (access(ckpt, F_OK))
+        return NS_OK;
+    int crc = ns_checkpoint_epoch(ckpt, &epoch, &e);
+    if (crc == NS_EINPUT) { /* damaged (a disk error, a hand edit): the trial is deterministic,
+                             * so running it again from the start gives what it would have */
+        if (unlink(ckpt) && errno != ENOENT)
+            return ns_err_set(err, NS_ERUNTIME, "%s: cannot remove: %s", ckpt, strerror(errno));
+#pragma omp critical(ns_store)
+        ns_search_progress(s, "trial %ld: %s: it runs again from the start\n", n, e.msg);
+        return NS_OK;
+    }
+    if (crc || epoch == 0)
+        return NS_OK; /* unreadable (the trainer says why), or nothing to miss */
     ns_epoch_record *recs = NULL;
     int nrec = 0, rc, have = 0;
 #pragma omp critical(ns_store)
