@@ -98,6 +98,13 @@ expect_error "a search with -o ''" "option -o needs a folder name, not an empty 
 expect_error "train -o ''" "an empty output path" "$NS" train configs/tiny-train.yaml -o ""
 sed 's/resampling: holdout/resampling: holdout/; s/^  val_fraction: .*//' "$T/s.yaml" >"$T/vf.yaml"
 sed -i 's/^data:/data:\n  val_fraction: 0.001/' "$T/vf.yaml"
+# an LR range test whose every sweep blows up: its 3 seeds' trials fail, the stage keeps the
+# config's LRs and the study goes on (it used to stop every run and resume with exit 1)
+sed 's/    - {stage: random, trials: 3, epochs: 3}/    - {stage: lr_range, start: 10, end: 1e6}\n    - {stage: random, trials: 3, epochs: 3}/' "$T/s.yaml" >"$T/lrb.yaml"
+"$NS" "$T/lrb.yaml" -o "$T/lrb" --quiet >/dev/null 2>"$T/lrb.err"; rc=$?
+check "an LR range test without a usable curve: the search ends, exit 0 ($(head -c 200 "$T/lrb.err"))" test $rc -eq 0
+check "... its trials failed, the random stage completed" \
+  test "$(sqlite3 "$T/lrb/study.db" "SELECT count(*) FROM trial WHERE stage LIKE '%lr_range' AND state = 'failed'") $(sqlite3 "$T/lrb/study.db" "SELECT state FROM stage WHERE name LIKE '%random'")" = "3 complete"
 expect_error "a holdout search with no validation rows" "leaves no validation rows to compare trials on" "$NS" "$T/vf.yaml" -o "$T/vf"
 check "... and no study folder" test ! -e "$T/vf"
 "$NS" --json status "$T/before" >"$T/st1.json"
