@@ -89,3 +89,21 @@ Test(json, number_arrays)
     cr_assert_eq(ns_json_get_nums(t, "missing", v, 4), -1);
     cr_assert_eq(ns_json_get_nums("{\"folds\":[1,", "folds", v, 4), -1, "invalid JSON");
 }
+
+Test(json, writer_strings_are_utf8)
+{
+    /* a Latin-1 header byte, a cut-off sequence, an overlong '/', a surrogate, then valid
+     * two-, three- and four-byte characters: JSON text is UTF-8, so each byte of the first
+     * four that starts no well-formed character becomes U+FFFD, and the rest are copied */
+    const char *in = "a\xff" "b\xc3" "\xc0\xaf" "\xed\xa0\x80" "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    char buf[128];
+    ns_jbuf j = {buf, sizeof buf, 0};
+    ns_jbuf_str(&j, in, 64);
+    ns_jbuf_finish(&j);
+    cr_assert_str_eq(buf, "\"a\\ufffdb\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\\ufffd\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80\"");
+    /* a character cut by max is not copied in part */
+    j = (ns_jbuf){buf, sizeof buf, 0};
+    ns_jbuf_str(&j, "x\xe2\x82\xac", 3);
+    ns_jbuf_finish(&j);
+    cr_assert_str_eq(buf, "\"x\\ufffd\\ufffd\"");
+}
