@@ -1049,3 +1049,30 @@ Test(standardizer, classification_targets_constant_and_empty)
     cr_assert_eq(ns_standardizer_fit(&s, &ds, &err), NS_EINPUT);
     cr_assert_null(s.mean);
 }
+
+Test(standardizer, values_near_the_float_maximum_stay_finite)
+{
+    /* -3.4e38 - 1.7e38 (the mean) overflows a float although the standardised value is
+     * about -1.7 */
+    enum { N = 4, D = 1 };
+    float x[N] = {3.4e38f, 3.4e38f, 3.4e38f, -3.4e38f};
+    ns_dataset ds = {.n = N, .d = D, .task = NS_TASK_REGRESS, .x = malloc(sizeof x),
+                     .t = calloc(N, sizeof(float))};
+    memcpy(ds.x, x, sizeof x);
+    ns_standardizer s;
+    ns_err err = {0};
+    cr_assert_eq(ns_standardizer_fit(&s, &ds, &err), NS_OK, "%s", err.msg);
+    ns_standardizer_apply(&s, ds.x, N);
+    double m = 0, sd = 0;
+    for (int i = 0; i < N; i++)
+        m += (double)x[i] / N;
+    for (int i = 0; i < N; i++)
+        sd += ((double)x[i] - m) * ((double)x[i] - m) / N;
+    sd = sqrt(sd);
+    for (int i = 0; i < N; i++) {
+        cr_assert(isfinite(ds.x[i]), "row %d: %g", i, ds.x[i]);
+        cr_assert_float_eq(ds.x[i], ((double)x[i] - m) / sd, 1e-5, "row %d: %g", i, ds.x[i]);
+    }
+    ns_standardizer_free(&s);
+    ns_dataset_free(&ds);
+}

@@ -633,8 +633,14 @@ void ns_standardizer_apply(const ns_standardizer *s, float *x, long n)
     size_t d = (size_t)s->d;
     for (long i = 0; i < n; i++) {
         float *xr = x + (size_t)i * d;
-        for (size_t j = 0; j < d; j++)
-            xr[j] = (xr[j] - s->mean[j]) * s->scale[j];
+        for (size_t j = 0; j < d; j++) {
+            float v = (xr[j] - s->mean[j]) * s->scale[j];
+            /* near FLT_MAX the float difference overflows though the result is small: then
+             * in double (only then: the usual bits stay those of the float formula) */
+            if (!isfinite(v) && isfinite(xr[j]))
+                v = (float)(((double)xr[j] - (double)s->mean[j]) * (double)s->scale[j]);
+            xr[j] = v;
+        }
     }
 }
 
