@@ -98,6 +98,19 @@ expect_error "a search with -o ''" "option -o needs a folder name, not an empty 
 expect_error "train -o ''" "an empty output path" "$NS" train configs/tiny-train.yaml -o ""
 sed 's/resampling: holdout/resampling: holdout/; s/^  val_fraction: .*//' "$T/s.yaml" >"$T/vf.yaml"
 sed -i 's/^data:/data:\n  val_fraction: 0.001/' "$T/vf.yaml"
+# a gzipped CSV trains and predicts as the CSV does; a pipe as data is refused at once
+gzip -c configs/data/tiny.csv >"$T/tiny.csv.gz"
+sed "s|data/tiny.csv|$T/tiny.csv.gz|" configs/tiny-train.yaml >"$T/gz.yaml"
+"$NS" train "$T/gz.yaml" -o "$T/gz.nsm" --quiet >"$T/gz.out" 2>"$T/gz.err"; rc=$?
+check "a gzipped CSV trains: exit 0 ($(head -c 200 "$T/gz.err"))" test $rc -eq 0
+"$NS" train configs/tiny-train.yaml -o "$T/plain.nsm" --quiet >"$T/plain.out" 2>/dev/null
+check "... to a model that predicts as the CSV's does" \
+  cmp -s <("$NS" predict "$T/gz.nsm" configs/data/tiny.csv 2>/dev/null) <("$NS" predict "$T/plain.nsm" configs/data/tiny.csv 2>/dev/null)
+check "predict reads the gzipped CSV by its header" \
+  bash -c "'$NS' predict '$T/gz.nsm' '$T/tiny.csv.gz' 2>/dev/null | head -1 | grep -q '^row,prediction,p_alpha'"
+mkfifo "$T/datapipe"
+sed "s|data/tiny.csv|$T/datapipe|" configs/tiny-train.yaml >"$T/pipe.yaml"
+expect_error "a pipe as data" "is not a regular file (a pipe or a device)" timeout 10 "$NS" train "$T/pipe.yaml" -o "$T/pipe.nsm"
 # an LR range test whose every sweep blows up: its 3 seeds' trials fail, the stage keeps the
 # config's LRs and the study goes on (it used to stop every run and resume with exit 1)
 sed 's/    - {stage: random, trials: 3, epochs: 3}/    - {stage: lr_range, start: 10, end: 1e6}\n    - {stage: random, trials: 3, epochs: 3}/' "$T/s.yaml" >"$T/lrb.yaml"

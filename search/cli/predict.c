@@ -11,23 +11,34 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "engine/data/data.h"
 #include "engine/train/metrics.h"
 #include "model/infer.h"
 #include "model/modelfile.h"
 
-/* 1 if the first line of a text file has a comma-separated field equal to name (quotes and
- * surrounding blanks ignored). The header may be of any length. */
+/* 1 if the first line of a text file (gzipped or not) has a comma-separated field equal to
+ * name (quotes and surrounding blanks ignored). The header may be of any length. */
 static int header_has(const char *path, const char *name)
 {
-    FILE *f = fopen(path, "rb");
+    gzFile f = gzopen(path, "rb"); /* reads a plain file as it is */
     if (!f)
         return 0;
     char *line = NULL;
-    size_t cap = 0;
-    int found = 0;
-    if (getline(&line, &cap, f) > 0) {
+    size_t len = 0, cap = 0;
+    int found = 0, c;
+    while ((c = gzgetc(f)) >= 0 && c != '\n') {
+        if (len + 2 > cap) {
+            char *bigger = realloc(line, cap = cap ? 2 * cap : 256);
+            if (!bigger)
+                break;
+            line = bigger;
+        }
+        line[len++] = (char)c;
+        line[len] = 0;
+    }
+    if (line && len > 0) {
         line[strcspn(line, "\r\n")] = 0;
         char *save = NULL;
         for (char *tok = strtok_r(line, ",", &save); tok && !found; tok = strtok_r(NULL, ",", &save)) {
@@ -40,19 +51,20 @@ static int header_has(const char *path, const char *name)
         }
     }
     free(line);
-    fclose(f);
+    gzclose(f);
     return found;
 }
 
+/* 1 if the file (inside its gzip, if gzipped) starts as text, not as IDX's zero bytes. */
 static int is_text(const char *path)
 {
-    FILE *f = fopen(path, "rb");
+    gzFile f = gzopen(path, "rb");
     if (!f)
         return 0;
     unsigned char b[2] = {0, 0};
-    size_t n = fread(b, 1, 2, f);
-    fclose(f);
-    return n >= 1 && !(b[0] == 0x1f && b[1] == 0x8b) && b[0] != 0;
+    int n = gzread(f, b, 2);
+    gzclose(f);
+    return n >= 1 && b[0] != 0;
 }
 
 /* Reorders ds's columns to the model's feature order (by name); extra columns are left out. */

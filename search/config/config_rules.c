@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "search/config/config_impl.h"
 
@@ -242,7 +243,7 @@ static int check_file(ctx *x, const char *dir, const char *key, int *is_idx)
         free(*p);
         *p = r;
     }
-    int fd = open(*p, O_RDONLY);
+    int fd = open(*p, O_RDONLY | O_NONBLOCK); /* a pipe without a writer must not hang here */
     struct stat st;
     if (fd < 0 || fstat(fd, &st)) {
         int e = errno;
@@ -255,6 +256,11 @@ static int check_file(ctx *x, const char *dir, const char *key, int *is_idx)
         close(fd);
         return cfg_fail(x, x->vmark[i], "data.%s: '%.300s' is a directory; name a data file", key, *p);
     }
+    if (!S_ISREG(st.st_mode)) { /* read more than once (sniffed, then loaded): a pipe would not be */
+        close(fd);
+        return cfg_fail(x, x->vmark[i], "data.%s: '%.300s' is not a regular file (a pipe or a device); "
+                        "save the data to a file and name that", key, *p);
+    }
     unsigned char m[4] = {0};
     ssize_t got = read(fd, m, sizeof m);
     int e = errno;
@@ -262,8 +268,17 @@ static int check_file(ctx *x, const char *dir, const char *key, int *is_idx)
     if (got < 0)
         return cfg_fail(x, x->vmark[i], "data.%s: cannot read '%.300s': %s; check the file's permissions",
                     key, *p, strerror(e));
+    if (is_idx && got >= 2 && m[0] == 0x1f && m[1] == 0x8b) { /* gzip: IDX or CSV inside */
+        gzFile g = gzopen(*p, "rb");
+        got = g ? gzread(g, m, sizeof m) : -1;
+        if (g)
+            gzclose(g);
+        if (got < 0)
+            return cfg_fail(x, x->vmark[i], "data.%s: cannot read '%.300s' as gzip; check the file",
+                            key, *p);
+    }
     if (is_idx)
-        *is_idx = got >= 2 && ((m[0] == 0x1f && m[1] == 0x8b) || (m[0] == 0 && m[1] == 0));
+        *is_idx = got >= 2 && m[0] == 0 && m[1] == 0;
     return NS_OK;
 }
 
