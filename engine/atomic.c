@@ -76,6 +76,18 @@ int ns_atomic_check_dest(const char *path, ns_err *err)
     return NS_OK;
 }
 
+int ns_atomic_check_not_input(const char *dest, const char *const *inputs, int n, ns_err *err)
+{
+    struct stat d, s;
+    if (stat(dest, &d))
+        return NS_OK; /* a new file replaces nothing */
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && !stat(inputs[i], &s) && s.st_dev == d.st_dev && s.st_ino == d.st_ino)
+            return ns_err_set(err, NS_EINPUT, "%s: is %s, which this command reads; write the "
+                              "output to another file", dest, inputs[i]);
+    return NS_OK;
+}
+
 int ns_atomic_open(ns_atomic_file *a, const char *path, ns_err *err)
 {
     memset(a, 0, sizeof *a);

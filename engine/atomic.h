@@ -21,6 +21,10 @@ typedef struct ns_atomic_file {
  * /dev/null, a pipe); NS_OK when it is a regular file or does not exist. For commands to
  * check their outputs before the work that fills them. */
 int ns_atomic_check_dest(const char *path, ns_err *err);
+/* NS_EINPUT when dest is the same file (device and inode) as one of inputs[0..n) that
+ * exist (NULL entries are skipped): the output would replace what the command reads, e.g.
+ * `export DIR -o DIR/study.db`. NS_OK otherwise. */
+int ns_atomic_check_not_input(const char *dest, const char *const *inputs, int n, ns_err *err);
 /* Creates PATH.tmp.XXXXXX exclusively, mode 0666 less the umask (mkstemp's 0600 would make
  * models and configs unreadable to others). NS_EINPUT as ns_atomic_check_dest says, else
  * NS_ERUNTIME with the reason on failure. */

@@ -94,6 +94,17 @@ expect_error "export -o a pipe" "pipe: is a pipe, not a file" "$NS" export "$T/b
 expect_error "report -o a folder" "afolder: is a folder, not a file" "$NS" report "$T/before" -o "$T/afolder"
 expect_error "predict -o a pipe" "pipe: is a pipe, not a file" "$NS" predict "$T/before/trials/0/model.nsm" configs/data/tiny.csv -o "$T/pipe"
 check "... still a pipe" test -p "$T/pipe"
+# an output that is one of the command's inputs is refused, the input intact
+cp "$T/before/study.db" "$T/db.bak"
+expect_error "export -o the study's own database" "which this command reads" "$NS" export "$T/before" -o "$T/before/study.db"
+expect_error "report -o the study's own database" "which this command reads" "$NS" report "$T/before" -o "$T/before/study.db"
+check "... the study database untouched" cmp -s "$T/db.bak" "$T/before/study.db"
+cp configs/tiny-train.yaml "$T/tt.yaml" && sed -i "s|data/tiny.csv|$PWD/configs/data/tiny.csv|" "$T/tt.yaml" && cp "$T/tt.yaml" "$T/tt.bak"
+expect_error "train -o its own config" "which this command reads" "$NS" train "$T/tt.yaml" -o "$T/tt.yaml"
+check "... the config untouched" cmp -s "$T/tt.yaml" "$T/tt.bak"
+cp configs/data/tiny.csv "$T/td.csv"
+expect_error "predict -o its data" "which this command reads" "$NS" predict "$T/before/trials/0/model.nsm" "$T/td.csv" -o "$T/td.csv"
+check "... the data untouched" cmp -s "$T/td.csv" configs/data/tiny.csv
 expect_error "a search with -o ''" "option -o needs a folder name, not an empty one" "$NS" "$T/s.yaml" -o ""
 expect_error "train -o ''" "an empty output path" "$NS" train configs/tiny-train.yaml -o ""
 sed 's/resampling: holdout/resampling: holdout/; s/^  val_fraction: .*//' "$T/s.yaml" >"$T/vf.yaml"

@@ -249,7 +249,9 @@ int cli_cmd_train(int argc, char **argv)
     if (threads > 0)
         c.threads = (int)threads;
     /* outputs that cannot be written are refused before the training, not after it */
-    if ((out && ns_atomic_check_dest(out, &err)) || (ckpt && ns_atomic_check_dest(ckpt, &err))) {
+    const char *inputs[] = {config, c.data.train, c.data.train_labels, c.data.test, c.data.test_labels};
+    if ((out && (ns_atomic_check_dest(out, &err) || ns_atomic_check_not_input(out, inputs, 5, &err))) ||
+        (ckpt && (ns_atomic_check_dest(ckpt, &err) || ns_atomic_check_not_input(ckpt, inputs, 5, &err)))) {
         ns_config_free(&c);
         return cli_report(&err);
     }

@@ -186,6 +186,16 @@ int ns_cmd_export(const char *dir, const char *out_path, FILE *out, ns_err *err)
         rc = oom(d, err);
         goto done;
     }
+    {
+        char *db = ns_text_printf("%s/study.db", d), *wal = ns_text_printf("%s/study.db-wal", d),
+             *shm = ns_text_printf("%s/study.db-shm", d), *cs = ns_text_printf("%s/config.source", d),
+             *lk = ns_text_printf("%s/study.lock", d);
+        const char *in[] = {db, wal, shm, cs, lk, src};
+        rc = ns_atomic_check_not_input(out_path, in, 6, err);
+        free(db), free(wal), free(shm), free(cs), free(lk);
+        if (rc)
+            goto done;
+    }
     if (!(text = read_all(src, &len))) {
         rc = ns_err_set(err, NS_EINPUT, "%s: cannot read the config of trial %d (the best): %s; "
                         "the study folder is incomplete: restore the file, or run the search "

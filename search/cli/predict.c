@@ -110,7 +110,9 @@ int ns_predict_file(const char *model_path, const char *data_path, const char *l
     FILE *out = stdout;
     ns_atomic_file af = {0};
     double *acc = NULL;
-    if (out_path && ns_atomic_check_dest(out_path, err)) /* before the work, not after it */
+    const char *inputs[] = {model_path, data_path, labels_path};
+    if (out_path && (ns_atomic_check_dest(out_path, err) || /* before the work, not after it */
+                     ns_atomic_check_not_input(out_path, inputs, 3, err)))
         return NS_EINPUT;
     long *conf = NULL; /* (K, K) confusion matrix when the data has labels */
     /* A model file is an ensemble of one: the mean of one member's outputs is that

@@ -718,8 +718,14 @@ int ns_report_write(const char *dir, const char *out_path, ns_err *err)
         rc = ns_err_set(err, NS_ERUNTIME, "%s: out of memory", dir);
     if (rc == NS_OK) {
         ns_atomic_file a;
-        if (ns_atomic_check_dest(out_path, err)) { /* a folder or a device: its own reason */
-            rc = NS_EINPUT;
+        char in[4][4200];
+        const char *names[] = {"study.db", "study.db-wal", "study.db-shm", "config.source"}, *inp[4];
+        for (int k = 0; k < 4; k++) {
+            snprintf(in[k], sizeof in[k], "%s/%s", dir, names[k]);
+            inp[k] = in[k];
+        }
+        if (ns_atomic_check_dest(out_path, err) || ns_atomic_check_not_input(out_path, inp, 4, err)) {
+            rc = NS_EINPUT; /* a folder, a device, or the study itself: its own reason */
         } else if (ns_atomic_open(&a, out_path, NULL) != NS_OK) {
             rc = ns_err_set(err, NS_EINPUT, "%s: cannot write the report: %s; check that the "
                             "folder exists and is writable", out_path, strerror(errno));
