@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include "search/config/config.h"
 #include "tests/testutil.h"
@@ -22,24 +23,29 @@
 static char *csv_file;  /* a CSV training file that exists */
 static char *idx_file;  /* raw IDX images (magic 00 00 08 03) */
 static char *idx_lab;   /* raw IDX labels */
-static char *gz_file;   /* gzip magic: counts as IDX */
+static char *gz_file;   /* gzipped IDX images: IDX inside the gzip */
+static char *gz_csv;    /* gzipped CSV: CSV inside the gzip */
 
 static void make_files(void)
 {
     static const char csv[] = "a,b,label\n1,2,x\n3,4,y\n";
     static const unsigned char img[] = {0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 7};
     static const unsigned char lab[] = {0, 0, 8, 1, 0, 0, 0, 1, 3};
-    static const unsigned char gz[] = {0x1f, 0x8b, 8, 0, 0, 0, 0, 0};
     csv_file = tu_write_temp("train.csv", csv, sizeof csv - 1);
     idx_file = tu_write_temp("images.idx", img, sizeof img);
     idx_lab = tu_write_temp("labels.idx", lab, sizeof lab);
-    gz_file = tu_write_temp("images.gz", gz, sizeof gz);
-    cr_assert(csv_file && idx_file && idx_lab && gz_file);
+    gz_file = tu_write_temp("images.gz", "", 0);
+    gz_csv = tu_write_temp("train.csv.gz", "", 0);
+    cr_assert(csv_file && idx_file && idx_lab && gz_file && gz_csv);
+    gzFile g = gzopen(gz_file, "wb");
+    cr_assert(g && gzwrite(g, img, sizeof img) == (int)sizeof img && gzclose(g) == Z_OK);
+    g = gzopen(gz_csv, "wb");
+    cr_assert(g && gzwrite(g, csv, sizeof csv - 1) == (int)(sizeof csv - 1) && gzclose(g) == Z_OK);
 }
 
 static void free_files(void)
 {
-    char **all[] = {&csv_file, &idx_file, &idx_lab, &gz_file};
+    char **all[] = {&csv_file, &idx_file, &idx_lab, &gz_file, &gz_csv};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         if (*all[i]) {
             unlink(*all[i]);
@@ -734,6 +740,13 @@ Test(config, error_data_files)
     EXPECT_ERROR(FRAGS("cfg.yaml:2:10:", "data.train", "IDX file", "train_labels is missing"),
                  "data:\n  train: %s\n", idx_file);
     EXPECT_ERROR(FRAGS("cfg.yaml:2:10:", "data.train", "IDX file"), "data:\n  train: %s\n", gz_file);
+    /* a gzipped CSV is CSV: no labels file wanted, and one given is refused as with CSV */
+    ns_config c;
+    ns_err e = {0};
+    cr_assert_eq(parse(&c, &e, "data:\n  train: %s\n", gz_csv), NS_OK, "%s", e.msg);
+    ns_config_free(&c);
+    EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.train_labels", "CSV file"),
+                 "data:\n  train: %s\n  train_labels: %s\n", gz_csv, idx_lab);
     EXPECT_ERROR(FRAGS("cfg.yaml:3:17:", "data.train_labels", "CSV file"),
                  "data:\n  train: %s\n  train_labels: %s\n", csv_file, idx_lab);
     EXPECT_ERROR(FRAGS("cfg.yaml:4:9:", "data.test", "IDX file", "test_labels is missing"),
