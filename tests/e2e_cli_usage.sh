@@ -122,6 +122,20 @@ check "predict reads the gzipped CSV by its header" \
 mkfifo "$T/datapipe"
 sed "s|data/tiny.csv|$T/datapipe|" configs/tiny-train.yaml >"$T/pipe.yaml"
 expect_error "a pipe as data" "is not a regular file (a pipe or a device)" timeout 10 "$NS" train "$T/pipe.yaml" -o "$T/pipe.nsm"
+# a data file changed after the study ran: resume refuses it (the config's hash cannot see
+# it); restored, the study resumes; --force continues with the new data
+cp configs/data/tiny.csv "$T/dd.csv"
+sed "s|$PWD/configs/data/tiny.csv|$T/dd.csv|" "$T/s.yaml" >"$T/dd.yaml"
+"$NS" "$T/dd.yaml" -o "$T/dd" --quiet >/dev/null 2>&1
+sed -i '2s/^[-0-9.]*,/0.5,/' "$T/dd.csv"
+check "... one value of the data file changed" bash -c "! cmp -s '$T/dd.csv' configs/data/tiny.csv"
+expect_error "resume on changed data" "the data differ from those the study was run on" "$NS" resume "$T/dd"
+cp configs/data/tiny.csv "$T/dd.csv"
+"$NS" resume "$T/dd" --quiet >/dev/null 2>&1
+check "resume on the data restored: exit 0" test $? -eq 0
+sed -i '2s/^[-0-9.]*,/0.5,/' "$T/dd.csv"
+"$NS" resume "$T/dd" --force --quiet >/dev/null 2>&1
+check "resume --force on changed data: exit 0" test $? -eq 0
 # an LR range test whose every sweep blows up: its 3 seeds' trials fail, the stage keeps the
 # config's LRs and the study goes on (it used to stop every run and resume with exit 1)
 sed 's/    - {stage: random, trials: 3, epochs: 3}/    - {stage: lr_range, start: 10, end: 1e6}\n    - {stage: random, trials: 3, epochs: 3}/' "$T/s.yaml" >"$T/lrb.yaml"

@@ -25,6 +25,7 @@
 #include "search/report/report.h"
 #include "search/stages/driver_impl.h"
 #include "search/stages/pipeline.h"
+#include "search/study/json.h"
 #include "search/study/store.h"
 
 /* Purposes of the streams derived from (study seed, trial number). */
@@ -503,6 +504,58 @@ static int search_class_weights(ns_search *s, ns_err *err)
     return NS_OK;
 }
 
+/* A fingerprint of the prepared rows (features, labels or targets of the training,
+ * validation and test parts): a resumed study compares it with the one it was started on,
+ * since the config's hash does not see a data file edited in place. */
+static uint64_t data_fingerprint(const ns_prepared *p)
+{
+    const ns_dataset *part[3] = {&p->train, &p->val, &p->test};
+    uint64_t h = 0x6e6e736561726368ULL;
+    for (int k = 0; k < 3; k++) {
+        const ns_dataset *ds = part[k];
+        size_t nx = (size_t)ds->n * (size_t)ds->d;
+        h = ns_hash64(h ^ (uint64_t)ds->n) ^ (uint64_t)ds->d;
+        for (size_t i = 0; ds->x && i < nx; i++) {
+            uint32_t b;
+            memcpy(&b, &ds->x[i], 4);
+            h = ns_hash64(h ^ b);
+        }
+        for (long i = 0; i < ds->n; i++) {
+            uint32_t b = 0;
+            if (ds->y)
+                b = (uint32_t)ds->y[i];
+            else if (ds->t)
+                memcpy(&b, &ds->t[i], 4);
+            h = ns_hash64(h ^ b ^ 0x9e3779b97f4a7c15ULL);
+        }
+    }
+    return h;
+}
+
+/* The study's recorded data fingerprint against this run's: NS_EINPUT when they differ and
+ * the run is not forced (a study whose stored checks have none, from an older version,
+ * passes). */
+static int check_same_data(ns_search *s, const char *checks, int force, ns_err *err)
+{
+    ns_study_row st = {0};
+    int rc = ns_store_study_get(s->store, &st, err);
+    if (rc)
+        return rc;
+    char was[32] = "", now[32] = "";
+    int differs = st.data_checks && ns_json_get_str(st.data_checks, "data_hash", was, sizeof was) &&
+                  ns_json_get_str(checks, "data_hash", now, sizeof now) && strcmp(was, now);
+    ns_study_row_free(&st);
+    if (differs && !force)
+        return ns_err_set(err, NS_EINPUT, "%s: the data differ from those the study was run on "
+                          "(a data file changed since: fingerprint %s, was %s); restore the data, "
+                          "or run the search in a new folder (--force continues with these data, "
+                          "mixing trials of both)", s->dir, now, was);
+    if (differs)
+        ns_search_progress(s, "data: the data differ from those the study was run on; continuing "
+                           "(--force)\n");
+    return NS_OK;
+}
+
 /* Purpose of the stream derived from the study seed for the folds. */
 #define SEED_CV 0x6376ULL
 
@@ -630,8 +683,11 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
         imbalanced |= !strcmp(dr.findings[i].code, "class_imbalance");
     }
     int jl = ns_data_report_json(&dr, NULL, 0);
-    if (jl >= 0 && (checks = malloc((size_t)jl + 1)))
+    if (jl >= 1 && (checks = malloc((size_t)jl + 40))) { /* and the fingerprint as its last key */
         ns_data_report_json(&dr, checks, (size_t)jl + 1);
+        snprintf(checks + jl - 1, 41, ",\"data_hash\":\"%016llx\"}",
+                 (unsigned long long)data_fingerprint(&s.data));
+    }
     ns_data_report_free(&dr);
     if (!checks) {
         rc = ns_err_set(err, NS_ERUNTIME, "out of memory");
@@ -674,6 +730,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     if ((rc = ns_store_open(&s.store, s.dir, 1, err)) ||
         (rc = ns_store_study_init(s.store, c->search.name, c->text, hash, c->search.seed,
                                   ns_metric_name(s.metric), s.higher, opts->force, err)) ||
+        (rc = check_same_data(&s, checks, opts->force, err)) ||
         (rc = ns_store_study_set_data_checks(s.store, checks, err)) ||
         (rc = write_source(&s, opts->config_path, err))) {
         free(checks);
