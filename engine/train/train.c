@@ -744,35 +744,63 @@ int ns_trainer_save(const ns_trainer *tr, const char *path, ns_err *err)
     return rc;
 }
 
-int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
+/* The bytes of the checkpoint file at path, its checksum verified: NS_OK with *buf (caller
+ * frees) of *size bytes, the last 4 the CRC-32 of the rest; NS_EINPUT when it is not a
+ * regular file, is truncated or damaged; open_code (NS_EINPUT or NS_ERUNTIME) when it
+ * cannot be opened. The one reader of both ns_trainer_load and ns_checkpoint_epoch. */
+static int ckpt_read(const char *path, int open_code, unsigned char **buf, long *size, ns_err *err)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f)
-        return ns_err_set(err, NS_ERUNTIME, "%s: %s", path, strerror(errno));
+    *buf = NULL;
+    FILE *in = fopen(path, "rb");
+    if (!in)
+        return ns_err_set(err, open_code, "%s: cannot open checkpoint: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fileno(f), &st) || !S_ISREG(st.st_mode) || st.st_size < 32) {
-        fclose(f);
-        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint (truncated, or not a file)", path);
+    if (fstat(fileno(in), &st) || !S_ISREG(st.st_mode)) { /* a folder opens, and sizes as LONG_MAX */
+        fclose(in);
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint file (a folder or a device); name "
+                          "a file", path);
     }
-    unsigned char *buf = malloc((size_t)st.st_size);
-    if (!buf) {
-        fclose(f);
+    fseek(in, 0, SEEK_END);
+    *size = ftell(in);
+    fseek(in, 0, SEEK_SET);
+    if (*size < 12) {
+        fclose(in);
+        return ns_err_set(err, NS_EINPUT, "%s: byte 0: checkpoint is truncated (%ld bytes)", path, *size);
+    }
+    if (!(*buf = malloc((size_t)*size))) {
+        fclose(in);
         return ns_err_set(err, NS_ERUNTIME, "out of memory reading %s", path);
     }
-    int rd = get(f, buf, (size_t)st.st_size);
-    fclose(f);
-    uint32_t crc = 0;
-    memcpy(&crc, buf + st.st_size - 4, 4);
+    int rd = get(in, *buf, (size_t)*size);
+    fclose(in);
+    uint32_t crc;
+    memcpy(&crc, *buf + *size - 4, 4);
+    if (rd || crc != (uint32_t)crc32(0L, *buf, (uInt)(*size - 4))) {
+        free(*buf);
+        *buf = NULL;
+        return ns_err_set(err, NS_EINPUT, "%s: checksum mismatch: the checkpoint is corrupt; "
+                          "delete it to restart the run", path);
+    }
+    return NS_OK;
+}
+
+int ns_checkpoint_epoch(const char *path, int *epoch, ns_err *err)
+{
+    unsigned char *buf;
+    long size;
+    int rc = ckpt_read(path, NS_ERUNTIME, &buf, &size, err);
+    if (rc)
+        return rc;
     uint32_t ver = 0;
-    int32_t e = 0;
-    memcpy(&ver, buf + 8, 4);
-    memcpy(&e, buf + 28, 4); /* magic 8, version 4, parameters 8, tag 8 */
-    int bad = rd || crc != (uint32_t)crc32(0L, buf, (uInt)(st.st_size - 4)) ||
-              memcmp(buf, CKPT_MAGIC, 8) || ver != CKPT_VERSION || e < 0;
+    int32_t e = -1;
+    if (size >= 36) { /* magic 8, version 4, parameters 8, tag 8, epoch 4, ..., CRC 4 */
+        memcpy(&ver, buf + 8, 4);
+        memcpy(&e, buf + 28, 4);
+    }
+    int bad = size < 36 || memcmp(buf, CKPT_MAGIC, 8) || ver != CKPT_VERSION || e < 0;
     free(buf);
     if (bad)
-        return ns_err_set(err, NS_EINPUT, "%s: not an intact checkpoint of this version (checksum "
-                          "or header)", path);
+        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint of this version", path);
     *epoch = e;
     return NS_OK;
 }
@@ -808,36 +836,11 @@ static const char *ckpt_counters_problem(const ns_trainer *tr, int32_t epoch, in
 
 int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
 {
-    FILE *in = fopen(path, "rb");
-    if (!in)
-        return ns_err_set(err, NS_EINPUT, "%s: cannot open checkpoint: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(in), &st) || !S_ISREG(st.st_mode)) { /* a folder opens, and sizes as LONG_MAX */
-        fclose(in);
-        return ns_err_set(err, NS_EINPUT, "%s: not a checkpoint file (a folder or a device); name "
-                          "a file", path);
-    }
-    fseek(in, 0, SEEK_END);
-    long size = ftell(in);
-    fseek(in, 0, SEEK_SET);
-    if (size < 12) {
-        fclose(in);
-        return ns_err_set(err, NS_EINPUT, "%s: byte 0: checkpoint is truncated (%ld bytes)", path, size);
-    }
-    unsigned char *buf = malloc((size_t)size);
-    if (!buf) {
-        fclose(in);
-        return ns_err_set(err, NS_ERUNTIME, "out of memory reading %s", path);
-    }
-    int rd = get(in, buf, (size_t)size);
-    fclose(in);
-    uint32_t crc;
-    memcpy(&crc, buf + size - 4, 4);
-    if (rd || crc != (uint32_t)crc32(0L, buf, (uInt)(size - 4))) {
-        free(buf);
-        return ns_err_set(err, NS_EINPUT, "%s: checksum mismatch: the checkpoint is corrupt; "
-                          "delete it to restart the run", path);
-    }
+    unsigned char *buf;
+    long size;
+    int rc = ckpt_read(path, NS_EINPUT, &buf, &size, err);
+    if (rc)
+        return rc;
     FILE *f = fmemopen(buf, (size_t)size - 4, "rb");
     char magic[8];
     uint32_t ver = 0;
@@ -845,7 +848,6 @@ int ns_trainer_load(ns_trainer *tr, const char *path, ns_err *err)
     int32_t epoch, best_epoch, bad, stopped, sbad, has_best;
     int64_t step, epoch_step;
     int32_t in_epoch;
-    int rc = NS_OK;
     if (!f || get(f, magic, 8) || memcmp(magic, CKPT_MAGIC, 8) || get(f, &ver, 4) ||
         ver != CKPT_VERSION || get(f, &np, 8) || np != tr->net->n_params || get(f, &tag, 8) ||
         tag != tr->tag) {

@@ -504,34 +504,6 @@ static int search_class_weights(ns_search *s, ns_err *err)
     return NS_OK;
 }
 
-/* A fingerprint of the prepared rows (features, labels or targets of the training,
- * validation and test parts): a resumed study compares it with the one it was started on,
- * since the config's hash does not see a data file edited in place. */
-static uint64_t data_fingerprint(const ns_prepared *p)
-{
-    const ns_dataset *part[3] = {&p->train, &p->val, &p->test};
-    uint64_t h = 0x6e6e736561726368ULL;
-    for (int k = 0; k < 3; k++) {
-        const ns_dataset *ds = part[k];
-        size_t nx = (size_t)ds->n * (size_t)ds->d;
-        h = ns_hash64(h ^ (uint64_t)ds->n) ^ (uint64_t)ds->d;
-        for (size_t i = 0; ds->x && i < nx; i++) {
-            uint32_t b;
-            memcpy(&b, &ds->x[i], 4);
-            h = ns_hash64(h ^ b);
-        }
-        for (long i = 0; i < ds->n; i++) {
-            uint32_t b = 0;
-            if (ds->y)
-                b = (uint32_t)ds->y[i];
-            else if (ds->t)
-                memcpy(&b, &ds->t[i], 4);
-            h = ns_hash64(h ^ b ^ 0x9e3779b97f4a7c15ULL);
-        }
-    }
-    return h;
-}
-
 /* The study's recorded data fingerprint against this run's: NS_EINPUT when they differ and
  * the run is not forced (a study whose stored checks have none, from an older version,
  * passes). */
@@ -686,7 +658,7 @@ int ns_search_run(const ns_search_opts *opts, ns_search_result *res, ns_err *err
     if (jl >= 1 && (checks = malloc((size_t)jl + 40))) { /* and the fingerprint as its last key */
         ns_data_report_json(&dr, checks, (size_t)jl + 1);
         snprintf(checks + jl - 1, 41, ",\"data_hash\":\"%016llx\"}",
-                 (unsigned long long)data_fingerprint(&s.data));
+                 (unsigned long long)ns_prepared_fingerprint(&s.data));
     }
     ns_data_report_free(&dr);
     if (!checks) {

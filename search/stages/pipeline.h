@@ -28,6 +28,10 @@ typedef struct ns_prepared {
 /* Loads and prepares the data the config names. Errors are NS_EINPUT with a location. */
 int ns_prepare_data(ns_prepared *p, const ns_config *c, ns_err *err);
 void ns_prepared_free(ns_prepared *p);
+/* A fingerprint of the prepared rows (every feature value and the label or target of the
+ * training, validation and test parts): a resumed study compares it with the one it was
+ * started on, since the config's hash does not see a data file edited in place. */
+uint64_t ns_prepared_fingerprint(const ns_prepared *p);
 
 /* The folds of a cross-validated study: part[r * k + i] trains on every row of the training
  * file outside fold i of repeat r and validates on fold i, standardised with its own

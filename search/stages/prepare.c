@@ -1,7 +1,7 @@
 /* prepare.c — a fixed config's data made ready for its runs (pipeline.h): the training
  * file loaded and split into training and validation parts, standardised on the training
- * part, the test file against the same vocabulary and columns, and a study's stratified
- * folds. Nothing here trains: pipeline.c runs the training. */
+ * part, the test file against the same vocabulary and columns (by name), a study's stratified
+ * folds and the fingerprint of the rows. Nothing here trains: pipeline.c runs the training. */
 #include "search/stages/pipeline.h"
 
 #include <math.h>
@@ -201,6 +201,32 @@ fail:
     ns_dataset_free(&full);
     ns_prepared_free(p);
     return rc;
+}
+
+/* Contract in pipeline.h. */
+uint64_t ns_prepared_fingerprint(const ns_prepared *p)
+{
+    const ns_dataset *part[3] = {&p->train, &p->val, &p->test};
+    uint64_t h = 0x6e6e736561726368ULL;
+    for (int k = 0; k < 3; k++) {
+        const ns_dataset *ds = part[k];
+        size_t nx = (size_t)ds->n * (size_t)ds->d;
+        h = ns_hash64(h ^ (uint64_t)ds->n) ^ (uint64_t)ds->d;
+        for (size_t i = 0; ds->x && i < nx; i++) {
+            uint32_t b;
+            memcpy(&b, &ds->x[i], 4);
+            h = ns_hash64(h ^ b);
+        }
+        for (long i = 0; i < ds->n; i++) {
+            uint32_t b = 0;
+            if (ds->y)
+                b = (uint32_t)ds->y[i];
+            else if (ds->t)
+                memcpy(&b, &ds->t[i], 4);
+            h = ns_hash64(h ^ b ^ 0x9e3779b97f4a7c15ULL);
+        }
+    }
+    return h;
 }
 
 int ns_load_test(ns_dataset *ds, const ns_config *c, const ns_prepared *ref, ns_err *err)
